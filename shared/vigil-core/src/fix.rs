@@ -1,0 +1,667 @@
+//! GPS fixes and tag events: the wire format (JSON, version 1), parsing and validation.
+//!
+//! A tag publishes a fix on `tags/{tag_id}/fix` and an event on `tags/{tag_id}/event`; the topic,
+//! not the payload, says which tag it is. Everything a tag sends is untrusted: parsing and
+//! validation give one specific [`FixError`] per problem so that a rejected message can be
+//! counted by reason and kept for inspection. The format is documented in `docs/WIRE_FORMAT.md`.
+
+use crate::geodesy;
+use crate::ids::TagId;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The only wire version this build understands.
+pub const WIRE_VERSION: u32 = 1;
+
+/// Limits applied to everything a tag sends. The defaults suit a UK-style scheme.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationLimits {
+    /// Largest payload accepted, in bytes. A v1 fix is under 250 bytes.
+    pub max_payload_bytes: usize,
+    /// Worst horizontal accuracy (radius, metres) a fix may report and still be evaluated.
+    pub max_accuracy_m: f64,
+    /// How far ahead of the receive time a device clock may be.
+    pub max_future_ms: i64,
+    /// How old a fix may be when it arrives (tags buffer fixes while out of coverage).
+    pub max_age_ms: i64,
+    /// Fastest plausible ground speed, metres per second (250 km/h).
+    pub max_speed_mps: f64,
+    /// The speed check compares with the previous fix only if it is at most this far apart in
+    /// time, so that one bad accepted fix cannot block a tag's good fixes for long.
+    pub motion_window_ms: i64,
+}
+
+impl Default for ValidationLimits {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: 2048,
+            max_accuracy_m: 250.0,
+            max_future_ms: 2 * 60_000,
+            max_age_ms: 6 * 3_600_000,
+            max_speed_mps: 70.0,
+            motion_window_ms: 10 * 60_000,
+        }
+    }
+}
+
+/// One position report from a tag, validated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fix {
+    /// The tag that reported it (from the MQTT topic).
+    pub tag_id: TagId,
+    /// The tag's message counter; with `tag_id` it identifies the message.
+    pub seq: u64,
+    /// Device time of the fix, Unix milliseconds.
+    pub at_ms: i64,
+    /// Latitude, degrees WGS84, in [-90, 90].
+    pub lat: f64,
+    /// Longitude, degrees WGS84, in [-180, 180].
+    pub lon: f64,
+    /// Horizontal accuracy: radius of the uncertainty disc, metres.
+    pub accuracy_m: f64,
+    /// Ground speed the receiver reported, metres per second.
+    pub speed_mps: Option<f64>,
+    /// Course over ground, degrees clockwise from north.
+    pub heading_deg: Option<f64>,
+    /// Battery charge, percent.
+    pub battery_pct: Option<u8>,
+}
+
+/// What a tag reports besides its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagEventKind {
+    /// The strap was cut or opened.
+    StrapTamper,
+    /// The strap is closed again.
+    StrapRestored,
+    /// The battery is below the tag's warning level.
+    BatteryLow,
+    /// The receiver has had no usable GPS signal for a while.
+    NoGps,
+    /// External power or the device is going down.
+    PowerOff,
+    /// The device started.
+    PowerOn,
+}
+
+impl TagEventKind {
+    /// Every kind, for templates and tests.
+    pub const ALL: [TagEventKind; 6] = [
+        Self::StrapTamper,
+        Self::StrapRestored,
+        Self::BatteryLow,
+        Self::NoGps,
+        Self::PowerOff,
+        Self::PowerOn,
+    ];
+}
+
+/// One non-position report from a tag, validated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagEvent {
+    /// The tag that reported it (from the MQTT topic).
+    pub tag_id: TagId,
+    /// The tag's message counter.
+    pub seq: u64,
+    /// Device time, Unix milliseconds.
+    pub at_ms: i64,
+    /// What happened.
+    pub kind: TagEventKind,
+    /// Battery charge, percent, when the tag sent it.
+    pub battery_pct: Option<u8>,
+}
+
+/// Why a message from a tag was rejected. Each variant is one problem; [`FixError::reason`]
+/// gives a stable code for metrics and the quarantine store.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FixError {
+    /// The payload is larger than the limit.
+    #[error("payload is {bytes} bytes; at most {limit} are accepted")]
+    PayloadTooLarge {
+        /// Payload size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The payload is not the JSON object the wire format describes.
+    #[error("payload is not a valid v1 message: {detail}")]
+    Malformed {
+        /// What the JSON parser reported (position and expectation; no payload content).
+        detail: String,
+    },
+    /// The payload's `v` is not a version this build understands.
+    #[error("wire version {v} is not supported; this build reads version {WIRE_VERSION}")]
+    UnknownVersion {
+        /// The version sent.
+        v: u64,
+    },
+    /// A numeric field is NaN or infinite.
+    #[error("{field} is not a finite number")]
+    NotFinite {
+        /// The field.
+        field: &'static str,
+    },
+    /// Latitude outside [-90, 90].
+    #[error("latitude {lat} is outside [-90, 90]")]
+    LatitudeOutOfRange {
+        /// The value sent.
+        lat: f64,
+    },
+    /// Longitude outside [-180, 180].
+    #[error("longitude {lon} is outside [-180, 180]")]
+    LongitudeOutOfRange {
+        /// The value sent.
+        lon: f64,
+    },
+    /// Accuracy negative or worse than the limit.
+    #[error("accuracy {accuracy_m} m is outside [0, {limit_m}] m")]
+    AccuracyOutOfRange {
+        /// The value sent.
+        accuracy_m: f64,
+        /// The worst accuracy accepted.
+        limit_m: f64,
+    },
+    /// An optional field holds a value it cannot have.
+    #[error("{field} is {value}, outside [{min}, {max}]")]
+    FieldOutOfRange {
+        /// The field.
+        field: &'static str,
+        /// The value sent.
+        value: f64,
+        /// Smallest valid value.
+        min: f64,
+        /// Largest valid value.
+        max: f64,
+    },
+    /// Device time is ahead of the receive time by more than the limit.
+    #[error("device time is {ahead_ms} ms ahead of receive time; at most {limit_ms} ms allowed")]
+    DeviceTimeInFuture {
+        /// How far ahead.
+        ahead_ms: i64,
+        /// The limit.
+        limit_ms: i64,
+    },
+    /// Device time is older than the limit when the message arrives.
+    #[error("device time is {behind_ms} ms before receive time; at most {limit_ms} ms allowed")]
+    DeviceTimeTooOld {
+        /// How far behind.
+        behind_ms: i64,
+        /// The limit.
+        limit_ms: i64,
+    },
+    /// Reaching this fix from the previous one needs an impossible speed.
+    #[error(
+        "moving here from the previous fix needs {speed_mps:.0} m/s; at most {limit_mps:.0} m/s is plausible"
+    )]
+    ImpossibleSpeed {
+        /// Speed needed, after allowing for both fixes' accuracy.
+        speed_mps: f64,
+        /// The limit.
+        limit_mps: f64,
+    },
+}
+
+impl FixError {
+    /// A stable snake_case code for this kind of problem: the metric dimension and the
+    /// quarantine record's `reason`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::Malformed { .. } => "malformed",
+            Self::UnknownVersion { .. } => "unknown_version",
+            Self::NotFinite { .. } => "not_finite",
+            Self::LatitudeOutOfRange { .. } => "latitude_out_of_range",
+            Self::LongitudeOutOfRange { .. } => "longitude_out_of_range",
+            Self::AccuracyOutOfRange { .. } => "accuracy_out_of_range",
+            Self::FieldOutOfRange { .. } => "field_out_of_range",
+            Self::DeviceTimeInFuture { .. } => "device_time_in_future",
+            Self::DeviceTimeTooOld { .. } => "device_time_too_old",
+            Self::ImpossibleSpeed { .. } => "impossible_speed",
+        }
+    }
+}
+
+/// A JSON number that may also arrive as the strings "NaN", "Infinity" or "-Infinity", which some
+/// firmware emits; they parse so that validation can name the field instead of failing the parse.
+#[derive(Debug, Clone, Copy)]
+struct WireNumber(f64);
+
+impl<'de> Deserialize<'de> for WireNumber {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw<'a> {
+            Number(f64),
+            Text(&'a str),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(WireNumber(n)),
+            Raw::Text(s) => match s.to_ascii_lowercase().as_str() {
+                "nan" => Ok(WireNumber(f64::NAN)),
+                "infinity" | "inf" | "+infinity" => Ok(WireNumber(f64::INFINITY)),
+                "-infinity" | "-inf" => Ok(WireNumber(f64::NEG_INFINITY)),
+                _ => Err(serde::de::Error::custom("expected a number")),
+            },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    v: u64,
+}
+
+#[derive(Deserialize)]
+struct WireFixV1 {
+    seq: u64,
+    at_ms: i64,
+    lat: WireNumber,
+    lon: WireNumber,
+    accuracy_m: WireNumber,
+    speed_mps: Option<WireNumber>,
+    heading_deg: Option<WireNumber>,
+    battery_pct: Option<u8>,
+}
+
+#[derive(Deserialize)]
+struct WireEventV1 {
+    seq: u64,
+    at_ms: i64,
+    kind: TagEventKind,
+    battery_pct: Option<u8>,
+}
+
+fn malformed(e: serde_json::Error) -> FixError {
+    // serde_json's message names the field or position, not the offending content.
+    FixError::Malformed {
+        detail: e.to_string(),
+    }
+}
+
+fn check_version(payload: &[u8], limits: &ValidationLimits) -> Result<(), FixError> {
+    if payload.len() > limits.max_payload_bytes {
+        return Err(FixError::PayloadTooLarge {
+            bytes: payload.len(),
+            limit: limits.max_payload_bytes,
+        });
+    }
+    let VersionOnly { v } = serde_json::from_slice(payload).map_err(malformed)?;
+    if v != u64::from(WIRE_VERSION) {
+        return Err(FixError::UnknownVersion { v });
+    }
+    Ok(())
+}
+
+fn finite(field: &'static str, n: WireNumber) -> Result<f64, FixError> {
+    if n.0.is_finite() {
+        Ok(n.0)
+    } else {
+        Err(FixError::NotFinite { field })
+    }
+}
+
+fn in_range(field: &'static str, value: f64, min: f64, max: f64) -> Result<f64, FixError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(FixError::FieldOutOfRange {
+            field,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+fn check_device_time(
+    at_ms: i64,
+    received_at_ms: i64,
+    limits: &ValidationLimits,
+) -> Result<(), FixError> {
+    let ahead_ms = at_ms.saturating_sub(received_at_ms);
+    if ahead_ms > limits.max_future_ms {
+        return Err(FixError::DeviceTimeInFuture {
+            ahead_ms,
+            limit_ms: limits.max_future_ms,
+        });
+    }
+    let behind_ms = received_at_ms.saturating_sub(at_ms);
+    if behind_ms > limits.max_age_ms {
+        return Err(FixError::DeviceTimeTooOld {
+            behind_ms,
+            limit_ms: limits.max_age_ms,
+        });
+    }
+    Ok(())
+}
+
+/// Parses and validates a fix payload published by `tag_id` and received at `received_at_ms`.
+///
+/// Returns the fix, or the first problem found, checked in this order: size, JSON shape,
+/// version, finiteness, ranges, device time. Unknown fields are ignored so that the IoT rule
+/// can add its own (`tag_id`, `received_at`); the tag id is always the one from the topic.
+/// The speed check needs the previous fix: see [`check_motion`].
+pub fn parse_fix(
+    payload: &[u8],
+    tag_id: &TagId,
+    received_at_ms: i64,
+    limits: &ValidationLimits,
+) -> Result<Fix, FixError> {
+    check_version(payload, limits)?;
+    let w: WireFixV1 = serde_json::from_slice(payload).map_err(malformed)?;
+    let lat = finite("lat", w.lat)?;
+    let lon = finite("lon", w.lon)?;
+    let accuracy_m = finite("accuracy_m", w.accuracy_m)?;
+    let speed_mps = w.speed_mps.map(|n| finite("speed_mps", n)).transpose()?;
+    let heading_deg = w
+        .heading_deg
+        .map(|n| finite("heading_deg", n))
+        .transpose()?;
+    if !(-90.0..=90.0).contains(&lat) {
+        return Err(FixError::LatitudeOutOfRange { lat });
+    }
+    if !(-180.0..=180.0).contains(&lon) {
+        return Err(FixError::LongitudeOutOfRange { lon });
+    }
+    if !(0.0..=limits.max_accuracy_m).contains(&accuracy_m) {
+        return Err(FixError::AccuracyOutOfRange {
+            accuracy_m,
+            limit_m: limits.max_accuracy_m,
+        });
+    }
+    let speed_mps = speed_mps
+        .map(|s| in_range("speed_mps", s, 0.0, limits.max_speed_mps))
+        .transpose()?;
+    let heading_deg = heading_deg
+        .map(|h| in_range("heading_deg", h, 0.0, 360.0))
+        .transpose()?;
+    let battery_pct = w
+        .battery_pct
+        .map(|b| in_range("battery_pct", f64::from(b), 0.0, 100.0).map(|_| b))
+        .transpose()?;
+    check_device_time(w.at_ms, received_at_ms, limits)?;
+    Ok(Fix {
+        tag_id: tag_id.clone(),
+        seq: w.seq,
+        at_ms: w.at_ms,
+        lat,
+        lon,
+        accuracy_m,
+        speed_mps,
+        heading_deg,
+        battery_pct,
+    })
+}
+
+/// Parses and validates an event payload published by `tag_id` and received at `received_at_ms`.
+///
+/// Fails with the first problem found, as [`parse_fix`] does.
+pub fn parse_event(
+    payload: &[u8],
+    tag_id: &TagId,
+    received_at_ms: i64,
+    limits: &ValidationLimits,
+) -> Result<TagEvent, FixError> {
+    check_version(payload, limits)?;
+    let w: WireEventV1 = serde_json::from_slice(payload).map_err(malformed)?;
+    let battery_pct = w
+        .battery_pct
+        .map(|b| in_range("battery_pct", f64::from(b), 0.0, 100.0).map(|_| b))
+        .transpose()?;
+    check_device_time(w.at_ms, received_at_ms, limits)?;
+    Ok(TagEvent {
+        tag_id: tag_id.clone(),
+        seq: w.seq,
+        at_ms: w.at_ms,
+        kind: w.kind,
+        battery_pct,
+    })
+}
+
+/// Fails with [`FixError::ImpossibleSpeed`] when `fix` cannot follow `previous` (the tag's last
+/// accepted fix) at the plausible speed limit, after allowing for both fixes' accuracy.
+///
+/// Fixes further apart in time than `limits.motion_window_ms` are not compared: after a long
+/// gap anything is plausible, and one bad accepted fix must not block a tag for long.
+pub fn check_motion(previous: &Fix, fix: &Fix, limits: &ValidationLimits) -> Result<(), FixError> {
+    let dt_ms = (fix.at_ms - previous.at_ms).abs();
+    if dt_ms > limits.motion_window_ms {
+        return Ok(());
+    }
+    let distance_m = geodesy::geodesic_m(previous.lat, previous.lon, fix.lat, fix.lon);
+    let unexplained_m = (distance_m - previous.accuracy_m - fix.accuracy_m).max(0.0);
+    // A one-second floor keeps two fixes stamped in the same second comparable.
+    let speed_mps = unexplained_m / (dt_ms.max(1000) as f64 / 1000.0);
+    if speed_mps > limits.max_speed_mps {
+        return Err(FixError::ImpossibleSpeed {
+            speed_mps,
+            limit_mps: limits.max_speed_mps,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_764_432_000_000;
+
+    fn tag() -> TagId {
+        TagId::new("tag-1").unwrap()
+    }
+
+    fn parse(json: &str) -> Result<Fix, FixError> {
+        parse_fix(json.as_bytes(), &tag(), NOW, &ValidationLimits::default())
+    }
+
+    fn fix_json(fields: &str) -> String {
+        format!(r#"{{"v":1,"seq":7,"at_ms":{NOW},"lat":51.5,"lon":-0.12,"accuracy_m":10{fields}}}"#)
+    }
+
+    #[test]
+    fn parses_a_full_fix() {
+        let fix = parse(&fix_json(r#","speed_mps":1.5,"heading_deg":90,"battery_pct":80,"tag_id":"spoof","received_at":1"#)).unwrap();
+        assert_eq!(
+            fix.tag_id,
+            tag(),
+            "the topic's tag id wins over the payload's"
+        );
+        assert_eq!(
+            (fix.seq, fix.at_ms, fix.lat, fix.lon),
+            (7, NOW, 51.5, -0.12)
+        );
+        assert_eq!(
+            (fix.speed_mps, fix.heading_deg, fix.battery_pct),
+            (Some(1.5), Some(90.0), Some(80))
+        );
+    }
+
+    #[test]
+    fn oversized_payload() {
+        let big = fix_json(&format!(r#","pad":"{}""#, "x".repeat(3000)));
+        assert!(matches!(
+            parse(&big),
+            Err(FixError::PayloadTooLarge { limit: 2048, .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_json_and_missing_fields() {
+        assert_eq!(parse("{not json").unwrap_err().reason(), "malformed");
+        let err = parse(r#"{"v":1,"seq":1,"at_ms":1,"lat":1,"lon":1}"#).unwrap_err();
+        assert!(err.to_string().contains("accuracy_m"), "{err}");
+        assert_eq!(parse(r#"[1,2]"#).unwrap_err().reason(), "malformed");
+        let err = parse(&fix_json("").replace("51.5", "\"north\"")).unwrap_err();
+        assert_eq!(err.reason(), "malformed");
+    }
+
+    #[test]
+    fn unknown_version() {
+        let err = parse(&fix_json("").replace("\"v\":1", "\"v\":2")).unwrap_err();
+        assert_eq!(err, FixError::UnknownVersion { v: 2 });
+        assert!(err.to_string().contains("reads version 1"));
+    }
+
+    #[test]
+    fn not_finite_values_name_the_field() {
+        let err = parse(&fix_json("").replace("51.5", "\"NaN\"")).unwrap_err();
+        assert_eq!(err, FixError::NotFinite { field: "lat" });
+        let err = parse(&fix_json("").replace("-0.12", "\"-Infinity\"")).unwrap_err();
+        assert_eq!(err, FixError::NotFinite { field: "lon" });
+        let err = parse(&fix_json(r#","speed_mps":"Infinity""#)).unwrap_err();
+        assert_eq!(err, FixError::NotFinite { field: "speed_mps" });
+        // 1e999 overflows f64: serde_json refuses it as a number out of range.
+        assert_eq!(
+            parse(&fix_json("").replace("51.5", "1e999"))
+                .unwrap_err()
+                .reason(),
+            "malformed"
+        );
+    }
+
+    #[test]
+    fn coordinates_out_of_range() {
+        assert_eq!(
+            parse(&fix_json("").replace("51.5", "90.0001")).unwrap_err(),
+            FixError::LatitudeOutOfRange { lat: 90.0001 }
+        );
+        assert_eq!(
+            parse(&fix_json("").replace("-0.12", "-180.5")).unwrap_err(),
+            FixError::LongitudeOutOfRange { lon: -180.5 }
+        );
+        assert!(parse(&fix_json("").replace("51.5", "-90").replace("-0.12", "180")).is_ok());
+    }
+
+    #[test]
+    fn accuracy_limits() {
+        let err =
+            parse(&fix_json("").replace("\"accuracy_m\":10", "\"accuracy_m\":250.5")).unwrap_err();
+        assert_eq!(
+            err,
+            FixError::AccuracyOutOfRange {
+                accuracy_m: 250.5,
+                limit_m: 250.0
+            }
+        );
+        let err =
+            parse(&fix_json("").replace("\"accuracy_m\":10", "\"accuracy_m\":-1")).unwrap_err();
+        assert_eq!(err.reason(), "accuracy_out_of_range");
+    }
+
+    #[test]
+    fn optional_fields_out_of_range() {
+        let err = parse(&fix_json(r#","heading_deg":361"#)).unwrap_err();
+        assert_eq!(
+            err,
+            FixError::FieldOutOfRange {
+                field: "heading_deg",
+                value: 361.0,
+                min: 0.0,
+                max: 360.0
+            }
+        );
+        assert_eq!(
+            parse(&fix_json(r#","battery_pct":101"#))
+                .unwrap_err()
+                .reason(),
+            "field_out_of_range"
+        );
+        assert_eq!(
+            parse(&fix_json(r#","battery_pct":300"#))
+                .unwrap_err()
+                .reason(),
+            "malformed"
+        );
+        assert_eq!(
+            parse(&fix_json(r#","speed_mps":-3"#)).unwrap_err().reason(),
+            "field_out_of_range"
+        );
+    }
+
+    #[test]
+    fn device_time_window() {
+        let limits = ValidationLimits::default();
+        let at =
+            |ms: i64| fix_json("").replace(&format!("\"at_ms\":{NOW}"), &format!("\"at_ms\":{ms}"));
+        assert!(parse(&at(NOW + limits.max_future_ms)).is_ok());
+        assert_eq!(
+            parse(&at(NOW + limits.max_future_ms + 1)).unwrap_err(),
+            FixError::DeviceTimeInFuture {
+                ahead_ms: limits.max_future_ms + 1,
+                limit_ms: limits.max_future_ms
+            }
+        );
+        assert!(parse(&at(NOW - limits.max_age_ms)).is_ok());
+        assert_eq!(
+            parse(&at(NOW - limits.max_age_ms - 1))
+                .unwrap_err()
+                .reason(),
+            "device_time_too_old"
+        );
+        assert_eq!(
+            parse(&at(i64::MIN)).unwrap_err().reason(),
+            "device_time_too_old"
+        );
+    }
+
+    #[test]
+    fn events_parse_and_validate() {
+        let limits = ValidationLimits::default();
+        let ev = parse_event(
+            format!(r#"{{"v":1,"seq":3,"at_ms":{NOW},"kind":"strap_tamper"}}"#).as_bytes(),
+            &tag(),
+            NOW,
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(
+            (ev.kind, ev.seq, ev.battery_pct),
+            (TagEventKind::StrapTamper, 3, None)
+        );
+        let err = parse_event(
+            format!(r#"{{"v":1,"seq":3,"at_ms":{NOW},"kind":"explode"}}"#).as_bytes(),
+            &tag(),
+            NOW,
+            &limits,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown variant"), "{err}");
+        let err = parse_event(
+            br#"{"v":9,"seq":3,"at_ms":0,"kind":"no_gps"}"#,
+            &tag(),
+            NOW,
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(err, FixError::UnknownVersion { v: 9 });
+    }
+
+    #[test]
+    fn impossible_speed_allows_for_accuracy_and_gaps() {
+        let limits = ValidationLimits::default();
+        let a = parse(&fix_json("")).unwrap();
+        // About 1.1 km north, 10 s later: 110 m/s, impossible.
+        let mut b = a.clone();
+        b.lat += 0.01;
+        b.at_ms += 10_000;
+        let err = check_motion(&a, &b, &limits).unwrap_err();
+        assert!(
+            matches!(err, FixError::ImpossibleSpeed { speed_mps, .. } if speed_mps > 100.0 && speed_mps < 115.0),
+            "{err}"
+        );
+        // The same jump in 60 s is 18 m/s: a car.
+        b.at_ms = a.at_ms + 60_000;
+        assert!(check_motion(&a, &b, &limits).is_ok());
+        // A jump explained by the two accuracies is never impossible.
+        let mut c = a.clone();
+        c.lat += 0.0002; // ~22 m
+        c.accuracy_m = 15.0;
+        assert!(check_motion(&a, &c, &limits).is_ok());
+        // After a long gap anything goes.
+        let mut d = a.clone();
+        d.lat += 1.0;
+        d.at_ms += limits.motion_window_ms + 1;
+        assert!(check_motion(&a, &d, &limits).is_ok());
+    }
+}

@@ -1,0 +1,40 @@
+//! Vigil's domain core: everything that decides whether a victim is in danger, with no I/O,
+//! no async and no AWS. The functions and adapters build on it; it is tested on its own.
+//!
+//! # Layout
+//! - [`ids`]: identifiers (tag, order, zone, victim), checked where they enter.
+//! - [`fix`]: the wire format of fixes and tag events, parsing, and validation errors.
+//! - [`geodesy`]: geodesic and haversine distances; conservative latitude/longitude boxes.
+//! - [`cells`]: the geohash cells of the zone index (precision 6, polar caps) and covers.
+//! - [`zone`]: zones (circle or polygon), warning buffer, weekly schedule, validity.
+//! - [`order`]: protection orders, victims (E.164 phone, language) and alert policy settings.
+//! - [`evaluate`]: CLEAR / WARNING / BREACH for one fix and one zone, with accuracy.
+//! - [`state`]: the per (order, zone) state machine with hysteresis and escalation.
+//! - [`policy`]: who is told about a change, cooldowns, urgency.
+//! - [`messages`]: victim SMS texts by language, and SMS segment counting.
+//! - [`watch`]: one order's states and policy together, as ingest and alerting apply them.
+//! - [`index`]: an in-memory zone index with the same cells as the DynamoDB table.
+
+pub mod cells;
+pub mod evaluate;
+pub mod fix;
+pub mod geodesy;
+pub mod ids;
+pub mod index;
+pub mod messages;
+pub mod order;
+pub mod policy;
+pub mod state;
+pub mod watch;
+pub mod zone;
+
+pub use cells::Cell;
+pub use evaluate::{AlertLevel, Assessment, BreachRules};
+pub use fix::{Fix, FixError, TagEvent, TagEventKind, ValidationLimits};
+pub use ids::{OrderId, TagId, VictimId, ZoneId};
+pub use index::MemoryZoneIndex;
+pub use order::{Language, OrderPolicy, PhoneNumber, ProtectionOrder, Victim};
+pub use policy::{Urgency, VictimAlert, VictimDecision};
+pub use state::{StepRules, ZoneState};
+pub use watch::OrderWatch;
+pub use zone::{Zone, ZoneKind, ZoneShape, ZoneSpec};

@@ -1,0 +1,252 @@
+//! Protection orders: the offender's tag, the victim and how they are told, and the policy.
+
+use crate::ids::{OrderId, TagId, VictimId, ZoneId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A phone number in E.164 form: `+`, a country code and 7 to 15 digits in all.
+///
+/// Its `Debug` and `Display` show only the country code and last two digits, so that a number
+/// printed by accident in a log is not a victim's number; [`PhoneNumber::e164`] gives it whole.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PhoneNumber(String);
+
+/// Why a phone number was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "phone number must be E.164: '+', a country code, 7 to 15 digits in all, no spaces (e.g. +447700900123)"
+)]
+pub struct PhoneError;
+
+impl PhoneNumber {
+    /// Checks and wraps an E.164 number.
+    pub fn new(s: impl Into<String>) -> Result<Self, PhoneError> {
+        let s = s.into();
+        let digits = s.strip_prefix('+').ok_or(PhoneError)?;
+        let ok = (7..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if ok { Ok(Self(s)) } else { Err(PhoneError) }
+    }
+
+    /// The full number, for the SMS gateway only.
+    pub fn e164(&self) -> &str {
+        &self.0
+    }
+
+    /// The emergency number where this phone is registered (by country code): 999 in the
+    /// UK, 911 in North America, 112 elsewhere in Europe and as a default.
+    pub fn emergency_number(&self) -> &'static str {
+        let d = &self.0[1..];
+        if d.starts_with("44") {
+            "999"
+        } else if d.starts_with('1') {
+            "911"
+        } else if d.starts_with("61") {
+            "000"
+        } else {
+            "112"
+        }
+    }
+
+    /// The number with all but the country code's first digits and the last two hidden.
+    pub fn redacted(&self) -> String {
+        let n = self.0.len();
+        format!("{}…{}", &self.0[..3], &self.0[n - 2..])
+    }
+}
+
+impl TryFrom<String> for PhoneNumber {
+    type Error = PhoneError;
+    fn try_from(s: String) -> Result<Self, PhoneError> {
+        Self::new(s)
+    }
+}
+
+impl From<PhoneNumber> for String {
+    fn from(p: PhoneNumber) -> String {
+        p.0
+    }
+}
+
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PhoneNumber({})", self.redacted())
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// The languages Vigil has victim message templates for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// English.
+    En,
+    /// Spanish.
+    Es,
+    /// French.
+    Fr,
+    /// German.
+    De,
+}
+
+impl Language {
+    /// Every language with templates.
+    pub const ALL: [Language; 4] = [Language::En, Language::Es, Language::Fr, Language::De];
+}
+
+/// The protected person, as far as alerting needs to know them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Victim {
+    /// Their id.
+    pub victim_id: VictimId,
+    /// Where SMS go.
+    pub phone: PhoneNumber,
+    /// Which templates they get.
+    pub language: Language,
+}
+
+/// How alerts for one order behave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrderPolicy {
+    /// The court allows telling the victim the offender's position.
+    pub reveal_offender_position: bool,
+    /// The same victim message level is not repeated within this many seconds.
+    pub cooldown_s: u64,
+    /// A breach lasting this long goes to the operators as urgent.
+    pub escalate_breach_after_s: u64,
+    /// A new breach within this many seconds of the previous one goes as urgent.
+    pub repeat_breach_window_s: u64,
+    /// Tell the victim when the strap is tampered with.
+    pub notify_victim_on_tamper: bool,
+    /// A late fix (older than the newest one seen) may still text the victim if it is at most
+    /// this many seconds older; beyond it only operators hear.
+    pub late_fix_victim_window_s: u64,
+}
+
+impl Default for OrderPolicy {
+    fn default() -> Self {
+        Self {
+            reveal_offender_position: false,
+            cooldown_s: 15 * 60,
+            escalate_breach_after_s: 5 * 60,
+            repeat_breach_window_s: 60 * 60,
+            notify_victim_on_tamper: true,
+            late_fix_victim_window_s: 10 * 60,
+        }
+    }
+}
+
+/// A court's protection order: one offender (by tag), one victim, their zones and the policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectionOrder {
+    /// The order's id.
+    pub order_id: OrderId,
+    /// The offender's tag.
+    pub tag_id: TagId,
+    /// The protected person.
+    pub victim: Victim,
+    /// The zones that protect this victim from this offender.
+    #[serde(default)]
+    pub zone_ids: Vec<ZoneId>,
+    /// The order is in force from this instant; at once when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<DateTime<Utc>>,
+    /// The order ends at this instant; never when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<DateTime<Utc>>,
+    /// Alert behaviour.
+    #[serde(default)]
+    pub policy: OrderPolicy,
+}
+
+impl ProtectionOrder {
+    /// Whether the order is in force at `at_ms` (Unix milliseconds).
+    pub fn in_force(&self, at_ms: i64) -> bool {
+        self.valid_from
+            .is_none_or(|t| at_ms >= t.timestamp_millis())
+            && self
+                .valid_until
+                .is_none_or(|t| at_ms < t.timestamp_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e164_numbers() {
+        assert!(PhoneNumber::new("+447700900123").is_ok());
+        for bad in [
+            "447700900123",
+            "+44 7700 900123",
+            "+0447700900",
+            "+12345",
+            "+1234567890123456",
+            "+44770090012a",
+        ] {
+            assert_eq!(PhoneNumber::new(bad), Err(PhoneError), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phone_numbers_never_print_whole() {
+        let p = PhoneNumber::new("+447700900123").unwrap();
+        assert_eq!(format!("{p}"), "+44…23");
+        assert!(!format!("{p:?}").contains("7700900"));
+        assert_eq!(p.e164(), "+447700900123");
+    }
+
+    #[test]
+    fn emergency_numbers_by_country() {
+        let e = |n: &str| PhoneNumber::new(n).unwrap().emergency_number();
+        assert_eq!(e("+447700900123"), "999");
+        assert_eq!(e("+34600123456"), "112");
+        assert_eq!(e("+12025550123"), "911");
+        assert_eq!(e("+33612345678"), "112");
+    }
+
+    #[test]
+    fn order_json_and_validity() {
+        let o: ProtectionOrder = serde_json::from_str(
+            r#"{"order_id":"o1","tag_id":"t1",
+            "victim":{"victim_id":"v1","phone":"+447700900123","language":"es"},
+            "valid_until":"2026-01-01T00:00:00Z","policy":{"cooldown_s":60}}"#,
+        )
+        .unwrap();
+        assert_eq!(o.victim.language, Language::Es);
+        assert_eq!(o.policy.cooldown_s, 60);
+        assert!(!o.policy.reveal_offender_position);
+        assert!(o.in_force(0));
+        assert!(
+            !o.in_force(
+                DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+                    .unwrap()
+                    .timestamp_millis()
+            )
+        );
+        let e = serde_json::from_str::<ProtectionOrder>(
+            r#"{"order_id":"o1","tag_id":"t1",
+            "victim":{"victim_id":"v1","phone":"07700900123","language":"en"}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("E.164"), "{e}");
+        let e = serde_json::from_str::<ProtectionOrder>(
+            r#"{"order_id":"o1","tag_id":"t1",
+            "victim":{"victim_id":"v1","phone":"+447700900123","language":"xx"}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown variant"), "{e}");
+    }
+}

@@ -1,0 +1,283 @@
+//! One order's watch: zone state machines, the order's level and the alert policy together.
+//!
+//! The ingest function runs [`apply_fix`] (states and changes, no policy); the alert function
+//! runs [`crate::policy::decide`] on each change with the victim's notices. [`OrderWatch`] does
+//! both in one place for the demo, scenarios and tests.
+
+use crate::evaluate::{AlertLevel, Assessment, BreachRules, assess};
+use crate::fix::{Fix, TagEvent};
+use crate::ids::ZoneId;
+use crate::messages::render_for_order;
+use crate::order::ProtectionOrder;
+use crate::policy::{
+    Decision, OrderChange, VictimDecision, VictimNotices, decide, decide_tag_event,
+};
+use crate::state::{Observation, StepRules, ZoneState, step};
+use crate::zone::{Zone, ZoneKind};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A change of one zone of an order, caused by one fix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZoneChange {
+    /// The zone.
+    pub zone_id: ZoneId,
+    /// What the zone protects.
+    pub zone_kind: ZoneKind,
+    /// How the fix was judged against it.
+    pub assessment: Assessment,
+    /// The change, with the order's level before and after.
+    pub change: OrderChange,
+}
+
+/// The order's level: the highest of its zones' levels.
+pub fn order_level(states: &BTreeMap<ZoneId, ZoneState>) -> AlertLevel {
+    states.values().map(|s| s.level).max().unwrap_or_default()
+}
+
+/// Moves the order's zone states with one fix; returns the changes, in zone id order.
+///
+/// `zones` must hold every zone of the order found near the fix and every zone whose state is
+/// not CLEAR (see [`open_zones`]), so that an open alert can close. Zones that do not protect
+/// this order are ignored.
+pub fn apply_fix(
+    states: &mut BTreeMap<ZoneId, ZoneState>,
+    order: &ProtectionOrder,
+    zones: &[&Zone],
+    fix: &Fix,
+    breach: &BreachRules,
+) -> Vec<ZoneChange> {
+    let rules = &StepRules::for_order(breach, &order.policy);
+    let order_in_force = order.in_force(fix.at_ms);
+    let mut zones: Vec<&Zone> = zones
+        .iter()
+        .copied()
+        .filter(|z| z.orders().contains(&order.order_id))
+        .collect();
+    zones.sort_by(|a, b| a.id().cmp(b.id()));
+    zones.dedup_by(|a, b| a.id() == b.id());
+    let mut changes = Vec::new();
+    for zone in zones {
+        let assessment = assess(fix, zone, order_in_force, &rules.breach);
+        let before = order_level(states);
+        let state = states.get(zone.id()).cloned().unwrap_or_default();
+        let obs = Observation {
+            at_ms: fix.at_ms,
+            seq: fix.seq,
+            assessment: assessment.clone(),
+        };
+        let (next, step) = step(&state, &obs, rules);
+        states.insert(zone.id().clone(), next);
+        if step.transition.is_some() || step.escalation.is_some() {
+            changes.push(ZoneChange {
+                zone_id: zone.id().clone(),
+                zone_kind: zone.kind(),
+                assessment,
+                change: OrderChange {
+                    transition: step.transition,
+                    escalation: step.escalation,
+                    order_before: before,
+                    order_after: order_level(states),
+                    at_ms: fix.at_ms,
+                },
+            });
+        }
+    }
+    changes
+}
+
+/// The ids of zones whose state is not CLEAR: they must be judged on every fix.
+pub fn open_zones(states: &BTreeMap<ZoneId, ZoneState>) -> Vec<ZoneId> {
+    states
+        .iter()
+        .filter(|(_, s)| s.level > AlertLevel::Clear)
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// What one change or event produced for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    /// The zone change, for fixes.
+    pub zone_change: Option<ZoneChange>,
+    /// The policy's decision.
+    pub decision: Decision,
+    /// The victim's SMS text, when one is sent.
+    pub sms_text: Option<String>,
+}
+
+/// One order's complete state: zone states and what the victim has been told.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderWatch {
+    /// State per zone.
+    pub states: BTreeMap<ZoneId, ZoneState>,
+    /// What the victim has been told.
+    pub notices: VictimNotices,
+}
+
+impl OrderWatch {
+    /// The order's current level.
+    pub fn level(&self) -> AlertLevel {
+        order_level(&self.states)
+    }
+
+    /// Applies a fix and the policy; returns a notice per change.
+    pub fn on_fix(
+        &mut self,
+        order: &ProtectionOrder,
+        zones: &[&Zone],
+        fix: &Fix,
+        rules: &BreachRules,
+    ) -> Vec<Notice> {
+        apply_fix(&mut self.states, order, zones, fix, rules)
+            .into_iter()
+            .map(|zc| {
+                let (decision, next) = decide(&zc.change, &order.policy, &self.notices);
+                self.notices = next;
+                let sms_text = match decision.victim {
+                    VictimDecision::Send(alert) => {
+                        Some(render_for_order(alert, order, zc.zone_kind, Some(fix)))
+                    }
+                    _ => None,
+                };
+                Notice {
+                    zone_change: Some(zc),
+                    decision,
+                    sms_text,
+                }
+            })
+            .collect()
+    }
+
+    /// Applies a tag event and the policy.
+    pub fn on_event(&mut self, order: &ProtectionOrder, event: &TagEvent) -> Notice {
+        let (decision, next) =
+            decide_tag_event(event.kind, event.at_ms, &order.policy, &self.notices);
+        self.notices = next;
+        let sms_text = match decision.victim {
+            VictimDecision::Send(alert) => {
+                Some(render_for_order(alert, order, ZoneKind::Other, None))
+            }
+            _ => None,
+        };
+        Notice {
+            zone_change: None,
+            decision,
+            sms_text,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::TagId;
+    use crate::policy::VictimAlert;
+    use serde_json::json;
+
+    fn order() -> ProtectionOrder {
+        serde_json::from_value(json!({"order_id":"o1","tag_id":"t1","victim":{"victim_id":"v1","phone":"+447700900123","language":"en"}})).unwrap()
+    }
+
+    fn zone(id: &str, kind: &str, lat: f64, orders: &[&str]) -> Zone {
+        serde_json::from_value(json!({"zone_id":id,"kind":kind,"circle":{"lat":lat,"lon":-0.12,"radius_m":100},"buffer_m":500,"orders":orders})).unwrap()
+    }
+
+    fn fix(seq: u64, at_s: i64, lat: f64) -> Fix {
+        Fix {
+            tag_id: TagId::new("t1").unwrap(),
+            seq,
+            at_ms: at_s * 1000,
+            lat,
+            lon: -0.12,
+            accuracy_m: 10.0,
+            speed_mps: None,
+            heading_deg: None,
+            battery_pct: None,
+        }
+    }
+
+    fn sent(notices: &[Notice]) -> Vec<VictimAlert> {
+        notices
+            .iter()
+            .filter_map(|n| match n.decision.victim {
+                VictimDecision::Send(a) => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn two_zones_entered_by_one_fix_send_one_sms() {
+        let (home, work) = (
+            zone("home", "home", 51.5, &["o1"]),
+            zone("work", "work", 51.5005, &["o1"]),
+        );
+        let mut w = OrderWatch::default();
+        let n = w.on_fix(
+            &order(),
+            &[&home, &work],
+            &fix(1, 0, 51.5002),
+            &BreachRules::default(),
+        );
+        assert_eq!(n.len(), 2, "both zones change");
+        assert_eq!(sent(&n), vec![VictimAlert::Breach]);
+        assert_eq!(w.level(), AlertLevel::Breach);
+        assert!(n[0].sms_text.as_deref().unwrap().contains("your home"));
+    }
+
+    #[test]
+    fn zones_of_other_orders_are_ignored() {
+        let other = zone("theirs", "home", 51.5, &["o2"]);
+        let mut w = OrderWatch::default();
+        assert!(
+            w.on_fix(
+                &order(),
+                &[&other],
+                &fix(1, 0, 51.5),
+                &BreachRules::default()
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn all_clear_waits_for_every_zone() {
+        let (home, work) = (
+            zone("home", "home", 51.5, &["o1"]),
+            zone("work", "work", 51.51, &["o1"]),
+        );
+        let zones = [&home, &work];
+        let rules = BreachRules::default();
+        let mut w = OrderWatch::default();
+        let mut all = vec![];
+        // Into home's buffer, across to work's buffer, then away from both.
+        all.extend(w.on_fix(&order(), &zones, &fix(1, 0, 51.504), &rules));
+        all.extend(w.on_fix(&order(), &zones, &fix(2, 60, 51.5055), &rules));
+        for i in 0..5 {
+            all.extend(w.on_fix(
+                &order(),
+                &zones,
+                &fix(3 + i, 120 + 60 * i as i64, 51.53),
+                &rules,
+            ));
+        }
+        assert_eq!(
+            sent(&all),
+            vec![VictimAlert::Warning, VictimAlert::AllClear]
+        );
+        assert_eq!(open_zones(&w.states), Vec::<ZoneId>::new());
+    }
+
+    #[test]
+    fn expired_order_raises_nothing() {
+        let mut o = order();
+        o.valid_until = Some(chrono::DateTime::from_timestamp_millis(1000).unwrap());
+        let home = zone("home", "home", 51.5, &["o1"]);
+        let mut w = OrderWatch::default();
+        assert!(
+            w.on_fix(&o, &[&home], &fix(1, 10, 51.5), &BreachRules::default())
+                .is_empty()
+        );
+    }
+}
