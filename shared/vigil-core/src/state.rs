@@ -8,8 +8,11 @@
 //!   [`BreachRules::step_down_after_ms`] (BREACH to WARNING) or [`BreachRules::clear_after_ms`]
 //!   (to CLEAR). Any fix not clearly below breaks the run.
 //! - A fix not newer than the newest applied (by device time, then seq) is late: it may raise
-//!   the level (a buffered fix can reveal a breach that must not be missed) but never lowers it
-//!   nor counts towards a run. An exact duplicate changes nothing at all.
+//!   the level (a buffered fix can reveal a breach that must not be missed) if it is newer than
+//!   the start of the current level, but never lowers it nor counts towards a run. A fix
+//!   delivered again, at any later point, therefore changes nothing: after it was first applied
+//!   either the level stayed at or above its entry level, or a newer fix moved the level and
+//!   the level's start is no older than it.
 //! - A zone out of force (schedule, validity, order ended) closes an open alert at once, with
 //!   its own cause, so the victim is not told "all clear" about a place no longer watched.
 //! - BREACH lasting [`StepRules::escalate_breach_after_ms`], or a new BREACH within
@@ -148,7 +151,10 @@ pub fn step(state: &ZoneState, obs: &Observation, rules: &StepRules) -> (ZoneSta
     let a = &obs.assessment;
     let key = (obs.at_ms, obs.seq);
     if let Some(newest) = state.newest.filter(|&n| key <= n) {
-        if key != newest && a.in_force && a.entry > state.level {
+        // A late fix older than the start of the current level was superseded by the fixes
+        // that set it; this is also what makes a replayed fix a no-op.
+        let superseded = state.since_ms.is_some_and(|since| obs.at_ms <= since);
+        if key != newest && a.in_force && a.entry > state.level && !superseded {
             raise(&mut next, a.entry, obs.at_ms, rules, &mut step);
             step.transition = Some(Transition {
                 from: state.level,
@@ -337,6 +343,21 @@ mod tests {
         assert_eq!(s.level, Breach);
         assert_eq!(s.below_since_ms, None);
         assert_eq!(levels(&steps).len(), 1);
+    }
+
+    #[test]
+    fn a_replayed_old_fix_does_not_reopen_a_closed_alert() {
+        let first = obs(0, 1, Warning, Warning);
+        let mut o = vec![first.clone()];
+        for i in 0..4 {
+            o.push(obs(60 + 60 * i, 2 + i as u64, Clear, Clear));
+        }
+        let (closed, _) = run(&o);
+        assert_eq!(closed.level, Clear);
+        o.push(first);
+        let (after, steps) = run(&o);
+        assert_eq!(after, closed);
+        assert!(steps.last().unwrap().transition.is_none());
     }
 
     #[test]
