@@ -14,9 +14,13 @@
 //! - [`messages`]: victim SMS texts by language, and SMS segment counting.
 //! - [`watch`]: one order's states and policy together, as ingest and alerting apply them.
 //! - [`index`]: an in-memory zone index with the same cells as the DynamoDB table.
+//! - [`events`]: alert events between functions and the operator event vocabulary.
+//! - [`audit`]: the audit log's per-order hash chain: building and verifying records.
 
+pub mod audit;
 pub mod cells;
 pub mod evaluate;
+pub mod events;
 pub mod fix;
 pub mod geodesy;
 pub mod ids;
