@@ -52,6 +52,9 @@ impl Hasher for CellHasher {
 #[derive(Default)]
 pub struct MemoryZoneIndex {
     zones: Vec<Option<Zone>>,
+    // Each slot's reach box, kept beside the zones rather than read from them: the per-fix cut
+    // reads this dense array (40 bytes a zone) instead of a cache line of every listed zone.
+    reach: Vec<GeoBox>,
     by_id: HashMap<ZoneId, u32>,
     cells: HashMap<Cell, Vec<u32>, BuildHasherDefault<CellHasher>>,
 }
@@ -70,6 +73,7 @@ impl MemoryZoneIndex {
             self.cells.entry(cell).or_default().push(slot);
         }
         self.by_id.insert(zone.id().clone(), slot);
+        self.reach.push(*zone.reach());
         self.zones.push(Some(zone));
     }
 
@@ -113,35 +117,67 @@ impl MemoryZoneIndex {
     /// The zones that may be within `radius_m` metres of (lat, lon) or of their buffer: read
     /// from the cells the disc touches, each once, then cut by the zones' reach boxes.
     pub fn candidates(&self, lat: f64, lon: f64, radius_m: f64) -> Vec<&Zone> {
+        let mut out = Vec::new();
+        self.for_each_candidate(lat, lon, radius_m, |z| out.push(z));
+        out
+    }
+
+    /// Calls `visit` with each zone [`MemoryZoneIndex::candidates`] returns, in the same order,
+    /// without collecting them: the per-fix path allocates only for what it keeps.
+    fn for_each_candidate<'a>(
+        &'a self,
+        lat: f64,
+        lon: f64,
+        radius_m: f64,
+        mut visit: impl FnMut(&'a Zone),
+    ) {
         let disc = GeoBox::disc(lat, lon, radius_m);
         let mut cells = Vec::with_capacity(4);
         cover_box(&disc, &mut cells);
+        let mut take = |slot: u32| {
+            if self.reach[slot as usize].intersects(&disc)
+                && let Some(zone) = self.zones[slot as usize].as_ref()
+            {
+                visit(zone);
+            }
+        };
+        if let [cell] = cells[..] {
+            // One cell (the usual case): its list is already in slot order, without repeats.
+            for &slot in self.cells.get(&cell).into_iter().flatten() {
+                take(slot);
+            }
+            return;
+        }
         let mut slots: Vec<u32> = Vec::new();
         for cell in &cells {
             if let Some(list) = self.cells.get(cell) {
                 slots.extend_from_slice(list);
             }
         }
-        if cells.len() > 1 {
-            slots.sort_unstable();
-            slots.dedup();
+        slots.sort_unstable();
+        slots.dedup();
+        for slot in slots {
+            take(slot);
         }
-        slots
-            .into_iter()
-            .filter_map(|s| self.zones[s as usize].as_ref())
-            .filter(|z| z.reach().intersects(&disc))
-            .collect()
     }
 
     /// Judges a fix against every candidate zone and returns the assessments that are not
     /// CLEAR on exit (the ones that can open or hold an alert). Every zone is treated as in
     /// force for an order in force; schedules and validity still apply.
     pub fn evaluate(&self, fix: &Fix, rules: &BreachRules) -> Vec<Assessment> {
-        self.candidates(fix.lat, fix.lon, rules.lookup_radius_m(fix.accuracy_m))
-            .into_iter()
-            .map(|z| assess(fix, z, true, rules))
-            .filter(|a| a.exit > AlertLevel::Clear)
-            .collect()
+        let mut found = Vec::new();
+        let radius_m = rules.lookup_radius_m(fix.accuracy_m);
+        self.for_each_candidate(fix.lat, fix.lon, radius_m, |zone| {
+            // A zone out of force is CLEAR whatever the distance: skip measuring it.
+            if !zone.in_force(fix.at_ms) {
+                return;
+            }
+            let assessment = assess(fix, zone, true, rules);
+            if assessment.exit > AlertLevel::Clear {
+                found.push(assessment);
+            }
+        });
+        found
     }
 
     /// The same answer as [`MemoryZoneIndex::evaluate`] by judging the fix against every zone:

@@ -40,8 +40,15 @@ pub fn order_level(states: &BTreeMap<ZoneId, ZoneState>) -> AlertLevel {
 /// `zones` must hold every zone of the order found near the fix and every zone whose state is
 /// not CLEAR (see [`open_zones`]), so that an open alert can close. Zones that do not protect
 /// this order are ignored.
+///
+/// `newest_seen` is the device time and seq of the tag's newest fix applied before this one
+/// (its last-seen record), `None` when there is none. A fix not newer than it is late for every
+/// zone, including zones that the newer fixes never came near and so never stepped: judged per
+/// zone, a buffered fix for such a zone would count as fresh, text the victim about a stale
+/// position however old it is, and let later late fixes lower the level.
 pub fn apply_fix(
     states: &mut BTreeMap<ZoneId, ZoneState>,
+    newest_seen: Option<(i64, u64)>,
     order: &ProtectionOrder,
     zones: &[&Zone],
     fix: &Fix,
@@ -60,7 +67,9 @@ pub fn apply_fix(
     for zone in zones {
         let assessment = assess(fix, zone, order_in_force, &rules.breach);
         let before = order_level(states);
-        let state = states.get(zone.id()).cloned().unwrap_or_default();
+        let mut state = states.get(zone.id()).cloned().unwrap_or_default();
+        // Every fix of the tag reached this zone's state, if only as CLEAR far away.
+        state.newest = state.newest.max(newest_seen);
         let obs = Observation {
             at_ms: fix.at_ms,
             seq: fix.seq,
@@ -113,6 +122,9 @@ pub struct OrderWatch {
     pub states: BTreeMap<ZoneId, ZoneState>,
     /// What the victim has been told.
     pub notices: VictimNotices,
+    /// Device time and seq of the newest fix applied (see [`apply_fix`]'s `newest_seen`).
+    #[serde(default)]
+    pub newest_fix: Option<(i64, u64)>,
 }
 
 impl OrderWatch {
@@ -129,7 +141,9 @@ impl OrderWatch {
         fix: &Fix,
         rules: &BreachRules,
     ) -> Vec<Notice> {
-        apply_fix(&mut self.states, order, zones, fix, rules)
+        let newest_seen = self.newest_fix;
+        self.newest_fix = newest_seen.max(Some((fix.at_ms, fix.seq)));
+        apply_fix(&mut self.states, newest_seen, order, zones, fix, rules)
             .into_iter()
             .map(|zc| {
                 let (decision, next) = decide(&zc.change, &order.policy, &self.notices);
@@ -173,6 +187,7 @@ mod tests {
     use super::*;
     use crate::ids::TagId;
     use crate::policy::VictimAlert;
+    use crate::state::Cause;
     use serde_json::json;
 
     fn order() -> ProtectionOrder {
@@ -267,6 +282,58 @@ mod tests {
             vec![VictimAlert::Warning, VictimAlert::AllClear]
         );
         assert_eq!(open_zones(&w.states), Vec::<ZoneId>::new());
+    }
+
+    #[test]
+    fn lateness_is_judged_against_the_tags_newest_fix_not_the_zones() {
+        // The newest fix is far from home, so home's state never sees it; buffered fixes from
+        // near home then arrive. 15 minutes late is beyond the order's 10-minute late window:
+        // operators only. The victim must not be texted about a stale position.
+        let home = zone("home", "home", 51.5, &["o1"]);
+        let rules = BreachRules::default();
+        let mut w = OrderWatch::default();
+        assert!(
+            w.on_fix(&order(), &[], &fix(20, 1500, 51.6), &rules)
+                .is_empty()
+        );
+        let stale = w.on_fix(&order(), &[&home], &fix(5, 600, 51.5), &rules);
+        assert_eq!(stale.len(), 1);
+        let t = stale[0]
+            .zone_change
+            .as_ref()
+            .unwrap()
+            .change
+            .transition
+            .clone()
+            .unwrap();
+        assert_eq!(
+            (t.to, t.cause, t.late_by_ms),
+            (AlertLevel::Breach, Cause::LateFix, Some(900_000))
+        );
+        assert_eq!(stale[0].decision.victim, VictimDecision::Nothing);
+        assert_eq!(stale[0].decision.urgency, crate::policy::Urgency::Urgent);
+        // A later buffered fix outside the zone is still late: it must not lower the level.
+        assert!(
+            w.on_fix(&order(), &[&home], &fix(8, 780, 51.53), &rules)
+                .is_empty()
+        );
+        assert_eq!(w.level(), AlertLevel::Breach);
+        assert_eq!(w.newest_fix, Some((1_500_000, 20)));
+
+        // Within the late window the victim is texted, and operators see it was late.
+        let mut w = OrderWatch::default();
+        w.on_fix(&order(), &[], &fix(20, 1500, 51.6), &rules);
+        let recent = w.on_fix(&order(), &[&home], &fix(19, 1200, 51.5), &rules);
+        let t = recent[0]
+            .zone_change
+            .as_ref()
+            .unwrap()
+            .change
+            .transition
+            .clone()
+            .unwrap();
+        assert_eq!((t.cause, t.late_by_ms), (Cause::LateFix, Some(300_000)));
+        assert_eq!(sent(&recent), vec![VictimAlert::Breach]);
     }
 
     #[test]

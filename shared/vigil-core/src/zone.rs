@@ -267,6 +267,9 @@ enum Prepared {
     Polygon {
         polygon: Polygon<f64>,
         edges: Vec<Line<f64>>,
+        // Haversine length of each edge: with the haversine distances to its ends, it bounds
+        // the distance to the edge from below without finding the closest point.
+        edge_haversine_m: Vec<f64>,
         max_lon: f64,
     },
 }
@@ -381,6 +384,10 @@ fn prepare_polygon(zone: &str, ring: &[[f64; 2]]) -> Result<(Prepared, GeoBox), 
             },
         ));
     }
+    let edge_haversine_m = edges
+        .iter()
+        .map(|e| haversine_m(e.start.y, e.start.x, e.end.y, e.end.x))
+        .collect();
     let polygon = Polygon::new(
         LineString::from(pts.iter().map(|&[x, y]| Coord { x, y }).collect::<Vec<_>>()),
         vec![],
@@ -398,6 +405,7 @@ fn prepare_polygon(zone: &str, ring: &[[f64; 2]]) -> Result<(Prepared, GeoBox), 
         Prepared::Polygon {
             polygon,
             edges,
+            edge_haversine_m,
             max_lon,
         },
         shape_box,
@@ -521,20 +529,48 @@ impl Zone {
             Prepared::Polygon {
                 polygon,
                 edges,
+                edge_haversine_m,
                 max_lon,
             } => {
                 let probe = Point::new(lon, lat);
                 let inside = polygon.contains(&probe)
                     || (*max_lon > 180.0 && polygon.contains(&Point::new(lon + 360.0, lat)));
-                let edge_m = edges
+                // The geodesic distance to the nearest edge decides, but each edge costs a
+                // closest-point search and a geodesic (ten haversines). Edges are measured from the
+                // one that looks nearest, and an edge is skipped when a lower bound of its distance
+                // already exceeds the best found: the minimum is the one of measuring every edge.
+                // A point of an edge lies on the arc between its ends, so by the triangle
+                // inequality on the sphere it is at least (to_start + to_end - length) / 2 from the
+                // fix; the closest-point search can land a few centimetres off the arc, hence the
+                // metre spare. Geodesic >= haversine * (1 - HAVERSINE_MAX_REL_ERROR), less a
+                // millimetre: at sub-millimetre distances rounding outweighs the relative bound.
+                let to_end: Vec<f64> = edges
                     .iter()
-                    .map(|e| match e.haversine_closest_point(&probe) {
-                        Closest::SinglePoint(p) | Closest::Intersection(p) => {
-                            geodesic_m(lat, lon, p.y(), p.x())
-                        }
-                        Closest::Indeterminate => geodesic_m(lat, lon, e.start.y, e.start.x),
-                    })
-                    .fold(f64::INFINITY, f64::min);
+                    .map(|e| haversine_m(lat, lon, e.end.y, e.end.x))
+                    .collect();
+                let n = edges.len();
+                let bound_m = |i: usize| {
+                    let to_start = to_end[(i + n - 1) % n];
+                    (to_start + to_end[i] - edge_haversine_m[i]) / 2.0 - 1.0
+                };
+                let lower = |h: f64| h * (1.0 - geodesy::HAVERSINE_MAX_REL_ERROR) - 0.001;
+                let first = (0..n).min_by(|&i, &j| bound_m(i).total_cmp(&bound_m(j)));
+                let others = (0..n).filter(|&i| Some(i) != first);
+                let mut edge_m = f64::INFINITY;
+                for i in first.into_iter().chain(others) {
+                    if lower(bound_m(i)) > edge_m {
+                        continue;
+                    }
+                    let e = &edges[i];
+                    let p = match e.haversine_closest_point(&probe) {
+                        Closest::SinglePoint(p) | Closest::Intersection(p) => p,
+                        Closest::Indeterminate => Point::from(e.start),
+                    };
+                    if lower(haversine_m(lat, lon, p.y(), p.x())) > edge_m {
+                        continue;
+                    }
+                    edge_m = edge_m.min(geodesic_m(lat, lon, p.y(), p.x()));
+                }
                 if inside { -edge_m } else { edge_m }
             }
         }

@@ -1,0 +1,421 @@
+//! Ingest against a real AWS-compatible endpoint (moto's server, started per test by
+//! `vigil-local`): DynamoDB conditional writes and transactions, SQS FIFO, request counts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::Barrier;
+use vigil_aws::counting::RequestCounter;
+use vigil_aws::items::{self, table};
+use vigil_aws::metrics::MemoryMetrics;
+use vigil_aws::ports::{
+    AdminStore, AlertQueue, AuditLog, Commit, IngestStore, QuarantineRecord, StoredState,
+    TagContext,
+};
+use vigil_aws::{Config, DynamoStore, SqsQueue, StoreError};
+use vigil_core::cells::Cell;
+use vigil_core::events::{AlertBody, AlertEvent};
+use vigil_core::{
+    AlertLevel, BreachRules, Fix, OrderId, ProtectionOrder, TagId, ValidationLimits, Zone, ZoneId,
+};
+use vigil_ingest::{Outcome, Ports, fix_payload, handle, rule_event};
+use vigil_local::Emulator;
+
+const T0: i64 = 1_764_432_000_000;
+const HOME: (f64, f64) = (51.5, -0.12);
+
+struct Stack {
+    emulator: Emulator,
+    config: Config,
+    store: DynamoStore,
+    counter: RequestCounter,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+async fn stack() -> Stack {
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let env: BTreeMap<String, String> = emulator.env_vars().into_iter().collect();
+    let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let sdk = emulator.sdk_config();
+    let counter = RequestCounter::new();
+    let ddb_conf = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .interceptor(counter.clone())
+        .build();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(ddb_conf), &config);
+    let order: ProtectionOrder = serde_json::from_value(serde_json::json!({
+        "order_id": "o1", "tag_id": "tag-1",
+        "victim": {"victim_id": "v1", "phone": "+447700900123", "language": "en"}
+    }))
+    .unwrap();
+    store.put_order(&order).await.unwrap();
+    let zone: Zone = serde_json::from_value(serde_json::json!({
+        "zone_id": "home", "kind": "home", "circle": {"lat": HOME.0, "lon": HOME.1, "radius_m": 100},
+        "buffer_m": 500, "orders": ["o1"]
+    }))
+    .unwrap();
+    store.put_zone(&zone).await.unwrap();
+    let queue_url = config.alerts_queue_url().unwrap().to_owned();
+    assert!(queue_url.ends_with(".fifo"), "{queue_url}");
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    counter.reset();
+    Stack {
+        emulator,
+        config,
+        store,
+        counter,
+        sqs,
+        queue_url,
+    }
+}
+
+fn ports<S: IngestStore, Q: AlertQueue>(store: S, queue: Q) -> Ports<S, Q, MemoryMetrics> {
+    Ports {
+        store,
+        queue,
+        metrics: MemoryMetrics::default(),
+        limits: ValidationLimits::default(),
+        rules: BreachRules::default(),
+    }
+}
+
+fn fix(seq: u64, at_s: i64, north_m: f64) -> Fix {
+    Fix {
+        tag_id: TagId::new("tag-1").unwrap(),
+        seq,
+        at_ms: T0 + at_s * 1000,
+        lat: HOME.0 + north_m / 111_250.0,
+        lon: HOME.1,
+        accuracy_m: 10.0,
+        speed_mps: None,
+        heading_deg: None,
+        battery_pct: None,
+    }
+}
+
+/// What the IoT rule does for a fix: its DynamoDB action writes last-seen, its Lambda action
+/// invokes ingest with the encoded payload.
+async fn publish<S: IngestStore, Q: AlertQueue>(
+    s: &Stack,
+    p: &Ports<S, Q, MemoryMetrics>,
+    f: &Fix,
+) -> Outcome {
+    s.store
+        .client()
+        .put_item()
+        .table_name(s.config.name(table::LAST_SEEN))
+        .set_item(Some(items::last_seen_item(
+            f,
+            f.at_ms + 200,
+            f.at_ms / 1000 + 86_400,
+        )))
+        .send()
+        .await
+        .unwrap();
+    handle(
+        rule_event("tag-1", "fix", &fix_payload(f), f.at_ms + 200),
+        p,
+    )
+    .await
+    .unwrap()
+}
+
+async fn queued(s: &Stack) -> Vec<AlertEvent> {
+    let mut out = Vec::new();
+    loop {
+        let resp = s
+            .sqs
+            .receive_message()
+            .queue_url(&s.queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let msgs = resp.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            return out;
+        }
+        for m in msgs {
+            out.push(serde_json::from_str(m.body().unwrap()).unwrap());
+            s.sqs
+                .delete_message()
+                .queue_url(&s.queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn transitions(events: &[AlertEvent]) -> Vec<(AlertLevel, AlertLevel)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            AlertBody::ZoneChange { change, .. } => {
+                change.transition.as_ref().map(|t| (t.from, t.to))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn cost_per_fix_quiet_and_near() {
+    let s = stack().await;
+    let p = ports(
+        s.store.clone(),
+        SqsQueue::new(s.sqs.clone(), s.queue_url.clone()),
+    );
+    let ops = |c: &RequestCounter| c.snapshot();
+    // Quiet path: far from the zone. One BatchGetItem, no write.
+    s.counter.reset();
+    assert_eq!(publish(&s, &p, &fix(1, 0, 3_000.0)).await, Outcome::Quiet);
+    let quiet = ops(&s.counter);
+    // publish() itself writes last-seen as the IoT rule would: that PutItem is not the Lambda's.
+    let lambda_quiet: BTreeMap<_, _> = quiet.iter().filter(|(k, _)| *k != "PutItem").collect();
+    assert_eq!(
+        lambda_quiet,
+        BTreeMap::from([(&"BatchGetItem".to_owned(), &1)]),
+        "{quiet:?}"
+    );
+    // Near path with a transition: into the buffer.
+    s.counter.reset();
+    assert_eq!(
+        publish(&s, &p, &fix(2, 60, 400.0)).await,
+        Outcome::Evaluated { events: 1 }
+    );
+    let transition = ops(&s.counter);
+    // Near path without a transition: still in the buffer.
+    s.counter.reset();
+    assert_eq!(
+        publish(&s, &p, &fix(3, 120, 420.0)).await,
+        Outcome::Evaluated { events: 0 }
+    );
+    let hovering = ops(&s.counter);
+    eprintln!(
+        "COST quiet={quiet:?}\nCOST near_transition={transition:?}\nCOST near_no_transition={hovering:?}"
+    );
+    assert_eq!(transition.get("TransactWriteItems"), Some(&1));
+    assert_eq!(
+        hovering.get("TransactWriteItems"),
+        None,
+        "hovering writes nothing"
+    );
+    assert_eq!(
+        transitions(&queued(&s).await),
+        vec![(AlertLevel::Clear, AlertLevel::Warning)]
+    );
+}
+
+/// A store that makes two invocations read the states before either commits.
+#[derive(Clone)]
+struct RacingStore {
+    inner: DynamoStore,
+    barrier: Arc<Barrier>,
+    conflicts: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl IngestStore for RacingStore {
+    async fn load_context(&self, t: &TagId, c: &[Cell]) -> Result<Option<TagContext>, StoreError> {
+        self.inner.load_context(t, c).await
+    }
+    async fn recent_fixes(&self, t: &TagId, a: i64, n: usize) -> Result<Vec<Fix>, StoreError> {
+        self.inner.recent_fixes(t, a, n).await
+    }
+    async fn zones(&self, ids: &[ZoneId]) -> Result<Vec<Zone>, StoreError> {
+        self.inner.zones(ids).await
+    }
+    async fn states(&self, o: &OrderId) -> Result<BTreeMap<ZoneId, StoredState>, StoreError> {
+        let states = self.inner.states(o).await?;
+        if states.is_empty() {
+            self.barrier.wait().await;
+        }
+        Ok(states)
+    }
+    async fn commit(&self, c: &Commit, now: i64) -> Result<(), StoreError> {
+        let r = self.inner.commit(c, now).await;
+        if matches!(r, Err(StoreError::Conflict { .. })) {
+            self.conflicts
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        r
+    }
+    async fn clear_pending(&self, o: &OrderId, z: &ZoneId, rev: u64) -> Result<(), StoreError> {
+        self.inner.clear_pending(o, z, rev).await
+    }
+    async fn quarantine(&self, r: &QuarantineRecord) -> Result<(), StoreError> {
+        self.inner.quarantine(r).await
+    }
+}
+
+#[tokio::test]
+async fn concurrent_ingest_of_the_same_transition_commits_it_once() {
+    let s = stack().await;
+    let racing = RacingStore {
+        inner: s.store.clone(),
+        barrier: Arc::new(Barrier::new(2)),
+        conflicts: Default::default(),
+    };
+    let p = ports(
+        racing.clone(),
+        SqsQueue::new(s.sqs.clone(), s.queue_url.clone()),
+    );
+    // Two fixes inside the zone, handled at once; both read "no state" before either commits.
+    let (a, b) = (fix(1, 0, 0.0), fix(2, 1, 5.0));
+    let (ra, rb) = tokio::join!(publish(&s, &p, &a), publish(&s, &p, &b));
+    let total = [ra, rb]
+        .iter()
+        .map(|o| {
+            if let Outcome::Evaluated { events } = o {
+                *events
+            } else {
+                0
+            }
+        })
+        .sum::<usize>();
+    assert_eq!(total, 1, "exactly one breach event");
+    assert_eq!(
+        racing.conflicts.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the loser's conditional write failed"
+    );
+    assert_eq!(
+        transitions(&queued(&s).await),
+        vec![(AlertLevel::Clear, AlertLevel::Breach)]
+    );
+    let states = s.store.states(&OrderId::new("o1").unwrap()).await.unwrap();
+    let home = &states[&ZoneId::new("home").unwrap()];
+    // The loser re-read BREACH; its fix changes nothing but the newest key, which is not written.
+    assert_eq!(
+        (home.state.level, home.rev),
+        (AlertLevel::Breach, 1),
+        "one transition committed"
+    );
+}
+
+#[tokio::test]
+async fn malformed_payloads_are_quarantined_and_change_no_state() {
+    let s = stack().await;
+    let p = ports(
+        s.store.clone(),
+        SqsQueue::new(s.sqs.clone(), s.queue_url.clone()),
+    );
+    publish(&s, &p, &fix(1, 0, 400.0)).await;
+    let before = s.store.states(&OrderId::new("o1").unwrap()).await.unwrap();
+    for (payload, reason) in [
+        (&b"\x00\xffgarbage"[..], "malformed"),
+        (
+            br#"{"v":1,"seq":5,"at_ms":1764432000000,"lat":"NaN","lon":-0.12,"accuracy_m":5}"#,
+            "not_finite",
+        ),
+        (
+            br#"{"v":1,"seq":6,"at_ms":1764432000000,"lat":51.5,"lon":200,"accuracy_m":5}"#,
+            "longitude_out_of_range",
+        ),
+    ] {
+        let out = handle(rule_event("tag-1", "fix", payload, T0 + 500), &p)
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            Outcome::Rejected {
+                reason: reason.into()
+            }
+        );
+        assert_eq!(p.metrics.get("MessageRejected", reason), 1);
+    }
+    assert_eq!(
+        s.store.states(&OrderId::new("o1").unwrap()).await.unwrap(),
+        before
+    );
+    let kept = s.store.quarantined("tag-1").await.unwrap();
+    assert_eq!(
+        kept.iter().map(|q| q.reason.as_str()).collect::<Vec<_>>(),
+        ["malformed", "not_finite", "longitude_out_of_range"]
+    );
+    assert!(kept[2].detail.contains("200"));
+}
+
+#[tokio::test]
+async fn the_audit_chain_verifies_and_a_tampered_record_is_detected() {
+    let s = stack().await;
+    let p = ports(
+        s.store.clone(),
+        SqsQueue::new(s.sqs.clone(), s.queue_url.clone()),
+    );
+    publish(&s, &p, &fix(1, 0, 400.0)).await;
+    publish(&s, &p, &fix(2, 60, 0.0)).await;
+    publish(&s, &p, &fix(3, 120, 400.0)).await;
+    publish(&s, &p, &fix(4, 180, 400.0)).await;
+    let order = OrderId::new("o1").unwrap();
+    let chain = s.store.read(&order).await.unwrap();
+    assert_eq!(
+        chain.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "warning, breach, step down"
+    );
+    vigil_core::audit::verify_chain(&chain).unwrap();
+    // Someone with table access rewrites record 2's distance.
+    let mut forged = chain[1].clone();
+    forged.detail["distance_m"] = serde_json::json!(9999.0);
+    s.store
+        .client()
+        .put_item()
+        .table_name(s.config.name(table::AUDIT))
+        .set_item(Some(items::audit_item(&forged)))
+        .send()
+        .await
+        .unwrap();
+    let chain = s.store.read(&order).await.unwrap();
+    assert_eq!(
+        vigil_core::audit::verify_chain(&chain),
+        Err(vigil_core::audit::ChainError::Altered { seq: 2 })
+    );
+}
+
+/// A queue whose first send fails, as SQS might.
+struct FlakyQueue {
+    inner: SqsQueue,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl AlertQueue for FlakyQueue {
+    async fn send(&self, events: &[AlertEvent]) -> Result<(), StoreError> {
+        if self.fail.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unavailable {
+                service: "sqs",
+                detail: "test outage".into(),
+            });
+        }
+        self.inner.send(events).await
+    }
+}
+
+#[tokio::test]
+async fn a_queue_outage_after_commit_is_recovered_by_the_retry() {
+    let s = stack().await;
+    let q = FlakyQueue {
+        inner: SqsQueue::new(s.sqs.clone(), s.queue_url.clone()),
+        fail: true.into(),
+    };
+    let p = ports(s.store.clone(), q);
+    let f = fix(1, 0, 0.0);
+    let event = rule_event("tag-1", "fix", &fix_payload(&f), f.at_ms + 200);
+    let err = handle(event.clone(), &p).await.unwrap_err();
+    assert!(err.is_retryable());
+    assert!(queued(&s).await.is_empty());
+    let pending = &s.store.states(&OrderId::new("o1").unwrap()).await.unwrap()
+        [&ZoneId::new("home").unwrap()]
+        .pending;
+    assert_eq!(pending.len(), 1, "committed with its outbox");
+    // Lambda's retry of the same event delivers the outbox; the transition is not repeated.
+    assert_eq!(
+        handle(event, &p).await.unwrap(),
+        Outcome::Evaluated { events: 0 }
+    );
+    assert_eq!(
+        transitions(&queued(&s).await),
+        vec![(AlertLevel::Clear, AlertLevel::Breach)]
+    );
+    drop(s.emulator);
+}

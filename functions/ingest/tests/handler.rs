@@ -1,0 +1,324 @@
+//! Handler tests on the in-memory ports: every rule of the ingest path, including failures.
+
+use vigil_aws::StoreError;
+use vigil_aws::memory::{MemoryQueue, MemoryStore};
+use vigil_aws::metrics::MemoryMetrics;
+use vigil_aws::ports::{AdminStore, AuditLog, IngestStore};
+use vigil_core::events::AlertBody;
+use vigil_core::{
+    AlertLevel, BreachRules, Fix, OrderId, ProtectionOrder, TagId, ValidationLimits, Zone, ZoneId,
+};
+use vigil_ingest::{Outcome, Ports, fix_payload, handle, rule_event};
+
+const T0: i64 = 1_764_432_000_000;
+const HOME: (f64, f64) = (51.5, -0.12);
+
+type TestPorts = Ports<MemoryStore, MemoryQueue, MemoryMetrics>;
+
+async fn setup() -> TestPorts {
+    let store = MemoryStore::new();
+    let order: ProtectionOrder = serde_json::from_value(serde_json::json!({
+        "order_id": "o1", "tag_id": "tag-1",
+        "victim": {"victim_id": "v1", "phone": "+447700900123", "language": "en"}
+    }))
+    .unwrap();
+    store.put_order(&order).await.unwrap();
+    let zone: Zone = serde_json::from_value(serde_json::json!({
+        "zone_id": "home", "kind": "home", "circle": {"lat": HOME.0, "lon": HOME.1, "radius_m": 100},
+        "buffer_m": 500, "orders": ["o1"]
+    }))
+    .unwrap();
+    store.put_zone(&zone).await.unwrap();
+    Ports {
+        store,
+        queue: MemoryQueue::default(),
+        metrics: MemoryMetrics::default(),
+        limits: ValidationLimits::default(),
+        rules: BreachRules::default(),
+    }
+}
+
+/// A fix `north_m` metres north of home's centre, `at_s` seconds after T0.
+fn fix(seq: u64, at_s: i64, north_m: f64) -> Fix {
+    Fix {
+        tag_id: TagId::new("tag-1").unwrap(),
+        seq,
+        at_ms: T0 + at_s * 1000,
+        lat: HOME.0 + north_m / 111_250.0,
+        lon: HOME.1,
+        accuracy_m: 10.0,
+        speed_mps: None,
+        heading_deg: None,
+        battery_pct: None,
+    }
+}
+
+async fn send(p: &TestPorts, f: &Fix) -> Result<Outcome, vigil_ingest::IngestError> {
+    p.store.record_last_seen(f); // what the IoT rule's second action does
+    handle(
+        rule_event("tag-1", "fix", &fix_payload(f), f.at_ms + 300),
+        p,
+    )
+    .await
+}
+
+fn levels(p: &TestPorts) -> Vec<(AlertLevel, AlertLevel)> {
+    p.queue
+        .sent()
+        .iter()
+        .filter_map(|e| match &e.body {
+            AlertBody::ZoneChange { change, .. } => {
+                change.transition.as_ref().map(|t| (t.from, t.to))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn home_state(p: &TestPorts) -> Option<vigil_aws::ports::StoredState> {
+    p.store
+        .state(&OrderId::new("o1").unwrap(), &ZoneId::new("home").unwrap())
+}
+
+#[tokio::test]
+async fn a_fix_far_away_is_the_quiet_path() {
+    let p = setup().await;
+    assert_eq!(send(&p, &fix(1, 0, 5_000.0)).await.unwrap(), Outcome::Quiet);
+    assert!(p.queue.sent().is_empty());
+    assert!(home_state(&p).is_none(), "nothing written");
+}
+
+#[tokio::test]
+async fn a_fix_in_a_nearby_cell_but_outside_the_buffer_is_quiet() {
+    let p = setup().await;
+    // 700 m out: inside cells the zone covers, beyond buffer + accuracy + margin (660 m).
+    assert_eq!(send(&p, &fix(1, 0, 700.0)).await.unwrap(), Outcome::Quiet);
+}
+
+#[tokio::test]
+async fn warning_breach_and_all_clear_are_queued_once_each() {
+    let p = setup().await;
+    assert_eq!(
+        send(&p, &fix(1, 0, 400.0)).await.unwrap(),
+        Outcome::Evaluated { events: 1 }
+    );
+    assert_eq!(
+        send(&p, &fix(2, 60, 50.0)).await.unwrap(),
+        Outcome::Evaluated { events: 1 }
+    );
+    for i in 0..5 {
+        send(&p, &fix(3 + i, 120 + 60 * i as i64, 3_000.0))
+            .await
+            .unwrap();
+    }
+    use AlertLevel::*;
+    assert_eq!(
+        levels(&p),
+        vec![(Clear, Warning), (Warning, Breach), (Breach, Clear)]
+    );
+    let st = home_state(&p).unwrap();
+    assert_eq!(st.state.level, Clear);
+    assert!(st.pending.is_empty(), "outbox cleared after queueing");
+    // Every queued change is in the order's audit chain, which verifies.
+    let chain = p.store.read(&OrderId::new("o1").unwrap()).await.unwrap();
+    assert_eq!(chain.len(), 3);
+    vigil_core::audit::verify_chain(&chain).unwrap();
+    // The open set follows: closed again at the end.
+    let ctx = p
+        .store
+        .load_context(&TagId::new("tag-1").unwrap(), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ctx.open.is_empty());
+}
+
+#[tokio::test]
+async fn an_open_alert_is_judged_even_when_the_fix_is_far() {
+    let p = setup().await;
+    send(&p, &fix(1, 0, 0.0)).await.unwrap();
+    let ctx = p
+        .store
+        .load_context(&TagId::new("tag-1").unwrap(), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ctx.open.len(), 1);
+    // Driving away at 33 m/s: from 4 km on, no cell in common with home, but the open zone is
+    // still judged, and clears after 3 minutes out.
+    for i in 0..4 {
+        let north_m = 2_000.0 * (i + 1) as f64;
+        let out = send(&p, &fix(2 + i, 60 + 60 * i as i64, north_m))
+            .await
+            .unwrap();
+        assert_ne!(out, Outcome::Quiet, "an open alert is never the quiet path");
+    }
+    assert_eq!(
+        levels(&p).last(),
+        Some(&(AlertLevel::Breach, AlertLevel::Clear))
+    );
+}
+
+#[tokio::test]
+async fn the_same_fix_twice_queues_nothing_more() {
+    let p = setup().await;
+    let f = fix(1, 0, 0.0);
+    assert_eq!(
+        send(&p, &f).await.unwrap(),
+        Outcome::Evaluated { events: 1 }
+    );
+    assert_eq!(
+        send(&p, &f).await.unwrap(),
+        Outcome::Evaluated { events: 0 }
+    );
+    assert_eq!(p.queue.sent().len(), 1);
+    assert_eq!(home_state(&p).unwrap().rev, 1);
+}
+
+#[tokio::test]
+async fn bad_input_is_quarantined_counted_and_changes_no_state() {
+    let p = setup().await;
+    send(&p, &fix(1, 0, 0.0)).await.unwrap();
+    let before = home_state(&p).unwrap();
+    let cases: Vec<(serde_json::Value, &str)> = vec![
+        (rule_event("tag-1", "fix", b"{not json", T0), "malformed"),
+        (rule_event("tag-1", "fix", br#"{"v":1,"seq":9,"at_ms":1764432000000,"lat":"NaN","lon":0,"accuracy_m":5}"#, T0), "not_finite"),
+        (rule_event("tag-1", "fix", br#"{"v":1,"seq":9,"at_ms":1764432000000,"lat":91,"lon":0,"accuracy_m":5}"#, T0), "latitude_out_of_range"),
+        (rule_event("tag-1", "fix", br#"{"v":1,"seq":9,"at_ms":1764432000000,"lat":51.5,"lon":-0.12,"accuracy_m":5000}"#, T0), "accuracy_out_of_range"),
+        (rule_event("tag-1", "fix", br#"{"v":1,"seq":9,"at_ms":1764439200000,"lat":51.5,"lon":-0.12,"accuracy_m":5}"#, T0), "device_time_in_future"),
+        (rule_event("tag-1", "fix", br#"{"v":7,"seq":9}"#, T0), "unknown_version"),
+        (rule_event("tag-1", "fix", &vec![b' '; 5000], T0), "payload_too_large"),
+        (rule_event("tag-1", "gossip", b"{}", T0), "unknown_channel"),
+        (rule_event("a/b", "fix", b"{}", T0), "bad_tag_id"),
+        (serde_json::json!({"tag_id": "tag-1", "hello": 1}), "bad_event"),
+        (serde_json::json!({"payload": "%%%", "tag_id": "tag-1", "channel": "fix", "received_at": T0}), "malformed"),
+        (rule_event("tag-404", "fix", &fix_payload(&fix(9, 0, 0.0)), T0), "unknown_tag"),
+    ];
+    for (event, reason) in &cases {
+        let out = handle(event.clone(), &p).await.unwrap();
+        assert_eq!(
+            out,
+            Outcome::Rejected {
+                reason: reason.to_string()
+            },
+            "{event}"
+        );
+        assert!(
+            p.metrics.get("MessageRejected", reason) >= 1,
+            "{reason} counted"
+        );
+    }
+    assert_eq!(home_state(&p).unwrap(), before, "no state changed");
+    assert_eq!(p.queue.sent().len(), 1, "nothing queued");
+    let kept = p.store.quarantined("tag-1").await.unwrap();
+    assert!(
+        kept.iter()
+            .any(|q| q.reason == "malformed" && q.payload == "{not json")
+    );
+    assert!(
+        kept.iter()
+            .any(|q| q.reason == "latitude_out_of_range" && q.detail.contains("91"))
+    );
+    assert_eq!(p.store.quarantined("tag-404").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_impossible_jump_into_a_zone_is_rejected_and_the_next_good_fix_is_not() {
+    let p = setup().await;
+    send(&p, &fix(1, 0, 20_000.0)).await.unwrap();
+    send(&p, &fix(2, 60, 20_000.0)).await.unwrap();
+    // 20 km in 60 s: a GPS glitch that would be a false breach.
+    let out = send(&p, &fix(3, 120, 0.0)).await.unwrap();
+    assert_eq!(
+        out,
+        Outcome::Rejected {
+            reason: "impossible_speed".into()
+        }
+    );
+    assert!(home_state(&p).is_none());
+    // The next fix is consistent with fix 2 (the glitch is its predecessor): accepted.
+    assert_eq!(
+        send(&p, &fix(4, 180, 19_000.0)).await.unwrap(),
+        Outcome::Quiet
+    );
+}
+
+#[tokio::test]
+async fn a_queue_outage_after_commit_loses_nothing() {
+    let p = setup().await;
+    let f = fix(1, 0, 0.0);
+    p.queue.fail_next(1);
+    let err = send(&p, &f).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        home_state(&p).unwrap().pending.len(),
+        1,
+        "the event waits in the outbox"
+    );
+    // Lambda retries the same event: the outbox is delivered, no second transition.
+    assert_eq!(
+        send(&p, &f).await.unwrap(),
+        Outcome::Evaluated { events: 0 }
+    );
+    assert_eq!(p.queue.sent().len(), 1);
+    assert!(home_state(&p).unwrap().pending.is_empty());
+}
+
+#[tokio::test]
+async fn a_throttled_store_is_a_retryable_error_and_nothing_is_quarantined() {
+    let p = setup().await;
+    p.store.fail_next(StoreError::Throttled {
+        service: "dynamodb",
+        code: "ProvisionedThroughputExceededException".into(),
+    });
+    let err = send(&p, &fix(1, 0, 0.0)).await.unwrap_err();
+    assert!(err.is_retryable());
+    assert_eq!(err.error_type(), "Retryable");
+    assert!(p.store.quarantined("tag-1").await.unwrap().is_empty());
+    assert_eq!(
+        send(&p, &fix(1, 0, 0.0)).await.unwrap(),
+        Outcome::Evaluated { events: 1 }
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_store_is_a_permanent_error() {
+    let p = setup().await;
+    p.store
+        .fail_next(StoreError::corrupt("tags.o#o1", "bad json"));
+    let err = send(&p, &fix(1, 0, 0.0)).await.unwrap_err();
+    assert!(!err.is_retryable());
+    assert_eq!(err.error_type(), "Permanent");
+}
+
+#[tokio::test]
+async fn tag_events_are_queued_per_order_in_force() {
+    let p = setup().await;
+    let payload = format!(r#"{{"v":1,"seq":5,"at_ms":{T0},"kind":"strap_tamper"}}"#);
+    let out = handle(rule_event("tag-1", "event", payload.as_bytes(), T0), &p)
+        .await
+        .unwrap();
+    assert_eq!(out, Outcome::TagEvent { orders: 1 });
+    let sent = p.queue.sent();
+    assert_eq!(sent[0].event_id, "te:o1:tag-1:5");
+    assert!(matches!(
+        sent[0].body,
+        AlertBody::TagEvent {
+            kind: vigil_core::TagEventKind::StrapTamper,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn an_expired_order_is_quiet() {
+    let p = setup().await;
+    let mut order: ProtectionOrder = serde_json::from_value(serde_json::json!({
+        "order_id": "o1", "tag_id": "tag-1", "valid_until": "2020-01-01T00:00:00Z",
+        "victim": {"victim_id": "v1", "phone": "+447700900123", "language": "en"}
+    }))
+    .unwrap();
+    order.zone_ids = vec![];
+    p.store.put_order(&order).await.unwrap();
+    assert_eq!(send(&p, &fix(1, 0, 0.0)).await.unwrap(), Outcome::Quiet);
+}

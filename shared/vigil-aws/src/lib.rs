@@ -1,0 +1,34 @@
+//! Vigil's ports and their adapters: what the Lambda handlers depend on, implemented on AWS
+//! (DynamoDB, SQS, SNS) and in memory for unit tests.
+//!
+//! # Layout
+//! - [`ports`]: the narrow traits handlers are generic over (ingest store, alert queue, alert
+//!   store, audit log, notifier, metrics, admin store) and the records they exchange.
+//! - [`config`]: the one configuration loader (stage, resource names, endpoint via
+//!   `AWS_ENDPOINT_URL`, retries with backoff).
+//! - [`error`]: [`StoreError`], which says whether a retry can help, and SDK error
+//!   classification.
+//! - [`items`]: every DynamoDB item mapping, in one place.
+//! - [`dynamo`]: the store ports on DynamoDB.
+//! - [`sqs`]: the alert queue on SQS (FIFO, grouped by order).
+//! - [`sns`]: SMS and the operators' topic on SNS.
+//! - [`metrics`]: CloudWatch Embedded Metric Format counters, and in-memory ones.
+//! - [`counting`]: an SDK interceptor that counts requests by operation (cost per fix).
+//! - [`memory`]: in-memory adapters of every port, with failure injection.
+
+pub mod config;
+pub mod counting;
+pub mod dynamo;
+pub mod error;
+pub mod items;
+pub mod memory;
+pub mod metrics;
+pub mod ports;
+pub mod sns;
+pub mod sqs;
+
+pub use config::Config;
+pub use dynamo::DynamoStore;
+pub use error::StoreError;
+pub use sns::SnsNotifier;
+pub use sqs::SqsQueue;

@@ -1,0 +1,85 @@
+//! The SNS adapter of the notifier: transactional SMS by phone number, and the operators'
+//! topic.
+
+use crate::error::{StoreError, classify};
+use crate::ports::Notifier;
+use aws_sdk_sns::Client;
+use aws_sdk_sns::types::MessageAttributeValue;
+use vigil_core::PhoneNumber;
+
+/// SMS and operator events on SNS.
+#[derive(Clone)]
+pub struct SnsNotifier {
+    client: Client,
+    operators_topic_arn: String,
+    sender_id: Option<String>,
+}
+
+fn string_attr(v: &str) -> Result<MessageAttributeValue, StoreError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(v)
+        .build()
+        .map_err(|e| StoreError::Config(e.to_string()))
+}
+
+impl SnsNotifier {
+    /// A notifier publishing operator events to `operators_topic_arn`; `sender_id` is the
+    /// alphanumeric sender shown on SMS where the country allows it.
+    pub fn new(
+        client: Client,
+        operators_topic_arn: impl Into<String>,
+        sender_id: Option<String>,
+    ) -> Self {
+        Self {
+            client,
+            operators_topic_arn: operators_topic_arn.into(),
+            sender_id,
+        }
+    }
+}
+
+impl Notifier for SnsNotifier {
+    async fn send_sms(&self, to: &PhoneNumber, text: &str) -> Result<String, StoreError> {
+        let mut req = self
+            .client
+            .publish()
+            .phone_number(to.e164())
+            .message(text)
+            .message_attributes("AWS.SNS.SMS.SMSType", string_attr("Transactional")?);
+        if let Some(sender) = &self.sender_id {
+            req = req.message_attributes("AWS.SNS.SMS.SenderID", string_attr(sender)?);
+        }
+        let resp = req.send().await.map_err(|e| classify("sns", "sms", e))?;
+        Ok(resp.message_id.unwrap_or_default())
+    }
+
+    async fn publish_operator(
+        &self,
+        event: &serde_json::Value,
+        subject: &str,
+    ) -> Result<String, StoreError> {
+        let mut req = self
+            .client
+            .publish()
+            .topic_arn(&self.operators_topic_arn)
+            .subject(
+                subject
+                    .chars()
+                    .filter(char::is_ascii)
+                    .take(100)
+                    .collect::<String>(),
+            )
+            .message(event.to_string());
+        for key in ["kind", "urgency"] {
+            if let Some(v) = event.get(key).and_then(|v| v.as_str()) {
+                req = req.message_attributes(key, string_attr(v)?);
+            }
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| classify("sns", "operators topic", e))?;
+        Ok(resp.message_id.unwrap_or_default())
+    }
+}

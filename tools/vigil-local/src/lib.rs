@@ -1,0 +1,151 @@
+//! Vigil's local AWS emulator harness. It starts moto's server on a free loopback port (or
+//! uses an emulator that is already running, moto or LocalStack), creates every table, queue
+//! and topic that `infra/resources.json` declares, and reads back what Vigil sent: victim SMS
+//! and operator-topic events. Integration tests, the simulator and the `vigil-local` binary
+//! all go through it, so there is one way to run the AWS side of Vigil on a laptop.
+//!
+//! ```no_run
+//! # async fn demo() -> vigil_local::Result<()> {
+//! let emulator = vigil_local::Emulator::start().await?;
+//! let sns = aws_sdk_sns::Client::new(&emulator.sdk_config());
+//! // ... run Vigil against emulator.env_vars() ...
+//! for sms in emulator.sent_sms().await? {
+//!     println!("{} <- {}", sms.phone_number, sms.message);
+//! }
+//! # drop(sns);
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`resources`]: the definition file's types, its checks, physical naming
+//!   (`vigil-<stage>-<name>`) and the environment variable names that carry resources.
+//! - `moto` (private): the pinned moto venv under `.local/venv` (installed once, under a file
+//!   lock), and the `moto_server` child process: free port, readiness, log file, kill on drop.
+//! - `provision` (private): creates the declared resources with the AWS SDK, idempotently,
+//!   and checks that existing tables have the declared keys.
+//! - [`readback`]: which emulator an endpoint is, and the one place that reads back sent SMS,
+//!   operator-topic events, and resets moto.
+//! - [`emulator`]: [`Emulator`], which ties these together for tests and tools.
+//!
+//! The binary (`src/main.rs`) is `vigil-local up` (run an emulator in the foreground and write
+//! its environment file) and `vigil-local sms` (print sent SMS as JSON).
+
+use std::path::PathBuf;
+
+pub mod emulator;
+mod moto;
+mod provision;
+pub mod readback;
+pub mod resources;
+
+pub use emulator::Emulator;
+pub use readback::{EmulatorKind, OperatorEvent, ReadBack, SentSms};
+pub use resources::Resources;
+
+/// The moto release the harness installs and runs; bump it here and nowhere else.
+pub const MOTO_REQUIREMENT: &str = "moto[server]==5.2.5";
+
+/// Region of every client, ARN and read-back request the harness makes.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Everything that can go wrong starting, provisioning or reading an emulator.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `infra/resources.json` (or a stage name) is not valid.
+    #[error("{0}")]
+    Definition(String),
+    /// A file or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path or program involved.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The moto venv could not be created; the message ends with the install log's tail.
+    #[error("installing {requirement} into {venv}: {message}", requirement = MOTO_REQUIREMENT)]
+    Install {
+        /// The venv directory.
+        venv: PathBuf,
+        /// What failed, and the tail of the install log.
+        message: String,
+    },
+    /// moto_server did not answer in time or exited; the message ends with its log's tail.
+    #[error("moto_server did not start: {message}\n--- last lines of {} ---\n{tail}", log.display())]
+    Startup {
+        /// What went wrong.
+        message: String,
+        /// The server's log file.
+        log: PathBuf,
+        /// The last lines of that log.
+        tail: String,
+    },
+    /// An AWS API call against the emulator failed.
+    #[error("{operation} at {endpoint}: {message}")]
+    Aws {
+        /// API call and resource, e.g. `CreateTable vigil-local-zones`.
+        operation: String,
+        /// The emulator endpoint.
+        endpoint: String,
+        /// The SDK error with its full context.
+        message: String,
+    },
+    /// A read-back or control request to the emulator failed or returned an unexpected shape.
+    #[error("{url}: {message}")]
+    ReadBack {
+        /// The URL requested.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A logical name that `infra/resources.json` does not declare.
+    #[error("no {kind} {logical:?} in infra/resources.json (declared: {declared})")]
+    Unknown {
+        /// `table`, `queue` or `topic`.
+        kind: &'static str,
+        /// The name asked for.
+        logical: String,
+        /// The names that are declared, comma-separated.
+        declared: String,
+    },
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The workspace root: `VIGIL_ROOT` if set, else the directory this crate was built in, two
+/// levels up (`tools/vigil-local` -> root). `.local/` (venv, logs, env file) lives under it.
+pub fn workspace_root() -> PathBuf {
+    if let Some(root) = std::env::var_os("VIGIL_ROOT") {
+        return PathBuf::from(root);
+    }
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    crate_dir
+        .parent()
+        .and_then(|tools| tools.parent())
+        .map(PathBuf::from)
+        .unwrap_or(crate_dir)
+}
+
+/// `<workspace root>/.local`: the git-ignored folder for the venv, logs and the env file.
+pub fn local_dir() -> PathBuf {
+    workspace_root().join(".local")
+}
+
+pub(crate) fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}
+
+/// The last `lines` lines of a log file, or a note that it could not be read.
+pub(crate) fn log_tail(path: &std::path::Path, lines: usize) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("(could not read {}: {e})", path.display()),
+    }
+}

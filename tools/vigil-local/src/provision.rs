@@ -1,0 +1,374 @@
+//! Creates the resources of `infra/resources.json` in an emulator, idempotently: an existing
+//! table is checked against its declared keys, an existing queue gets its declared attributes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode as DynamoBillingMode, KeySchemaElement,
+    KeyType as DynamoKeyRole, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    TimeToLiveStatus,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use crate::resources::{BillingMode, KeyDef, QueueDef, Resources, TableDef};
+use crate::{Error, Result};
+
+/// Logical name of the topic whose messages [`crate::Emulator::operator_events`] returns.
+pub(crate) const OPERATORS_TOPIC: &str = "operators";
+
+/// Logical name of the harness's own queue subscribed to the operators topic (not a Vigil
+/// resource: it exists only in emulators, for emulators that do not record topic publishes).
+pub(crate) const OPERATORS_TAP: &str = "operators-tap";
+
+/// The SDK clients one emulator is driven with.
+#[derive(Debug, Clone)]
+pub(crate) struct Clients {
+    pub(crate) dynamodb: aws_sdk_dynamodb::Client,
+    pub(crate) sqs: aws_sdk_sqs::Client,
+    pub(crate) sns: aws_sdk_sns::Client,
+    pub(crate) endpoint: String,
+}
+
+impl Clients {
+    pub(crate) fn new(config: &aws_config::SdkConfig, endpoint: &str) -> Clients {
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
+            endpoint: endpoint.to_owned(),
+        }
+    }
+
+    /// Maps an SDK error to [`Error::Aws`] with the operation and full error context.
+    pub(crate) fn fail<E: std::error::Error>(
+        &self,
+        operation: impl Into<String>,
+    ) -> impl FnOnce(E) -> Error {
+        let operation = operation.into();
+        let endpoint = self.endpoint.clone();
+        move |e| Error::Aws {
+            operation,
+            endpoint,
+            message: DisplayErrorContext(&e).to_string(),
+        }
+    }
+}
+
+/// Physical identities of everything that was created, by logical name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Provisioned {
+    pub(crate) tables: BTreeMap<String, String>,
+    pub(crate) queue_urls: BTreeMap<String, String>,
+    pub(crate) topic_arns: BTreeMap<String, String>,
+    pub(crate) operators_tap_url: Option<String>,
+}
+
+/// Creates (or checks) every declared resource for `stage`, then the operators tap.
+pub(crate) async fn provision(
+    clients: &Clients,
+    resources: &Resources,
+    stage: &str,
+) -> Result<Provisioned> {
+    let mut out = Provisioned::default();
+    for table in &resources.tables {
+        let name = resources.physical_name(stage, &table.name);
+        ensure_table(clients, table, &name).await?;
+        out.tables.insert(table.name.clone(), name);
+    }
+    let mut queue_arns = BTreeMap::new();
+    for queue in &resources.queues {
+        let name = resources.queue_physical_name(stage, queue);
+        let url = ensure_queue(clients, &name, queue_attributes(queue, &queue_arns)?).await?;
+        queue_arns.insert(queue.name.clone(), queue_arn(clients, &url).await?);
+        out.queue_urls.insert(queue.name.clone(), url);
+    }
+    for topic in &resources.topics {
+        let name = resources.physical_name(stage, &topic.name);
+        let created = clients
+            .sns
+            .create_topic()
+            .name(&name)
+            .send()
+            .await
+            .map_err(clients.fail(format!("CreateTopic {name}")))?;
+        let arn = created.topic_arn().unwrap_or_default().to_owned();
+        out.topic_arns.insert(topic.name.clone(), arn);
+    }
+    if let Some(topic_arn) = out.topic_arns.get(OPERATORS_TOPIC) {
+        let name = resources.physical_name(stage, OPERATORS_TAP);
+        let url = ensure_queue(clients, &name, Vec::new()).await?;
+        let arn = queue_arn(clients, &url).await?;
+        clients
+            .sns
+            .subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(&arn)
+            .send()
+            .await
+            .map_err(clients.fail(format!("Subscribe {name} to {topic_arn}")))?;
+        out.operators_tap_url = Some(url);
+    }
+    Ok(out)
+}
+
+async fn ensure_table(clients: &Clients, table: &TableDef, name: &str) -> Result<()> {
+    let op = |operation: &str| format!("{operation} {name}");
+    let mut definitions = Vec::new();
+    let mut schema = Vec::new();
+    let keys = [(&table.partition_key, DynamoKeyRole::Hash)]
+        .into_iter()
+        .chain(table.sort_key.iter().map(|k| (k, DynamoKeyRole::Range)));
+    for (key, role) in keys {
+        definitions.push(
+            AttributeDefinition::builder()
+                .attribute_name(&key.name)
+                .attribute_type(ScalarAttributeType::from(key.kind.as_str()))
+                .build()
+                .map_err(clients.fail(op("CreateTable")))?,
+        );
+        schema.push(
+            KeySchemaElement::builder()
+                .attribute_name(&key.name)
+                .key_type(role)
+                .build()
+                .map_err(clients.fail(op("CreateTable")))?,
+        );
+    }
+    let billing = match table.billing_mode {
+        BillingMode::PayPerRequest => DynamoBillingMode::PayPerRequest,
+    };
+    let created = clients
+        .dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(billing)
+        .set_attribute_definitions(Some(definitions))
+        .set_key_schema(Some(schema))
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            check_existing_table(clients, table, name).await?;
+        }
+        Err(e) => return Err(clients.fail(op("CreateTable"))(e)),
+    }
+    wait_active(clients, name).await?;
+
+    if let Some(attribute) = &table.ttl_attribute {
+        let current = clients
+            .dynamodb
+            .describe_time_to_live()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(clients.fail(op("DescribeTimeToLive")))?;
+        let description = current.time_to_live_description();
+        let enabled = description.is_some_and(|d| {
+            matches!(
+                d.time_to_live_status(),
+                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+            ) && d.attribute_name() == Some(attribute.as_str())
+        });
+        if !enabled {
+            let spec = TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(attribute)
+                .build()
+                .map_err(clients.fail(op("UpdateTimeToLive")))?;
+            clients
+                .dynamodb
+                .update_time_to_live()
+                .table_name(name)
+                .time_to_live_specification(spec)
+                .send()
+                .await
+                .map_err(clients.fail(op("UpdateTimeToLive")))?;
+        }
+    }
+    Ok(())
+}
+
+/// A table that already exists must have the declared keys, or the code under test would be
+/// running against a schema that production does not have.
+async fn check_existing_table(clients: &Clients, table: &TableDef, name: &str) -> Result<()> {
+    let described = clients
+        .dynamodb
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(clients.fail(format!("DescribeTable {name}")))?;
+    let found = described.table().map(existing_keys).unwrap_or_default();
+    let declared: Vec<(String, String, String)> = [(&table.partition_key, "HASH")]
+        .into_iter()
+        .chain(table.sort_key.iter().map(|k| (k, "RANGE")))
+        .map(|(k, role): (&KeyDef, &str)| {
+            (role.to_owned(), k.name.clone(), k.kind.as_str().to_owned())
+        })
+        .collect();
+    if found == declared {
+        Ok(())
+    } else {
+        Err(Error::Definition(format!(
+            "table {name} already exists in the emulator with keys {found:?}, but \
+             infra/resources.json declares {declared:?}: reset the emulator (moto: \
+             `POST /moto-api/reset`) or use another stage"
+        )))
+    }
+}
+
+/// (role, attribute, type) for each key of an existing table, hash key first.
+fn existing_keys(
+    table: &aws_sdk_dynamodb::types::TableDescription,
+) -> Vec<(String, String, String)> {
+    let mut keys: Vec<(String, String, String)> = table
+        .key_schema()
+        .iter()
+        .map(|k| {
+            let kind = table
+                .attribute_definitions()
+                .iter()
+                .find(|d| d.attribute_name() == k.attribute_name())
+                .map(|d| d.attribute_type().as_str().to_owned())
+                .unwrap_or_default();
+            (
+                k.key_type().as_str().to_owned(),
+                k.attribute_name().to_owned(),
+                kind,
+            )
+        })
+        .collect();
+    keys.sort_by_key(|(role, _, _)| role != "HASH");
+    keys
+}
+
+async fn wait_active(clients: &Clients, name: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let described = clients
+            .dynamodb
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(clients.fail(format!("DescribeTable {name}")))?;
+        let status = described.table().and_then(|t| t.table_status()).cloned();
+        if status == Some(TableStatus::Active) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Aws {
+                operation: format!("DescribeTable {name}"),
+                endpoint: clients.endpoint.clone(),
+                message: format!("table is still {status:?} after 30 s"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn queue_attributes(
+    queue: &QueueDef,
+    arns: &BTreeMap<String, String>,
+) -> Result<Vec<(QueueAttributeName, String)>> {
+    let mut attributes = Vec::new();
+    if queue.fifo {
+        attributes.push((QueueAttributeName::FifoQueue, "true".to_owned()));
+        attributes.push((
+            QueueAttributeName::ContentBasedDeduplication,
+            "false".to_owned(),
+        ));
+    }
+    if let Some(s) = queue.visibility_timeout_s {
+        attributes.push((QueueAttributeName::VisibilityTimeout, s.to_string()));
+    }
+    if let Some(s) = queue.retention_period_s {
+        attributes.push((QueueAttributeName::MessageRetentionPeriod, s.to_string()));
+    }
+    if let Some(dlq) = &queue.dead_letter {
+        // Resources::parse guarantees the dead-letter queue was declared (and so created) first.
+        let arn = arns.get(&dlq.queue).ok_or_else(|| {
+            Error::Definition(format!(
+                "queue {:?}: dead-letter queue {:?} was not created first",
+                queue.name, dlq.queue
+            ))
+        })?;
+        let policy = serde_json::json!({
+            "deadLetterTargetArn": arn,
+            "maxReceiveCount": dlq.max_receive_count,
+        });
+        attributes.push((QueueAttributeName::RedrivePolicy, policy.to_string()));
+    }
+    Ok(attributes)
+}
+
+/// Creates a queue with `attributes`, or sets them on the queue if it already exists with
+/// others; returns its URL.
+async fn ensure_queue(
+    clients: &Clients,
+    name: &str,
+    attributes: Vec<(QueueAttributeName, String)>,
+) -> Result<String> {
+    let mut create = clients.sqs.create_queue().queue_name(name);
+    for (key, value) in &attributes {
+        create = create.attributes(key.clone(), value);
+    }
+    match create.send().await {
+        Ok(created) => Ok(created.queue_url().unwrap_or_default().to_owned()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_queue_name_exists()) =>
+        {
+            let url = clients
+                .sqs
+                .get_queue_url()
+                .queue_name(name)
+                .send()
+                .await
+                .map_err(clients.fail(format!("GetQueueUrl {name}")))?
+                .queue_url()
+                .unwrap_or_default()
+                .to_owned();
+            let mut set = clients.sqs.set_queue_attributes().queue_url(&url);
+            // FifoQueue is fixed at creation; setting it again is refused.
+            for (key, value) in attributes
+                .into_iter()
+                .filter(|(k, _)| *k != QueueAttributeName::FifoQueue)
+            {
+                set = set.attributes(key, value);
+            }
+            set.send()
+                .await
+                .map_err(clients.fail(format!("SetQueueAttributes {name}")))?;
+            Ok(url)
+        }
+        Err(e) => Err(clients.fail(format!("CreateQueue {name}"))(e)),
+    }
+}
+
+async fn queue_arn(clients: &Clients, url: &str) -> Result<String> {
+    let attributes = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(clients.fail(format!("GetQueueAttributes {url}")))?;
+    attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .ok_or_else(|| Error::Aws {
+            operation: format!("GetQueueAttributes {url}"),
+            endpoint: clients.endpoint.clone(),
+            message: "no QueueArn in the answer".into(),
+        })
+}

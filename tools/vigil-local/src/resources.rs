@@ -1,0 +1,345 @@
+//! The resource definition file, `infra/resources.json`: Vigil's tables, queues and topics by
+//! logical name, and the rule that turns a logical name into a physical one for a stage.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The definition file as this crate was built with it (cargo rebuilds when it changes).
+const BUNDLED: &str = include_str!("../../../infra/resources.json");
+
+/// Every table, queue and topic Vigil needs, as `infra/resources.json` declares them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// Free text for readers of the file; ignored here.
+    #[serde(rename = "$comment", default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// How physical names are made from logical ones.
+    pub naming: Naming,
+    /// DynamoDB tables.
+    pub tables: Vec<TableDef>,
+    /// SQS queues, dead-letter queues included.
+    pub queues: Vec<QueueDef>,
+    /// SNS topics.
+    pub topics: Vec<TopicDef>,
+}
+
+/// The naming rule: `pattern` with `{stage}` and `{name}` substituted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Naming {
+    /// For example `vigil-{stage}-{name}`.
+    pub pattern: String,
+    /// The stage used when none is given (`local`).
+    pub default_stage: String,
+}
+
+/// One DynamoDB table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableDef {
+    /// Logical name, e.g. `zone-state`.
+    pub name: String,
+    /// Capacity mode.
+    pub billing_mode: BillingMode,
+    /// Hash key.
+    pub partition_key: KeyDef,
+    /// Range key, if the table has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_key: Option<KeyDef>,
+    /// Attribute (epoch seconds) by which DynamoDB TTL expires items, if enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_attribute: Option<String>,
+}
+
+/// DynamoDB capacity mode. Only on-demand is used by Vigil.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BillingMode {
+    /// On-demand capacity.
+    #[serde(rename = "PAY_PER_REQUEST")]
+    PayPerRequest,
+}
+
+/// A key attribute: its name and DynamoDB scalar type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyDef {
+    /// Attribute name.
+    pub name: String,
+    /// Attribute type.
+    #[serde(rename = "type")]
+    pub kind: KeyType,
+}
+
+/// DynamoDB key attribute types, spelled as DynamoDB spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyType {
+    /// String.
+    S,
+    /// Number.
+    N,
+    /// Binary.
+    B,
+}
+
+impl KeyType {
+    /// DynamoDB's spelling: `"S"`, `"N"` or `"B"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::S => "S",
+            KeyType::N => "N",
+            KeyType::B => "B",
+        }
+    }
+}
+
+/// One standard SQS queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueDef {
+    /// Logical name, e.g. `alerts`.
+    pub name: String,
+    /// Visibility timeout in seconds (SQS default 30 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility_timeout_s: Option<u32>,
+    /// Message retention in seconds (SQS default 4 days when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_period_s: Option<u32>,
+    /// Where messages go after too many receives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<DeadLetterDef>,
+    /// A FIFO queue (its physical name ends in `.fifo`): ordered per message group, deduplicated
+    /// by id. A FIFO queue's dead-letter queue must be FIFO too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fifo: bool,
+}
+
+/// A queue's redrive policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterDef {
+    /// Logical name of the dead-letter queue, declared in the same file.
+    pub queue: String,
+    /// Receives before a message moves to the dead-letter queue.
+    pub max_receive_count: u32,
+}
+
+/// One standard SNS topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicDef {
+    /// Logical name, e.g. `operators`.
+    pub name: String,
+}
+
+impl Resources {
+    /// The definition file this crate was built with, parsed and checked.
+    ///
+    /// Fails only if `infra/resources.json` is invalid, which the crate's tests catch.
+    pub fn bundled() -> Result<Resources> {
+        Resources::parse(BUNDLED)
+    }
+
+    /// Parses and checks a definition file's text.
+    ///
+    /// Fails with [`Error::Definition`] on malformed JSON, an unknown field, a duplicate
+    /// logical name, a name that is not lowercase letters, digits and `-`, a dead-letter
+    /// queue that is not declared (or declared after the queue that uses it), or a naming
+    /// pattern without `{stage}` and `{name}`.
+    pub fn parse(text: &str) -> Result<Resources> {
+        let resources: Resources = serde_json::from_str(text)
+            .map_err(|e| Error::Definition(format!("infra/resources.json: {e}")))?;
+        resources.check()?;
+        Ok(resources)
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::Definition(format!("infra/resources.json: {what}")));
+        if !self.naming.pattern.contains("{stage}") || !self.naming.pattern.contains("{name}") {
+            return bad("naming.pattern must contain {stage} and {name}".into());
+        }
+        check_stage(&self.naming.default_stage)?;
+        let mut seen = std::collections::BTreeSet::new();
+        let names = self
+            .tables
+            .iter()
+            .map(|t| ("table", &t.name))
+            .chain(self.queues.iter().map(|q| ("queue", &q.name)))
+            .chain(self.topics.iter().map(|t| ("topic", &t.name)));
+        for (kind, name) in names {
+            if !is_logical_name(name) {
+                return bad(format!(
+                    "{kind} name {name:?} must be lowercase letters, digits and '-'"
+                ));
+            }
+            if !seen.insert((kind, name)) {
+                return bad(format!("{kind} {name:?} is declared twice"));
+            }
+        }
+        for (i, queue) in self.queues.iter().enumerate() {
+            if let Some(dlq) = &queue.dead_letter {
+                let Some(target) = self.queues[..i].iter().find(|q| q.name == dlq.queue) else {
+                    return bad(format!(
+                        "queue {:?}: dead-letter queue {:?} must be declared before it",
+                        queue.name, dlq.queue
+                    ));
+                };
+                if target.fifo != queue.fifo {
+                    return bad(format!(
+                        "queue {:?}: dead-letter queue {:?} must be FIFO exactly when the queue is",
+                        queue.name, dlq.queue
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The physical name of a logical resource for `stage`, e.g. `vigil-local-zones`.
+    pub fn physical_name(&self, stage: &str, logical: &str) -> String {
+        self.naming
+            .pattern
+            .replace("{stage}", stage)
+            .replace("{name}", logical)
+    }
+
+    /// The physical name of a queue for `stage`: as [`Resources::physical_name`], with `.fifo`
+    /// appended for a FIFO queue, as SQS requires.
+    pub fn queue_physical_name(&self, stage: &str, queue: &QueueDef) -> String {
+        let name = self.physical_name(stage, &queue.name);
+        if queue.fifo {
+            format!("{name}.fifo")
+        } else {
+            name
+        }
+    }
+
+    /// The table declared under `logical`, if any.
+    pub fn table(&self, logical: &str) -> Option<&TableDef> {
+        self.tables.iter().find(|t| t.name == logical)
+    }
+
+    /// The queue declared under `logical`, if any.
+    pub fn queue(&self, logical: &str) -> Option<&QueueDef> {
+        self.queues.iter().find(|q| q.name == logical)
+    }
+
+    /// The topic declared under `logical`, if any.
+    pub fn topic(&self, logical: &str) -> Option<&TopicDef> {
+        self.topics.iter().find(|t| t.name == logical)
+    }
+}
+
+fn is_logical_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Checks that `stage` can go into every physical name: 1 to 32 lowercase letters, digits
+/// and `-`, not starting with `-`.
+pub fn check_stage(stage: &str) -> Result<()> {
+    if stage.len() <= 32 && is_logical_name(stage) {
+        Ok(())
+    } else {
+        Err(Error::Definition(format!(
+            "stage {stage:?} must be 1 to 32 lowercase letters, digits and '-', not starting with '-'"
+        )))
+    }
+}
+
+/// The environment variable that carries a resource's physical identity to a child process:
+/// `VIGIL_<NAME>_TABLE` (table name), `VIGIL_<NAME>_QUEUE_URL` (queue URL) or
+/// `VIGIL_<NAME>_TOPIC_ARN` (topic ARN), with `<NAME>` the logical name in upper snake case.
+/// These are the names `vigil-aws`'s config loader reads (`VIGIL_ALERTS_QUEUE_URL`,
+/// `VIGIL_OPERATORS_TOPIC_ARN`); it derives table names from `VIGIL_STAGE` instead.
+pub fn env_var_name(kind: ResourceKind, logical: &str) -> String {
+    let upper = logical.replace('-', "_").to_ascii_uppercase();
+    match kind {
+        ResourceKind::Table => format!("VIGIL_{upper}_TABLE"),
+        ResourceKind::Queue => format!("VIGIL_{upper}_QUEUE_URL"),
+        ResourceKind::Topic => format!("VIGIL_{upper}_TOPIC_ARN"),
+    }
+}
+
+/// The three kinds of resource in the definition file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    /// A DynamoDB table.
+    Table,
+    /// An SQS queue.
+    Queue,
+    /// An SNS topic.
+    Topic,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_file_declares_what_vigil_needs() {
+        let r = Resources::bundled().unwrap();
+        assert_eq!(r.tables.len(), 10);
+        let audit = r.table("audit").unwrap();
+        assert_eq!(audit.partition_key.name, "order_id");
+        assert_eq!(audit.sort_key.as_ref().unwrap().kind, KeyType::N);
+        assert_eq!(
+            r.table("idempotency").unwrap().ttl_attribute.as_deref(),
+            Some("expires_at")
+        );
+        let alerts = r.queue("alerts").unwrap();
+        assert_eq!(alerts.visibility_timeout_s, Some(60));
+        assert_eq!(alerts.dead_letter.as_ref().unwrap().max_receive_count, 5);
+        assert_eq!(
+            r.queue("alerts-dlq").unwrap().retention_period_s,
+            Some(14 * 24 * 3600)
+        );
+        assert!(r.topic("operators").is_some());
+        assert_eq!(
+            r.physical_name("local", "zone-cells"),
+            "vigil-local-zone-cells"
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_fields_duplicates_and_forward_dead_letters() {
+        let base = Resources::bundled().unwrap();
+        let mut v = serde_json::to_value(&base).unwrap();
+        v["tables"][0]["gsi"] = serde_json::json!([]);
+        assert!(Resources::parse(&v.to_string()).is_err());
+
+        let mut dup = base.clone();
+        dup.tables.push(dup.tables[0].clone());
+        assert!(dup.check().is_err());
+
+        let mut order = base.clone();
+        order.queues.reverse();
+        let err = order.check().unwrap_err().to_string();
+        assert!(err.contains("must be declared before"), "{err}");
+    }
+
+    #[test]
+    fn stages_and_env_names() {
+        assert!(check_stage("local").is_ok());
+        assert!(check_stage("t-12-3").is_ok());
+        assert!(check_stage("Prod").is_err());
+        assert!(check_stage("").is_err());
+        assert!(check_stage(&"a".repeat(33)).is_err());
+        assert_eq!(
+            env_var_name(ResourceKind::Table, "zone-cells"),
+            "VIGIL_ZONE_CELLS_TABLE"
+        );
+        assert_eq!(
+            env_var_name(ResourceKind::Queue, "alerts-dlq"),
+            "VIGIL_ALERTS_DLQ_QUEUE_URL"
+        );
+        assert_eq!(
+            env_var_name(ResourceKind::Topic, "operators"),
+            "VIGIL_OPERATORS_TOPIC_ARN"
+        );
+    }
+}

@@ -1,0 +1,37 @@
+//! Vigil's scenario runner: executes scenario files (orders, zones, timed fixes and tag
+//! events, expected SMS and operator events) and reports where what happened differs from
+//! what was expected. Scenarios are the project's acceptance tests and its demo.
+//!
+//! # Layout
+//! - [`scenario`]: the JSON format (schema in `tests/scenarios/scenario.schema.json`), its
+//!   checks, and the checked [`Scenario`]: vigil-core orders and zones, and the messages a tag
+//!   publishes (wire payloads) in delivery order.
+//! - [`executor`]: the [`ScenarioExecutor`] trait and the [`Run`] every executor records: per
+//!   message, what became of it, the order levels, the SMS sent and the operator events.
+//! - [`in_process`]: the first executor, which runs messages through vigil-core in this
+//!   process. An executor that drives the local stack over MQTT implements the same trait.
+//! - [`compare`]: expectations against a run, whatever executed it.
+//! - [`report`]: the step table, verdict lines and the JSON report (phones always redacted).
+//! - [`svg`]: a hand-written SVG picture of a run: zones, buffers, tracks, alert markers.
+//! - [`demo`]: the built-in narrated scenario.
+//! - [`runner`]: the `run` command: files in, report out, exit status.
+//!
+//! Operator event kinds are vigil-core's vocabulary (`vigil_core::events`), so scenarios,
+//! operators and the audit log name events the same way: `zone_warning`, `zone_breach`,
+//! `zone_step_down`, `zone_clear`, `zone_out_of_force`, `late_fix`, `breach_persisting`,
+//! `breach_repeated`, `tag_event:<kind>` and `fix_rejected:<reason>` (any rejected message,
+//! with `vigil_core::FixError::reason`).
+
+pub mod compare;
+pub mod demo;
+pub mod executor;
+pub mod in_process;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod svg;
+
+pub use compare::{Failure, Verdict, compare};
+pub use executor::{Run, ScenarioExecutor};
+pub use in_process::InProcessExecutor;
+pub use scenario::Scenario;
