@@ -40,9 +40,13 @@ use vigil_core::messages;
 use vigil_core::policy::{self, Decision, Urgency, VictimAlert, VictimDecision};
 use vigil_core::{OrderId, PhoneNumber, ZoneKind};
 
-/// A claim older than this that was never finished (the function died) is taken over by the
-/// next delivery of the event.
-pub const CLAIM_STALE_AFTER_MS: i64 = 120_000;
+/// A claim older than this that was never finished is taken over by the next delivery of the
+/// event. A failure releases its claim at once (see [`handle_event`]); a claim goes stale only
+/// when the function died mid-way. It must exceed the function's timeout (30 s, set in infra)
+/// and stay below the queue's visibility timeout (60 s, `infra/resources.json`), so a
+/// redelivery after a crash is never refused as "in progress" and receives are not wasted
+/// on the way to the dead-letter queue.
+pub const CLAIM_STALE_AFTER_MS: i64 = 50_000;
 
 /// The SQS attribute that carries a FIFO message's group (the order id).
 const MESSAGE_GROUP_ID: &str = "MessageGroupId";
@@ -252,11 +256,7 @@ where
     N: Notifier,
     M: Metrics,
 {
-    let Ports {
-        store,
-        notifier,
-        metrics,
-    } = ports;
+    let Ports { store, metrics, .. } = ports;
     let event_id = event.event_id.as_str();
     let order_id = &event.order_id;
 
@@ -270,6 +270,35 @@ where
         Err(StoreError::Conflict { .. }) => return Err(AlertError::InProgress(event_id.into())),
         Err(e) => return Err(e.into()),
     }
+    let result = handle_claimed(event, ports, now_ms).await;
+    if let Err(e) = &result {
+        // Let the redelivery take the event at once. If releasing fails too, the claim goes
+        // stale within CLAIM_STALE_AFTER_MS instead.
+        if let Err(release_err) = store.release(event_id).await {
+            warn!(event_id, reason = e.reason(), release_error = %release_err, "claim not released");
+        }
+    }
+    result
+}
+
+/// The steps after a successful claim.
+async fn handle_claimed<S, N, M>(
+    event: &AlertEvent,
+    ports: &Ports<S, N, M>,
+    now_ms: i64,
+) -> Result<Outcome, AlertError>
+where
+    S: AlertStore + AuditLog,
+    N: Notifier,
+    M: Metrics,
+{
+    let Ports {
+        store,
+        notifier,
+        metrics,
+    } = ports;
+    let event_id = event.event_id.as_str();
+    let order_id = &event.order_id;
 
     let order = store
         .order(order_id)
@@ -992,15 +1021,11 @@ mod tests {
         assert_eq!(run(&ports, vec![msg("m1", &event)], NOW).await, ["m1"]);
         assert!(ports.notifier.sms().is_empty());
         assert_eq!(ports.metrics.get("AlertFailed", "unavailable"), 1);
-        // Redelivered after the visibility timeout: the claim is not stale yet.
-        assert_eq!(
-            run(&ports, vec![msg("m1", &event)], NOW + 60_000).await,
-            ["m1"]
-        );
-        assert_eq!(ports.metrics.get("AlertFailed", "in_progress"), 1);
-        // After the stale window it is taken over and handled once.
-        let later = NOW + CLAIM_STALE_AFTER_MS + 1_000;
+        // The failure released the claim: the redelivery after the visibility timeout
+        // handles it at once, without burning a receive on "in progress".
+        let later = NOW + 60_000;
         assert!(run(&ports, vec![msg("m1", &event)], later).await.is_empty());
+        assert_eq!(ports.metrics.get("AlertFailed", "in_progress"), 0);
         assert!(
             run(&ports, vec![msg("m1", &event)], later + 60_000)
                 .await

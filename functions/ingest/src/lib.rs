@@ -423,9 +423,6 @@ async fn evaluate_order<S: IngestStore, Q: AlertQueue, M: Metrics>(
             .collect();
         let mut states = before.clone();
         let zone_refs: Vec<&Zone> = zones.iter().collect();
-        // FIXME(ingest owner): pass the tag's newest fix (device time, seq) before this one,
-        // from its last-seen record; with None a buffered fix is late only against each zone's
-        // own newest fix (see vigil_core::watch::apply_fix).
         let changes = apply_fix(
             &mut states,
             newest_seen,

@@ -428,6 +428,24 @@ impl AlertStore for DynamoStore {
         }
     }
 
+    async fn release(&self, event_id: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(self.t(table::IDEMPOTENCY))
+            .key("id", s(format!("alert#{event_id}")))
+            .condition_expression("#st = :processing")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":processing", s("processing"))
+            .send()
+            .await;
+        match result.map_err(|e| classify(SERVICE, "idempotency", e)) {
+            // Already finished (or gone): nothing to release.
+            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn finish(&self, event_id: &str, _now_ms: i64) -> Result<(), StoreError> {
         self.client
             .update_item()

@@ -249,6 +249,15 @@ impl AlertStore for MemoryStore {
         }
     }
 
+    async fn release(&self, event_id: &str) -> Result<(), StoreError> {
+        self.injected()?;
+        let mut g = self.lock();
+        if g.claims.get(event_id).is_some_and(|(done, _)| !done) {
+            g.claims.remove(event_id);
+        }
+        Ok(())
+    }
+
     async fn finish(&self, event_id: &str, now_ms: i64) -> Result<(), StoreError> {
         self.injected()?;
         self.lock()

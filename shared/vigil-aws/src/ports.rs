@@ -208,6 +208,9 @@ pub trait AlertStore: Send + Sync {
         now_ms: i64,
         stale_after_ms: i64,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+    /// Gives up a claim that failed before the event was finished, so the next delivery can
+    /// take it at once instead of waiting for it to go stale. A finished claim is kept.
+    fn release(&self, event_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Marks an event id handled.
     fn finish(
         &self,

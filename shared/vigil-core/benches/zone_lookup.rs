@@ -18,6 +18,13 @@
 //! the zones), 10 % near one of the indexed zones (inside it, in its buffer or just beyond);
 //! accuracy 5-50 m, times spread over one week.
 //!
+//! # Benchmarks (one iteration = one fix; N = 1000, 10000, 100000)
+//! - `per_fix/index/N`: [`MemoryZoneIndex::evaluate`] over the whole mix.
+//! - `per_fix/brute_force/N`: [`MemoryZoneIndex::evaluate_brute_force`] over the same mix.
+//! - `per_fix/index_candidates/N`: the lookup alone (cells read, reach boxes cut).
+//! - `per_fix/index_anywhere/N`, `per_fix/index_populated/N`, `per_fix/index_near_zone/N`:
+//!   the index on one class of fix at a time.
+//!
 //! # Setup, not timed
 //! For each size the setup checks that the index and the brute-force scan give the same
 //! assessments on a sample of fixes (panics if not), prints the index's size and the
@@ -218,10 +225,11 @@ enum FixClass {
     NearZone,
 }
 
-const CLASSES: [(FixClass, &str); 3] = [
-    (FixClass::Anywhere, "anywhere"),
-    (FixClass::Populated, "populated"),
-    (FixClass::NearZone, "near a zone"),
+/// Each class of fix: how the setup prints it, and the benchmark that times it alone.
+const CLASSES: [(FixClass, &str, &str); 3] = [
+    (FixClass::Anywhere, "anywhere", "index_anywhere"),
+    (FixClass::Populated, "populated", "index_populated"),
+    (FixClass::NearZone, "near a zone", "index_near_zone"),
 ];
 
 /// `FIXES` fixes for an index of the first `sites.len()` zones.
@@ -303,7 +311,7 @@ fn print_index_stats(index: &MemoryZoneIndex, fixes: &[(Fix, FixClass)]) {
         index.entries(),
         index.entries() as f64 / index.len() as f64
     );
-    for (class, name) in CLASSES {
+    for (class, name, _) in CLASSES {
         let of_class: Vec<&Fix> = fixes
             .iter()
             .filter(|(_, c)| *c == class)
@@ -370,7 +378,7 @@ fn print_latency_distribution(index: &MemoryZoneIndex, fixes: &[(Fix, FixClass)]
     };
     eprintln!("  index latency per fix, each fix timed alone:");
     summary("all fixes", &|_| true);
-    for (class, name) in CLASSES {
+    for (class, name, _) in CLASSES {
         summary(name, &|c| c == class);
     }
 }
@@ -398,6 +406,19 @@ fn per_fix(c: &mut Criterion) {
         print_index_stats(&index, &fixes);
         print_latency_distribution(&index, &fixes);
 
+        // Each class on its own, cut to a power of two so that cycling is a mask as well.
+        let by_class: Vec<(&str, Vec<Fix>)> = CLASSES
+            .iter()
+            .map(|&(class, _, bench)| {
+                let mut of_class: Vec<Fix> = fixes
+                    .iter()
+                    .filter(|(_, c)| *c == class)
+                    .map(|(f, _)| f.clone())
+                    .collect();
+                of_class.truncate(1 << of_class.len().ilog2());
+                (bench, of_class)
+            })
+            .collect();
         let fixes: Vec<Fix> = fixes.into_iter().map(|(f, _)| f).collect();
         group
             .sampling_mode(SamplingMode::Auto)
@@ -407,7 +428,7 @@ fn per_fix(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("index", size), &fixes, |b, fixes| {
             let mut next = 0;
             b.iter(|| {
-                let fix = &fixes[next & (FIXES - 1)];
+                let fix = &fixes[next & (fixes.len() - 1)];
                 next += 1;
                 index.evaluate(black_box(fix), &rules)
             });
@@ -419,13 +440,27 @@ fn per_fix(c: &mut Criterion) {
             |b, fixes| {
                 let mut next = 0;
                 b.iter(|| {
-                    let fix = black_box(&fixes[next & (FIXES - 1)]);
+                    let fix = black_box(&fixes[next & (fixes.len() - 1)]);
                     next += 1;
                     let radius_m = rules.lookup_radius_m(fix.accuracy_m);
                     index.candidates(fix.lat, fix.lon, radius_m).len()
                 });
             },
         );
+        group
+            .sample_size(50)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3));
+        for (bench, of_class) in &by_class {
+            group.bench_with_input(BenchmarkId::new(*bench, size), of_class, |b, fixes| {
+                let mut next = 0;
+                b.iter(|| {
+                    let fix = &fixes[next & (fixes.len() - 1)];
+                    next += 1;
+                    index.evaluate(black_box(fix), &rules)
+                });
+            });
+        }
 
         // A scan of 100k zones takes milliseconds: few, equal samples keep the run short.
         group
@@ -436,7 +471,7 @@ fn per_fix(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("brute_force", size), &fixes, |b, fixes| {
             let mut next = 0;
             b.iter(|| {
-                let fix = &fixes[next & (FIXES - 1)];
+                let fix = &fixes[next & (fixes.len() - 1)];
                 next += 1;
                 index.evaluate_brute_force(black_box(fix), &rules)
             });

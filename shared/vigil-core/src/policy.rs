@@ -8,8 +8,9 @@
 //! - Down from BREACH to WARNING: nothing (operators are told).
 //! - Down to CLEAR after a sustained exit: "all clear", once, and only if a warning or breach
 //!   was sent in this episode. Never held back: it always follows a danger message.
-//! - Closed because a zone left force: nothing to the victim (operators are told, urgently, so
-//!   somebody calls the victim rather than sending an all-clear about an unwatched place).
+//! - Closed because a zone left force: nothing to the victim; operators are told with high
+//!   urgency, so somebody calls the victim rather than an all-clear going out about a place no
+//!   longer watched.
 //! - A late fix beyond the order's late window: operators only.
 //! - Strap tamper: victim SMS if the order says so; always urgent for operators.
 //!

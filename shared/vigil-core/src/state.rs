@@ -15,8 +15,9 @@
 //!   the level's start is no older than it.
 //! - A zone out of force (schedule, validity, order ended) closes an open alert at once, with
 //!   its own cause, so the victim is not told "all clear" about a place no longer watched.
-//! - BREACH lasting [`StepRules::escalate_breach_after_ms`], or a new BREACH within
-//!   [`StepRules::repeat_breach_window_ms`] of the previous one, escalates once.
+//! - BREACH lasting [`StepRules::escalate_breach_after_ms`] with the offender still inside on
+//!   the current fix, or a new BREACH within [`StepRules::repeat_breach_window_ms`] of the
+//!   previous one, escalates once.
 
 use crate::evaluate::{AlertLevel, Assessment, BreachRules};
 use crate::order::OrderPolicy;
@@ -211,7 +212,10 @@ pub fn step(state: &ZoneState, obs: &Observation, rules: &StepRules) -> (ZoneSta
         next.below_since_ms = None;
     }
 
+    // Persisting means the offender is still inside now, not a breach held open by hysteresis
+    // (or raised by an old, late fix) while current fixes show them leaving.
     if next.level == AlertLevel::Breach
+        && a.entry == AlertLevel::Breach
         && !next.escalated
         && next
             .since_ms
@@ -385,6 +389,22 @@ mod tests {
             .filter_map(|(i, s)| s.escalation.map(|e| (i, e)))
             .collect();
         assert_eq!(esc, vec![(5, Escalation::Persisting)]);
+    }
+
+    #[test]
+    fn a_breach_held_open_by_hysteresis_does_not_escalate_as_persisting() {
+        // Inside at 0, then just outside the zone (exit level BREACH: within accuracy + margin)
+        // for ten minutes: the state stays BREACH, but the offender is not inside.
+        let mut o = vec![obs(0, 1, Breach, Breach)];
+        for i in 1..=10 {
+            o.push(obs(60 * i, 1 + i as u64, Warning, Breach));
+        }
+        let (s, steps) = run(&o);
+        assert_eq!(s.level, Breach);
+        assert!(steps.iter().all(|s| s.escalation.is_none()));
+        // Back inside after the limit: escalates then.
+        let (_, st) = step(&s, &obs(660, 20, Breach, Breach), &StepRules::default());
+        assert_eq!(st.escalation, Some(Escalation::Persisting));
     }
 
     #[test]

@@ -26,6 +26,8 @@
 //! - [`readback`]: which emulator an endpoint is, and the one place that reads back sent SMS,
 //!   operator-topic events, and resets moto.
 //! - [`emulator`]: [`Emulator`], which ties these together for tests and tools.
+//! - [`event_source`]: [`SqsEventSource`], what Lambda's SQS event source mapping does:
+//!   receive a batch as the Lambda event, delete what the function did not report as failed.
 //!
 //! The binary (`src/main.rs`) is `vigil-local up` (run an emulator in the foreground and write
 //! its environment file) and `vigil-local sms` (print sent SMS as JSON).
@@ -33,12 +35,14 @@
 use std::path::PathBuf;
 
 pub mod emulator;
+pub mod event_source;
 mod moto;
 mod provision;
 pub mod readback;
 pub mod resources;
 
 pub use emulator::Emulator;
+pub use event_source::{ReceivedBatch, SqsEventSource};
 pub use readback::{EmulatorKind, OperatorEvent, ReadBack, SentSms};
 pub use resources::Resources;
 

@@ -13,8 +13,8 @@ use vigil_core::fix::{check_motion, parse_event, parse_fix};
 use vigil_core::policy::VictimDecision;
 use vigil_core::watch::{Notice, open_zones};
 use vigil_core::{
-    BreachRules, Fix, FixError, MemoryZoneIndex, OrderId, OrderWatch, ProtectionOrder, TagId,
-    ValidationLimits, Zone,
+    BreachRules, Fix, FixError, MemoryZoneIndex, OrderId, OrderWatch, ProtectionOrder, TagEvent,
+    TagEventKind, TagId, ValidationLimits, Zone,
 };
 
 /// Runs scenarios over vigil-core in this process.
@@ -84,43 +84,20 @@ impl<'a> Pipeline<'a> {
     }
 
     fn deliver(&mut self, index: usize, message: &Message) -> StepRecord {
-        let mut step = StepRecord {
-            message: index,
-            at_s: message.at_s,
-            tag_id: message.tag_id.clone(),
-            channel: message.channel,
-            outcome: Outcome::Duplicate { seq: 0 },
-            levels: Vec::new(),
-            sms: Vec::new(),
-            operator_events: Vec::new(),
-        };
+        let mut effects = Effects::default();
         let payload = message.payload.as_bytes();
         let (tag, at) = (&message.tag_id, message.received_at_ms);
-        match message.channel {
+        let outcome = match message.channel {
             Channel::Fix => match parse_fix(payload, tag, at, self.limits) {
-                Ok(fix) => self.on_fix(fix, &mut step),
-                Err(e) => reject(&e, &mut step),
+                Ok(fix) => self.on_fix(fix, &mut effects),
+                Err(e) => effects.reject(&e),
             },
             Channel::Event => match parse_event(payload, tag, at, self.limits) {
-                Ok(event) => {
-                    if self.seen.insert((event.tag_id.clone(), event.seq)) {
-                        step.outcome = Outcome::Event {
-                            seq: event.seq,
-                            kind: event.kind,
-                        };
-                        for order in self.scenario.orders_of(tag) {
-                            let watch = self.watches.entry(order.order_id.clone()).or_default();
-                            let notice = watch.on_event(order, &event);
-                            record(order, &notice, &mut step);
-                        }
-                    } else {
-                        step.outcome = Outcome::Duplicate { seq: event.seq };
-                    }
-                }
-                Err(e) => reject(&e, &mut step),
+                Ok(event) => self.on_event(event, &mut effects),
+                Err(e) => effects.reject(&e),
             },
-        }
-        step.levels = self
+        };
+        let levels = self
             .scenario
             .orders_of(tag)
             .map(|o| OrderLevel {
@@ -132,20 +109,29 @@ impl<'a> Pipeline<'a> {
                     .unwrap_or_default(),
             })
             .collect();
-        step
+        StepRecord {
+            message: index,
+            at_s: message.at_s,
+            tag_id: message.tag_id.clone(),
+            channel: message.channel,
+            outcome,
+            levels,
+            sms: effects.sms,
+            operator_events: effects.operator_events,
+        }
     }
 
-    fn on_fix(&mut self, fix: Fix, step: &mut StepRecord) {
+    /// Dedupe, speed check, then every order of the tag judges the fix against the zones
+    /// near it and its open zones.
+    fn on_fix(&mut self, fix: Fix, effects: &mut Effects) -> Outcome {
         if self.seen.contains(&(fix.tag_id.clone(), fix.seq)) {
-            step.outcome = Outcome::Duplicate { seq: fix.seq };
-            return;
+            return Outcome::Duplicate { seq: fix.seq };
         }
         let newest = self.newest_fix.get(&fix.tag_id);
         if let Some(previous) = newest
             && let Err(e) = check_motion(previous, &fix, self.limits)
         {
-            reject(&e, step);
-            return;
+            return effects.reject(&e);
         }
         let late_by_ms = newest
             .filter(|n| (n.at_ms, n.seq) > (fix.at_ms, fix.seq))
@@ -154,14 +140,6 @@ impl<'a> Pipeline<'a> {
         if late_by_ms.is_none() {
             self.newest_fix.insert(fix.tag_id.clone(), fix.clone());
         }
-        step.outcome = Outcome::Fix {
-            seq: fix.seq,
-            at_ms: fix.at_ms,
-            lat: fix.lat,
-            lon: fix.lon,
-            accuracy_m: fix.accuracy_m,
-            late_by_ms,
-        };
         let near: Vec<&Zone> =
             self.index
                 .candidates(fix.lat, fix.lon, self.rules.lookup_radius_m(fix.accuracy_m));
@@ -174,36 +152,62 @@ impl<'a> Pipeline<'a> {
                     .filter_map(|id| self.index.get(id)),
             );
             for notice in watch.on_fix(order, &zones, &fix, self.rules) {
-                record(order, &notice, step);
+                effects.zone_notice(order, &notice);
             }
+        }
+        Outcome::Fix {
+            seq: fix.seq,
+            at_ms: fix.at_ms,
+            lat: fix.lat,
+            lon: fix.lon,
+            accuracy_m: fix.accuracy_m,
+            late_by_ms,
+        }
+    }
+
+    /// Dedupe, then every order of the tag applies the event.
+    fn on_event(&mut self, event: TagEvent, effects: &mut Effects) -> Outcome {
+        if !self.seen.insert((event.tag_id.clone(), event.seq)) {
+            return Outcome::Duplicate { seq: event.seq };
+        }
+        for order in self.scenario.orders_of(&event.tag_id) {
+            let watch = self.watches.entry(order.order_id.clone()).or_default();
+            let notice = watch.on_event(order, &event);
+            effects.event_notice(order, event.kind, &notice);
+        }
+        Outcome::Event {
+            seq: event.seq,
+            kind: event.kind,
         }
     }
 }
 
-fn reject(e: &FixError, step: &mut StepRecord) {
-    step.outcome = Outcome::Rejected {
-        reason: e.reason().to_owned(),
-        detail: e.to_string(),
-    };
-    step.operator_events.push(OperatorEvent {
-        kind: rejected_kind(e.reason()),
-        order_id: None,
-        zone_id: None,
-        urgency: None,
-        detail: e.to_string(),
-    });
+/// What one message caused: SMS sent and operator events published.
+#[derive(Default)]
+struct Effects {
+    sms: Vec<SentSms>,
+    operator_events: Vec<OperatorEvent>,
 }
 
-/// Turns the policy's notice into the operator events and SMS it stands for.
-fn record(order: &ProtectionOrder, notice: &Notice, step: &mut StepRecord) {
-    let held = match notice.decision.victim {
-        VictimDecision::HeldByCooldown(alert) => {
-            format!("; victim SMS {} held by the cooldown", alert_name(alert))
+impl Effects {
+    /// A rejected message: one operator event with the reason.
+    fn reject(&mut self, e: &FixError) -> Outcome {
+        self.operator_events.push(OperatorEvent {
+            kind: rejected_kind(e.reason()),
+            order_id: None,
+            zone_id: None,
+            urgency: None,
+            detail: e.to_string(),
+        });
+        Outcome::Rejected {
+            reason: e.reason().to_owned(),
+            detail: e.to_string(),
         }
-        _ => String::new(),
-    };
-    match &notice.zone_change {
-        Some(zc) => {
+    }
+
+    /// A zone change: its operator event kinds, and the SMS if the policy sends one.
+    fn zone_notice(&mut self, order: &ProtectionOrder, notice: &Notice) {
+        if let Some(zc) = &notice.zone_change {
             let what = match &zc.change.transition {
                 Some(t) => format!(
                     "{} -> {} ({})",
@@ -219,8 +223,9 @@ fn record(order: &ProtectionOrder, notice: &Notice, step: &mut StepRecord) {
             } else {
                 format!("{d:.0} m from the edge")
             };
+            let held = held_note(notice);
             for kind in operator_kinds(&zc.change) {
-                step.operator_events.push(OperatorEvent {
+                self.operator_events.push(OperatorEvent {
                     kind,
                     order_id: Some(order.order_id.clone()),
                     zone_id: Some(zc.zone_id.clone()),
@@ -229,24 +234,41 @@ fn record(order: &ProtectionOrder, notice: &Notice, step: &mut StepRecord) {
                 });
             }
         }
-        None => {
-            if let Outcome::Event { kind, .. } = &step.outcome {
-                step.operator_events.push(OperatorEvent {
-                    kind: tag_event_kind(*kind),
-                    order_id: Some(order.order_id.clone()),
-                    zone_id: None,
-                    urgency: Some(notice.decision.urgency),
-                    detail: format!("tag reported {}{held}", serde_name(kind)),
-                });
-            }
+        self.sms(order, notice);
+    }
+
+    /// A tag event: its operator event, and the SMS if the policy sends one.
+    fn event_notice(&mut self, order: &ProtectionOrder, kind: TagEventKind, notice: &Notice) {
+        self.operator_events.push(OperatorEvent {
+            kind: tag_event_kind(kind),
+            order_id: Some(order.order_id.clone()),
+            zone_id: None,
+            urgency: Some(notice.decision.urgency),
+            detail: format!("tag reported {}{}", serde_name(&kind), held_note(notice)),
+        });
+        self.sms(order, notice);
+    }
+
+    fn sms(&mut self, order: &ProtectionOrder, notice: &Notice) {
+        if let (VictimDecision::Send(alert), Some(text)) =
+            (notice.decision.victim, &notice.sms_text)
+        {
+            self.sms.push(SentSms {
+                order_id: order.order_id.clone(),
+                to: order.victim.phone.clone(),
+                level: alert,
+                text: text.clone(),
+            });
         }
     }
-    if let (VictimDecision::Send(alert), Some(text)) = (notice.decision.victim, &notice.sms_text) {
-        step.sms.push(SentSms {
-            order_id: order.order_id.clone(),
-            to: order.victim.phone.clone(),
-            level: alert,
-            text: text.clone(),
-        });
+}
+
+/// "; victim SMS ... held by the cooldown" when the policy held one back.
+fn held_note(notice: &Notice) -> String {
+    match notice.decision.victim {
+        VictimDecision::HeldByCooldown(alert) => {
+            format!("; victim SMS {} held by the cooldown", alert_name(alert))
+        }
+        _ => String::new(),
     }
 }

@@ -10,7 +10,7 @@
 //!   message, what became of it, the order levels, the SMS sent and the operator events.
 //! - [`in_process`]: the first executor, which runs messages through vigil-core in this
 //!   process. An executor that drives the local stack over MQTT implements the same trait.
-//! - [`compare`]: expectations against a run, whatever executed it.
+//! - [`mod@compare`]: expectations against a run, whatever executed it.
 //! - [`report`]: the step table, verdict lines and the JSON report (phones always redacted).
 //! - [`svg`]: a hand-written SVG picture of a run: zones, buffers, tracks, alert markers.
 //! - [`demo`]: the built-in narrated scenario.

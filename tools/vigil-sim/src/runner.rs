@@ -99,7 +99,18 @@ pub fn run_files(
         let verdict = compare(&scenario.expect, &run);
         if let Some(dir) = &options.svg_dir {
             let picture = svg::render(&svg::Picture::of_run(&scenario, &run));
-            std::fs::write(dir.join(format!("{}.svg", scenario.name)), picture)?;
+            let file_name: String = scenario
+                .name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            std::fs::write(dir.join(format!("{file_name}.svg")), picture)?;
         }
         if verdict.passed() {
             passed += 1;

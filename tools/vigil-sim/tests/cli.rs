@@ -92,6 +92,7 @@ fn an_invalid_file_exits_2_naming_the_field() {
         text(&out.stdout).contains("PASS demo"),
         "valid files still run"
     );
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -127,4 +128,5 @@ fn demo_narrates_and_draws() {
     let picture = std::fs::read_to_string(&svg).unwrap();
     assert!(picture.starts_with("<svg"));
     assert!(picture.contains("stroke-dasharray"));
+    let _ = std::fs::remove_dir_all(dir);
 }
