@@ -225,11 +225,14 @@ impl IngestStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify(SERVICE, "last-seen", e))?;
-        resp.items
+        // The rule writes whatever a tag sent (e.g. "lat": "NaN" as a string): an item that
+        // does not read back as a fix is no evidence of where the tag was, so it is skipped.
+        Ok(resp
+            .items
             .unwrap_or_default()
             .iter()
-            .map(items::fix_from_last_seen)
-            .collect()
+            .filter_map(|i| items::fix_from_last_seen(i).ok())
+            .collect())
     }
 
     async fn zones(&self, ids: &[ZoneId]) -> Result<Vec<Zone>, StoreError> {
