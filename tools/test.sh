@@ -14,3 +14,4 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test --workspace"
 cargo test --workspace
+echo "== infra (CDK assertions, cdk synth, cfn-lint, checkov)"; ./infra/test.sh

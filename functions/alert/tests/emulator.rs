@@ -3,7 +3,6 @@
 //! Each test starts its own server, so they run in parallel without sharing state.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use vigil_alert::{Ports, handle_batch};
@@ -14,7 +13,7 @@ use vigil_aws::{Config, DynamoStore, SnsNotifier, SqsQueue};
 use vigil_core::audit::{AuditRecord, ChainError, verify_chain};
 use vigil_core::events::AlertEvent;
 use vigil_core::{OrderId, ProtectionOrder};
-use vigil_local::Emulator;
+use vigil_local::{Emulator, ReceivedBatch, SqsEventSource};
 
 const PHONE: &str = "+447700900123";
 const ORDER: &str = "o-123";
@@ -27,7 +26,7 @@ struct Stack {
     emulator: Emulator,
     ports: EmulatorPorts,
     queue: SqsQueue,
-    queue_url: String,
+    source: SqsEventSource,
 }
 
 /// A moto server with Vigil's resources, the handler's ports on it, and order `o-123`.
@@ -59,11 +58,16 @@ async fn stack() -> Stack {
         .expect("order provisioned");
     let queue_url = config.alerts_queue_url().unwrap().to_owned();
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), &queue_url);
+    let source = SqsEventSource::new(
+        aws_sdk_sqs::Client::new(&sdk),
+        &queue_url,
+        emulator.region(),
+    );
     Stack {
         emulator,
         ports,
         queue,
-        queue_url,
+        source,
     }
 }
 
@@ -101,72 +105,25 @@ fn zone_change(rev: u64, from: &str, to: &str, at_ms: i64) -> AlertEvent {
 /// Sends `events` through the alert queue as ingest does, and receives them as the Lambda
 /// event source mapping would hand them to the function (system attributes included, so
 /// `MessageGroupId` is there).
-async fn through_the_queue(stack: &Stack, events: &[AlertEvent]) -> SqsEvent {
+async fn through_the_queue(stack: &Stack, events: &[AlertEvent]) -> ReceivedBatch {
     stack.queue.send(events).await.expect("queue send");
-    let sqs = aws_sdk_sqs::Client::new(&stack.emulator.sdk_config());
-    let mut records = Vec::new();
-    for _ in 0..10 {
-        if records.len() == events.len() {
-            break;
-        }
-        let received = sqs
-            .receive_message()
-            .queue_url(&stack.queue_url)
-            .max_number_of_messages(10)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive");
-        for m in received.messages() {
-            let attributes: HashMap<&str, &str> = m
-                .attributes()
-                .map(|a| a.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
-                .unwrap_or_default();
-            records.push(json!({
-                "messageId": m.message_id(),
-                "receiptHandle": m.receipt_handle(),
-                "body": m.body(),
-                "attributes": attributes,
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "awsRegion": "us-east-1"
-            }));
-        }
-    }
-    assert_eq!(records.len(), events.len(), "every message received");
-    serde_json::from_value(json!({ "Records": records })).expect("an SQS Lambda event")
+    let batch = stack.source.receive(10, 1).await.expect("receive");
+    assert_eq!(batch.len(), events.len(), "every message received");
+    batch
 }
 
 /// Runs the handler on a batch, then deletes the messages it did not report as failures, as
 /// the event source mapping does.
-async fn handle(stack: &Stack, event: SqsEvent) -> SqsBatchResponse {
-    let handles: Vec<(String, String)> = event
-        .records
-        .iter()
-        .map(|r| {
-            let id = r.message_id.clone().unwrap_or_default();
-            (id, r.receipt_handle.clone().unwrap_or_default())
-        })
-        .collect();
+async fn handle(stack: &Stack, batch: &ReceivedBatch) -> SqsBatchResponse {
+    let event: SqsEvent = serde_json::from_value(batch.event.clone()).expect("an SQS Lambda event");
     let response = handle_batch(event, &stack.ports, now_ms()).await;
-    let sqs = aws_sdk_sqs::Client::new(&stack.emulator.sdk_config());
-    for (id, receipt) in handles {
-        let failed = response
-            .batch_item_failures
-            .iter()
-            .any(|f| f.item_identifier == id);
-        if !failed {
-            // A second delete of the same receipt (a redelivered test batch) may be refused.
-            let _ = sqs
-                .delete_message()
-                .queue_url(&stack.queue_url)
-                .receipt_handle(receipt)
-                .send()
-                .await;
-        }
-    }
+    let json = serde_json::to_value(&response).expect("response");
+    stack.source.complete(batch, &json).await.expect("ack");
     response
+}
+
+fn records(batch: &ReceivedBatch) -> SqsEvent {
+    serde_json::from_value(batch.event.clone()).expect("an SQS Lambda event")
 }
 
 fn now_ms() -> i64 {
@@ -177,7 +134,7 @@ fn now_ms() -> i64 {
 async fn a_warning_texts_the_victim_once_and_reaches_the_operators_topic() {
     let stack = stack().await;
     let batch = through_the_queue(&stack, &[zone_change(1, "clear", "warning", now_ms())]).await;
-    let response = handle(&stack, batch).await;
+    let response = handle(&stack, &batch).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
 
     let sms = stack.emulator.sent_sms().await.unwrap();
@@ -210,8 +167,8 @@ async fn a_warning_texts_the_victim_once_and_reaches_the_operators_topic() {
 async fn the_same_sqs_message_twice_texts_once() {
     let stack = stack().await;
     let batch = through_the_queue(&stack, &[zone_change(1, "clear", "warning", now_ms())]).await;
-    let first = handle(&stack, batch.clone()).await;
-    let second = handle(&stack, batch).await;
+    let first = handle(&stack, &batch).await;
+    let second = handle(&stack, &batch).await;
     assert!(first.batch_item_failures.is_empty(), "{first:?}");
     assert!(second.batch_item_failures.is_empty(), "{second:?}");
     assert_eq!(stack.emulator.sent_sms().await.unwrap().len(), 1);
@@ -231,13 +188,14 @@ async fn the_audit_chain_in_dynamodb_verifies_and_tampering_is_found() {
         ],
     )
     .await;
-    let groups: Vec<_> = batch
+    let event = records(&batch);
+    let groups: Vec<_> = event
         .records
         .iter()
         .map(|r| r.attributes.get("MessageGroupId").map(String::as_str))
         .collect();
     assert_eq!(groups, [Some(ORDER), Some(ORDER)], "FIFO, grouped by order");
-    let response = handle(&stack, batch).await;
+    let response = handle(&stack, &batch).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(stack.emulator.sent_sms().await.unwrap().len(), 2);
 

@@ -14,14 +14,12 @@ use vigil_aws::ports::{
 use vigil_aws::{Config, DynamoStore, SqsQueue, StoreError};
 use vigil_core::cells::Cell;
 use vigil_core::events::{AlertBody, AlertEvent};
-use vigil_core::{
-    AlertLevel, BreachRules, Fix, OrderId, ProtectionOrder, TagId, ValidationLimits, Zone, ZoneId,
-};
+use vigil_core::{AlertLevel, BreachRules, Fix, OrderId, TagId, ValidationLimits, Zone, ZoneId};
 use vigil_ingest::{Outcome, Ports, fix_payload, handle, rule_event};
 use vigil_local::Emulator;
+use vigil_testkit::{fix_north, home_zone, order};
 
 const T0: i64 = 1_764_432_000_000;
-const HOME: (f64, f64) = (51.5, -0.12);
 
 struct Stack {
     emulator: Emulator,
@@ -42,18 +40,8 @@ async fn stack() -> Stack {
         .interceptor(counter.clone())
         .build();
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(ddb_conf), &config);
-    let order: ProtectionOrder = serde_json::from_value(serde_json::json!({
-        "order_id": "o1", "tag_id": "tag-1",
-        "victim": {"victim_id": "v1", "phone": "+447700900123", "language": "en"}
-    }))
-    .unwrap();
-    store.put_order(&order).await.unwrap();
-    let zone: Zone = serde_json::from_value(serde_json::json!({
-        "zone_id": "home", "kind": "home", "circle": {"lat": HOME.0, "lon": HOME.1, "radius_m": 100},
-        "buffer_m": 500, "orders": ["o1"]
-    }))
-    .unwrap();
-    store.put_zone(&zone).await.unwrap();
+    store.put_order(&order()).await.unwrap();
+    store.put_zone(&home_zone()).await.unwrap();
     let queue_url = config.alerts_queue_url().unwrap().to_owned();
     assert!(queue_url.ends_with(".fifo"), "{queue_url}");
     let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -79,17 +67,7 @@ fn ports<S: IngestStore, Q: AlertQueue>(store: S, queue: Q) -> Ports<S, Q, Memor
 }
 
 fn fix(seq: u64, at_s: i64, north_m: f64) -> Fix {
-    Fix {
-        tag_id: TagId::new("tag-1").unwrap(),
-        seq,
-        at_ms: T0 + at_s * 1000,
-        lat: HOME.0 + north_m / 111_250.0,
-        lon: HOME.1,
-        accuracy_m: 10.0,
-        speed_mps: None,
-        heading_deg: None,
-        battery_pct: None,
-    }
+    fix_north(seq, T0 + at_s * 1000, north_m)
 }
 
 /// What the IoT rule does for a fix: its DynamoDB action writes last-seen, its Lambda action

@@ -6,29 +6,19 @@ use vigil_aws::metrics::MemoryMetrics;
 use vigil_aws::ports::{AdminStore, AuditLog, IngestStore};
 use vigil_core::events::AlertBody;
 use vigil_core::{
-    AlertLevel, BreachRules, Fix, OrderId, ProtectionOrder, TagId, ValidationLimits, Zone, ZoneId,
+    AlertLevel, BreachRules, Fix, OrderId, ProtectionOrder, TagId, ValidationLimits, ZoneId,
 };
 use vigil_ingest::{Outcome, Ports, fix_payload, handle, rule_event};
+use vigil_testkit::{fix_north, home_zone, order};
 
 const T0: i64 = 1_764_432_000_000;
-const HOME: (f64, f64) = (51.5, -0.12);
 
 type TestPorts = Ports<MemoryStore, MemoryQueue, MemoryMetrics>;
 
 async fn setup() -> TestPorts {
     let store = MemoryStore::new();
-    let order: ProtectionOrder = serde_json::from_value(serde_json::json!({
-        "order_id": "o1", "tag_id": "tag-1",
-        "victim": {"victim_id": "v1", "phone": "+447700900123", "language": "en"}
-    }))
-    .unwrap();
-    store.put_order(&order).await.unwrap();
-    let zone: Zone = serde_json::from_value(serde_json::json!({
-        "zone_id": "home", "kind": "home", "circle": {"lat": HOME.0, "lon": HOME.1, "radius_m": 100},
-        "buffer_m": 500, "orders": ["o1"]
-    }))
-    .unwrap();
-    store.put_zone(&zone).await.unwrap();
+    store.put_order(&order()).await.unwrap();
+    store.put_zone(&home_zone()).await.unwrap();
     Ports {
         store,
         queue: MemoryQueue::default(),
@@ -40,17 +30,7 @@ async fn setup() -> TestPorts {
 
 /// A fix `north_m` metres north of home's centre, `at_s` seconds after T0.
 fn fix(seq: u64, at_s: i64, north_m: f64) -> Fix {
-    Fix {
-        tag_id: TagId::new("tag-1").unwrap(),
-        seq,
-        at_ms: T0 + at_s * 1000,
-        lat: HOME.0 + north_m / 111_250.0,
-        lon: HOME.1,
-        accuracy_m: 10.0,
-        speed_mps: None,
-        heading_deg: None,
-        battery_pct: None,
-    }
+    fix_north(seq, T0 + at_s * 1000, north_m)
 }
 
 async fn send(p: &TestPorts, f: &Fix) -> Result<Outcome, vigil_ingest::IngestError> {

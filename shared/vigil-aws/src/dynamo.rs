@@ -4,11 +4,12 @@ use crate::config::Config;
 use crate::error::{StoreError, classify};
 use crate::items::{self, Item, ItemExt, n, s, table};
 use crate::ports::{
-    AdminStore, AlertStore, AuditEntry, AuditLog, Claim, Commit, IngestStore, OrderSummary,
-    QuarantineRecord, StoredState, TagContext,
+    AdminStore, AlertStore, AuditEntry, AuditLog, Claim, Commit, IngestStore, OpenAlert,
+    OrderSummary, QuarantineRecord, StoredState, TagContext,
 };
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -664,9 +665,230 @@ impl AdminStore for DynamoStore {
             .map(|z| z.id().clone())
             .collect())
     }
+
+    async fn get_order(&self, order_id: &OrderId) -> Result<Option<ProtectionOrder>, StoreError> {
+        self.client
+            .get_item()
+            .table_name(self.t(table::ORDERS))
+            .key("order_id", s(order_id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "orders", e))?
+            .item
+            .as_ref()
+            .map(items::order_from_item)
+            .transpose()
+    }
+
+    async fn list_orders(&self) -> Result<Vec<ProtectionOrder>, StoreError> {
+        let mut orders = self
+            .scan_all(table::ORDERS)
+            .await?
+            .iter()
+            .map(items::order_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        orders.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+        Ok(orders)
+    }
+
+    async fn end_order(
+        &self,
+        order_id: &OrderId,
+        valid_until: DateTime<Utc>,
+    ) -> Result<Option<ProtectionOrder>, StoreError> {
+        let Some(mut order) = self.get_order(order_id).await? else {
+            return Ok(None);
+        };
+        order.valid_until = Some(valid_until);
+        self.put_order(&order).await?;
+        Ok(Some(order))
+    }
+
+    async fn assign_tag(
+        &self,
+        order_id: &OrderId,
+        tag_id: &TagId,
+    ) -> Result<Option<TagId>, StoreError> {
+        let Some(mut order) = self.get_order(order_id).await? else {
+            return Ok(None);
+        };
+        let previous = std::mem::replace(&mut order.tag_id, tag_id.clone());
+        if previous == *tag_id {
+            self.put_order(&order).await?;
+            return Ok(Some(previous));
+        }
+        let open: Vec<String> = match self.tag_item(&previous).await? {
+            Some(item) => items::tag_context(&item)?
+                .1
+                .iter()
+                .filter(|(o, _)| o == order_id)
+                .map(|(o, z)| items::open_attr(o, z))
+                .collect(),
+            None => vec![],
+        };
+        // One transaction: the order moves only if nobody else moved it since it was read, and
+        // no reader ever sees the order's summary on both tags or on neither.
+        let put = Self::put(
+            self.t(table::ORDERS),
+            items::order_item(&order),
+            Some((
+                "tag_id = :previous",
+                vec![(":previous", s(previous.as_str()))],
+            )),
+        )?;
+        let mut set = vec!["#o = :summary".to_owned()];
+        let mut new_names = HashMap::from([("#o".to_owned(), items::order_attr(order_id))]);
+        let mut old_names = new_names.clone();
+        let mut removes = vec!["#o".to_owned()];
+        for (i, attr) in open.iter().enumerate() {
+            new_names.insert(format!("#p{i}"), attr.clone());
+            old_names.insert(format!("#p{i}"), attr.clone());
+            set.push(format!("#p{i} = :one"));
+            removes.push(format!("#p{i}"));
+        }
+        let mut add = Update::builder()
+            .table_name(self.t(table::TAGS))
+            .key("tag_id", s(tag_id.as_str()))
+            .update_expression(format!("SET {}", set.join(", ")))
+            .set_expression_attribute_names(Some(new_names))
+            .expression_attribute_values(
+                ":summary",
+                items::order_summary_value(&OrderSummary::of(&order)),
+            );
+        if !open.is_empty() {
+            add = add.expression_attribute_values(":one", n(1));
+        }
+        let remove = Update::builder()
+            .table_name(self.t(table::TAGS))
+            .key("tag_id", s(previous.as_str()))
+            .update_expression(format!("REMOVE {}", removes.join(", ")))
+            .set_expression_attribute_names(Some(old_names));
+        self.client
+            .transact_write_items()
+            .transact_items(put)
+            .transact_items(Self::update(add)?)
+            .transact_items(Self::update(remove)?)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, &format!("assignment of order {order_id}"), e))?;
+        Ok(Some(previous))
+    }
+
+    async fn get_zone(&self, zone_id: &ZoneId) -> Result<Option<Zone>, StoreError> {
+        self.zone_item(zone_id)
+            .await?
+            .map(|i| items::zone_from_item(&i).map(|(z, _)| z))
+            .transpose()
+    }
+
+    async fn list_zones(&self) -> Result<Vec<Zone>, StoreError> {
+        let mut zones = self
+            .scan_all(table::ZONES)
+            .await?
+            .iter()
+            .map(|i| items::zone_from_item(i).map(|(z, _)| z))
+            .collect::<Result<Vec<_>, _>>()?;
+        zones.sort_by(|a, b| a.id().cmp(b.id()));
+        Ok(zones)
+    }
+
+    async fn zones_of_order(&self, order_id: &OrderId) -> Result<Vec<Zone>, StoreError> {
+        let mut zones = self.list_zones().await?;
+        zones.retain(|z| z.orders().contains(order_id));
+        Ok(zones)
+    }
+
+    async fn prune_expired_zones(&self, now: DateTime<Utc>) -> Result<Vec<ZoneId>, StoreError> {
+        let mut removed = Vec::new();
+        for zone in self.list_zones().await? {
+            if zone.spec().valid_until.is_some_and(|t| t <= now) {
+                self.remove_zone(zone.id()).await?;
+                removed.push(zone.id().clone());
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn open_alerts(&self) -> Result<Vec<OpenAlert>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.scan_all(table::TAGS).await? {
+            let (_, open) = items::tag_context(&item)?;
+            if open.is_empty() {
+                continue;
+            }
+            let tag_id = items::tag_id_of(&item)?;
+            let mut states_by_order = BTreeMap::new();
+            for (order_id, zone_id) in open {
+                if !states_by_order.contains_key(&order_id) {
+                    let states = IngestStore::states(self, &order_id).await?;
+                    states_by_order.insert(order_id.clone(), states);
+                }
+                let Some(stored) = states_by_order[&order_id].get(&zone_id) else {
+                    continue;
+                };
+                if stored.state.level == vigil_core::AlertLevel::Clear {
+                    continue;
+                }
+                out.push(OpenAlert {
+                    tag_id: tag_id.clone(),
+                    order_id,
+                    zone_id,
+                    level: stored.state.level,
+                    since_ms: stored.state.since_ms,
+                    state_rev: stored.rev,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.order_id, &a.zone_id).cmp(&(&b.order_id, &b.zone_id)));
+        Ok(out)
+    }
 }
 
 impl DynamoStore {
+    /// Every item of a table, page by page. Admin paths only (see [`AdminStore`]).
+    async fn scan_all(&self, logical: &'static str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let resp = self
+                .client
+                .scan()
+                .table_name(self.t(logical))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, logical, e))?;
+            items.extend(resp.items.unwrap_or_default());
+            match resp.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    async fn tag_item(&self, tag_id: &TagId) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(self.t(table::TAGS))
+            .key("tag_id", s(tag_id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "tags", e))?
+            .item)
+    }
+
+    fn update(
+        u: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    ) -> Result<TransactWriteItem, StoreError> {
+        Ok(TransactWriteItem::builder()
+            .update(u.build().map_err(|e| StoreError::Config(e.to_string()))?)
+            .build())
+    }
+
     async fn zone_item(&self, zone_id: &ZoneId) -> Result<Option<Item>, StoreError> {
         Ok(self
             .client

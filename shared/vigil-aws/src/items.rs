@@ -176,6 +176,11 @@ pub fn tag_context(item: &Item) -> Result<(Vec<OrderSummary>, Vec<OrderZone>), S
     Ok((orders, open))
 }
 
+/// The tag id of a `tags` item.
+pub fn tag_id_of(item: &Item) -> Result<TagId, StoreError> {
+    TagId::new(item.get_s("tag_id")?).map_err(|e| StoreError::corrupt("tags.tag_id", e))
+}
+
 /// The attribute name marking an (order, zone) open in a tag item.
 pub fn open_attr(order_id: &OrderId, zone_id: &ZoneId) -> String {
     format!("{OPEN_ATTR}{order_id}/{zone_id}")

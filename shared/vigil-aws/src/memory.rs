@@ -4,8 +4,9 @@
 use crate::error::StoreError;
 use crate::ports::{
     AdminStore, AlertQueue, AlertStore, AuditEntry, AuditLog, Claim, Commit, IngestStore, Notifier,
-    OrderSummary, OrderZone, QuarantineRecord, StoredState, TagContext,
+    OpenAlert, OrderSummary, OrderZone, QuarantineRecord, StoredState, TagContext,
 };
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use vigil_core::audit::AuditRecord;
@@ -385,6 +386,131 @@ impl AdminStore for MemoryStore {
             .get(cell)
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default())
+    }
+
+    async fn get_order(&self, order_id: &OrderId) -> Result<Option<ProtectionOrder>, StoreError> {
+        self.injected()?;
+        Ok(self.lock().orders.get(order_id).cloned())
+    }
+
+    async fn list_orders(&self) -> Result<Vec<ProtectionOrder>, StoreError> {
+        self.injected()?;
+        Ok(self.lock().orders.values().cloned().collect())
+    }
+
+    async fn end_order(
+        &self,
+        order_id: &OrderId,
+        valid_until: DateTime<Utc>,
+    ) -> Result<Option<ProtectionOrder>, StoreError> {
+        self.injected()?;
+        let mut g = self.lock();
+        let Some(order) = g.orders.get_mut(order_id) else {
+            return Ok(None);
+        };
+        order.valid_until = Some(valid_until);
+        let order = order.clone();
+        g.tags
+            .entry(order.tag_id.clone())
+            .or_default()
+            .0
+            .insert(order.order_id.clone(), OrderSummary::of(&order));
+        Ok(Some(order))
+    }
+
+    async fn assign_tag(
+        &self,
+        order_id: &OrderId,
+        tag_id: &TagId,
+    ) -> Result<Option<TagId>, StoreError> {
+        self.injected()?;
+        let mut g = self.lock();
+        let Some(order) = g.orders.get_mut(order_id) else {
+            return Ok(None);
+        };
+        let previous = std::mem::replace(&mut order.tag_id, tag_id.clone());
+        let order = order.clone();
+        let mut moved = BTreeSet::new();
+        if previous != *tag_id
+            && let Some((summaries, open)) = g.tags.get_mut(&previous)
+        {
+            summaries.remove(order_id);
+            moved = open
+                .iter()
+                .filter(|(o, _)| o == order_id)
+                .cloned()
+                .collect();
+            open.retain(|(o, _)| o != order_id);
+        }
+        let (summaries, open) = g.tags.entry(tag_id.clone()).or_default();
+        summaries.insert(order_id.clone(), OrderSummary::of(&order));
+        open.extend(moved);
+        Ok(Some(previous))
+    }
+
+    async fn get_zone(&self, zone_id: &ZoneId) -> Result<Option<Zone>, StoreError> {
+        self.injected()?;
+        Ok(self.lock().zones.get(zone_id).cloned())
+    }
+
+    async fn list_zones(&self) -> Result<Vec<Zone>, StoreError> {
+        self.injected()?;
+        Ok(self.lock().zones.values().cloned().collect())
+    }
+
+    async fn zones_of_order(&self, order_id: &OrderId) -> Result<Vec<Zone>, StoreError> {
+        self.injected()?;
+        Ok(self
+            .lock()
+            .zones
+            .values()
+            .filter(|z| z.orders().contains(order_id))
+            .cloned()
+            .collect())
+    }
+
+    async fn prune_expired_zones(&self, now: DateTime<Utc>) -> Result<Vec<ZoneId>, StoreError> {
+        self.injected()?;
+        let mut g = self.lock();
+        let expired: Vec<ZoneId> = g
+            .zones
+            .values()
+            .filter(|z| z.spec().valid_until.is_some_and(|t| t <= now))
+            .map(|z| z.id().clone())
+            .collect();
+        for id in &expired {
+            g.zones.remove(id);
+            for m in g.cells.values_mut() {
+                m.remove(id);
+            }
+        }
+        Ok(expired)
+    }
+
+    async fn open_alerts(&self) -> Result<Vec<OpenAlert>, StoreError> {
+        self.injected()?;
+        let g = self.lock();
+        let mut out = Vec::new();
+        for (tag_id, (_, open)) in &g.tags {
+            for (order_id, zone_id) in open {
+                let Some(stored) = g.states.get(&(order_id.clone(), zone_id.clone())) else {
+                    continue;
+                };
+                if stored.state.level == vigil_core::AlertLevel::Clear {
+                    continue;
+                }
+                out.push(OpenAlert {
+                    tag_id: tag_id.clone(),
+                    order_id: order_id.clone(),
+                    zone_id: zone_id.clone(),
+                    level: stored.state.level,
+                    since_ms: stored.state.since_ms,
+                    state_rev: stored.rev,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.order_id, &a.zone_id).cmp(&(&b.order_id, &b.zone_id)));
+        Ok(out)
     }
 }
 

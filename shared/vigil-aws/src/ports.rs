@@ -12,7 +12,9 @@ use vigil_core::cells::Cell;
 use vigil_core::events::AlertEvent;
 use vigil_core::policy::VictimNotices;
 use vigil_core::state::ZoneState;
-use vigil_core::{Fix, OrderId, OrderPolicy, PhoneNumber, ProtectionOrder, TagId, Zone, ZoneId};
+use vigil_core::{
+    AlertLevel, Fix, OrderId, OrderPolicy, PhoneNumber, ProtectionOrder, TagId, Zone, ZoneId,
+};
 
 /// What the offender-facing side knows of an order: validity and policy, never the victim.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -274,7 +276,29 @@ pub trait Metrics: Send + Sync {
     fn count(&self, name: &str, dimension: (&str, &str), n: u64);
 }
 
-/// Provisioning: what the operator CLI and test set-up write.
+/// An open alert: an (order, zone) pair whose state is not CLEAR, as operators see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenAlert {
+    /// The offender's tag.
+    pub tag_id: TagId,
+    /// The order.
+    pub order_id: OrderId,
+    /// The zone.
+    pub zone_id: ZoneId,
+    /// The current level (WARNING or BREACH).
+    pub level: AlertLevel,
+    /// Device time the level began, Unix ms.
+    pub since_ms: Option<i64>,
+    /// The state's revision: an acknowledgement names the revision it saw.
+    pub state_rev: u64,
+}
+
+/// Provisioning and operations: what the operator CLI and test set-up read and write.
+///
+/// Everything here is an admin path, run by an operator or a test, never per fix: the listing
+/// methods ([`AdminStore::list_orders`], [`AdminStore::list_zones`],
+/// [`AdminStore::open_alerts`]) scan a table, which is acceptable for an operator's command
+/// and must never appear on a function's path.
 pub trait AdminStore: Send + Sync {
     /// Creates or replaces an order (with its victim) and the tag's summary of it.
     fn put_order(
@@ -298,4 +322,50 @@ pub trait AdminStore: Send + Sync {
         &self,
         cell: &str,
     ) -> impl Future<Output = Result<Vec<ZoneId>, StoreError>> + Send;
+    /// The order with its victim, or `None` when there is no such order.
+    fn get_order(
+        &self,
+        order_id: &OrderId,
+    ) -> impl Future<Output = Result<Option<ProtectionOrder>, StoreError>> + Send;
+    /// Every order, sorted by id. Admin path: a Scan of the `orders` table.
+    fn list_orders(&self) -> impl Future<Output = Result<Vec<ProtectionOrder>, StoreError>> + Send;
+    /// Ends an order at `valid_until`: the order and the tag's summary of it both get the new
+    /// end. Returns the updated order, or `None` when there is no such order.
+    fn end_order(
+        &self,
+        order_id: &OrderId,
+        valid_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<ProtectionOrder>, StoreError>> + Send;
+    /// Moves an order to another tag: the order's `tag_id`, the new tag item's summary of it,
+    /// and its open (order, zone) marks move; the old tag item loses both. Returns the tag the
+    /// order had before, or `None` when there is no such order.
+    fn assign_tag(
+        &self,
+        order_id: &OrderId,
+        tag_id: &TagId,
+    ) -> impl Future<Output = Result<Option<TagId>, StoreError>> + Send;
+    /// A zone by id, or `None`.
+    fn get_zone(
+        &self,
+        zone_id: &ZoneId,
+    ) -> impl Future<Output = Result<Option<Zone>, StoreError>> + Send;
+    /// Every zone, sorted by id. Admin path: a Scan of the `zones` table.
+    fn list_zones(&self) -> impl Future<Output = Result<Vec<Zone>, StoreError>> + Send;
+    /// The zones that restrain an order's offender (the zone's `orders` is the truth), sorted
+    /// by id. Admin path: a Scan of the `zones` table.
+    fn zones_of_order(
+        &self,
+        order_id: &OrderId,
+    ) -> impl Future<Output = Result<Vec<Zone>, StoreError>> + Send;
+    /// Removes every zone whose `valid_until` is at or before `now`, with all its cell
+    /// entries; returns the ids removed, sorted.
+    fn prune_expired_zones(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<ZoneId>, StoreError>> + Send;
+    /// Every open alert, sorted by (order, zone). Admin path: a Scan of the `tags` table for
+    /// the open marks ingest keeps there (one small item per tag, written in the same
+    /// transaction as the states), then the state of each open pair from `zone-state` for its
+    /// level. A pair whose state reads CLEAR (a race with ingest) is left out.
+    fn open_alerts(&self) -> impl Future<Output = Result<Vec<OpenAlert>, StoreError>> + Send;
 }

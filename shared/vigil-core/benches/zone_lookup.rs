@@ -21,6 +21,8 @@
 //! # Benchmarks (one iteration = one fix; N = 1000, 10000, 100000)
 //! - `per_fix/index/N`: [`MemoryZoneIndex::evaluate`] over the whole mix.
 //! - `per_fix/brute_force/N`: [`MemoryZoneIndex::evaluate_brute_force`] over the same mix.
+//! - `per_fix/box_scan/N`: a scan that tests each zone's reach box before judging it: what
+//!   the cells buy over the cheapest scan, not only over judging every zone.
 //! - `per_fix/index_candidates/N`: the lookup alone (cells read, reach boxes cut).
 //! - `per_fix/index_anywhere/N`, `per_fix/index_populated/N`, `per_fix/index_near_zone/N`:
 //!   the index on one class of fix at a time.
@@ -35,8 +37,10 @@ use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion
 use serde_json::{Value, json};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+use vigil_core::evaluate::assess;
+use vigil_core::geodesy::GeoBox;
 use vigil_core::index::fix_cells;
-use vigil_core::{Assessment, BreachRules, Fix, MemoryZoneIndex, TagId, Zone};
+use vigil_core::{AlertLevel, Assessment, BreachRules, Fix, MemoryZoneIndex, TagId, Zone};
 
 /// Index sizes benchmarked.
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
@@ -271,34 +275,51 @@ fn fixes(sites: &[Site], rng: &mut SplitMix64) -> Vec<(Fix, FixClass)> {
         .collect()
 }
 
+/// A linear scan that tests each zone's reach box (the index's own cut) before judging it.
+fn evaluate_box_scan(zones: &[Zone], fix: &Fix, rules: &BreachRules) -> Vec<Assessment> {
+    let disc = GeoBox::disc(fix.lat, fix.lon, rules.lookup_radius_m(fix.accuracy_m));
+    zones
+        .iter()
+        .filter(|z| z.reach().intersects(&disc))
+        .map(|z| assess(fix, z, true, rules))
+        .filter(|a| a.exit > AlertLevel::Clear)
+        .collect()
+}
+
 /// An assessment list in a comparable order, compared in full (ids, levels, distance).
 fn sorted(mut found: Vec<Assessment>) -> Vec<Assessment> {
     found.sort_by(|a, b| a.zone_id.cmp(&b.zone_id));
     found
 }
 
-/// Panics unless the index and the scan agree on every `stride`-th fix.
-fn check_agreement(index: &MemoryZoneIndex, fixes: &[(Fix, FixClass)], stride: usize) {
+/// Panics unless the index and both scans agree on every `stride`-th fix.
+fn check_agreement(
+    index: &MemoryZoneIndex,
+    zones: &[Zone],
+    fixes: &[(Fix, FixClass)],
+    stride: usize,
+) {
     let rules = BreachRules::default();
     let mut checked = 0;
     let mut hits = 0;
     for (fix, _) in fixes.iter().step_by(stride) {
         let fast = sorted(index.evaluate(fix, &rules));
         let slow = sorted(index.evaluate_brute_force(fix, &rules));
-        assert_eq!(
-            fast,
-            slow,
-            "index and brute force disagree on fix {} at {}, {} with {} zones",
+        let context = format!(
+            "fix {} at {}, {} with {} zones",
             fix.seq,
             fix.lat,
             fix.lon,
-            index.len()
+            zones.len()
         );
+        assert_eq!(fast, slow, "index and brute force disagree on {context}");
+        let boxed = sorted(evaluate_box_scan(zones, fix, &rules));
+        assert_eq!(fast, boxed, "index and box scan disagree on {context}");
         checked += 1;
         hits += fast.len();
     }
     eprintln!(
-        "  agreement: index == brute force on {checked} fixes ({hits} assessments above CLEAR)"
+        "  agreement: index == brute force == box scan on {checked} fixes ({hits} assessments above CLEAR)"
     );
 }
 
@@ -402,7 +423,7 @@ fn per_fix(c: &mut Criterion) {
         }
         let fixes = fixes(&sites[..size], &mut SplitMix64(SEED ^ size as u64));
         eprintln!("zone_lookup: {size} zones, {FIXES} fixes");
-        check_agreement(&index, &fixes, (size / 64).clamp(1, 32));
+        check_agreement(&index, &zones[..size], &fixes, (size / 64).clamp(1, 32));
         print_index_stats(&index, &fixes);
         print_latency_distribution(&index, &fixes);
 
@@ -474,6 +495,18 @@ fn per_fix(c: &mut Criterion) {
                 let fix = &fixes[next & (fixes.len() - 1)];
                 next += 1;
                 index.evaluate_brute_force(black_box(fix), &rules)
+            });
+        });
+        group
+            .sample_size(20)
+            .measurement_time(Duration::from_secs(5));
+        let scanned = &zones[..size];
+        group.bench_with_input(BenchmarkId::new("box_scan", size), &fixes, |b, fixes| {
+            let mut next = 0;
+            b.iter(|| {
+                let fix = &fixes[next & (fixes.len() - 1)];
+                next += 1;
+                evaluate_box_scan(scanned, black_box(fix), &rules)
             });
         });
     }

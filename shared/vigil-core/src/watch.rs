@@ -78,6 +78,9 @@ pub fn apply_fix(
         let (next, step) = step(&state, &obs, rules);
         states.insert(zone.id().clone(), next);
         if step.transition.is_some() || step.escalation.is_some() {
+            // What reaches operators and the audit trail carries the geodesic distance.
+            let mut assessment = assessment;
+            assessment.distance_m = zone.distance_to_edge_m(fix.lat, fix.lon, f64::INFINITY);
             changes.push(ZoneChange {
                 zone_id: zone.id().clone(),
                 zone_kind: zone.kind(),

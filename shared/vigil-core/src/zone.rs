@@ -508,6 +508,24 @@ impl Zone {
         from_ok && until_ok && self.schedule.as_ref().is_none_or(|s| s.is_active(at_ms))
     }
 
+    /// For a circle: a haversine estimate of the signed distance in metres from a point to the
+    /// edge, and a bound on how far the geodesic distance can be from it (haversine is within
+    /// [`geodesy::HAVERSINE_MAX_REL_ERROR`] of geodesic; a millimetre more for rounding). `None`
+    /// for a polygon, which is always measured geodesically.
+    pub fn distance_estimate_m(&self, lat: f64, lon: f64) -> Option<(f64, f64)> {
+        match &self.prepared {
+            Prepared::Circle {
+                lat: clat,
+                lon: clon,
+                radius_m,
+            } => {
+                let h = haversine_m(lat, lon, *clat, *clon);
+                Some((h - radius_m, h * geodesy::HAVERSINE_MAX_REL_ERROR + 0.001))
+            }
+            Prepared::Polygon { .. } => None,
+        }
+    }
+
     /// Signed geodesic distance in metres from a point to the zone's edge: negative inside,
     /// positive outside. Decided geodesically; `within_m` lets a circle skip the geodesic
     /// computation when haversine already proves the point further than that from the edge,

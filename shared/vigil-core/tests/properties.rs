@@ -153,6 +153,27 @@ proptest! {
         }
     }
 
+    /// Deciding from the haversine estimate away from thresholds gives exactly the levels the
+    /// geodesic distance gives: fixes placed at each threshold, a few metres either side.
+    #[test]
+    fn the_haversine_shortcut_never_changes_a_level(
+        lat in any_lat(), lon in any_lon(),
+        radius_m in 0.0..3_000.0f64, buffer_m in 0.0..2_000.0f64, acc in 0.0..250.0f64,
+        which in 0usize..5, offset_m in -20.0..20.0f64, bearing in 0.0..360.0f64,
+    ) {
+        let rules = BreachRules::default();
+        let zone = circle("z", lat, lon, radius_m, buffer_m);
+        let thresholds = [0.0, acc, buffer_m, acc + rules.exit_margin_m, buffer_m + acc + rules.exit_margin_m];
+        let out = (radius_m + thresholds[which] + offset_m).max(0.0);
+        let (flat, flon) = destination(lat, lon, bearing, out);
+        let f = fix(1, 0, flat, flon, acc);
+        let fast = assess(&f, &zone, true, &rules);
+        let exact = zone.distance_to_edge_m(flat, flon, f64::INFINITY);
+        let (entry, exit) = vigil_core::evaluate::classify(exact, acc, buffer_m, &rules);
+        prop_assert_eq!((fast.entry, fast.exit), (entry, exit), "estimate {} exact {}", fast.distance_m, exact);
+        prop_assert!((fast.distance_m - exact).abs() <= 0.006 * (exact + radius_m).abs() + 0.01);
+    }
+
     /// A fix inside a zone (circle or polygon) always leaves the state at BREACH, whatever
     /// came before, as long as it is newer and the zone is in force.
     #[test]

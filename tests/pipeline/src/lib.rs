@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use vigil_alert::handle_batch;
 use vigil_aws::items::{self, table};
 use vigil_aws::metrics::MemoryMetrics;
-use vigil_aws::ports::AdminStore;
 use vigil_aws::{Config, DynamoStore, SnsNotifier, SqsQueue};
 use vigil_core::{BreachRules, Fix, ProtectionOrder, ValidationLimits, Zone};
 use vigil_ingest::{Outcome, fix_payload, handle, rule_event};
@@ -66,12 +65,11 @@ impl Pipeline {
         }
     }
 
-    /// Provisions an order and its zones through the admin port.
+    /// Provisions an order and its zones through the operator CLI's provisioning code.
     pub async fn provision(&self, order: &ProtectionOrder, zones: &[Zone]) {
-        self.store.put_order(order).await.expect("put order");
-        for z in zones {
-            self.store.put_zone(z).await.expect("put zone");
-        }
+        vigil_cli::orders::provision_order(&self.store, order, zones)
+            .await
+            .expect("provision order and zones");
     }
 
     /// Delivers a fix as IoT Core would: the rule's DynamoDB action writes last-seen, its Lambda

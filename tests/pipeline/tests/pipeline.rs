@@ -3,12 +3,10 @@
 
 use vigil_aws::ports::{AdminStore, AuditLog, IngestStore};
 use vigil_core::audit::{ChainError, verify_chain};
-use vigil_core::{Fix, OrderId, ProtectionOrder, TagId, Zone, ZoneId};
+use vigil_core::{Fix, OrderId, TagId, ZoneId};
 use vigil_ingest::Outcome;
 use vigil_pipeline::Pipeline;
-
-const HOME: (f64, f64) = (51.5, -0.12);
-const VICTIM: &str = "+447700900123";
+use vigil_testkit::{VICTIM_PHONE, fix_north, home_zone, order};
 
 fn t0() -> i64 {
     // Device times near the wall clock, as a live tag's: the alert function runs on real time.
@@ -17,32 +15,12 @@ fn t0() -> i64 {
 
 async fn pipeline() -> Pipeline {
     let p = Pipeline::start().await;
-    let order: ProtectionOrder = serde_json::from_value(serde_json::json!({
-        "order_id": "o1", "tag_id": "tag-1",
-        "victim": {"victim_id": "v1", "phone": VICTIM, "language": "en"}
-    }))
-    .unwrap();
-    let home: Zone = serde_json::from_value(serde_json::json!({
-        "zone_id": "home", "kind": "home", "circle": {"lat": HOME.0, "lon": HOME.1, "radius_m": 100},
-        "buffer_m": 500, "orders": ["o1"]
-    }))
-    .unwrap();
-    p.provision(&order, &[home]).await;
+    p.provision(&order(), &[home_zone()]).await;
     p
 }
 
 fn fix(t0: i64, seq: u64, at_s: i64, north_m: f64) -> Fix {
-    Fix {
-        tag_id: TagId::new("tag-1").unwrap(),
-        seq,
-        at_ms: t0 + at_s * 1000,
-        lat: HOME.0 + north_m / 111_250.0,
-        lon: HOME.1,
-        accuracy_m: 10.0,
-        speed_mps: None,
-        heading_deg: None,
-        battery_pct: None,
-    }
+    fix_north(seq, t0 + at_s * 1000, north_m)
 }
 
 fn texts(sms: &[vigil_local::SentSms]) -> Vec<String> {
@@ -61,7 +39,7 @@ async fn warning_breach_and_all_clear_reach_the_victim_once_each() {
     assert_eq!(p.drain().await, 1);
     let sms = p.sms().await;
     assert_eq!(sms.len(), 1);
-    assert_eq!(sms[0].phone_number, VICTIM);
+    assert_eq!(sms[0].phone_number, VICTIM_PHONE);
     assert!(
         sms[0].message.contains("may be near your home") && sms[0].message.contains("999"),
         "{}",

@@ -108,7 +108,7 @@ impl Emulator {
             .load()
             .await;
         let clients = Clients::new(&sdk_config, endpoint);
-        let provisioned = provision::provision(&clients, &resources, stage).await?;
+        let provisioned = provision::provision(&clients, &resources, stage, DEFAULT_REGION).await?;
         Ok(Emulator {
             endpoint_url: endpoint.to_owned(),
             stage: stage.to_owned(),
@@ -192,6 +192,21 @@ impl Emulator {
     /// Fails with [`Error::Unknown`] if `infra/resources.json` declares no such topic.
     pub fn topic_arn(&self, logical: &str) -> Result<&str> {
         lookup("topic", &self.provisioned.topic_arns, logical)
+    }
+
+    /// Physical name of a declared IoT policy, e.g. `tag` -> `vigil-local-tag`.
+    ///
+    /// Fails with [`Error::Unknown`] if `infra/resources.json` declares no such policy.
+    pub fn iot_policy_name(&self, logical: &str) -> Result<String> {
+        lookup("iot policy", &self.provisioned.iot_policies, logical)?;
+        Ok(self.resources.physical_name(&self.stage, logical))
+    }
+
+    /// ARN of a declared IoT policy, e.g. `tag`.
+    ///
+    /// Fails with [`Error::Unknown`] if `infra/resources.json` declares no such policy.
+    pub fn iot_policy_arn(&self, logical: &str) -> Result<&str> {
+        lookup("iot policy", &self.provisioned.iot_policies, logical)
     }
 
     /// The environment a child process needs to use this emulator: `AWS_ENDPOINT_URL`,
@@ -314,7 +329,8 @@ impl Emulator {
             EmulatorKind::Moto => {
                 // Names, queue URLs and topic ARNs are derived from the stage, so the ones
                 // already held stay valid.
-                provision::provision(&self.clients, &self.resources, &self.stage).await?;
+                provision::provision(&self.clients, &self.resources, &self.stage, &self.region)
+                    .await?;
             }
             EmulatorKind::LocalStack => {
                 self.drain_tap().await?;

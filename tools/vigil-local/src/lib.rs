@@ -106,7 +106,7 @@ pub enum Error {
     /// A logical name that `infra/resources.json` does not declare.
     #[error("no {kind} {logical:?} in infra/resources.json (declared: {declared})")]
     Unknown {
-        /// `table`, `queue` or `topic`.
+        /// `table`, `queue`, `topic` or `iot policy`.
         kind: &'static str,
         /// The name asked for.
         logical: String,

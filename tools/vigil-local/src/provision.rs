@@ -1,5 +1,6 @@
 //! Creates the resources of `infra/resources.json` in an emulator, idempotently: an existing
-//! table is checked against its declared keys, an existing queue gets its declared attributes.
+//! table is checked against its declared keys, an existing queue gets its declared attributes,
+//! an existing IoT policy is left as it is.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -28,6 +29,7 @@ pub(crate) struct Clients {
     pub(crate) dynamodb: aws_sdk_dynamodb::Client,
     pub(crate) sqs: aws_sdk_sqs::Client,
     pub(crate) sns: aws_sdk_sns::Client,
+    pub(crate) iot: aws_sdk_iot::Client,
     pub(crate) endpoint: String,
 }
 
@@ -37,6 +39,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
             sns: aws_sdk_sns::Client::new(config),
+            iot: aws_sdk_iot::Client::new(config),
             endpoint: endpoint.to_owned(),
         }
     }
@@ -62,7 +65,18 @@ pub(crate) struct Provisioned {
     pub(crate) tables: BTreeMap<String, String>,
     pub(crate) queue_urls: BTreeMap<String, String>,
     pub(crate) topic_arns: BTreeMap<String, String>,
+    pub(crate) iot_policies: BTreeMap<String, String>,
     pub(crate) operators_tap_url: Option<String>,
+}
+
+/// The account of emulators that do not say otherwise: moto's default (`DEFAULT_ACCOUNT_ID`,
+/// overridable there with `MOTO_ACCOUNT_ID`). Used only if no ARN gives the real one.
+pub(crate) const FALLBACK_ACCOUNT: &str = "123456789012";
+
+/// The account id inside an ARN (`arn:aws:sns:us-east-1:123456789012:name`), if it has one.
+pub(crate) fn account_of_arn(arn: &str) -> Option<&str> {
+    let account = arn.split(':').nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
 /// Creates (or checks) every declared resource for `stage`, then the operators tap.
@@ -70,6 +84,7 @@ pub(crate) async fn provision(
     clients: &Clients,
     resources: &Resources,
     stage: &str,
+    region: &str,
 ) -> Result<Provisioned> {
     let mut out = Provisioned::default();
     for table in &resources.tables {
@@ -95,6 +110,20 @@ pub(crate) async fn provision(
             .map_err(clients.fail(format!("CreateTopic {name}")))?;
         let arn = created.topic_arn().unwrap_or_default().to_owned();
         out.topic_arns.insert(topic.name.clone(), arn);
+    }
+    // The emulator's account, as its own ARNs spell it: policies name resources by ARN.
+    let account = out
+        .topic_arns
+        .values()
+        .find_map(|arn| account_of_arn(arn))
+        .unwrap_or(FALLBACK_ACCOUNT)
+        .to_owned();
+    let infra = crate::workspace_root().join("infra");
+    for policy in &resources.iot_policies {
+        let name = resources.physical_name(stage, &policy.name);
+        let document = policy.render(&infra, region, &account, stage)?;
+        let arn = ensure_iot_policy(clients, &name, &document).await?;
+        out.iot_policies.insert(policy.name.clone(), arn);
     }
     if let Some(topic_arn) = out.topic_arns.get(OPERATORS_TOPIC) {
         let name = resources.physical_name(stage, OPERATORS_TAP);
@@ -371,4 +400,47 @@ async fn queue_arn(clients: &Clients, url: &str) -> Result<String> {
             endpoint: clients.endpoint.clone(),
             message: "no QueueArn in the answer".into(),
         })
+}
+
+/// Creates an IoT policy unless one of that name exists; returns its ARN.
+async fn ensure_iot_policy(clients: &Clients, name: &str, document: &str) -> Result<String> {
+    let created = clients
+        .iot
+        .create_policy()
+        .policy_name(name)
+        .policy_document(document)
+        .send()
+        .await;
+    match created {
+        Ok(out) => Ok(out.policy_arn().unwrap_or_default().to_owned()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_already_exists_exception()) =>
+        {
+            let got = clients
+                .iot
+                .get_policy()
+                .policy_name(name)
+                .send()
+                .await
+                .map_err(clients.fail(format!("GetPolicy {name}")))?;
+            Ok(got.policy_arn().unwrap_or_default().to_owned())
+        }
+        Err(e) => Err(clients.fail(format!("CreatePolicy {name}"))(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_from_arns() {
+        assert_eq!(
+            account_of_arn("arn:aws:sns:us-east-1:123456789012:vigil-local-operators"),
+            Some("123456789012")
+        );
+        assert_eq!(account_of_arn("arn:aws:sns:us-east-1::x"), None);
+        assert_eq!(account_of_arn("not an arn"), None);
+    }
 }

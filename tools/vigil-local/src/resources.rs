@@ -1,5 +1,6 @@
-//! The resource definition file, `infra/resources.json`: Vigil's tables, queues and topics by
-//! logical name, and the rule that turns a logical name into a physical one for a stage.
+//! The resource definition file, `infra/resources.json`: Vigil's tables, queues, topics and
+//! IoT policies by logical name, and the rule that turns a logical name into a physical one
+//! for a stage.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,71 @@ pub struct Resources {
     pub queues: Vec<QueueDef>,
     /// SNS topics.
     pub topics: Vec<TopicDef>,
+    /// IoT Core policies (documents under `infra/`, shared with the CDK app).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub iot_policies: Vec<IotPolicyDef>,
+}
+
+/// One IoT Core policy: its logical name and the policy document file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IotPolicyDef {
+    /// Logical name, e.g. `tag` (physical `vigil-<stage>-tag`).
+    pub name: String,
+    /// The document's path relative to `infra/`, e.g. `iot/tag-policy.json`: IAM-style policy
+    /// JSON with `{{region}}`, `{{account}}` and `{{stage}}` placeholders.
+    pub document: String,
+}
+
+impl IotPolicyDef {
+    /// The document's path under `infra`, e.g. `<root>/infra/iot/tag-policy.json`.
+    pub fn document_path(&self, infra: &std::path::Path) -> std::path::PathBuf {
+        infra.join(&self.document)
+    }
+
+    /// Reads the document from `infra` and fills in its placeholders; see [`render_policy`].
+    ///
+    /// Fails with [`Error::Io`] if the file cannot be read, or as [`render_policy`] does.
+    pub fn render(
+        &self,
+        infra: &std::path::Path,
+        region: &str,
+        account: &str,
+        stage: &str,
+    ) -> Result<String> {
+        let path = self.document_path(infra);
+        let text = std::fs::read_to_string(&path)
+            .map_err(crate::io_error(format!("reading {}", path.display())))?;
+        render_policy(&text, region, account, stage)
+            .map_err(|e| Error::Definition(format!("{}: {e}", path.display())))
+    }
+}
+
+/// Fills the `{{region}}`, `{{account}}` and `{{stage}}` placeholders of a policy document.
+/// IoT's own policy variables (`${iot:...}`) are left as they are.
+///
+/// Fails with [`Error::Definition`] if another `{{...}}` placeholder is left or the result is
+/// not JSON with a `Statement` list.
+pub fn render_policy(text: &str, region: &str, account: &str, stage: &str) -> Result<String> {
+    let rendered = text
+        .replace("{{region}}", region)
+        .replace("{{account}}", account)
+        .replace("{{stage}}", stage);
+    if let Some(at) = rendered.find("{{") {
+        let end = rendered[at..]
+            .find("}}")
+            .map_or(rendered.len(), |e| at + e + 2);
+        return Err(Error::Definition(format!(
+            "unknown placeholder {} (known: {{{{region}}}}, {{{{account}}}}, {{{{stage}}}})",
+            &rendered[at..end]
+        )));
+    }
+    let value: serde_json::Value = serde_json::from_str(&rendered)
+        .map_err(|e| Error::Definition(format!("policy is not JSON: {e}")))?;
+    if !value.get("Statement").is_some_and(|s| s.is_array()) {
+        return Err(Error::Definition("policy has no \"Statement\" list".into()));
+    }
+    Ok(rendered)
 }
 
 /// The naming rule: `pattern` with `{stage}` and `{name}` substituted.
@@ -166,7 +232,8 @@ impl Resources {
             .iter()
             .map(|t| ("table", &t.name))
             .chain(self.queues.iter().map(|q| ("queue", &q.name)))
-            .chain(self.topics.iter().map(|t| ("topic", &t.name)));
+            .chain(self.topics.iter().map(|t| ("topic", &t.name)))
+            .chain(self.iot_policies.iter().map(|p| ("iot policy", &p.name)));
         for (kind, name) in names {
             if !is_logical_name(name) {
                 return bad(format!(
@@ -175,6 +242,19 @@ impl Resources {
             }
             if !seen.insert((kind, name)) {
                 return bad(format!("{kind} {name:?} is declared twice"));
+            }
+        }
+        for policy in &self.iot_policies {
+            let doc = std::path::Path::new(&policy.document);
+            let inside = doc.is_relative()
+                && doc
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !inside || !policy.document.ends_with(".json") {
+                return bad(format!(
+                    "iot policy {:?}: document {:?} must be a .json file path inside infra/ (e.g. iot/tag-policy.json)",
+                    policy.name, policy.document
+                ));
             }
         }
         for (i, queue) in self.queues.iter().enumerate() {
@@ -223,6 +303,11 @@ impl Resources {
     /// The queue declared under `logical`, if any.
     pub fn queue(&self, logical: &str) -> Option<&QueueDef> {
         self.queues.iter().find(|q| q.name == logical)
+    }
+
+    /// The IoT policy declared under `logical`, if any.
+    pub fn iot_policy(&self, logical: &str) -> Option<&IotPolicyDef> {
+        self.iot_policies.iter().find(|p| p.name == logical)
     }
 
     /// The topic declared under `logical`, if any.
@@ -320,6 +405,36 @@ mod tests {
         order.queues.reverse();
         let err = order.check().unwrap_err().to_string();
         assert!(err.contains("must be declared before"), "{err}");
+    }
+
+    #[test]
+    fn iot_policies_are_declared_checked_and_render() {
+        let base = Resources::bundled().unwrap();
+        let tag = base.iot_policy("tag").expect("the tag policy is declared");
+        let infra = crate::workspace_root().join("infra");
+        let text = tag
+            .render(&infra, "eu-west-2", "123456789012", "prod")
+            .unwrap();
+        assert!(!text.contains("{{"), "{text}");
+        assert!(text.contains("arn:aws:iot:eu-west-2:123456789012:client/"));
+        assert!(text.contains("$aws/rules/vigil_prod_ingest/tags/"));
+        assert!(text.contains("${iot:Connection.Thing.ThingName}"));
+
+        for bad_doc in ["../secrets.json", "/etc/policy.json", "iot/tag-policy.yaml"] {
+            let mut r = base.clone();
+            r.iot_policies[0].document = bad_doc.into();
+            assert!(r.check().is_err(), "{bad_doc}");
+        }
+        let mut dup = base.clone();
+        dup.iot_policies.push(dup.iot_policies[0].clone());
+        assert!(dup.check().is_err());
+        let mut v = serde_json::to_value(&base).unwrap();
+        v["iot_policies"][0]["version"] = serde_json::json!(2);
+        assert!(Resources::parse(&v.to_string()).is_err());
+
+        let e = render_policy(r#"{"Statement": [], "x": "{{acount}}"}"#, "r", "a", "s");
+        assert!(e.unwrap_err().to_string().contains("{{acount}}"));
+        assert!(render_policy("{}", "r", "a", "s").is_err());
     }
 
     #[test]

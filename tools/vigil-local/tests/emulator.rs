@@ -405,3 +405,53 @@ async fn attributes_fifo(sqs: &aws_sdk_sqs::Client, url: &str) -> bool {
         .and_then(|a| a.get(&QueueAttributeName::FifoQueue))
         .is_some_and(|v| v == "true")
 }
+
+#[tokio::test]
+async fn the_tag_policy_is_created_from_the_shared_document() {
+    let emulator = Emulator::start().await.unwrap();
+    let iot = aws_sdk_iot::Client::new(&emulator.sdk_config());
+    let name = emulator.iot_policy_name("tag").unwrap();
+    assert_eq!(name, "vigil-local-tag");
+    let policy = iot.get_policy().policy_name(&name).send().await.unwrap();
+    assert_eq!(
+        policy.policy_arn(),
+        Some(emulator.iot_policy_arn("tag").unwrap())
+    );
+    let document: Value = serde_json::from_str(policy.policy_document().unwrap()).unwrap();
+    let text = document.to_string();
+    assert!(!text.contains("{{"), "placeholders left: {text}");
+    let statements = document["Statement"].as_array().unwrap();
+    let actions: Vec<&str> = statements
+        .iter()
+        .map(|s| s["Action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive"]
+    );
+    let connect = &statements[0];
+    assert_eq!(
+        connect["Resource"],
+        "arn:aws:iot:us-east-1:123456789012:client/${iot:Connection.Thing.ThingName}"
+    );
+    assert_eq!(
+        connect["Condition"]["Bool"]["iot:Connection.Thing.IsAttached"],
+        "true"
+    );
+    assert!(text.contains(
+        "topic/$aws/rules/vigil_local_ingest/tags/${iot:Connection.Thing.ThingName}/fix"
+    ));
+
+    // Provisioning again (as connect or reset do) keeps the one policy.
+    let again = Emulator::connect(emulator.endpoint_url(), "local")
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iot_policy_arn("tag").unwrap(),
+        emulator.iot_policy_arn("tag").unwrap()
+    );
+    assert!(matches!(
+        emulator.iot_policy_name("nope"),
+        Err(Error::Unknown { .. })
+    ));
+}

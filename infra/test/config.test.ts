@@ -1,0 +1,74 @@
+// Settings come from CDK context or the environment (context wins); the defaults deploy a
+// London 'dev' stage; bad values fail with the setting's name.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { readConfig } from '../lib/config';
+import { logicalId, synth } from './helpers';
+
+const ctx = (c: Record<string, unknown>) => ({ tryGetContext: (k: string) => c[k] });
+
+describe('settings', () => {
+  test('defaults: stage dev, eu-west-2, no sender ID, 90-day logs', () => {
+    const c = readConfig(ctx({}), {});
+    assert.equal(c.stage, 'dev');
+    assert.equal(c.region, 'eu-west-2');
+    assert.equal(c.smsSenderId, undefined);
+    assert.equal(c.logRetentionDays, 90);
+    assert.equal(c.skipBundling, false);
+  });
+
+  test('the CLI\'s CDK_DEFAULT_REGION (us-east-1 without a profile) does not pick the region', () => {
+    assert.equal(readConfig(ctx({}), { CDK_DEFAULT_REGION: 'us-east-1' }).region, 'eu-west-2');
+  });
+
+  test('environment variables, and context over environment', () => {
+    const env = { VIGIL_STAGE: 'ci', VIGIL_REGION: 'eu-west-1', VIGIL_SMS_SENDER_ID: 'VigilEnv' };
+    assert.deepEqual(
+      (({ stage, region, smsSenderId }) => ({ stage, region, smsSenderId }))(readConfig(ctx({}), env)),
+      { stage: 'ci', region: 'eu-west-1', smsSenderId: 'VigilEnv' },
+    );
+    const c = readConfig(ctx({ stage: 'prod', region: 'eu-west-2', smsSenderId: 'VigilUK', logRetentionDays: '365' }), env);
+    assert.deepEqual([c.stage, c.region, c.smsSenderId, c.logRetentionDays], ['prod', 'eu-west-2', 'VigilUK', 365]);
+  });
+
+  test('bad values are refused with the setting named', () => {
+    assert.throws(() => readConfig(ctx({ stage: 'my-stage' }), {}), /setting stage .*letters and digits/);
+    assert.throws(() => readConfig(ctx({ region: 'London' }), {}), /setting region/);
+    assert.throws(() => readConfig(ctx({ smsSenderId: '+447700900123' }), {}), /setting smsSenderId/);
+    assert.throws(() => readConfig(ctx({ logRetentionDays: '45' }), {}), /setting logRetentionDays .*one of/);
+    assert.throws(() => readConfig(ctx({ ingestReservedConcurrency: '0' }), {}), /ingestReservedConcurrency/);
+    assert.throws(() => readConfig(ctx({ skipBundling: 'yes' }), {}), /skipBundling/);
+  });
+});
+
+describe('context overrides reach the template', () => {
+  const s = synth({ stage: 'prod', region: 'eu-west-1', smsSenderId: 'VigilUK', smsMonthlySpendLimitUsd: '500', logRetentionDays: '365' });
+
+  test('stage names every resource; region is the stack\'s', () => {
+    assert.equal(s.stack.stackName, 'Vigil-prod');
+    assert.equal(s.stack.region, 'eu-west-1');
+    logicalId(s, 'AWS::DynamoDB::Table', 'TableName', 'vigil-prod-orders');
+    logicalId(s, 'AWS::SQS::Queue', 'QueueName', 'vigil-prod-alerts.fifo');
+    logicalId(s, 'AWS::Lambda::Function', 'FunctionName', 'vigil-prod-ingest');
+    logicalId(s, 'AWS::IoT::Policy', 'PolicyName', 'vigil-prod-tag');
+    const rules = Object.values(s.json.Resources).filter((r) => r.Type === 'AWS::IoT::TopicRule').map((r) => r.Properties.RuleName).sort();
+    assert.deepEqual(rules, ['vigil_prod_ingest', 'vigil_prod_last_seen']);
+    assert.match(JSON.stringify(s.json), /\$aws\/rules\/vigil_prod_ingest\/tags\//, 'the tag policy names this stage\'s Basic Ingest topic');
+    assert.doesNotMatch(JSON.stringify(s.json), /vigil[-_]dev[-_]/);
+    assert.match(JSON.stringify(s.json), /eu-west-1/);
+  });
+
+  test('the sender ID reaches the alert function and the SMS settings command', () => {
+    const alert = s.json.Resources[logicalId(s, 'AWS::Lambda::Function', 'FunctionName', 'vigil-prod-alert')];
+    assert.equal(alert.Properties.Environment.Variables.VIGIL_SMS_SENDER_ID, 'VigilUK');
+    const cmd = JSON.stringify(s.json.Outputs.SmsSettingsCommand.Value);
+    assert.match(cmd, /MonthlySpendLimit=500,DefaultSenderID=VigilUK/);
+  });
+
+  test('spend alarm at 80% of the limit; log retention from context', () => {
+    const alarms = Object.values(s.json.Resources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
+    assert.equal(alarms.find((a) => a.Properties.MetricName === 'SMSMonthToDateSpentUSD')!.Properties.Threshold, 400);
+    for (const g of Object.values(s.json.Resources).filter((r) => r.Type === 'AWS::Logs::LogGroup')) assert.equal(g.Properties.RetentionInDays, 365);
+  });
+});

@@ -1,0 +1,126 @@
+// Least privilege, statement by statement: no wildcard actions, no "*" resource except the one
+// SMS statement, each role only the actions and resources its code uses, and the ingest
+// function (offender-facing) can never read a victim's phone number.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { physicalName } from '../lib/resources';
+import { Statement, identityStatements, logicalId, ofType, synth, target } from './helpers';
+
+const s = synth();
+const stage = s.config.stage;
+const statements = identityStatements(s);
+const roleOf = (fn: string) => target(s.json.Resources[logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-${fn}`)].Properties.Role);
+const tableId = (logical: string) => logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, logical));
+const keyId = Object.keys(ofType(s, 'AWS::KMS::Key'))[0];
+
+/** role -> "resource logical id or *" -> sorted allowed actions (the key excluded). */
+function grants(role: string): Record<string, string[]> {
+  const out: Record<string, Set<string>> = {};
+  for (const st of statements.filter((x) => x.role === role && x.Effect === 'Allow')) {
+    for (const r of st.Resource) {
+      const id = target(r);
+      if (id === keyId) continue;
+      for (const a of st.Action) (out[id] ??= new Set()).add(a);
+    }
+  }
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, [...v].sort()]));
+}
+const sorted = (...a: string[]) => a.sort();
+
+describe('IAM', () => {
+  test('no identity policy has a wildcard action', () => {
+    assert.ok(statements.length > 10);
+    for (const st of statements) for (const a of st.Action) assert.doesNotMatch(a, /\*/, `${st.policy} ${st.Sid ?? ''}: ${a}`);
+  });
+
+  test('the only "*" resource is the alert role\'s SMS statement, and it allows sns:Publish only', () => {
+    const star = statements.filter((st) => st.Resource.includes('*'));
+    assert.equal(star.length, 1, star.map((x) => `${x.policy} ${x.Sid}`).join());
+    assert.equal(star[0].role, roleOf('alert'));
+    assert.equal(star[0].Sid, 'SendVictimSms');
+    assert.deepEqual(star[0].Action, ['sns:Publish']);
+    assert.deepEqual(star[0].Resource, ['*']);
+  });
+
+  test('no NotAction or NotResource (they grant by exclusion)', () => {
+    for (const st of statements) {
+      assert.equal((st as any).NotAction, undefined);
+      assert.equal((st as any).NotResource, undefined);
+    }
+  });
+
+  test('ingest: exactly the tables, actions, queue and log group it uses', () => {
+    const role = roleOf('ingest');
+    const g = grants(role);
+    assert.deepEqual(g[tableId('zone-cells')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'));
+    assert.deepEqual(g[tableId('zones')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'));
+    assert.deepEqual(g[tableId('last-seen')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'));
+    assert.deepEqual(g[tableId('tags')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'));
+    assert.deepEqual(g[tableId('zone-state')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'));
+    assert.deepEqual(g[tableId('audit')], sorted('dynamodb:Query', 'dynamodb:PutItem'));
+    assert.deepEqual(g[tableId('quarantine')], ['dynamodb:PutItem']);
+    const alerts = logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`);
+    assert.deepEqual(g[alerts], ['sqs:SendMessage']);
+    assert.equal(Object.keys(g).length, 7 + 1 + 2, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts, rule-errors + log group
+  });
+
+  test('ingest can never touch orders (victim phone numbers) or notices', () => {
+    const role = roleOf('ingest');
+    const forbidden = [tableId('orders'), tableId('notices')];
+    for (const st of statements.filter((x) => x.role === role)) {
+      for (const r of st.Resource) {
+        assert.ok(!forbidden.includes(target(r)), `${st.Sid} reaches ${target(r)}`);
+        assert.notEqual(r, '*', `${st.Sid} has a "*" resource`);
+        assert.doesNotMatch(JSON.stringify(r), /orders|notices/);
+      }
+    }
+  });
+
+  test('alert: orders read-only, notices, idempotency, audit, the operators topic, SMS', () => {
+    const g = grants(roleOf('alert'));
+    assert.deepEqual(g[tableId('orders')], ['dynamodb:GetItem']);
+    assert.deepEqual(g[tableId('notices')], sorted('dynamodb:GetItem', 'dynamodb:PutItem'));
+    assert.deepEqual(g[tableId('idempotency')], sorted('dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'));
+    assert.deepEqual(g[tableId('audit')], sorted('dynamodb:PutItem', 'dynamodb:Query'));
+    const topic = logicalId(s, 'AWS::SNS::Topic', 'TopicName', physicalName(s.resources, stage, 'operators'));
+    assert.deepEqual(g[topic], ['sns:Publish']);
+    for (const t of ['zone-cells', 'zones', 'tags', 'zone-state', 'last-seen', 'quarantine']) assert.equal(g[tableId(t)], undefined, `alert has no business with ${t}`);
+  });
+
+  test('the rule roles: last-seen PutItem only; errors SendMessage to rule-errors only', () => {
+    const ruleRoles = Object.entries(ofType(s, 'AWS::IAM::Role'))
+      .filter(([, r]) => JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes('iot.amazonaws.com'))
+      .map(([id]) => id);
+    assert.equal(ruleRoles.length, 2);
+    const all = ruleRoles.map((r) => grants(r));
+    const lastSeen = all.find((g) => g[tableId('last-seen')]);
+    assert.deepEqual(lastSeen, { [tableId('last-seen')]: ['dynamodb:PutItem'] });
+    const errors = all.find((g) => g !== lastSeen)!;
+    assert.deepEqual(errors, { [logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-rule-errors`)]: ['sqs:SendMessage'] });
+  });
+
+  test('key use is limited to the services each role goes through (kms:ViaService), but for SQS polling', () => {
+    const keyStatements = statements.filter((st) => st.Resource.some((r) => target(r) === keyId));
+    assert.ok(keyStatements.length >= 5);
+    for (const st of keyStatements) {
+      for (const a of st.Action) assert.ok(['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'].includes(a), a);
+      // The one CDK adds for the SQS event source is Decrypt only; Lambda polls the queue itself.
+      if (!st.Condition) assert.deepEqual(st.Action, ['kms:Decrypt'], `${st.policy}: unconditioned key use`);
+      else assert.ok(st.Condition.StringEquals['kms:ViaService'].length >= 1);
+    }
+  });
+
+  test('resource policies: wildcard actions only in Deny (TLS-only queues) and the key\'s account-root admin statement', () => {
+    const docs: Statement[] = [];
+    for (const r of Object.values(ofType(s, 'AWS::SQS::QueuePolicy'))) docs.push(...r.Properties.PolicyDocument.Statement);
+    for (const r of Object.values(ofType(s, 'AWS::KMS::Key'))) docs.push(...r.Properties.KeyPolicy.Statement);
+    for (const st of docs as any[]) {
+      const wild = [st.Action].flat().some((a: string) => a.includes('*'));
+      if (!wild || st.Effect === 'Deny') continue;
+      // Without this, nobody in the account could administer (or schedule deletion of) the key.
+      assert.deepEqual([st.Action].flat(), ['kms:*']);
+      assert.match(JSON.stringify(st.Principal), /:root/);
+    }
+  });
+});

@@ -1,0 +1,113 @@
+// No drift between cloud and laptop: the synthesized template must declare exactly the tables,
+// queues and topics of infra/resources.json (which tools/vigil-local provisions locally), with
+// the same keys, TTL, FIFO flag, timeouts, retention, redrive and billing mode.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+import { INFRA_DIR, parseResources, physicalName, queueName } from '../lib/resources';
+import { RULE_ERRORS_QUEUE } from '../lib/vigil-stack';
+import { logicalId, ofType, synth, target } from './helpers';
+
+const s = synth();
+const raw = JSON.parse(readFileSync(path.join(INFRA_DIR, 'resources.json'), 'utf8'));
+const stage = s.config.stage;
+
+describe('the template agrees with resources.json', () => {
+  test('every table, with its keys, TTL, billing mode, PITR and the customer-managed key', () => {
+    const keyId = Object.keys(ofType(s, 'AWS::KMS::Key'))[0];
+    for (const t of raw.tables) {
+      const id = logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, t.name));
+      const p = s.json.Resources[id].Properties;
+      const keys = [{ AttributeName: t.partition_key.name, KeyType: 'HASH' }];
+      const attrs = [{ AttributeName: t.partition_key.name, AttributeType: t.partition_key.type }];
+      if (t.sort_key) {
+        keys.push({ AttributeName: t.sort_key.name, KeyType: 'RANGE' });
+        attrs.push({ AttributeName: t.sort_key.name, AttributeType: t.sort_key.type });
+      }
+      assert.deepEqual(p.KeySchema, keys, t.name);
+      assert.deepEqual(p.AttributeDefinitions, attrs, `${t.name}: only key attributes are declared`);
+      assert.equal(p.BillingMode, t.billing_mode, t.name);
+      assert.deepEqual(p.TimeToLiveSpecification, t.ttl_attribute ? { AttributeName: t.ttl_attribute, Enabled: true } : undefined, `${t.name} TTL`);
+      assert.equal(p.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled, true, `${t.name} PITR`);
+      assert.equal(p.SSESpecification?.SSEEnabled, true, `${t.name} SSE`);
+      assert.equal(p.SSESpecification?.SSEType, 'KMS', `${t.name} SSE type`);
+      assert.equal(target(p.SSESpecification?.KMSMasterKeyId), keyId, `${t.name} uses the stack's key`);
+      assert.equal(s.json.Resources[id].DeletionPolicy, 'Retain', `${t.name} survives a stack deletion`);
+    }
+  });
+
+  test('every queue: physical name (.fifo), FIFO flag, visibility timeout, retention, redrive, KMS', () => {
+    for (const q of raw.queues) {
+      const name = queueName(s.resources, stage, q);
+      assert.equal(name.endsWith('.fifo'), q.fifo === true, `${q.name}: .fifo suffix`);
+      const id = logicalId(s, 'AWS::SQS::Queue', 'QueueName', name);
+      const p = s.json.Resources[id].Properties;
+      assert.equal(p.FifoQueue, q.fifo ? true : undefined, `${q.name} FifoQueue`);
+      assert.equal(p.ContentBasedDeduplication, q.fifo ? false : undefined, `${q.name} dedup by id, as locally`);
+      assert.equal(p.VisibilityTimeout, q.visibility_timeout_s, `${q.name} visibility timeout`);
+      assert.equal(p.MessageRetentionPeriod, q.retention_period_s, `${q.name} retention`);
+      if (q.dead_letter) {
+        const dlq = raw.queues.find((d: any) => d.name === q.dead_letter.queue);
+        const dlqId = logicalId(s, 'AWS::SQS::Queue', 'QueueName', queueName(s.resources, stage, dlq));
+        assert.equal(target(p.RedrivePolicy.deadLetterTargetArn), dlqId, `${q.name} redrives to ${dlq.name}`);
+        assert.equal(p.RedrivePolicy.maxReceiveCount, q.dead_letter.max_receive_count, `${q.name} maxReceiveCount`);
+      } else {
+        assert.equal(p.RedrivePolicy, undefined, `${q.name} has no redrive`);
+      }
+      assert.ok(p.KmsMasterKeyId, `${q.name} encrypted with the stack's key`);
+    }
+  });
+
+  test('every topic, encrypted with the stack key', () => {
+    for (const t of raw.topics) {
+      const id = logicalId(s, 'AWS::SNS::Topic', 'TopicName', physicalName(s.resources, stage, t.name));
+      assert.ok(s.json.Resources[id].Properties.KmsMasterKeyId, `${t.name} encrypted`);
+    }
+  });
+
+  test('nothing else: no table, topic or queue that resources.json does not declare (but the cloud-only rule-errors queue)', () => {
+    const names = (type: string, prop: string) => Object.values(ofType(s, type)).map((r: any) => r.Properties[prop]).sort();
+    assert.deepEqual(names('AWS::DynamoDB::Table', 'TableName'), raw.tables.map((t: any) => physicalName(s.resources, stage, t.name)).sort());
+    assert.deepEqual(names('AWS::SNS::Topic', 'TopicName'), raw.topics.map((t: any) => physicalName(s.resources, stage, t.name)).sort());
+    assert.deepEqual(
+      names('AWS::SQS::Queue', 'QueueName'),
+      [...raw.queues.map((q: any) => queueName(s.resources, stage, q)), physicalName(s.resources, stage, RULE_ERRORS_QUEUE)].sort(),
+    );
+  });
+
+  test('every IoT policy that resources.json names, with its placeholders filled', () => {
+    for (const p of raw.iot_policies ?? []) {
+      const id = logicalId(s, 'AWS::IoT::Policy', 'PolicyName', physicalName(s.resources, stage, p.name));
+      const text = JSON.stringify(s.json.Resources[id].Properties.PolicyDocument);
+      assert.doesNotMatch(text, /\{\{/, 'no placeholder left');
+      assert.match(text, /"Ref":"AWS::AccountId"/, 'account from the deploying credentials');
+    }
+  });
+});
+
+describe('the loader is as strict as the local harness', () => {
+  const base = () => JSON.parse(JSON.stringify(raw));
+
+  test('an unknown field is rejected, not ignored', () => {
+    const r = base();
+    r.tables[0].stream = 'NEW_IMAGE';
+    assert.throws(() => parseResources(r), /tables\[0\]: unknown field "stream"/);
+  });
+
+  test('a dead-letter queue must be declared first and match the FIFO flag', () => {
+    const r = base();
+    r.queues.reverse();
+    assert.throws(() => parseResources(r), /must be declared earlier/);
+    const f = base();
+    delete f.queues[0].fifo;
+    assert.throws(() => parseResources(f), /FIFO/);
+  });
+
+  test('only on-demand tables', () => {
+    const r = base();
+    r.tables[0].billing_mode = 'PROVISIONED';
+    assert.throws(() => parseResources(r), /only PAY_PER_REQUEST/);
+  });
+});

@@ -1,0 +1,183 @@
+// Key properties of every resource that is not in resources.json: functions, event sources,
+// IoT rules and policy, key, alarms, logs; and that nothing account- or victim-specific is
+// written into the template.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Match } from 'aws-cdk-lib/assertions';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { INFRA_DIR, physicalName } from '../lib/resources';
+import { ruleName } from '../lib/vigil-stack';
+import { logicalId, ofType, synth, target } from './helpers';
+
+const s = synth();
+const R = s.json.Resources;
+const stage = s.config.stage;
+const queueId = (logical: string) => logicalId(s, 'AWS::SQS::Queue', 'QueueName', physicalName(s.resources, stage, logical));
+const topicId = logicalId(s, 'AWS::SNS::Topic', 'TopicName', physicalName(s.resources, stage, 'operators'));
+const ingestId = logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-ingest`);
+const alertId = logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-alert`);
+const ruleErrorsId = queueId('rule-errors');
+// The rule files as the local bridge reads them (one line each).
+const sqlFile = (f: string) => readFileSync(path.join(INFRA_DIR, 'rules', f), 'utf8').trim();
+
+describe('functions', () => {
+  test('both are arm64 on provided.al2023 with the bootstrap handler, memory and reserved concurrency', () => {
+    for (const id of [ingestId, alertId]) {
+      const p = R[id].Properties;
+      assert.deepEqual(p.Architectures, ['arm64']);
+      assert.equal(p.Runtime, 'provided.al2023');
+      assert.equal(p.Handler, 'bootstrap');
+      assert.ok(p.MemorySize >= 128 && p.MemorySize <= 256, 'ingest and alert fit in 128-256 MB');
+      assert.ok(p.ReservedConcurrentExecutions >= 1);
+    }
+  });
+
+  test('ingest: environment, async retries, on-failure destination to the rule-errors queue', () => {
+    const p = R[ingestId].Properties;
+    assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_ALERTS_QUEUE_URL', 'VIGIL_STAGE']);
+    assert.equal(p.Environment.Variables.VIGIL_STAGE, stage);
+    assert.equal(target(p.Environment.Variables.VIGIL_ALERTS_QUEUE_URL), logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`));
+    s.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: ingestId },
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [ruleErrorsId, 'Arn'] } } },
+    });
+  });
+
+  test('alert: timeout below the claim window and the queue visibility timeout; env; SQS source', () => {
+    const p = R[alertId].Properties;
+    const alertsQueue = logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`);
+    const visibility = R[alertsQueue].Properties.VisibilityTimeout;
+    assert.equal(p.Timeout, 30);
+    assert.ok(p.Timeout < 50, 'below the 50 s stale-claim window');
+    assert.ok(p.Timeout < visibility, `below the queue visibility timeout (${visibility} s)`);
+    assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_OPERATORS_TOPIC_ARN', 'VIGIL_STAGE']);
+    assert.equal(target(p.Environment.Variables.VIGIL_OPERATORS_TOPIC_ARN), topicId);
+    s.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: alertId },
+      EventSourceArn: { 'Fn::GetAtt': [alertsQueue, 'Arn'] },
+      BatchSize: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    s.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+  });
+
+  test('log groups: one per function, retention from settings, encrypted, wired to the function', () => {
+    const groups = ofType(s, 'AWS::Logs::LogGroup');
+    assert.equal(Object.keys(groups).length, 2);
+    for (const [id, g] of Object.entries(groups)) {
+      assert.equal(g.Properties.RetentionInDays, 90);
+      assert.ok(g.Properties.KmsKeyId, `${id} encrypted`);
+    }
+    for (const fn of [ingestId, alertId]) assert.ok(target(R[fn].Properties.LoggingConfig.LogGroup) in groups);
+  });
+});
+
+describe('IoT', () => {
+  const rules = ofType(s, 'AWS::IoT::TopicRule');
+  const rule = (name: string) => Object.values(rules).find((r: any) => r.Properties.RuleName === ruleName(stage, name)) as any;
+
+  test('the ingest rule: SQL verbatim from rules/ingest.sql, Lambda action, error action to rule-errors', () => {
+    const p = rule('ingest').Properties.TopicRulePayload;
+    assert.equal(p.Sql, sqlFile('ingest.sql'));
+    assert.equal(p.RuleDisabled, false);
+    assert.deepEqual(p.Actions, [{ Lambda: { FunctionArn: { 'Fn::GetAtt': [ingestId, 'Arn'] } } }]);
+    assert.equal(target(p.ErrorAction.Sqs.QueueUrl), ruleErrorsId);
+    s.template.hasResourceProperties('AWS::Lambda::Permission', {
+      FunctionName: { 'Fn::GetAtt': [ingestId, 'Arn'] },
+      Principal: 'iot.amazonaws.com',
+      SourceArn: Match.anyValue(),
+      SourceAccount: { Ref: 'AWS::AccountId' },
+    });
+  });
+
+  test('the last-seen rule: SQL verbatim from rules/last_seen.sql, DynamoDBv2 into last-seen, same error action', () => {
+    const p = rule('last_seen').Properties.TopicRulePayload;
+    assert.equal(p.Sql, sqlFile('last_seen.sql'));
+    const lastSeen = logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, 'last-seen'));
+    assert.equal(p.Actions.length, 1);
+    assert.equal(target(p.Actions[0].DynamoDBv2.PutItem.TableName), lastSeen);
+    assert.equal(target(p.ErrorAction.Sqs.QueueUrl), ruleErrorsId);
+  });
+
+  test('rule names are valid IoT rule names', () => {
+    for (const r of Object.values(rules) as any[]) assert.match(r.Properties.RuleName, /^[A-Za-z0-9_]+$/);
+  });
+
+  test('the tag policy: connect only as itself, publish only under its own tags/<thing>/, subscribe only to its own cmd', () => {
+    const policies = Object.values(ofType(s, 'AWS::IoT::Policy')) as any[];
+    assert.equal(policies.length, 1);
+    const statements = policies[0].Properties.PolicyDocument.Statement as any[];
+    const thing = '${iot:Connection.Thing.ThingName}';
+    const resources = (action: string) =>
+      statements
+        .filter((st) => st.Effect === 'Allow' && [st.Action].flat().includes(action))
+        .flatMap((st) => [st.Resource].flat())
+        .map((r) => (typeof r === 'string' ? r : r['Fn::Join'][1].map((p: any) => (typeof p === 'string' ? p : '<account>')).join('')));
+    for (const st of statements) for (const a of [st.Action].flat()) assert.doesNotMatch(a, /\*/, 'no wildcard IoT action');
+    const connect = resources('iot:Connect');
+    assert.ok(connect.length > 0 && connect.every((r) => r.endsWith(`:client/${thing}`)), connect.join());
+    const publish = resources('iot:Publish');
+    const own = new RegExp(`:topic/(\\$aws/rules/${ruleName(stage, 'ingest')}/)?tags/${thing.replace(/[$.{}]/g, '\\$&')}/[^*+#]+$`);
+    assert.ok(publish.length > 0 && publish.every((r) => own.test(r)), publish.join('\n'));
+    const subscribe = resources('iot:Subscribe');
+    assert.ok(subscribe.length > 0 && subscribe.every((r) => r.endsWith(`:topicfilter/tags/${thing}/cmd`)), subscribe.join());
+    const receive = resources('iot:Receive');
+    assert.ok(receive.every((r) => r.endsWith(`:topic/tags/${thing}/cmd`)), receive.join());
+  });
+});
+
+describe('encryption, alarms, outputs', () => {
+  test('one customer-managed key, rotated, that the queues and the topic use', () => {
+    s.template.resourceCountIs('AWS::KMS::Key', 1);
+    const keyId = Object.keys(ofType(s, 'AWS::KMS::Key'))[0];
+    assert.equal(R[keyId].Properties.EnableKeyRotation, true);
+    for (const q of Object.values(ofType(s, 'AWS::SQS::Queue')) as any[]) assert.equal(target(q.Properties.KmsMasterKeyId), keyId);
+    assert.equal(target(R[topicId].Properties.KmsMasterKeyId), keyId);
+  });
+
+  test('alarms on both dead-letter queues, both functions, SMS failures and SMS spend, all to the operators topic', () => {
+    const alarms = Object.values(ofType(s, 'AWS::CloudWatch::Alarm')) as any[];
+    const find = (metric: string, dim?: (d: any[]) => boolean) =>
+      alarms.filter((a) => a.Properties.MetricName === metric && (!dim || dim(a.Properties.Dimensions ?? [])));
+    const on = (id: string) => (d: any[]) => d.some((x) => target(x.Value) === id);
+    assert.equal(find('ApproximateNumberOfMessagesVisible', on(logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts-dlq.fifo`))).length, 1);
+    assert.equal(find('ApproximateNumberOfMessagesVisible', on(ruleErrorsId)).length, 1);
+    assert.equal(find('Errors', on(ingestId)).length, 1);
+    assert.equal(find('Errors', on(alertId)).length, 1);
+    const sms = find('NumberOfNotificationsFailed');
+    assert.equal(sms.length, 1);
+    assert.equal(sms[0].Properties.Namespace, 'AWS/SNS');
+    assert.deepEqual(sms[0].Properties.Dimensions, [{ Name: 'PhoneNumber', Value: 'PhoneNumberDirect' }]);
+    assert.equal(find('SMSMonthToDateSpentUSD')[0].Properties.Threshold, 80);
+    for (const a of alarms) {
+      assert.deepEqual(a.Properties.AlarmActions, [{ Ref: topicId }], a.Properties.AlarmName);
+      assert.equal(a.Properties.TreatMissingData, 'notBreaching');
+    }
+  });
+
+  test('no account id or phone number is written into the template', () => {
+    const text = JSON.stringify(s.json);
+    assert.doesNotMatch(text, /(?<![\w.])\d{12}(?![\w.])/, 'a 12-digit account id');
+    assert.doesNotMatch(text, /\+\d{7,15}(?!\d)/, 'an E.164 phone number');
+    assert.match(text, /AWS::AccountId/, 'the account comes from the deployment');
+  });
+
+  test('a skipBundling synth carries a rule that makes it undeployable; a real synth does not', () => {
+    assert.equal(s.config.skipBundling, true);
+    assert.match(JSON.stringify(s.json.Rules?.NotDeployable), /synthesized-with-skipBundling/);
+    // Without skipBundling (CDK's bundling switch set directly, so no cargo build runs here)
+    // the template has no such rule.
+    const real = synth({ skipBundling: 'false', 'aws:cdk:bundling-stacks': [] });
+    assert.equal(real.config.skipBundling, false);
+    assert.equal(real.json.Rules?.NotDeployable, undefined);
+  });
+
+  test('outputs give the SMS settings command, without a sender ID unless one is configured', () => {
+    const value = JSON.stringify(s.json.Outputs.SmsSettingsCommand.Value);
+    assert.match(value, /DefaultSMSType=Transactional,MonthlySpendLimit=100/);
+    assert.doesNotMatch(value, /DefaultSenderID/);
+  });
+});

@@ -1,0 +1,64 @@
+//! Fixtures shared by Vigil's tests, so every test speaks of the same order, victim and zone.
+//!
+//! # Layout
+//! - [`order`]: order `o1` restraining tag `tag-1`, protecting victim `v1` ([`VICTIM_PHONE`],
+//!   English).
+//! - [`home_zone`]: zone `home` of order `o1`: a 100 m circle at [`HOME`] with a 500 m buffer.
+//! - [`fix_north`]: a fix of `tag-1` some metres due north of [`HOME`].
+
+use vigil_core::{Fix, ProtectionOrder, TagId, Zone};
+
+/// Centre of the home zone: latitude, longitude.
+pub const HOME: (f64, f64) = (51.5, -0.12);
+/// The victim's phone number (a UK drama number, never a real person's).
+pub const VICTIM_PHONE: &str = "+447700900123";
+/// Metres per degree of latitude at 51.5°N (WGS84), for placing fixes.
+const M_PER_DEG_LAT: f64 = 111_250.0;
+
+/// Order `o1`: tag `tag-1`, victim `v1` at [`VICTIM_PHONE`], English, default policy.
+pub fn order() -> ProtectionOrder {
+    serde_json::from_value(serde_json::json!({
+        "order_id": "o1", "tag_id": "tag-1",
+        "victim": {"victim_id": "v1", "phone": VICTIM_PHONE, "language": "en"}
+    }))
+    .expect("a valid order")
+}
+
+/// Zone `home` of order `o1`: a 100 m circle at [`HOME`], 500 m warning buffer.
+pub fn home_zone() -> Zone {
+    serde_json::from_value(serde_json::json!({
+        "zone_id": "home", "kind": "home", "circle": {"lat": HOME.0, "lon": HOME.1, "radius_m": 100},
+        "buffer_m": 500, "orders": ["o1"]
+    }))
+    .expect("a valid zone")
+}
+
+/// A fix of `tag-1`, `north_m` metres due north of [`HOME`]'s centre (negative: south), at
+/// `at_ms`, with 10 m accuracy.
+pub fn fix_north(seq: u64, at_ms: i64, north_m: f64) -> Fix {
+    Fix {
+        tag_id: TagId::new("tag-1").expect("valid tag id"),
+        seq,
+        at_ms,
+        lat: HOME.0 + north_m / M_PER_DEG_LAT,
+        lon: HOME.1,
+        accuracy_m: 10.0,
+        speed_mps: None,
+        heading_deg: None,
+        battery_pct: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixes_land_where_they_say() {
+        let zone = home_zone();
+        let d = zone.distance_to_edge_m(fix_north(1, 0, 400.0).lat, HOME.1, f64::INFINITY);
+        assert!((d - 300.0).abs() < 2.0, "{d}");
+        assert_eq!(order().tag_id, fix_north(1, 0, 0.0).tag_id);
+        assert!(zone.orders().contains(&order().order_id));
+    }
+}

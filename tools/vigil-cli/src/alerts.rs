@@ -1,0 +1,166 @@
+//! Alerts: the open ones, and acknowledging one (an `alert_acknowledged` audit record).
+
+use crate::error::{CliError, Result};
+use crate::report::{Report, rfc3339_ms};
+use serde::Serialize;
+use serde_json::json;
+use vigil_aws::ports::{AdminStore, AuditEntry, AuditLog, OpenAlert};
+use vigil_core::audit::AuditRecord;
+use vigil_core::{OrderId, ZoneId};
+
+/// Audit record kind of an acknowledgement.
+pub const ACK_KIND: &str = "alert_acknowledged";
+
+/// An open alert with who acknowledged its current level, if anyone.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertView {
+    /// The alert.
+    #[serde(flatten)]
+    pub alert: OpenAlert,
+    /// The operator who acknowledged this alert at its current state, if any.
+    pub acknowledged_by: Option<String>,
+}
+
+/// The open alerts.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertList {
+    /// The alerts, by order and zone.
+    pub alerts: Vec<AlertView>,
+}
+
+impl Report for AlertList {
+    fn human(&self) -> String {
+        if self.alerts.is_empty() {
+            return "no open alerts".into();
+        }
+        let mut out = format!(
+            "{:<8} {:<20} {:<16} {:<16} {:<25} {}",
+            "LEVEL", "ORDER", "ZONE", "TAG", "SINCE", "ACKNOWLEDGED"
+        );
+        for a in &self.alerts {
+            let level = serde_json::to_value(a.alert.level).expect("level serializes");
+            out.push_str(&format!(
+                "\n{:<8} {:<20} {:<16} {:<16} {:<25} {}",
+                level.as_str().unwrap_or_default().to_uppercase(),
+                a.alert.order_id,
+                a.alert.zone_id,
+                a.alert.tag_id,
+                a.alert.since_ms.map_or_else(|| "-".into(), rfc3339_ms),
+                a.acknowledged_by.as_deref().unwrap_or("no"),
+            ));
+        }
+        out
+    }
+}
+
+fn acknowledged_by(chain: &[AuditRecord], alert: &OpenAlert) -> Option<String> {
+    chain
+        .iter()
+        .rev()
+        .filter(|r| r.kind == ACK_KIND)
+        .find(|r| {
+            r.detail["zone_id"] == alert.zone_id.as_str()
+                && r.detail["state_rev"] == alert.state_rev
+        })
+        .and_then(|r| r.detail["operator"].as_str().map(str::to_owned))
+}
+
+/// Every open alert, each with whether its current state was acknowledged (from the audit log).
+pub async fn list_alerts<S: AdminStore + AuditLog>(store: &S) -> Result<Vec<AlertView>> {
+    let open = store
+        .open_alerts()
+        .await
+        .map_err(CliError::store("listing open alerts"))?;
+    let mut out = Vec::new();
+    let mut chains: std::collections::BTreeMap<OrderId, Vec<AuditRecord>> = Default::default();
+    for alert in open {
+        if !chains.contains_key(&alert.order_id) {
+            let chain = store
+                .read(&alert.order_id)
+                .await
+                .map_err(CliError::store(format!(
+                    "reading the audit log of {}",
+                    alert.order_id
+                )))?;
+            chains.insert(alert.order_id.clone(), chain);
+        }
+        let acknowledged_by = acknowledged_by(&chains[&alert.order_id], &alert);
+        out.push(AlertView {
+            alert,
+            acknowledged_by,
+        });
+    }
+    Ok(out)
+}
+
+/// An acknowledgement written.
+#[derive(Debug, Clone, Serialize)]
+pub struct Acknowledged {
+    /// The alert acknowledged.
+    pub alert: OpenAlert,
+    /// The audit record written.
+    pub record: AuditRecord,
+}
+
+impl Report for Acknowledged {
+    fn human(&self) -> String {
+        format!(
+            "acknowledged {}/{} ({:?}) by {}: audit record {} ({})",
+            self.alert.order_id,
+            self.alert.zone_id,
+            self.alert.level,
+            self.record.detail["operator"].as_str().unwrap_or_default(),
+            self.record.seq,
+            &self.record.hash[..12],
+        )
+    }
+}
+
+/// Acknowledges the open alert of (order, zone): appends `alert_acknowledged` with the
+/// operator, the note, the level and the state revision to the order's audit chain.
+///
+/// Fails with [`CliError::Invalid`] for an empty operator id, [`CliError::NotFound`] when the
+/// pair has no open alert, or [`CliError::Store`].
+pub async fn acknowledge<S: AdminStore + AuditLog>(
+    store: &S,
+    order: &OrderId,
+    zone: &ZoneId,
+    operator: &str,
+    note: Option<&str>,
+    now_ms: i64,
+) -> Result<Acknowledged> {
+    if operator.trim().is_empty() {
+        return Err(CliError::Invalid(
+            "operator id is empty: give --operator or set VIGIL_OPERATOR".into(),
+        ));
+    }
+    let alert = store
+        .open_alerts()
+        .await
+        .map_err(CliError::store("listing open alerts"))?
+        .into_iter()
+        .find(|a| a.order_id == *order && a.zone_id == *zone)
+        .ok_or_else(|| {
+            CliError::NotFound(format!(
+                "no open alert for order {order} zone {zone}: see `vigil alerts list`"
+            ))
+        })?;
+    let entry = AuditEntry {
+        kind: ACK_KIND.into(),
+        detail: json!({
+            "zone_id": zone.as_str(),
+            "tag_id": alert.tag_id.as_str(),
+            "level": alert.level,
+            "state_rev": alert.state_rev,
+            "operator": operator,
+            "note": note,
+        }),
+    };
+    let record = store
+        .append(order, &entry, now_ms)
+        .await
+        .map_err(CliError::store(format!(
+            "appending to the audit log of {order}"
+        )))?;
+    Ok(Acknowledged { alert, record })
+}

@@ -1,0 +1,607 @@
+//! `vigil`: argument parsing, wiring of the AWS adapters and output. The commands live in the
+//! library.
+
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use vigil_aws::{Config, DynamoStore};
+use vigil_cli::error::{CliError, Result};
+use vigil_cli::input::{self, OrderSpec, VictimSpec};
+use vigil_cli::orders::{self, OrderList, OrderView};
+use vigil_cli::report::{Done, Report};
+use vigil_cli::zones::{self, ZoneList, ZoneView};
+use vigil_cli::{TAG_POLICY, alerts, evidence, tags};
+use vigil_core::zone::ZoneShape;
+use vigil_core::{OrderPolicy, ZoneKind, ZoneSpec};
+
+const EXIT_CODES: &str = "\
+Examples:
+  vigil orders create --file order.yaml
+  vigil zones add --zone-id home --order o-1 --circle 51.5,-0.12,150 --buffer 500
+  vigil --json alerts list
+
+Exit codes:
+  0  success
+  1  usage or validation error (nothing was changed); the message says what to fix
+  2  not found (order, zone, tag or alert)
+  3  AWS or emulator error; the message says whether retrying can help
+  4  evidence verification failed (bundle altered)
+
+Configuration (the same as the functions): VIGIL_STAGE (default local) picks the resources
+vigil-<stage>-*; AWS_ENDPOINT_URL points every client at an emulator (unset: AWS);
+AWS_REGION / AWS_PROFILE / AWS_ACCESS_KEY_ID... as for any AWS tool; VIGIL_OPERATOR is the
+default operator id for acknowledgements. Output is for people by default; --json prints one
+JSON document on stdout (errors: a JSON object on stderr). See docs/CLI.md.";
+
+/// Vigil's operator CLI: orders, zones, tags, alerts and evidence.
+#[derive(Parser, Debug)]
+#[command(name = "vigil", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// Print results as JSON for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Group,
+}
+
+#[derive(Subcommand, Debug)]
+enum Group {
+    /// Protection orders: create, show, list, end.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  vigil orders create --file order.yaml\n  vigil orders list"
+    )]
+    Orders(OrderCmd),
+    /// Protected zones and the geohash index.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  vigil zones add --zone-id home --order o-1 --circle 51.5,-0.12,150 --buffer 500"
+    )]
+    Zones(ZoneCmd),
+    /// Ankle tags in AWS IoT: register, deactivate, assign to an order.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  vigil tags register tag-0042 --out-dir ./creds"
+    )]
+    Tags(TagCmd),
+    /// Open alerts and acknowledgements.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  vigil alerts list\n  vigil alerts ack --order o-1 --zone home --note \"called victim\""
+    )]
+    Alerts(AlertCmd),
+    /// Evidence bundles of an order's audit trail.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  vigil evidence export --order o-1 --out ./o-1-evidence\n  vigil evidence verify ./o-1-evidence"
+    )]
+    Evidence(EvidenceCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum OrderCmd {
+    /// Create an order (and the zones its file lists) from a JSON/YAML file or from flags.
+    #[command(
+        after_help = "Examples:\n  vigil orders create --file order.yaml\n  vigil orders create --order-id o-1 --tag tag-0042 --victim-id v-1 \\\n    --phone +447700900123 --language en --time-zone Europe/London --valid-until 2027-06-01\n\nThe file holds order_id, tag_id, victim {victim_id, phone, language}, and optionally\ntime_zone, valid_from, valid_until, policy, zones (see docs/CLI.md)."
+    )]
+    Create(Box<CreateOrder>),
+    /// Show one order with its zones.
+    #[command(after_help = "Example:\n  vigil orders show o-1 --reveal")]
+    Show {
+        /// The order id.
+        order_id: String,
+        /// Show the victim's full phone number (masked by default).
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// List every order.
+    #[command(after_help = "Example:\n  vigil orders list --json")]
+    List {
+        /// Show victims' full phone numbers (masked by default).
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// End an order now or at a given instant (sets valid_until).
+    #[command(after_help = "Example:\n  vigil orders end o-1 --at 2026-12-01T00:00:00Z")]
+    End {
+        /// The order id.
+        order_id: String,
+        /// When it ends: RFC 3339 (default: now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct CreateOrder {
+    /// Order file, JSON or YAML (.yaml/.yml).
+    #[arg(long, conflicts_with_all = ["order_id", "tag", "victim_id", "phone", "language"])]
+    file: Option<PathBuf>,
+    /// Order id.
+    #[arg(long)]
+    order_id: Option<String>,
+    /// The offender's tag id.
+    #[arg(long)]
+    tag: Option<String>,
+    /// The victim's id.
+    #[arg(long)]
+    victim_id: Option<String>,
+    /// The victim's phone, E.164 (e.g. +447700900123).
+    #[arg(long)]
+    phone: Option<String>,
+    /// The victim's language: en, es, fr or de.
+    #[arg(long)]
+    language: Option<String>,
+    /// IANA time zone for local dates (e.g. Europe/London).
+    #[arg(long)]
+    time_zone: Option<String>,
+    /// In force from (RFC 3339, or a local date with --time-zone).
+    #[arg(long)]
+    valid_from: Option<String>,
+    /// In force until (RFC 3339, or a local date with --time-zone).
+    #[arg(long)]
+    valid_until: Option<String>,
+    /// Show the victim's full phone number in the output.
+    #[arg(long)]
+    reveal: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum ZoneCmd {
+    /// Add (or replace) a zone: a circle, a GeoJSON polygon, or a zone file.
+    #[command(
+        after_help = "Examples:\n  vigil zones add --zone-id home --order o-1 --kind home --circle 51.5,-0.12,150 --buffer 500\n  vigil zones add --zone-id school --order o-1 --geojson school.geojson --buffer 300 \\\n    --schedule \"mon-fri 08:00-16:00\" --time-zone Europe/London --valid-until 2027-07-20"
+    )]
+    Add(Box<AddZone>),
+    /// List zones, all or one order's.
+    #[command(after_help = "Example:\n  vigil zones list --order o-1")]
+    List {
+        /// Only the zones of this order.
+        #[arg(long)]
+        order: Option<String>,
+    },
+    /// Remove a zone and every geohash cell entry of it.
+    #[command(after_help = "Example:\n  vigil zones remove home")]
+    Remove {
+        /// The zone id.
+        zone_id: String,
+    },
+    /// Remove every zone whose validity has ended, with its cell entries.
+    #[command(after_help = "Example:\n  vigil zones prune-expired")]
+    PruneExpired {
+        /// Treat this instant as now (RFC 3339).
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct AddZone {
+    /// Zone file (JSON or YAML, Vigil's zone format); other shape flags are then not allowed.
+    #[arg(long, conflicts_with_all = ["circle", "geojson", "zone_id", "order"])]
+    file: Option<PathBuf>,
+    /// Zone id.
+    #[arg(long)]
+    zone_id: Option<String>,
+    /// An order the zone protects (repeatable).
+    #[arg(long)]
+    order: Vec<String>,
+    /// Circle: LAT,LON,RADIUS_M.
+    #[arg(long, conflicts_with = "geojson")]
+    circle: Option<String>,
+    /// Polygon from a GeoJSON file (Polygon, Feature or a one-feature FeatureCollection).
+    #[arg(long)]
+    geojson: Option<PathBuf>,
+    /// Warning buffer around the shape, metres.
+    #[arg(long, default_value_t = 0.0)]
+    buffer: f64,
+    /// What it protects: home, work, school, other.
+    #[arg(long, default_value = "other")]
+    kind: String,
+    /// Weekly window "DAYS HH:MM-HH:MM" (repeatable), e.g. "mon-fri 08:00-18:00".
+    #[arg(long)]
+    schedule: Vec<String>,
+    /// IANA time zone of the schedule and of local dates.
+    #[arg(long)]
+    time_zone: Option<String>,
+    /// In force from (RFC 3339 or local date).
+    #[arg(long)]
+    valid_from: Option<String>,
+    /// In force until (RFC 3339 or local date).
+    #[arg(long)]
+    valid_until: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum TagCmd {
+    /// Register a tag in AWS IoT and write its certificate and keys (mode 0600).
+    #[command(
+        after_help = "Example:\n  vigil tags register tag-0042 --out-dir ./creds\n\nCreates the thing, an active certificate with new keys, attaches the stage's tag policy\n(vigil-<stage>-tag) and the thing principal; writes <tag>.cert.pem, <tag>.private.key,\n<tag>.public.key. The private key cannot be fetched again: keep the files safe."
+    )]
+    Register {
+        /// The tag id (the IoT thing name).
+        tag_id: String,
+        /// Where to write the credential files (created if missing).
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
+    /// Set every certificate of the tag INACTIVE (it can no longer connect).
+    #[command(after_help = "Example:\n  vigil tags deactivate tag-0042")]
+    Deactivate {
+        /// The tag id.
+        tag_id: String,
+    },
+    /// Assign a tag to an order (moves the order from its previous tag).
+    #[command(after_help = "Example:\n  vigil tags assign tag-0043 --order o-1")]
+    Assign {
+        /// The tag id.
+        tag_id: String,
+        /// The order.
+        #[arg(long)]
+        order: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AlertCmd {
+    /// List open alerts (WARNING or BREACH) and whether they were acknowledged.
+    #[command(after_help = "Example:\n  vigil alerts list --json")]
+    List,
+    /// Acknowledge an open alert (recorded in the order's audit log).
+    #[command(
+        after_help = "Example:\n  vigil alerts ack --order o-1 --zone home --operator op-7 --note \"police dispatched\""
+    )]
+    Ack {
+        /// The order.
+        #[arg(long)]
+        order: String,
+        /// The zone.
+        #[arg(long)]
+        zone: String,
+        /// Operator id (default: $VIGIL_OPERATOR, then $USER).
+        #[arg(long)]
+        operator: Option<String>,
+        /// A note for the record.
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum EvidenceCmd {
+    /// Export an order's audit trail: audit.json, audit.csv and manifest.json.
+    #[command(after_help = "Example:\n  vigil evidence export --order o-1 --out ./o-1-evidence")]
+    Export {
+        /// The order.
+        #[arg(long)]
+        order: String,
+        /// The bundle's directory (created; existing bundle files are never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a bundle offline: file hashes and the hash chain; exit 4 if altered.
+    #[command(after_help = "Example:\n  vigil evidence verify ./o-1-evidence")]
+    Verify {
+        /// The bundle's directory.
+        dir: PathBuf,
+    },
+}
+
+/// The AWS side, built once per run, only for commands that need it.
+async fn store() -> Result<(Config, DynamoStore, aws_config::SdkConfig)> {
+    let config = Config::from_env().map_err(|e| CliError::Invalid(e.to_string()))?;
+    let sdk = vigil_aws::config::sdk_config().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config);
+    Ok((config, store, sdk))
+}
+
+fn now_or(field: &str, text: Option<&str>) -> Result<chrono::DateTime<Utc>> {
+    text.map_or_else(|| Ok(Utc::now()), |t| input::parse_instant(field, t, None))
+}
+
+fn render(json: bool, r: &impl Report) -> Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(r).expect("reports serialize")
+        );
+    } else {
+        println!("{}", r.human());
+    }
+    Ok(())
+}
+
+fn order_spec(c: &CreateOrder) -> Result<OrderSpec> {
+    if let Some(f) = &c.file {
+        return input::read_spec(f);
+    }
+    let need = |v: &Option<String>, flag: &str| {
+        v.clone().ok_or_else(|| {
+            CliError::Invalid(format!(
+                "{flag} is required without --file (see `vigil orders create --help`)"
+            ))
+        })
+    };
+    Ok(OrderSpec {
+        order_id: need(&c.order_id, "--order-id")?,
+        tag_id: need(&c.tag, "--tag")?,
+        victim: VictimSpec {
+            victim_id: need(&c.victim_id, "--victim-id")?,
+            phone: need(&c.phone, "--phone")?,
+            language: need(&c.language, "--language")?,
+        },
+        time_zone: c.time_zone.clone(),
+        valid_from: c.valid_from.clone(),
+        valid_until: c.valid_until.clone(),
+        policy: OrderPolicy::default(),
+        zones: vec![],
+    })
+}
+
+fn zone_spec(a: &AddZone) -> Result<vigil_core::Zone> {
+    if let Some(f) = &a.file {
+        return input::check_zone(input::read_spec::<ZoneSpec>(f)?);
+    }
+    let zone_id = zones::zone_id(
+        a.zone_id
+            .as_deref()
+            .ok_or_else(|| CliError::Invalid("--zone-id is required without --file".into()))?,
+    )?;
+    if a.order.is_empty() {
+        return Err(CliError::Invalid(
+            "--order is required: the zone must protect at least one order".into(),
+        ));
+    }
+    let orders = a
+        .order
+        .iter()
+        .map(|o| orders::order_id(o))
+        .collect::<Result<_>>()?;
+    let shape = match (&a.circle, &a.geojson) {
+        (Some(c), None) => {
+            let (lat, lon, radius_m) = input::parse_circle(c)?;
+            ZoneShape::Circle { lat, lon, radius_m }
+        }
+        (None, Some(path)) => {
+            let doc: serde_json::Value = input::read_spec(path)?;
+            ZoneShape::Polygon(
+                input::geojson_ring(&doc)
+                    .map_err(|e| CliError::Invalid(format!("{}: {e}", path.display())))?,
+            )
+        }
+        _ => {
+            return Err(CliError::Invalid(
+                "give the shape: --circle LAT,LON,RADIUS_M or --geojson FILE (or --file)".into(),
+            ));
+        }
+    };
+    let kind: ZoneKind = serde_json::from_value(serde_json::Value::String(a.kind.clone()))
+        .map_err(|_| {
+            CliError::Invalid(format!(
+                "--kind {:?} is not one of home, work, school, other",
+                a.kind
+            ))
+        })?;
+    let tz = a
+        .time_zone
+        .as_deref()
+        .map(|t| input::parse_time_zone("--time-zone", t))
+        .transpose()?;
+    let valid_from = a
+        .valid_from
+        .as_deref()
+        .map(|t| input::parse_instant("--valid-from", t, tz))
+        .transpose()?;
+    let valid_until = a
+        .valid_until
+        .as_deref()
+        .map(|t| input::parse_instant("--valid-until", t, tz))
+        .transpose()?;
+    input::check_validity("zone", valid_from, valid_until)?;
+    input::check_zone(ZoneSpec {
+        zone_id,
+        kind,
+        shape,
+        buffer_m: a.buffer,
+        schedule: input::schedule(&a.schedule, a.time_zone.as_deref())?,
+        valid_from,
+        valid_until,
+        orders,
+    })
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let json = cli.json;
+    let now = Utc::now();
+    match cli.command {
+        Group::Orders(cmd) => {
+            let (_, store, _) = store().await?;
+            match cmd {
+                OrderCmd::Create(c) => {
+                    let spec = order_spec(&c)?;
+                    let (order, zones) = orders::create_order(&store, &spec).await?;
+                    render(json, &OrderView::new(&order, &zones, c.reveal, now))
+                }
+                OrderCmd::Show { order_id, reveal } => {
+                    let (order, zones) =
+                        orders::show_order(&store, &orders::order_id(&order_id)?).await?;
+                    render(json, &OrderView::new(&order, &zones, reveal, now))
+                }
+                OrderCmd::List { reveal } => {
+                    let all = orders::list_orders(&store).await?;
+                    let orders = all
+                        .iter()
+                        .map(|(o, z)| OrderView::new(o, z, reveal, now))
+                        .collect();
+                    render(json, &OrderList { orders })
+                }
+                OrderCmd::End { order_id, at } => {
+                    let at = now_or("--at", at.as_deref())?;
+                    let id = orders::order_id(&order_id)?;
+                    orders::end_order(&store, &id, at).await?;
+                    let (order, zones) = orders::show_order(&store, &id).await?;
+                    render(json, &OrderView::new(&order, &zones, false, now))
+                }
+            }
+        }
+        Group::Zones(cmd) => {
+            let (_, store, _) = store().await?;
+            match cmd {
+                ZoneCmd::Add(a) => {
+                    let zone = zone_spec(&a)?;
+                    zones::add_zone(&store, &zone).await?;
+                    render(json, &ZoneView::new(&zone, now))
+                }
+                ZoneCmd::List { order } => {
+                    let order = order.as_deref().map(orders::order_id).transpose()?;
+                    let list = zones::list_zones(&store, order.as_ref()).await?;
+                    render(
+                        json,
+                        &ZoneList {
+                            zones: list.iter().map(|z| ZoneView::new(z, now)).collect(),
+                        },
+                    )
+                }
+                ZoneCmd::Remove { zone_id } => {
+                    let id = zones::zone_id(&zone_id)?;
+                    zones::remove_zone(&store, &id).await?;
+                    render(
+                        json,
+                        &Done {
+                            message: format!("zone {id} removed with all its cell entries"),
+                        },
+                    )
+                }
+                ZoneCmd::PruneExpired { now: at } => {
+                    let at = now_or("--now", at.as_deref())?;
+                    let removed = zones::prune_expired(&store, at).await?;
+                    let ids: Vec<String> = removed.iter().map(|z| z.to_string()).collect();
+                    render(
+                        json,
+                        &Done {
+                            message: if ids.is_empty() {
+                                "no expired zones".into()
+                            } else {
+                                format!("removed {} expired zone(s): {}", ids.len(), ids.join(", "))
+                            },
+                        },
+                    )
+                }
+            }
+        }
+        Group::Tags(cmd) => {
+            let (config, store, sdk) = store().await?;
+            let registry = tags::IotRegistry::new(aws_sdk_iot::Client::new(&sdk));
+            match cmd {
+                TagCmd::Register { tag_id, out_dir } => {
+                    let tag = orders::tag_id(&tag_id)?;
+                    let r = tags::register_tag(&registry, &tag, &config.name(TAG_POLICY), &out_dir)
+                        .await?;
+                    render(json, &r)
+                }
+                TagCmd::Deactivate { tag_id } => {
+                    let d = tags::deactivate_tag(&registry, &orders::tag_id(&tag_id)?).await?;
+                    render(json, &d)
+                }
+                TagCmd::Assign { tag_id, order } => {
+                    let (tag, order) = (orders::tag_id(&tag_id)?, orders::order_id(&order)?);
+                    let previous = orders::assign_tag(&store, &tag, &order).await?;
+                    render(
+                        json,
+                        &Done {
+                            message: if previous == tag {
+                                format!("order {order} already on tag {tag}")
+                            } else {
+                                format!("order {order} moved from tag {previous} to tag {tag}")
+                            },
+                        },
+                    )
+                }
+            }
+        }
+        Group::Alerts(cmd) => {
+            let (_, store, _) = store().await?;
+            match cmd {
+                AlertCmd::List => {
+                    let alerts = alerts::list_alerts(&store).await?;
+                    render(json, &alerts::AlertList { alerts })
+                }
+                AlertCmd::Ack {
+                    order,
+                    zone,
+                    operator,
+                    note,
+                } => {
+                    let operator = operator
+                        .or_else(|| std::env::var("VIGIL_OPERATOR").ok())
+                        .or_else(|| std::env::var("USER").ok())
+                        .unwrap_or_default();
+                    let a = alerts::acknowledge(
+                        &store,
+                        &orders::order_id(&order)?,
+                        &zones::zone_id(&zone)?,
+                        &operator,
+                        note.as_deref(),
+                        now.timestamp_millis(),
+                    )
+                    .await?;
+                    render(json, &a)
+                }
+            }
+        }
+        Group::Evidence(EvidenceCmd::Export { order, out }) => {
+            let (_, store, _) = store().await?;
+            let manifest = evidence::export(&store, &orders::order_id(&order)?, &out, now).await?;
+            render(
+                json,
+                &evidence::Exported {
+                    dir: out.display().to_string(),
+                    manifest,
+                },
+            )
+        }
+        Group::Evidence(EvidenceCmd::Verify { dir }) => {
+            let v = evidence::verify(&dir)?;
+            render(json, &v)?;
+            if v.ok() {
+                Ok(())
+            } else {
+                Err(CliError::Tampered(
+                    v.first_broken_link
+                        .clone()
+                        .unwrap_or_else(|| v.problems.join("; ")),
+                ))
+            }
+        }
+    }
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let json = cli.json;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if let Err(e) = runtime.block_on(run(cli)) {
+        if json {
+            let body = serde_json::json!({"error": {
+                "exit_code": e.exit_code(),
+                "kind": e.kind(),
+                "retryable": e.is_retryable(),
+                "message": e.to_string(),
+            }});
+            eprintln!("{body}");
+        } else {
+            eprintln!("vigil: {e}");
+        }
+        std::process::exit(e.exit_code());
+    }
+}

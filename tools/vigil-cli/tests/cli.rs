@@ -1,0 +1,766 @@
+//! `vigil`, the built binary, end to end against a real moto server started by vigil-local:
+//! orders, zones and the geohash index, tags in IoT, alerts produced by the ingest handler,
+//! and evidence bundles. Each test has its own emulator.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use vigil_aws::items::{self, table};
+use vigil_aws::metrics::MemoryMetrics;
+use vigil_aws::ports::{AdminStore, IngestStore};
+use vigil_aws::{Config, DynamoStore, SqsQueue};
+use vigil_core::{BreachRules, Fix, OrderId, TagId, ValidationLimits, ZoneId};
+use vigil_local::Emulator;
+
+const T0: i64 = 1_764_432_000_000;
+const HOME: (f64, f64) = (51.5, -0.12);
+
+struct Env {
+    emulator: Emulator,
+    config: Config,
+    store: DynamoStore,
+    dir: PathBuf,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+}
+
+async fn env(name: &str) -> Env {
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let vars: BTreeMap<String, String> = emulator.env_vars().into_iter().collect();
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&emulator.sdk_config()),
+        &config,
+    );
+    let dir = std::env::temp_dir().join(format!("vigil-cli-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    Env {
+        emulator,
+        config,
+        store,
+        dir,
+    }
+}
+
+impl Env {
+    fn vigil(&self, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .env_remove("AWS_PROFILE")
+            .envs(self.emulator.env_vars())
+            .env("VIGIL_OPERATOR", "op-7")
+            .output()
+            .expect("vigil runs");
+        Run {
+            code: out.status.code().expect("exit code"),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let r = self.vigil(args);
+        assert_eq!(
+            r.code, 0,
+            "vigil {args:?}\nstdout: {}\nstderr: {}",
+            r.stdout, r.stderr
+        );
+        r
+    }
+
+    fn fails(&self, code: i32, args: &[&str]) -> String {
+        let r = self.vigil(args);
+        assert_eq!(
+            r.code, code,
+            "vigil {args:?}\nstdout: {}\nstderr: {}",
+            r.stdout, r.stderr
+        );
+        r.stderr
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+const ORDER_JSON: &str = r#"{"order_id": "o-json", "tag_id": "tag-1", "time_zone": "Europe/London",
+  "victim": {"victim_id": "v1", "phone": "+447700900123", "language": "en"},
+  "valid_from": "2026-01-01", "valid_until": "2036-01-01T00:00:00Z",
+  "zones": [{"zone_id": "home", "kind": "home", "circle": {"lat": 51.5, "lon": -0.12, "radius_m": 100}, "buffer_m": 500}]}"#;
+
+const ORDER_YAML: &str = "order_id: o-yaml
+tag_id: tag-2
+victim:
+  victim_id: v2
+  phone: \"+34600123456\"
+  language: es
+policy:
+  cooldown_s: 600
+";
+
+#[tokio::test]
+async fn orders_from_files_and_flags_with_clear_validation_errors() {
+    let e = env("orders").await;
+    let json_file = e.file("order.json", ORDER_JSON);
+    let created = e.ok(&["orders", "create", "--file", &json_file]);
+    assert!(created.stdout.contains("+44…23"), "{}", created.stdout);
+    assert!(
+        !created.stdout.contains("7700900123"),
+        "phone masked: {}",
+        created.stdout
+    );
+    let yaml_file = e.file("order.yaml", ORDER_YAML);
+    e.ok(&["orders", "create", "--file", &yaml_file]);
+    e.ok(&[
+        "orders",
+        "create",
+        "--order-id",
+        "o-flags",
+        "--tag",
+        "tag-3",
+        "--victim-id",
+        "v3",
+        "--phone",
+        "+33612345678",
+        "--language",
+        "fr",
+    ]);
+
+    let stored = e
+        .store
+        .get_order(&OrderId::new("o-yaml").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.policy.cooldown_s, 600);
+    assert_eq!(stored.victim.phone.e164(), "+34600123456");
+    let zones = e
+        .store
+        .zones_of_order(&OrderId::new("o-json").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(zones.len(), 1, "the file's zone was created");
+
+    let shown = e.ok(&["--json", "orders", "show", "o-json"]).json();
+    assert_eq!(shown["order"]["victim"]["phone"], "+44…23");
+    assert_eq!(shown["zones"], serde_json::json!(["home"]));
+    assert_eq!(shown["order"]["valid_from"], "2026-01-01T00:00:00Z");
+    let revealed = e
+        .ok(&["--json", "orders", "show", "o-json", "--reveal"])
+        .json();
+    assert_eq!(revealed["order"]["victim"]["phone"], "+447700900123");
+    let list = e.ok(&["--json", "orders", "list"]).json();
+    assert_eq!(list["orders"].as_array().unwrap().len(), 3);
+    assert!(e.ok(&["orders", "list"]).stdout.contains("o-flags"));
+
+    // Validation: exit 1, the field named, nothing written.
+    let bad = |from: &str, to: &str, name: &str| {
+        let f = e.file(
+            name,
+            &ORDER_JSON.replace(from, to).replace("o-json", "o-bad"),
+        );
+        e.fails(1, &["orders", "create", "--file", &f])
+    };
+    let err = bad("+447700900123", "07700900123", "bad-phone.json");
+    assert!(
+        err.contains("victim.phone") && err.contains("E.164"),
+        "{err}"
+    );
+    let err = bad("\"en\"", "\"pt\"", "bad-lang.json");
+    assert!(
+        err.contains("victim.language") && err.contains("supported: en, es, fr, de"),
+        "{err}"
+    );
+    let err = bad("Europe/London", "Europe/Londn", "bad-tz.json");
+    assert!(err.contains("time_zone") && err.contains("IANA"), "{err}");
+    let err = bad("2026-01-01\"", "01/01/2026\"", "bad-date.json");
+    assert!(
+        err.contains("valid_from") && err.contains("is not a date"),
+        "{err}"
+    );
+    let err = e.fails(
+        1,
+        &[
+            "orders",
+            "create",
+            "--order-id",
+            "o-x",
+            "--tag",
+            "t",
+            "--victim-id",
+            "v",
+            "--phone",
+            "+447700900123",
+            "--language",
+            "xx",
+        ],
+    );
+    assert!(err.contains("victim.language"), "{err}");
+    let yaml_bad = e.file(
+        "bad.yaml",
+        &ORDER_YAML
+            .replace("o-yaml", "o-bad")
+            .replace("language: es", "language: [es]"),
+    );
+    let err = e.fails(1, &["orders", "create", "--file", &yaml_bad]);
+    assert!(err.contains("victim.language"), "{err}");
+    assert!(
+        e.store
+            .get_order(&OrderId::new("o-bad").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let err = e.fails(1, &["orders", "create", "--file", &json_file]);
+    assert!(err.contains("exists already"), "{err}");
+    let err = e.fails(1, &["orders", "frobnicate"]);
+    assert!(err.contains("unrecognized subcommand"), "{err}");
+
+    e.fails(2, &["orders", "show", "nope"]);
+    let ended = e
+        .ok(&[
+            "--json",
+            "orders",
+            "end",
+            "o-yaml",
+            "--at",
+            "2030-01-01T00:00:00Z",
+        ])
+        .json();
+    assert_eq!(ended["order"]["valid_until"], "2030-01-01T00:00:00Z");
+    assert_eq!(ended["in_force"], true);
+    e.fails(2, &["orders", "end", "nope"]);
+
+    // Errors as JSON for scripts; AWS errors are exit 3 and say whether to retry.
+    let r = e.vigil(&["--json", "orders", "show", "nope"]);
+    let body: Value = serde_json::from_str(&r.stderr).unwrap();
+    assert_eq!(body["error"]["kind"], "not_found");
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["orders", "list"])
+        .envs(e.emulator.env_vars())
+        .env("VIGIL_STAGE", "nostage")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("retrying will not help"), "{stderr}");
+
+    let help = e.ok(&["--help"]).stdout;
+    assert!(
+        help.contains("Exit codes") && help.contains("4  evidence verification failed"),
+        "{help}"
+    );
+    for cmd in [
+        ["orders", "create"],
+        ["zones", "add"],
+        ["tags", "register"],
+        ["alerts", "ack"],
+        ["evidence", "verify"],
+    ] {
+        let h = e.ok(&[cmd[0], cmd[1], "--help"]).stdout;
+        assert!(h.contains("Example"), "{cmd:?}: {h}");
+    }
+}
+
+async fn cells_of(e: &Env, id: &str) -> Vec<String> {
+    let z = e
+        .store
+        .get_zone(&ZoneId::new(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    vigil_core::index::zone_cells(&z)
+        .iter()
+        .map(|c| c.key())
+        .collect()
+}
+
+#[tokio::test]
+async fn zones_keep_the_geohash_index_consistent() {
+    let e = env("zones").await;
+    e.ok(&[
+        "orders",
+        "create",
+        "--order-id",
+        "o1",
+        "--tag",
+        "tag-1",
+        "--victim-id",
+        "v1",
+        "--phone",
+        "+447700900123",
+        "--language",
+        "en",
+    ]);
+    e.ok(&[
+        "zones",
+        "add",
+        "--zone-id",
+        "home",
+        "--order",
+        "o1",
+        "--kind",
+        "home",
+        "--circle",
+        "51.5,-0.12,150",
+        "--buffer",
+        "500",
+    ]);
+    let geojson = e.file(
+        "park.geojson",
+        r#"{"type": "FeatureCollection", "features": [{"type": "Feature",
+        "properties": {"name": "park"}, "geometry": {"type": "Polygon", "coordinates":
+        [[[-0.15, 51.51], [-0.14, 51.51], [-0.14, 51.52], [-0.15, 51.52], [-0.15, 51.51]]]}}]}"#,
+    );
+    let added = e
+        .ok(&[
+            "--json",
+            "zones",
+            "add",
+            "--zone-id",
+            "park",
+            "--order",
+            "o1",
+            "--geojson",
+            &geojson,
+            "--buffer",
+            "200",
+            "--schedule",
+            "mon-fri 08:00-18:00",
+            "--time-zone",
+            "Europe/London",
+            "--valid-until",
+            "2036-01-01",
+        ])
+        .json();
+    assert_eq!(added["zone"]["polygon"].as_array().unwrap().len(), 5);
+    assert_eq!(added["zone"]["valid_until"], "2036-01-01T00:00:00Z");
+    e.ok(&[
+        "zones",
+        "add",
+        "--zone-id",
+        "old",
+        "--order",
+        "o1",
+        "--circle",
+        "51.49,-0.11,100",
+        "--valid-from",
+        "2020-01-01T00:00:00Z",
+        "--valid-until",
+        "2021-01-01T00:00:00Z",
+    ]);
+    let err = e.fails(
+        2,
+        &[
+            "zones",
+            "add",
+            "--zone-id",
+            "z",
+            "--order",
+            "nope",
+            "--circle",
+            "51.5,-0.12,150",
+        ],
+    );
+    assert!(err.contains("order nope"), "{err}");
+    let err = e.fails(
+        1,
+        &[
+            "zones",
+            "add",
+            "--zone-id",
+            "z",
+            "--order",
+            "o1",
+            "--circle",
+            "51.5,-0.12,150",
+            "--schedule",
+            "mon-fri 08:00-18:00",
+            "--time-zone",
+            "Mars/Base",
+        ],
+    );
+    assert!(err.contains("IANA"), "{err}");
+    e.fails(
+        1,
+        &[
+            "zones",
+            "add",
+            "--zone-id",
+            "z",
+            "--order",
+            "o1",
+            "--circle",
+            "95,0,150",
+        ],
+    );
+
+    let list = e.ok(&["--json", "zones", "list", "--order", "o1"]).json();
+    let ids: Vec<&str> = list["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z["zone"]["zone_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["home", "old", "park"]);
+    assert!(e.ok(&["zones", "list"]).stdout.contains("polygon 5 pts"));
+
+    let home_cells = cells_of(&e, "home").await;
+    let old_cells = cells_of(&e, "old").await;
+    assert!(!home_cells.is_empty());
+    for c in &home_cells {
+        assert!(
+            e.store
+                .zone_cell_entries(c)
+                .await
+                .unwrap()
+                .contains(&ZoneId::new("home").unwrap())
+        );
+    }
+    e.ok(&["zones", "remove", "home"]);
+    for c in &home_cells {
+        let left = e.store.zone_cell_entries(c).await.unwrap();
+        assert!(
+            !left.contains(&ZoneId::new("home").unwrap()),
+            "{c}: {left:?}"
+        );
+    }
+    e.fails(2, &["zones", "remove", "home"]);
+
+    let pruned = e.ok(&["zones", "prune-expired"]).stdout;
+    assert!(pruned.contains("old"), "{pruned}");
+    for c in &old_cells {
+        let left = e.store.zone_cell_entries(c).await.unwrap();
+        assert!(
+            !left.contains(&ZoneId::new("old").unwrap()),
+            "{c}: {left:?}"
+        );
+    }
+    let list = e.ok(&["--json", "zones", "list"]).json();
+    assert_eq!(list["zones"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn tags_register_deactivate_and_assign_in_iot() {
+    let e = env("tags").await;
+    let creds = e.path("creds");
+    let reg = e
+        .ok(&["--json", "tags", "register", "tag-1", "--out-dir", &creds])
+        .json();
+    for name in ["tag-1.cert.pem", "tag-1.private.key", "tag-1.public.key"] {
+        let p = Path::new(&creds).join(name);
+        let meta = std::fs::metadata(&p).unwrap_or_else(|_| panic!("{name} written"));
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+        assert!(meta.len() > 0, "{name}");
+    }
+    assert!(
+        std::fs::read_to_string(Path::new(&creds).join("tag-1.private.key"))
+            .unwrap()
+            .contains("PRIVATE KEY")
+    );
+    let iot = aws_sdk_iot::Client::new(&e.emulator.sdk_config());
+    let cert_arn = reg["certificate_arn"].as_str().unwrap();
+    iot.describe_thing()
+        .thing_name("tag-1")
+        .send()
+        .await
+        .unwrap();
+    let principals = iot
+        .list_thing_principals()
+        .thing_name("tag-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(principals.principals(), [cert_arn]);
+    let policies = iot
+        .list_attached_policies()
+        .target(cert_arn)
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<&str> = policies
+        .policies()
+        .iter()
+        .filter_map(|p| p.policy_name())
+        .collect();
+    assert_eq!(names, [e.emulator.iot_policy_name("tag").unwrap()]);
+    let cert_id = reg["certificate_id"].as_str().unwrap();
+    let status = |iot: aws_sdk_iot::Client, id: String| async move {
+        iot.describe_certificate()
+            .certificate_id(id)
+            .send()
+            .await
+            .unwrap()
+            .certificate_description()
+            .unwrap()
+            .status()
+            .unwrap()
+            .as_str()
+            .to_owned()
+    };
+    assert_eq!(status(iot.clone(), cert_id.into()).await, "ACTIVE");
+
+    let err = e.fails(
+        1,
+        &["tags", "register", "tag-1", "--out-dir", &e.path("other")],
+    );
+    assert!(
+        err.contains("registered already") && err.contains("vigil tags deactivate"),
+        "{err}"
+    );
+    let err = e.fails(
+        1,
+        &[
+            "tags",
+            "register",
+            "tag-2",
+            "--out-dir",
+            &creds.replace("creds", "creds/tag-1.cert.pem/x"),
+        ],
+    );
+    assert!(!err.is_empty());
+
+    let d = e.ok(&["--json", "tags", "deactivate", "tag-1"]).json();
+    assert_eq!(d["certificates"], serde_json::json!([cert_id]));
+    assert_eq!(status(iot.clone(), cert_id.into()).await, "INACTIVE");
+    e.fails(2, &["tags", "deactivate", "nope"]);
+
+    e.ok(&[
+        "orders",
+        "create",
+        "--order-id",
+        "o1",
+        "--tag",
+        "tag-0",
+        "--victim-id",
+        "v1",
+        "--phone",
+        "+447700900123",
+        "--language",
+        "en",
+    ]);
+    let moved = e.ok(&["tags", "assign", "tag-1", "--order", "o1"]).stdout;
+    assert!(moved.contains("from tag tag-0 to tag tag-1"), "{moved}");
+    let o1 = OrderId::new("o1").unwrap();
+    assert_eq!(
+        e.store
+            .get_order(&o1)
+            .await
+            .unwrap()
+            .unwrap()
+            .tag_id
+            .as_str(),
+        "tag-1"
+    );
+    let old = e
+        .store
+        .load_context(&TagId::new("tag-0").unwrap(), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(old.orders.is_empty(), "old tag keeps no summary");
+    let new = e
+        .store
+        .load_context(&TagId::new("tag-1").unwrap(), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(new.orders[0].order_id, o1);
+    e.fails(2, &["tags", "assign", "tag-1", "--order", "nope"]);
+}
+
+/// A fix delivered as the IoT rule would: last-seen written, ingest invoked in-process.
+async fn publish_fix(e: &Env, seq: u64, north_m: f64) {
+    let fix = Fix {
+        tag_id: TagId::new("tag-1").unwrap(),
+        seq,
+        at_ms: T0 + seq as i64 * 60_000,
+        lat: HOME.0 + north_m / 111_250.0,
+        lon: HOME.1,
+        accuracy_m: 10.0,
+        speed_mps: None,
+        heading_deg: None,
+        battery_pct: None,
+    };
+    e.store
+        .client()
+        .put_item()
+        .table_name(e.config.name(table::LAST_SEEN))
+        .set_item(Some(items::last_seen_item(
+            &fix,
+            fix.at_ms + 200,
+            fix.at_ms / 1000 + 86_400,
+        )))
+        .send()
+        .await
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&e.emulator.sdk_config());
+    let ports = vigil_ingest::Ports {
+        store: e.store.clone(),
+        queue: SqsQueue::new(sqs, e.config.alerts_queue_url().unwrap().to_owned()),
+        metrics: MemoryMetrics::default(),
+        limits: ValidationLimits::default(),
+        rules: BreachRules::default(),
+    };
+    let event = vigil_ingest::rule_event(
+        "tag-1",
+        "fix",
+        &vigil_ingest::fix_payload(&fix),
+        fix.at_ms + 200,
+    );
+    vigil_ingest::handle(event, &ports).await.unwrap();
+}
+
+#[tokio::test]
+async fn alerts_acknowledged_and_evidence_exported_and_verified() {
+    let e = env("alerts").await;
+    let f = e.file(
+        "order.json",
+        &ORDER_JSON.replace("\"valid_from\": \"2026-01-01\", ", ""),
+    );
+    e.ok(&["orders", "create", "--file", &f]);
+    assert!(e.ok(&["alerts", "list"]).stdout.contains("no open alerts"));
+    publish_fix(&e, 1, 0.0).await;
+
+    let list = e.ok(&["--json", "alerts", "list"]).json();
+    let alerts = list["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{list}");
+    assert_eq!(alerts[0]["level"], "breach");
+    assert_eq!(
+        (
+            alerts[0]["order_id"].as_str(),
+            alerts[0]["zone_id"].as_str()
+        ),
+        (Some("o-json"), Some("home"))
+    );
+    assert_eq!(alerts[0]["acknowledged_by"], Value::Null);
+
+    let ack = e
+        .ok(&[
+            "--json",
+            "alerts",
+            "ack",
+            "--order",
+            "o-json",
+            "--zone",
+            "home",
+            "--note",
+            "police dispatched",
+        ])
+        .json();
+    assert_eq!(ack["record"]["kind"], "alert_acknowledged");
+    assert_eq!(ack["record"]["detail"]["operator"], "op-7");
+    assert_eq!(ack["record"]["detail"]["note"], "police dispatched");
+    let human = e.ok(&["alerts", "list"]).stdout;
+    assert!(
+        human.contains("BREACH") && human.contains("op-7"),
+        "{human}"
+    );
+    e.fails(2, &["alerts", "ack", "--order", "o-json", "--zone", "work"]);
+
+    let bundle = e.path("bundle");
+    let exported = e
+        .ok(&[
+            "--json", "evidence", "export", "--order", "o-json", "--out", &bundle,
+        ])
+        .json();
+    let count = exported["manifest"]["record_count"].as_u64().unwrap();
+    assert!(count >= 2, "{exported}");
+    let csv = std::fs::read_to_string(Path::new(&bundle).join("audit.csv")).unwrap();
+    assert!(
+        csv.starts_with("seq,recorded_at,kind,prev_hash,hash,detail\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("alert_acknowledged"));
+    assert!(
+        e.ok(&["evidence", "verify", &bundle])
+            .stdout
+            .starts_with("OK")
+    );
+    e.fails(
+        1,
+        &["evidence", "export", "--order", "o-json", "--out", &bundle],
+    );
+    e.fails(
+        2,
+        &[
+            "evidence",
+            "export",
+            "--order",
+            "nope",
+            "--out",
+            &e.path("none"),
+        ],
+    );
+
+    // Tamper with the CSV: the acknowledgement's note.
+    let copy = |to: &str| {
+        let d = e.path(to);
+        std::fs::create_dir_all(&d).unwrap();
+        for name in ["audit.json", "audit.csv", "manifest.json"] {
+            std::fs::copy(Path::new(&bundle).join(name), Path::new(&d).join(name)).unwrap();
+        }
+        d
+    };
+    let t1 = copy("tampered-csv");
+    std::fs::write(
+        Path::new(&t1).join("audit.csv"),
+        csv.replace("police dispatched", "no action"),
+    )
+    .unwrap();
+    let r = e.vigil(&["evidence", "verify", &t1]);
+    assert_eq!(r.code, 4, "{} {}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&format!(
+            "audit.csv: record {count}: content does not match its hash"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains(&format!("record {count}")),
+        "{}",
+        r.stderr
+    );
+
+    let t2 = copy("tampered-json");
+    let mut records: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(Path::new(&t2).join("audit.json")).unwrap()).unwrap();
+    records[0]["detail"]["forged"] = true.into();
+    std::fs::write(
+        Path::new(&t2).join("audit.json"),
+        serde_json::to_vec_pretty(&records).unwrap(),
+    )
+    .unwrap();
+    let v = e.vigil(&["--json", "evidence", "verify", &t2]);
+    assert_eq!(v.code, 4, "{}", v.stderr);
+    assert_eq!(
+        v.json()["first_broken_link"],
+        "audit.json: record 1: content does not match its hash (altered)"
+    );
+}

@@ -1,0 +1,192 @@
+//! `vigil-mqtt`: the local MQTT stack. `pki` makes the local CA and certificates; `up` runs the
+//! mTLS broker and the IoT rule bridge against the AWS emulator until Ctrl-C. See docs/MQTT.md.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use vigil_aws::metrics::MemoryMetrics;
+use vigil_aws::{Config, DynamoStore, SqsQueue};
+use vigil_core::{BreachRules, ValidationLimits};
+use vigil_local::Emulator;
+use vigil_mqtt::bridge::{Bridge, default_rules_dir, load_rules};
+use vigil_mqtt::pki::{BRIDGE_CLIENT_ID, Pki};
+use vigil_mqtt::{HttpLambda, InProcessLambda, LocalBroker, RuleAction, RuleTargets, WallClock};
+
+/// The local MQTT stack: certificates, broker and IoT rule bridge.
+#[derive(Debug, Parser)]
+#[command(name = "vigil-mqtt", version)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the local CA and server certificate (kept if present) and client certificates.
+    Pki {
+        /// PKI directory.
+        #[arg(long, default_value_os_t = Pki::default_dir())]
+        dir: PathBuf,
+        /// Issue a client certificate for this tag id (repeat).
+        #[arg(long = "client")]
+        clients: Vec<String>,
+    },
+    /// Run the broker and the bridge until Ctrl-C; write `.local/mqtt.env`.
+    Up {
+        /// Use this running emulator (moto or LocalStack) instead of starting moto.
+        #[arg(long, env = "AWS_ENDPOINT_URL")]
+        endpoint_url: Option<String>,
+        /// Stage of the resources.
+        #[arg(long, default_value = "local")]
+        stage: String,
+        /// Invoke the ingest function through the Lambda Invoke API at this URL (e.g.
+        /// `cargo lambda watch`'s http://127.0.0.1:9000) instead of in-process.
+        #[arg(long)]
+        lambda_url: Option<String>,
+        /// Rule SQL directory.
+        #[arg(long, default_value_os_t = default_rules_dir())]
+        rules: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Args::parse().command {
+        Command::Pki { dir, clients } => pki(dir, &clients),
+        Command::Up {
+            endpoint_url,
+            stage,
+            lambda_url,
+            rules,
+        } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(up(endpoint_url, &stage, lambda_url, rules))),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil-mqtt: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn pki(dir: PathBuf, clients: &[String]) -> Result<(), String> {
+    let pki = Pki::ensure(dir).map_err(|e| e.to_string())?;
+    println!("CA      {}", pki.ca().cert.display());
+    println!("server  {}", pki.server().cert.display());
+    for id in clients {
+        let pair = pki.client(id).map_err(|e| e.to_string())?;
+        println!("client  {} ({})", pair.cert.display(), pair.key.display());
+    }
+    Ok(())
+}
+
+async fn up(
+    endpoint_url: Option<String>,
+    stage: &str,
+    lambda_url: Option<String>,
+    rules_dir: PathBuf,
+) -> Result<(), String> {
+    let rules = load_rules(&rules_dir).map_err(|e| e.to_string())?;
+    let emulator = match &endpoint_url {
+        Some(url) => Emulator::connect(url, stage).await,
+        None => Emulator::start_with_stage(stage).await,
+    }
+    .map_err(|e| e.to_string())?;
+    let env: BTreeMap<String, String> = emulator.env_vars().into_iter().collect();
+    let sdk = emulator.sdk_config();
+    let ingest: Arc<dyn RuleAction> = match &lambda_url {
+        Some(url) => Arc::new(HttpLambda::new(url, "ingest")),
+        None => {
+            let config = Config::from_lookup(|k| env.get(k).cloned()).map_err(|e| e.to_string())?;
+            let queue_url = config.alerts_queue_url().map_err(|e| e.to_string())?;
+            Arc::new(InProcessLambda::ingest(Arc::new(vigil_ingest::Ports {
+                store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config),
+                queue: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url.to_owned()),
+                metrics: MemoryMetrics::default(),
+                limits: ValidationLimits::default(),
+                rules: BreachRules::default(),
+            })))
+        }
+    };
+    let actions = RuleTargets::default().build(
+        |f| (f == "ingest").then(|| ingest.clone()),
+        &aws_sdk_dynamodb::Client::new(&sdk),
+        |t| emulator.table_name(t).ok().map(str::to_owned),
+    )?;
+    let broker = LocalBroker::start_default().map_err(|e| e.to_string())?;
+    let identity = broker
+        .pki()
+        .client(BRIDGE_CLIENT_ID)
+        .map_err(|e| e.to_string())?;
+    let bridge = Bridge::start(
+        &broker.endpoint(),
+        &identity,
+        rules,
+        actions,
+        Arc::new(WallClock),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+
+    let env_file = vigil_local::local_dir().join("mqtt.env");
+    let mut text = format!(
+        "VIGIL_MQTT_HOST=127.0.0.1\nVIGIL_MQTT_PORT={}\nVIGIL_MQTT_CA={}\n",
+        broker.port(),
+        broker.pki().ca().cert.display()
+    );
+    for (k, v) in &env {
+        text.push_str(&format!("{k}={v}\n"));
+    }
+    std::fs::write(&env_file, text).map_err(|e| format!("{}: {e}", env_file.display()))?;
+    println!(
+        "broker  mqtts://127.0.0.1:{} (client certificates from {})",
+        broker.port(),
+        broker.pki().ca().cert.display()
+    );
+    println!(
+        "AWS     {} (stage {})",
+        emulator.endpoint_url(),
+        emulator.stage()
+    );
+    println!("ingest  {}", lambda_url.as_deref().unwrap_or("in-process"));
+    println!(
+        "env     {}  (source it, then run vigil-tagsim)",
+        env_file.display()
+    );
+
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let mut last = BTreeMap::new();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tick.tick() => {
+                let stats = bridge.stats();
+                if stats != last {
+                    for (rule, s) in &stats {
+                        println!(
+                            "rule {rule}: received {}, filtered {}, ok {}, errors {}",
+                            s.received, s.filtered, s.action_ok, s.errors()
+                        );
+                    }
+                    last = stats;
+                }
+            }
+        }
+    }
+    bridge.stop().await;
+    drop(emulator);
+    Ok(())
+}

@@ -1,0 +1,497 @@
+//! The IoT rule bridge: what IoT Core's rules engine does, on the local broker. It reads every
+//! `infra/rules/*.sql`, subscribes (QoS 1, one MQTT connection per rule) to each rule's `FROM`
+//! filter, evaluates the rule per message with the receive time from a [`Clock`], and runs the
+//! rule's [`RuleAction`]. A rule that fails for a message (see [`crate::sql`]) or an action
+//! that fails (after two retries if retrying can help, as IoT Core's async Lambda invoke does)
+//! goes to the error path: counted, logged and kept in [`Bridge::failures`].
+//!
+//! Messages of one rule are handled one at a time, in arrival order.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, Packet, QoS};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::action::RuleAction;
+use crate::client::{Endpoint, mqtt_options};
+use crate::pki::{CertPair, PkiError};
+use crate::sql::{Evaluation, Message, SqlError, Statement};
+
+/// Failures kept for inspection (oldest dropped first).
+const KEPT_FAILURES: usize = 1000;
+/// Extra attempts for a retryable action error.
+const RETRIES: usize = 2;
+
+/// The receive time a rule's `timestamp()` sees.
+pub trait Clock: Send + Sync {
+    /// Now, Unix ms.
+    fn now_ms(&self) -> i64;
+}
+
+/// The wall clock (the default, as live).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WallClock;
+
+impl Clock for WallClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+}
+
+/// A clock a scenario sets: the scenario's "now", so ingest validates device time against the
+/// receive time as it would live. Clones share the time. Set it before publishing a message
+/// and wait for the bridge to handle it ([`Bridge::wait_handled`]) before moving it on.
+#[derive(Debug, Clone, Default)]
+pub struct ScenarioClock(Arc<AtomicI64>);
+
+impl ScenarioClock {
+    /// A clock at `now_ms`.
+    pub fn new(now_ms: i64) -> ScenarioClock {
+        ScenarioClock(Arc::new(AtomicI64::new(now_ms)))
+    }
+
+    /// Sets the time.
+    pub fn set_ms(&self, now_ms: i64) {
+        self.0.store(now_ms, Ordering::SeqCst);
+    }
+
+    /// Moves the time on by `ms`.
+    pub fn advance_ms(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ScenarioClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Errors loading rules or starting the bridge.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// A rule file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A rule file is not in the supported SQL subset.
+    #[error("{path}: {error}")]
+    Sql {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the column.
+        error: SqlError,
+    },
+    /// A rule has no action, or an action names no rule.
+    #[error("{0}")]
+    Wiring(String),
+    /// Certificates could not be read.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The broker refused the connection or subscription, or did not answer.
+    #[error("rule {rule}: {message}")]
+    Connect {
+        /// The rule whose connection failed.
+        rule: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// A rule file: its name (the file stem), path and parsed statement.
+#[derive(Debug, Clone)]
+pub struct RuleFile {
+    /// The file stem, e.g. `ingest`.
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// The statement.
+    pub statement: Statement,
+}
+
+/// The rule directory of this workspace: `<root>/infra/rules`.
+pub fn default_rules_dir() -> PathBuf {
+    vigil_local::workspace_root().join("infra").join("rules")
+}
+
+/// Reads and parses every `*.sql` in `dir`, sorted by name.
+///
+/// Fails with [`BridgeError::Io`] if the directory or a file cannot be read, or
+/// [`BridgeError::Sql`] (file, column and reason) for a statement outside the subset.
+pub fn load_rules(dir: &Path) -> Result<Vec<RuleFile>, BridgeError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| BridgeError::Io { path, source }
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let sql = std::fs::read_to_string(&path).map_err(io(&path))?;
+            let statement = Statement::parse(sql.trim()).map_err(|error| BridgeError::Sql {
+                path: path.clone(),
+                error,
+            })?;
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok(RuleFile {
+                name,
+                path,
+                statement,
+            })
+        })
+        .collect()
+}
+
+/// Counters of one rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleStats {
+    /// Messages received on the rule's filter.
+    pub received: u64,
+    /// Messages whose `WHERE` was not true.
+    pub filtered: u64,
+    /// Messages the rule failed for (error path).
+    pub rule_failed: u64,
+    /// Actions that succeeded.
+    pub action_ok: u64,
+    /// Actions that failed after retries (error path).
+    pub action_failed: u64,
+}
+
+impl RuleStats {
+    /// Messages fully handled (filtered, failed, or action done either way).
+    pub fn handled(&self) -> u64 {
+        self.filtered + self.rule_failed + self.action_ok + self.action_failed
+    }
+
+    /// Messages that went to the error path.
+    pub fn errors(&self) -> u64 {
+        self.rule_failed + self.action_failed
+    }
+}
+
+/// A message that went to a rule's error path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleFailure {
+    /// The rule.
+    pub rule: String,
+    /// The message's topic.
+    pub topic: String,
+    /// Why: the rule's failure or the action's error.
+    pub reason: String,
+}
+
+#[derive(Default)]
+struct Shared {
+    stats: Mutex<BTreeMap<String, RuleStats>>,
+    failures: Mutex<Vec<RuleFailure>>,
+    changed: Notify,
+}
+
+impl Shared {
+    fn update(&self, rule: &str, f: impl FnOnce(&mut RuleStats)) {
+        f(self
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(rule.to_owned())
+            .or_default());
+        self.changed.notify_waiters();
+    }
+
+    fn fail(&self, rule: &str, topic: &str, reason: String) {
+        tracing::warn!(rule, topic, reason = %reason, "rule error path");
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() >= KEPT_FAILURES {
+            failures.remove(0);
+        }
+        failures.push(RuleFailure {
+            rule: rule.to_owned(),
+            topic: topic.to_owned(),
+            reason,
+        });
+    }
+}
+
+/// A running bridge. Dropping it stops its tasks (and so its MQTT connections).
+pub struct Bridge {
+    shared: Arc<Shared>,
+    clients: Vec<AsyncClient>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct Received {
+    topic: String,
+    payload: Vec<u8>,
+    received_at_ms: i64,
+}
+
+impl Bridge {
+    /// Connects one client per rule to `endpoint` with `identity`, subscribes to each rule's
+    /// filter, and returns once every subscription is acknowledged. `actions` must have exactly
+    /// one action per rule name.
+    ///
+    /// Fails with [`BridgeError::Wiring`] if a rule has no action or an action no rule,
+    /// [`BridgeError::Connect`] if the broker refuses (TLS, subscription) or does not answer
+    /// within 10 s, or [`BridgeError::Pki`] if the certificate files cannot be read.
+    pub async fn start(
+        endpoint: &Endpoint,
+        identity: &CertPair,
+        rules: Vec<RuleFile>,
+        actions: BTreeMap<String, Arc<dyn RuleAction>>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Bridge, BridgeError> {
+        for rule in &rules {
+            if !actions.contains_key(&rule.name) {
+                return Err(BridgeError::Wiring(format!(
+                    "rule {} ({}) has no action configured (configured: {})",
+                    rule.name,
+                    rule.path.display(),
+                    actions.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        if let Some(extra) = actions
+            .keys()
+            .find(|k| !rules.iter().any(|r| &r.name == *k))
+        {
+            return Err(BridgeError::Wiring(format!(
+                "an action is configured for rule {extra:?}, but there is no {extra}.sql"
+            )));
+        }
+        let shared = Arc::new(Shared::default());
+        let mut bridge = Bridge {
+            shared: shared.clone(),
+            clients: Vec::new(),
+            tasks: Vec::new(),
+        };
+        for rule in rules {
+            let action = actions[&rule.name].clone();
+            shared.update(&rule.name, |_| {});
+            let mut options = mqtt_options(
+                endpoint,
+                &format!("vigil-bridge-{}-{}", rule.name, std::process::id()),
+                identity,
+            )?;
+            options.set_inflight(100);
+            let (client, mut eventloop) = AsyncClient::new(options, 1000);
+            let (tx, rx) = mpsc::channel::<Received>(10_000);
+            let (subscribed_tx, subscribed_rx) = oneshot::channel::<Result<(), String>>();
+            let filter = rule.statement.from.clone();
+            let name = rule.name.clone();
+            let clock = clock.clone();
+            let poll_shared = shared.clone();
+            let poller = tokio::spawn(async move {
+                let mut subscribed = Some(subscribed_tx);
+                let mut closing = false;
+                loop {
+                    match eventloop.poll().await {
+                        Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => closing = true,
+                        // Ending drops the sender: the rule's worker finishes what is queued.
+                        Err(_) if closing => return,
+                        Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                            let ok = ack
+                                .return_codes
+                                .iter()
+                                .all(|c| !matches!(c, rumqttc::SubscribeReasonCode::Failure));
+                            if let Some(s) = subscribed.take() {
+                                let _ = s.send(if ok {
+                                    Ok(())
+                                } else {
+                                    Err("the broker refused the subscription".to_owned())
+                                });
+                            }
+                        }
+                        Ok(Event::Incoming(Packet::Publish(p))) => {
+                            let received_at_ms = clock.now_ms();
+                            poll_shared.update(&name, |s| s.received += 1);
+                            let msg = Received {
+                                topic: p.topic.clone(),
+                                payload: p.payload.to_vec(),
+                                received_at_ms,
+                            };
+                            if tx.send(msg).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            if let Some(s) = subscribed.take() {
+                                let _ = s.send(Err(format!("connecting: {e}")));
+                                return;
+                            }
+                            tracing::warn!(rule = %name, error = %e, "bridge connection lost; reconnecting");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                }
+            });
+            bridge.tasks.push(poller);
+            client
+                .subscribe(filter.clone(), QoS::AtLeastOnce)
+                .await
+                .map_err(|e| BridgeError::Connect {
+                    rule: rule.name.clone(),
+                    message: e.to_string(),
+                })?;
+            let answer = tokio::time::timeout(Duration::from_secs(10), subscribed_rx).await;
+            let failure = match answer {
+                Ok(Ok(Ok(()))) => None,
+                Ok(Ok(Err(e))) => Some(e),
+                Ok(Err(_)) => Some("the connection task ended".to_owned()),
+                Err(_) => Some(format!("no SUBACK for {filter} within 10 s")),
+            };
+            if let Some(message) = failure {
+                return Err(BridgeError::Connect {
+                    rule: rule.name,
+                    message,
+                });
+            }
+            bridge.clients.push(client);
+            bridge
+                .tasks
+                .push(tokio::spawn(run_rule(rule, action, rx, shared.clone())));
+        }
+        Ok(bridge)
+    }
+
+    /// Every rule's counters, by rule name.
+    pub fn stats(&self) -> BTreeMap<String, RuleStats> {
+        self.shared
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Messages that went to an error path (the last 1000).
+    pub fn failures(&self) -> Vec<RuleFailure> {
+        self.shared
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits until `done(stats)` holds, or `timeout` passes; returns the stats either way, in
+    /// `Ok` if it held.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&BTreeMap<String, RuleStats>) -> bool,
+    ) -> Result<BTreeMap<String, RuleStats>, BTreeMap<String, RuleStats>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.shared.changed.notified();
+            let stats = self.stats();
+            if done(&stats) {
+                return Ok(stats);
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                let stats = self.stats();
+                return if done(&stats) { Ok(stats) } else { Err(stats) };
+            }
+        }
+    }
+
+    /// Waits until every rule has handled everything it received, and at least `min_handled`
+    /// messages in total, or `timeout` passes.
+    pub async fn wait_handled(
+        &self,
+        min_handled: u64,
+        timeout: Duration,
+    ) -> Result<BTreeMap<String, RuleStats>, BTreeMap<String, RuleStats>> {
+        self.wait_until(timeout, |stats| {
+            stats.values().all(|s| s.handled() >= s.received)
+                && stats.values().map(RuleStats::handled).sum::<u64>() >= min_handled
+        })
+        .await
+    }
+
+    /// Disconnects, lets each rule finish the messages it already received (up to 5 s in
+    /// all), and stops every task.
+    pub async fn stop(mut self) {
+        for client in self.clients.drain(..) {
+            let _ = client.disconnect().await;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        for mut task in self.tasks.drain(..) {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                let _ = task.await;
+            }
+        }
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+async fn run_rule(
+    rule: RuleFile,
+    action: Arc<dyn RuleAction>,
+    mut rx: mpsc::Receiver<Received>,
+    shared: Arc<Shared>,
+) {
+    while let Some(msg) = rx.recv().await {
+        let message = Message {
+            topic: &msg.topic,
+            payload: &msg.payload,
+            received_at_ms: msg.received_at_ms,
+        };
+        match rule.statement.evaluate(&message) {
+            Evaluation::Filtered => shared.update(&rule.name, |s| s.filtered += 1),
+            Evaluation::Failed(reason) => {
+                shared.fail(&rule.name, &msg.topic, reason);
+                shared.update(&rule.name, |s| s.rule_failed += 1);
+            }
+            Evaluation::Output(output) => {
+                let mut attempt = 0;
+                let result = loop {
+                    match action.execute(&output).await {
+                        Err(e) if e.retryable && attempt < RETRIES => {
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                        }
+                        other => break other,
+                    }
+                };
+                match result {
+                    Ok(()) => shared.update(&rule.name, |s| s.action_ok += 1),
+                    Err(e) => {
+                        shared.fail(
+                            &rule.name,
+                            &msg.topic,
+                            format!("{}: {}", action.describe(), e.message),
+                        );
+                        shared.update(&rule.name, |s| s.action_failed += 1);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! [`LambdaWatch`]: `cargo lambda watch` as a child process, serving the Lambda Invoke API on a
+//! free loopback port for one function crate, so the bridge can invoke the real function binary
+//! ([`crate::HttpLambda`]). cargo-lambda comes from PyPI, pinned, into
+//! `.local/venv-cargo-lambda` (installed only when missing).
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The cargo-lambda release installed; bump it here and nowhere else.
+pub const CARGO_LAMBDA_REQUIREMENT: &str = "cargo-lambda==1.9.2";
+
+/// A running `cargo lambda watch`. Dropping it stops its whole process group (cargo-lambda,
+/// the cargo build it runs and the function) and waits for it.
+#[derive(Debug)]
+pub struct LambdaWatch {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+/// Makes sure `<root>/.local/venv-cargo-lambda` has the pinned cargo-lambda; returns its `bin`
+/// directory (put it first on `PATH`: cargo-lambda and zig live there).
+///
+/// Fails with the install log's tail if `python3 -m venv` or pip fails.
+pub fn ensure_cargo_lambda() -> Result<PathBuf, String> {
+    let local = vigil_local::local_dir();
+    let venv = local.join("venv-cargo-lambda");
+    let bin = venv.join("bin");
+    let marker = venv.join(format!(".vigil-installed-{CARGO_LAMBDA_REQUIREMENT}"));
+    if bin.join("cargo-lambda").is_file() && marker.is_file() {
+        return Ok(bin);
+    }
+    let logs = local.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
+    let lock_path = local.join("venv-cargo-lambda.lock");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .and_then(|f| f.lock().map(|()| f))
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    if bin.join("cargo-lambda").is_file() && marker.is_file() {
+        return Ok(bin);
+    }
+    let log = logs.join("cargo-lambda-install.log");
+    let run = |program: &Path, args: &[&str]| -> Result<(), String> {
+        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let status = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .status()
+            .map_err(|e| format!("running {}: {e}", program.display()))?;
+        if status.success() {
+            Ok(())
+        } else {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            Err(format!(
+                "`{} {}` failed ({status}):\n{}",
+                program.display(),
+                args.join(" "),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ))
+        }
+    };
+    run(
+        Path::new("python3"),
+        &["-m", "venv", &venv.to_string_lossy()],
+    )?;
+    run(
+        &bin.join("python"),
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            CARGO_LAMBDA_REQUIREMENT,
+        ],
+    )?;
+    std::fs::write(&marker, CARGO_LAMBDA_REQUIREMENT).map_err(|e| e.to_string())?;
+    drop(lock);
+    Ok(bin)
+}
+
+impl LambdaWatch {
+    /// Starts `cargo lambda watch --ignore-changes -P <free port>` in `function_dir` (e.g.
+    /// `functions/ingest`) with `env` for the function, and returns once the port accepts
+    /// connections. The function is built on the first invoke (the first request can take
+    /// minutes on a cold target directory).
+    ///
+    /// Fails if cargo-lambda cannot be installed or does not listen within 60 s; the error ends
+    /// with its log's tail (`.local/logs/cargo-lambda-watch-<port>.log`).
+    pub fn start(function_dir: &Path, env: &[(String, String)]) -> Result<LambdaWatch, String> {
+        let bin = ensure_cargo_lambda()?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let log = vigil_local::local_dir()
+            .join("logs")
+            .join(format!("cargo-lambda-watch-{port}.log"));
+        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![bin.clone()];
+        paths.extend(std::env::split_paths(&path));
+        let mut command = Command::new(bin.join("cargo-lambda"));
+        command
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "-A",
+                "127.0.0.1",
+                "-P",
+            ])
+            .arg(port.to_string())
+            .current_dir(function_dir)
+            .env(
+                "PATH",
+                std::env::join_paths(paths).map_err(|e| e.to_string())?,
+            )
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        // Its own process group, so that stopping it reaches cargo and the function too.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command
+            .spawn()
+            .map_err(|e| format!("starting cargo lambda watch: {e}"))?;
+        let mut watch = LambdaWatch { child, port, log };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(watch);
+            }
+            if let Ok(Some(status)) = watch.child.try_wait() {
+                return Err(format!(
+                    "cargo lambda watch exited ({status}):\n{}",
+                    watch.tail()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "cargo lambda watch did not listen on {addr} within 60 s:\n{}",
+                    watch.tail()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The Invoke API's base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The log file (cargo-lambda's and the function's output).
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    fn tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for LambdaWatch {
+    fn drop(&mut self) {
+        // The group id is the child's pid (process_group(0)); `kill -- -<pgid>` signals it all.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+        // Keep the log only when a test is failing.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
