@@ -174,15 +174,13 @@ export class VigilStack extends Stack {
     const alerts = this.must(this.queues, 'alerts', 'queue');
     const operators = this.must(this.topics, 'operators', 'topic');
 
-    // Where IoT rule errors and failed asynchronous ingest invocations go. Standard, not FIFO:
+    // Where IoT rule errors and failed asynchronous ingest invocations go, declared in
+    // resources.json like every queue (so the local stack has it too). Standard, not FIFO:
     // neither the IoT SQS action nor Lambda destinations accept FIFO queues.
-    this.ruleErrors = new sqs.Queue(this, 'RuleErrors', {
-      queueName: name(RULE_ERRORS_QUEUE),
-      retentionPeriod: Duration.days(14),
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: this.key,
-      enforceSSL: true,
-    });
+    this.ruleErrors = this.must(this.queues, RULE_ERRORS_QUEUE, 'queue');
+    if (resources.queues.find((q) => q.name === RULE_ERRORS_QUEUE)?.fifo) {
+      throw new Error(`resources.json: queue ${RULE_ERRORS_QUEUE} must not be FIFO (IoT error actions and Lambda destinations need a standard queue)`);
+    }
 
     // ---- Functions ----
     // Each function: its crate functions/<crate> (binary of the same name), an explicit log
