@@ -412,16 +412,7 @@ impl AlertStore for DynamoStore {
         match result.map_err(|e| classify(SERVICE, &id, e)) {
             Ok(_) => Ok(Claim::Claimed),
             Err(StoreError::Conflict { what }) => {
-                let item = self
-                    .client
-                    .get_item()
-                    .table_name(self.t(table::IDEMPOTENCY))
-                    .key("id", s(id.as_str()))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| classify(SERVICE, &id, e))?
-                    .item;
+                let item = self.get(table::IDEMPOTENCY, "id", &id).await?;
                 match item.as_ref().map(|i| i.get_s("status")).transpose()? {
                     Some("done") => Ok(Claim::Done),
                     // Another delivery is handling it right now: let the queue redeliver later.
@@ -465,31 +456,19 @@ impl AlertStore for DynamoStore {
     }
 
     async fn order(&self, order_id: &OrderId) -> Result<Option<ProtectionOrder>, StoreError> {
-        let resp = self
-            .client
-            .get_item()
-            .table_name(self.t(table::ORDERS))
-            .key("order_id", s(order_id.as_str()))
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "orders", e))?;
-        resp.item.as_ref().map(items::order_from_item).transpose()
+        self.get_order(order_id).await
     }
 
     async fn notices(&self, order_id: &OrderId) -> Result<(VictimNotices, u64), StoreError> {
-        let resp = self
-            .client
-            .get_item()
-            .table_name(self.t(table::NOTICES))
-            .key("order_id", s(order_id.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "notices", e))?;
-        Ok(match resp.item {
-            Some(item) => items::notices_from_item(&item)?,
-            None => (VictimNotices::default(), 0),
-        })
+        Ok(
+            match self
+                .get(table::NOTICES, "order_id", order_id.as_str())
+                .await?
+            {
+                Some(item) => items::notices_from_item(&item)?,
+                None => (VictimNotices::default(), 0),
+            },
+        )
     }
 
     async fn save_notices(
@@ -647,17 +626,9 @@ impl AdminStore for DynamoStore {
     }
 
     async fn zone_cell_entries(&self, cell: &str) -> Result<Vec<ZoneId>, StoreError> {
-        let resp = self
-            .client
-            .get_item()
-            .table_name(self.t(table::ZONE_CELLS))
-            .key("cell", s(cell))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "zone-cells", e))?;
-        Ok(resp
-            .item
+        Ok(self
+            .get(table::ZONE_CELLS, "cell", cell)
+            .await?
             .map(|i| items::zones_of_cell(&i))
             .transpose()?
             .unwrap_or_default()
@@ -667,15 +638,8 @@ impl AdminStore for DynamoStore {
     }
 
     async fn get_order(&self, order_id: &OrderId) -> Result<Option<ProtectionOrder>, StoreError> {
-        self.client
-            .get_item()
-            .table_name(self.t(table::ORDERS))
-            .key("order_id", s(order_id.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "orders", e))?
-            .item
+        self.get(table::ORDERS, "order_id", order_id.as_str())
+            .await?
             .as_ref()
             .map(items::order_from_item)
             .transpose()
@@ -868,17 +832,28 @@ impl DynamoStore {
         }
     }
 
-    async fn tag_item(&self, tag_id: &TagId) -> Result<Option<Item>, StoreError> {
+    /// One item by its partition key, read consistently (admin and alert paths, where a stale
+    /// read could undo a write just made).
+    async fn get(
+        &self,
+        logical: &'static str,
+        pk: &str,
+        value: &str,
+    ) -> Result<Option<Item>, StoreError> {
         Ok(self
             .client
             .get_item()
-            .table_name(self.t(table::TAGS))
-            .key("tag_id", s(tag_id.as_str()))
+            .table_name(self.t(logical))
+            .key(pk, s(value))
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| classify(SERVICE, "tags", e))?
+            .map_err(|e| classify(SERVICE, logical, e))?
             .item)
+    }
+
+    async fn tag_item(&self, tag_id: &TagId) -> Result<Option<Item>, StoreError> {
+        self.get(table::TAGS, "tag_id", tag_id.as_str()).await
     }
 
     fn update(
@@ -890,16 +865,7 @@ impl DynamoStore {
     }
 
     async fn zone_item(&self, zone_id: &ZoneId) -> Result<Option<Item>, StoreError> {
-        Ok(self
-            .client
-            .get_item()
-            .table_name(self.t(table::ZONES))
-            .key("zone_id", s(zone_id.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "zones", e))?
-            .item)
+        self.get(table::ZONES, "zone_id", zone_id.as_str()).await
     }
 
     async fn zone_exists(&self, zone_id: &ZoneId) -> Result<bool, StoreError> {
