@@ -1186,17 +1186,30 @@ mod tests {
         }
     }
 
+    /// Every log line this test binary writes, from every test: one process-wide subscriber,
+    /// installed once. A thread-local subscriber races with the other tests over `tracing`'s
+    /// global level and callsite caches and can miss lines; a global one cannot.
+    fn captured_logs() -> Captured {
+        static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+        LOGS.get_or_init(|| {
+            let logs = Captured::default();
+            let writer = logs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("the only global subscriber");
+            logs
+        })
+        .clone()
+    }
+
     #[tokio::test]
     async fn no_log_line_operator_event_or_audit_record_holds_the_phone_number() {
-        let logs = Captured::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let logs = captured_logs();
 
         let store = MemoryStore::new();
         store.put_order(&order_json("o-123", PHONE)).await.unwrap();

@@ -29,40 +29,76 @@ pub struct Pipeline {
     /// The alert function's ports.
     pub alert: vigil_alert::Ports<DynamoStore, SnsNotifier, MemoryMetrics>,
     source: SqsEventSource,
+    queue: SqsQueue,
+}
+
+/// The ingest function's ports as its `main.rs` builds them, on the pipeline's store and queue.
+fn ingest_ports(
+    store: &DynamoStore,
+    queue: &SqsQueue,
+) -> vigil_ingest::Ports<DynamoStore, SqsQueue, MemoryMetrics> {
+    vigil_ingest::Ports {
+        store: store.clone(),
+        queue: queue.clone(),
+        metrics: MemoryMetrics::default(),
+        limits: ValidationLimits::default(),
+        rules: BreachRules::default(),
+    }
 }
 
 impl Pipeline {
     /// Starts an emulator and wires the functions to it as `main.rs` would in Lambda.
+    ///
+    /// Panics if the emulator does not start (tests); see [`Pipeline::on`] for a fallible one.
     pub async fn start() -> Pipeline {
         let emulator = Emulator::start().await.expect("emulator starts");
+        Pipeline::on(emulator).expect("pipeline on the emulator")
+    }
+
+    /// Wires the functions to `emulator` as `main.rs` would in Lambda; the pipeline owns it
+    /// (a started emulator stops when the pipeline is dropped).
+    ///
+    /// Fails with a description when the emulator's environment lacks a queue or topic the
+    /// functions' configuration needs.
+    pub fn on(emulator: Emulator) -> Result<Pipeline, String> {
         let env: BTreeMap<String, String> = emulator.env_vars().into_iter().collect();
-        let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
+        let config =
+            Config::from_lookup(|k| env.get(k).cloned()).map_err(|e| format!("config: {e}"))?;
         let sdk = emulator.sdk_config();
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let queue_url = config.alerts_queue_url().expect("queue url").to_owned();
-        let topic = config.operators_topic_arn().expect("topic arn").to_owned();
-        let ingest = vigil_ingest::Ports {
-            store: store.clone(),
-            queue: SqsQueue::new(sqs.clone(), queue_url.clone()),
-            metrics: MemoryMetrics::default(),
-            limits: ValidationLimits::default(),
-            rules: BreachRules::default(),
-        };
+        let queue_url = config
+            .alerts_queue_url()
+            .map_err(|e| format!("alert queue: {e}"))?
+            .to_owned();
+        let topic = config
+            .operators_topic_arn()
+            .map_err(|e| format!("operators topic: {e}"))?
+            .to_owned();
+        let queue = SqsQueue::new(sqs.clone(), queue_url.clone());
+        let ingest = ingest_ports(&store, &queue);
         let alert = vigil_alert::Ports {
             store: store.clone(),
             notifier: SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), topic, None),
             metrics: MemoryMetrics::default(),
         };
         let source = SqsEventSource::new(sqs, queue_url, emulator.region());
-        Pipeline {
+        Ok(Pipeline {
             emulator,
             config,
             store,
             ingest,
             alert,
             source,
-        }
+            queue,
+        })
+    }
+
+    /// Another set of the ingest function's ports on the same tables and queue, with its own
+    /// metrics: for a second caller that needs to own them, such as the IoT rule bridge's
+    /// `InProcessLambda::ingest`.
+    pub fn ingest_ports(&self) -> vigil_ingest::Ports<DynamoStore, SqsQueue, MemoryMetrics> {
+        ingest_ports(&self.store, &self.queue)
     }
 
     /// Provisions an order and its zones through the operator CLI's provisioning code.
@@ -109,19 +145,28 @@ impl Pipeline {
     }
 
     /// Runs the alert function on everything in the alert queue, batch by batch, until it is
-    /// empty; returns the number of messages handled.
+    /// empty; returns the number of messages handled. Panics if the queue cannot be read; see
+    /// [`Pipeline::try_drain`].
     pub async fn drain(&self) -> usize {
+        self.try_drain().await.expect("drain the alert queue")
+    }
+
+    /// Runs the alert function on everything in the alert queue, batch by batch, as Lambda's
+    /// event source mapping does, until it is empty; returns the number of messages handled.
+    ///
+    /// Fails when the emulator does not answer a receive or delete.
+    pub async fn try_drain(&self) -> Result<usize, vigil_local::Error> {
         let mut handled = 0;
         loop {
-            let batch = self.source.receive(10, 0).await.expect("receive");
+            let batch = self.source.receive(10, 0).await?;
             if batch.is_empty() {
-                return handled;
+                return Ok(handled);
             }
-            let event = serde_json::from_value(batch.event.clone()).expect("SQS event");
+            let event = serde_json::from_value(batch.event.clone()).expect("the SQS event shape");
             let response =
                 handle_batch(event, &self.alert, chrono::Utc::now().timestamp_millis()).await;
-            let response = serde_json::to_value(&response).expect("response");
-            handled += self.source.complete(&batch, &response).await.expect("ack");
+            let response = serde_json::to_value(&response).expect("a batch response is JSON");
+            handled += self.source.complete(&batch, &response).await?;
         }
     }
 

@@ -1,9 +1,10 @@
 //! Executors run a scenario and record what happened, in a form the comparison and the reports
 //! read whatever ran it.
 //!
-//! [`crate::in_process::InProcessExecutor`] runs the scenario over vigil-core in this process.
-//! An executor that drives the local stack (publishing over MQTT, reading SMS back from the
-//! emulator) implements the same [`ScenarioExecutor`] trait and fills the same [`Run`].
+//! [`crate::in_process::InProcessExecutor`] runs the scenario over vigil-core in this process;
+//! [`crate::local_stack::LocalStackExecutor`] drives the whole local pipeline (publishing over
+//! MQTT, reading SMS back from the emulator). Both fill the same [`Run`], which the comparison
+//! and the reports read whatever ran it.
 
 use crate::scenario::{Channel, Scenario};
 use serde::Serialize;

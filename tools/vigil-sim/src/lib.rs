@@ -9,12 +9,16 @@
 //! - [`executor`]: the [`ScenarioExecutor`] trait and the [`Run`] every executor records: per
 //!   message, what became of it, the order levels, the SMS sent and the operator events.
 //! - [`in_process`]: the first executor, which runs messages through vigil-core in this
-//!   process. An executor that drives the local stack over MQTT implements the same trait.
+//!   process.
+//! - [`local_stack`]: the second, which runs them through the whole local pipeline: MQTT with
+//!   mutual TLS, the IoT rule bridge, the functions on the emulator, SMS read back.
 //! - [`mod@compare`]: expectations against a run, whatever executed it.
 //! - [`report`]: the step table, verdict lines and the JSON report (phones always redacted).
 //! - [`svg`]: a hand-written SVG picture of a run: zones, buffers, tracks, alert markers.
 //! - [`demo`]: the built-in narrated scenario.
 //! - [`runner`]: the `run` command: files in, report out, exit status.
+//! - [`bench`]: the `bench-local` command: latency and throughput of the whole local pipeline,
+//!   and the emulator's own ceiling for the same requests.
 //!
 //! Operator event kinds are vigil-core's vocabulary (`vigil_core::events`), so scenarios,
 //! operators and the audit log name events the same way: `zone_warning`, `zone_breach`,
@@ -22,10 +26,12 @@
 //! `breach_repeated`, `tag_event:<kind>` and `fix_rejected:<reason>` (any rejected message,
 //! with `vigil_core::FixError::reason`).
 
+pub mod bench;
 pub mod compare;
 pub mod demo;
 pub mod executor;
 pub mod in_process;
+pub mod local_stack;
 pub mod report;
 pub mod runner;
 pub mod scenario;
@@ -34,4 +40,5 @@ pub mod svg;
 pub use compare::{Failure, Verdict, compare};
 pub use executor::{Run, ScenarioExecutor};
 pub use in_process::InProcessExecutor;
+pub use local_stack::LocalStackExecutor;
 pub use scenario::Scenario;

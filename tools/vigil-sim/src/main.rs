@@ -4,10 +4,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use vigil_sim::executor::ExecutorError;
 use vigil_sim::runner::{
     EXIT_FAILED, EXIT_INVALID, EXIT_PASSED, RunOptions, run_files, scenario_files,
 };
-use vigil_sim::{InProcessExecutor, ScenarioExecutor, compare, demo, svg};
+use vigil_sim::{InProcessExecutor, LocalStackExecutor, ScenarioExecutor, compare, demo, svg};
 
 /// Vigil's scenario runner.
 #[derive(Debug, Parser)]
@@ -36,28 +37,63 @@ enum Command {
         /// Where the scenario runs.
         #[arg(long, value_enum, default_value_t = Executor::InProcess)]
         executor: Executor,
+        /// With `--executor local-stack`: use the AWS emulator already running at this URL
+        /// (e.g. from `vigil-local up`, or LocalStack) instead of starting one. It is reset
+        /// between scenarios.
+        #[arg(long, value_name = "URL", env = "VIGIL_EMULATOR_ENDPOINT")]
+        endpoint: Option<String>,
     },
     /// Run the built-in narrated demo and draw it as SVG.
     Demo {
         /// Where to write the picture.
         #[arg(long, value_name = "PATH", default_value = demo::DEFAULT_SVG_PATH)]
         svg: PathBuf,
+        /// Where the demo runs.
+        #[arg(long, value_enum, default_value_t = DEMO_EXECUTOR)]
+        executor: Executor,
+        /// With the local stack: use the AWS emulator already running at this URL.
+        #[arg(long, value_name = "URL", env = "VIGIL_EMULATOR_ENDPOINT")]
+        endpoint: Option<String>,
+    },
+    /// Measure the whole local pipeline: fix -> SMS latency, fixes per second on the quiet and
+    /// near paths, and the emulator's own ceiling for the same requests (docs/PERFORMANCE.md).
+    BenchLocal {
+        /// Transitions timed for the latency, one at a time.
+        #[arg(long, default_value_t = 200)]
+        transitions: usize,
+        /// Tags publishing at once in the throughput runs.
+        #[arg(long, default_value_t = 20)]
+        tags: usize,
+        /// Fixes per tag per throughput run.
+        #[arg(long, default_value_t = 25)]
+        fixes_per_tag: usize,
     },
 }
+
+/// The demo's executor unless `--executor` says otherwise.
+const DEMO_EXECUTOR: Executor = Executor::LocalStack;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Executor {
     /// vigil-core in this process: no broker, no emulator.
     InProcess,
+    /// The whole local pipeline, started for the run and stopped after it: the AWS emulator,
+    /// the mTLS MQTT broker, the IoT rule bridge and the functions; SMS read back.
+    LocalStack,
 }
 
-fn executor(kind: Executor) -> Box<dyn ScenarioExecutor> {
-    match kind {
+/// The executor of `kind`; starting the local stack can fail.
+fn executor(
+    kind: Executor,
+    endpoint: Option<&str>,
+) -> Result<Box<dyn ScenarioExecutor>, ExecutorError> {
+    Ok(match kind {
         Executor::InProcess => Box::new(InProcessExecutor::new()),
-    }
+        Executor::LocalStack => Box::new(LocalStackExecutor::start_on(endpoint)?),
+    })
 }
 
-fn run_demo(svg_path: &PathBuf) -> io::Result<u8> {
+fn run_demo(svg_path: &PathBuf, kind: Executor, endpoint: Option<&str>) -> io::Result<u8> {
     let scenario = match demo::scenario() {
         Ok(s) => s,
         Err(e) => {
@@ -65,7 +101,8 @@ fn run_demo(svg_path: &PathBuf) -> io::Result<u8> {
             return Ok(EXIT_INVALID);
         }
     };
-    let run = match InProcessExecutor::new().execute(&scenario) {
+    // The executor (and any stack it started) stops at the end of this block.
+    let run = match executor(kind, endpoint).and_then(|mut e| e.execute(&scenario)) {
         Ok(run) => run,
         Err(e) => {
             eprintln!("error: {e}");
@@ -99,16 +136,45 @@ fn main() -> ExitCode {
             json,
             svg_dir,
             executor: kind,
-        } => scenario_files(&scenarios).and_then(|files| {
-            run_files(
-                &files,
-                executor(kind).as_mut(),
-                &RunOptions { json, svg_dir },
-                &mut io::stdout().lock(),
-                &mut io::stderr().lock(),
-            )
-        }),
-        Command::Demo { svg } => run_demo(&svg),
+            endpoint,
+        } => {
+            scenario_files(&scenarios).and_then(|files| match executor(kind, endpoint.as_deref()) {
+                Ok(mut executor) => run_files(
+                    &files,
+                    executor.as_mut(),
+                    &RunOptions { json, svg_dir },
+                    &mut io::stdout().lock(),
+                    &mut io::stderr().lock(),
+                ),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(EXIT_FAILED)
+                }
+            })
+        }
+        Command::Demo {
+            svg,
+            executor,
+            endpoint,
+        } => run_demo(&svg, executor, endpoint.as_deref()),
+        Command::BenchLocal {
+            transitions,
+            tags,
+            fixes_per_tag,
+        } => {
+            let options = vigil_sim::bench::BenchOptions {
+                transitions,
+                tags,
+                fixes_per_tag,
+            };
+            match vigil_sim::bench::run(options, &mut io::stdout().lock()) {
+                Ok(()) => Ok(EXIT_PASSED),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(EXIT_FAILED)
+                }
+            }
+        }
     };
     match status {
         Ok(code) => ExitCode::from(code),

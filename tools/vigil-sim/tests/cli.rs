@@ -130,3 +130,29 @@ fn demo_narrates_and_draws() {
     assert!(picture.contains("stroke-dasharray"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn demo_on_the_local_stack_reads_the_sms_back_and_stops_the_stack() {
+    let dir = scratch("demo-local");
+    let svg = dir.join("demo.svg");
+    let out = bin(&[
+        "demo",
+        "--executor",
+        "local-stack",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("PASS demo [local-stack]"), "{stdout}");
+    assert!(
+        stdout.contains("SMS to the victim (+44…00): \"Vigil URGENT"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("monitoring centre: zone_step_down"),
+        "{stdout}"
+    );
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,445 @@
+//! `vigil-sim bench-local`: measurements of the whole local pipeline (docs/PERFORMANCE.md,
+//! "Whole local pipeline"), on a stack started by [`LocalStackExecutor`]:
+//!
+//! - latency: fix published -> SMS recorded by the emulator, one transition at a time (a
+//!   generated scenario: each tag's first fix is inside its zone, a breach);
+//! - throughput: fixes per second through MQTT, the bridge and ingest, every tag publishing at
+//!   once, on the quiet path (no zone near) and near a zone (inside the warning buffer, after
+//!   the warning, so no transitions);
+//! - the emulator's ceiling for the same per-fix requests, driven directly with the SDK (the
+//!   ingest handler and the last-seen PutItem, no MQTT, no bridge) at the bridge's concurrency:
+//!   one sequential stream per rule, the two rules side by side.
+
+use crate::executor::ExecutorError;
+use crate::local_stack::{LocalStackExecutor, StackParts, TagConnection, connect_tag};
+use crate::scenario::Scenario;
+use crate::{ScenarioExecutor, compare};
+use serde_json::json;
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+use vigil_aws::items::{self, table};
+use vigil_core::{Fix, TagId};
+use vigil_mqtt::Clock;
+
+/// What to measure, and how much.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BenchOptions {
+    /// Transitions timed for the latency (one tag and order each).
+    pub transitions: usize,
+    /// Tags publishing at once in the throughput runs.
+    pub tags: usize,
+    /// Fixes each of them publishes per run.
+    pub fixes_per_tag: usize,
+}
+
+fn fail(message: impl Into<String>) -> ExecutorError {
+    ExecutorError {
+        executor: crate::local_stack::NAME.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Transitions per generated latency scenario.
+const LATENCY_BATCH: usize = 20;
+
+/// The scenario start of generated scenarios; device times are in the past, as in the files.
+const START: &str = "2026-03-10T18:00:00Z";
+
+/// A generated scenario: `n` orders, tag `{prefix}-{i}` restrained from a 100 m zone with a
+/// 400 m buffer, zones 11 km apart; with `breach_fixes`, each tag's one fix is at its zone's
+/// centre, one second after the previous tag's.
+fn generated(prefix: &str, n: usize, breach_fixes: bool) -> Result<Scenario, ExecutorError> {
+    let centre = |i: usize| (40.0 + i as f64 * 0.1, 10.0);
+    let orders: Vec<_> = (0..n)
+        .map(|i| {
+            let (lat, lon) = centre(i);
+            json!({
+                "order_id": format!("o-{prefix}-{i}"), "tag_id": format!("{prefix}-{i}"),
+                "victim": {"victim_id": format!("v-{prefix}-{i}"), "phone": format!("+447700{:06}", 900_000 + i), "language": "en"},
+                "zones": [{"zone_id": format!("z-{prefix}-{i}"), "kind": "home",
+                    "circle": {"lat": lat, "lon": lon, "radius_m": 100}, "buffer_m": 400}]
+            })
+        })
+        .collect();
+    let fixes: Vec<_> = if breach_fixes {
+        (0..n)
+            .map(|i| {
+                let (lat, lon) = centre(i);
+                json!({"tag_id": format!("{prefix}-{i}"), "at_s": i, "lat": lat, "lon": lon, "accuracy_m": 8})
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let sms: Vec<_> = if breach_fixes {
+        (0..n)
+            .map(|i| json!({"to": format!("+447700{:06}", 900_000 + i), "level": "breach"}))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let file = json!({
+        "name": format!("bench-{prefix}"), "start": START, "orders": orders, "fixes": fixes,
+        "expect": {"sms": sms, "no_other_sms": true}
+    });
+    Scenario::from_json(&file.to_string()).map_err(|e| fail(format!("generated scenario: {e}")))
+}
+
+/// The `q` quantile (nearest rank) of sorted durations, ms.
+fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1000.0
+}
+
+/// Runs every measurement and writes the results to `out`.
+///
+/// Fails when the stack does not start or a step of the pipeline fails.
+pub fn run(options: BenchOptions, out: &mut dyn Write) -> Result<(), ExecutorError> {
+    let io = |e: io::Error| fail(format!("writing the results: {e}"));
+    let mut executor = LocalStackExecutor::start()?;
+
+    // (a) Latency, one transition at a time, in scenarios of LATENCY_BATCH transitions with an
+    // emulator reset between them: the per-step read-back (moto's data.json) slows down as the
+    // emulator's state grows, and the read-back is not part of what is measured.
+    let mut latencies = Vec::with_capacity(options.transitions);
+    let mut batch = 0;
+    while latencies.len() < options.transitions {
+        let n = LATENCY_BATCH.min(options.transitions - latencies.len());
+        let scenario = generated(&format!("lat{batch}"), n, true)?;
+        let run = executor.execute(&scenario)?;
+        let verdict = compare(&scenario.expect, &run);
+        if !verdict.passed() {
+            return Err(fail(format!(
+                "the latency scenario did not produce one breach SMS per fix: {:?}",
+                verdict.failures
+            )));
+        }
+        latencies.extend(executor.step_latencies.iter().copied());
+        batch += 1;
+    }
+    latencies.sort();
+    let mean_ms =
+        latencies.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0 / latencies.len() as f64;
+    writeln!(
+        out,
+        "latency, fix published -> SMS recorded ({} transitions, one at a time): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, mean {:.1} ms",
+        latencies.len(),
+        quantile_ms(&latencies, 0.5),
+        quantile_ms(&latencies, 0.99),
+        quantile_ms(&latencies, 1.0),
+        mean_ms
+    )
+    .map_err(io)?;
+
+    // (b) and (c) on a reset emulator.
+    let result = executor.with_stack(async |parts| throughput(&parts, options).await);
+    let figures = result.ok_or_else(|| fail("the local stack was stopped"))??;
+    let n = options.tags * options.fixes_per_tag;
+    for (path, stack, direct, ingest_only) in [
+        (
+            "quiet",
+            figures.quiet,
+            figures.quiet_direct,
+            figures.quiet_ingest_only,
+        ),
+        (
+            "near",
+            figures.near,
+            figures.near_direct,
+            figures.near_ingest_only,
+        ),
+    ] {
+        writeln!(
+            out,
+            "{path} path: {stack:.0} fixes/s through the whole stack ({n} fixes, {} tags at once); emulator ceiling for the same requests at the bridge's concurrency {direct:.0} fixes/s (ingest's requests alone {ingest_only:.0}/s); ratio {:.2}",
+            options.tags,
+            stack / direct
+        )
+        .map_err(io)?;
+    }
+    writeln!(
+        out,
+        "emulator reset between runs: {:.0} ms",
+        figures.reset.as_secs_f64() * 1000.0
+    )
+    .map_err(io)?;
+    executor.stop();
+    Ok(())
+}
+
+/// Fixes per second of each run.
+struct Throughput {
+    quiet: f64,
+    near: f64,
+    quiet_direct: f64,
+    near_direct: f64,
+    quiet_ingest_only: f64,
+    near_ingest_only: f64,
+    reset: Duration,
+}
+
+fn fix(tag: &str, seq: u64, at_ms: i64, (lat, lon): (f64, f64)) -> Result<Fix, ExecutorError> {
+    Ok(Fix {
+        tag_id: TagId::new(tag).map_err(|e| fail(e.to_string()))?,
+        seq,
+        at_ms,
+        lat,
+        lon,
+        accuracy_m: 8.0,
+        speed_mps: None,
+        heading_deg: None,
+        battery_pct: None,
+    })
+}
+
+async fn throughput(parts: &StackParts<'_>, o: BenchOptions) -> Result<Throughput, ExecutorError> {
+    let pipeline = parts.pipeline;
+    let started = Instant::now();
+    pipeline
+        .emulator
+        .reset()
+        .await
+        .map_err(|e| fail(format!("reset: {e}")))?;
+    let reset = started.elapsed();
+    let scenario = generated("tp", o.tags, false)?;
+    for order in &scenario.orders {
+        let zones: Vec<_> = scenario
+            .zones
+            .iter()
+            .filter(|z| order.zone_ids.contains(z.id()))
+            .cloned()
+            .collect();
+        vigil_cli::orders::provision_order(&pipeline.store, order, &zones)
+            .await
+            .map_err(|e| fail(format!("provisioning: {e}")))?;
+    }
+    let start_ms = scenario.start.timestamp_millis();
+    // Receive time: after every device time used below (up to 20 minutes plus six seconds per
+    // fix of a tag), within ingest's freshness limit.
+    let k = o.fixes_per_tag as u64;
+    parts
+        .clock
+        .set_ms(start_ms + 20 * 60_000 + 6 * k as i64 * 1000 + 60_000);
+    // The fix of tag i, for its k-th fix of a run: 5.5 km south of its zone (quiet) or 300 m
+    // from its edge, inside the buffer (near). Device times: the quiet run, then the near
+    // run 20 minutes later (so the move is not an impossible speed), each fix a second apart.
+    let position = |i: usize, near: bool| {
+        let lat = 40.0 + i as f64 * 0.1;
+        if near {
+            (lat + 400.0 / 111_250.0, 10.0)
+        } else {
+            (lat - 0.05, 10.0)
+        }
+    };
+    let mut connections = Vec::with_capacity(o.tags);
+    for i in 0..o.tags {
+        connections.push(connect_tag(&parts.endpoint, parts.pki, &format!("tp-{i}"))?);
+    }
+    let n = o.tags * o.fixes_per_tag;
+
+    let quiet_fixes = |first_seq: u64, base_ms: i64| {
+        (0..o.tags)
+            .map(|i| {
+                (0..k)
+                    .map(|j| {
+                        fix(
+                            &format!("tp-{i}"),
+                            first_seq + j,
+                            base_ms + j as i64 * 1000,
+                            position(i, false),
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let near_fixes = |first_seq: u64, base_ms: i64| {
+        (0..o.tags)
+            .map(|i| {
+                (0..k)
+                    .map(|j| {
+                        fix(
+                            &format!("tp-{i}"),
+                            first_seq + j,
+                            base_ms + j as i64 * 1000,
+                            position(i, true),
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+
+    // Quiet: through the stack, then the same requests straight to the emulator. Device times
+    // move on by a second per fix; each run continues the tags' counters.
+    let (quiet, connections) =
+        through_stack(parts, connections, quiet_fixes(1, start_ms)?, n).await?;
+    let quiet_direct = direct(parts, quiet_fixes(k + 1, start_ms + k as i64 * 1000)?, true).await?;
+    let quiet_ingest_only = direct(
+        parts,
+        quiet_fixes(2 * k + 1, start_ms + 2 * k as i64 * 1000)?,
+        false,
+    )
+    .await?;
+
+    // Into the buffer 20 minutes later (so the move is not an impossible speed): one warning
+    // per tag, not timed; then the near runs, which change nothing.
+    let near_base = start_ms + 20 * 60_000;
+    let warm: Vec<Vec<Fix>> = (0..o.tags)
+        .map(|i| fix(&format!("tp-{i}"), 3 * k + 1, near_base, position(i, true)).map(|f| vec![f]))
+        .collect::<Result<_, _>>()?;
+    let (_, connections) = through_stack(parts, connections, warm, o.tags).await?;
+    let warnings = pipeline
+        .try_drain()
+        .await
+        .map_err(|e| fail(format!("drain: {e}")))?;
+    if warnings != o.tags {
+        return Err(fail(format!(
+            "expected {} warnings on entering the buffers, the alert queue had {warnings}",
+            o.tags
+        )));
+    }
+    let (near, connections) = through_stack(
+        parts,
+        connections,
+        near_fixes(3 * k + 2, near_base + 1000)?,
+        n,
+    )
+    .await?;
+    for c in connections {
+        c.close().await;
+    }
+    let near_direct = direct(
+        parts,
+        near_fixes(4 * k + 2, near_base + (k as i64 + 1) * 1000)?,
+        true,
+    )
+    .await?;
+    let near_ingest_only = direct(
+        parts,
+        near_fixes(5 * k + 2, near_base + (2 * k as i64 + 1) * 1000)?,
+        false,
+    )
+    .await?;
+    let extra = pipeline
+        .try_drain()
+        .await
+        .map_err(|e| fail(format!("drain: {e}")))?;
+    if extra != 0 {
+        return Err(fail(format!(
+            "the near runs should change nothing, but queued {extra} alert events"
+        )));
+    }
+    Ok(Throughput {
+        quiet,
+        near,
+        quiet_direct,
+        near_direct,
+        quiet_ingest_only,
+        near_ingest_only,
+        reset,
+    })
+}
+
+/// Every tag publishes its fixes at once (each tag one at a time, PUBACK awaited); returns
+/// fixes per second from the first publish until both rules have handled all `n`.
+async fn through_stack(
+    parts: &StackParts<'_>,
+    connections: Vec<TagConnection>,
+    fixes: Vec<Vec<Fix>>,
+    n: usize,
+) -> Result<(f64, Vec<TagConnection>), ExecutorError> {
+    let before = parts.bridge.stats();
+    let target = |rule: &str| before.get(rule).map_or(0, |s| s.handled()) + n as u64;
+    let (ingest_target, last_seen_target) = (target("ingest"), target("last_seen"));
+    let started = Instant::now();
+    let tasks: Vec<_> = connections
+        .into_iter()
+        .zip(fixes)
+        .map(|(mut connection, fixes)| {
+            tokio::spawn(async move {
+                for f in &fixes {
+                    let topic = format!("tags/{}/fix", f.tag_id);
+                    connection
+                        .publish(&topic, &vigil_ingest::fix_payload(f))
+                        .await?;
+                }
+                Ok::<_, ExecutorError>(connection)
+            })
+        })
+        .collect();
+    let mut connections = Vec::new();
+    for t in tasks {
+        connections.push(t.await.map_err(|e| fail(format!("publisher: {e}")))??);
+    }
+    parts
+        .bridge
+        .wait_until(Duration::from_secs(600), |s| {
+            s.get("ingest")
+                .is_some_and(|s| s.handled() >= ingest_target)
+                && s.get("last_seen")
+                    .is_some_and(|s| s.handled() >= last_seen_target)
+        })
+        .await
+        .map_err(|s| fail(format!("the bridge did not handle every fix: {s:?}")))?;
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let failures = parts.bridge.failures();
+    if !failures.is_empty() {
+        return Err(fail(format!("rule errors: {failures:?}")));
+    }
+    Ok((rate, connections))
+}
+
+/// The per-fix requests straight to the emulator: ingest's handler in one sequential stream
+/// and, with `last_seen`, the rule's PutItem in another beside it; fixes per second.
+async fn direct(
+    parts: &StackParts<'_>,
+    fixes: Vec<Vec<Fix>>,
+    last_seen: bool,
+) -> Result<f64, ExecutorError> {
+    let pipeline = parts.pipeline;
+    // Round-robin over the tags, as the bridge would receive them.
+    let longest = fixes.iter().map(Vec::len).max().unwrap_or(0);
+    let order: Vec<&Fix> = (0..longest)
+        .flat_map(|j| fixes.iter().filter_map(move |f| f.get(j)))
+        .collect();
+    let received_at = parts.clock.now_ms();
+    let started = Instant::now();
+    let ingest = async {
+        for f in &order {
+            pipeline
+                .publish_raw(
+                    f.tag_id.as_str(),
+                    "fix",
+                    &vigil_ingest::fix_payload(f),
+                    received_at,
+                )
+                .await;
+        }
+    };
+    let table_name = pipeline.config.name(table::LAST_SEEN);
+    let puts = async {
+        if !last_seen {
+            return Ok(());
+        }
+        for f in &order {
+            pipeline
+                .store
+                .client()
+                .put_item()
+                .table_name(&table_name)
+                .set_item(Some(items::last_seen_item(
+                    f,
+                    received_at,
+                    received_at / 1000 + 604_800,
+                )))
+                .send()
+                .await
+                .map_err(|e| fail(format!("last-seen PutItem: {e}")))?;
+        }
+        Ok::<_, ExecutorError>(())
+    };
+    let ((), puts) = tokio::join!(ingest, puts);
+    puts?;
+    Ok(order.len() as f64 / started.elapsed().as_secs_f64())
+}
