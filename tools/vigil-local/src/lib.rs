@@ -19,7 +19,8 @@
 //! # Layout
 //! - [`resources`]: the definition file's types, its checks, physical naming
 //!   (`vigil-<stage>-<name>`) and the environment variable names that carry resources.
-//! - `moto` (private): the pinned moto venv under `.local/venv` (installed once, under a file
+//! - `moto` (private, but for [`ensure_venv`]: the one way Vigil's tools install a pinned
+//!   PyPI package into `.local/`): the pinned moto venv under `.local/venv` (installed once, under a file
 //!   lock), and the `moto_server` child process: free port, readiness, log file, kill on drop.
 //! - `provision` (private): creates the declared resources with the AWS SDK, idempotently,
 //!   and checks that existing tables have the declared keys.
@@ -43,6 +44,7 @@ pub mod resources;
 
 pub use emulator::Emulator;
 pub use event_source::{ReceivedBatch, SqsEventSource};
+pub use moto::ensure_venv;
 pub use readback::{EmulatorKind, OperatorEvent, ReadBack, SentSms};
 pub use resources::Resources;
 

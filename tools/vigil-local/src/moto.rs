@@ -31,15 +31,27 @@ pub(crate) async fn ensure_moto(local: PathBuf) -> Result<PathBuf> {
 }
 
 fn ensure_moto_blocking(local: &Path) -> Result<PathBuf> {
-    let venv = local.join("venv");
-    let server = venv.join("bin").join("moto_server");
-    let marker = venv.join(marker_name());
-    if server.is_file() && marker.is_file() {
-        return Ok(server);
+    ensure_venv(local, "venv", MOTO_REQUIREMENT, "moto_server")
+}
+
+/// Makes sure `<local>/<name>` is a Python venv with the pinned `requirement` installed and
+/// returns the path of its `bin/<program>`. The one way Vigil's tools install from PyPI.
+///
+/// Installs only when the pin's marker file is missing, so changing the pin reinstalls into
+/// the same venv. Parallel processes all call this: an exclusive lock on `<local>/<name>.lock`
+/// makes one of them install while the others wait and then find the marker. The install log
+/// is `<local>/logs/<name>-install.log`; a failure ends with its tail. The interpreter is
+/// `python3`, or `VIGIL_PYTHON` when set.
+pub fn ensure_venv(local: &Path, name: &str, requirement: &str, program: &str) -> Result<PathBuf> {
+    let venv = local.join(name);
+    let target = venv.join("bin").join(program);
+    let marker = venv.join(marker_name(requirement));
+    if target.is_file() && marker.is_file() {
+        return Ok(target);
     }
     let logs = local.join("logs");
     std::fs::create_dir_all(&logs).map_err(io_error(format!("creating {}", logs.display())))?;
-    let lock_path = local.join("venv.lock");
+    let lock_path = local.join(format!("{name}.lock"));
     let lock = File::options()
         .create(true)
         .truncate(false)
@@ -48,11 +60,11 @@ fn ensure_moto_blocking(local: &Path) -> Result<PathBuf> {
         .map_err(io_error(format!("opening {}", lock_path.display())))?;
     lock.lock()
         .map_err(io_error(format!("locking {}", lock_path.display())))?;
-    if server.is_file() && marker.is_file() {
-        return Ok(server); // another process installed it while we waited
+    if target.is_file() && marker.is_file() {
+        return Ok(target); // another process installed it while we waited
     }
 
-    let log = logs.join("venv-install.log");
+    let log = logs.join(format!("{name}-install.log"));
     let python = std::env::var("VIGIL_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let venv_arg = venv.to_string_lossy().into_owned();
     run_logged(&venv, &log, &python, &["-m", "venv", &venv_arg])?;
@@ -67,28 +79,28 @@ fn ensure_moto_blocking(local: &Path) -> Result<PathBuf> {
         "install",
         "--disable-pip-version-check",
         "--no-input",
-        MOTO_REQUIREMENT,
+        requirement,
     ];
     run_logged(&venv, &log, &venv_python, &pip)?;
-    if !server.is_file() {
+    if !target.is_file() {
         return Err(Error::Install {
             venv,
             message: format!(
                 "pip finished but {} is missing\n{}",
-                server.display(),
+                target.display(),
                 log_tail(&log, 20)
             ),
         });
     }
-    std::fs::write(&marker, MOTO_REQUIREMENT)
+    std::fs::write(&marker, requirement)
         .map_err(io_error(format!("writing {}", marker.display())))?;
-    Ok(server)
+    Ok(target)
     // `lock` is released when it is dropped here.
 }
 
-/// A marker file per pin, so changing [`MOTO_REQUIREMENT`] reinstalls into the same venv.
-fn marker_name() -> String {
-    let safe: String = MOTO_REQUIREMENT
+/// A marker file per pin, so changing a requirement reinstalls into the same venv.
+fn marker_name(requirement: &str) -> String {
+    let safe: String = requirement
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' {

@@ -26,68 +26,17 @@ pub struct LambdaWatch {
 ///
 /// Fails with the install log's tail if `python3 -m venv` or pip fails.
 pub fn ensure_cargo_lambda() -> Result<PathBuf, String> {
-    let local = vigil_local::local_dir();
-    let venv = local.join("venv-cargo-lambda");
-    let bin = venv.join("bin");
-    let marker = venv.join(format!(".vigil-installed-{CARGO_LAMBDA_REQUIREMENT}"));
-    if bin.join("cargo-lambda").is_file() && marker.is_file() {
-        return Ok(bin);
-    }
-    let logs = local.join("logs");
-    std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
-    let lock_path = local.join("venv-cargo-lambda.lock");
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .and_then(|f| f.lock().map(|()| f))
-        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    if bin.join("cargo-lambda").is_file() && marker.is_file() {
-        return Ok(bin);
-    }
-    let log = logs.join("cargo-lambda-install.log");
-    let run = |program: &Path, args: &[&str]| -> Result<(), String> {
-        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
-        let status = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .status()
-            .map_err(|e| format!("running {}: {e}", program.display()))?;
-        if status.success() {
-            Ok(())
-        } else {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(15).collect();
-            Err(format!(
-                "`{} {}` failed ({status}):\n{}",
-                program.display(),
-                args.join(" "),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            ))
-        }
-    };
-    run(
-        Path::new("python3"),
-        &["-m", "venv", &venv.to_string_lossy()],
-    )?;
-    run(
-        &bin.join("python"),
-        &[
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            CARGO_LAMBDA_REQUIREMENT,
-        ],
-    )?;
-    std::fs::write(&marker, CARGO_LAMBDA_REQUIREMENT).map_err(|e| e.to_string())?;
-    drop(lock);
-    Ok(bin)
+    let program = vigil_local::ensure_venv(
+        &vigil_local::local_dir(),
+        "venv-cargo-lambda",
+        CARGO_LAMBDA_REQUIREMENT,
+        "cargo-lambda",
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(program
+        .parent()
+        .expect("bin/cargo-lambda has a parent")
+        .to_path_buf())
 }
 
 impl LambdaWatch {
