@@ -237,7 +237,8 @@ async fn throughput(parts: &StackParts<'_>, o: BenchOptions) -> Result<Throughpu
     }
     let n = o.tags * o.fixes_per_tag;
 
-    let quiet_fixes = |first_seq: u64, base_ms: i64| {
+    // Each tag's `k` fixes, near its zone or far from every zone.
+    let fixes = |near: bool, first_seq: u64, base_ms: i64| {
         (0..o.tags)
             .map(|i| {
                 (0..k)
@@ -246,23 +247,7 @@ async fn throughput(parts: &StackParts<'_>, o: BenchOptions) -> Result<Throughpu
                             &format!("tp-{i}"),
                             first_seq + j,
                             base_ms + j as i64 * 1000,
-                            position(i, false),
-                        )
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let near_fixes = |first_seq: u64, base_ms: i64| {
-        (0..o.tags)
-            .map(|i| {
-                (0..k)
-                    .map(|j| {
-                        fix(
-                            &format!("tp-{i}"),
-                            first_seq + j,
-                            base_ms + j as i64 * 1000,
-                            position(i, true),
+                            position(i, near),
                         )
                     })
                     .collect::<Result<Vec<_>, _>>()
@@ -273,11 +258,16 @@ async fn throughput(parts: &StackParts<'_>, o: BenchOptions) -> Result<Throughpu
     // Quiet: through the stack, then the same requests straight to the emulator. Device times
     // move on by a second per fix; each run continues the tags' counters.
     let (quiet, connections) =
-        through_stack(parts, connections, quiet_fixes(1, start_ms)?, n).await?;
-    let quiet_direct = direct(parts, quiet_fixes(k + 1, start_ms + k as i64 * 1000)?, true).await?;
+        through_stack(parts, connections, fixes(false, 1, start_ms)?, n).await?;
+    let quiet_direct = direct(
+        parts,
+        fixes(false, k + 1, start_ms + k as i64 * 1000)?,
+        true,
+    )
+    .await?;
     let quiet_ingest_only = direct(
         parts,
-        quiet_fixes(2 * k + 1, start_ms + 2 * k as i64 * 1000)?,
+        fixes(false, 2 * k + 1, start_ms + 2 * k as i64 * 1000)?,
         false,
     )
     .await?;
@@ -302,7 +292,7 @@ async fn throughput(parts: &StackParts<'_>, o: BenchOptions) -> Result<Throughpu
     let (near, connections) = through_stack(
         parts,
         connections,
-        near_fixes(3 * k + 2, near_base + 1000)?,
+        fixes(true, 3 * k + 2, near_base + 1000)?,
         n,
     )
     .await?;
@@ -311,13 +301,13 @@ async fn throughput(parts: &StackParts<'_>, o: BenchOptions) -> Result<Throughpu
     }
     let near_direct = direct(
         parts,
-        near_fixes(4 * k + 2, near_base + (k as i64 + 1) * 1000)?,
+        fixes(true, 4 * k + 2, near_base + (k as i64 + 1) * 1000)?,
         true,
     )
     .await?;
     let near_ingest_only = direct(
         parts,
-        near_fixes(5 * k + 2, near_base + (2 * k as i64 + 1) * 1000)?,
+        fixes(true, 5 * k + 2, near_base + (2 * k as i64 + 1) * 1000)?,
         false,
     )
     .await?;
