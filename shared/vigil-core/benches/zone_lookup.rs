@@ -186,7 +186,7 @@ fn zone_json(i: usize, rng: &mut SplitMix64) -> (Value, Site) {
         "zone_id": format!("zone-{i:06}"),
         "kind": kind,
         "buffer_m": buffer_m,
-        "orders": [format!("order-{:06}", i / 2)],
+        "order_id": format!("order-{:06}", i / 2),
     });
     if rng.unit() < 0.1 {
         // A star-shaped ring (angles increasing, so it is simple) of about the same size.

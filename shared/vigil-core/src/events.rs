@@ -1,27 +1,32 @@
-//! The messages between functions: alert events (ingest -> alert queue -> alert function) and
-//! the operator event kinds that name what happened.
+//! The messages between functions: alert events, from ingest through the alert queue to the
+//! alert function.
+//!
+//! Every event carries the server's receive time of the tag message behind it
+//! (`received_at_ms`, IoT Core's `timestamp()`): what the victim is told, and how often, is
+//! judged by it and by the state when the event is handled, never by the tag's own clock.
 
-use crate::evaluate::AlertLevel;
-use crate::evaluate::Assessment;
+use crate::evaluate::{AlertLevel, Assessment};
 use crate::fix::{Fix, TagEventKind};
 use crate::ids::{OrderId, TagId, ZoneId};
 use crate::policy::OrderChange;
-use crate::state::{Cause, Escalation};
 use crate::zone::ZoneKind;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// One thing the alert function must act on. Its `event_id` is deterministic, so the same
 /// event delivered twice (or computed twice by concurrent invocations) is handled once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {
-    /// Deterministic id: see [`AlertEvent::zone_change_id`] and [`AlertEvent::tag_event_id`].
+    /// Deterministic id: see the `*_id` constructors of [`AlertEvent`].
     pub event_id: String,
     /// The order concerned.
     pub order_id: OrderId,
     /// The offender's tag.
     pub tag_id: TagId,
-    /// Device time of the cause, Unix ms.
+    /// Device time of the cause, Unix ms: where the offender was, and when.
     pub at_ms: i64,
+    /// Server receive time of the tag's message behind it, Unix ms.
+    pub received_at_ms: i64,
     /// What happened.
     #[serde(flatten)]
     pub body: AlertBody,
@@ -46,6 +51,8 @@ pub enum AlertBody {
         /// The fix behind it (the offender's position: operators only, victims only if the
         /// order allows).
         fix: Fix,
+        /// The zone state's revision after the change.
+        state_rev: u64,
     },
     /// The tag reported an event.
     TagEvent {
@@ -55,6 +62,42 @@ pub enum AlertBody {
         seq: u64,
         /// Battery charge, percent, when sent.
         battery_pct: Option<u8>,
+        /// Digest of the message's content.
+        content_hash: String,
+    },
+    /// A fix rejected by the speed check that, had it been accepted, would have raised a
+    /// zone of the order: possibly a breach that must not vanish. Operators only.
+    RejectedNearZone {
+        /// The rejection's reason code (`impossible_speed`).
+        reason: String,
+        /// The rejection's explanation.
+        detail: String,
+        /// The rejected fix (the offender's position as the tag reported it).
+        fix: Fix,
+        /// The zone it would have raised.
+        zone_id: ZoneId,
+        /// What the zone protects.
+        zone_kind: ZoneKind,
+        /// The level it would have raised the zone to.
+        entry: AlertLevel,
+        /// Signed distance to the zone's edge, metres.
+        distance_m: f64,
+    },
+    /// A message repeated a counter the tag had used for other content: a restarted counter,
+    /// a faulty tag or a forgery. Operators only; the message itself was handled as new.
+    MessageConflict {
+        /// `fix` or `event`.
+        channel: String,
+        /// The repeated counter.
+        seq: u64,
+        /// Digest of the content seen before under it.
+        previous_hash: String,
+        /// Digest of this content.
+        hash: String,
+        /// The fix, when the message is one.
+        fix: Option<Fix>,
+        /// The event's kind, when the message is one.
+        kind: Option<TagEventKind>,
     },
 }
 
@@ -65,135 +108,107 @@ impl AlertEvent {
         format!("zc:{order_id}:{zone_id}:{state_rev}")
     }
 
-    /// The id of a tag event for an order: the tag's message counter identifies it.
-    pub fn tag_event_id(order_id: &OrderId, tag_id: &TagId, seq: u64) -> String {
-        format!("te:{order_id}:{tag_id}:{seq}")
+    /// The id of a tag event for an order: the tag's counter AND the content's digest, so a
+    /// restarted counter can never make a new event (a tamper alert) look like a duplicate.
+    pub fn tag_event_id(order_id: &OrderId, tag_id: &TagId, seq: u64, hash: &str) -> String {
+        format!("te:{order_id}:{tag_id}:{seq}:{hash}")
     }
 
-    /// The operator event kinds this event stands for (see [`operator_kinds`]).
-    pub fn operator_kinds(&self) -> Vec<String> {
-        match &self.body {
-            AlertBody::ZoneChange { change, .. } => operator_kinds(change),
-            AlertBody::TagEvent { kind, .. } => vec![tag_event_kind(*kind)],
+    /// The id of a rejected fix near a zone.
+    pub fn rejected_near_zone_id(
+        order_id: &OrderId,
+        zone_id: &ZoneId,
+        seq: u64,
+        hash: &str,
+    ) -> String {
+        format!("rz:{order_id}:{zone_id}:{seq}:{hash}")
+    }
+
+    /// The id of a counter conflict.
+    pub fn message_conflict_id(
+        order_id: &OrderId,
+        tag_id: &TagId,
+        channel: &str,
+        seq: u64,
+        hash: &str,
+    ) -> String {
+        format!("mc:{order_id}:{tag_id}:{channel}:{seq}:{hash}")
+    }
+
+    /// A digest of what the event says (16 hex digits of SHA-256 over its JSON, the receive
+    /// time left out: a tag's QoS 1 resend of the same message is the same event): the alert
+    /// function binds its idempotency claim to it, so a claim written in advance for a
+    /// predictable id cannot silence a different event that later carries that id.
+    pub fn content_digest(&self) -> String {
+        let meaning = AlertEvent {
+            received_at_ms: 0,
+            ..self.clone()
+        };
+        let json = serde_json::to_vec(&meaning).expect("alert events serialize");
+        hex::encode(&Sha256::digest(&json)[..8])
+    }
+
+    /// The event's type name, for metrics and logs.
+    pub fn type_name(&self) -> &'static str {
+        match self.body {
+            AlertBody::ZoneChange { .. } => "zone_change",
+            AlertBody::TagEvent { .. } => "tag_event",
+            AlertBody::RejectedNearZone { .. } => "rejected_near_zone",
+            AlertBody::MessageConflict { .. } => "message_conflict",
         }
     }
-}
-
-/// The operator event kind of a tag event: `tag_event:<kind>`.
-pub fn tag_event_kind(kind: TagEventKind) -> String {
-    let name = serde_json::to_value(kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    format!("tag_event:{name}")
-}
-
-/// The operator event kinds of a zone change, the one vocabulary that operators, scenarios and
-/// the audit log use: `zone_warning`, `zone_breach`, `zone_step_down`, `zone_clear`,
-/// `zone_out_of_force`, `late_fix` (added to a raise caused by a late fix),
-/// `breach_persisting`, `breach_repeated`.
-pub fn operator_kinds(change: &OrderChange) -> Vec<String> {
-    let mut kinds = Vec::new();
-    if let Some(t) = &change.transition {
-        kinds.push(
-            match (t.cause, t.to) {
-                (Cause::OutOfForce, _) => "zone_out_of_force",
-                (Cause::SustainedExit, AlertLevel::Clear) => "zone_clear",
-                (Cause::SustainedExit, _) => "zone_step_down",
-                (_, AlertLevel::Breach) => "zone_breach",
-                (_, AlertLevel::Warning) => "zone_warning",
-                (_, AlertLevel::Clear) => "zone_clear",
-            }
-            .to_owned(),
-        );
-        if t.cause == Cause::LateFix {
-            kinds.push("late_fix".to_owned());
-        }
-    }
-    match change.escalation {
-        Some(Escalation::Persisting) => kinds.push("breach_persisting".to_owned()),
-        Some(Escalation::Repeated) => kinds.push("breach_repeated".to_owned()),
-        None => {}
-    }
-    kinds
-}
-
-/// The operator event kind of a rejected message: `fix_rejected:<reason>`.
-pub fn rejected_kind(reason: &str) -> String {
-    format!("fix_rejected:{reason}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Transition;
-
-    fn change(
-        from: AlertLevel,
-        to: AlertLevel,
-        cause: Cause,
-        escalation: Option<Escalation>,
-    ) -> OrderChange {
-        OrderChange {
-            transition: Some(Transition {
-                from,
-                to,
-                cause,
-                at_ms: 0,
-                late_by_ms: None,
-            }),
-            escalation,
-            order_before: from,
-            order_after: to,
-            at_ms: 0,
-        }
-    }
 
     #[test]
-    fn kinds() {
-        use AlertLevel::*;
-        assert_eq!(
-            operator_kinds(&change(Clear, Warning, Cause::Entered, None)),
-            ["zone_warning"]
-        );
-        assert_eq!(
-            operator_kinds(&change(
-                Warning,
-                Breach,
-                Cause::LateFix,
-                Some(Escalation::Repeated)
-            )),
-            ["zone_breach", "late_fix", "breach_repeated"]
-        );
-        assert_eq!(
-            operator_kinds(&change(Breach, Warning, Cause::SustainedExit, None)),
-            ["zone_step_down"]
-        );
-        assert_eq!(
-            operator_kinds(&change(Warning, Clear, Cause::SustainedExit, None)),
-            ["zone_clear"]
-        );
-        assert_eq!(
-            operator_kinds(&change(Breach, Clear, Cause::OutOfForce, None)),
-            ["zone_out_of_force"]
-        );
-        assert_eq!(
-            tag_event_kind(TagEventKind::StrapTamper),
-            "tag_event:strap_tamper"
-        );
-        assert_eq!(rejected_kind("malformed"), "fix_rejected:malformed");
-    }
-
-    #[test]
-    fn ids_are_deterministic() {
+    fn ids_are_deterministic_and_bind_content() {
         let o = OrderId::new("o1").unwrap();
         assert_eq!(
             AlertEvent::zone_change_id(&o, &ZoneId::new("home").unwrap(), 7),
             "zc:o1:home:7"
         );
+        let t = TagId::new("t1").unwrap();
         assert_eq!(
-            AlertEvent::tag_event_id(&o, &TagId::new("t1").unwrap(), 9),
-            "te:o1:t1:9"
+            AlertEvent::tag_event_id(&o, &t, 9, "abcd"),
+            "te:o1:t1:9:abcd"
         );
+        assert_ne!(
+            AlertEvent::tag_event_id(&o, &t, 9, "abcd"),
+            AlertEvent::tag_event_id(&o, &t, 9, "abce")
+        );
+    }
+
+    #[test]
+    fn the_digest_changes_with_any_field() {
+        let e = AlertEvent {
+            event_id: "te:o1:t1:5:x".into(),
+            order_id: OrderId::new("o1").unwrap(),
+            tag_id: TagId::new("t1").unwrap(),
+            at_ms: 1,
+            received_at_ms: 2,
+            body: AlertBody::TagEvent {
+                kind: TagEventKind::BatteryLow,
+                seq: 5,
+                battery_pct: None,
+                content_hash: "x".into(),
+            },
+        };
+        let mut forged = e.clone();
+        forged.body = AlertBody::TagEvent {
+            kind: TagEventKind::StrapRestored,
+            seq: 5,
+            battery_pct: None,
+            content_hash: "x".into(),
+        };
+        assert_eq!(e.content_digest(), e.clone().content_digest());
+        assert_ne!(e.content_digest(), forged.content_digest());
+        let resent = AlertEvent {
+            received_at_ms: 99,
+            ..e.clone()
+        };
+        assert_eq!(e.content_digest(), resent.content_digest());
     }
 }

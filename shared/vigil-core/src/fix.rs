@@ -142,19 +142,19 @@ pub enum FixError {
         field: &'static str,
     },
     /// Latitude outside [-90, 90].
-    #[error("latitude {lat} is outside [-90, 90]")]
+    #[error("latitude {} is outside [-90, 90]", short(*lat))]
     LatitudeOutOfRange {
         /// The value sent.
         lat: f64,
     },
     /// Longitude outside [-180, 180].
-    #[error("longitude {lon} is outside [-180, 180]")]
+    #[error("longitude {} is outside [-180, 180]", short(*lon))]
     LongitudeOutOfRange {
         /// The value sent.
         lon: f64,
     },
     /// Accuracy negative or worse than the limit.
-    #[error("accuracy {accuracy_m} m is outside [0, {limit_m}] m")]
+    #[error("accuracy {} m is outside [0, {limit_m}] m", short(*accuracy_m))]
     AccuracyOutOfRange {
         /// The value sent.
         accuracy_m: f64,
@@ -162,7 +162,7 @@ pub enum FixError {
         limit_m: f64,
     },
     /// An optional field holds a value it cannot have.
-    #[error("{field} is {value}, outside [{min}, {max}]")]
+    #[error("{field} is {}, outside [{min}, {max}]", short(*value))]
     FieldOutOfRange {
         /// The field.
         field: &'static str,
@@ -191,7 +191,8 @@ pub enum FixError {
     },
     /// Reaching this fix from the previous one needs an impossible speed.
     #[error(
-        "moving here from the previous fix needs {speed_mps:.0} m/s; at most {limit_mps:.0} m/s is plausible"
+        "moving here from the previous fix needs {} m/s; at most {limit_mps:.0} m/s is plausible",
+        short(speed_mps.round())
     )]
     ImpossibleSpeed {
         /// Speed needed, after allowing for both fixes' accuracy.
@@ -271,11 +272,46 @@ struct WireEventV1 {
     battery_pct: Option<u8>,
 }
 
-fn malformed(e: serde_json::Error) -> FixError {
-    // serde_json's message names the field or position, not the offending content.
-    FixError::Malformed {
-        detail: e.to_string(),
+/// A number for an error message: as sent when short, in scientific notation when it would
+/// print more than a dozen characters (a `1e308` latitude must not print 309 digits).
+pub fn short(value: f64) -> String {
+    let plain = format!("{value}");
+    if plain.len() <= 12 {
+        plain
+    } else {
+        format!("{value:.3e}")
     }
+}
+
+/// Longest detail kept from the JSON parser's message.
+const MAX_DETAIL_CHARS: usize = 160;
+
+fn malformed(e: serde_json::Error) -> FixError {
+    // serde_json's message names the field or position; an unknown variant quotes what was
+    // sent, so the detail is cut short.
+    let mut detail = e.to_string();
+    if detail.chars().count() > MAX_DETAIL_CHARS {
+        detail = detail.chars().take(MAX_DETAIL_CHARS).collect::<String>() + "…";
+    }
+    FixError::Malformed { detail }
+}
+
+/// What the payload is, when it is JSON but not an object: the one-word reason a tag's
+/// firmware author needs ("found an array"), instead of a parser position.
+fn not_an_object(payload: &[u8]) -> Option<FixError> {
+    let first = payload.iter().find(|b| !b.is_ascii_whitespace())?;
+    let found = match first {
+        b'{' => return None,
+        b'[' => "an array",
+        b'"' => "a string",
+        b't' | b'f' => "a boolean",
+        b'n' => "null",
+        b'-' | b'0'..=b'9' => "a number",
+        _ => return None,
+    };
+    Some(FixError::Malformed {
+        detail: format!("payload must be a JSON object; found {found}"),
+    })
 }
 
 fn check_version(payload: &[u8], limits: &ValidationLimits) -> Result<(), FixError> {
@@ -284,6 +320,9 @@ fn check_version(payload: &[u8], limits: &ValidationLimits) -> Result<(), FixErr
             bytes: payload.len(),
             limit: limits.max_payload_bytes,
         });
+    }
+    if let Some(e) = not_an_object(payload) {
+        return Err(e);
     }
     let VersionOnly { v } = serde_json::from_slice(payload).map_err(malformed)?;
     if v != u64::from(WIRE_VERSION) {
@@ -439,6 +478,73 @@ pub fn check_motion(previous: &Fix, fix: &Fix, limits: &ValidationLimits) -> Res
         });
     }
     Ok(())
+}
+
+/// The v1 wire payload of a fix: what a tag publishes. [`parse_fix`] of it gives the fix back
+/// exactly (numbers print in their shortest round-trip form).
+pub fn encode_fix(fix: &Fix) -> Vec<u8> {
+    let mut m = serde_json::Map::new();
+    m.insert("v".into(), WIRE_VERSION.into());
+    m.insert("seq".into(), fix.seq.into());
+    m.insert("at_ms".into(), fix.at_ms.into());
+    m.insert("lat".into(), fix.lat.into());
+    m.insert("lon".into(), fix.lon.into());
+    m.insert("accuracy_m".into(), fix.accuracy_m.into());
+    if let Some(v) = fix.speed_mps {
+        m.insert("speed_mps".into(), v.into());
+    }
+    if let Some(v) = fix.heading_deg {
+        m.insert("heading_deg".into(), v.into());
+    }
+    if let Some(v) = fix.battery_pct {
+        m.insert("battery_pct".into(), v.into());
+    }
+    serde_json::to_vec(&m).expect("a JSON map serializes")
+}
+
+/// The v1 wire payload of a tag event. [`parse_event`] of it gives the event back exactly.
+pub fn encode_event(event: &TagEvent) -> Vec<u8> {
+    let mut m = serde_json::Map::new();
+    m.insert("v".into(), WIRE_VERSION.into());
+    m.insert("seq".into(), event.seq.into());
+    m.insert("at_ms".into(), event.at_ms.into());
+    m.insert(
+        "kind".into(),
+        serde_json::to_value(event.kind).expect("kinds serialize"),
+    );
+    if let Some(v) = event.battery_pct {
+        m.insert("battery_pct".into(), v.into());
+    }
+    serde_json::to_vec(&m).expect("a JSON map serializes")
+}
+
+/// A short digest of what a message says (16 hex digits of SHA-256 over its wire encoding,
+/// tag id included): a message is identified by its content, not by its counter, so a tag
+/// that restarts and repeats a counter is seen as sending a new message (a conflict), never as
+/// a duplicate.
+fn digest(tag_id: &TagId, channel: &str, wire: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(tag_id.as_str().as_bytes());
+    h.update([0]);
+    h.update(channel.as_bytes());
+    h.update([0]);
+    h.update(wire);
+    hex::encode(&h.finalize()[..8])
+}
+
+impl Fix {
+    /// The fix's content digest (see [`encode_fix`]).
+    pub fn content_hash(&self) -> String {
+        digest(&self.tag_id, "fix", &encode_fix(self))
+    }
+}
+
+impl TagEvent {
+    /// The event's content digest: seq, device time, kind and body.
+    pub fn content_hash(&self) -> String {
+        digest(&self.tag_id, "event", &encode_event(self))
+    }
 }
 
 #[cfg(test)]

@@ -115,9 +115,58 @@ id_type!(
     "victim id"
 );
 
+/// A zone's key across the deployment: the order it belongs to and its id within that order.
+/// Two orders may each have a zone `home`; they are two zones. Written `<order_id>/<zone_id>`
+/// (neither id may contain `/`), which is how storage keys name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ZoneKey {
+    /// The order the zone belongs to.
+    pub order_id: OrderId,
+    /// The zone's id within the order.
+    pub zone_id: ZoneId,
+}
+
+/// Why a `<order_id>/<zone_id>` string is not a zone key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a zone key: expected <order_id>/<zone_id>")]
+pub struct ZoneKeyError(pub String);
+
+impl ZoneKey {
+    /// The key of zone `zone_id` of order `order_id`.
+    pub fn new(order_id: OrderId, zone_id: ZoneId) -> Self {
+        Self { order_id, zone_id }
+    }
+
+    /// Parses `<order_id>/<zone_id>`.
+    pub fn parse(s: &str) -> Result<Self, ZoneKeyError> {
+        let bad = || ZoneKeyError(s.chars().take(140).collect());
+        let (o, z) = s.split_once('/').ok_or_else(bad)?;
+        Ok(Self {
+            order_id: OrderId::new(o).map_err(|_| bad())?,
+            zone_id: ZoneId::new(z).map_err(|_| bad())?,
+        })
+    }
+}
+
+impl fmt::Display for ZoneKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.order_id, self.zone_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zone_keys_round_trip_and_refuse_junk() {
+        let k = ZoneKey::new(OrderId::new("o-1").unwrap(), ZoneId::new("home").unwrap());
+        assert_eq!(k.to_string(), "o-1/home");
+        assert_eq!(ZoneKey::parse("o-1/home").unwrap(), k);
+        for bad in ["o-1", "o-1/", "/home", "o/1/home", ""] {
+            assert!(ZoneKey::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn accepts_thing_name_alphabet() {

@@ -5,7 +5,7 @@ use crate::cells::{Cell, cover_box, cover_disc};
 use crate::evaluate::{AlertLevel, Assessment, BreachRules, assess};
 use crate::fix::Fix;
 use crate::geodesy::GeoBox;
-use crate::ids::ZoneId;
+use crate::ids::ZoneKey;
 use crate::zone::Zone;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -55,7 +55,7 @@ pub struct MemoryZoneIndex {
     // Each slot's reach box, kept beside the zones rather than read from them: the per-fix cut
     // reads this dense array (40 bytes a zone) instead of a cache line of every listed zone.
     reach: Vec<GeoBox>,
-    by_id: HashMap<ZoneId, u32>,
+    by_id: HashMap<ZoneKey, u32>,
     cells: HashMap<Cell, Vec<u32>, BuildHasherDefault<CellHasher>>,
 }
 
@@ -65,21 +65,22 @@ impl MemoryZoneIndex {
         Self::default()
     }
 
-    /// Adds a zone, replacing any zone with the same id (and its cell entries).
+    /// Adds a zone, replacing any zone with the same key (and its cell entries).
     pub fn insert(&mut self, zone: Zone) {
-        self.remove(zone.id());
+        let key = zone.key();
+        self.remove(&key);
         let slot = self.zones.len() as u32;
         for cell in zone_cells(&zone) {
             self.cells.entry(cell).or_default().push(slot);
         }
-        self.by_id.insert(zone.id().clone(), slot);
+        self.by_id.insert(key, slot);
         self.reach.push(*zone.reach());
         self.zones.push(Some(zone));
     }
 
     /// Removes a zone and every cell entry of it; returns it if it was there.
-    pub fn remove(&mut self, id: &ZoneId) -> Option<Zone> {
-        let slot = self.by_id.remove(id)?;
+    pub fn remove(&mut self, key: &ZoneKey) -> Option<Zone> {
+        let slot = self.by_id.remove(key)?;
         let zone = self.zones[slot as usize].take()?;
         for cell in zone_cells(&zone) {
             if let Some(list) = self.cells.get_mut(&cell) {
@@ -107,10 +108,10 @@ impl MemoryZoneIndex {
         self.cells.values().map(Vec::len).sum()
     }
 
-    /// A zone by id.
-    pub fn get(&self, id: &ZoneId) -> Option<&Zone> {
+    /// A zone by key.
+    pub fn get(&self, key: &ZoneKey) -> Option<&Zone> {
         self.by_id
-            .get(id)
+            .get(key)
             .and_then(|&s| self.zones[s as usize].as_ref())
     }
 
@@ -195,11 +196,15 @@ impl MemoryZoneIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::TagId;
+    use crate::ids::{OrderId, TagId, ZoneId};
     use serde_json::json;
 
+    fn key(zone: &str) -> ZoneKey {
+        ZoneKey::new(OrderId::new("o").unwrap(), ZoneId::new(zone).unwrap())
+    }
+
     fn circle(id: &str, lat: f64, lon: f64, radius_m: f64, buffer_m: f64) -> Zone {
-        serde_json::from_value(json!({"zone_id":id,"circle":{"lat":lat,"lon":lon,"radius_m":radius_m},"buffer_m":buffer_m,"orders":["o"]})).unwrap()
+        serde_json::from_value(json!({"zone_id":id,"circle":{"lat":lat,"lon":lon,"radius_m":radius_m},"buffer_m":buffer_m,"order_id":"o"})).unwrap()
     }
 
     fn fix(lat: f64, lon: f64, accuracy_m: f64) -> Fix {
@@ -245,15 +250,31 @@ mod tests {
         idx.insert(circle("a", 51.5, -0.12, 100.0, 500.0));
         idx.insert(circle("b", 51.5, -0.12, 200.0, 800.0));
         let both = idx.entries();
-        assert!(idx.remove(&ZoneId::new("b").unwrap()).is_some());
+        assert!(idx.remove(&key("b")).is_some());
         assert!(idx.entries() < both);
-        assert!(idx.remove(&ZoneId::new("a").unwrap()).is_some());
+        assert!(idx.remove(&key("a")).is_some());
         assert_eq!((idx.entries(), idx.len()), (0, 0));
-        assert!(idx.remove(&ZoneId::new("a").unwrap()).is_none());
+        assert!(idx.remove(&key("a")).is_none());
     }
 
     #[test]
-    fn insert_replaces_by_id() {
+    fn same_zone_id_in_two_orders_is_two_zones() {
+        let mut idx = MemoryZoneIndex::new();
+        let mut other: serde_json::Value =
+            serde_json::to_value(circle("home", 51.5, -0.12, 100.0, 500.0)).unwrap();
+        other["order_id"] = json!("o2");
+        idx.insert(circle("home", 51.5, -0.12, 100.0, 500.0));
+        idx.insert(serde_json::from_value(other).unwrap());
+        assert_eq!(idx.len(), 2);
+        assert_eq!(
+            idx.evaluate(&fix(51.5, -0.12, 10.0), &BreachRules::default())
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn insert_replaces_by_key() {
         let mut idx = MemoryZoneIndex::new();
         idx.insert(circle("a", 51.5, -0.12, 100.0, 500.0));
         idx.insert(circle("a", 40.0, -3.7, 100.0, 500.0));

@@ -14,7 +14,11 @@
 //! - [`messages`]: victim SMS texts by language, and SMS segment counting.
 //! - [`watch`]: one order's states and policy together, as ingest and alerting apply them.
 //! - [`index`]: an in-memory zone index with the same cells as the DynamoDB table.
-//! - [`events`]: alert events between functions and the operator event vocabulary.
+//! - [`history`]: a tag's history of accepted fixes: the speed check, lateness, duplicates.
+//! - [`ingest`]: the ingest function's decisions: which orders to judge, what to commit and
+//!   queue, what a rejected fix near a zone must tell operators.
+//! - [`events`]: alert events between functions (ingest -> queue -> alert).
+//! - [`operator`]: the operator events the monitoring centre sees, and their vocabulary.
 //! - [`audit`]: the audit log's per-order hash chain: building and verifying records.
 
 pub mod audit;
@@ -23,9 +27,12 @@ pub mod evaluate;
 pub mod events;
 pub mod fix;
 pub mod geodesy;
+pub mod history;
 pub mod ids;
 pub mod index;
+pub mod ingest;
 pub mod messages;
+pub mod operator;
 pub mod order;
 pub mod policy;
 pub mod state;
@@ -35,10 +42,12 @@ pub mod zone;
 pub use cells::Cell;
 pub use evaluate::{AlertLevel, Assessment, BreachRules};
 pub use fix::{Fix, FixError, TagEvent, TagEventKind, ValidationLimits};
-pub use ids::{OrderId, TagId, VictimId, ZoneId};
+pub use history::TagHistory;
+pub use ids::{OrderId, TagId, VictimId, ZoneId, ZoneKey};
 pub use index::MemoryZoneIndex;
-pub use order::{Language, OrderPolicy, PhoneNumber, ProtectionOrder, Victim};
-pub use policy::{Urgency, VictimAlert, VictimDecision};
+pub use operator::{OperatorEvent, OperatorKind};
+pub use order::{Language, OrderPolicy, OrderTerms, PhoneNumber, ProtectionOrder, Victim};
+pub use policy::{Hold, Moment, Urgency, VictimAlert, VictimDecision};
 pub use state::{StepRules, ZoneState};
 pub use watch::OrderWatch;
 pub use zone::{Zone, ZoneKind, ZoneShape, ZoneSpec};

@@ -51,11 +51,42 @@ impl PhoneNumber {
         }
     }
 
+    /// Whether the number belongs to one of `countries` (ISO 3166 alpha-2 codes, e.g. `GB`),
+    /// judged by its calling code. A code Vigil does not know allows nothing.
+    pub fn in_countries(&self, countries: &[String]) -> bool {
+        countries
+            .iter()
+            .any(|c| calling_code(c).is_some_and(|code| self.0[1..].starts_with(code)))
+    }
+
     /// The number with all but the country code's first digits and the last two hidden.
     pub fn redacted(&self) -> String {
         let n = self.0.len();
         format!("{}…{}", &self.0[..3], &self.0[n - 2..])
     }
+}
+
+/// The international calling code of a country Vigil may be deployed in (ISO 3166 alpha-2,
+/// case-insensitive). North America shares `1`.
+pub fn calling_code(country: &str) -> Option<&'static str> {
+    Some(match country.to_ascii_uppercase().as_str() {
+        "GB" | "GG" | "JE" | "IM" => "44",
+        "IE" => "353",
+        "ES" => "34",
+        "FR" => "33",
+        "DE" => "49",
+        "NL" => "31",
+        "BE" => "32",
+        "PT" => "351",
+        "IT" => "39",
+        "SE" => "46",
+        "NO" => "47",
+        "DK" => "45",
+        "AU" => "61",
+        "NZ" => "64",
+        "US" | "CA" => "1",
+        _ => return None,
+    })
 }
 
 impl TryFrom<String> for PhoneNumber {
@@ -131,6 +162,16 @@ pub struct OrderPolicy {
     /// A late fix (older than the newest one seen) may still text the victim if it is at most
     /// this many seconds older; beyond it only operators hear.
     pub late_fix_victim_window_s: u64,
+    /// An alert reaches the victim only if the alert function handles it within this many
+    /// seconds of the server receiving the tag's message; an older one (a queue backlog, a
+    /// redrive from the dead-letter queue) goes to operators only, marked late.
+    pub max_event_age_s: u64,
+    /// At most this many victim SMS per rolling hour (server time); at the cap operators are
+    /// paged instead. Bounds what any tag, or anyone holding its key, can make the victim
+    /// receive, and this order's share of the account's SMS budget.
+    pub max_victim_sms_per_hour: u32,
+    /// At most this many victim SMS per rolling 24 hours (server time).
+    pub max_victim_sms_per_day: u32,
 }
 
 impl Default for OrderPolicy {
@@ -142,7 +183,92 @@ impl Default for OrderPolicy {
             repeat_breach_window_s: 60 * 60,
             notify_victim_on_tamper: true,
             late_fix_victim_window_s: 10 * 60,
+            max_event_age_s: 10 * 60,
+            max_victim_sms_per_hour: 6,
+            max_victim_sms_per_day: 20,
         }
+    }
+}
+
+impl OrderPolicy {
+    /// Highest per-hour cap an order may set: a victim is never sent more than this.
+    pub const MAX_SMS_PER_HOUR_LIMIT: u32 = 12;
+    /// Highest per-day cap an order may set.
+    pub const MAX_SMS_PER_DAY_LIMIT: u32 = 48;
+
+    /// Checks values an operator sets; fails naming the field and its bounds.
+    pub fn check(&self) -> Result<(), String> {
+        let range = |field: &str, v: u64, min: u64, max: u64| {
+            if (min..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "policy.{field} is {v}; it must be between {min} and {max}"
+                ))
+            }
+        };
+        range("cooldown_s", self.cooldown_s, 0, 24 * 3600)?;
+        range(
+            "escalate_breach_after_s",
+            self.escalate_breach_after_s,
+            0,
+            24 * 3600,
+        )?;
+        range(
+            "repeat_breach_window_s",
+            self.repeat_breach_window_s,
+            0,
+            7 * 24 * 3600,
+        )?;
+        range(
+            "late_fix_victim_window_s",
+            self.late_fix_victim_window_s,
+            0,
+            3600,
+        )?;
+        range("max_event_age_s", self.max_event_age_s, 30, 3600)?;
+        range(
+            "max_victim_sms_per_hour",
+            u64::from(self.max_victim_sms_per_hour),
+            1,
+            u64::from(Self::MAX_SMS_PER_HOUR_LIMIT),
+        )?;
+        range(
+            "max_victim_sms_per_day",
+            u64::from(self.max_victim_sms_per_day),
+            u64::from(self.max_victim_sms_per_hour),
+            u64::from(Self::MAX_SMS_PER_DAY_LIMIT),
+        )
+    }
+}
+
+/// What the offender-facing side (ingest) knows of an order: its validity and policy, never
+/// the victim. Ingest's decisions take these terms, so the offender side cannot even construct
+/// victim data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderTerms {
+    /// The order.
+    pub order_id: OrderId,
+    /// In force from; at once when absent.
+    #[serde(default)]
+    pub valid_from: Option<DateTime<Utc>>,
+    /// In force until (exclusive); for ever when absent.
+    #[serde(default)]
+    pub valid_until: Option<DateTime<Utc>>,
+    /// Escalation and alert settings.
+    #[serde(default)]
+    pub policy: OrderPolicy,
+}
+
+impl OrderTerms {
+    /// Whether the order is in force at `at_ms` (Unix milliseconds).
+    pub fn in_force(&self, at_ms: i64) -> bool {
+        self.valid_from
+            .is_none_or(|t| at_ms >= t.timestamp_millis())
+            && self
+                .valid_until
+                .is_none_or(|t| at_ms < t.timestamp_millis())
     }
 }
 
@@ -171,13 +297,19 @@ pub struct ProtectionOrder {
 }
 
 impl ProtectionOrder {
+    /// The order's terms: everything but the victim.
+    pub fn terms(&self) -> OrderTerms {
+        OrderTerms {
+            order_id: self.order_id.clone(),
+            valid_from: self.valid_from,
+            valid_until: self.valid_until,
+            policy: self.policy.clone(),
+        }
+    }
+
     /// Whether the order is in force at `at_ms` (Unix milliseconds).
     pub fn in_force(&self, at_ms: i64) -> bool {
-        self.valid_from
-            .is_none_or(|t| at_ms >= t.timestamp_millis())
-            && self
-                .valid_until
-                .is_none_or(|t| at_ms < t.timestamp_millis())
+        self.terms().in_force(at_ms)
     }
 }
 
@@ -206,6 +338,18 @@ mod tests {
         assert_eq!(format!("{p}"), "+44…23");
         assert!(!format!("{p:?}").contains("7700900"));
         assert_eq!(p.e164(), "+447700900123");
+    }
+
+    #[test]
+    fn destination_countries() {
+        let uk = PhoneNumber::new("+447700900123").unwrap();
+        let es = PhoneNumber::new("+34600123456").unwrap();
+        let gb = vec!["GB".to_owned()];
+        assert!(uk.in_countries(&gb));
+        assert!(!es.in_countries(&gb));
+        assert!(es.in_countries(&["gb".to_owned(), "ES".to_owned()]));
+        assert!(!uk.in_countries(&["XX".to_owned()]));
+        assert!(!uk.in_countries(&[]));
     }
 
     #[test]

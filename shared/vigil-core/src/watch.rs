@@ -1,17 +1,16 @@
 //! One order's watch: zone state machines, the order's level and the alert policy together.
 //!
-//! The ingest function runs [`apply_fix`] (states and changes, no policy); the alert function
-//! runs [`crate::policy::decide`] on each change with the victim's notices. [`OrderWatch`] does
-//! both in one place for the demo, scenarios and tests.
+//! The ingest function runs [`apply_fix`] (through [`crate::ingest::plan_order`]: states and
+//! changes, no policy); the alert function runs [`crate::policy::decide`] on each change with
+//! the victim's notices. [`OrderWatch`] does both in one place for the core's own property
+//! tests; everything else (the simulator, the demo) runs the functions themselves.
 
 use crate::evaluate::{AlertLevel, Assessment, BreachRules, assess};
 use crate::fix::{Fix, TagEvent};
 use crate::ids::ZoneId;
 use crate::messages::render_for_order;
-use crate::order::ProtectionOrder;
-use crate::policy::{
-    Decision, OrderChange, VictimDecision, VictimNotices, decide, decide_tag_event,
-};
+use crate::order::{OrderTerms, ProtectionOrder};
+use crate::policy::{Decision, Moment, OrderChange, VictimNotices, decide, decide_tag_event};
 use crate::state::{Observation, StepRules, ZoneState, step};
 use crate::zone::{Zone, ZoneKind};
 use serde::{Deserialize, Serialize};
@@ -49,7 +48,7 @@ pub fn order_level(states: &BTreeMap<ZoneId, ZoneState>) -> AlertLevel {
 pub fn apply_fix(
     states: &mut BTreeMap<ZoneId, ZoneState>,
     newest_seen: Option<(i64, u64)>,
-    order: &ProtectionOrder,
+    order: &OrderTerms,
     zones: &[&Zone],
     fix: &Fix,
     breach: &BreachRules,
@@ -59,7 +58,7 @@ pub fn apply_fix(
     let mut zones: Vec<&Zone> = zones
         .iter()
         .copied()
-        .filter(|z| z.orders().contains(&order.order_id))
+        .filter(|z| z.order_id() == &order.order_id)
         .collect();
     zones.sort_by(|a, b| a.id().cmp(b.id()));
     zones.dedup_by(|a, b| a.id() == b.id());
@@ -136,27 +135,40 @@ impl OrderWatch {
         order_level(&self.states)
     }
 
-    /// Applies a fix and the policy; returns a notice per change.
+    /// Applies a fix and the policy, as if received and handled at `now_ms`; returns a notice
+    /// per change.
     pub fn on_fix(
         &mut self,
         order: &ProtectionOrder,
         zones: &[&Zone],
         fix: &Fix,
         rules: &BreachRules,
+        now_ms: i64,
     ) -> Vec<Notice> {
         let newest_seen = self.newest_fix;
         self.newest_fix = newest_seen.max(Some((fix.at_ms, fix.seq)));
-        apply_fix(&mut self.states, newest_seen, order, zones, fix, rules)
+        let changes = apply_fix(
+            &mut self.states,
+            newest_seen,
+            &order.terms(),
+            zones,
+            fix,
+            rules,
+        );
+        let at = Moment {
+            now_ms,
+            received_at_ms: now_ms,
+            current_level: Some(self.level()),
+        };
+        changes
             .into_iter()
             .map(|zc| {
-                let (decision, next) = decide(&zc.change, &order.policy, &self.notices);
+                let (decision, next) = decide(&zc.change, &order.policy, &self.notices, &at);
                 self.notices = next;
-                let sms_text = match decision.victim {
-                    VictimDecision::Send(alert) => {
-                        Some(render_for_order(alert, order, zc.zone_kind, Some(fix)))
-                    }
-                    _ => None,
-                };
+                let sms_text = decision
+                    .victim
+                    .sent()
+                    .map(|alert| render_for_order(alert, order, zc.zone_kind, Some(fix)));
                 Notice {
                     zone_change: Some(zc),
                     decision,
@@ -166,17 +178,19 @@ impl OrderWatch {
             .collect()
     }
 
-    /// Applies a tag event and the policy.
-    pub fn on_event(&mut self, order: &ProtectionOrder, event: &TagEvent) -> Notice {
-        let (decision, next) =
-            decide_tag_event(event.kind, event.at_ms, &order.policy, &self.notices);
-        self.notices = next;
-        let sms_text = match decision.victim {
-            VictimDecision::Send(alert) => {
-                Some(render_for_order(alert, order, ZoneKind::Other, None))
-            }
-            _ => None,
+    /// Applies a tag event and the policy, as if received and handled at `now_ms`.
+    pub fn on_event(&mut self, order: &ProtectionOrder, event: &TagEvent, now_ms: i64) -> Notice {
+        let at = Moment {
+            now_ms,
+            received_at_ms: now_ms,
+            current_level: None,
         };
+        let (decision, next) = decide_tag_event(event.kind, &order.policy, &self.notices, &at);
+        self.notices = next;
+        let sms_text = decision
+            .victim
+            .sent()
+            .map(|alert| render_for_order(alert, order, ZoneKind::Other, None));
         Notice {
             zone_change: None,
             decision,
@@ -189,7 +203,7 @@ impl OrderWatch {
 mod tests {
     use super::*;
     use crate::ids::TagId;
-    use crate::policy::VictimAlert;
+    use crate::policy::{VictimAlert, VictimDecision};
     use crate::state::Cause;
     use serde_json::json;
 
@@ -198,7 +212,7 @@ mod tests {
     }
 
     fn zone(id: &str, kind: &str, lat: f64, orders: &[&str]) -> Zone {
-        serde_json::from_value(json!({"zone_id":id,"kind":kind,"circle":{"lat":lat,"lon":-0.12,"radius_m":100},"buffer_m":500,"orders":orders})).unwrap()
+        serde_json::from_value(json!({"zone_id":id,"kind":kind,"circle":{"lat":lat,"lon":-0.12,"radius_m":100},"buffer_m":500,"order_id":orders[0]})).unwrap()
     }
 
     fn fix(seq: u64, at_s: i64, lat: f64) -> Fix {
@@ -215,13 +229,20 @@ mod tests {
         }
     }
 
+    fn on_fix(
+        w: &mut OrderWatch,
+        order: &ProtectionOrder,
+        zones: &[&Zone],
+        fix: &Fix,
+        rules: &BreachRules,
+    ) -> Vec<Notice> {
+        w.on_fix(order, zones, fix, rules, fix.at_ms)
+    }
+
     fn sent(notices: &[Notice]) -> Vec<VictimAlert> {
         notices
             .iter()
-            .filter_map(|n| match n.decision.victim {
-                VictimDecision::Send(a) => Some(a),
-                _ => None,
-            })
+            .filter_map(|n| n.decision.victim.sent())
             .collect()
     }
 
@@ -232,7 +253,8 @@ mod tests {
             zone("work", "work", 51.5005, &["o1"]),
         );
         let mut w = OrderWatch::default();
-        let n = w.on_fix(
+        let n = on_fix(
+            &mut w,
             &order(),
             &[&home, &work],
             &fix(1, 0, 51.5002),
@@ -249,7 +271,8 @@ mod tests {
         let other = zone("theirs", "home", 51.5, &["o2"]);
         let mut w = OrderWatch::default();
         assert!(
-            w.on_fix(
+            on_fix(
+                &mut w,
                 &order(),
                 &[&other],
                 &fix(1, 0, 51.5),
@@ -270,10 +293,17 @@ mod tests {
         let mut w = OrderWatch::default();
         let mut all = vec![];
         // Into home's buffer, across to work's buffer, then away from both.
-        all.extend(w.on_fix(&order(), &zones, &fix(1, 0, 51.504), &rules));
-        all.extend(w.on_fix(&order(), &zones, &fix(2, 60, 51.5055), &rules));
+        all.extend(on_fix(&mut w, &order(), &zones, &fix(1, 0, 51.504), &rules));
+        all.extend(on_fix(
+            &mut w,
+            &order(),
+            &zones,
+            &fix(2, 60, 51.5055),
+            &rules,
+        ));
         for i in 0..5 {
-            all.extend(w.on_fix(
+            all.extend(on_fix(
+                &mut w,
                 &order(),
                 &zones,
                 &fix(3 + i, 120 + 60 * i as i64, 51.53),
@@ -295,11 +325,8 @@ mod tests {
         let home = zone("home", "home", 51.5, &["o1"]);
         let rules = BreachRules::default();
         let mut w = OrderWatch::default();
-        assert!(
-            w.on_fix(&order(), &[], &fix(20, 1500, 51.6), &rules)
-                .is_empty()
-        );
-        let stale = w.on_fix(&order(), &[&home], &fix(5, 600, 51.5), &rules);
+        assert!(on_fix(&mut w, &order(), &[], &fix(20, 1500, 51.6), &rules).is_empty());
+        let stale = on_fix(&mut w, &order(), &[&home], &fix(5, 600, 51.5), &rules);
         assert_eq!(stale.len(), 1);
         let t = stale[0]
             .zone_change
@@ -316,17 +343,14 @@ mod tests {
         assert_eq!(stale[0].decision.victim, VictimDecision::Nothing);
         assert_eq!(stale[0].decision.urgency, crate::policy::Urgency::Urgent);
         // A later buffered fix outside the zone is still late: it must not lower the level.
-        assert!(
-            w.on_fix(&order(), &[&home], &fix(8, 780, 51.53), &rules)
-                .is_empty()
-        );
+        assert!(on_fix(&mut w, &order(), &[&home], &fix(8, 780, 51.53), &rules).is_empty());
         assert_eq!(w.level(), AlertLevel::Breach);
         assert_eq!(w.newest_fix, Some((1_500_000, 20)));
 
         // Within the late window the victim is texted, and operators see it was late.
         let mut w = OrderWatch::default();
-        w.on_fix(&order(), &[], &fix(20, 1500, 51.6), &rules);
-        let recent = w.on_fix(&order(), &[&home], &fix(19, 1200, 51.5), &rules);
+        on_fix(&mut w, &order(), &[], &fix(20, 1500, 51.6), &rules);
+        let recent = on_fix(&mut w, &order(), &[&home], &fix(19, 1200, 51.5), &rules);
         let t = recent[0]
             .zone_change
             .as_ref()
@@ -346,8 +370,14 @@ mod tests {
         let home = zone("home", "home", 51.5, &["o1"]);
         let mut w = OrderWatch::default();
         assert!(
-            w.on_fix(&o, &[&home], &fix(1, 10, 51.5), &BreachRules::default())
-                .is_empty()
+            on_fix(
+                &mut w,
+                &o,
+                &[&home],
+                &fix(1, 10, 51.5),
+                &BreachRules::default()
+            )
+            .is_empty()
         );
     }
 }

@@ -5,7 +5,7 @@
 //! polygon with longitudes unwrapped so that one crossing the antimeridian is contiguous.
 
 use crate::geodesy::{self, GeoBox, geodesic_m, haversine_m, wrap_lon};
-use crate::ids::{OrderId, ZoneId};
+use crate::ids::{OrderId, ZoneId, ZoneKey};
 use chrono::{DateTime, Datelike, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 use geo::{Closest, Contains, Coord, HaversineClosestPoint, Line, LineString, Point, Polygon};
@@ -102,8 +102,10 @@ pub struct ZoneSpec {
     /// In force until this instant (exclusive); for ever when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<DateTime<Utc>>,
-    /// The orders whose offenders this zone restrains.
-    pub orders: Vec<OrderId>,
+    /// The order this zone belongs to: it restrains that order's offender and protects that
+    /// order's victim, and nobody else's. A place two orders protect is two zones, so that no
+    /// change to one order's zone can touch another victim's protection.
+    pub order_id: OrderId,
 }
 
 /// Why a zone specification was refused.
@@ -152,12 +154,6 @@ pub enum ZoneError {
     /// `valid_until` is not after `valid_from`.
     #[error("zone {zone}: valid_until must be after valid_from")]
     EmptyValidity {
-        /// The zone.
-        zone: String,
-    },
-    /// The zone restrains nobody.
-    #[error("zone {zone}: it must protect at least one order")]
-    NoOrders {
         /// The zone.
         zone: String,
     },
@@ -417,11 +413,6 @@ impl Zone {
     pub fn new(spec: ZoneSpec) -> Result<Zone, ZoneError> {
         let id = spec.zone_id.as_str();
         check_distance(id, "buffer_m", spec.buffer_m, 0.0, MAX_BUFFER_M)?;
-        if spec.orders.is_empty() {
-            return Err(ZoneError::NoOrders {
-                zone: id.to_owned(),
-            });
-        }
         if let (Some(from), Some(until)) = (spec.valid_from, spec.valid_until)
             && until <= from
         {
@@ -479,9 +470,14 @@ impl Zone {
         self.spec.buffer_m
     }
 
-    /// The orders this zone protects.
-    pub fn orders(&self) -> &[OrderId] {
-        &self.spec.orders
+    /// The order this zone belongs to.
+    pub fn order_id(&self) -> &OrderId {
+        &self.spec.order_id
+    }
+
+    /// The zone's key: its order and its id, unique across the deployment.
+    pub fn key(&self) -> ZoneKey {
+        ZoneKey::new(self.spec.order_id.clone(), self.spec.zone_id.clone())
     }
 
     /// The specification the zone was built from.
@@ -629,7 +625,7 @@ mod tests {
     }
 
     fn circle() -> serde_json::Value {
-        json!({"zone_id":"home","kind":"home","circle":{"lat":51.5,"lon":-0.12,"radius_m":100},"buffer_m":500,"orders":["o1"]})
+        json!({"zone_id":"home","kind":"home","circle":{"lat":51.5,"lon":-0.12,"radius_m":100},"buffer_m":500,"order_id":"o1"})
     }
 
     fn ms(s: &str) -> i64 {
@@ -651,7 +647,7 @@ mod tests {
     #[test]
     fn polygon_inside_outside_and_edge_distance() {
         // A ~700 m square around (51.5, -0.12).
-        let z = zone(json!({"zone_id":"school","polygon":[[-0.125,51.497],[-0.115,51.497],[-0.115,51.503],[-0.125,51.503],[-0.125,51.497]],"buffer_m":200,"orders":["o1"]})).unwrap();
+        let z = zone(json!({"zone_id":"school","polygon":[[-0.125,51.497],[-0.115,51.497],[-0.115,51.503],[-0.125,51.503],[-0.125,51.497]],"buffer_m":200,"order_id":"o1"})).unwrap();
         let inside = z.distance_to_edge_m(51.5, -0.12, 1e9);
         assert!(inside < -300.0 && inside > -340.0, "{inside}"); // 0.003° lat = 333.6 m
         let out = z.distance_to_edge_m(51.504, -0.12, 1e9);
@@ -660,7 +656,7 @@ mod tests {
 
     #[test]
     fn polygon_across_the_antimeridian() {
-        let z = zone(json!({"zone_id":"fiji","polygon":[[179.99,-17.0],[-179.99,-17.0],[-179.99,-16.99],[179.99,-16.99]],"buffer_m":100,"orders":["o1"]})).unwrap();
+        let z = zone(json!({"zone_id":"fiji","polygon":[[179.99,-17.0],[-179.99,-17.0],[-179.99,-16.99],[179.99,-16.99]],"buffer_m":100,"order_id":"o1"})).unwrap();
         assert!(z.distance_to_edge_m(-16.995, 179.999, 1e9) < 0.0);
         assert!(z.distance_to_edge_m(-16.995, -179.999, 1e9) < 0.0);
         let east = z.distance_to_edge_m(-16.995, -179.98, 1e9);
@@ -681,20 +677,20 @@ mod tests {
         v["circle"]["lat"] = json!(91);
         assert!(zone(v).unwrap_err().contains("not a valid latitude"));
         let mut v = circle();
-        v["orders"] = json!([]);
-        assert!(zone(v).unwrap_err().contains("at least one order"));
+        v["orders"] = json!(["o1", "o2"]);
+        assert!(zone(v).unwrap_err().contains("unknown field `orders`"));
         let mut v = circle();
         v["colour"] = json!("red");
         assert!(zone(v).unwrap_err().contains("unknown field"));
-        let e = zone(json!({"zone_id":"p","polygon":[[0,0],[1,0]],"buffer_m":1,"orders":["o"]}))
+        let e = zone(json!({"zone_id":"p","polygon":[[0,0],[1,0]],"buffer_m":1,"order_id":"o"}))
             .unwrap_err();
         assert!(e.contains("at least 3 distinct vertices"), "{e}");
         let e = zone(
-            json!({"zone_id":"p","polygon":[[0,0],[0.1,0],[0.2,0]],"buffer_m":1,"orders":["o"]}),
+            json!({"zone_id":"p","polygon":[[0,0],[0.1,0],[0.2,0]],"buffer_m":1,"order_id":"o"}),
         )
         .unwrap_err();
         assert!(e.contains("no area"), "{e}");
-        let e = zone(json!({"zone_id":"p","polygon":[[0,86],[0.1,86],[0.1,86.1]],"buffer_m":1,"orders":["o"]})).unwrap_err();
+        let e = zone(json!({"zone_id":"p","polygon":[[0,86],[0.1,86],[0.1,86.1]],"buffer_m":1,"order_id":"o"})).unwrap_err();
         assert!(e.contains("use a circle"), "{e}");
         let mut v = circle();
         v["valid_from"] = json!("2026-01-02T00:00:00Z");

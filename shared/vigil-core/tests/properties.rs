@@ -26,7 +26,7 @@ fn destination(lat: f64, lon: f64, bearing_deg: f64, distance_m: f64) -> (f64, f
 fn circle(id: &str, lat: f64, lon: f64, radius_m: f64, buffer_m: f64) -> Zone {
     serde_json::from_value(
         json!({"zone_id": id, "circle": {"lat": lat, "lon": lon, "radius_m": radius_m},
-        "buffer_m": buffer_m, "orders": ["o"]}),
+        "buffer_m": buffer_m, "order_id": "o"}),
     )
     .unwrap()
 }
@@ -43,7 +43,7 @@ fn star_polygon(id: &str, lat: f64, lon: f64, radii_m: &[f64], buffer_m: f64) ->
         })
         .collect();
     serde_json::from_value(
-        json!({"zone_id": id, "polygon": ring, "buffer_m": buffer_m, "orders": ["o"]}),
+        json!({"zone_id": id, "polygon": ring, "buffer_m": buffer_m, "order_id": "o"}),
     )
     .unwrap()
 }
