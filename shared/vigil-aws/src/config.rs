@@ -21,11 +21,22 @@ pub struct Config {
     pub operators_topic_arn: Option<String>,
     /// How long quarantined messages are kept, days.
     pub quarantine_retention_days: u32,
+    /// How long a silent tag's history is kept after its last accepted message, days.
+    pub history_retention_days: u32,
+    /// Countries whose phone numbers may be texted (ISO 3166 alpha-2), from
+    /// `VIGIL_SMS_COUNTRIES`.
+    pub sms_countries: Vec<String>,
+    /// Alphanumeric SMS sender, where the destination country allows one.
+    pub sms_sender_id: Option<String>,
+    /// ARN (or id) of the KMS HMAC key for SMS destinations.
+    pub destination_mac_key: Option<String>,
 }
 
 impl Config {
     /// Reads `VIGIL_STAGE` (default `local`), `VIGIL_ALERTS_QUEUE_URL`,
-    /// `VIGIL_OPERATORS_TOPIC_ARN` and `VIGIL_QUARANTINE_RETENTION_DAYS` (default 30).
+    /// `VIGIL_OPERATORS_TOPIC_ARN`, `VIGIL_QUARANTINE_RETENTION_DAYS` (default 30),
+    /// `VIGIL_HISTORY_RETENTION_DAYS` (default 30), `VIGIL_SMS_COUNTRIES` (comma-separated,
+    /// default `GB`), `VIGIL_SMS_SENDER_ID` and `VIGIL_DESTINATION_MAC_KEY`.
     pub fn from_env() -> Result<Config, StoreError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -38,19 +49,36 @@ impl Config {
                 "VIGIL_STAGE {stage:?} must be letters, digits and '-'"
             )));
         }
-        let quarantine_retention_days = match get("VIGIL_QUARANTINE_RETENTION_DAYS") {
-            Some(v) => v.parse().map_err(|_| {
-                StoreError::Config(format!(
-                    "VIGIL_QUARANTINE_RETENTION_DAYS {v:?} is not a number of days"
-                ))
-            })?,
-            None => 30,
+        let days = |var: &str| match get(var) {
+            Some(v) => v
+                .parse::<u32>()
+                .map_err(|_| StoreError::Config(format!("{var} {v:?} is not a number of days"))),
+            None => Ok(30),
         };
+        let sms_countries: Vec<String> = get("VIGIL_SMS_COUNTRIES")
+            .unwrap_or_else(|| "GB".to_owned())
+            .split(',')
+            .map(|c| c.trim().to_ascii_uppercase())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if let Some(bad) = sms_countries
+            .iter()
+            .find(|c| vigil_core::order::calling_code(c).is_none())
+        {
+            return Err(StoreError::Config(format!(
+                "VIGIL_SMS_COUNTRIES names {bad:?}, which is not a country Vigil knows the calling code of"
+            )));
+        }
+        let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
         Ok(Config {
             stage,
-            alerts_queue_url: get("VIGIL_ALERTS_QUEUE_URL"),
-            operators_topic_arn: get("VIGIL_OPERATORS_TOPIC_ARN"),
-            quarantine_retention_days,
+            alerts_queue_url: non_empty(get("VIGIL_ALERTS_QUEUE_URL")),
+            operators_topic_arn: non_empty(get("VIGIL_OPERATORS_TOPIC_ARN")),
+            quarantine_retention_days: days("VIGIL_QUARANTINE_RETENTION_DAYS")?,
+            history_retention_days: days("VIGIL_HISTORY_RETENTION_DAYS")?,
+            sms_countries,
+            sms_sender_id: non_empty(get("VIGIL_SMS_SENDER_ID")),
+            destination_mac_key: non_empty(get("VIGIL_DESTINATION_MAC_KEY")),
         })
     }
 
@@ -66,11 +94,68 @@ impl Config {
             .ok_or_else(|| StoreError::Config("VIGIL_ALERTS_QUEUE_URL is not set".into()))
     }
 
+    /// The SMS destination MAC key, or a configuration error naming the variable.
+    pub fn destination_mac_key(&self) -> Result<&str, StoreError> {
+        self.destination_mac_key
+            .as_deref()
+            .ok_or_else(|| StoreError::Config("VIGIL_DESTINATION_MAC_KEY is not set".into()))
+    }
+
     /// The operators' topic ARN, or a configuration error naming the variable.
     pub fn operators_topic_arn(&self) -> Result<&str, StoreError> {
         self.operators_topic_arn
             .as_deref()
             .ok_or_else(|| StoreError::Config("VIGIL_OPERATORS_TOPIC_ARN is not set".into()))
+    }
+}
+
+/// Everything a function or tool needs to build its AWS adapters, read from the environment
+/// once: the one place ports are constructed (each binary then takes the adapters it uses).
+#[derive(Clone)]
+pub struct Aws {
+    /// Resource names and settings.
+    pub config: Config,
+    /// The SDK configuration (region, credentials, endpoint, retries).
+    pub sdk: aws_config::SdkConfig,
+}
+
+impl Aws {
+    /// Reads the configuration and the SDK settings from the environment.
+    pub async fn from_env() -> Result<Aws, StoreError> {
+        Ok(Aws {
+            config: Config::from_env()?,
+            sdk: sdk_config().await,
+        })
+    }
+
+    /// The DynamoDB store.
+    pub fn store(&self) -> crate::DynamoStore {
+        crate::DynamoStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), &self.config)
+    }
+
+    /// The alert queue; fails naming the variable when its URL is not set.
+    pub fn queue(&self) -> Result<crate::SqsQueue, StoreError> {
+        Ok(crate::SqsQueue::new(
+            aws_sdk_sqs::Client::new(&self.sdk),
+            self.config.alerts_queue_url()?,
+        ))
+    }
+
+    /// SMS and the operators' topic; fails naming the variable when the topic is not set.
+    pub fn notifier(&self) -> Result<crate::SnsNotifier, StoreError> {
+        Ok(crate::SnsNotifier::new(
+            aws_sdk_sns::Client::new(&self.sdk),
+            self.config.operators_topic_arn()?,
+            self.config.sms_sender_id.clone(),
+        ))
+    }
+
+    /// The keyed hash of SMS destinations; fails naming the variable when the key is not set.
+    pub fn destination_mac(&self) -> Result<crate::KmsDestinationMac, StoreError> {
+        Ok(crate::KmsDestinationMac::new(
+            aws_sdk_kms::Client::new(&self.sdk),
+            self.config.destination_mac_key()?,
+        ))
     }
 }
 
@@ -113,6 +198,13 @@ mod tests {
         assert_eq!(c.stage, "local");
         assert_eq!(c.name("zone-cells"), "vigil-local-zone-cells");
         assert_eq!(c.quarantine_retention_days, 30);
+        assert_eq!(c.sms_countries, vec!["GB".to_owned()]);
+        assert_eq!(
+            cfg(&[("VIGIL_SMS_COUNTRIES", "gb, ie")])
+                .unwrap()
+                .sms_countries,
+            vec!["GB".to_owned(), "IE".to_owned()]
+        );
         assert!(
             c.alerts_queue_url()
                 .unwrap_err()
@@ -128,6 +220,12 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("VIGIL_STAGE")
+        );
+        assert!(
+            cfg(&[("VIGIL_SMS_COUNTRIES", "GB,XX")])
+                .unwrap_err()
+                .to_string()
+                .contains("\"XX\"")
         );
         assert!(
             cfg(&[("VIGIL_QUARANTINE_RETENTION_DAYS", "x")])

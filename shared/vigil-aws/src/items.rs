@@ -2,13 +2,15 @@
 //! and DynamoDB items. See docs/TABLES.md for the design.
 
 use crate::error::StoreError;
-use crate::ports::{OrderSummary, OrderZone, QuarantineRecord, StoredState};
+use crate::ports::QuarantineRecord;
 use aws_sdk_dynamodb::types::AttributeValue;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use vigil_core::audit::AuditRecord;
 use vigil_core::events::AlertEvent;
+use vigil_core::ingest::ZoneRecord;
 use vigil_core::policy::VictimNotices;
-use vigil_core::{Fix, OrderId, ProtectionOrder, TagId, Zone, ZoneId};
+use vigil_core::{OrderId, OrderTerms, ProtectionOrder, TagHistory, TagId, Zone, ZoneId, ZoneKey};
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -33,13 +35,27 @@ pub mod table {
     pub const AUDIT: &str = "audit";
     /// Rejected messages.
     pub const QUARANTINE: &str = "quarantine";
-    /// Tags' recent fixes, written by the IoT rule.
+    /// Tags' histories of accepted fixes, written by ingest.
     pub const LAST_SEEN: &str = "last-seen";
+
+    /// Every table, for configuration checks.
+    pub const ALL: [&str; 10] = [
+        ZONE_CELLS,
+        ZONES,
+        ORDERS,
+        TAGS,
+        ZONE_STATE,
+        NOTICES,
+        IDEMPOTENCY,
+        AUDIT,
+        QUARANTINE,
+        LAST_SEEN,
+    ];
 }
 
 /// Prefix of a zone's attribute in a `zone-cells` item.
 pub const ZONE_ATTR: &str = "z#";
-/// Prefix of an order summary's attribute in a `tags` item.
+/// Prefix of an order's terms' attribute in a `tags` item.
 pub const ORDER_ATTR: &str = "o#";
 /// Prefix of an open `<order_id>/<zone_id>` pair's attribute in a `tags` item.
 pub const OPEN_ATTR: &str = "open#";
@@ -94,9 +110,9 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("domain types serialize")
 }
 
-/// The attribute name of a zone in a cell item.
-pub fn zone_attr(zone_id: &ZoneId) -> String {
-    format!("{ZONE_ATTR}{zone_id}")
+/// The attribute name of a zone in a cell item: `z#<order_id>/<zone_id>`.
+pub fn zone_attr(key: &ZoneKey) -> String {
+    format!("{ZONE_ATTR}{key}")
 }
 
 /// A zone as stored (its specification as JSON).
@@ -118,9 +134,10 @@ pub fn zones_of_cell(item: &Item) -> Result<Vec<Zone>, StoreError> {
         .collect()
 }
 
-/// A `zones` item.
+/// A `zones` item (partition key `order_id`, sort key `zone_id`).
 pub fn zone_item(zone: &Zone, cells: &[String]) -> Item {
     Item::from([
+        ("order_id".into(), s(zone.order_id().as_str())),
         ("zone_id".into(), s(zone.id().as_str())),
         ("spec".into(), zone_value(zone)),
         (
@@ -147,30 +164,30 @@ pub fn zone_from_item(item: &Item) -> Result<(Zone, Vec<String>), StoreError> {
     Ok((zone, cells))
 }
 
-/// The attribute name of an order summary in a tag item.
+/// The attribute name of an order's terms in a tag item.
 pub fn order_attr(order_id: &OrderId) -> String {
     format!("{ORDER_ATTR}{order_id}")
 }
 
-/// An order summary as stored in a tag item.
-pub fn order_summary_value(summary: &OrderSummary) -> AttributeValue {
-    s(to_json(summary))
+/// An order's terms as stored in a tag item.
+pub fn order_terms_value(terms: &OrderTerms) -> AttributeValue {
+    s(to_json(terms))
 }
 
-/// The order summaries and open pairs of a `tags` item.
-pub fn tag_context(item: &Item) -> Result<(Vec<OrderSummary>, Vec<OrderZone>), StoreError> {
+/// The order terms and open zones of a `tags` item.
+pub fn tag_context(item: &Item) -> Result<(Vec<OrderTerms>, Vec<ZoneKey>), StoreError> {
     let mut orders = Vec::new();
     for (k, v) in item.iter().filter(|(k, _)| k.starts_with(ORDER_ATTR)) {
         let text = v
             .as_s()
-            .map_err(|_| StoreError::corrupt(k, "expected order summary JSON"))?;
-        orders.push(json::<OrderSummary>(k, text)?);
+            .map_err(|_| StoreError::corrupt(k, "expected order terms JSON"))?;
+        orders.push(json::<OrderTerms>(k, text)?);
     }
     orders.sort_by(|a, b| a.order_id.cmp(&b.order_id));
-    let mut open: Vec<OrderZone> = item
+    let mut open: Vec<ZoneKey> = item
         .keys()
         .filter_map(|k| k.strip_prefix(OPEN_ATTR))
-        .map(open_pair)
+        .map(|m| ZoneKey::parse(m).map_err(|e| StoreError::corrupt("tags.open#", e)))
         .collect::<Result<_, _>>()?;
     open.sort();
     Ok((orders, open))
@@ -184,15 +201,6 @@ pub fn tag_id_of(item: &Item) -> Result<TagId, StoreError> {
 /// The attribute name marking an (order, zone) open in a tag item.
 pub fn open_attr(order_id: &OrderId, zone_id: &ZoneId) -> String {
     format!("{OPEN_ATTR}{order_id}/{zone_id}")
-}
-
-fn open_pair(member: &str) -> Result<(OrderId, ZoneId), StoreError> {
-    let bad = || StoreError::corrupt("tags.open#", format!("{member:?} is not <order>/<zone>"));
-    let (o, z) = member.split_once('/').ok_or_else(bad)?;
-    Ok((
-        OrderId::new(o).map_err(|_| bad())?,
-        ZoneId::new(z).map_err(|_| bad())?,
-    ))
 }
 
 /// An `orders` item (with the victim).
@@ -210,7 +218,7 @@ pub fn order_from_item(item: &Item) -> Result<ProtectionOrder, StoreError> {
 }
 
 /// A `zone-state` item.
-pub fn state_item(order_id: &OrderId, zone_id: &ZoneId, stored: &StoredState) -> Item {
+pub fn state_item(order_id: &OrderId, zone_id: &ZoneId, stored: &ZoneRecord) -> Item {
     let mut item = Item::from([
         ("order_id".into(), s(order_id.as_str())),
         ("zone_id".into(), s(zone_id.as_str())),
@@ -224,7 +232,7 @@ pub fn state_item(order_id: &OrderId, zone_id: &ZoneId, stored: &StoredState) ->
 }
 
 /// The zone id and stored state of a `zone-state` item.
-pub fn state_from_item(item: &Item) -> Result<(ZoneId, StoredState), StoreError> {
+pub fn state_from_item(item: &Item) -> Result<(ZoneId, ZoneRecord), StoreError> {
     let zone_id = ZoneId::new(item.get_s("zone_id")?)
         .map_err(|e| StoreError::corrupt("zone-state.zone_id", e))?;
     let state = json("zone-state.state", item.get_s("state")?)?;
@@ -235,7 +243,7 @@ pub fn state_from_item(item: &Item) -> Result<(ZoneId, StoredState), StoreError>
     };
     Ok((
         zone_id,
-        StoredState {
+        ZoneRecord {
             state,
             rev,
             pending,
@@ -274,51 +282,54 @@ pub fn audit_from_item(item: &Item) -> Result<AuditRecord, StoreError> {
     json("audit.record", item.get_s("record")?)
 }
 
-/// A `last-seen` item as the IoT rule's DynamoDB action writes it: the selected payload fields
-/// as attributes, plus `tag_id`, `received_at` and `expires_at`.
-pub fn last_seen_item(fix: &Fix, received_at_ms: i64, expires_at_s: i64) -> Item {
-    let mut item = Item::from([
-        ("tag_id".into(), s(fix.tag_id.as_str())),
-        ("at_ms".into(), n(fix.at_ms)),
-        ("seq".into(), n(fix.seq)),
-        ("lat".into(), n(fix.lat)),
-        ("lon".into(), n(fix.lon)),
-        ("accuracy_m".into(), n(fix.accuracy_m)),
-        ("received_at".into(), n(received_at_ms)),
+/// A `last-seen` item: one per tag, the tag's history of accepted fixes (written by ingest).
+pub fn history_item(tag_id: &TagId, history: &TagHistory, expires_at_s: i64) -> Item {
+    Item::from([
+        ("tag_id".into(), s(tag_id.as_str())),
+        ("history".into(), s(to_json(history))),
+        ("rev".into(), n(history.rev)),
         ("expires_at".into(), n(expires_at_s)),
-        ("v".into(), n(1)),
-    ]);
-    if let Some(b) = fix.battery_pct {
-        item.insert("battery_pct".into(), n(b));
+    ])
+}
+
+/// The history of a `last-seen` item, with the item's revision.
+pub fn history_from_item(item: &Item) -> Result<TagHistory, StoreError> {
+    let mut history: TagHistory = json("last-seen.history", item.get_s("history")?)?;
+    history.rev = item.get_n("rev")?;
+    Ok(history)
+}
+
+/// The `idempotency` key of an alert event's claim.
+pub fn claim_id(event_id: &str) -> String {
+    format!("alert#{event_id}")
+}
+
+/// The `idempotency` key of the digest a tag sent under an event counter.
+pub fn event_digest_id(tag_id: &TagId, seq: u64) -> String {
+    format!("msg#{tag_id}#event#{seq}")
+}
+
+/// The sort key of a quarantine record: receive time, then a digest of the record, so two
+/// records of one tag in the same millisecond never overwrite each other (and the same
+/// record kept twice is one item).
+pub fn quarantine_key(record: &QuarantineRecord) -> String {
+    let mut h = Sha256::new();
+    for part in [&record.reason, &record.detail, &record.payload] {
+        h.update(part.as_bytes());
+        h.update([0]);
     }
-    item
+    format!(
+        "{:013}#{}",
+        record.received_at_ms,
+        hex::encode(&h.finalize()[..8])
+    )
 }
 
-/// The fix of a `last-seen` item.
-pub fn fix_from_last_seen(item: &Item) -> Result<Fix, StoreError> {
-    let tag_id = TagId::new(item.get_s("tag_id")?)
-        .map_err(|e| StoreError::corrupt("last-seen.tag_id", e))?;
-    Ok(Fix {
-        tag_id,
-        seq: item.get_n("seq")?,
-        at_ms: item.get_n("at_ms")?,
-        lat: item.get_n("lat")?,
-        lon: item.get_n("lon")?,
-        accuracy_m: item.get_n("accuracy_m")?,
-        speed_mps: None,
-        heading_deg: None,
-        battery_pct: item.get_n("battery_pct").ok(),
-    })
-}
-
-/// A `quarantine` item; `n` makes the sort key unique within a millisecond.
-pub fn quarantine_item(record: &QuarantineRecord, n_in_ms: u32, expires_at_s: i64) -> Item {
+/// A `quarantine` item.
+pub fn quarantine_item(record: &QuarantineRecord, expires_at_s: i64) -> Item {
     Item::from([
         ("tag_id".into(), s(record.tag_id.as_str())),
-        (
-            "received_key".into(),
-            s(format!("{:013}#{n_in_ms}", record.received_at_ms)),
-        ),
+        ("received_key".into(), s(quarantine_key(record))),
         ("received_at".into(), n(record.received_at_ms)),
         ("reason".into(), s(record.reason.as_str())),
         ("detail".into(), s(record.detail.as_str())),
@@ -344,7 +355,7 @@ mod tests {
     use vigil_core::state::ZoneState;
 
     fn zone() -> Zone {
-        serde_json::from_str(r#"{"zone_id":"home","circle":{"lat":51.5,"lon":-0.12,"radius_m":100},"buffer_m":500,"orders":["o1"]}"#).unwrap()
+        serde_json::from_str(r#"{"zone_id":"home","circle":{"lat":51.5,"lon":-0.12,"radius_m":100},"buffer_m":500,"order_id":"o1"}"#).unwrap()
     }
 
     #[test]
@@ -352,14 +363,14 @@ mod tests {
         let z = zone();
         let item = Item::from([
             ("cell".into(), s("gcpvj0")),
-            (zone_attr(z.id()), zone_value(&z)),
+            (zone_attr(&z.key()), zone_value(&z)),
         ]);
         assert_eq!(zones_of_cell(&item).unwrap(), vec![z]);
     }
 
     #[test]
     fn state_items_round_trip() {
-        let stored = StoredState {
+        let stored = ZoneRecord {
             state: ZoneState {
                 level: vigil_core::AlertLevel::Warning,
                 ..ZoneState::default()
@@ -403,15 +414,16 @@ mod tests {
         let (o, z) = (OrderId::new("o1").unwrap(), ZoneId::new("home").unwrap());
         let item = Item::from([(open_attr(&o, &z), n(1))]);
         let (_, open) = tag_context(&item).unwrap();
-        assert_eq!(open, vec![(o, z)]);
+        assert_eq!(open, vec![ZoneKey::new(o, z)]);
         let item = Item::from([("open#nonsense".into(), n(1))]);
         assert!(tag_context(&item).is_err());
     }
 
     #[test]
-    fn last_seen_round_trip() {
-        let fix = Fix {
-            tag_id: TagId::new("t1").unwrap(),
+    fn history_round_trip() {
+        let tag = TagId::new("t1").unwrap();
+        let fix = vigil_core::Fix {
+            tag_id: tag.clone(),
             seq: 4,
             at_ms: 1000,
             lat: 51.5,
@@ -421,9 +433,26 @@ mod tests {
             heading_deg: None,
             battery_pct: Some(70),
         };
-        assert_eq!(
-            fix_from_last_seen(&last_seen_item(&fix, 1001, 99)).unwrap(),
-            fix
-        );
+        let mut h = TagHistory::default().with_fix(&fix, 1001);
+        h.rev = 3;
+        assert_eq!(history_from_item(&history_item(&tag, &h, 99)).unwrap(), h);
+    }
+
+    #[test]
+    fn quarantine_keys_are_unique_per_record_not_per_process() {
+        let r = QuarantineRecord {
+            tag_id: "t1".into(),
+            received_at_ms: 1_000,
+            reason: "malformed".into(),
+            detail: "x".into(),
+            payload: "{".into(),
+        };
+        let other = QuarantineRecord {
+            payload: "[".into(),
+            ..r.clone()
+        };
+        assert_ne!(quarantine_key(&r), quarantine_key(&other));
+        assert_eq!(quarantine_key(&r), quarantine_key(&r.clone()));
+        assert!(quarantine_key(&r).starts_with("0000000001000#"));
     }
 }

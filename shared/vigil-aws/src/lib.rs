@@ -5,13 +5,15 @@
 //! - [`ports`]: the narrow traits handlers are generic over (ingest store, alert queue, alert
 //!   store, audit log, notifier, metrics, admin store) and the records they exchange.
 //! - [`config`]: the one configuration loader (stage, resource names, endpoint via
-//!   `AWS_ENDPOINT_URL`, retries with backoff).
+//!   `AWS_ENDPOINT_URL`, retries with backoff) and [`Aws`], the one place adapters are
+//!   built from the environment.
 //! - [`error`]: [`StoreError`], which says whether a retry can help, and SDK error
 //!   classification.
 //! - [`items`]: every DynamoDB item mapping, in one place.
-//! - [`dynamo`]: the store ports on DynamoDB.
+//! - [`dynamo`]: the store ports on DynamoDB, one module per port.
 //! - [`sqs`]: the alert queue on SQS (FIFO, grouped by order).
 //! - [`sns`]: SMS and the operators' topic on SNS.
+//! - [`kms`]: the keyed hash of SMS destinations on KMS.
 //! - [`metrics`]: CloudWatch Embedded Metric Format counters, and in-memory ones.
 //! - [`counting`]: an SDK interceptor that counts requests by operation (cost per fix).
 //! - [`memory`]: in-memory adapters of every port, with failure injection.
@@ -21,14 +23,16 @@ pub mod counting;
 pub mod dynamo;
 pub mod error;
 pub mod items;
+pub mod kms;
 pub mod memory;
 pub mod metrics;
 pub mod ports;
 pub mod sns;
 pub mod sqs;
 
-pub use config::Config;
-pub use dynamo::DynamoStore;
+pub use config::{Aws, Config};
+pub use dynamo::{DynamoStore, backoff};
 pub use error::StoreError;
+pub use kms::KmsDestinationMac;
 pub use sns::SnsNotifier;
 pub use sqs::SqsQueue;

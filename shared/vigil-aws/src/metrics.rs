@@ -3,7 +3,7 @@
 
 use crate::ports::Metrics;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The metric namespace.
 pub const NAMESPACE: &str = "Vigil";
@@ -38,10 +38,13 @@ impl Metrics for EmfMetrics {
     }
 }
 
-/// Counters in memory, for tests.
-#[derive(Debug, Default)]
+/// A counter's key: metric name, dimension name, dimension value.
+type CounterKey = (String, String, String);
+
+/// Counters in memory, for tests and the simulator. Clones share one set of counters.
+#[derive(Debug, Default, Clone)]
 pub struct MemoryMetrics {
-    counts: Mutex<BTreeMap<(String, String, String), u64>>,
+    counts: Arc<Mutex<BTreeMap<CounterKey, u64>>>,
 }
 
 impl MemoryMetrics {

@@ -1,6 +1,6 @@
-//! The ports: the narrow capabilities handlers depend on. Each has a DynamoDB/SQS/SNS adapter
-//! and an in-memory adapter ([`crate::memory`]) with the same semantics, conditional writes
-//! included.
+//! The ports: the narrow capabilities handlers depend on. Each has an AWS adapter
+//! ([`crate::dynamo`], [`crate::sqs`], [`crate::sns`], [`crate::kms`]) and an in-memory adapter
+//! ([`crate::memory`]) with the same semantics, conditional writes included.
 
 use crate::error::StoreError;
 use chrono::{DateTime, Utc};
@@ -10,93 +10,25 @@ use std::future::Future;
 use vigil_core::audit::AuditRecord;
 use vigil_core::cells::Cell;
 use vigil_core::events::AlertEvent;
+use vigil_core::ingest::{StateWrite, ZoneRecord};
 use vigil_core::policy::VictimNotices;
-use vigil_core::state::ZoneState;
 use vigil_core::{
-    AlertLevel, Fix, OrderId, OrderPolicy, PhoneNumber, ProtectionOrder, TagId, Zone, ZoneId,
+    AlertLevel, OperatorEvent, OrderId, OrderTerms, PhoneNumber, ProtectionOrder, TagHistory,
+    TagId, Zone, ZoneId, ZoneKey,
 };
 
-/// What the offender-facing side knows of an order: validity and policy, never the victim.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OrderSummary {
-    /// The order.
-    pub order_id: OrderId,
-    /// In force from.
-    pub valid_from: Option<DateTime<Utc>>,
-    /// In force until.
-    pub valid_until: Option<DateTime<Utc>>,
-    /// Escalation and alert settings.
-    pub policy: OrderPolicy,
-}
-
-impl OrderSummary {
-    /// The summary of a full order: everything but the victim.
-    pub fn of(order: &ProtectionOrder) -> Self {
-        Self {
-            order_id: order.order_id.clone(),
-            valid_from: order.valid_from,
-            valid_until: order.valid_until,
-            policy: order.policy.clone(),
-        }
-    }
-
-    /// A stand-in order for the core's functions, with no victim data (a placeholder victim
-    /// the ingest side can never text: it has no phone of anyone).
-    pub fn as_order(&self, tag_id: &TagId) -> ProtectionOrder {
-        ProtectionOrder {
-            order_id: self.order_id.clone(),
-            tag_id: tag_id.clone(),
-            victim: vigil_core::Victim {
-                victim_id: vigil_core::VictimId::new("redacted").expect("valid id"),
-                phone: PhoneNumber::new("+10000000000").expect("valid placeholder"),
-                language: vigil_core::Language::En,
-            },
-            zone_ids: vec![],
-            valid_from: self.valid_from,
-            valid_until: self.valid_until,
-            policy: self.policy.clone(),
-        }
-    }
-}
-
-/// An (order, zone) pair.
-pub type OrderZone = (OrderId, ZoneId);
-
-/// What ingest reads for every fix in one request: the tag's orders, its open zones, and the
-/// zones of the fix's cells.
+/// What ingest reads for every message in one request: the tag's orders (terms only, never a
+/// victim), its open zones, its history of accepted fixes, and the zones of the fix's cells.
 #[derive(Debug, Clone, Default)]
 pub struct TagContext {
     /// The orders restraining this tag.
-    pub orders: Vec<OrderSummary>,
-    /// (order, zone) pairs whose state is not CLEAR.
-    pub open: Vec<OrderZone>,
+    pub orders: Vec<OrderTerms>,
+    /// Zones whose state is not CLEAR.
+    pub open: Vec<ZoneKey>,
+    /// The tag's history (default when it has none yet).
+    pub history: TagHistory,
     /// Every zone stored under the requested cells (of any order).
     pub zones: Vec<Zone>,
-}
-
-/// A zone state as stored, with its revision and outbox.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct StoredState {
-    /// The state.
-    pub state: ZoneState,
-    /// Revision; 0 when never written.
-    pub rev: u64,
-    /// Alert events committed with the state but not yet confirmed on the queue.
-    pub pending: Vec<AlertEvent>,
-}
-
-/// One state write of a commit.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StateWrite {
-    /// The zone.
-    pub zone_id: ZoneId,
-    /// The revision read; the write fails if the stored one differs (0: must not exist).
-    pub expected_rev: u64,
-    /// The new state.
-    pub state: ZoneState,
-    /// Outbox: pending events read plus those of this change.
-    pub pending: Vec<AlertEvent>,
 }
 
 /// An audit entry to append.
@@ -108,12 +40,13 @@ pub struct AuditEntry {
     pub detail: serde_json::Value,
 }
 
-/// Everything ingest writes for one order after one fix, atomically.
+/// Everything ingest writes for one order after one fix, atomically: the changed zone states
+/// (each with its outbox of alert events) and the tag's open marks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Commit {
     /// The order.
     pub order_id: OrderId,
-    /// The tag (its open-zone set is updated).
+    /// The tag (its open-zone marks are updated).
     pub tag_id: TagId,
     /// State writes.
     pub writes: Vec<StateWrite>,
@@ -121,8 +54,6 @@ pub struct Commit {
     pub opened: Vec<ZoneId>,
     /// Zones that became CLEAR.
     pub closed: Vec<ZoneId>,
-    /// Audit entries, appended in order to the order's chain.
-    pub audit: Vec<AuditEntry>,
 }
 
 /// A message kept for inspection.
@@ -148,29 +79,43 @@ pub trait IngestStore: Send + Sync {
         tag_id: &TagId,
         cells: &[Cell],
     ) -> impl Future<Output = Result<Option<TagContext>, StoreError>> + Send;
-    /// The tag's newest `n` reports with device time at most `not_after_ms`, newest first.
-    /// They come from the IoT rule's last-seen action: unvalidated, and possibly including the
-    /// fix being handled.
-    fn recent_fixes(
+    /// The tag's history, read consistently (to merge after a lost race).
+    fn history(
         &self,
         tag_id: &TagId,
-        not_after_ms: i64,
-        n: usize,
-    ) -> impl Future<Output = Result<Vec<Fix>, StoreError>> + Send;
-    /// Zones by id (missing ones are left out).
-    fn zones(&self, ids: &[ZoneId]) -> impl Future<Output = Result<Vec<Zone>, StoreError>> + Send;
-    /// Every zone state of an order.
+    ) -> impl Future<Output = Result<TagHistory, StoreError>> + Send;
+    /// Writes the tag's history if the stored revision is still `history.rev` (it becomes
+    /// `rev + 1`); [`StoreError::Conflict`] otherwise.
+    fn save_history(
+        &self,
+        tag_id: &TagId,
+        history: &TagHistory,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The content digest of the tag event last seen with this counter, if any.
+    fn event_digest(
+        &self,
+        tag_id: &TagId,
+        seq: u64,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Records the content digest of a tag event seen with this counter.
+    fn save_event_digest(
+        &self,
+        tag_id: &TagId,
+        seq: u64,
+        digest: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Zones by key (missing ones are left out).
+    fn zones(&self, keys: &[ZoneKey])
+    -> impl Future<Output = Result<Vec<Zone>, StoreError>> + Send;
+    /// Every zone state of an order, read consistently.
     fn states(
         &self,
         order_id: &OrderId,
-    ) -> impl Future<Output = Result<BTreeMap<ZoneId, StoredState>, StoreError>> + Send;
-    /// Writes a commit atomically; [`StoreError::Conflict`] if any state or the audit chain
-    /// moved since it was read.
-    fn commit(
-        &self,
-        commit: &Commit,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<BTreeMap<ZoneId, ZoneRecord>, StoreError>> + Send;
+    /// Writes a commit atomically; [`StoreError::Conflict`] if any state moved since it was
+    /// read.
+    fn commit(&self, commit: &Commit) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Removes confirmed events from a state's outbox, if the state is still at `rev`.
     fn clear_pending(
         &self,
@@ -192,21 +137,29 @@ pub trait AlertQueue: Send + Sync {
 }
 
 /// The outcome of claiming an event id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// First time: handle it.
     Claimed,
-    /// Already handled: skip it.
+    /// Already handled, with the same content: skip it.
     Done,
+    /// A claim exists for this id with other content: a claim written in advance to silence
+    /// a future event, or a forged event. The claim has been taken over for this content;
+    /// handle the event and raise the alarm.
+    Mismatch {
+        /// The digest the existing claim held.
+        stored_digest: String,
+    },
 }
 
 /// The store the alert function needs.
 pub trait AlertStore: Send + Sync {
-    /// Claims an event id; an earlier claim that never finished (a crash) older than
-    /// `stale_after_ms` is taken over.
+    /// Claims an event id for content `digest`; an earlier claim that never finished (a
+    /// crash) older than `stale_after_ms` is taken over.
     fn claim(
         &self,
         event_id: &str,
+        digest: &str,
         now_ms: i64,
         stale_after_ms: i64,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
@@ -224,7 +177,13 @@ pub trait AlertStore: Send + Sync {
         &self,
         order_id: &OrderId,
     ) -> impl Future<Output = Result<Option<ProtectionOrder>, StoreError>> + Send;
-    /// What the victim has been told, and its revision (0 when nothing yet).
+    /// The order's level now: the highest level of its zone states, read consistently.
+    fn order_level(
+        &self,
+        order_id: &OrderId,
+    ) -> impl Future<Output = Result<AlertLevel, StoreError>> + Send;
+    /// What the victim has been told, and its revision (0 when nothing yet), read
+    /// consistently.
     fn notices(
         &self,
         order_id: &OrderId,
@@ -238,15 +197,16 @@ pub trait AlertStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// The audit log.
+/// The audit log: one hash chain per order.
 pub trait AuditLog: Send + Sync {
-    /// Appends an entry to the order's chain; returns the record written.
+    /// Appends entries, in order, to the order's chain in one atomic write; returns the
+    /// records written. Retries a lost race (another writer appended) with backoff.
     fn append(
         &self,
         order_id: &OrderId,
-        entry: &AuditEntry,
+        entries: &[AuditEntry],
         now_ms: i64,
-    ) -> impl Future<Output = Result<AuditRecord, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
     /// The order's whole chain, in order.
     fn read(
         &self,
@@ -262,12 +222,19 @@ pub trait Notifier: Send + Sync {
         to: &PhoneNumber,
         text: &str,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
-    /// Publishes an event to the operators' topic (JSON); returns the message id.
+    /// Publishes an event to the operators' topic; returns the message id.
     fn publish_operator(
         &self,
-        event: &serde_json::Value,
-        subject: &str,
+        event: &OperatorEvent,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
+}
+
+/// A keyed hash of SMS destinations: the audit keeps it for every SMS and every phone an
+/// operator sets, so a number redirected behind the audit's back is detected, without the
+/// audit holding the number.
+pub trait DestinationMac: Send + Sync {
+    /// The keyed hash of a phone number, hex.
+    fn mac(&self, phone: &PhoneNumber) -> impl Future<Output = Result<String, StoreError>> + Send;
 }
 
 /// Counters, as CloudWatch metrics.
@@ -300,28 +267,26 @@ pub struct OpenAlert {
 /// [`AdminStore::open_alerts`]) scan a table, which is acceptable for an operator's command
 /// and must never appear on a function's path.
 pub trait AdminStore: Send + Sync {
-    /// Creates or replaces an order (with its victim) and the tag's summary of it.
+    /// Creates or replaces an order (with its victim) and the tag's copy of its terms.
     fn put_order(
         &self,
         order: &ProtectionOrder,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Creates or replaces a zone and its cell entries (stale cells are cleared).
+    /// Creates or replaces a zone and its cell entries (stale cells are cleared). Only the
+    /// zone's own order is touched.
     fn put_zone(&self, zone: &Zone) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Removes a zone and every cell entry of it; whether it existed.
-    fn remove_zone(
-        &self,
-        zone_id: &ZoneId,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn remove_zone(&self, key: &ZoneKey) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// The quarantined messages of a tag (as the topic named it).
     fn quarantined(
         &self,
         tag_id: &str,
     ) -> impl Future<Output = Result<Vec<QuarantineRecord>, StoreError>> + Send;
-    /// The zone ids stored under a cell key.
+    /// The zones stored under a cell key.
     fn zone_cell_entries(
         &self,
         cell: &str,
-    ) -> impl Future<Output = Result<Vec<ZoneId>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ZoneKey>, StoreError>> + Send;
     /// The order with its victim, or `None` when there is no such order.
     fn get_order(
         &self,
@@ -329,43 +294,51 @@ pub trait AdminStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<ProtectionOrder>, StoreError>> + Send;
     /// Every order, sorted by id. Admin path: a Scan of the `orders` table.
     fn list_orders(&self) -> impl Future<Output = Result<Vec<ProtectionOrder>, StoreError>> + Send;
-    /// Ends an order at `valid_until`: the order and the tag's summary of it both get the new
-    /// end. Returns the updated order, or `None` when there is no such order.
+    /// Ends an order at `valid_until`: the order and the tag's copy of its terms both get the
+    /// new end. Returns the updated order, or `None` when there is no such order.
     fn end_order(
         &self,
         order_id: &OrderId,
         valid_until: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<ProtectionOrder>, StoreError>> + Send;
-    /// Moves an order to another tag: the order's `tag_id`, the new tag item's summary of it,
-    /// and its open (order, zone) marks move; the old tag item loses both. Returns the tag the
-    /// order had before, or `None` when there is no such order.
+    /// Moves an order to another tag: the order's `tag_id`, the new tag item's copy of its
+    /// terms, and its open marks move; the old tag item loses both. Returns the tag the order
+    /// had before, or `None` when there is no such order.
     fn assign_tag(
         &self,
         order_id: &OrderId,
         tag_id: &TagId,
     ) -> impl Future<Output = Result<Option<TagId>, StoreError>> + Send;
-    /// A zone by id, or `None`.
+    /// A zone by key, or `None`.
     fn get_zone(
         &self,
-        zone_id: &ZoneId,
+        key: &ZoneKey,
     ) -> impl Future<Output = Result<Option<Zone>, StoreError>> + Send;
-    /// Every zone, sorted by id. Admin path: a Scan of the `zones` table.
+    /// Every zone, sorted by key. Admin path: a Scan of the `zones` table.
     fn list_zones(&self) -> impl Future<Output = Result<Vec<Zone>, StoreError>> + Send;
-    /// The zones that restrain an order's offender (the zone's `orders` is the truth), sorted
-    /// by id. Admin path: a Scan of the `zones` table.
+    /// The zones of an order, sorted by id (a Query of the `zones` table).
     fn zones_of_order(
         &self,
         order_id: &OrderId,
     ) -> impl Future<Output = Result<Vec<Zone>, StoreError>> + Send;
     /// Removes every zone whose `valid_until` is at or before `now`, with all its cell
-    /// entries; returns the ids removed, sorted.
+    /// entries; returns the keys removed, sorted.
     fn prune_expired_zones(
         &self,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Vec<ZoneId>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ZoneKey>, StoreError>> + Send;
     /// Every open alert, sorted by (order, zone). Admin path: a Scan of the `tags` table for
-    /// the open marks ingest keeps there (one small item per tag, written in the same
-    /// transaction as the states), then the state of each open pair from `zone-state` for its
-    /// level. A pair whose state reads CLEAR (a race with ingest) is left out.
+    /// the open marks ingest keeps there, then the state of each open pair for its level. A
+    /// pair whose state reads CLEAR (a race with ingest) is left out.
     fn open_alerts(&self) -> impl Future<Output = Result<Vec<OpenAlert>, StoreError>> + Send;
+    /// The zone states of an order, as stored (for operators and tests).
+    fn zone_records(
+        &self,
+        order_id: &OrderId,
+    ) -> impl Future<Output = Result<BTreeMap<ZoneId, ZoneRecord>, StoreError>> + Send;
+    /// A tag's history of accepted fixes.
+    fn tag_history(
+        &self,
+        tag_id: &TagId,
+    ) -> impl Future<Output = Result<TagHistory, StoreError>> + Send;
 }

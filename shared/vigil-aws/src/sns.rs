@@ -5,7 +5,7 @@ use crate::error::{StoreError, classify};
 use crate::ports::Notifier;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
-use vigil_core::PhoneNumber;
+use vigil_core::{OperatorEvent, PhoneNumber};
 
 /// SMS and operator events on SNS.
 #[derive(Clone)]
@@ -54,28 +54,22 @@ impl Notifier for SnsNotifier {
         Ok(resp.message_id.unwrap_or_default())
     }
 
-    async fn publish_operator(
-        &self,
-        event: &serde_json::Value,
-        subject: &str,
-    ) -> Result<String, StoreError> {
-        let mut req = self
+    async fn publish_operator(&self, event: &OperatorEvent) -> Result<String, StoreError> {
+        let subject: String = event
+            .subject()
+            .chars()
+            .filter(char::is_ascii)
+            .take(100)
+            .collect();
+        // Subscribers filter on these attributes (e.g. only urgent events to a pager).
+        let req = self
             .client
             .publish()
             .topic_arn(&self.operators_topic_arn)
-            .subject(
-                subject
-                    .chars()
-                    .filter(char::is_ascii)
-                    .take(100)
-                    .collect::<String>(),
-            )
-            .message(event.to_string());
-        for key in ["kind", "urgency"] {
-            if let Some(v) = event.get(key).and_then(|v| v.as_str()) {
-                req = req.message_attributes(key, string_attr(v)?);
-            }
-        }
+            .subject(subject)
+            .message(serde_json::to_string(event).expect("operator events serialize"))
+            .message_attributes("kind", string_attr(&event.kind.to_string())?)
+            .message_attributes("urgency", string_attr(event.urgency.name())?);
         let resp = req
             .send()
             .await

@@ -4,10 +4,11 @@
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use vigil_aws::memory::MemoryStore;
-use vigil_aws::ports::{AdminStore, Commit, IngestStore, StateWrite};
+use vigil_aws::ports::{AdminStore, Commit, IngestStore};
 use vigil_aws::{Config, DynamoStore};
+use vigil_core::ingest::StateWrite;
 use vigil_core::state::ZoneState;
-use vigil_core::{AlertLevel, OrderId, ProtectionOrder, TagId, Zone, ZoneId};
+use vigil_core::{AlertLevel, OrderId, ProtectionOrder, TagId, Zone, ZoneId, ZoneKey};
 use vigil_local::Emulator;
 
 fn order(id: &str, tag: &str) -> ProtectionOrder {
@@ -18,9 +19,9 @@ fn order(id: &str, tag: &str) -> ProtectionOrder {
     .unwrap()
 }
 
-fn zone(id: &str, orders: &[&str], valid_until: Option<&str>) -> Zone {
+fn zone(id: &str, order: &str, valid_until: Option<&str>) -> Zone {
     let mut v = serde_json::json!({"zone_id": id, "circle": {"lat": 51.5, "lon": -0.12, "radius_m": 100},
-        "buffer_m": 500, "orders": orders});
+        "buffer_m": 500, "order_id": order});
     if let Some(u) = valid_until {
         v["valid_until"] = u.into();
     }
@@ -40,8 +41,8 @@ async fn admin_paths<S: AdminStore + IngestStore>(store: &S) {
     let t2 = TagId::new("t2").unwrap();
     store.put_order(&order("o1", "t1")).await.unwrap();
     store.put_order(&order("o2", "t1")).await.unwrap();
-    store.put_zone(&zone("home", &["o1"], None)).await.unwrap();
-    let old = zone("old", &["o1", "o2"], Some("2020-01-01T00:00:00Z"));
+    store.put_zone(&zone("home", "o1", None)).await.unwrap();
+    let old = zone("old", "o1", Some("2020-01-01T00:00:00Z"));
     store.put_zone(&old).await.unwrap();
 
     assert_eq!(store.get_order(&o1).await.unwrap(), Some(order("o1", "t1")));
@@ -66,7 +67,17 @@ async fn admin_paths<S: AdminStore + IngestStore>(store: &S) {
         .collect();
     assert_eq!(of_o1, [home.clone(), old.id().clone()]);
     assert_eq!(store.list_zones().await.unwrap().len(), 2);
-    assert_eq!(store.get_zone(&home).await.unwrap().unwrap().id(), &home);
+    let home_key = ZoneKey::new(o1.clone(), home.clone());
+    assert_eq!(
+        store.get_zone(&home_key).await.unwrap().unwrap().id(),
+        &home
+    );
+    // Order o2's zone of the same id is another zone: writing it leaves o1's alone.
+    let other = zone("home", "o2", None);
+    store.put_zone(&other).await.unwrap();
+    assert_eq!(store.list_zones().await.unwrap().len(), 3);
+    assert!(store.remove_zone(&other.key()).await.unwrap());
+    assert!(store.get_zone(&home_key).await.unwrap().is_some());
 
     // An open alert, as ingest commits one.
     let state = ZoneState {
@@ -75,22 +86,18 @@ async fn admin_paths<S: AdminStore + IngestStore>(store: &S) {
         ..ZoneState::default()
     };
     store
-        .commit(
-            &Commit {
-                order_id: o1.clone(),
-                tag_id: t1.clone(),
-                writes: vec![StateWrite {
-                    zone_id: home.clone(),
-                    expected_rev: 0,
-                    state,
-                    pending: vec![],
-                }],
-                opened: vec![home.clone()],
-                closed: vec![],
-                audit: vec![],
-            },
-            1_000,
-        )
+        .commit(&Commit {
+            order_id: o1.clone(),
+            tag_id: t1.clone(),
+            writes: vec![StateWrite {
+                zone_id: home.clone(),
+                expected_rev: 0,
+                state,
+                pending: vec![],
+            }],
+            opened: vec![home.clone()],
+            closed: vec![],
+        })
         .await
         .unwrap();
     let open = store.open_alerts().await.unwrap();
@@ -130,7 +137,7 @@ async fn admin_paths<S: AdminStore + IngestStore>(store: &S) {
     let new_ctx = store.load_context(&t2, &[]).await.unwrap().unwrap();
     assert_eq!(new_ctx.orders[0].order_id, o1);
     assert_eq!(new_ctx.orders[0].valid_until, Some(end));
-    assert_eq!(new_ctx.open, [(o1.clone(), home.clone())]);
+    assert_eq!(new_ctx.open, std::slice::from_ref(&home_key));
     assert_eq!(store.get_order(&o1).await.unwrap().unwrap().tag_id, t2);
     assert_eq!(store.open_alerts().await.unwrap()[0].tag_id, t2);
     assert_eq!(store.assign_tag(&o1, &t2).await.unwrap(), Some(t2.clone()));
@@ -148,15 +155,15 @@ async fn admin_paths<S: AdminStore + IngestStore>(store: &S) {
         .map(|c| c.key())
         .collect();
     let pruned = store.prune_expired_zones(Utc::now()).await.unwrap();
-    assert_eq!(pruned, [old.id().clone()]);
+    assert_eq!(pruned, [old.key()]);
     for c in &cells {
         assert_eq!(
             store.zone_cell_entries(c).await.unwrap(),
-            std::slice::from_ref(&home),
+            std::slice::from_ref(&home_key),
             "{c}"
         );
     }
-    assert!(store.get_zone(old.id()).await.unwrap().is_none());
+    assert!(store.get_zone(&old.key()).await.unwrap().is_none());
     assert!(
         store
             .prune_expired_zones(Utc::now())

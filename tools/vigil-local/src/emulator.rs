@@ -9,7 +9,7 @@ use aws_sdk_sns::config::Credentials;
 
 use crate::moto::{self, MotoProcess};
 use crate::provision::{self, Clients, OPERATORS_TOPIC, Provisioned};
-use crate::readback::{self, EmulatorKind, OperatorEvent, ReadBack, SentSms};
+use crate::readback::{self, EmulatorKind, ReadBack, SentSms, TopicMessage};
 use crate::resources::{self, ResourceKind, Resources};
 use crate::{DEFAULT_REGION, Error, Result, local_dir};
 
@@ -34,7 +34,7 @@ pub struct Emulator {
     provisioned: Provisioned,
     readback: ReadBack,
     /// Operator events drained from the tap queue so far (emulators other than moto).
-    tapped: Mutex<Vec<OperatorEvent>>,
+    tapped: Mutex<Vec<TopicMessage>>,
     /// The private moto process, if this value started one; dropped (killed) with it.
     server: Option<MotoProcess>,
 }
@@ -239,6 +239,9 @@ impl Emulator {
                 vars.push((resources::env_var_name(kind, logical), value.clone()));
             }
         }
+        for (var, key) in &self.provisioned.key_ids {
+            vars.push((var.clone(), key.clone()));
+        }
         vars
     }
 
@@ -254,7 +257,7 @@ impl Emulator {
     /// moto records topic publishes itself, and they are read from `/moto-api/data.json`. Other
     /// emulators do not, so there this drains the `operators-tap` SQS queue that the harness
     /// subscribes to the topic ([`Emulator::operator_events_from_tap`]).
-    pub async fn operator_events(&self) -> Result<Vec<OperatorEvent>> {
+    pub async fn operator_events(&self) -> Result<Vec<TopicMessage>> {
         match self.readback.kind() {
             EmulatorKind::Moto => {
                 let arn = self.topic_arn(OPERATORS_TOPIC)?;
@@ -268,14 +271,14 @@ impl Emulator {
     /// SQS subscription: drains the queue, and returns everything this value has drained so
     /// far. Works on any emulator that delivers SNS to SQS; [`Emulator::operator_events`] uses
     /// it where the emulator keeps no record of publishes.
-    pub async fn operator_events_from_tap(&self) -> Result<Vec<OperatorEvent>> {
+    pub async fn operator_events_from_tap(&self) -> Result<Vec<TopicMessage>> {
         let drained = self.drain_tap().await?;
         let mut tapped = self.tapped.lock().unwrap_or_else(|e| e.into_inner());
         tapped.extend(drained);
         Ok(tapped.clone())
     }
 
-    async fn drain_tap(&self) -> Result<Vec<OperatorEvent>> {
+    async fn drain_tap(&self) -> Result<Vec<TopicMessage>> {
         let Some(url) = &self.provisioned.operators_tap_url else {
             return Ok(Vec::new());
         };
@@ -298,7 +301,7 @@ impl Emulator {
                 let body = message.body().unwrap_or_default();
                 events.push(readback::parse_sns_envelope(body).unwrap_or_else(|| {
                     // Raw delivery or a foreign message: keep it rather than lose evidence.
-                    OperatorEvent {
+                    TopicMessage {
                         message_id: message.message_id().unwrap_or_default().to_owned(),
                         message: body.to_owned(),
                         subject: None,

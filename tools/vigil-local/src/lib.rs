@@ -45,7 +45,7 @@ pub mod resources;
 pub use emulator::Emulator;
 pub use event_source::{ReceivedBatch, SqsEventSource};
 pub use moto::ensure_venv;
-pub use readback::{EmulatorKind, OperatorEvent, ReadBack, SentSms};
+pub use readback::{EmulatorKind, ReadBack, SentSms, TopicMessage};
 pub use resources::Resources;
 
 /// The moto release the harness installs and runs; bump it here and nowhere else.

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use crate::resources::{BillingMode, KeyDef, QueueDef, Resources, TableDef};
+use crate::resources::{BillingMode, KeyDef, KmsKeyDef, QueueDef, Resources, TableDef};
 use crate::{Error, Result};
 
 /// Logical name of the topic whose messages [`crate::Emulator::operator_events`] returns.
@@ -30,6 +30,7 @@ pub(crate) struct Clients {
     pub(crate) sqs: aws_sdk_sqs::Client,
     pub(crate) sns: aws_sdk_sns::Client,
     pub(crate) iot: aws_sdk_iot::Client,
+    pub(crate) kms: aws_sdk_kms::Client,
     pub(crate) endpoint: String,
 }
 
@@ -40,6 +41,7 @@ impl Clients {
             sqs: aws_sdk_sqs::Client::new(config),
             sns: aws_sdk_sns::Client::new(config),
             iot: aws_sdk_iot::Client::new(config),
+            kms: aws_sdk_kms::Client::new(config),
             endpoint: endpoint.to_owned(),
         }
     }
@@ -66,6 +68,9 @@ pub(crate) struct Provisioned {
     pub(crate) queue_urls: BTreeMap<String, String>,
     pub(crate) topic_arns: BTreeMap<String, String>,
     pub(crate) iot_policies: BTreeMap<String, String>,
+    /// KMS keys by the environment variable that carries them: the key's alias, which names
+    /// the same key after an emulator reset recreates it (the ARN would not).
+    pub(crate) key_ids: BTreeMap<String, String>,
     pub(crate) operators_tap_url: Option<String>,
 }
 
@@ -118,6 +123,11 @@ pub(crate) async fn provision(
         .find_map(|arn| account_of_arn(arn))
         .unwrap_or(FALLBACK_ACCOUNT)
         .to_owned();
+    for key in &resources.keys {
+        let alias = format!("alias/{}", resources.physical_name(stage, &key.name));
+        ensure_kms_key(clients, key, &alias).await?;
+        out.key_ids.insert(key.env.clone(), alias);
+    }
     let infra = crate::workspace_root().join("infra");
     for policy in &resources.iot_policies {
         let name = resources.physical_name(stage, &policy.name);
@@ -141,6 +151,40 @@ pub(crate) async fn provision(
         out.operators_tap_url = Some(url);
     }
     Ok(out)
+}
+
+/// The key behind `alias`, created (with the alias) when missing.
+async fn ensure_kms_key(clients: &Clients, key: &KmsKeyDef, alias: &str) -> Result<String> {
+    let existing = clients.kms.describe_key().key_id(alias).send().await;
+    if let Ok(found) = existing
+        && let Some(arn) = found.key_metadata().map(|m| m.arn().unwrap_or_default())
+        && !arn.is_empty()
+    {
+        return Ok(arn.to_owned());
+    }
+    let created = clients
+        .kms
+        .create_key()
+        .key_spec(key.key_spec.as_str().into())
+        .key_usage(key.key_usage.as_str().into())
+        .description(format!("Vigil {} (local)", key.name))
+        .send()
+        .await
+        .map_err(clients.fail(format!("CreateKey {alias}")))?;
+    let meta = created.key_metadata().ok_or_else(|| Error::Aws {
+        operation: format!("CreateKey {alias}"),
+        endpoint: clients.endpoint.clone(),
+        message: "no key metadata in the response".into(),
+    })?;
+    clients
+        .kms
+        .create_alias()
+        .alias_name(alias)
+        .target_key_id(meta.key_id())
+        .send()
+        .await
+        .map_err(clients.fail(format!("CreateAlias {alias}")))?;
+    Ok(meta.arn().unwrap_or_default().to_owned())
 }
 
 async fn ensure_table(clients: &Clients, table: &TableDef, name: &str) -> Result<()> {

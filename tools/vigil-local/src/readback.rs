@@ -41,7 +41,7 @@ pub struct SentSms {
 
 /// One message published to the operators topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OperatorEvent {
+pub struct TopicMessage {
     /// The MessageId that Publish returned.
     pub message_id: String,
     /// Message body as published (Vigil publishes JSON).
@@ -135,7 +135,7 @@ impl ReadBack {
     }
 
     /// Messages moto recorded as published to `topic_arn`, oldest first. moto only.
-    pub(crate) async fn moto_topic_messages(&self, topic_arn: &str) -> Result<Vec<OperatorEvent>> {
+    pub(crate) async fn moto_topic_messages(&self, topic_arn: &str) -> Result<Vec<TopicMessage>> {
         let data = self.moto_data().await?;
         let topics = data
             .pointer("/sns/Topic")
@@ -154,7 +154,7 @@ impl ReadBack {
                 let message_id = n[0].as_str();
                 let message = n[1].as_str();
                 match (message_id, message) {
-                    (Some(id), Some(message)) => Ok(OperatorEvent {
+                    (Some(id), Some(message)) => Ok(TopicMessage {
                         message_id: id.to_owned(),
                         message: message.to_owned(),
                         subject: n[2].as_str().map(str::to_owned),
@@ -291,9 +291,9 @@ fn parse_localstack_sms(body: &Value) -> Result<Vec<SentSms>, String> {
 }
 
 /// SNS's envelope for SQS subscribers, as found in the operators tap queue.
-pub(crate) fn parse_sns_envelope(body: &str) -> Option<OperatorEvent> {
+pub(crate) fn parse_sns_envelope(body: &str) -> Option<TopicMessage> {
     let v: Value = serde_json::from_str(body).ok()?;
-    Some(OperatorEvent {
+    Some(TopicMessage {
         message_id: v.get("MessageId")?.as_str()?.to_owned(),
         message: v.get("Message")?.as_str()?.to_owned(),
         subject: v.get("Subject").and_then(Value::as_str).map(str::to_owned),

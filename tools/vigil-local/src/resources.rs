@@ -24,9 +24,27 @@ pub struct Resources {
     pub queues: Vec<QueueDef>,
     /// SNS topics.
     pub topics: Vec<TopicDef>,
+    /// KMS keys the functions use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KmsKeyDef>,
     /// IoT Core policies (documents under `infra/`, shared with the CDK app).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub iot_policies: Vec<IotPolicyDef>,
+}
+
+/// One KMS key: its logical name, what kind of key it is, and the variable that gives its ARN
+/// to the functions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KmsKeyDef {
+    /// Logical name, e.g. `sms-destination` (alias `alias/vigil-<stage>-<name>`).
+    pub name: String,
+    /// KMS `KeySpec`, e.g. `HMAC_256`.
+    pub key_spec: String,
+    /// KMS `KeyUsage`, e.g. `GENERATE_VERIFY_MAC`.
+    pub key_usage: String,
+    /// The environment variable that carries the key's ARN.
+    pub env: String,
 }
 
 /// One IoT Core policy: its logical name and the policy document file.

@@ -1,1 +1,0 @@
-SELECT topic(2) AS tag_id, seq, at_ms, lat, lon, accuracy_m, battery_pct, timestamp() AS received_at, floor(timestamp() / 1000) + 604800 AS expires_at FROM 'tags/+/fix' WHERE isNumber(at_ms) AND isNumber(seq)
