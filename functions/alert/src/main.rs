@@ -4,8 +4,8 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tracing_subscriber::EnvFilter;
 use vigil_alert::{Ports, handle_batch};
+use vigil_aws::Aws;
 use vigil_aws::metrics::EmfMetrics;
-use vigil_aws::{Config, DynamoStore, SnsNotifier};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -16,19 +16,13 @@ async fn main() -> Result<(), Error> {
         .with_current_span(false)
         .init();
 
-    let config = Config::from_env()?;
-    let sdk = vigil_aws::config::sdk_config().await;
-    let sender_id = std::env::var("VIGIL_SMS_SENDER_ID")
-        .ok()
-        .filter(|s| !s.is_empty());
+    let aws = Aws::from_env().await?;
     let ports = Ports {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config),
-        notifier: SnsNotifier::new(
-            aws_sdk_sns::Client::new(&sdk),
-            config.operators_topic_arn()?,
-            sender_id,
-        ),
+        store: aws.store(),
+        notifier: aws.notifier()?,
+        destination_mac: aws.destination_mac()?,
         metrics: EmfMetrics,
+        sms_countries: aws.config.sms_countries.clone(),
     };
     let ports = &ports;
 

@@ -8,11 +8,13 @@ use std::collections::HashMap;
 use vigil_alert::{Ports, handle_batch};
 use vigil_aws::items::Item;
 use vigil_aws::metrics::MemoryMetrics;
-use vigil_aws::ports::{AdminStore, AlertQueue, AuditLog};
-use vigil_aws::{Config, DynamoStore, SnsNotifier, SqsQueue};
+use vigil_aws::ports::{AdminStore, AlertQueue, AuditLog, Commit, IngestStore};
+use vigil_aws::{Aws, Config, DynamoStore, KmsDestinationMac, SnsNotifier, SqsQueue};
 use vigil_core::audit::{AuditRecord, ChainError, verify_chain};
 use vigil_core::events::AlertEvent;
-use vigil_core::{OrderId, ProtectionOrder};
+use vigil_core::ingest::StateWrite;
+use vigil_core::state::ZoneState;
+use vigil_core::{AlertLevel, OrderId, ProtectionOrder, TagId, ZoneId};
 use vigil_local::{Emulator, ReceivedBatch, SqsEventSource};
 
 const PHONE: &str = "+447700900123";
@@ -20,7 +22,7 @@ const ORDER: &str = "o-123";
 const WARNING_TEXT: &str = "Vigil: the person named in your protection order may be near your \
     home. Stay alert and keep your phone with you. If you feel unsafe, go somewhere safe and call 999.";
 
-type EmulatorPorts = Ports<DynamoStore, SnsNotifier, MemoryMetrics>;
+type EmulatorPorts = Ports<DynamoStore, SnsNotifier, KmsDestinationMac, MemoryMetrics>;
 
 struct Stack {
     emulator: Emulator,
@@ -35,14 +37,17 @@ async fn stack() -> Stack {
     let vars: HashMap<String, String> = emulator.env_vars().into_iter().collect();
     let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("config from env_vars");
     let sdk = emulator.sdk_config();
+    // The ports as the function's main.rs builds them from its environment.
+    let aws = Aws {
+        config: config.clone(),
+        sdk: sdk.clone(),
+    };
     let ports = Ports {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config),
-        notifier: SnsNotifier::new(
-            aws_sdk_sns::Client::new(&sdk),
-            emulator.topic_arn("operators").unwrap(),
-            None,
-        ),
+        store: aws.store(),
+        notifier: aws.notifier().unwrap(),
+        destination_mac: aws.destination_mac().unwrap(),
         metrics: MemoryMetrics::default(),
+        sms_countries: config.sms_countries.clone(),
     };
     let order: ProtectionOrder = serde_json::from_value(json!({
         "order_id": ORDER,
@@ -71,14 +76,41 @@ async fn stack() -> Stack {
     }
 }
 
+/// Sets the home zone's state to `level` at revision `rev`, as ingest's commit does.
+async fn set_level(stack: &Stack, level: AlertLevel, rev: u64) {
+    let commit = Commit {
+        order_id: OrderId::new(ORDER).unwrap(),
+        tag_id: TagId::new("t-1").unwrap(),
+        writes: vec![StateWrite {
+            zone_id: ZoneId::new("home").unwrap(),
+            expected_rev: rev - 1,
+            state: ZoneState {
+                level,
+                ..ZoneState::default()
+            },
+            pending: vec![],
+        }],
+        opened: vec![],
+        closed: vec![],
+    };
+    stack.ports.store.commit(&commit).await.expect("state set");
+}
+
 /// A zone change of `o-123`'s home zone, in the queue's wire format: zone and order level
 /// `from` -> `to`, `rev` the zone state's revision (it makes the event id).
 fn zone_change(rev: u64, from: &str, to: &str, at_ms: i64) -> AlertEvent {
+    let cause = if to == "clear" {
+        "sustained_exit"
+    } else {
+        "entered"
+    };
     serde_json::from_value(json!({
         "event_id": format!("zc:{ORDER}:home:{rev}"),
         "order_id": ORDER,
         "tag_id": "t-1",
         "at_ms": at_ms,
+        "received_at_ms": at_ms,
+        "state_rev": rev,
         "type": "zone_change",
         "zone_id": "home",
         "zone_kind": "home",
@@ -87,7 +119,7 @@ fn zone_change(rev: u64, from: &str, to: &str, at_ms: i64) -> AlertEvent {
         },
         "change": {
             "transition": {
-                "from": from, "to": to, "cause": "entered", "at_ms": at_ms, "late_by_ms": null
+                "from": from, "to": to, "cause": cause, "at_ms": at_ms, "late_by_ms": null
             },
             "escalation": null,
             "order_before": from,
@@ -133,6 +165,7 @@ fn now_ms() -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warning_texts_the_victim_once_and_reaches_the_operators_topic() {
     let stack = stack().await;
+    set_level(&stack, AlertLevel::Warning, 1).await;
     let batch = through_the_queue(&stack, &[zone_change(1, "clear", "warning", now_ms())]).await;
     let response = handle(&stack, &batch).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
@@ -166,6 +199,7 @@ async fn a_warning_texts_the_victim_once_and_reaches_the_operators_topic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_sqs_message_twice_texts_once() {
     let stack = stack().await;
+    set_level(&stack, AlertLevel::Warning, 1).await;
     let batch = through_the_queue(&stack, &[zone_change(1, "clear", "warning", now_ms())]).await;
     let first = handle(&stack, &batch).await;
     let second = handle(&stack, &batch).await;
@@ -179,6 +213,7 @@ async fn the_same_sqs_message_twice_texts_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_chain_in_dynamodb_verifies_and_tampering_is_found() {
     let stack = stack().await;
+    set_level(&stack, AlertLevel::Warning, 1).await;
     let t = now_ms() - 60_000;
     let batch = through_the_queue(
         &stack,
@@ -195,8 +230,30 @@ async fn the_audit_chain_in_dynamodb_verifies_and_tampering_is_found() {
         .map(|r| r.attributes.get("MessageGroupId").map(String::as_str))
         .collect();
     assert_eq!(groups, [Some(ORDER), Some(ORDER)], "FIFO, grouped by order");
-    let response = handle(&stack, &batch).await;
-    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    // Handle the warning with the state at WARNING, then the breach with it at BREACH.
+    let event: SqsEvent = records(&batch);
+    let mut first = event.clone();
+    first.records.truncate(1);
+    let mut second = event;
+    second.records.remove(0);
+    assert!(
+        handle_batch(first, &stack.ports, now_ms())
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    set_level(&stack, AlertLevel::Breach, 2).await;
+    assert!(
+        handle_batch(second, &stack.ports, now_ms())
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    stack
+        .source
+        .complete(&batch, &json!({"batchItemFailures": []}))
+        .await
+        .unwrap();
     assert_eq!(stack.emulator.sent_sms().await.unwrap().len(), 2);
 
     let order_id = OrderId::new(ORDER).unwrap();
@@ -205,20 +262,26 @@ async fn the_audit_chain_in_dynamodb_verifies_and_tampering_is_found() {
     assert_eq!(
         kinds,
         [
+            "zone_change",
             "sms_sent",
             "operator_notified",
+            "zone_change",
             "sms_sent",
             "operator_notified"
         ]
     );
+    // The SMS record keeps the destination's keyed hash (KMS), never the number.
+    let sent = &chain[1].detail;
+    assert_eq!(sent["to_mac"].as_str().map(str::len), Some(64));
+    assert!(!serde_json::to_string(sent).unwrap().contains(&PHONE[1..]));
     assert_eq!(verify_chain(&chain), Ok(()));
 
-    // Alter the breach SMS record (seq 3) in place, as someone with table access could.
+    // Alter the breach SMS record (seq 5) in place, as someone with table access could.
     let dynamodb = aws_sdk_dynamodb::Client::new(&stack.emulator.sdk_config());
     let table = stack.emulator.table_name("audit").unwrap();
     let key = Item::from([
         ("order_id".to_owned(), vigil_aws::items::s(ORDER)),
-        ("seq".to_owned(), vigil_aws::items::n(3)),
+        ("seq".to_owned(), vigil_aws::items::n(5)),
     ]);
     let item = dynamodb
         .get_item()
@@ -228,7 +291,7 @@ async fn the_audit_chain_in_dynamodb_verifies_and_tampering_is_found() {
         .await
         .unwrap()
         .item
-        .expect("audit record 3");
+        .expect("audit record 5");
     let mut record: AuditRecord = serde_json::from_str(item["record"].as_s().unwrap()).unwrap();
     assert_eq!(record.detail["alert"], "breach");
     record.detail["text"] = json!("Vigil: nothing to report.");
@@ -247,5 +310,30 @@ async fn the_audit_chain_in_dynamodb_verifies_and_tampering_is_found() {
         .unwrap();
 
     let tampered = stack.ports.store.read(&order_id).await.unwrap();
-    assert_eq!(verify_chain(&tampered), Err(ChainError::Altered { seq: 3 }));
+    assert_eq!(verify_chain(&tampered), Err(ChainError::Altered { seq: 5 }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redriven_all_clear_never_texts_while_the_offender_is_near() {
+    // Issue 16, item 1: an all-clear that failed into the dead-letter queue and is redriven
+    // after a newer warning texted "all clear".
+    let stack = stack().await;
+    let t = now_ms() - 120_000;
+    set_level(&stack, AlertLevel::Warning, 1).await;
+    let warned = through_the_queue(&stack, &[zone_change(1, "clear", "warning", t)]).await;
+    handle(&stack, &warned).await;
+    // The all-clear (rev 2) fails and waits; the offender comes back (rev 3, WARNING).
+    set_level(&stack, AlertLevel::Clear, 2).await;
+    set_level(&stack, AlertLevel::Warning, 3).await;
+    let redriven =
+        through_the_queue(&stack, &[zone_change(2, "warning", "clear", t + 60_000)]).await;
+    let response = handle(&stack, &redriven).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let sms = stack.emulator.sent_sms().await.unwrap();
+    assert_eq!(sms.len(), 1, "only the warning: {sms:?}");
+    let ops = stack.emulator.operator_events().await.unwrap();
+    let last: Value = serde_json::from_str(&ops.last().unwrap().message).unwrap();
+    assert_eq!(last["kind"], "zone_clear");
+    assert_eq!(last["victim_sms"], "held:all_clear:superseded");
+    assert_eq!(last["levels"]["order_level_now"], "warning");
 }

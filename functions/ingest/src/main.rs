@@ -1,9 +1,8 @@
 //! Lambda wiring for the ingest function: build the clients once, then serve events.
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use vigil_aws::Aws;
 use vigil_aws::metrics::EmfMetrics;
-use vigil_aws::{Config, DynamoStore, SqsQueue};
-use vigil_core::{BreachRules, ValidationLimits};
 use vigil_ingest::{IngestError, Ports, handle};
 
 fn diagnostic(e: IngestError) -> Diagnostic {
@@ -21,15 +20,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .without_time()
         .with_current_span(false)
         .init();
-    let config = Config::from_env()?;
-    let sdk = vigil_aws::config::sdk_config().await;
-    let ports = Ports {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config),
-        queue: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.alerts_queue_url()?),
-        metrics: EmfMetrics,
-        limits: ValidationLimits::default(),
-        rules: BreachRules::default(),
-    };
+    let aws = Aws::from_env().await?;
+    let ports = Ports::new(aws.store(), aws.queue()?, EmfMetrics);
     let ports = &ports;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {

@@ -8,14 +8,15 @@ use vigil_aws::counting::RequestCounter;
 use vigil_aws::items::{self, table};
 use vigil_aws::metrics::MemoryMetrics;
 use vigil_aws::ports::{
-    AdminStore, AlertQueue, AuditLog, Commit, IngestStore, QuarantineRecord, StoredState,
-    TagContext,
+    AdminStore, AlertQueue, AuditEntry, AuditLog, Commit, IngestStore, QuarantineRecord, TagContext,
 };
 use vigil_aws::{Config, DynamoStore, SqsQueue, StoreError};
 use vigil_core::cells::Cell;
 use vigil_core::events::{AlertBody, AlertEvent};
-use vigil_core::{AlertLevel, BreachRules, Fix, OrderId, TagId, ValidationLimits, Zone, ZoneId};
-use vigil_ingest::{Outcome, Ports, fix_payload, handle, rule_event};
+use vigil_core::fix::encode_fix;
+use vigil_core::ingest::ZoneRecord;
+use vigil_core::{AlertLevel, Fix, OrderId, TagHistory, TagId, Zone, ZoneId, ZoneKey};
+use vigil_ingest::{Outcome, Ports, handle, rule_event};
 use vigil_local::Emulator;
 use vigil_testkit::{fix_north, home_zone, order};
 
@@ -57,44 +58,22 @@ async fn stack() -> Stack {
 }
 
 fn ports<S: IngestStore, Q: AlertQueue>(store: S, queue: Q) -> Ports<S, Q, MemoryMetrics> {
-    Ports {
-        store,
-        queue,
-        metrics: MemoryMetrics::default(),
-        limits: ValidationLimits::default(),
-        rules: BreachRules::default(),
-    }
+    Ports::new(store, queue, MemoryMetrics::default())
 }
 
 fn fix(seq: u64, at_s: i64, north_m: f64) -> Fix {
     fix_north(seq, T0 + at_s * 1000, north_m)
 }
 
-/// What the IoT rule does for a fix: its DynamoDB action writes last-seen, its Lambda action
-/// invokes ingest with the encoded payload.
+/// What the IoT rule does for a fix: its Lambda action invokes ingest with the encoded
+/// payload.
 async fn publish<S: IngestStore, Q: AlertQueue>(
-    s: &Stack,
     p: &Ports<S, Q, MemoryMetrics>,
     f: &Fix,
 ) -> Outcome {
-    s.store
-        .client()
-        .put_item()
-        .table_name(s.config.name(table::LAST_SEEN))
-        .set_item(Some(items::last_seen_item(
-            f,
-            f.at_ms + 200,
-            f.at_ms / 1000 + 86_400,
-        )))
-        .send()
+    handle(rule_event("tag-1", "fix", &encode_fix(f), f.at_ms + 200), p)
         .await
-        .unwrap();
-    handle(
-        rule_event("tag-1", "fix", &fix_payload(f), f.at_ms + 200),
-        p,
-    )
-    .await
-    .unwrap()
+        .unwrap()
 }
 
 async fn queued(s: &Stack) -> Vec<AlertEvent> {
@@ -145,28 +124,27 @@ async fn cost_per_fix_quiet_and_near() {
         SqsQueue::new(s.sqs.clone(), s.queue_url.clone()),
     );
     let ops = |c: &RequestCounter| c.snapshot();
-    // Quiet path: far from the zone. One BatchGetItem, no write.
+    // Quiet path: far from the zone. One BatchGetItem (tag, history, cells) and the history's
+    // conditional PutItem: the IoT rule writes nothing any more.
     s.counter.reset();
-    assert_eq!(publish(&s, &p, &fix(1, 0, 3_000.0)).await, Outcome::Quiet);
+    assert_eq!(publish(&p, &fix(1, 0, 3_000.0)).await, Outcome::Quiet);
     let quiet = ops(&s.counter);
-    // publish() itself writes last-seen as the IoT rule would: that PutItem is not the Lambda's.
-    let lambda_quiet: BTreeMap<_, _> = quiet.iter().filter(|(k, _)| *k != "PutItem").collect();
     assert_eq!(
-        lambda_quiet,
-        BTreeMap::from([(&"BatchGetItem".to_owned(), &1)]),
+        quiet,
+        BTreeMap::from([("BatchGetItem".to_owned(), 1), ("PutItem".to_owned(), 1)]),
         "{quiet:?}"
     );
     // Near path with a transition: into the buffer.
     s.counter.reset();
     assert_eq!(
-        publish(&s, &p, &fix(2, 60, 400.0)).await,
+        publish(&p, &fix(2, 60, 400.0)).await,
         Outcome::Evaluated { events: 1 }
     );
     let transition = ops(&s.counter);
     // Near path without a transition: still in the buffer.
     s.counter.reset();
     assert_eq!(
-        publish(&s, &p, &fix(3, 120, 420.0)).await,
+        publish(&p, &fix(3, 120, 420.0)).await,
         Outcome::Evaluated { events: 0 }
     );
     let hovering = ops(&s.counter);
@@ -197,21 +175,36 @@ impl IngestStore for RacingStore {
     async fn load_context(&self, t: &TagId, c: &[Cell]) -> Result<Option<TagContext>, StoreError> {
         self.inner.load_context(t, c).await
     }
-    async fn recent_fixes(&self, t: &TagId, a: i64, n: usize) -> Result<Vec<Fix>, StoreError> {
-        self.inner.recent_fixes(t, a, n).await
+    async fn history(&self, t: &TagId) -> Result<TagHistory, StoreError> {
+        self.inner.history(t).await
     }
-    async fn zones(&self, ids: &[ZoneId]) -> Result<Vec<Zone>, StoreError> {
-        self.inner.zones(ids).await
+    async fn save_history(&self, t: &TagId, h: &TagHistory) -> Result<(), StoreError> {
+        self.inner.save_history(t, h).await
     }
-    async fn states(&self, o: &OrderId) -> Result<BTreeMap<ZoneId, StoredState>, StoreError> {
+    async fn event_digest(&self, t: &TagId, seq: u64) -> Result<Option<String>, StoreError> {
+        self.inner.event_digest(t, seq).await
+    }
+    async fn save_event_digest(
+        &self,
+        t: &TagId,
+        seq: u64,
+        d: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.save_event_digest(t, seq, d, now).await
+    }
+    async fn zones(&self, keys: &[ZoneKey]) -> Result<Vec<Zone>, StoreError> {
+        self.inner.zones(keys).await
+    }
+    async fn states(&self, o: &OrderId) -> Result<BTreeMap<ZoneId, ZoneRecord>, StoreError> {
         let states = self.inner.states(o).await?;
         if states.is_empty() {
             self.barrier.wait().await;
         }
         Ok(states)
     }
-    async fn commit(&self, c: &Commit, now: i64) -> Result<(), StoreError> {
-        let r = self.inner.commit(c, now).await;
+    async fn commit(&self, c: &Commit) -> Result<(), StoreError> {
+        let r = self.inner.commit(c).await;
         if matches!(r, Err(StoreError::Conflict { .. })) {
             self.conflicts
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -240,7 +233,7 @@ async fn concurrent_ingest_of_the_same_transition_commits_it_once() {
     );
     // Two fixes inside the zone, handled at once; both read "no state" before either commits.
     let (a, b) = (fix(1, 0, 0.0), fix(2, 1, 5.0));
-    let (ra, rb) = tokio::join!(publish(&s, &p, &a), publish(&s, &p, &b));
+    let (ra, rb) = tokio::join!(publish(&p, &a), publish(&p, &b));
     let total = [ra, rb]
         .iter()
         .map(|o| {
@@ -278,7 +271,7 @@ async fn malformed_payloads_are_quarantined_and_change_no_state() {
         s.store.clone(),
         SqsQueue::new(s.sqs.clone(), s.queue_url.clone()),
     );
-    publish(&s, &p, &fix(1, 0, 400.0)).await;
+    publish(&p, &fix(1, 0, 400.0)).await;
     let before = s.store.states(&OrderId::new("o1").unwrap()).await.unwrap();
     for (payload, reason) in [
         (&b"\x00\xffgarbage"[..], "malformed"),
@@ -297,7 +290,8 @@ async fn malformed_payloads_are_quarantined_and_change_no_state() {
         assert_eq!(
             out,
             Outcome::Rejected {
-                reason: reason.into()
+                reason: reason.into(),
+                operator_events: 0
             }
         );
         assert_eq!(p.metrics.get("MessageRejected", reason), 1);
@@ -306,32 +300,43 @@ async fn malformed_payloads_are_quarantined_and_change_no_state() {
         s.store.states(&OrderId::new("o1").unwrap()).await.unwrap(),
         before
     );
+    // All three arrived in the same millisecond: the sort key (received ms, then content
+    // digest) keeps each one, in digest order within the millisecond.
     let kept = s.store.quarantined("tag-1").await.unwrap();
+    let mut reasons = kept.iter().map(|q| q.reason.as_str()).collect::<Vec<_>>();
+    reasons.sort_unstable();
     assert_eq!(
-        kept.iter().map(|q| q.reason.as_str()).collect::<Vec<_>>(),
-        ["malformed", "not_finite", "longitude_out_of_range"]
+        reasons,
+        ["longitude_out_of_range", "malformed", "not_finite"]
     );
-    assert!(kept[2].detail.contains("200"));
+    let lon = kept
+        .iter()
+        .find(|q| q.reason == "longitude_out_of_range")
+        .unwrap();
+    assert!(lon.detail.contains("200"));
 }
 
 #[tokio::test]
 async fn the_audit_chain_verifies_and_a_tampered_record_is_detected() {
     let s = stack().await;
-    let p = ports(
-        s.store.clone(),
-        SqsQueue::new(s.sqs.clone(), s.queue_url.clone()),
-    );
-    publish(&s, &p, &fix(1, 0, 400.0)).await;
-    publish(&s, &p, &fix(2, 60, 0.0)).await;
-    publish(&s, &p, &fix(3, 120, 400.0)).await;
-    publish(&s, &p, &fix(4, 180, 400.0)).await;
     let order = OrderId::new("o1").unwrap();
-    let chain = s.store.read(&order).await.unwrap();
-    assert_eq!(
-        chain.iter().map(|r| r.seq).collect::<Vec<_>>(),
-        [1, 2, 3],
-        "warning, breach, step down"
+    // Two writers append at once (the alert function and an operator): the chain serialises.
+    let entry = |k: &str, i: u64| AuditEntry {
+        kind: k.into(),
+        detail: serde_json::json!({"i": i, "distance_m": 100.0}),
+    };
+    let (first, second) = (
+        [entry("zone_change", 1), entry("sms_sent", 2)],
+        [entry("operator_notified", 3)],
     );
+    let (a, b) = tokio::join!(
+        s.store.append(&order, &first, T0),
+        s.store.append(&order, &second, T0)
+    );
+    a.unwrap();
+    b.unwrap();
+    let chain = s.store.read(&order).await.unwrap();
+    assert_eq!(chain.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
     vigil_core::audit::verify_chain(&chain).unwrap();
     // Someone with table access rewrites record 2's distance.
     let mut forged = chain[1].clone();
@@ -349,6 +354,32 @@ async fn the_audit_chain_verifies_and_a_tampered_record_is_detected() {
         vigil_core::audit::verify_chain(&chain),
         Err(vigil_core::audit::ChainError::Altered { seq: 2 })
     );
+}
+
+#[tokio::test]
+async fn the_history_holds_accepted_fixes_only_and_survives_a_race() {
+    let s = stack().await;
+    let p = ports(
+        s.store.clone(),
+        SqsQueue::new(s.sqs.clone(), s.queue_url.clone()),
+    );
+    publish(&p, &fix(1, 0, 3_000.0)).await;
+    // Rejected (speed), never history.
+    assert!(matches!(
+        publish(&p, &fix(2, 10, 50_000.0)).await,
+        Outcome::Rejected { .. }
+    ));
+    // Two quiet fixes at once: both end in the history (the loser re-reads and merges).
+    let (a, b) = (fix(3, 60, 3_100.0), fix(4, 61, 3_200.0));
+    let (ra, rb) = tokio::join!(publish(&p, &a), publish(&p, &b));
+    assert_eq!((ra, rb), (Outcome::Quiet, Outcome::Quiet));
+    let h = s
+        .store
+        .history(&TagId::new("tag-1").unwrap())
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = h.fixes.iter().map(|t| t.seq).collect();
+    assert_eq!(seqs, vec![4, 3, 1]);
 }
 
 /// A queue whose first send fails, as SQS might.
@@ -378,7 +409,7 @@ async fn a_queue_outage_after_commit_is_recovered_by_the_retry() {
     };
     let p = ports(s.store.clone(), q);
     let f = fix(1, 0, 0.0);
-    let event = rule_event("tag-1", "fix", &fix_payload(&f), f.at_ms + 200);
+    let event = rule_event("tag-1", "fix", &encode_fix(&f), f.at_ms + 200);
     let err = handle(event.clone(), &p).await.unwrap_err();
     assert!(err.is_retryable());
     assert!(queued(&s).await.is_empty());

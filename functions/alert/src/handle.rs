@@ -1,0 +1,228 @@
+//! One alert event, handled idempotently by its id and content.
+
+use crate::audit::{self, SmsSent};
+use crate::redact::redact_phone;
+use crate::{AlertError, CLAIM_STALE_AFTER_MS, Outcome, Ports};
+use tracing::{info, warn};
+use vigil_aws::StoreError;
+use vigil_aws::ports::{AlertStore, AuditLog, Claim, DestinationMac, Metrics, Notifier};
+use vigil_core::events::{AlertBody, AlertEvent};
+use vigil_core::operator::{OperatorEvent, OperatorKind};
+use vigil_core::policy::{self, Decision, Hold, Moment};
+use vigil_core::{AlertLevel, Urgency, VictimDecision, ZoneKind, messages};
+
+/// Handles one alert event at `now_ms`, idempotently by its id: claim (bound to the event's
+/// content), order, notices, the order's current level, decision, victim SMS (or a held
+/// one), notices saved, operator event, audit records, finish.
+///
+/// Returns [`Outcome::Duplicate`] when the id was already handled with the same content.
+/// Fails with [`AlertError::InProgress`] while another delivery holds a fresh claim,
+/// [`AlertError::UnknownOrder`] when the order does not exist, and [`AlertError::Store`] when
+/// a port fails (SNS errors have the victim's number redacted). A claim found written for
+/// other content is taken over, raised to operators as urgent (`claim_mismatch`), audited
+/// and counted, and the event is handled: a planted claim cannot silence an alert.
+pub async fn handle_event<S, N, D, M>(
+    event: &AlertEvent,
+    ports: &Ports<S, N, D, M>,
+    now_ms: i64,
+) -> Result<Outcome, AlertError>
+where
+    S: AlertStore + AuditLog,
+    N: Notifier,
+    D: DestinationMac,
+    M: Metrics,
+{
+    let event_id = event.event_id.as_str();
+    let digest = event.content_digest();
+    let mismatch = match ports
+        .store
+        .claim(event_id, &digest, now_ms, CLAIM_STALE_AFTER_MS)
+        .await
+    {
+        Ok(Claim::Claimed) => None,
+        Ok(Claim::Done) => {
+            ports
+                .metrics
+                .count("AlertDuplicate", ("Type", event.type_name()), 1);
+            info!(event_id, order_id = %event.order_id, "duplicate alert event skipped");
+            return Ok(Outcome::Duplicate);
+        }
+        Ok(Claim::Mismatch { stored_digest }) => Some(stored_digest),
+        Err(StoreError::Conflict { .. }) => return Err(AlertError::InProgress(event_id.into())),
+        Err(e) => return Err(e.into()),
+    };
+    let result = handle_claimed(event, &digest, mismatch.as_deref(), ports, now_ms).await;
+    if let Err(e) = &result {
+        // Let the redelivery take the event at once. If releasing fails too, the claim goes
+        // stale within CLAIM_STALE_AFTER_MS instead.
+        if let Err(release_err) = ports.store.release(event_id).await {
+            warn!(event_id, reason = e.reason(), release_error = %release_err, "claim not released");
+        }
+    }
+    result
+}
+
+/// The decision for operators-only events, by what they are.
+fn operators_only(event: &AlertEvent) -> Urgency {
+    match &event.body {
+        AlertBody::RejectedNearZone { entry, .. } if *entry == AlertLevel::Breach => {
+            Urgency::Urgent
+        }
+        _ => Urgency::High,
+    }
+}
+
+/// The steps after a successful claim.
+async fn handle_claimed<S, N, D, M>(
+    event: &AlertEvent,
+    digest: &str,
+    mismatch: Option<&str>,
+    ports: &Ports<S, N, D, M>,
+    now_ms: i64,
+) -> Result<Outcome, AlertError>
+where
+    S: AlertStore + AuditLog,
+    N: Notifier,
+    D: DestinationMac,
+    M: Metrics,
+{
+    let Ports {
+        store,
+        notifier,
+        destination_mac,
+        metrics,
+        sms_countries,
+    } = ports;
+    let event_id = event.event_id.as_str();
+    let order_id = &event.order_id;
+
+    let order = store
+        .order(order_id)
+        .await?
+        .ok_or_else(|| AlertError::UnknownOrder(order_id.clone()))?;
+    let phone = &order.victim.phone;
+    let (notices, rev) = store.notices(order_id).await?;
+    let level_now = match &event.body {
+        AlertBody::ZoneChange { .. } => Some(store.order_level(order_id).await?),
+        _ => None,
+    };
+    let at = Moment {
+        now_ms,
+        received_at_ms: event.received_at_ms,
+        current_level: level_now,
+    };
+    let late = now_ms - event.received_at_ms > order.policy.max_event_age_s as i64 * 1000;
+    let (mut decision, mut next_notices) = match &event.body {
+        AlertBody::ZoneChange { change, .. } => {
+            policy::decide(change, &order.policy, &notices, &at)
+        }
+        AlertBody::TagEvent { kind, .. } => {
+            policy::decide_tag_event(*kind, &order.policy, &notices, &at)
+        }
+        AlertBody::RejectedNearZone { .. } | AlertBody::MessageConflict { .. } => (
+            Decision {
+                victim: VictimDecision::Nothing,
+                urgency: operators_only(event),
+            },
+            notices.clone(),
+        ),
+    };
+    if let VictimDecision::Send { alert } = decision.victim
+        && !phone.in_countries(sms_countries)
+    {
+        // Never text a number outside the deployment's countries; somebody must call.
+        decision.victim = VictimDecision::Held {
+            alert,
+            hold: Hold::Destination,
+        };
+        decision.urgency = Urgency::Urgent;
+        next_notices = notices.clone();
+    }
+
+    let mut entries = Vec::new();
+    if let Some(stored) = mismatch {
+        metrics.count("ClaimMismatch", ("Type", event.type_name()), 1);
+        warn!(event_id, order_id = %order_id, "claim for this event id held other content: handled anyway");
+        entries.push(audit::claim_mismatch(event, digest, stored));
+        decision.urgency = Urgency::Urgent;
+    }
+    entries.push(audit::event_record(event, digest));
+    match decision.victim {
+        VictimDecision::Send { alert } => {
+            let (zone_kind, fix) = match &event.body {
+                AlertBody::ZoneChange { zone_kind, fix, .. } => (*zone_kind, Some(fix)),
+                _ => (ZoneKind::Other, None),
+            };
+            let text = messages::render_for_order(alert, &order, zone_kind, fix);
+            // Hash before sending: once the SMS is out, nothing may stop its audit record.
+            let to_mac = destination_mac
+                .mac(phone)
+                .await
+                .map_err(|e| redact_phone(e, phone))?;
+            let message_id = notifier
+                .send_sms(phone, &text)
+                .await
+                .map_err(|e| redact_phone(e, phone))?;
+            metrics.count("SmsSent", ("Alert", alert.name()), 1);
+            entries.push(audit::sms_sent(&SmsSent {
+                event_id,
+                alert,
+                to: phone.redacted(),
+                to_mac: &to_mac,
+                message_id: &message_id,
+                text: &text,
+            }));
+        }
+        VictimDecision::Held { alert, hold } => {
+            metrics.count("SmsHeld", ("Reason", hold.name()), 1);
+            entries.push(audit::sms_held(event_id, alert, hold));
+        }
+        VictimDecision::Nothing => {}
+    }
+    store.append(order_id, &entries, now_ms).await?;
+    // Nothing to write when the victim's notices did not change (most operator-only events).
+    if next_notices != notices {
+        store
+            .save_notices(order_id, &next_notices, rev)
+            .await
+            .map_err(|e| redact_phone(e, phone))?;
+    }
+
+    let mut operator = OperatorEvent::new(event, &decision, late, level_now);
+    if mismatch.is_some() {
+        operator.kinds.push(OperatorKind::ClaimMismatch);
+    }
+    let victim_sms = decision.victim.label();
+    let message_id = notifier.publish_operator(&operator).await?;
+    metrics.count("OperatorEvents", ("Urgency", decision.urgency.name()), 1);
+    store
+        .append(
+            order_id,
+            &[audit::operator_notified(
+                event,
+                decision.urgency,
+                &message_id,
+                &victim_sms,
+                late,
+            )],
+            now_ms,
+        )
+        .await?;
+
+    store.finish(event_id, now_ms).await?;
+    let kinds: Vec<String> = operator.kinds.iter().map(ToString::to_string).collect();
+    info!(
+        event_id,
+        order_id = %order_id,
+        kinds = ?kinds,
+        urgency = decision.urgency.name(),
+        decision = %victim_sms,
+        late,
+        "alert event handled"
+    );
+    Ok(Outcome::Handled {
+        victim: decision.victim,
+        urgency: decision.urgency,
+        kinds,
+    })
+}

@@ -1,0 +1,109 @@
+//! One order's states moved by one fix: the I/O around the core's decision.
+//!
+//! Read the order's states consistently; deliver any outbox an earlier invocation committed
+//! but may not have queued; fetch the order's open zones the fix's cells did not hold; let
+//! [`plan_order`] decide; commit the plan atomically, conditional on the revisions read; on a
+//! lost race, back off with jitter and do it all again; queue the committed events, then clear
+//! the outboxes. Nothing here decides anything.
+
+use crate::fix::pause;
+use crate::{IngestError, Ports};
+use std::collections::BTreeSet;
+use tracing::info;
+use vigil_aws::StoreError;
+use vigil_aws::ports::{AlertQueue, Commit, IngestStore, Metrics};
+use vigil_core::events::AlertEvent;
+use vigil_core::ingest::{OrderWork, plan_order, zones_to_fetch};
+use vigil_core::operator::OperatorKind;
+use vigil_core::{Fix, Zone, ZoneId};
+
+/// Attempts at an order's commit before giving up as a conflict (Lambda retries the event).
+const COMMIT_ATTEMPTS: u32 = 8;
+
+/// Moves one order's zone states with the fix; returns the number of alert events queued.
+pub async fn evaluate_order<S: IngestStore, Q: AlertQueue, M: Metrics>(
+    fix: &Fix,
+    newest_seen: Option<(i64, u64)>,
+    work: &OrderWork<'_>,
+    ports: &Ports<S, Q, M>,
+    received_at_ms: i64,
+) -> Result<usize, IngestError> {
+    let order_id = &work.terms.order_id;
+    let mut last_conflict = None;
+    for attempt in 0..COMMIT_ATTEMPTS {
+        if attempt > 0 {
+            pause(attempt - 1).await;
+        }
+        let records = ports.store.states(order_id).await?;
+        // Deliver what an earlier invocation committed but may not have queued.
+        for (zone_id, r) in records.iter().filter(|(_, r)| !r.pending.is_empty()) {
+            ports.queue.send(&r.pending).await?;
+            ports.store.clear_pending(order_id, zone_id, r.rev).await?;
+        }
+        let mut zones: Vec<Zone> = work.near.iter().map(|z| (*z).clone()).collect();
+        let missing = zones_to_fetch(work, &records);
+        if !missing.is_empty() {
+            zones.extend(ports.store.zones(&missing).await?);
+        }
+        let zone_refs: Vec<&Zone> = zones.iter().collect();
+        let plan = plan_order(
+            work.terms,
+            &records,
+            &zone_refs,
+            fix,
+            newest_seen,
+            received_at_ms,
+            &ports.rules,
+        );
+        if plan.is_empty() {
+            return Ok(0);
+        }
+        let events: Vec<AlertEvent> = plan.events().cloned().collect();
+        let cleared: BTreeSet<(ZoneId, u64)> = plan
+            .writes
+            .iter()
+            .filter(|w| !w.pending.is_empty())
+            .map(|w| (w.zone_id.clone(), w.expected_rev + 1))
+            .collect();
+        let commit = Commit {
+            order_id: order_id.clone(),
+            tag_id: fix.tag_id.clone(),
+            writes: plan.writes,
+            opened: plan.opened,
+            closed: plan.closed,
+        };
+        match ports.store.commit(&commit).await {
+            Ok(()) => {}
+            Err(e @ StoreError::Conflict { .. }) => {
+                ports
+                    .metrics
+                    .count("CommitConflicts", ("Table", "zone-state"), 1);
+                last_conflict = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if events.is_empty() {
+            return Ok(0);
+        }
+        ports.queue.send(&events).await?;
+        for (zone_id, rev) in cleared {
+            ports.store.clear_pending(order_id, &zone_id, rev).await?;
+        }
+        for e in &events {
+            let kinds = OperatorKind::of_event(e);
+            for kind in &kinds {
+                ports
+                    .metrics
+                    .count("Transitions", ("Kind", &kind.to_string()), 1);
+            }
+            info!(event_id = %e.event_id, order_id = %order_id, kinds = ?kinds.iter().map(ToString::to_string).collect::<Vec<_>>(), "alert event queued");
+        }
+        return Ok(events.len());
+    }
+    Err(last_conflict
+        .unwrap_or(StoreError::Conflict {
+            what: format!("order {order_id}"),
+        })
+        .into())
+}

@@ -1,0 +1,254 @@
+//! From the IoT rule's event to a validated message.
+//!
+//! The rule (`infra/rules/ingest.sql`) gives the raw payload in base64, the topic's tag id and
+//! channel, the MQTT client id of the publisher and IoT Core's receive time. Everything is
+//! checked here, in this order: the event's shape, the payload's size, base64, the tag id, that
+//! the publishing client is the topic's tag, the channel, then the payload itself
+//! ([`vigil_core::fix::parse_fix`] / [`parse_event`]).
+
+use crate::Rejection;
+use base64::Engine;
+use serde::Deserialize;
+use vigil_core::fix::{parse_event, parse_fix};
+use vigil_core::{Fix, FixError, TagEvent, TagId, ValidationLimits};
+
+/// The event the IoT rule sends (see `infra/rules/ingest.sql`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RuleEvent {
+    /// The raw MQTT payload, base64.
+    pub payload: String,
+    /// `topic(2)`: the tag's thing name.
+    pub tag_id: String,
+    /// `topic(3)`: `fix` or `event`.
+    pub channel: String,
+    /// `clientid()`: the MQTT client id of the connection that published (the tag policy
+    /// binds it to the certificate's thing).
+    pub client_id: String,
+    /// `timestamp()`: when IoT Core received the message, Unix ms.
+    pub received_at: i64,
+}
+
+/// A validated message with its receive time and raw payload.
+#[derive(Debug, Clone)]
+pub struct Received<T> {
+    /// The message.
+    pub message: T,
+    /// Server receive time, Unix ms.
+    pub received_at_ms: i64,
+    /// The payload as published (kept if the message is rejected later).
+    pub payload: Vec<u8>,
+}
+
+/// A message refused while decoding.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The tag as the event named it (possibly not a valid id).
+    pub tag_id: String,
+    /// Server receive time, Unix ms (0 when the event had none).
+    pub received_at_ms: i64,
+    /// Why.
+    pub rejection: Rejection,
+    /// What of the payload could be decoded (the first bytes of an oversized one).
+    pub payload: Vec<u8>,
+}
+
+/// What a rule event decodes to.
+#[derive(Debug, Clone)]
+pub enum Decoded {
+    /// A valid fix.
+    Fix(Received<Fix>),
+    /// A valid tag event.
+    Event(Received<TagEvent>),
+    /// Refused.
+    Rejected(Refused),
+}
+
+fn refuse(tag_id: &str, received_at_ms: i64, reason: &str, detail: String) -> Refused {
+    Refused {
+        tag_id: tag_id.to_owned(),
+        received_at_ms,
+        rejection: Rejection {
+            reason: reason.to_owned(),
+            detail,
+        },
+        payload: Vec::new(),
+    }
+}
+
+/// Decodes and validates a rule event.
+pub fn decode(event: serde_json::Value, limits: &ValidationLimits) -> Decoded {
+    let raw_tag = event
+        .get("tag_id")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .chars()
+        .take(128)
+        .collect::<String>();
+    let received_at_ms = event
+        .get("received_at")
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0);
+    let rule: RuleEvent = match serde_json::from_value(event) {
+        Ok(e) => e,
+        Err(e) => {
+            let detail = format!("event is not the rule's shape: {e}");
+            return Decoded::Rejected(refuse(&raw_tag, received_at_ms, "bad_event", detail));
+        }
+    };
+    let engine = base64::engine::general_purpose::STANDARD;
+    // Base64 is 4/3 of the payload: an oversized one is refused before decoding it whole,
+    // keeping what the quarantine keeps of any payload (its first bytes).
+    let max_b64 = limits.max_payload_bytes.div_ceil(3) * 4 + 4;
+    if rule.payload.len() > max_b64 {
+        let e = FixError::PayloadTooLarge {
+            bytes: rule.payload.len() / 4 * 3,
+            limit: limits.max_payload_bytes,
+        };
+        let keep = (crate::QUARANTINE_PAYLOAD_BYTES.div_ceil(3) * 4).min(rule.payload.len());
+        let mut head = engine
+            .decode(rule.payload.as_bytes()[..keep].trim_ascii_end())
+            .unwrap_or_default();
+        head.truncate(crate::QUARANTINE_PAYLOAD_BYTES);
+        return Decoded::Rejected(Refused {
+            payload: head,
+            ..refuse(&raw_tag, received_at_ms, e.reason(), e.to_string())
+        });
+    }
+    let payload = match engine.decode(rule.payload.as_bytes()) {
+        Ok(p) => p,
+        Err(e) => {
+            return Decoded::Rejected(Refused {
+                payload: rule.payload.into_bytes(),
+                ..refuse(
+                    &raw_tag,
+                    received_at_ms,
+                    "malformed",
+                    format!("payload is not base64: {e}"),
+                )
+            });
+        }
+    };
+    let rejected = |reason: &str, detail: String, payload: Vec<u8>| {
+        Decoded::Rejected(Refused {
+            payload,
+            ..refuse(&raw_tag, received_at_ms, reason, detail)
+        })
+    };
+    let tag_id = match TagId::new(rule.tag_id.as_str()) {
+        Ok(t) => t,
+        Err(e) => return rejected("bad_tag_id", e.to_string(), payload),
+    };
+    if rule.client_id != rule.tag_id {
+        // The topic names one tag and another connection published it: a stolen or shared
+        // certificate, or a policy that lets one thing publish for another.
+        let detail = format!(
+            "published by client {:?}, not by the topic's tag",
+            rule.client_id.chars().take(64).collect::<String>()
+        );
+        return rejected("client_mismatch", detail, payload);
+    }
+    match rule.channel.as_str() {
+        "fix" => match parse_fix(&payload, &tag_id, received_at_ms, limits) {
+            Ok(message) => Decoded::Fix(Received {
+                message,
+                received_at_ms,
+                payload,
+            }),
+            Err(e) => rejected(e.reason(), e.to_string(), payload),
+        },
+        "event" => match parse_event(&payload, &tag_id, received_at_ms, limits) {
+            Ok(message) => Decoded::Event(Received {
+                message,
+                received_at_ms,
+                payload,
+            }),
+            Err(e) => rejected(e.reason(), e.to_string(), payload),
+        },
+        other => {
+            let detail = format!(
+                "topic channel {:?} is neither fix nor event",
+                other.chars().take(32).collect::<String>()
+            );
+            rejected("unknown_channel", detail, payload)
+        }
+    }
+}
+
+/// The event the IoT rule gives ingest for `payload` published on `tags/{tag_id}/{channel}`
+/// by the client `tag_id` and received at `received_at_ms`: for tests, the simulator and the
+/// local rule bridge's checks.
+pub fn rule_event(
+    tag_id: &str,
+    channel: &str,
+    payload: &[u8],
+    received_at_ms: i64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "payload": base64::engine::general_purpose::STANDARD.encode(payload),
+        "tag_id": tag_id,
+        "channel": channel,
+        "client_id": tag_id,
+        "received_at": received_at_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(event: serde_json::Value) -> Decoded {
+        decode(event, &ValidationLimits::default())
+    }
+
+    fn reason(d: Decoded) -> String {
+        match d {
+            Decoded::Rejected(r) => r.rejection.reason,
+            other => panic!("not rejected: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn another_client_cannot_publish_for_a_tag() {
+        let mut e = rule_event("tag-1", "fix", b"{}", 0);
+        e["client_id"] = "tag-2".into();
+        assert_eq!(reason(decoded(e)), "client_mismatch");
+        let mut e = rule_event("tag-1", "fix", b"{}", 0);
+        e.as_object_mut().unwrap().remove("client_id");
+        assert_eq!(reason(decoded(e)), "bad_event");
+    }
+
+    #[test]
+    fn an_oversized_payload_keeps_its_first_4_kib() {
+        let big = vec![b'x'; 10_000];
+        match decoded(rule_event("tag-1", "fix", &big, 0)) {
+            Decoded::Rejected(r) => {
+                assert_eq!(r.rejection.reason, "payload_too_large");
+                assert_eq!(r.payload.len(), crate::QUARANTINE_PAYLOAD_BYTES);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_json_array_says_so() {
+        match decoded(rule_event("tag-1", "fix", b"[1,2]", 0)) {
+            Decoded::Rejected(r) => {
+                assert_eq!(r.rejection.reason, "malformed");
+                assert!(r.rejection.detail.contains("found an array"), "{r:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn absurd_numbers_give_short_reasons() {
+        let p = br#"{"v":1,"seq":1,"at_ms":0,"lat":1e308,"lon":0,"accuracy_m":5}"#;
+        match decoded(rule_event("tag-1", "fix", p, 0)) {
+            Decoded::Rejected(r) => {
+                assert_eq!(r.rejection.reason, "latitude_out_of_range");
+                assert!(r.rejection.detail.len() < 60, "{}", r.rejection.detail);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
