@@ -157,10 +157,12 @@ pub async fn acknowledge<S: AdminStore + AuditLog>(
         }),
     };
     let record = store
-        .append(order, &entry, now_ms)
+        .append(order, std::slice::from_ref(&entry), now_ms)
         .await
         .map_err(CliError::store(format!(
             "appending to the audit log of {order}"
-        )))?;
+        )))?
+        .pop()
+        .ok_or_else(|| CliError::Invalid("the audit log wrote no record".into()))?;
     Ok(Acknowledged { alert, record })
 }

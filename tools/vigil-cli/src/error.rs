@@ -12,6 +12,9 @@ pub const EXIT_NOT_FOUND: i32 = 2;
 pub const EXIT_AWS: i32 = 3;
 /// Exit code: an evidence bundle failed verification (altered, removed or reordered).
 pub const EXIT_VERIFY: i32 = 4;
+/// Exit code: the change would replace something that exists, and replacing was not asked
+/// for (nothing was changed).
+pub const EXIT_CONFLICT: i32 = 5;
 
 /// Everything a command can fail with. [`CliError::exit_code`] maps it to the documented
 /// exit code.
@@ -23,6 +26,9 @@ pub enum CliError {
     /// Something named does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The change would replace something that exists without being asked to.
+    #[error("{0}")]
+    Conflict(String),
     /// The store failed (DynamoDB).
     #[error("{}: {source} ({})", .context, retry_hint(.source.is_retryable()))]
     Store {
@@ -70,6 +76,7 @@ impl CliError {
         match self {
             CliError::Invalid(_) | CliError::Io { .. } => EXIT_INVALID,
             CliError::NotFound(_) => EXIT_NOT_FOUND,
+            CliError::Conflict(_) => EXIT_CONFLICT,
             CliError::Store { .. } | CliError::Aws { .. } => EXIT_AWS,
             CliError::Tampered(_) => EXIT_VERIFY,
         }
@@ -80,6 +87,7 @@ impl CliError {
         match self {
             CliError::Invalid(_) => "invalid",
             CliError::NotFound(_) => "not_found",
+            CliError::Conflict(_) => "conflict",
             CliError::Store { .. } | CliError::Aws { .. } => "aws",
             CliError::Io { .. } => "io",
             CliError::Tampered(_) => "verification_failed",

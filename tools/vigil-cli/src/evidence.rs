@@ -333,7 +333,10 @@ mod tests {
                 kind: "zone_change".into(),
                 detail: serde_json::json!({"i": i, "text": "a, \"quoted\"\nline"}),
             };
-            store.append(&o, &e, 1_764_432_000_123 + i).await.unwrap();
+            store
+                .append(&o, std::slice::from_ref(&e), 1_764_432_000_123 + i)
+                .await
+                .unwrap();
         }
         (store, o)
     }

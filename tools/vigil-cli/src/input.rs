@@ -261,8 +261,14 @@ fn zone_in_order(
 ) -> std::result::Result<Zone, String> {
     let mut z = z.clone();
     let obj = z.as_object_mut().ok_or("a zone must be an object")?;
-    obj.entry("orders")
-        .or_insert_with(|| Value::from(vec![order_id.as_str()]));
+    let owner = obj
+        .entry("order_id")
+        .or_insert_with(|| Value::from(order_id.as_str()));
+    if owner.as_str() != Some(order_id.as_str()) {
+        return Err(format!(
+            "the zone names order_id {owner} but is listed under order {order_id}: a zone belongs to the order that lists it"
+        ));
+    }
     if let (Some(tz), Some(schedule)) = (tz, obj.get_mut("schedule").and_then(Value::as_object_mut))
     {
         schedule
@@ -468,7 +474,7 @@ mod tests {
             c.order.valid_from.unwrap().to_rfc3339(),
             "2026-03-29T00:00:00+00:00"
         );
-        assert_eq!(c.zones[0].orders(), [OrderId::new("o1").unwrap()]);
+        assert_eq!(c.zones[0].order_id(), &OrderId::new("o1").unwrap());
         assert_eq!(
             c.zones[0].spec().schedule.as_ref().unwrap().time_zone,
             "Europe/London"

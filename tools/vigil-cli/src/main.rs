@@ -148,9 +148,11 @@ struct CreateOrder {
 
 #[derive(Subcommand, Debug)]
 enum ZoneCmd {
-    /// Add (or replace) a zone: a circle, a GeoJSON polygon, or a zone file.
+    /// Add a zone to an order (or replace that order's zone, with --replace): a circle, a
+    /// GeoJSON polygon, or a zone file. Zone ids belong to their order: two orders may each
+    /// have a zone `home`, and no command on one touches the other.
     #[command(
-        after_help = "Examples:\n  vigil zones add --zone-id home --order o-1 --kind home --circle 51.5,-0.12,150 --buffer 500\n  vigil zones add --zone-id school --order o-1 --geojson school.geojson --buffer 300 \\\n    --schedule \"mon-fri 08:00-16:00\" --time-zone Europe/London --valid-until 2027-07-20"
+        after_help = "Examples:\n  vigil zones add --zone-id home --order o-1 --kind home --circle 51.5,-0.12,150 --buffer 500\n  vigil zones add --zone-id school --order o-1 --geojson school.geojson --buffer 300 \\\n    --schedule \"mon-fri 08:00-16:00\" --time-zone Europe/London --valid-until 2027-07-20\n  vigil zones add --replace --zone-id home --order o-1 --kind home --circle 51.5,-0.12,200 --buffer 500"
     )]
     Add(Box<AddZone>),
     /// List zones, all or one order's.
@@ -160,9 +162,12 @@ enum ZoneCmd {
         #[arg(long)]
         order: Option<String>,
     },
-    /// Remove a zone and every geohash cell entry of it.
-    #[command(after_help = "Example:\n  vigil zones remove home")]
+    /// Remove one order's zone and every geohash cell entry of it.
+    #[command(after_help = "Example:\n  vigil zones remove --order o-1 home")]
     Remove {
+        /// The order the zone belongs to.
+        #[arg(long)]
+        order: String,
         /// The zone id.
         zone_id: String,
     },
@@ -177,15 +182,19 @@ enum ZoneCmd {
 
 #[derive(Args, Debug)]
 struct AddZone {
-    /// Zone file (JSON or YAML, Vigil's zone format); other shape flags are then not allowed.
+    /// Zone file (JSON or YAML, Vigil's zone format, with its `order_id`); other shape flags
+    /// are then not allowed.
     #[arg(long, conflicts_with_all = ["circle", "geojson", "zone_id", "order"])]
     file: Option<PathBuf>,
-    /// Zone id.
+    /// Zone id, unique within its order.
     #[arg(long)]
     zone_id: Option<String>,
-    /// An order the zone protects (repeatable).
+    /// The order the zone belongs to.
     #[arg(long)]
-    order: Vec<String>,
+    order: Option<String>,
+    /// Replace the order's existing zone of this id (without it, an existing id is refused).
+    #[arg(long)]
+    replace: bool,
     /// Circle: LAT,LON,RADIUS_M.
     #[arg(long, conflicts_with = "geojson")]
     circle: Option<String>,
@@ -347,16 +356,9 @@ fn zone_spec(a: &AddZone) -> Result<vigil_core::Zone> {
             .as_deref()
             .ok_or_else(|| CliError::Invalid("--zone-id is required without --file".into()))?,
     )?;
-    if a.order.is_empty() {
-        return Err(CliError::Invalid(
-            "--order is required: the zone must protect at least one order".into(),
-        ));
-    }
-    let orders = a
-        .order
-        .iter()
-        .map(|o| orders::order_id(o))
-        .collect::<Result<_>>()?;
+    let order_id = orders::order_id(a.order.as_deref().ok_or_else(|| {
+        CliError::Invalid("--order is required: every zone belongs to one order".into())
+    })?)?;
     let shape = match (&a.circle, &a.geojson) {
         (Some(c), None) => {
             let (lat, lon, radius_m) = input::parse_circle(c)?;
@@ -406,7 +408,7 @@ fn zone_spec(a: &AddZone) -> Result<vigil_core::Zone> {
         schedule: input::schedule(&a.schedule, a.time_zone.as_deref())?,
         valid_from,
         valid_until,
-        orders,
+        order_id,
     })
 }
 
@@ -449,7 +451,7 @@ async fn run(cli: Cli) -> Result<()> {
             match cmd {
                 ZoneCmd::Add(a) => {
                     let zone = zone_spec(&a)?;
-                    zones::add_zone(&store, &zone).await?;
+                    zones::add_zone(&store, &zone, a.replace).await?;
                     render(json, &ZoneView::new(&zone, now))
                 }
                 ZoneCmd::List { order } => {
@@ -462,8 +464,11 @@ async fn run(cli: Cli) -> Result<()> {
                         },
                     )
                 }
-                ZoneCmd::Remove { zone_id } => {
-                    let id = zones::zone_id(&zone_id)?;
+                ZoneCmd::Remove { order, zone_id } => {
+                    let id = vigil_core::ZoneKey::new(
+                        orders::order_id(&order)?,
+                        zones::zone_id(&zone_id)?,
+                    );
                     zones::remove_zone(&store, &id).await?;
                     render(
                         json,

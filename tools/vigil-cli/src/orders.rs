@@ -197,7 +197,7 @@ pub async fn list_orders(store: &impl AdminStore) -> Result<Vec<(ProtectionOrder
         .map(|o| {
             let z = zones
                 .iter()
-                .filter(|z| z.orders().contains(&o.order_id))
+                .filter(|z| z.order_id() == &o.order_id)
                 .cloned()
                 .collect();
             (o, z)

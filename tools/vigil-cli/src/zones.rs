@@ -6,7 +6,7 @@ use crate::report::{Report, or_dash};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use vigil_aws::ports::AdminStore;
-use vigil_core::{OrderId, Zone, ZoneId, ZoneShape};
+use vigil_core::{OrderId, Zone, ZoneId, ZoneKey, ZoneShape};
 
 /// A zone as the CLI shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -59,26 +59,21 @@ impl Report for ZoneList {
             return "no zones".into();
         }
         let mut out = format!(
-            "{:<16} {:<8} {:<20} {:>8} {:>6} {:<9} {:<22} {}",
-            "ZONE", "KIND", "SHAPE", "BUFFER", "CELLS", "IN FORCE", "VALID UNTIL", "ORDERS"
+            "{:<16} {:<16} {:<8} {:<20} {:>8} {:>6} {:<9} {}",
+            "ORDER", "ZONE", "KIND", "SHAPE", "BUFFER", "CELLS", "IN FORCE", "VALID UNTIL"
         );
         for z in &self.zones {
             let kind = serde_json::to_value(z.zone.kind).expect("kind serializes");
             out.push_str(&format!(
-                "\n{:<16} {:<8} {:<20} {:>6} m {:>6} {:<9} {:<22} {}",
+                "\n{:<16} {:<16} {:<8} {:<20} {:>8} {:>6} {:<9} {}",
+                z.zone.order_id,
                 z.zone.zone_id,
                 kind.as_str().unwrap_or_default(),
                 z.shape(),
-                z.zone.buffer_m,
+                format!("{} m", z.zone.buffer_m),
                 z.cells,
                 if z.in_force { "yes" } else { "no" },
                 or_dash(z.zone.valid_until),
-                z.zone
-                    .orders
-                    .iter()
-                    .map(OrderId::as_str)
-                    .collect::<Vec<_>>()
-                    .join(","),
             ));
         }
         out
@@ -90,28 +85,40 @@ pub fn zone_id(text: &str) -> Result<ZoneId> {
     ZoneId::new(text).map_err(|e| CliError::Invalid(format!("zone id: {e}")))
 }
 
-/// Adds (or replaces) a checked zone after making sure every order it protects exists; the
-/// store indexes it under every cell its buffer reaches and clears cells it left.
+/// Adds a checked zone to its order; the store indexes it under every cell its buffer reaches
+/// and clears cells it left. Replacing the order's existing zone of the same id needs
+/// `replace`; nothing of another order is ever touched (a zone belongs to one order).
 ///
-/// Fails with [`CliError::NotFound`] naming a missing order, or [`CliError::Store`].
-pub async fn add_zone(store: &impl AdminStore, zone: &Zone) -> Result<()> {
-    for o in zone.orders() {
-        if store
-            .get_order(o)
-            .await
-            .map_err(CliError::store(format!("reading order {o}")))?
-            .is_none()
-        {
-            return Err(CliError::NotFound(format!(
-                "zone {} protects order {o}, which does not exist: create it first with `vigil orders create`",
-                zone.id()
-            )));
-        }
+/// Fails with [`CliError::NotFound`] when the order does not exist, [`CliError::Conflict`]
+/// when the order already has the zone and `replace` is not set, or [`CliError::Store`].
+pub async fn add_zone(store: &impl AdminStore, zone: &Zone, replace: bool) -> Result<()> {
+    let o = zone.order_id();
+    let key = zone.key();
+    if store
+        .get_order(o)
+        .await
+        .map_err(CliError::store(format!("reading order {o}")))?
+        .is_none()
+    {
+        return Err(CliError::NotFound(format!(
+            "zone {} belongs to order {o}, which does not exist: create it first with `vigil orders create`",
+            zone.id()
+        )));
+    }
+    let existing = store
+        .get_zone(&key)
+        .await
+        .map_err(CliError::store(format!("reading zone {key}")))?;
+    if existing.is_some() && !replace {
+        return Err(CliError::Conflict(format!(
+            "order {o} already has a zone {}: pass --replace to replace it, or choose another id",
+            zone.id()
+        )));
     }
     store
         .put_zone(zone)
         .await
-        .map_err(CliError::store(format!("writing zone {}", zone.id())))
+        .map_err(CliError::store(format!("writing zone {key}")))
 }
 
 /// Every zone, or those of one order.
@@ -128,26 +135,27 @@ pub async fn list_zones(store: &impl AdminStore, order: Option<&OrderId>) -> Res
     }
 }
 
-/// Removes a zone and every cell entry of it.
+/// Removes one order's zone and every cell entry of it.
 ///
-/// Fails with [`CliError::NotFound`] when there was no such zone.
-pub async fn remove_zone(store: &impl AdminStore, id: &ZoneId) -> Result<()> {
+/// Fails with [`CliError::NotFound`] when the order has no such zone.
+pub async fn remove_zone(store: &impl AdminStore, key: &ZoneKey) -> Result<()> {
     let existed = store
-        .remove_zone(id)
+        .remove_zone(key)
         .await
-        .map_err(CliError::store(format!("removing zone {id}")))?;
+        .map_err(CliError::store(format!("removing zone {key}")))?;
     if existed {
         Ok(())
     } else {
         Err(CliError::NotFound(format!(
-            "no zone {id}: list them with `vigil zones list`"
+            "order {} has no zone {}: list them with `vigil zones list --order {}`",
+            key.order_id, key.zone_id, key.order_id
         )))
     }
 }
 
 /// Removes every zone whose validity ended at or before `now`, with its cell entries.
-/// Returns the ids removed.
-pub async fn prune_expired(store: &impl AdminStore, now: DateTime<Utc>) -> Result<Vec<ZoneId>> {
+/// Returns the keys removed.
+pub async fn prune_expired(store: &impl AdminStore, now: DateTime<Utc>) -> Result<Vec<ZoneKey>> {
     store
         .prune_expired_zones(now)
         .await
@@ -161,7 +169,7 @@ mod tests {
 
     fn zone(id: &str, until: Option<&str>) -> Zone {
         let mut v = serde_json::json!({"zone_id": id, "circle": {"lat": 51.5, "lon": -0.12, "radius_m": 100},
-            "buffer_m": 500, "orders": ["o1"]});
+            "buffer_m": 500, "order_id": "o1"});
         if let Some(u) = until {
             v["valid_until"] = u.into();
         }
@@ -172,14 +180,17 @@ mod tests {
     async fn zones_need_their_orders_and_leave_no_cells_behind() {
         let store = MemoryStore::new();
         let z = zone("home", None);
-        assert_eq!(add_zone(&store, &z).await.unwrap_err().exit_code(), 2);
+        assert_eq!(
+            add_zone(&store, &z, false).await.unwrap_err().exit_code(),
+            2
+        );
         let order: vigil_core::ProtectionOrder = serde_json::from_value(serde_json::json!({
             "order_id": "o1", "tag_id": "t1",
             "victim": {"victim_id": "v1", "phone": "+447700900123", "language": "en"}}))
         .unwrap();
         store.put_order(&order).await.unwrap();
-        add_zone(&store, &z).await.unwrap();
-        add_zone(&store, &zone("old", Some("2020-01-01T00:00:00Z")))
+        add_zone(&store, &z, false).await.unwrap();
+        add_zone(&store, &zone("old", Some("2020-01-01T00:00:00Z")), false)
             .await
             .unwrap();
         let cells: Vec<String> = vigil_core::index::zone_cells(&z)
@@ -195,14 +206,58 @@ mod tests {
             2
         );
         let pruned = prune_expired(&store, Utc::now()).await.unwrap();
-        assert_eq!(pruned, [zone_id("old").unwrap()]);
-        remove_zone(&store, z.id()).await.unwrap();
+        assert_eq!(pruned, [zone("old", None).key()]);
+        remove_zone(&store, &z.key()).await.unwrap();
         for c in &cells {
             assert!(store.zone_cell_entries(c).await.unwrap().is_empty());
         }
         assert_eq!(
-            remove_zone(&store, z.id()).await.unwrap_err().exit_code(),
+            remove_zone(&store, &z.key()).await.unwrap_err().exit_code(),
             2
+        );
+    }
+
+    fn order(id: &str) -> vigil_core::ProtectionOrder {
+        serde_json::from_value(serde_json::json!({
+            "order_id": id, "tag_id": "t1",
+            "victim": {"victim_id": "v1", "phone": "+447700900123", "language": "en"}}))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_zone_id_used_by_another_order_never_replaces_that_orders_zone() {
+        // Issue 11, defect 3: `zones add --zone-id home --order o-2` replaced o-1's home.
+        let store = MemoryStore::new();
+        store.put_order(&order("o1")).await.unwrap();
+        store.put_order(&order("o2")).await.unwrap();
+        let home_1 = zone("home", None);
+        add_zone(&store, &home_1, false).await.unwrap();
+        let mut v = serde_json::to_value(&home_1).unwrap();
+        v["order_id"] = "o2".into();
+        v["circle"]["lat"] = 40.0.into();
+        let home_2: Zone = serde_json::from_value(v).unwrap();
+        add_zone(&store, &home_2, false).await.unwrap();
+        assert_eq!(
+            store.get_zone(&home_1.key()).await.unwrap(),
+            Some(home_1.clone())
+        );
+        assert_eq!(store.get_zone(&home_2.key()).await.unwrap(), Some(home_2));
+        // The same order's id again: refused unless replacing is asked for.
+        let e = add_zone(&store, &home_1, false).await.unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::EXIT_CONFLICT);
+        assert!(e.to_string().contains("--replace"), "{e}");
+        add_zone(&store, &home_1, true).await.unwrap();
+        // Removing one order's home leaves the other's.
+        remove_zone(&store, &home_1.key()).await.unwrap();
+        assert!(
+            store
+                .get_zone(&ZoneKey::new(
+                    OrderId::new("o2").unwrap(),
+                    ZoneId::new("home").unwrap()
+                ))
+                .await
+                .unwrap()
+                .is_some()
         );
     }
 }

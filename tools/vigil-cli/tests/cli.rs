@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use vigil_aws::items::{self, table};
 use vigil_aws::metrics::MemoryMetrics;
 use vigil_aws::ports::{AdminStore, IngestStore};
-use vigil_aws::{Config, DynamoStore, SqsQueue};
-use vigil_core::{BreachRules, Fix, OrderId, TagId, ValidationLimits, ZoneId};
+use vigil_aws::{Aws, Config, DynamoStore};
+use vigil_core::{Fix, OrderId, TagId, ZoneId, ZoneKey};
 use vigil_local::Emulator;
 
 const T0: i64 = 1_764_432_000_000;
@@ -287,13 +286,12 @@ async fn orders_from_files_and_flags_with_clear_validation_errors() {
     }
 }
 
+fn key(zone: &str) -> ZoneKey {
+    ZoneKey::new(OrderId::new("o1").unwrap(), ZoneId::new(zone).unwrap())
+}
+
 async fn cells_of(e: &Env, id: &str) -> Vec<String> {
-    let z = e
-        .store
-        .get_zone(&ZoneId::new(id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let z = e.store.get_zone(&key(id)).await.unwrap().unwrap();
     vigil_core::index::zone_cells(&z)
         .iter()
         .map(|c| c.key())
@@ -439,27 +437,36 @@ async fn zones_keep_the_geohash_index_consistent() {
                 .zone_cell_entries(c)
                 .await
                 .unwrap()
-                .contains(&ZoneId::new("home").unwrap())
+                .contains(&key("home"))
         );
     }
-    e.ok(&["zones", "remove", "home"]);
+    // The same id again for the same order: refused without --replace (exit 5), so an
+    // operator never replaces a zone by accident.
+    let again = [
+        "zones",
+        "add",
+        "--zone-id",
+        "home",
+        "--order",
+        "o1",
+        "--circle",
+        "51.5,-0.12,150",
+    ];
+    let err = e.fails(5, &again);
+    assert!(err.contains("--replace"), "{err}");
+    e.fails(2, &["zones", "remove", "--order", "o2", "home"]);
+    e.ok(&["zones", "remove", "--order", "o1", "home"]);
     for c in &home_cells {
         let left = e.store.zone_cell_entries(c).await.unwrap();
-        assert!(
-            !left.contains(&ZoneId::new("home").unwrap()),
-            "{c}: {left:?}"
-        );
+        assert!(!left.contains(&key("home")), "{c}: {left:?}");
     }
-    e.fails(2, &["zones", "remove", "home"]);
+    e.fails(2, &["zones", "remove", "--order", "o1", "home"]);
 
     let pruned = e.ok(&["zones", "prune-expired"]).stdout;
     assert!(pruned.contains("old"), "{pruned}");
     for c in &old_cells {
         let left = e.store.zone_cell_entries(c).await.unwrap();
-        assert!(
-            !left.contains(&ZoneId::new("old").unwrap()),
-            "{c}: {left:?}"
-        );
+        assert!(!left.contains(&key("old")), "{c}: {left:?}");
     }
     let list = e.ok(&["--json", "zones", "list"]).json();
     assert_eq!(list["zones"].as_array().unwrap().len(), 1);
@@ -594,7 +601,8 @@ async fn tags_register_deactivate_and_assign_in_iot() {
     e.fails(2, &["tags", "assign", "tag-1", "--order", "nope"]);
 }
 
-/// A fix delivered as the IoT rule would: last-seen written, ingest invoked in-process.
+/// A fix delivered as the IoT rule would (ingest invoked in-process), then the alert queue
+/// drained through the alert function, as Lambda's event source mapping would.
 async fn publish_fix(e: &Env, seq: u64, north_m: f64) {
     let fix = Fix {
         tag_id: TagId::new("tag-1").unwrap(),
@@ -607,33 +615,43 @@ async fn publish_fix(e: &Env, seq: u64, north_m: f64) {
         heading_deg: None,
         battery_pct: None,
     };
-    e.store
-        .client()
-        .put_item()
-        .table_name(e.config.name(table::LAST_SEEN))
-        .set_item(Some(items::last_seen_item(
-            &fix,
-            fix.at_ms + 200,
-            fix.at_ms / 1000 + 86_400,
-        )))
-        .send()
-        .await
-        .unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&e.emulator.sdk_config());
-    let ports = vigil_ingest::Ports {
-        store: e.store.clone(),
-        queue: SqsQueue::new(sqs, e.config.alerts_queue_url().unwrap().to_owned()),
-        metrics: MemoryMetrics::default(),
-        limits: ValidationLimits::default(),
-        rules: BreachRules::default(),
+    let aws = Aws {
+        config: e.config.clone(),
+        sdk: e.emulator.sdk_config(),
     };
-    let event = vigil_ingest::rule_event(
-        "tag-1",
-        "fix",
-        &vigil_ingest::fix_payload(&fix),
-        fix.at_ms + 200,
+    let ports = vigil_ingest::Ports::new(
+        e.store.clone(),
+        aws.queue().unwrap(),
+        MemoryMetrics::default(),
     );
+    let received = fix.at_ms + 200;
+    let event =
+        vigil_ingest::rule_event("tag-1", "fix", &vigil_core::fix::encode_fix(&fix), received);
     vigil_ingest::handle(event, &ports).await.unwrap();
+    let alert = vigil_alert::Ports {
+        store: e.store.clone(),
+        notifier: aws.notifier().unwrap(),
+        destination_mac: aws.destination_mac().unwrap(),
+        metrics: MemoryMetrics::default(),
+        sms_countries: e.config.sms_countries.clone(),
+    };
+    let source = vigil_local::SqsEventSource::new(
+        aws_sdk_sqs::Client::new(&aws.sdk),
+        e.config.alerts_queue_url().unwrap().to_owned(),
+        e.emulator.region(),
+    );
+    loop {
+        let batch = source.receive(10, 0).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        let event = serde_json::from_value(batch.event.clone()).unwrap();
+        let response = vigil_alert::handle_batch(event, &alert, received).await;
+        source
+            .complete(&batch, &serde_json::to_value(&response).unwrap())
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]
