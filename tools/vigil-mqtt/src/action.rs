@@ -1,6 +1,8 @@
 //! What a rule does with its output: [`RuleAction`] and the three actions Vigil's rules use
 //! locally. Which rule gets which action is [`RuleTargets`] (the same mapping the CDK app
-//! makes: `ingest.sql` invokes the ingest Lambda, `last_seen.sql` writes the `last-seen` table).
+//! makes: `ingest.sql` invokes the ingest Lambda). The DynamoDBv2 action is kept for rules
+//! that write a table directly; Vigil's own rules do not (the tag's history is written by
+//! ingest, from accepted fixes only: docs/SAFETY.md).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -189,7 +191,7 @@ pub struct DynamoPut {
 }
 
 impl DynamoPut {
-    /// Writes into the table with this physical name (e.g. `vigil-local-last-seen`).
+    /// Writes into the table with this physical name (e.g. `vigil-local-quarantine`).
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoPut {
         DynamoPut {
             client,
@@ -274,20 +276,12 @@ pub struct RuleTargets(pub BTreeMap<String, ActionTarget>);
 impl Default for RuleTargets {
     /// Vigil's rules, as `infra/rules/README.md` and the CDK app define them.
     fn default() -> RuleTargets {
-        RuleTargets(BTreeMap::from([
-            (
-                "ingest".to_owned(),
-                ActionTarget::Lambda {
-                    function: "ingest".to_owned(),
-                },
-            ),
-            (
-                "last_seen".to_owned(),
-                ActionTarget::DynamoDb {
-                    table: "last-seen".to_owned(),
-                },
-            ),
-        ]))
+        RuleTargets(BTreeMap::from([(
+            "ingest".to_owned(),
+            ActionTarget::Lambda {
+                function: "ingest".to_owned(),
+            },
+        )]))
     }
 }
 

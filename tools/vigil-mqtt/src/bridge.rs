@@ -239,6 +239,19 @@ pub struct Bridge {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// The client id `clientid()` gives for a message on `topic`. rumqttd does not tell a
+/// subscriber who published, so locally this is the tag the topic names (`tags/{id}/...`):
+/// the client id the tag policy requires of whoever publishes there. Wherever the local broker
+/// does not enforce that policy, ingest's `client_mismatch` check is exercised by its own tests
+/// only, not through this bridge (docs/MQTT.md).
+fn publisher(topic: &str) -> Option<&str> {
+    let mut parts = topic.split('/');
+    match (parts.next(), parts.next()) {
+        (Some("tags"), Some(id)) if !id.is_empty() => Some(id),
+        _ => None,
+    }
+}
+
 struct Received {
     topic: String,
     payload: Vec<u8>,
@@ -462,6 +475,7 @@ async fn run_rule(
             topic: &msg.topic,
             payload: &msg.payload,
             received_at_ms: msg.received_at_ms,
+            client_id: publisher(&msg.topic),
         };
         match rule.statement.evaluate(&message) {
             Evaluation::Filtered => shared.update(&rule.name, |s| s.filtered += 1),

@@ -3,7 +3,7 @@
 //!
 //! Supported:
 //! - `SELECT` items: `*`, `encode(*, 'base64')`, payload field names (`a` or `a.b`),
-//!   `topic()` / `topic(n)`, `timestamp()`, `floor(expr)`, `isNumber(expr)`, number and string
+//!   `topic()` / `topic(n)`, `timestamp()`, `clientid()`, `floor(expr)`, `isNumber(expr)`, number and string
 //!   literals, `+ - * /` and parentheses; each with an optional `AS alias` (required for
 //!   anything but a field name).
 //! - `FROM '<topic filter>'` with `+` and `#`.
@@ -76,6 +76,8 @@ pub enum Function {
     Topic,
     /// `timestamp()`: the receive time, Unix ms.
     Timestamp,
+    /// `clientid()`: the MQTT client id of the connection that published.
+    ClientId,
     /// `floor(x)`.
     Floor,
     /// `isNumber(x)`.
@@ -143,14 +145,16 @@ pub struct Message<'a> {
     pub payload: &'a [u8],
     /// `timestamp()`: when it was received, Unix ms.
     pub received_at_ms: i64,
+    /// `clientid()`: the client id of the publishing connection, when the broker says it.
+    pub client_id: Option<&'a str>,
 }
 
 impl Statement {
     /// Parses one statement of the subset (see the module docs).
     ///
     /// Fails with a [`SqlError`] that names the column and the construct that is not
-    /// supported, e.g. `column 8: unsupported function 'upper': this bridge supports encode,
-    /// floor, isNumber, timestamp, topic`.
+    /// supported, e.g. `column 8: unsupported function 'upper': this bridge supports
+    /// clientid, encode, floor, isNumber, timestamp, topic`.
     pub fn parse(sql: &str) -> Result<Statement, SqlError> {
         Parser::new(sql)?.statement()
     }
@@ -383,6 +387,10 @@ impl Ctx<'_> {
     fn call(&self, f: Function, args: &[Expr]) -> Val {
         match f {
             Function::Timestamp => int(self.message.received_at_ms),
+            Function::ClientId => self
+                .message
+                .client_id
+                .map_or(Val::Undefined, |c| Val::Json(Value::String(c.to_owned()))),
             Function::Topic => match args.first() {
                 None => Val::Json(Value::String(self.message.topic.to_owned())),
                 Some(n) => match self.eval(n).num() {
@@ -459,7 +467,8 @@ impl fmt::Display for Tok {
     }
 }
 
-const SUPPORTED_FUNCTIONS: &str = "encode(*, 'base64'), floor, isNumber, timestamp, topic";
+const SUPPORTED_FUNCTIONS: &str =
+    "clientid, encode(*, 'base64'), floor, isNumber, timestamp, topic";
 
 struct Parser {
     sql: String,
@@ -805,6 +814,7 @@ impl Parser {
         let func = match name.to_ascii_lowercase().as_str() {
             "topic" => Function::Topic,
             "timestamp" => Function::Timestamp,
+            "clientid" => Function::ClientId,
             "floor" => Function::Floor,
             "isnumber" => Function::IsNumber,
             "encode" => Function::EncodeBase64,
@@ -844,7 +854,7 @@ impl Parser {
                         .iter()
                         .all(|a| matches!(a, Expr::Number(n) if n.as_u64().is_some_and(|n| n >= 1)))
             }
-            Function::Timestamp => args.is_empty(),
+            Function::Timestamp | Function::ClientId => args.is_empty(),
             Function::Floor | Function::IsNumber => args.len() == 1,
             Function::EncodeBase64 => true,
         };
@@ -852,6 +862,7 @@ impl Parser {
             let want = match func {
                 Function::Topic => "topic() or topic(n) with a literal n >= 1",
                 Function::Timestamp => "timestamp() takes no arguments",
+                Function::ClientId => "clientid() takes no arguments",
                 _ => "one argument",
             };
             self.pos = args_pos;

@@ -1,17 +1,16 @@
 //! End to end over MQTT: a simulated tag publishes a fix over mutual TLS to the local broker;
 //! the bridge applies `infra/rules/*.sql` and runs their actions: ingest in-process on the moto
-//! emulator (as in tests/pipeline) and the last-seen table's PutItem. The alert event must be
-//! in the SQS queue and the last-seen item in DynamoDB.
+//! emulator (as in tests/pipeline). The alert event must be in the SQS queue and the fix in the
+//! tag's history (written by ingest, accepted fixes only).
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use rumqttc::QoS;
-use vigil_core::{ProtectionOrder, Zone};
+use vigil_aws::ports::IngestStore;
+use vigil_core::{ProtectionOrder, TagHistory, TagId, Zone};
 use vigil_mqtt::bridge::{Bridge, Clock, ScenarioClock, WallClock, default_rules_dir, load_rules};
 use vigil_mqtt::pki::{BRIDGE_CLIENT_ID, Pki};
 use vigil_mqtt::tagsim::{self, Route, SimConfig};
@@ -37,14 +36,14 @@ async fn stack(name: &str, clock: Arc<dyn Clock>) -> Stack {
     .unwrap();
     let home: Zone = serde_json::from_value(serde_json::json!({
         "zone_id": "home", "kind": "home", "circle": {"lat": HOME.0, "lon": HOME.1, "radius_m": 100},
-        "buffer_m": 500, "orders": ["o1"]
+        "buffer_m": 500, "order_id": "o1"
     }))
     .unwrap();
     pipeline.provision(&order, &[home]).await;
 
     let (pki, broker) = common::broker(name);
     // The same wiring as the local stack: ingest.sql -> the ingest function, in-process on the
-    // pipeline's ports; last_seen.sql -> PutItem into the stage's last-seen table.
+    // pipeline's ports.
     let p = pipeline.clone();
     let ingest: Arc<dyn RuleAction> = Arc::new(InProcessLambda::new("ingest", move |event| {
         let p = p.clone();
@@ -100,29 +99,18 @@ fn sim(stack: &Stack, north_m: f64) -> SimConfig {
     }
 }
 
-async fn last_seen_items(stack: &Stack) -> Vec<BTreeMap<String, AttributeValue>> {
-    let table = stack.pipeline.emulator.table_name("last-seen").unwrap();
-    let scan = stack
+/// The tag's history of accepted fixes, as ingest stored it in the emulator.
+async fn history(stack: &Stack) -> TagHistory {
+    stack
         .pipeline
         .store
-        .client()
-        .scan()
-        .table_name(table)
-        .send()
+        .history(&TagId::new(TAG).unwrap())
         .await
-        .unwrap();
-    scan.items()
-        .iter()
-        .map(|i| i.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .collect()
-}
-
-fn n(item: &BTreeMap<String, AttributeValue>, key: &str) -> i64 {
-    item[key].as_n().unwrap().parse().unwrap()
+        .unwrap()
 }
 
 #[tokio::test]
-async fn a_fix_over_mtls_reaches_the_alert_queue_and_the_last_seen_table() {
+async fn a_fix_over_mtls_reaches_the_alert_queue_and_the_tags_history() {
     let stack = stack("e2e", Arc::new(WallClock)).await;
     // 400 m north of home: inside the 500 m warning buffer.
     let summary = tagsim::run(sim(&stack, 400.0)).await;
@@ -133,16 +121,10 @@ async fn a_fix_over_mtls_reaches_the_alert_queue_and_the_last_seen_table() {
     );
     let stats = stack
         .bridge
-        .wait_until(Duration::from_secs(30), |s| {
-            s["ingest"].action_ok >= 1 && s["last_seen"].action_ok >= 1
-        })
+        .wait_until(Duration::from_secs(30), |s| s["ingest"].action_ok >= 1)
         .await
-        .expect("both rules ran");
-    assert_eq!(
-        stats["ingest"].errors() + stats["last_seen"].errors(),
-        0,
-        "{stats:?}"
-    );
+        .expect("the rule ran");
+    assert_eq!(stats["ingest"].errors(), 0, "{stats:?}");
 
     // The alert event is in the queue.
     let sqs = aws_sdk_sqs::Client::new(&stack.pipeline.emulator.sdk_config());
@@ -165,23 +147,14 @@ async fn a_fix_over_mtls_reaches_the_alert_queue_and_the_last_seen_table() {
     );
     assert!(bodies[0].to_string().contains("home"), "{}", bodies[0]);
 
-    // The last-seen item, as the DynamoDBv2 action writes it.
-    let items = last_seen_items(&stack).await;
-    assert_eq!(items.len(), 1, "{items:#?}");
-    let item = &items[0];
-    assert_eq!(item["tag_id"].as_s().unwrap(), TAG);
-    assert!(
-        (item["lat"].as_n().unwrap().parse::<f64>().unwrap() - (HOME.0 + 400.0 / 111_250.0)).abs()
-            < 1e-5
-    );
-    assert_eq!(
-        n(item, "expires_at"),
-        n(item, "received_at") / 1000 + 604_800
-    );
-    assert!(n(item, "received_at") >= n(item, "at_ms"));
+    // The accepted fix is the tag's history, with the server's receive time.
+    let h = history(&stack).await;
+    assert_eq!(h.fixes.len(), 1, "{h:#?}");
+    assert!((h.fixes[0].lat - (HOME.0 + 400.0 / 111_250.0)).abs() < 1e-5);
+    assert!(h.fixes[0].received_at_ms >= h.fixes[0].at_ms);
 
-    // A payload that is not JSON: ingest still gets it (and quarantines it); last_seen.sql
-    // fails and takes the error path.
+    // A payload that is not JSON: ingest gets it and quarantines it; the history is unchanged
+    // (a rejected message is never the tag's previous fix).
     let tag = stack.pki.client(TAG).unwrap();
     let (client, mut eventloop) = common::connect(&stack.broker.endpoint(), TAG, &tag)
         .await
@@ -198,22 +171,13 @@ async fn a_fix_over_mtls_reaches_the_alert_queue_and_the_last_seen_table() {
     let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
     let stats = stack
         .bridge
-        .wait_until(Duration::from_secs(30), |s| {
-            s["ingest"].action_ok >= 2 && s["last_seen"].rule_failed >= 1
-        })
+        .wait_until(Duration::from_secs(30), |s| s["ingest"].action_ok >= 2)
         .await
         .expect("the garbage was handled");
-    assert_eq!(
-        (stats["last_seen"].received, stats["last_seen"].action_ok),
-        (2, 1)
-    );
-    let failures = stack.bridge.failures();
-    assert_eq!(failures.len(), 1, "{failures:?}");
-    assert_eq!(
-        (failures[0].rule.as_str(), failures[0].topic.as_str()),
-        ("last_seen", "tags/tag-e2e/fix")
-    );
-    assert_eq!(last_seen_items(&stack).await.len(), 1);
+    assert_eq!(stats["ingest"].errors(), 0, "{stats:?}");
+    assert!(stack.bridge.failures().is_empty());
+    assert_eq!(stack.pipeline.ingest.metrics.total("MessageRejected"), 1);
+    assert_eq!(history(&stack).await, h);
     pump.abort();
     stack.bridge.stop().await;
 }
@@ -227,23 +191,20 @@ async fn timestamp_comes_from_the_scenario_clock() {
     assert_eq!(summary.acked, 1, "{summary}");
     stack
         .bridge
-        .wait_handled(2, Duration::from_secs(30))
+        .wait_handled(1, Duration::from_secs(30))
         .await
         .expect("handled");
-    let items = last_seen_items(&stack).await;
-    assert_eq!(items.len(), 1);
-    assert_eq!(n(&items[0], "received_at"), device_now + 1_234);
-    assert_eq!(
-        n(&items[0], "expires_at"),
-        (device_now + 1_234) / 1000 + 604_800
-    );
+    // ingest's receive time is the rule's timestamp(), from the scenario's clock.
+    let h = history(&stack).await;
+    assert_eq!(h.fixes.len(), 1, "{h:#?}");
+    assert_eq!(h.fixes[0].received_at_ms, device_now + 1_234);
 
     // Seven hours later by the scenario's clock, the same kind of fix is too old for ingest.
     clock.advance_ms(7 * 3_600_000);
     tagsim::run(sim(&stack, 5_000.0)).await;
     stack
         .bridge
-        .wait_handled(4, Duration::from_secs(30))
+        .wait_handled(2, Duration::from_secs(30))
         .await
         .expect("handled");
     let rejected = stack
