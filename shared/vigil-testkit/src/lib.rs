@@ -28,7 +28,7 @@ pub fn order() -> ProtectionOrder {
 pub fn home_zone() -> Zone {
     serde_json::from_value(serde_json::json!({
         "zone_id": "home", "kind": "home", "circle": {"lat": HOME.0, "lon": HOME.1, "radius_m": 100},
-        "buffer_m": 500, "orders": ["o1"]
+        "buffer_m": 500, "order_id": "o1"
     }))
     .expect("a valid zone")
 }
@@ -59,6 +59,6 @@ mod tests {
         let d = zone.distance_to_edge_m(fix_north(1, 0, 400.0).lat, HOME.1, f64::INFINITY);
         assert!((d - 300.0).abs() < 2.0, "{d}");
         assert_eq!(order().tag_id, fix_north(1, 0, 0.0).tag_id);
-        assert!(zone.orders().contains(&order().order_id));
+        assert_eq!(zone.order_id(), &order().order_id);
     }
 }

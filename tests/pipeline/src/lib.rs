@@ -1,6 +1,10 @@
-//! Vigil's AWS side in one process, on the local emulator: the IoT rule's two actions, the
+//! Vigil's AWS side in one process, on the local emulator: the IoT rule's Lambda action, the
 //! ingest handler, the alert queue (SQS FIFO, drained as Lambda's event source mapping does),
-//! the alert handler, SNS, and read-back of what victims and operators received.
+//! the alert handler, SNS and KMS, and read-back of what victims and operators received.
+//!
+//! Time: messages carry the receive time the rule would give them, and the alert function
+//! handles them at the pipeline's clock, which follows the newest receive time published (a
+//! scenario clock), so that a test's fixed dates are "now" for the whole pipeline.
 //!
 //! # Layout
 //! - [`Pipeline`]: start an emulator, provision through the admin port, publish fixes and raw
@@ -8,13 +12,19 @@
 //!   and read back SMS and operator events.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use vigil_alert::handle_batch;
-use vigil_aws::items::{self, table};
 use vigil_aws::metrics::MemoryMetrics;
-use vigil_aws::{Config, DynamoStore, SnsNotifier, SqsQueue};
-use vigil_core::{BreachRules, Fix, ProtectionOrder, ValidationLimits, Zone};
-use vigil_ingest::{Outcome, fix_payload, handle, rule_event};
-use vigil_local::{Emulator, OperatorEvent, SentSms, SqsEventSource};
+use vigil_aws::{Aws, Config, DynamoStore, KmsDestinationMac, SnsNotifier, SqsQueue};
+use vigil_core::fix::encode_fix;
+use vigil_core::{Fix, ProtectionOrder, Zone};
+use vigil_ingest::{Outcome, handle, rule_event};
+use vigil_local::{Emulator, SentSms, SqsEventSource, TopicMessage};
+
+/// The alert function's ports on the emulator.
+pub type AlertPorts =
+    vigil_alert::Ports<DynamoStore, SnsNotifier, KmsDestinationMac, MemoryMetrics>;
 
 /// The functions wired on an emulator.
 pub struct Pipeline {
@@ -27,9 +37,10 @@ pub struct Pipeline {
     /// The ingest function's ports.
     pub ingest: vigil_ingest::Ports<DynamoStore, SqsQueue, MemoryMetrics>,
     /// The alert function's ports.
-    pub alert: vigil_alert::Ports<DynamoStore, SnsNotifier, MemoryMetrics>,
+    pub alert: AlertPorts,
     source: SqsEventSource,
     queue: SqsQueue,
+    now_ms: Arc<AtomicI64>,
 }
 
 /// The ingest function's ports as its `main.rs` builds them, on the pipeline's store and queue.
@@ -37,13 +48,7 @@ fn ingest_ports(
     store: &DynamoStore,
     queue: &SqsQueue,
 ) -> vigil_ingest::Ports<DynamoStore, SqsQueue, MemoryMetrics> {
-    vigil_ingest::Ports {
-        store: store.clone(),
-        queue: queue.clone(),
-        metrics: MemoryMetrics::default(),
-        limits: ValidationLimits::default(),
-        rules: BreachRules::default(),
-    }
+    vigil_ingest::Ports::new(store.clone(), queue.clone(), MemoryMetrics::default())
 }
 
 impl Pipeline {
@@ -64,25 +69,33 @@ impl Pipeline {
         let env: BTreeMap<String, String> = emulator.env_vars().into_iter().collect();
         let config =
             Config::from_lookup(|k| env.get(k).cloned()).map_err(|e| format!("config: {e}"))?;
-        let sdk = emulator.sdk_config();
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config);
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let aws = Aws {
+            config: config.clone(),
+            sdk: emulator.sdk_config(),
+        };
+        let store = aws.store();
+        let queue = aws.queue().map_err(|e| format!("alert queue: {e}"))?;
+        let alert = vigil_alert::Ports {
+            store: store.clone(),
+            notifier: aws
+                .notifier()
+                .map_err(|e| format!("operators topic: {e}"))?,
+            destination_mac: aws
+                .destination_mac()
+                .map_err(|e| format!("destination key: {e}"))?,
+            metrics: MemoryMetrics::default(),
+            sms_countries: config.sms_countries.clone(),
+        };
+        let ingest = ingest_ports(&store, &queue);
         let queue_url = config
             .alerts_queue_url()
             .map_err(|e| format!("alert queue: {e}"))?
             .to_owned();
-        let topic = config
-            .operators_topic_arn()
-            .map_err(|e| format!("operators topic: {e}"))?
-            .to_owned();
-        let queue = SqsQueue::new(sqs.clone(), queue_url.clone());
-        let ingest = ingest_ports(&store, &queue);
-        let alert = vigil_alert::Ports {
-            store: store.clone(),
-            notifier: SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), topic, None),
-            metrics: MemoryMetrics::default(),
-        };
-        let source = SqsEventSource::new(sqs, queue_url, emulator.region());
+        let source = SqsEventSource::new(
+            aws_sdk_sqs::Client::new(&aws.sdk),
+            queue_url,
+            emulator.region(),
+        );
         Ok(Pipeline {
             emulator,
             config,
@@ -91,6 +104,7 @@ impl Pipeline {
             alert,
             source,
             queue,
+            now_ms: Arc::new(AtomicI64::new(0)),
         })
     }
 
@@ -108,27 +122,16 @@ impl Pipeline {
             .expect("provision order and zones");
     }
 
-    /// Delivers a fix as IoT Core would: the rule's DynamoDB action writes last-seen, its Lambda
-    /// action invokes ingest (received 200 ms after the device time).
+    /// Delivers a fix as IoT Core would: the rule's Lambda action invokes ingest (received
+    /// 200 ms after the device time).
     pub async fn publish_fix(&self, fix: &Fix) -> Outcome {
         let received_at = fix.at_ms + 200;
-        self.store
-            .client()
-            .put_item()
-            .table_name(self.config.name(table::LAST_SEEN))
-            .set_item(Some(items::last_seen_item(
-                fix,
-                received_at,
-                received_at / 1000 + 86_400,
-            )))
-            .send()
-            .await
-            .expect("last-seen put");
-        self.publish_raw(fix.tag_id.as_str(), "fix", &fix_payload(fix), received_at)
+        self.publish_raw(fix.tag_id.as_str(), "fix", &encode_fix(fix), received_at)
             .await
     }
 
-    /// Delivers any payload on `tags/{tag}/{channel}` to ingest, as the rule encodes it.
+    /// Delivers any payload on `tags/{tag}/{channel}` to ingest, as the rule encodes it; the
+    /// pipeline's clock moves to `received_at_ms` if that is later.
     pub async fn publish_raw(
         &self,
         tag: &str,
@@ -136,12 +139,28 @@ impl Pipeline {
         payload: &[u8],
         received_at_ms: i64,
     ) -> Outcome {
+        self.advance_clock(received_at_ms);
         handle(
             rule_event(tag, channel, payload, received_at_ms),
             &self.ingest,
         )
         .await
         .expect("ingest")
+    }
+
+    /// Moves the pipeline's clock to `now_ms` if that is later.
+    pub fn advance_clock(&self, now_ms: i64) {
+        self.now_ms.fetch_max(now_ms, Ordering::SeqCst);
+    }
+
+    /// Starts the pipeline's clock again (a new scenario's timeline, after an emulator reset).
+    pub fn reset_clock(&self) {
+        self.now_ms.store(0, Ordering::SeqCst);
+    }
+
+    /// The pipeline's clock: the newest receive time published (or advanced to).
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms.load(Ordering::SeqCst)
     }
 
     /// Runs the alert function on everything in the alert queue, batch by batch, until it is
@@ -163,8 +182,7 @@ impl Pipeline {
                 return Ok(handled);
             }
             let event = serde_json::from_value(batch.event.clone()).expect("the SQS event shape");
-            let response =
-                handle_batch(event, &self.alert, chrono::Utc::now().timestamp_millis()).await;
+            let response = handle_batch(event, &self.alert, self.now_ms()).await;
             let response = serde_json::to_value(&response).expect("a batch response is JSON");
             handled += self.source.complete(&batch, &response).await?;
         }
@@ -176,7 +194,7 @@ impl Pipeline {
     }
 
     /// Operator-topic events the emulator recorded.
-    pub async fn operator_events(&self) -> Vec<OperatorEvent> {
+    pub async fn operator_events(&self) -> Vec<TopicMessage> {
         self.emulator
             .operator_events()
             .await

@@ -9,7 +9,7 @@ use vigil_pipeline::Pipeline;
 use vigil_testkit::{VICTIM_PHONE, fix_north, home_zone, order};
 
 fn t0() -> i64 {
-    // Device times near the wall clock, as a live tag's: the alert function runs on real time.
+    // Device times near the wall clock, as a live tag's; the pipeline's clock follows them.
     chrono::Utc::now().timestamp_millis() - 3_600_000
 }
 
@@ -94,33 +94,55 @@ async fn the_same_fix_and_the_same_alert_event_twice_send_nothing_more() {
     let p = pipeline().await;
     let f = fix(t0(), 1, 0, 400.0);
     p.publish_fix(&f).await;
-    assert_eq!(p.publish_fix(&f).await, Outcome::Evaluated { events: 0 });
+    assert_eq!(p.publish_fix(&f).await, Outcome::Duplicate);
     p.drain().await;
     assert_eq!(p.sms().await.len(), 1);
-    // The same alert event queued again (a redelivery or a second ingest of it): SQS FIFO
-    // drops it within 5 minutes, the alert function's claim after that; either way, no SMS.
     let events = p.store.states(&OrderId::new("o1").unwrap()).await.unwrap();
     assert!(events[&ZoneId::new("home").unwrap()].pending.is_empty());
-    let again = vigil_core::events::AlertEvent {
+    // A tag event delivered twice (a redelivery): handled once.
+    let seq5 = vigil_core::events::AlertEvent {
+        event_id: "te:o1:tag-1:5:abcd".into(),
+        order_id: OrderId::new("o1").unwrap(),
+        tag_id: TagId::new("tag-1").unwrap(),
+        at_ms: f.at_ms,
+        received_at_ms: f.at_ms + 200,
+        body: vigil_core::events::AlertBody::TagEvent {
+            kind: vigil_core::TagEventKind::BatteryLow,
+            seq: 5,
+            battery_pct: None,
+            content_hash: "abcd".into(),
+        },
+    };
+    let now = p.now_ms();
+    let first = vigil_alert::handle_event(&seq5, &p.alert, now)
+        .await
+        .unwrap();
+    assert!(matches!(first, vigil_alert::Outcome::Handled { .. }));
+    let second = vigil_alert::handle_event(&seq5, &p.alert, now)
+        .await
+        .unwrap();
+    assert_eq!(second, vigil_alert::Outcome::Duplicate);
+    // The zone change's id with other content (a forged event, or a claim planted for it):
+    // not a duplicate. It is handled, and operators are told urgently.
+    let forged = vigil_core::events::AlertEvent {
         event_id: vigil_core::events::AlertEvent::zone_change_id(
             &OrderId::new("o1").unwrap(),
             &ZoneId::new("home").unwrap(),
             1,
         ),
-        order_id: OrderId::new("o1").unwrap(),
-        tag_id: TagId::new("tag-1").unwrap(),
-        at_ms: f.at_ms,
-        body: vigil_core::events::AlertBody::TagEvent {
-            kind: vigil_core::TagEventKind::BatteryLow,
-            seq: 1,
-            battery_pct: None,
-        },
+        ..seq5
     };
-    let direct = vigil_alert::handle_event(&again, &p.alert, chrono::Utc::now().timestamp_millis())
+    match vigil_alert::handle_event(&forged, &p.alert, now)
         .await
-        .unwrap();
-    assert_eq!(direct, vigil_alert::Outcome::Duplicate);
-    assert_eq!(p.sms().await.len(), 1);
+        .unwrap()
+    {
+        vigil_alert::Outcome::Handled { kinds, urgency, .. } => {
+            assert!(kinds.contains(&"claim_mismatch".to_owned()), "{kinds:?}");
+            assert_eq!(urgency, vigil_core::Urgency::Urgent);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.sms().await.len(), 1, "a battery event texts nobody");
 }
 
 #[tokio::test]

@@ -7,8 +7,8 @@
 //!   once, on the quiet path (no zone near) and near a zone (inside the warning buffer, after
 //!   the warning, so no transitions);
 //! - the emulator's ceiling for the same per-fix requests, driven directly with the SDK (the
-//!   ingest handler and the last-seen PutItem, no MQTT, no bridge) at the bridge's concurrency:
-//!   one sequential stream per rule, the two rules side by side.
+//!   ingest handler, no MQTT, no bridge) at the bridge's concurrency: one sequential stream,
+//!   as the bridge handles its one rule's messages one at a time.
 
 use crate::executor::ExecutorError;
 use crate::local_stack::{LocalStackExecutor, StackParts, TagConnection, connect_tag};
@@ -17,7 +17,6 @@ use crate::{ScenarioExecutor, compare};
 use serde_json::json;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
-use vigil_aws::items::{self, table};
 use vigil_core::{Fix, TagId};
 use vigil_mqtt::Clock;
 
@@ -135,23 +134,13 @@ pub fn run(options: BenchOptions, out: &mut dyn Write) -> Result<(), ExecutorErr
     let result = executor.with_stack(async |parts| throughput(&parts, options).await);
     let figures = result.ok_or_else(|| fail("the local stack was stopped"))??;
     let n = options.tags * options.fixes_per_tag;
-    for (path, stack, direct, ingest_only) in [
-        (
-            "quiet",
-            figures.quiet,
-            figures.quiet_direct,
-            figures.quiet_ingest_only,
-        ),
-        (
-            "near",
-            figures.near,
-            figures.near_direct,
-            figures.near_ingest_only,
-        ),
+    for (path, stack, direct) in [
+        ("quiet", figures.quiet, figures.quiet_direct),
+        ("near", figures.near, figures.near_direct),
     ] {
         writeln!(
             out,
-            "{path} path: {stack:.0} fixes/s through the whole stack ({n} fixes, {} tags at once); emulator ceiling for the same requests at the bridge's concurrency {direct:.0} fixes/s (ingest's requests alone {ingest_only:.0}/s); ratio {:.2}",
+            "{path} path: {stack:.0} fixes/s through the whole stack ({n} fixes, {} tags at once); emulator ceiling for the same requests (ingest's, sequentially) {direct:.0} fixes/s; ratio {:.2}",
             options.tags,
             stack / direct
         )
@@ -173,8 +162,6 @@ struct Throughput {
     near: f64,
     quiet_direct: f64,
     near_direct: f64,
-    quiet_ingest_only: f64,
-    near_ingest_only: f64,
     reset: Duration,
 }
 
@@ -259,18 +246,7 @@ async fn throughput(parts: &StackParts<'_>, o: BenchOptions) -> Result<Throughpu
     // move on by a second per fix; each run continues the tags' counters.
     let (quiet, connections) =
         through_stack(parts, connections, fixes(false, 1, start_ms)?, n).await?;
-    let quiet_direct = direct(
-        parts,
-        fixes(false, k + 1, start_ms + k as i64 * 1000)?,
-        true,
-    )
-    .await?;
-    let quiet_ingest_only = direct(
-        parts,
-        fixes(false, 2 * k + 1, start_ms + 2 * k as i64 * 1000)?,
-        false,
-    )
-    .await?;
+    let quiet_direct = direct(parts, fixes(false, k + 1, start_ms + k as i64 * 1000)?).await?;
 
     // Into the buffer 20 minutes later (so the move is not an impossible speed): one warning
     // per tag, not timed; then the near runs, which change nothing.
@@ -302,13 +278,6 @@ async fn throughput(parts: &StackParts<'_>, o: BenchOptions) -> Result<Throughpu
     let near_direct = direct(
         parts,
         fixes(true, 4 * k + 2, near_base + (k as i64 + 1) * 1000)?,
-        true,
-    )
-    .await?;
-    let near_ingest_only = direct(
-        parts,
-        fixes(true, 5 * k + 2, near_base + (2 * k as i64 + 1) * 1000)?,
-        false,
     )
     .await?;
     let extra = pipeline
@@ -325,8 +294,6 @@ async fn throughput(parts: &StackParts<'_>, o: BenchOptions) -> Result<Throughpu
         near,
         quiet_direct,
         near_direct,
-        quiet_ingest_only,
-        near_ingest_only,
         reset,
     })
 }
@@ -341,7 +308,7 @@ async fn through_stack(
 ) -> Result<(f64, Vec<TagConnection>), ExecutorError> {
     let before = parts.bridge.stats();
     let target = |rule: &str| before.get(rule).map_or(0, |s| s.handled()) + n as u64;
-    let (ingest_target, last_seen_target) = (target("ingest"), target("last_seen"));
+    let ingest_target = target("ingest");
     let started = Instant::now();
     let tasks: Vec<_> = connections
         .into_iter()
@@ -351,7 +318,7 @@ async fn through_stack(
                 for f in &fixes {
                     let topic = format!("tags/{}/fix", f.tag_id);
                     connection
-                        .publish(&topic, &vigil_ingest::fix_payload(f))
+                        .publish(&topic, &vigil_core::fix::encode_fix(f))
                         .await?;
                 }
                 Ok::<_, ExecutorError>(connection)
@@ -367,8 +334,6 @@ async fn through_stack(
         .wait_until(Duration::from_secs(600), |s| {
             s.get("ingest")
                 .is_some_and(|s| s.handled() >= ingest_target)
-                && s.get("last_seen")
-                    .is_some_and(|s| s.handled() >= last_seen_target)
         })
         .await
         .map_err(|s| fail(format!("the bridge did not handle every fix: {s:?}")))?;
@@ -381,12 +346,8 @@ async fn through_stack(
 }
 
 /// The per-fix requests straight to the emulator: ingest's handler in one sequential stream
-/// and, with `last_seen`, the rule's PutItem in another beside it; fixes per second.
-async fn direct(
-    parts: &StackParts<'_>,
-    fixes: Vec<Vec<Fix>>,
-    last_seen: bool,
-) -> Result<f64, ExecutorError> {
+/// (which writes the tag's history itself); fixes per second.
+async fn direct(parts: &StackParts<'_>, fixes: Vec<Vec<Fix>>) -> Result<f64, ExecutorError> {
     let pipeline = parts.pipeline;
     // Round-robin over the tags, as the bridge would receive them.
     let longest = fixes.iter().map(Vec::len).max().unwrap_or(0);
@@ -401,35 +362,12 @@ async fn direct(
                 .publish_raw(
                     f.tag_id.as_str(),
                     "fix",
-                    &vigil_ingest::fix_payload(f),
+                    &vigil_core::fix::encode_fix(f),
                     received_at,
                 )
                 .await;
         }
     };
-    let table_name = pipeline.config.name(table::LAST_SEEN);
-    let puts = async {
-        if !last_seen {
-            return Ok(());
-        }
-        for f in &order {
-            pipeline
-                .store
-                .client()
-                .put_item()
-                .table_name(&table_name)
-                .set_item(Some(items::last_seen_item(
-                    f,
-                    received_at,
-                    received_at / 1000 + 604_800,
-                )))
-                .send()
-                .await
-                .map_err(|e| fail(format!("last-seen PutItem: {e}")))?;
-        }
-        Ok::<_, ExecutorError>(())
-    };
-    let ((), puts) = tokio::join!(ingest, puts);
-    puts?;
+    ingest.await;
     Ok(order.len() as f64 / started.elapsed().as_secs_f64())
 }

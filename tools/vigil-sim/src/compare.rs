@@ -238,7 +238,7 @@ fn compare_operator_events(expect: &Expectations, run: &Run) -> Vec<Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::executor::{OperatorEvent, Outcome, SentSms, StepRecord};
+    use crate::executor::{Outcome, SeenEvent, SentSms, StepRecord};
     use crate::scenario::{Channel, ExpectedOperatorEvent, ExpectedSms};
     use VictimAlert::*;
     use vigil_core::TagId;
@@ -269,7 +269,7 @@ mod tests {
                 .collect(),
             operator_events: kinds
                 .iter()
-                .map(|k| OperatorEvent {
+                .map(|k| SeenEvent {
                     kind: (*k).to_owned(),
                     order_id: None,
                     zone_id: None,

@@ -58,7 +58,7 @@ pub struct StepRecord {
     /// Victim SMS sent because of it.
     pub sms: Vec<SentSms>,
     /// Operator events published because of it.
-    pub operator_events: Vec<OperatorEvent>,
+    pub operator_events: Vec<SeenEvent>,
 }
 
 /// What the pipeline did with a message.
@@ -130,7 +130,7 @@ fn redacted<S: serde::Serializer>(phone: &PhoneNumber, s: S) -> Result<S::Ok, S:
 
 /// One event published to the operators.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OperatorEvent {
+pub struct SeenEvent {
     /// The kind, from vigil-core's one vocabulary (`vigil_core::events`): `zone_warning`,
     /// `zone_breach`, `zone_step_down`, `zone_clear`, `zone_out_of_force`, `late_fix`,
     /// `breach_persisting`, `breach_repeated`, `tag_event:<kind>`, `fix_rejected:<reason>`.
@@ -171,7 +171,7 @@ impl Run {
     }
 
     /// Every operator event, in order, with the step that caused it.
-    pub fn operator_events(&self) -> impl Iterator<Item = (&StepRecord, &OperatorEvent)> {
+    pub fn operator_events(&self) -> impl Iterator<Item = (&StepRecord, &SeenEvent)> {
         self.steps
             .iter()
             .flat_map(|s| s.operator_events.iter().map(move |e| (s, e)))

@@ -1,23 +1,20 @@
-//! The in-process executor: the scenario's messages go through vigil-core's parsing,
-//! validation, zone index, state machines and alert policy in this process, the way the ingest
-//! and alert functions will apply them, with no I/O.
+//! The in-process executor: the product without I/O. Each message goes through the ingest
+//! function's handler exactly as the IoT rule would deliver it, and the alert queue is drained
+//! through the alert function's handler, both over the in-memory adapters of `vigil-aws`
+//! (one store shared by both, as the tables are). No logic of the pipeline is repeated here:
+//! what this executor records is read back as the local-stack executor reads it
+//! ([`crate::observe`]).
 
-use crate::executor::{
-    ExecutorError, OperatorEvent, OrderLevel, Outcome, Run, ScenarioExecutor, SentSms, StepRecord,
-};
-use crate::report::{alert_name, level_name, serde_name};
-use crate::scenario::{Channel, Message, Scenario};
-use std::collections::{BTreeMap, HashMap, HashSet};
-use vigil_core::events::{operator_kinds, rejected_kind, tag_event_kind};
-use vigil_core::fix::{check_motion, parse_event, parse_fix};
-use vigil_core::policy::VictimDecision;
-use vigil_core::watch::{Notice, open_zones};
-use vigil_core::{
-    BreachRules, Fix, FixError, MemoryZoneIndex, OrderId, OrderWatch, ProtectionOrder, TagEvent,
-    TagEventKind, TagId, ValidationLimits, Zone,
-};
+use crate::executor::{ExecutorError, Run, ScenarioExecutor};
+use crate::observe::{Observer, Readback, order_levels};
+use crate::scenario::{Channel, Scenario};
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use vigil_aws::memory::{MemoryMac, MemoryNotifier, MemoryQueue, MemoryStore};
+use vigil_aws::metrics::MemoryMetrics;
+use vigil_aws::ports::AdminStore;
+use vigil_core::{BreachRules, ValidationLimits};
 
-/// Runs scenarios over vigil-core in this process.
+/// Runs scenarios through the product's handlers over in-memory ports.
 #[derive(Debug, Clone, Default)]
 pub struct InProcessExecutor {
     /// Validation limits, as the ingest function applies them.
@@ -33,242 +30,167 @@ impl InProcessExecutor {
     }
 }
 
+const NAME: &str = "in-process";
+
+fn fail(message: impl Into<String>) -> ExecutorError {
+    ExecutorError {
+        executor: NAME.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The two functions wired on one in-memory store, as the Lambdas are on one set of tables.
+struct Functions {
+    store: MemoryStore,
+    queue: MemoryQueue,
+    notifier: MemoryNotifier,
+    metrics: MemoryMetrics,
+    ingest: vigil_ingest::Ports<MemoryStore, MemoryQueue, MemoryMetrics>,
+    alert: vigil_alert::Ports<MemoryStore, MemoryNotifier, MemoryMac, MemoryMetrics>,
+    next_message_id: u64,
+}
+
+impl Functions {
+    fn new(executor: &InProcessExecutor) -> Functions {
+        let (store, queue, notifier, metrics) = (
+            MemoryStore::new(),
+            MemoryQueue::default(),
+            MemoryNotifier::default(),
+            MemoryMetrics::default(),
+        );
+        // The same configuration the functions read from their environment, defaults
+        // included (`VIGIL_SMS_COUNTRIES`).
+        let config = vigil_aws::Config::from_lookup(|_| None).expect("the default configuration");
+        Functions {
+            ingest: vigil_ingest::Ports {
+                store: store.clone(),
+                queue: queue.clone(),
+                metrics: metrics.clone(),
+                limits: executor.limits.clone(),
+                rules: executor.rules.clone(),
+            },
+            alert: vigil_alert::Ports {
+                store: store.clone(),
+                notifier: notifier.clone(),
+                destination_mac: MemoryMac::default(),
+                metrics: metrics.clone(),
+                sms_countries: config.sms_countries,
+            },
+            store,
+            queue,
+            notifier,
+            metrics,
+            next_message_id: 0,
+        }
+    }
+
+    /// Runs the alert function on everything queued, as SQS FIFO batches of up to ten,
+    /// grouped by order, at `now_ms`, until the queue is empty.
+    async fn drain(&mut self, now_ms: i64) -> Result<(), ExecutorError> {
+        loop {
+            let events = self.queue.drain();
+            if events.is_empty() {
+                return Ok(());
+            }
+            for chunk in events.chunks(10) {
+                let mut batch = SqsEvent::default();
+                for e in chunk {
+                    self.next_message_id += 1;
+                    let mut m = SqsMessage::default();
+                    m.message_id = Some(format!("m-{}", self.next_message_id));
+                    m.body = Some(serde_json::to_string(e).expect("events serialize"));
+                    m.attributes.insert(
+                        vigil_alert::batch::MESSAGE_GROUP_ID.to_owned(),
+                        e.order_id.to_string(),
+                    );
+                    batch.records.push(m);
+                }
+                let response = vigil_alert::handle_batch(batch, &self.alert, now_ms).await;
+                if let Some(f) = response.batch_item_failures.first() {
+                    return Err(fail(format!(
+                        "the alert function failed on message {} in memory",
+                        f.item_identifier
+                    )));
+                }
+            }
+        }
+    }
+}
+
 impl ScenarioExecutor for InProcessExecutor {
     fn name(&self) -> &str {
-        "in-process"
+        NAME
     }
 
     fn execute(&mut self, scenario: &Scenario) -> Result<Run, ExecutorError> {
-        let mut pipeline = Pipeline::new(scenario, self);
-        let steps = scenario
-            .messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| pipeline.deliver(i, m))
-            .collect();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| fail(format!("starting the async runtime: {e}")))?;
+        runtime.block_on(self.run(scenario))
+    }
+}
+
+impl InProcessExecutor {
+    async fn run(&self, scenario: &Scenario) -> Result<Run, ExecutorError> {
+        let mut f = Functions::new(self);
+        for order in &scenario.orders {
+            let zones: Vec<_> = scenario
+                .zones
+                .iter()
+                .filter(|z| z.order_id() == &order.order_id)
+                .cloned()
+                .collect();
+            vigil_cli::orders::provision_order(&f.store, order, &zones)
+                .await
+                .map_err(|e| fail(format!("provisioning order {}: {e}", order.order_id)))?;
+        }
+        let mut observer = Observer::default();
+        let mut steps = Vec::with_capacity(scenario.messages.len());
+        for (index, message) in scenario.messages.iter().enumerate() {
+            let (sms_before, events_before) =
+                (f.notifier.sms().len(), f.notifier.operator_events().len());
+            let duplicates_before = f.metrics.total("MessageDuplicate");
+            let channel = match message.channel {
+                Channel::Fix => "fix",
+                Channel::Event => "event",
+            };
+            let event = vigil_ingest::rule_event(
+                message.tag_id.as_str(),
+                channel,
+                message.payload.as_bytes(),
+                message.received_at_ms,
+            );
+            vigil_ingest::handle(event, &f.ingest)
+                .await
+                .map_err(|e| fail(format!("{}: ingest failed in memory: {e}", message.source)))?;
+            f.drain(message.received_at_ms).await?;
+            let quarantined = f
+                .store
+                .quarantined(message.tag_id.as_str())
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let readback = Readback {
+                sms: f.notifier.sms()[sms_before..]
+                    .iter()
+                    .map(|s| (s.to.clone(), s.text.clone()))
+                    .collect(),
+                events: f.notifier.operator_events()[events_before..].to_vec(),
+                quarantined: observer.new_quarantine(&message.tag_id, quarantined),
+                duplicates: f.metrics.total("MessageDuplicate") - duplicates_before,
+                levels: order_levels(&f.store, scenario, &message.tag_id)
+                    .await
+                    .map_err(fail)?,
+            };
+            steps.push(
+                observer
+                    .step(scenario, index, message, readback)
+                    .map_err(fail)?,
+            );
+        }
         Ok(Run {
-            executor: self.name().to_owned(),
+            executor: NAME.to_owned(),
             steps,
         })
-    }
-}
-
-/// The state the live pipeline keeps in its tables, held in memory for one run.
-struct Pipeline<'a> {
-    scenario: &'a Scenario,
-    limits: &'a ValidationLimits,
-    rules: &'a BreachRules,
-    index: MemoryZoneIndex,
-    watches: BTreeMap<OrderId, OrderWatch>,
-    /// Each tag's newest accepted fix: the reference of the speed check.
-    newest_fix: HashMap<TagId, Fix>,
-    /// (tag, seq) of every accepted message.
-    seen: HashSet<(TagId, u64)>,
-}
-
-impl<'a> Pipeline<'a> {
-    fn new(scenario: &'a Scenario, executor: &'a InProcessExecutor) -> Self {
-        let mut index = MemoryZoneIndex::new();
-        for zone in &scenario.zones {
-            index.insert(zone.clone());
-        }
-        Self {
-            scenario,
-            limits: &executor.limits,
-            rules: &executor.rules,
-            index,
-            watches: BTreeMap::new(),
-            newest_fix: HashMap::new(),
-            seen: HashSet::new(),
-        }
-    }
-
-    fn deliver(&mut self, index: usize, message: &Message) -> StepRecord {
-        let mut effects = Effects::default();
-        let payload = message.payload.as_bytes();
-        let (tag, at) = (&message.tag_id, message.received_at_ms);
-        let outcome = match message.channel {
-            Channel::Fix => match parse_fix(payload, tag, at, self.limits) {
-                Ok(fix) => self.on_fix(fix, &mut effects),
-                Err(e) => effects.reject(&e),
-            },
-            Channel::Event => match parse_event(payload, tag, at, self.limits) {
-                Ok(event) => self.on_event(event, &mut effects),
-                Err(e) => effects.reject(&e),
-            },
-        };
-        let levels = self
-            .scenario
-            .orders_of(tag)
-            .map(|o| OrderLevel {
-                order_id: o.order_id.clone(),
-                level: self
-                    .watches
-                    .get(&o.order_id)
-                    .map(OrderWatch::level)
-                    .unwrap_or_default(),
-            })
-            .collect();
-        StepRecord {
-            message: index,
-            at_s: message.at_s,
-            tag_id: message.tag_id.clone(),
-            channel: message.channel,
-            outcome,
-            levels,
-            sms: effects.sms,
-            operator_events: effects.operator_events,
-        }
-    }
-
-    /// Dedupe, speed check, then every order of the tag judges the fix against the zones
-    /// near it and its open zones.
-    fn on_fix(&mut self, fix: Fix, effects: &mut Effects) -> Outcome {
-        if self.seen.contains(&(fix.tag_id.clone(), fix.seq)) {
-            return Outcome::Duplicate { seq: fix.seq };
-        }
-        let newest = self.newest_fix.get(&fix.tag_id);
-        if let Some(previous) = newest
-            && let Err(e) = check_motion(previous, &fix, self.limits)
-        {
-            return effects.reject(&e);
-        }
-        let late_by_ms = newest
-            .filter(|n| (n.at_ms, n.seq) > (fix.at_ms, fix.seq))
-            .map(|n| n.at_ms - fix.at_ms);
-        self.seen.insert((fix.tag_id.clone(), fix.seq));
-        if late_by_ms.is_none() {
-            self.newest_fix.insert(fix.tag_id.clone(), fix.clone());
-        }
-        let near: Vec<&Zone> =
-            self.index
-                .candidates(fix.lat, fix.lon, self.rules.lookup_radius_m(fix.accuracy_m));
-        for order in self.scenario.orders_of(&fix.tag_id) {
-            let watch = self.watches.entry(order.order_id.clone()).or_default();
-            let mut zones = near.clone();
-            zones.extend(
-                open_zones(&watch.states)
-                    .iter()
-                    .filter_map(|id| self.index.get(id)),
-            );
-            for notice in watch.on_fix(order, &zones, &fix, self.rules) {
-                effects.zone_notice(order, &notice);
-            }
-        }
-        Outcome::Fix {
-            seq: fix.seq,
-            at_ms: fix.at_ms,
-            lat: fix.lat,
-            lon: fix.lon,
-            accuracy_m: fix.accuracy_m,
-            late_by_ms,
-        }
-    }
-
-    /// Dedupe, then every order of the tag applies the event.
-    fn on_event(&mut self, event: TagEvent, effects: &mut Effects) -> Outcome {
-        if !self.seen.insert((event.tag_id.clone(), event.seq)) {
-            return Outcome::Duplicate { seq: event.seq };
-        }
-        for order in self.scenario.orders_of(&event.tag_id) {
-            let watch = self.watches.entry(order.order_id.clone()).or_default();
-            let notice = watch.on_event(order, &event);
-            effects.event_notice(order, event.kind, &notice);
-        }
-        Outcome::Event {
-            seq: event.seq,
-            kind: event.kind,
-        }
-    }
-}
-
-/// What one message caused: SMS sent and operator events published.
-#[derive(Default)]
-struct Effects {
-    sms: Vec<SentSms>,
-    operator_events: Vec<OperatorEvent>,
-}
-
-impl Effects {
-    /// A rejected message: one operator event with the reason.
-    fn reject(&mut self, e: &FixError) -> Outcome {
-        self.operator_events.push(OperatorEvent {
-            kind: rejected_kind(e.reason()),
-            order_id: None,
-            zone_id: None,
-            urgency: None,
-            detail: e.to_string(),
-        });
-        Outcome::Rejected {
-            reason: e.reason().to_owned(),
-            detail: e.to_string(),
-        }
-    }
-
-    /// A zone change: its operator event kinds, and the SMS if the policy sends one.
-    fn zone_notice(&mut self, order: &ProtectionOrder, notice: &Notice) {
-        if let Some(zc) = &notice.zone_change {
-            let what = match &zc.change.transition {
-                Some(t) => format!(
-                    "{} -> {} ({})",
-                    level_name(t.from),
-                    level_name(t.to),
-                    serde_name(&t.cause)
-                ),
-                None => format!("stays {}", level_name(zc.change.order_after)),
-            };
-            let d = zc.assessment.distance_m;
-            let place = if d <= 0.0 {
-                format!("{:.0} m inside", -d)
-            } else {
-                format!("{d:.0} m from the edge")
-            };
-            let held = held_note(notice);
-            for kind in operator_kinds(&zc.change) {
-                self.operator_events.push(OperatorEvent {
-                    kind,
-                    order_id: Some(order.order_id.clone()),
-                    zone_id: Some(zc.zone_id.clone()),
-                    urgency: Some(notice.decision.urgency),
-                    detail: format!("{}: {what}, {place}{held}", zc.zone_id),
-                });
-            }
-        }
-        self.sms(order, notice);
-    }
-
-    /// A tag event: its operator event, and the SMS if the policy sends one.
-    fn event_notice(&mut self, order: &ProtectionOrder, kind: TagEventKind, notice: &Notice) {
-        self.operator_events.push(OperatorEvent {
-            kind: tag_event_kind(kind),
-            order_id: Some(order.order_id.clone()),
-            zone_id: None,
-            urgency: Some(notice.decision.urgency),
-            detail: format!("tag reported {}{}", serde_name(&kind), held_note(notice)),
-        });
-        self.sms(order, notice);
-    }
-
-    fn sms(&mut self, order: &ProtectionOrder, notice: &Notice) {
-        if let (VictimDecision::Send(alert), Some(text)) =
-            (notice.decision.victim, &notice.sms_text)
-        {
-            self.sms.push(SentSms {
-                order_id: order.order_id.clone(),
-                to: order.victim.phone.clone(),
-                level: alert,
-                text: text.clone(),
-            });
-        }
-    }
-}
-
-/// "; victim SMS ... held by the cooldown" when the policy held one back.
-fn held_note(notice: &Notice) -> String {
-    match notice.decision.victim {
-        VictimDecision::HeldByCooldown(alert) => {
-            format!("; victim SMS {} held by the cooldown", alert_name(alert))
-        }
-        _ => String::new(),
     }
 }

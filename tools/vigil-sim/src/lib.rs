@@ -8,10 +8,11 @@
 //!   publishes (wire payloads) in delivery order.
 //! - [`executor`]: the [`ScenarioExecutor`] trait and the [`Run`] every executor records: per
 //!   message, what became of it, the order levels, the SMS sent and the operator events.
-//! - [`in_process`]: the first executor, which runs messages through vigil-core in this
-//!   process.
+//! - [`in_process`]: the first executor: the product's ingest and alert handlers over the
+//!   in-memory ports, in this process (the product without I/O).
 //! - [`local_stack`]: the second, which runs them through the whole local pipeline: MQTT with
 //!   mutual TLS, the IoT rule bridge, the functions on the emulator, SMS read back.
+//! - [`observe`]: how both executors turn what the stack recorded into a step record.
 //! - [`mod@compare`]: expectations against a run, whatever executed it.
 //! - [`report`]: the step table, verdict lines and the JSON report (phones always redacted).
 //! - [`svg`]: a hand-written SVG picture of a run: zones, buffers, tracks, alert markers.
@@ -20,7 +21,7 @@
 //! - [`bench`]: the `bench-local` command: latency and throughput of the whole local pipeline,
 //!   and the emulator's own ceiling for the same requests.
 //!
-//! Operator event kinds are vigil-core's vocabulary (`vigil_core::events`), so scenarios,
+//! Operator event kinds are vigil-core's vocabulary (`vigil_core::operator`), so scenarios,
 //! operators and the audit log name events the same way: `zone_warning`, `zone_breach`,
 //! `zone_step_down`, `zone_clear`, `zone_out_of_force`, `late_fix`, `breach_persisting`,
 //! `breach_repeated`, `tag_event:<kind>` and `fix_rejected:<reason>` (any rejected message,
@@ -32,6 +33,7 @@ pub mod demo;
 pub mod executor;
 pub mod in_process;
 pub mod local_stack;
+pub mod observe;
 pub mod report;
 pub mod runner;
 pub mod scenario;

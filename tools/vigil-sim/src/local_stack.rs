@@ -2,43 +2,36 @@
 //! tag's would in production. Each message is published over MQTT with mutual TLS, as its tag
 //! (the tag's certificate from the local PKI, QoS 1, PUBACK awaited), to the embedded broker;
 //! the IoT rule bridge applies `infra/rules/*.sql` with a [`ScenarioClock`] (so `received_at`
-//! is the scenario's device time and ingest validates time as it would live), invokes the
-//! ingest function in-process and writes last-seen with the rule's DynamoDB action; the alert
-//! function then drains the SQS FIFO alert queue as Lambda's event source mapping does.
+//! is the scenario's device time and ingest validates time as it would live) and invokes the
+//! ingest function in-process; the alert function then drains the SQS FIFO alert queue as
+//! Lambda's event source mapping does, at the same scenario clock.
 //!
-//! What happened is read back from the emulator, never from the functions' return values:
-//! - SMS: the emulator's record of SNS `Publish(PhoneNumber)` (`Emulator::sent_sms`). The
-//!   level and order of each SMS come from the operator event the alert function published
-//!   for it (`victim_sms: "sent:<alert>"`), paired by the victim's phone.
-//! - Operator events: the operators topic's messages, one [`OperatorEvent`] per kind in
-//!   their `kinds`; and, for rejected messages, the quarantine table, which is where the live
-//!   pipeline gives operators bad input (`fix_rejected:<reason>`, as the in-process executor
-//!   names them). The live pipeline does not publish rejections to the operators topic.
-//! - Outcomes: a message that left a quarantine record is rejected with that record's reason;
-//!   any other is recorded as accepted, its fields parsed from the published payload. The
-//!   stack does not report duplicates or lateness, so they show as accepted fixes.
-//! - Order levels: the `order_level_after` of the order's latest zone event.
+//! What happened is read back from the emulator, never from the functions' return values,
+//! and recorded by [`crate::observe`] exactly as the in-process executor records it:
+//! - SMS: the emulator's record of SNS `Publish(PhoneNumber)` (`Emulator::sent_sms`), paired
+//!   with the operator events (typed, `vigil_core::OperatorEvent`) that report them sent.
+//! - Operator events: the operators topic's messages; for rejected messages, the quarantine
+//!   table, which is where the live pipeline gives operators bad input.
+//! - Outcomes: rejected when the message left a quarantine record, a duplicate when ingest
+//!   counted one, otherwise accepted, its fields parsed from the published payload.
+//! - Order levels: the zone states in the tables.
 //!
 //! Between scenarios the emulator is reset (`Emulator::reset`, which recreates the
 //! resources), so no scenario sees another's SMS, states or claims. The broker, the bridge and
 //! the tags' MQTT connections are shared across scenarios.
 
-use crate::executor::{
-    ExecutorError, OperatorEvent, OrderLevel, Outcome, Run, ScenarioExecutor, SentSms, StepRecord,
-};
-use crate::scenario::{Channel, Message, Scenario};
+use crate::executor::{ExecutorError, Run, ScenarioExecutor, StepRecord};
+use crate::observe::{Observer, Readback, order_levels};
+use crate::scenario::{Message, Scenario};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use vigil_aws::metrics::MemoryMetrics;
 use vigil_aws::ports::AdminStore;
-use vigil_aws::ports::QuarantineRecord;
-use vigil_core::events::rejected_kind;
-use vigil_core::fix::{parse_event, parse_fix};
-use vigil_core::{AlertLevel, OrderId, PhoneNumber, TagId, Urgency, ValidationLimits, VictimAlert};
+use vigil_core::{PhoneNumber, TagId};
 use vigil_local::Emulator;
 use vigil_mqtt::bridge::default_rules_dir;
 use vigil_mqtt::pki::BRIDGE_CLIENT_ID;
@@ -71,6 +64,8 @@ pub struct LocalStackExecutor {
 /// The running local stack.
 struct LocalStack {
     pipeline: Arc<Pipeline>,
+    /// The ingest function's ports the bridge invokes (its counters are read back).
+    ingest: Arc<vigil_ingest::Ports<vigil_aws::DynamoStore, vigil_aws::SqsQueue, MemoryMetrics>>,
     pki: Pki,
     broker: LocalBroker,
     bridge: Bridge,
@@ -192,6 +187,9 @@ impl ScenarioExecutor for LocalStackExecutor {
                 .block_on(stack.pipeline.emulator.reset())
                 .map_err(|e| fail(format!("resetting the emulator between scenarios: {e}")))?;
             self.reset_time += started.elapsed();
+            // Each scenario has its own timeline: the functions' clock starts again with it
+            // (else the previous scenario's later time makes every alert look late).
+            stack.pipeline.reset_clock();
         }
         self.scenarios_run += 1;
         self.step_latencies.clear();
@@ -227,8 +225,8 @@ impl LocalStack {
             .iter()
             .map(|r| (r.name.clone(), r.statement.clone()))
             .collect();
-        let ingest: Arc<dyn RuleAction> =
-            Arc::new(InProcessLambda::ingest(Arc::new(pipeline.ingest_ports())));
+        let ingest_ports = Arc::new(pipeline.ingest_ports());
+        let ingest: Arc<dyn RuleAction> = Arc::new(InProcessLambda::ingest(ingest_ports.clone()));
         let dynamo = pipeline.store.client().clone();
         let actions = RuleTargets::default()
             .build(
@@ -251,6 +249,7 @@ impl LocalStack {
         .map_err(|e| fail(format!("the rule bridge: {e}")))?;
         Ok(LocalStack {
             pipeline,
+            ingest: ingest_ports,
             pki,
             broker,
             bridge,
@@ -286,12 +285,20 @@ impl LocalStack {
                 .await
                 .map_err(|e| fail(format!("provisioning order {}: {e}", order.order_id)))?;
         }
-        let mut readback = ReadBackState::default();
+        let mut observer = Observer::default();
+        let mut seen = (0, 0, self.ingest.metrics.total("MessageDuplicate"));
         let mut steps = Vec::with_capacity(scenario.messages.len());
         for (index, message) in scenario.messages.iter().enumerate() {
             steps.push(
-                self.deliver(scenario, index, message, &mut readback, latencies)
-                    .await?,
+                self.deliver(
+                    scenario,
+                    index,
+                    message,
+                    &mut observer,
+                    &mut seen,
+                    latencies,
+                )
+                .await?,
             );
         }
         Ok(Run {
@@ -307,7 +314,8 @@ impl LocalStack {
         scenario: &Scenario,
         index: usize,
         message: &Message,
-        readback: &mut ReadBackState,
+        observer: &mut Observer,
+        seen: &mut (usize, usize, u64),
         latencies: &mut Vec<Duration>,
     ) -> Result<StepRecord, ExecutorError> {
         let topic = message.topic();
@@ -353,56 +361,17 @@ impl LocalStack {
                 message.source, f.reason
             )));
         }
-        let handled = self
-            .pipeline
+        self.pipeline.advance_clock(message.received_at_ms);
+        self.pipeline
             .try_drain()
             .await
             .map_err(|e| fail(format!("draining the alert queue: {e}")))?;
         latencies.push(published.elapsed());
 
-        let quarantined = self.new_quarantine(&message.tag_id, readback).await?;
-        let mut effects = if handled > 0 {
-            self.new_effects(scenario, readback).await?
-        } else {
-            StepEffects::default()
-        };
-        for r in &quarantined {
-            effects.operator_events.push(OperatorEvent {
-                kind: rejected_kind(&r.reason),
-                order_id: None,
-                zone_id: None,
-                urgency: None,
-                detail: r.detail.clone(),
-            });
-        }
-        let outcome = match quarantined.first() {
-            Some(r) => Outcome::Rejected {
-                reason: r.reason.clone(),
-                detail: r.detail.clone(),
-            },
-            None => accepted(message),
-        };
-        let levels = scenario
-            .orders_of(&message.tag_id)
-            .map(|o| OrderLevel {
-                order_id: o.order_id.clone(),
-                level: readback
-                    .levels
-                    .get(&o.order_id)
-                    .copied()
-                    .unwrap_or_default(),
-            })
-            .collect();
-        Ok(StepRecord {
-            message: index,
-            at_s: message.at_s,
-            tag_id: message.tag_id.clone(),
-            channel: message.channel,
-            outcome,
-            levels,
-            sms: effects.sms,
-            operator_events: effects.operator_events,
-        })
+        let readback = self.readback(scenario, message, observer, seen).await?;
+        observer
+            .step(scenario, index, message, readback)
+            .map_err(|e| fail(format!("{}: {e}", message.source)))
     }
 
     /// Publishes at QoS 1 as `tag` (its own connection and certificate) and waits for the
@@ -424,119 +393,68 @@ impl LocalStack {
             .await
     }
 
-    /// Quarantine records of `tag` that were not there before this step.
-    async fn new_quarantine(
-        &self,
-        tag: &TagId,
-        readback: &mut ReadBackState,
-    ) -> Result<Vec<QuarantineRecord>, ExecutorError> {
-        let all = self
-            .pipeline
-            .store
-            .quarantined(tag.as_str())
-            .await
-            .map_err(|e| fail(format!("reading the quarantine table: {e}")))?;
-        let seen = readback.quarantine.entry(tag.clone()).or_default();
-        let mut known = seen.clone();
-        let mut fresh = Vec::new();
-        for r in all {
-            match known.iter().position(|k| *k == r) {
-                Some(i) => {
-                    known.swap_remove(i);
-                }
-                None => fresh.push(r),
-            }
-        }
-        seen.extend(fresh.iter().cloned());
-        Ok(fresh)
-    }
-
-    /// The SMS and operator events recorded since the last read-back.
-    async fn new_effects(
+    /// What the stack recorded since the previous message: SMS and operator events from the
+    /// emulator, the tag's quarantine records, the ingest's duplicate counter, the levels.
+    async fn readback(
         &self,
         scenario: &Scenario,
-        readback: &mut ReadBackState,
-    ) -> Result<StepEffects, ExecutorError> {
+        message: &Message,
+        observer: &mut Observer,
+        seen: &mut (usize, usize, u64),
+    ) -> Result<Readback, ExecutorError> {
         let emulator = &self.pipeline.emulator;
         let sms = emulator
             .sent_sms()
             .await
             .map_err(|e| fail(format!("reading back SMS: {e}")))?;
-        let events = emulator
+        let published = emulator
             .operator_events()
             .await
             .map_err(|e| fail(format!("reading back operator events: {e}")))?;
-        let new_sms = sms.get(readback.sms..).unwrap_or_default();
-        let new_events = events.get(readback.operator_events..).unwrap_or_default();
-        readback.sms = sms.len();
-        readback.operator_events = events.len();
-
-        let mut unpaired: Vec<&vigil_local::SentSms> = new_sms.iter().collect();
-        let mut effects = StepEffects::default();
-        for published in new_events {
-            let body: Value = serde_json::from_str(&published.message).map_err(|e| {
-                fail(format!(
-                    "an operator event is not JSON ({e}): {}",
-                    published.message
-                ))
-            })?;
-            let event = parse_operator_event(&body)?;
-            if let Some(level) = event.level_after {
-                readback.levels.insert(event.order_id.clone(), level);
-            }
-            if let Some(alert) = event.sms_sent {
-                let order = scenario
-                    .orders
-                    .iter()
-                    .find(|o| o.order_id == event.order_id)
-                    .ok_or_else(|| {
-                        fail(format!(
-                            "an operator event names order {}, which the scenario does not have",
-                            event.order_id
-                        ))
-                    })?;
-                let phone = &order.victim.phone;
-                let i = unpaired
-                    .iter()
-                    .position(|s| s.phone_number == phone.e164())
-                    .ok_or_else(|| {
-                        fail(format!(
-                            "order {} reports SMS {} sent, but the emulator recorded no SMS to {}",
-                            event.order_id,
-                            crate::report::alert_name(alert),
-                            phone.redacted()
-                        ))
-                    })?;
-                let recorded = unpaired.remove(i);
-                effects.sms.push(SentSms {
-                    order_id: event.order_id.clone(),
-                    to: PhoneNumber::new(&recorded.phone_number).map_err(|e| {
+        let new_sms = sms
+            .get(seen.0..)
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                PhoneNumber::new(&s.phone_number)
+                    .map(|p| (p, s.message.clone()))
+                    .map_err(|e| {
                         fail(format!(
                             "the emulator recorded an SMS to an invalid number: {e}"
                         ))
-                    })?,
-                    level: alert,
-                    text: recorded.message.clone(),
-                });
-            }
-            effects
-                .operator_events
-                .extend(event.kinds.into_iter().map(|kind| OperatorEvent {
-                    kind,
-                    order_id: Some(event.order_id.clone()),
-                    zone_id: event.zone_id.clone(),
-                    urgency: Some(event.urgency),
-                    detail: event.detail.clone(),
-                }));
-        }
-        if let Some(extra) = unpaired.first() {
-            return Err(fail(format!(
-                "the emulator recorded an SMS to {} that no operator event reports as sent",
-                PhoneNumber::new(&extra.phone_number)
-                    .map_or_else(|_| "?".to_owned(), |p| p.redacted())
-            )));
-        }
-        Ok(effects)
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let events = published
+            .get(seen.1..)
+            .unwrap_or_default()
+            .iter()
+            .map(|m| {
+                serde_json::from_str::<vigil_core::OperatorEvent>(&m.message).map_err(|e| {
+                    fail(format!(
+                        "an operator event is not a v1 operator event ({e})"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let duplicates = self.ingest.metrics.total("MessageDuplicate");
+        let quarantined = self
+            .pipeline
+            .store
+            .quarantined(message.tag_id.as_str())
+            .await
+            .map_err(|e| fail(format!("reading the quarantine table: {e}")))?;
+        let readback = Readback {
+            sms: new_sms,
+            events,
+            quarantined: observer.new_quarantine(&message.tag_id, quarantined),
+            duplicates: duplicates - seen.2,
+            levels: order_levels(&self.pipeline.store, scenario, &message.tag_id)
+                .await
+                .map_err(fail)?,
+        };
+        *seen = (sms.len(), published.len(), duplicates);
+        Ok(readback)
     }
 }
 
@@ -600,100 +518,4 @@ impl TagConnection {
         let _ = self.client.disconnect().await;
         self.task.abort();
     }
-}
-
-/// What has been read back so far in one scenario.
-#[derive(Default)]
-struct ReadBackState {
-    sms: usize,
-    operator_events: usize,
-    quarantine: HashMap<TagId, Vec<QuarantineRecord>>,
-    levels: HashMap<OrderId, AlertLevel>,
-}
-
-#[derive(Default)]
-struct StepEffects {
-    sms: Vec<SentSms>,
-    operator_events: Vec<OperatorEvent>,
-}
-
-/// The fields of the alert function's operator event the run needs.
-struct PublishedEvent {
-    kinds: Vec<String>,
-    order_id: OrderId,
-    zone_id: Option<vigil_core::ZoneId>,
-    urgency: Urgency,
-    level_after: Option<AlertLevel>,
-    sms_sent: Option<VictimAlert>,
-    detail: String,
-}
-
-fn parse_operator_event(body: &Value) -> Result<PublishedEvent, ExecutorError> {
-    let bad = |what: &str| fail(format!("operator event without a valid {what}: {body}"));
-    let field = |k: &str| body.get(k).cloned().unwrap_or(Value::Null);
-    let kinds: Vec<String> = serde_json::from_value(field("kinds")).map_err(|_| bad("kinds"))?;
-    let order_id: OrderId =
-        serde_json::from_value(field("order_id")).map_err(|_| bad("order_id"))?;
-    let zone_id: Option<vigil_core::ZoneId> =
-        serde_json::from_value(field("zone_id")).map_err(|_| bad("zone_id"))?;
-    let urgency: Urgency = serde_json::from_value(field("urgency")).map_err(|_| bad("urgency"))?;
-    let level_after: Option<AlertLevel> =
-        serde_json::from_value(field("order_level_after")).map_err(|_| bad("order_level_after"))?;
-    let victim_sms = field("victim_sms");
-    let victim_sms = victim_sms.as_str().ok_or_else(|| bad("victim_sms"))?;
-    let sms_sent = match victim_sms.strip_prefix("sent:") {
-        Some(alert) => Some(
-            serde_json::from_value(Value::String(alert.to_owned()))
-                .map_err(|_| bad("victim_sms"))?,
-        ),
-        None => None,
-    };
-    let place = body
-        .get("distance_m")
-        .and_then(Value::as_f64)
-        .map(|d| {
-            if d <= 0.0 {
-                format!(", {:.0} m inside", -d)
-            } else {
-                format!(", {d:.0} m from the edge")
-            }
-        })
-        .unwrap_or_default();
-    let what = zone_id
-        .as_ref()
-        .map_or_else(|| "tag event".to_owned(), ToString::to_string);
-    Ok(PublishedEvent {
-        detail: format!("{what}{place}; victim SMS {victim_sms}"),
-        kinds,
-        order_id,
-        zone_id,
-        urgency,
-        level_after,
-        sms_sent,
-    })
-}
-
-/// The outcome of a message the stack accepted, from the payload as published.
-fn accepted(message: &Message) -> Outcome {
-    let limits = ValidationLimits::default();
-    let payload = message.payload.as_bytes();
-    let (tag, at) = (&message.tag_id, message.received_at_ms);
-    let parsed = match message.channel {
-        Channel::Fix => parse_fix(payload, tag, at, &limits).map(|fix| Outcome::Fix {
-            seq: fix.seq,
-            at_ms: fix.at_ms,
-            lat: fix.lat,
-            lon: fix.lon,
-            accuracy_m: fix.accuracy_m,
-            late_by_ms: None,
-        }),
-        Channel::Event => parse_event(payload, tag, at, &limits).map(|event| Outcome::Event {
-            seq: event.seq,
-            kind: event.kind,
-        }),
-    };
-    parsed.unwrap_or_else(|e| Outcome::Rejected {
-        reason: e.reason().to_owned(),
-        detail: format!("the stack accepted it, but vigil-core rejects it: {e}"),
-    })
 }

@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use vigil_core::zone::ScheduleSpec;
@@ -69,11 +69,12 @@ pub struct OrderEntry {
     pub zones: Vec<ZoneEntry>,
 }
 
-/// A zone, nested under the order it protects (the order is implied).
+/// A zone, nested under the order it belongs to (the order is implied).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZoneEntry {
-    /// The zone's id. Two orders may declare the same id for one shared zone.
+    /// The zone's id within its order. Two orders may each have a zone `home`: they are two
+    /// zones, each protecting its own order.
     pub zone_id: ZoneId,
     /// What it protects; `other` when absent.
     #[serde(default)]
@@ -250,7 +251,7 @@ pub struct Scenario {
     pub start: DateTime<Utc>,
     /// The orders, in file order.
     pub orders: Vec<ProtectionOrder>,
-    /// The zones, each once; a zone declared by several orders protects all of them.
+    /// Every order's zones (a zone belongs to the order that declares it).
     pub zones: Vec<Zone>,
     /// The messages, in delivery order: by `at_s`; at the same second fixes first, each kind
     /// in file order.
@@ -336,9 +337,9 @@ impl Scenario {
     /// events), so defaulted counters never collide across the two topics.
     ///
     /// Fails, naming the field's path, on unknown fields, wrong types, invalid identifiers or
-    /// phone numbers, a zone refused by vigil-core, a zone id declared twice with different
-    /// definitions, a fix with neither position fields nor `raw` (or with both), or an
-    /// expected SMS to a phone no victim has.
+    /// phone numbers, a zone refused by vigil-core, a zone id declared twice in one order, a
+    /// fix with neither position fields nor `raw` (or with both), or an expected SMS to a
+    /// phone no victim has.
     pub fn from_json(json: &str) -> Result<Scenario, ScenarioError> {
         Self::from_file(parse_file(json)?)
     }
@@ -353,8 +354,7 @@ impl Scenario {
         }
         let mut order_ids = HashSet::new();
         let mut orders = Vec::with_capacity(file.orders.len());
-        // Zone id -> (spec, the path of its first declaration).
-        let mut zones: BTreeMap<ZoneId, (ZoneSpec, String)> = BTreeMap::new();
+        let mut zones = Vec::new();
         for (i, entry) in file.orders.iter().enumerate() {
             if !order_ids.insert(entry.order_id.clone()) {
                 return Err(ScenarioError::at(
@@ -362,17 +362,20 @@ impl Scenario {
                     format!("order {} is declared twice", entry.order_id),
                 ));
             }
+            let mut ids: HashSet<&ZoneId> = HashSet::new();
             for (j, z) in entry.zones.iter().enumerate() {
                 let path = format!("orders[{i}].zones[{j}]");
-                let spec = zone_spec(z, &entry.order_id, &path)?;
-                match zones.get_mut(&z.zone_id) {
-                    None => {
-                        zones.insert(z.zone_id.clone(), (spec, path));
-                    }
-                    Some((first, first_path)) => {
-                        merge_zone(first, &spec, first_path, &path)?;
-                    }
+                if !ids.insert(&z.zone_id) {
+                    return Err(ScenarioError::at(
+                        path,
+                        format!(
+                            "zone {} is declared twice in order {}",
+                            z.zone_id, entry.order_id
+                        ),
+                    ));
                 }
+                let spec = zone_spec(z, &entry.order_id, &path)?;
+                zones.push(Zone::new(spec).map_err(|e| ScenarioError::at(path, e.to_string()))?);
             }
             orders.push(ProtectionOrder {
                 order_id: entry.order_id.clone(),
@@ -384,10 +387,6 @@ impl Scenario {
                 policy: entry.policy.clone(),
             });
         }
-        let zones = zones
-            .into_values()
-            .map(|(spec, path)| Zone::new(spec).map_err(|e| ScenarioError::at(path, e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
 
         let phones: HashSet<&PhoneNumber> = orders.iter().map(|o| &o.victim.phone).collect();
         for (k, sms) in file.expect.sms.iter().enumerate() {
@@ -454,46 +453,8 @@ fn zone_spec(z: &ZoneEntry, order: &OrderId, path: &str) -> Result<ZoneSpec, Sce
         schedule: z.schedule.clone(),
         valid_from: z.valid_from,
         valid_until: z.valid_until,
-        orders: vec![order.clone()],
+        order_id: order.clone(),
     })
-}
-
-/// Merges a second declaration of a zone into the first: one zone protecting both orders.
-fn merge_zone(
-    first: &mut ZoneSpec,
-    again: &ZoneSpec,
-    first_path: &str,
-    path: &str,
-) -> Result<(), ScenarioError> {
-    let id = &again.zone_id;
-    if first.shape != again.shape || first.buffer_m != again.buffer_m {
-        return Err(ScenarioError::at(
-            path,
-            format!(
-                "zone {id} is already declared at {first_path} with a different geometry; one zone id is one place: give the same shape and buffer_m, or another zone_id"
-            ),
-        ));
-    }
-    if first.kind != again.kind
-        || first.schedule != again.schedule
-        || first.valid_from != again.valid_from
-        || first.valid_until != again.valid_until
-    {
-        return Err(ScenarioError::at(
-            path,
-            format!(
-                "zone {id} is already declared at {first_path} with a different kind, schedule or validity; declare it the same way in both orders"
-            ),
-        ));
-    }
-    if first.orders.contains(&again.orders[0]) {
-        return Err(ScenarioError::at(
-            path,
-            format!("zone {id} is declared twice in the same order"),
-        ));
-    }
-    first.orders.extend(again.orders.iter().cloned());
-    Ok(())
 }
 
 fn wire(v: &WireValue) -> serde_json::Value {
@@ -657,27 +618,28 @@ mod tests {
     }
 
     #[test]
-    fn shared_zone_merges_only_when_identical() {
+    fn two_orders_zones_of_one_id_are_two_zones() {
+        // Issue 11, defect 3: two victims' zones called `home` must work as two zones, even
+        // at different places.
         let mut v = minimal();
         let mut second = v["orders"][0].clone();
         second["order_id"] = json!("o-2");
         second["tag_id"] = json!("tag-2");
+        second["zones"][0]["circle"]["lat"] = json!(40.4);
         v["orders"].as_array_mut().unwrap().push(second.clone());
         let s = Scenario::from_json(&v.to_string()).unwrap();
-        assert_eq!(s.zones.len(), 1);
-        let orders: Vec<&str> = s.zones[0].orders().iter().map(|o| o.as_str()).collect();
-        assert_eq!(orders, ["o-1", "o-2"]);
+        assert_eq!(s.zones.len(), 2);
+        let owners: Vec<&str> = s.zones.iter().map(|z| z.order_id().as_str()).collect();
+        assert_eq!(owners, ["o-1", "o-2"]);
+        assert_eq!(s.zones[0].id(), s.zones[1].id());
 
-        second["zones"][0]["circle"]["radius_m"] = json!(120);
-        v["orders"][1] = second.clone();
-        let e = err(v.clone());
-        assert_eq!(e.path, "orders[1].zones[0]");
-        assert!(e.message.contains("different geometry"), "{e}");
-
-        second["zones"][0]["circle"]["radius_m"] = json!(100);
-        second["zones"][0]["kind"] = json!("work");
-        v["orders"][1] = second;
-        assert!(err(v).message.contains("different kind"));
+        let mut twice = v["orders"][0].clone();
+        let zone = twice["zones"][0].clone();
+        twice["zones"].as_array_mut().unwrap().push(zone);
+        v["orders"][0] = twice;
+        let e = err(v);
+        assert_eq!(e.path, "orders[0].zones[1]");
+        assert!(e.message.contains("declared twice"), "{e}");
     }
 
     #[test]

@@ -206,10 +206,14 @@ fn rejected_fixes_never_send_sms() {
 }
 
 #[test]
-fn two_orders_share_one_zone() {
+fn two_orders_each_have_their_own_home() {
     let (scenario, _) = run("two_orders_one_victim");
-    assert_eq!(scenario.zones.len(), 1);
-    assert_eq!(scenario.zones[0].orders().len(), 2);
+    assert_eq!(scenario.zones.len(), 2);
+    assert_ne!(scenario.zones[0].order_id(), scenario.zones[1].order_id());
+    assert_eq!(
+        scenario.zones[0].spec().shape,
+        scenario.zones[1].spec().shape
+    );
 }
 
 #[test]
