@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use vigil_aws::ports::{AdminStore, AuditLog};
 use vigil_core::OrderId;
@@ -103,6 +104,7 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path)
         .map_err(CliError::io(format!(
             "creating {} (an evidence bundle is never overwritten: choose a new --out)",
@@ -140,7 +142,13 @@ pub async fn export<S: AdminStore + AuditLog>(
     }
     let json = serde_json::to_vec_pretty(&records).expect("records serialize");
     let csv = records_csv(&records)?;
-    std::fs::create_dir_all(out).map_err(CliError::io(format!("creating {}", out.display())))?;
+    // Offender positions and SMS texts: readable by the operator only (0700 folder, 0600
+    // files), whatever the umask.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(out)
+        .map_err(CliError::io(format!("creating {}", out.display())))?;
     let manifest = Manifest {
         order_id: order_id.clone(),
         exported_at: now,

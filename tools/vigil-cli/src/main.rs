@@ -82,7 +82,7 @@ enum Group {
 enum OrderCmd {
     /// Create an order (and the zones its file lists) from a JSON/YAML file or from flags.
     #[command(
-        after_help = "Examples:\n  vigil orders create --file order.yaml\n  vigil orders create --order-id o-1 --tag tag-0042 --victim-id v-1 \\\n    --phone +447700900123 --language en --time-zone Europe/London --valid-until 2027-06-01\n\nThe file holds order_id, tag_id, victim {victim_id, phone, language}, and optionally\ntime_zone, valid_from, valid_until, policy, zones (see docs/CLI.md)."
+        after_help = "Examples:\n  vigil orders create --file order.yaml\n  vigil orders create --order-id o-1 --tag tag-0042 --victim-id v-1 \\\n    --phone-file phone.txt --language en --time-zone Europe/London --valid-until 2027-06-01\n\nThe file holds order_id, tag_id, victim {victim_id, phone, language}, and optionally\ntime_zone, valid_from, valid_until, policy, zones (see docs/CLI.md)."
     )]
     Create(Box<CreateOrder>),
     /// Show one order with its zones.
@@ -115,7 +115,7 @@ enum OrderCmd {
 #[derive(Args, Debug)]
 struct CreateOrder {
     /// Order file, JSON or YAML (.yaml/.yml).
-    #[arg(long, conflicts_with_all = ["order_id", "tag", "victim_id", "phone", "language"])]
+    #[arg(long, conflicts_with_all = ["order_id", "tag", "victim_id", "phone_file", "language"])]
     file: Option<PathBuf>,
     /// Order id.
     #[arg(long)]
@@ -126,9 +126,11 @@ struct CreateOrder {
     /// The victim's id.
     #[arg(long)]
     victim_id: Option<String>,
-    /// The victim's phone, E.164 (e.g. +447700900123).
-    #[arg(long)]
-    phone: Option<String>,
+    /// A file whose first line is the victim's phone, E.164 (e.g. +447700900123); `-` reads
+    /// it from standard input. Never on the command line, where `ps`, shell history and CI
+    /// logs would keep it.
+    #[arg(long, value_name = "PATH")]
+    phone_file: Option<PathBuf>,
     /// The victim's language: en, es, fr or de.
     #[arg(long)]
     language: Option<String>,
@@ -320,6 +322,33 @@ fn render(json: bool, r: &impl Report) -> Result<()> {
     Ok(())
 }
 
+/// The victim's phone from `--phone-file` (`-`: standard input): the first line, trimmed.
+fn read_phone(path: Option<&std::path::Path>) -> Result<String> {
+    let path = path.ok_or_else(|| {
+        CliError::Invalid(
+            "--phone-file is required without --file (a file, or - for standard input)".into(),
+        )
+    })?;
+    let text = if path == std::path::Path::new("-") {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(CliError::io(
+            "reading the phone from standard input".to_owned(),
+        ))?;
+        line
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(CliError::io(format!("reading {}", path.display())))?
+    };
+    let phone = text.lines().next().unwrap_or_default().trim().to_owned();
+    if phone.is_empty() {
+        return Err(CliError::Invalid(format!(
+            "--phone-file {}: no phone number on its first line",
+            path.display()
+        )));
+    }
+    Ok(phone)
+}
+
 fn order_spec(c: &CreateOrder) -> Result<OrderSpec> {
     if let Some(f) = &c.file {
         return input::read_spec(f);
@@ -336,7 +365,7 @@ fn order_spec(c: &CreateOrder) -> Result<OrderSpec> {
         tag_id: need(&c.tag, "--tag")?,
         victim: VictimSpec {
             victim_id: need(&c.victim_id, "--victim-id")?,
-            phone: need(&c.phone, "--phone")?,
+            phone: read_phone(c.phone_file.as_deref())?,
             language: need(&c.language, "--language")?,
         },
         time_zone: c.time_zone.clone(),

@@ -4,9 +4,10 @@
 
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use vigil_aws::metrics::MemoryMetrics;
 use vigil_aws::ports::{AdminStore, IngestStore};
 use vigil_aws::{Aws, Config, DynamoStore};
@@ -144,11 +145,91 @@ async fn orders_from_files_and_flags_with_clear_validation_errors() {
         "tag-3",
         "--victim-id",
         "v3",
-        "--phone",
-        "+33612345678",
+        "--phone-file",
+        &e.file("phone-1.txt", "+33612345678\n"),
         "--language",
         "fr",
     ]);
+    // The phone from standard input (`-`): never an argument, where `ps`, shell history and
+    // CI logs would keep it (issue 16.13).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "orders",
+            "create",
+            "--order-id",
+            "o-stdin",
+            "--tag",
+            "tag-4",
+            "--victim-id",
+            "v4",
+            "--phone-file",
+            "-",
+            "--language",
+            "en",
+        ])
+        .env_remove("AWS_PROFILE")
+        .envs(e.emulator.env_vars())
+        .env("VIGIL_OPERATOR", "op-7")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"+447700900199\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_stdin = e
+        .store
+        .get_order(&OrderId::new("o-stdin").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(from_stdin.victim.phone.e164(), "+447700900199");
+    let refused = e.vigil(&[
+        "orders",
+        "create",
+        "--order-id",
+        "o-argv",
+        "--tag",
+        "tag-5",
+        "--victim-id",
+        "v5",
+        "--phone",
+        "+447700900123",
+        "--language",
+        "en",
+    ]);
+    assert_ne!(refused.code, 0, "a phone on the command line is refused");
+    assert!(refused.stderr.contains("--phone"), "{}", refused.stderr);
+    let empty = e.file("empty-phone.txt", "\n");
+    let err = e.fails(
+        1,
+        &[
+            "orders",
+            "create",
+            "--order-id",
+            "o-empty",
+            "--tag",
+            "tag-6",
+            "--victim-id",
+            "v6",
+            "--phone-file",
+            &empty,
+            "--language",
+            "en",
+        ],
+    );
+    assert!(err.contains("no phone number"), "{err}");
 
     let stored = e
         .store
@@ -174,7 +255,7 @@ async fn orders_from_files_and_flags_with_clear_validation_errors() {
         .json();
     assert_eq!(revealed["order"]["victim"]["phone"], "+447700900123");
     let list = e.ok(&["--json", "orders", "list"]).json();
-    assert_eq!(list["orders"].as_array().unwrap().len(), 3);
+    assert_eq!(list["orders"].as_array().unwrap().len(), 4);
     assert!(e.ok(&["orders", "list"]).stdout.contains("o-flags"));
 
     // Validation: exit 1, the field named, nothing written.
@@ -213,8 +294,8 @@ async fn orders_from_files_and_flags_with_clear_validation_errors() {
             "t",
             "--victim-id",
             "v",
-            "--phone",
-            "+447700900123",
+            "--phone-file",
+            &e.file("phone-2.txt", "+447700900123\n"),
             "--language",
             "xx",
         ],
@@ -310,8 +391,8 @@ async fn zones_keep_the_geohash_index_consistent() {
         "tag-1",
         "--victim-id",
         "v1",
-        "--phone",
-        "+447700900123",
+        "--phone-file",
+        &e.file("phone-3.txt", "+447700900123\n"),
         "--language",
         "en",
     ]);
@@ -566,8 +647,8 @@ async fn tags_register_deactivate_and_assign_in_iot() {
         "tag-0",
         "--victim-id",
         "v1",
-        "--phone",
-        "+447700900123",
+        "--phone-file",
+        &e.file("phone-4.txt", "+447700900123\n"),
         "--language",
         "en",
     ]);
@@ -709,6 +790,13 @@ async fn alerts_acknowledged_and_evidence_exported_and_verified() {
         .json();
     let count = exported["manifest"]["record_count"].as_u64().unwrap();
     assert!(count >= 2, "{exported}");
+    // Offender positions and SMS texts: the operator's only (issue 16.11).
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(Path::new(&bundle)), 0o700);
+    for f in std::fs::read_dir(&bundle).unwrap() {
+        let f = f.unwrap().path();
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
     let csv = std::fs::read_to_string(Path::new(&bundle).join("audit.csv")).unwrap();
     assert!(
         csv.starts_with("seq,recorded_at,kind,prev_hash,hash,detail\n"),
