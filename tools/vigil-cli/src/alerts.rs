@@ -131,7 +131,7 @@ pub async fn acknowledge<S: AdminStore + AuditLog>(
 ) -> Result<Acknowledged> {
     if operator.trim().is_empty() {
         return Err(CliError::Invalid(
-            "operator id is empty: give --operator or set VIGIL_OPERATOR".into(),
+            "operator id is empty: every acknowledgement names who made it".into(),
         ));
     }
     let alert = store

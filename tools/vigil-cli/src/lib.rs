@@ -18,6 +18,8 @@
 //! - [`tags`]: the [`TagRegistry`] port on AWS IoT and in memory; register (credential files
 //!   0600) and deactivate.
 //! - [`alerts`]: open alerts and acknowledgements (audit records).
+//! - [`changes`]: who the operator is (the caller's identity, never a flag) and the
+//!   `admin_change` audit record every change leaves.
 //! - [`evidence`]: export an order's audit trail as a bundle and verify one offline.
 //! - [`report`]: [`Report`], the human and `--json` forms of every result.
 //!
@@ -25,6 +27,7 @@
 //! [`AuditLog`]: vigil_aws::ports::AuditLog
 
 pub mod alerts;
+pub mod changes;
 pub mod error;
 pub mod evidence;
 pub mod input;

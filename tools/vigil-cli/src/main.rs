@@ -4,7 +4,8 @@
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use vigil_aws::{Config, DynamoStore};
+use vigil_aws::{Aws, Config, DynamoStore};
+use vigil_cli::changes::{self, Change, Operator};
 use vigil_cli::error::{CliError, Result};
 use vigil_cli::input::{self, OrderSpec, VictimSpec};
 use vigil_cli::orders::{self, OrderList, OrderView};
@@ -260,7 +261,7 @@ enum AlertCmd {
     List,
     /// Acknowledge an open alert (recorded in the order's audit log).
     #[command(
-        after_help = "Example:\n  vigil alerts ack --order o-1 --zone home --operator op-7 --note \"police dispatched\""
+        after_help = "Example:\n  vigil alerts ack --order o-1 --zone home --note \"police dispatched\"\n\nThe operator recorded is the caller's identity (the IAM principal; locally VIGIL_OPERATOR)."
     )]
     Ack {
         /// The order.
@@ -269,9 +270,6 @@ enum AlertCmd {
         /// The zone.
         #[arg(long)]
         zone: String,
-        /// Operator id (default: $VIGIL_OPERATOR, then $USER).
-        #[arg(long)]
-        operator: Option<String>,
         /// A note for the record.
         #[arg(long)]
         note: Option<String>,
@@ -299,6 +297,52 @@ enum EvidenceCmd {
 }
 
 /// The AWS side, built once per run, only for commands that need it.
+/// Who is making changes: the IAM principal from STS; against a local emulator
+/// (`AWS_ENDPOINT_URL` set, where identities are not real) the `VIGIL_OPERATOR` stand-in.
+async fn operator(sdk: &aws_config::SdkConfig) -> Result<Operator> {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+        return Operator::local(std::env::var("VIGIL_OPERATOR").ok().as_deref());
+    }
+    let who = aws_sdk_sts::Client::new(sdk)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| {
+            CliError::Invalid(format!(
+                "could not tell who you are (sts:GetCallerIdentity): {}; every change is recorded \
+                 with the caller's identity",
+                aws_sdk_sts::error::DisplayErrorContext(e)
+            ))
+        })?;
+    who.arn()
+        .map(|arn| Operator::Iam(arn.to_owned()))
+        .ok_or_else(|| CliError::Invalid("sts:GetCallerIdentity returned no ARN".into()))
+}
+
+/// Records a change of a tag in the audit chain of every order that names it (a tag no order
+/// names has no chain yet: its registration shows in CloudTrail and IoT's own records).
+async fn record_on_orders_of(
+    store: &DynamoStore,
+    tag: &vigil_core::TagId,
+    who: &Operator,
+    change: Change,
+    now_ms: i64,
+) -> Result<()> {
+    for (order, _) in orders::list_orders(store).await? {
+        if order.tag_id == *tag {
+            changes::record(
+                store,
+                &order.order_id,
+                who,
+                std::slice::from_ref(&change),
+                now_ms,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 async fn store() -> Result<(Config, DynamoStore, aws_config::SdkConfig)> {
     let config = Config::from_env().map_err(|e| CliError::Invalid(e.to_string()))?;
     let sdk = vigil_aws::config::sdk_config().await;
@@ -444,13 +488,30 @@ fn zone_spec(a: &AddZone) -> Result<vigil_core::Zone> {
 async fn run(cli: Cli) -> Result<()> {
     let json = cli.json;
     let now = Utc::now();
+    let now_ms = now.timestamp_millis();
     match cli.command {
         Group::Orders(cmd) => {
-            let (_, store, _) = store().await?;
+            let (config, store, sdk) = store().await?;
             match cmd {
                 OrderCmd::Create(c) => {
                     let spec = order_spec(&c)?;
+                    let who = operator(&sdk).await?;
+                    let mac = Aws { config, sdk }
+                        .destination_mac()
+                        .map_err(|e| CliError::Invalid(e.to_string()))?;
                     let (order, zones) = orders::create_order(&store, &spec).await?;
+                    let mut recorded = vec![Change::new(
+                        "order_created",
+                        serde_json::json!({
+                            "tag_id": order.tag_id.as_str(),
+                            "victim_id": order.victim.victim_id.as_str(),
+                            "phone_mac": changes::phone_mac(&mac, &order.victim.phone).await?,
+                            "valid_from": order.valid_from,
+                            "valid_until": order.valid_until,
+                        }),
+                    )];
+                    recorded.extend(zones.iter().map(|z| Change::zone("zone_added", z)));
+                    changes::record(&store, &order.order_id, &who, &recorded, now_ms).await?;
                     render(json, &OrderView::new(&order, &zones, c.reveal, now))
                 }
                 OrderCmd::Show { order_id, reveal } => {
@@ -469,18 +530,30 @@ async fn run(cli: Cli) -> Result<()> {
                 OrderCmd::End { order_id, at } => {
                     let at = now_or("--at", at.as_deref())?;
                     let id = orders::order_id(&order_id)?;
+                    let who = operator(&sdk).await?;
                     orders::end_order(&store, &id, at).await?;
+                    let change =
+                        Change::new("order_ended", serde_json::json!({ "valid_until": at }));
+                    changes::record(&store, &id, &who, &[change], now_ms).await?;
                     let (order, zones) = orders::show_order(&store, &id).await?;
                     render(json, &OrderView::new(&order, &zones, false, now))
                 }
             }
         }
         Group::Zones(cmd) => {
-            let (_, store, _) = store().await?;
+            let (_, store, sdk) = store().await?;
             match cmd {
                 ZoneCmd::Add(a) => {
                     let zone = zone_spec(&a)?;
-                    zones::add_zone(&store, &zone, a.replace).await?;
+                    let who = operator(&sdk).await?;
+                    let replaced = zones::add_zone(&store, &zone, a.replace).await?;
+                    let action = if replaced {
+                        "zone_replaced"
+                    } else {
+                        "zone_added"
+                    };
+                    let change = Change::zone(action, &zone);
+                    changes::record(&store, zone.order_id(), &who, &[change], now_ms).await?;
                     render(json, &ZoneView::new(&zone, now))
                 }
                 ZoneCmd::List { order } => {
@@ -498,7 +571,13 @@ async fn run(cli: Cli) -> Result<()> {
                         orders::order_id(&order)?,
                         zones::zone_id(&zone_id)?,
                     );
+                    let who = operator(&sdk).await?;
                     zones::remove_zone(&store, &id).await?;
+                    let change = Change::new(
+                        "zone_removed",
+                        serde_json::json!({ "zone_id": id.zone_id.as_str() }),
+                    );
+                    changes::record(&store, &id.order_id, &who, &[change], now_ms).await?;
                     render(
                         json,
                         &Done {
@@ -508,7 +587,15 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 ZoneCmd::PruneExpired { now: at } => {
                     let at = now_or("--now", at.as_deref())?;
+                    let who = operator(&sdk).await?;
                     let removed = zones::prune_expired(&store, at).await?;
+                    for key in &removed {
+                        let change = Change::new(
+                            "zone_pruned",
+                            serde_json::json!({ "zone_id": key.zone_id.as_str(), "expired_by": at }),
+                        );
+                        changes::record(&store, &key.order_id, &who, &[change], now_ms).await?;
+                    }
                     let ids: Vec<String> = removed.iter().map(|z| z.to_string()).collect();
                     render(
                         json,
@@ -529,17 +616,36 @@ async fn run(cli: Cli) -> Result<()> {
             match cmd {
                 TagCmd::Register { tag_id, out_dir } => {
                     let tag = orders::tag_id(&tag_id)?;
+                    let who = operator(&sdk).await?;
                     let r = tags::register_tag(&registry, &tag, &config.name(TAG_POLICY), &out_dir)
                         .await?;
+                    let change = Change::new(
+                        "tag_registered",
+                        serde_json::json!({ "tag_id": tag.as_str(), "certificate_id": r.certificate_id }),
+                    );
+                    record_on_orders_of(&store, &tag, &who, change, now_ms).await?;
                     render(json, &r)
                 }
                 TagCmd::Deactivate { tag_id } => {
-                    let d = tags::deactivate_tag(&registry, &orders::tag_id(&tag_id)?).await?;
+                    let tag = orders::tag_id(&tag_id)?;
+                    let who = operator(&sdk).await?;
+                    let d = tags::deactivate_tag(&registry, &tag).await?;
+                    let change = Change::new(
+                        "tag_deactivated",
+                        serde_json::json!({ "tag_id": tag.as_str() }),
+                    );
+                    record_on_orders_of(&store, &tag, &who, change, now_ms).await?;
                     render(json, &d)
                 }
                 TagCmd::Assign { tag_id, order } => {
                     let (tag, order) = (orders::tag_id(&tag_id)?, orders::order_id(&order)?);
+                    let who = operator(&sdk).await?;
                     let previous = orders::assign_tag(&store, &tag, &order).await?;
+                    let change = Change::new(
+                        "tag_assigned",
+                        serde_json::json!({ "from": previous.as_str(), "to": tag.as_str() }),
+                    );
+                    changes::record(&store, &order, &who, &[change], now_ms).await?;
                     render(
                         json,
                         &Done {
@@ -554,27 +660,19 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Group::Alerts(cmd) => {
-            let (_, store, _) = store().await?;
+            let (_, store, sdk) = store().await?;
             match cmd {
                 AlertCmd::List => {
                     let alerts = alerts::list_alerts(&store).await?;
                     render(json, &alerts::AlertList { alerts })
                 }
-                AlertCmd::Ack {
-                    order,
-                    zone,
-                    operator,
-                    note,
-                } => {
-                    let operator = operator
-                        .or_else(|| std::env::var("VIGIL_OPERATOR").ok())
-                        .or_else(|| std::env::var("USER").ok())
-                        .unwrap_or_default();
+                AlertCmd::Ack { order, zone, note } => {
+                    let who = operator(&sdk).await?;
                     let a = alerts::acknowledge(
                         &store,
                         &orders::order_id(&order)?,
                         &zones::zone_id(&zone)?,
-                        &operator,
+                        &who.label(),
                         note.as_deref(),
                         now.timestamp_millis(),
                     )

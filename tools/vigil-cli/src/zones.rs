@@ -87,11 +87,12 @@ pub fn zone_id(text: &str) -> Result<ZoneId> {
 
 /// Adds a checked zone to its order; the store indexes it under every cell its buffer reaches
 /// and clears cells it left. Replacing the order's existing zone of the same id needs
-/// `replace`; nothing of another order is ever touched (a zone belongs to one order).
+/// `replace`; nothing of another order is ever touched (a zone belongs to one order). Returns
+/// whether it replaced one.
 ///
 /// Fails with [`CliError::NotFound`] when the order does not exist, [`CliError::Conflict`]
 /// when the order already has the zone and `replace` is not set, or [`CliError::Store`].
-pub async fn add_zone(store: &impl AdminStore, zone: &Zone, replace: bool) -> Result<()> {
+pub async fn add_zone(store: &impl AdminStore, zone: &Zone, replace: bool) -> Result<bool> {
     let o = zone.order_id();
     let key = zone.key();
     if store
@@ -118,7 +119,8 @@ pub async fn add_zone(store: &impl AdminStore, zone: &Zone, replace: bool) -> Re
     store
         .put_zone(zone)
         .await
-        .map_err(CliError::store(format!("writing zone {key}")))
+        .map_err(CliError::store(format!("writing zone {key}")))?;
+    Ok(existing.is_some())
 }
 
 /// Every zone, or those of one order.
@@ -246,7 +248,10 @@ mod tests {
         let e = add_zone(&store, &home_1, false).await.unwrap_err();
         assert_eq!(e.exit_code(), crate::error::EXIT_CONFLICT);
         assert!(e.to_string().contains("--replace"), "{e}");
-        add_zone(&store, &home_1, true).await.unwrap();
+        assert!(
+            add_zone(&store, &home_1, true).await.unwrap(),
+            "a replacement"
+        );
         // Removing one order's home leaves the other's.
         remove_zone(&store, &home_1.key()).await.unwrap();
         assert!(

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use vigil_aws::metrics::MemoryMetrics;
-use vigil_aws::ports::{AdminStore, IngestStore};
+use vigil_aws::ports::{AdminStore, AuditLog, IngestStore};
 use vigil_aws::{Aws, Config, DynamoStore};
 use vigil_core::{Fix, OrderId, TagId, ZoneId, ZoneKey};
 use vigil_local::Emulator;
@@ -551,6 +551,62 @@ async fn zones_keep_the_geohash_index_consistent() {
     }
     let list = e.ok(&["--json", "zones", "list"]).json();
     assert_eq!(list["zones"].as_array().unwrap().len(), 1);
+
+    // Every change is in the order's audit chain, with who made it (issue 16.6): the local
+    // stand-in for the IAM identity, never a flag. No phone number, no coordinates.
+    let o1 = OrderId::new("o1").unwrap();
+    let chain = e.store.read(&o1).await.unwrap();
+    let changes: Vec<(String, String)> = chain
+        .iter()
+        .filter(|r| r.kind == "admin_change")
+        .map(|r| {
+            assert_eq!(r.detail["operator"], "local:op-7", "{}", r.detail);
+            let zone = r.detail["change"]["zone_id"].as_str().unwrap_or("");
+            (
+                r.detail["action"].as_str().unwrap().to_owned(),
+                zone.to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("order_created", ""),
+        ("zone_added", "home"),
+        ("zone_removed", "home"),
+        ("zone_pruned", "old"),
+    ] {
+        assert!(
+            changes.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "{expected:?} not in {changes:?}"
+        );
+    }
+    let created = chain
+        .iter()
+        .find(|r| r.detail["action"] == "order_created")
+        .unwrap();
+    let mac = created.detail["change"]["phone_mac"].as_str().unwrap();
+    assert!(
+        mac.len() >= 32 && mac.chars().all(|c| c.is_ascii_hexdigit()),
+        "{mac}"
+    );
+    let text = serde_json::to_string(&chain).unwrap();
+    assert!(
+        !text.contains("7700900123") && !text.contains("51.5"),
+        "{text}"
+    );
+    vigil_core::audit::verify_chain(&chain).unwrap();
+
+    // Without an identity no change is made: locally VIGIL_OPERATOR must name the operator.
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["zones", "remove", "--order", "o1", "park"])
+        .env_remove("AWS_PROFILE")
+        .envs(e.emulator.env_vars())
+        .env_remove("VIGIL_OPERATOR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("VIGIL_OPERATOR"), "{stderr}");
+    assert_eq!(e.store.read(&o1).await.unwrap().len(), chain.len());
 }
 
 #[tokio::test]
@@ -773,7 +829,7 @@ async fn alerts_acknowledged_and_evidence_exported_and_verified() {
         ])
         .json();
     assert_eq!(ack["record"]["kind"], "alert_acknowledged");
-    assert_eq!(ack["record"]["detail"]["operator"], "op-7");
+    assert_eq!(ack["record"]["detail"]["operator"], "local:op-7");
     assert_eq!(ack["record"]["detail"]["note"], "police dispatched");
     let human = e.ok(&["alerts", "list"]).stdout;
     assert!(
