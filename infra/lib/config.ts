@@ -11,6 +11,8 @@ export interface VigilConfig {
   readonly region: string;
   /** Alphanumeric SMS sender ID (UK: up to 11 characters), or none for a shared number. */
   readonly smsSenderId?: string;
+  /** Countries whose numbers the alert function may text (ISO 3166 codes; default GB). */
+  readonly smsCountries: readonly string[];
   /** Monthly SMS spend limit in USD: documented account setting, and the spend alarm's basis. */
   readonly smsMonthlySpendLimitUsd: number;
   /** CloudWatch Logs retention for the functions' log groups. */
@@ -32,6 +34,7 @@ export const SETTINGS = {
   stage: 'VIGIL_STAGE',
   region: 'VIGIL_REGION',
   smsSenderId: 'VIGIL_SMS_SENDER_ID',
+  smsCountries: 'VIGIL_SMS_COUNTRIES',
   smsMonthlySpendLimitUsd: 'VIGIL_SMS_MONTHLY_SPEND_LIMIT_USD',
   logRetentionDays: 'VIGIL_LOG_RETENTION_DAYS',
   ingestReservedConcurrency: 'VIGIL_INGEST_RESERVED_CONCURRENCY',
@@ -43,6 +46,7 @@ export const DEFAULTS = {
   stage: 'dev',
   // London: the tags and victims are in the UK.
   region: 'eu-west-2',
+  smsCountries: 'GB',
   smsMonthlySpendLimitUsd: 100,
   logRetentionDays: 90,
   // Sized for thousands of tags at one fix every 15 s (about 10 ms each): far below 1 busy
@@ -82,6 +86,12 @@ export function readConfig(ctx: ContextSource, env: NodeJS.ProcessEnv = process.
     bad('smsSenderId', smsSenderId, 'must be 3-11 letters and digits with at least one letter');
   }
 
+  // The deployment's own country only, by default: nobody can make the alert function text
+  // numbers elsewhere (premium-rate fraud, or a victim's number redirected abroad).
+  const countriesText = get('smsCountries') ?? DEFAULTS.smsCountries;
+  const smsCountries = countriesText.split(',').map((c) => c.trim().toUpperCase());
+  if (smsCountries.some((c) => !/^[A-Z]{2}$/.test(c))) bad('smsCountries', countriesText, 'must be comma-separated two-letter country codes, e.g. GB or GB,IE');
+
   const days = whole('logRetentionDays', DEFAULTS.logRetentionDays, 1);
   const allowed = Object.values(RetentionDays).filter((d): d is number => typeof d === 'number' && d > 0);
   if (!allowed.includes(days)) bad('logRetentionDays', String(days), `must be one of ${allowed.join(', ')}`);
@@ -93,6 +103,7 @@ export function readConfig(ctx: ContextSource, env: NodeJS.ProcessEnv = process.
     stage,
     region,
     smsSenderId,
+    smsCountries,
     smsMonthlySpendLimitUsd: whole('smsMonthlySpendLimitUsd', DEFAULTS.smsMonthlySpendLimitUsd, 1),
     logRetentionDays: days as RetentionDays,
     ingestReservedConcurrency: whole('ingestReservedConcurrency', DEFAULTS.ingestReservedConcurrency, 1),

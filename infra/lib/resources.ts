@@ -45,11 +45,22 @@ export interface IotPolicyDef {
   readonly document: string;
 }
 
+/** A KMS key the functions use by ARN, from the environment variable `env`. */
+export interface KmsKeyDef {
+  readonly name: string;
+  /** KMS KeySpec, e.g. HMAC_256. */
+  readonly key_spec: 'HMAC_256';
+  /** KMS KeyUsage, e.g. GENERATE_VERIFY_MAC. */
+  readonly key_usage: 'GENERATE_VERIFY_MAC';
+  readonly env: string;
+}
+
 export interface Resources {
   readonly naming: { readonly pattern: string; readonly default_stage: string };
   readonly tables: readonly TableDef[];
   readonly queues: readonly QueueDef[];
   readonly topics: readonly TopicDef[];
+  readonly keys: readonly KmsKeyDef[];
   readonly iot_policies: readonly IotPolicyDef[];
 }
 
@@ -83,7 +94,7 @@ export function parseResources(raw: unknown, source = 'resources.json'): Resourc
     return { name: str(k.name, `${where}.name`), type };
   };
 
-  const top = obj(raw, 'the file', ['$comment', 'naming', 'tables', 'queues', 'topics', 'iot_policies'], ['naming', 'tables', 'queues', 'topics']);
+  const top = obj(raw, 'the file', ['$comment', 'naming', 'tables', 'queues', 'topics', 'keys', 'iot_policies'], ['naming', 'tables', 'queues', 'topics']);
   const naming = obj(top.naming, 'naming', ['pattern', 'default_stage'], ['pattern', 'default_stage']);
   const pattern = str(naming.pattern, 'naming.pattern');
   if (!pattern.includes('{stage}') || !pattern.includes('{name}')) fail('naming.pattern must contain {stage} and {name}');
@@ -131,16 +142,28 @@ export function parseResources(raw: unknown, source = 'resources.json'): Resourc
     return { name: str(t.name, `topics[${i}].name`) };
   });
 
+  // Only the key kind Vigil uses is accepted: a new kind must be implemented (and tested)
+  // here and in the harness, not passed through unchecked.
+  const keys = list(top.keys ?? [], 'keys').map((v, i): KmsKeyDef => {
+    const where = `keys[${i}]`;
+    const k = obj(v, where, ['name', 'key_spec', 'key_usage', 'env'], ['name', 'key_spec', 'key_usage', 'env']);
+    if (k.key_spec !== 'HMAC_256') fail(`${where}.key_spec: only HMAC_256 is supported`);
+    if (k.key_usage !== 'GENERATE_VERIFY_MAC') fail(`${where}.key_usage: only GENERATE_VERIFY_MAC is supported`);
+    const env = str(k.env, `${where}.env`);
+    if (!/^[A-Z][A-Z0-9_]*$/.test(env)) fail(`${where}.env must be an environment variable name`);
+    return { name: str(k.name, `${where}.name`), key_spec: 'HMAC_256', key_usage: 'GENERATE_VERIFY_MAC', env };
+  });
+
   const iot_policies = list(top.iot_policies ?? [], 'iot_policies').map((v, i): IotPolicyDef => {
     const p = obj(v, `iot_policies[${i}]`, ['name', 'document'], ['name', 'document']);
     return { name: str(p.name, `iot_policies[${i}].name`), document: str(p.document, `iot_policies[${i}].document`) };
   });
 
-  const names = [...tables, ...queues, ...topics, ...iot_policies].map((r) => r.name);
+  const names = [...tables, ...queues, ...topics, ...keys, ...iot_policies].map((r) => r.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) fail(`the logical name ${JSON.stringify(dup)} is declared twice`);
 
-  return { naming: { pattern, default_stage: str(naming.default_stage, 'naming.default_stage') }, tables, queues, topics, iot_policies };
+  return { naming: { pattern, default_stage: str(naming.default_stage, 'naming.default_stage') }, tables, queues, topics, keys, iot_policies };
 }
 
 /** vigil-<stage>-<logical>, by the file's own naming pattern. */

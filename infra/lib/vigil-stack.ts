@@ -90,6 +90,8 @@ export class VigilStack extends Stack {
   readonly queues = new Map<string, sqs.Queue>();
   readonly topics = new Map<string, sns.Topic>();
   readonly key: kms.Key;
+  /** The HMAC keys resources.json declares (the SMS destination hash), by logical name. */
+  readonly macKeys = new Map<string, kms.Key>();
   readonly ingest: lambda.Function;
   readonly alert: lambda.Function;
   readonly ruleErrors: sqs.Queue;
@@ -116,6 +118,9 @@ export class VigilStack extends Stack {
         principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
         resources: ['*'], // in a key policy, "*" is this key
+        // Only for alarms of this account: the service principal alone would let CloudWatch
+        // act for any account that names this key.
+        conditions: { StringEquals: { 'aws:SourceAccount': this.account } },
       }),
     );
     // CloudWatch Logs encrypts the functions' log groups, and only those of this stage.
@@ -130,6 +135,23 @@ export class VigilStack extends Stack {
         },
       }),
     );
+
+    // HMAC keys (resources.json `keys`): the key never leaves KMS, so nobody with only the
+    // tables can compute the hash of a number they would redirect SMS to. HMAC keys cannot be
+    // rotated automatically; retained, like the data key, because audit records depend on it.
+    for (const def of resources.keys) {
+      const macKey = new kms.Key(this, `MacKey-${def.name}`, {
+        alias: `alias/${name(def.name)}`,
+        description: `Vigil ${stage}: ${def.name} (HMAC)`,
+        keySpec: kms.KeySpec.HMAC_256,
+        keyUsage: kms.KeyUsage.GENERATE_VERIFY_MAC,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+      waive(macKey, [
+        { id: 'CKV_AWS_7', why: 'KMS cannot rotate HMAC keys automatically; a rotated MAC key would also break the comparison of destination hashes across the audit trail.' },
+      ]);
+      this.macKeys.set(def.name, macKey);
+    }
 
     // ---- Tables, queues, topics: built from resources.json, nothing added or left out ----
     for (const def of resources.tables) {
@@ -219,8 +241,13 @@ export class VigilStack extends Stack {
       timeout: Duration.seconds(25),
       reservedConcurrentExecutions: config.ingestReservedConcurrency,
       environment: { VIGIL_STAGE: stage, VIGIL_ALERTS_QUEUE_URL: alerts.queueUrl },
-      // The IoT rule invokes asynchronously: two retries, then the event is kept for operators.
+      // The IoT rule invokes asynchronously. Lambda's defaults would keep retrying an event for
+      // 6 hours: a fix that old tells a victim nothing current. Two retries within 10 minutes
+      // (the alert function's default max event age: older alerts reach operators only), then
+      // the event goes to the rule-errors queue, which alarms, for operators to inspect and
+      // redrive (docs/DEPLOY.md).
       retryAttempts: 2,
+      maxEventAge: Duration.minutes(10),
       onFailure: new QueueDestination(this.ruleErrors, this.key),
     });
     const ingestRole = ingestProps.role;
@@ -230,16 +257,21 @@ export class VigilStack extends Stack {
       actions: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'],
       resources: arns('zone-cells', 'tags', 'zones', 'last-seen', 'zone-state'),
     }));
-    ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'ReadAuditTail', actions: ['dynamodb:Query'], resources: arns('audit') }));
-    // One TransactWriteItems commits states, the tag's open set and audit records. IAM has no
-    // TransactWriteItems action: it authorizes each item by its own (Put, Update, ConditionCheck).
+    // The tag's history of accepted fixes: written by ingest after validation, never by a rule
+    // (a rule would store rejected fixes too; docs/SAFETY.md).
+    ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'WriteTagHistory', actions: ['dynamodb:PutItem'], resources: arns('last-seen') }));
+    // The content digest first seen under a tag event's counter (a repeat with other content
+    // is a conflict operators see).
+    ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'TagEventDigests', actions: ['dynamodb:GetItem', 'dynamodb:PutItem'], resources: arns('idempotency') }));
+    // One TransactWriteItems commits states and the tag's open set (the audit record of a
+    // change is the alert function's). IAM has no TransactWriteItems action: it authorizes
+    // each item by its own (Put, Update, ConditionCheck).
     ingestRole.addToPolicy(new iam.PolicyStatement({
       sid: 'CommitTransitions',
       actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'],
       resources: arns('zone-state'),
     }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'TrackOpenZones', actions: ['dynamodb:UpdateItem'], resources: arns('tags') }));
-    ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'AppendAudit', actions: ['dynamodb:PutItem'], resources: arns('audit') }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QuarantineBadInput', actions: ['dynamodb:PutItem'], resources: arns('quarantine') }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QueueAlertEvents', actions: ['sqs:SendMessage'], resources: [alerts.queueArn] }));
     ingestRole.addToPolicy(kmsUse('DataKey', this.key, ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'], ['dynamodb', 'sqs']));
@@ -254,6 +286,8 @@ export class VigilStack extends Stack {
       environment: {
         VIGIL_STAGE: stage,
         VIGIL_OPERATORS_TOPIC_ARN: operators.topicArn,
+        VIGIL_SMS_COUNTRIES: config.smsCountries.join(','),
+        ...Object.fromEntries(resources.keys.map((k) => [k.env, this.macKeys.get(k.name)!.keyArn])),
         ...(config.smsSenderId ? { VIGIL_SMS_SENDER_ID: config.smsSenderId } : {}),
       },
     });
@@ -269,6 +303,14 @@ export class VigilStack extends Stack {
       resources: arns('idempotency'),
     }));
     alertRole.addToPolicy(new iam.PolicyStatement({ sid: 'AppendAudit', actions: ['dynamodb:Query', 'dynamodb:PutItem'], resources: arns('audit') }));
+    // The order's current level, re-read before texting: never a message it contradicts.
+    alertRole.addToPolicy(new iam.PolicyStatement({ sid: 'ReadCurrentStates', actions: ['dynamodb:Query'], resources: arns('zone-state') }));
+    // The keyed hash of each SMS destination, recorded in the audit (a redirected SMS shows).
+    alertRole.addToPolicy(new iam.PolicyStatement({
+      sid: 'HashSmsDestinations',
+      actions: ['kms:GenerateMac'],
+      resources: [...this.macKeys.values()].map((k) => k.keyArn),
+    }));
     alertRole.addToPolicy(new iam.PolicyStatement({ sid: 'NotifyOperators', actions: ['sns:Publish'], resources: [operators.topicArn] }));
     // Publish(PhoneNumber) has no resource ARN: IAM evaluates it against "*", so this is the one
     // statement in the stack that cannot name its resource. It grants sns:Publish only.
@@ -278,7 +320,7 @@ export class VigilStack extends Stack {
     // ---- Checkov findings accepted on the functions, each with its reason ----
     const lambdaWaivers = (invokedBy: string): Waiver[] => [
       { id: 'CKV_AWS_117', why: 'No VPC: the functions call only AWS APIs over TLS with IAM; a VPC would add NAT or endpoint cost and no protection.' },
-      { id: 'CKV_AWS_173', why: 'Environment holds only the stage, a queue URL, a topic ARN and a sender ID, all public in this template; no secrets.' },
+      { id: 'CKV_AWS_173', why: 'Environment holds only the stage, a queue URL, a topic ARN, a key ARN, the SMS country list and a sender ID, all public in this template; no secrets.' },
       { id: 'CKV_AWS_116', why: invokedBy },
     ];
     // cfn-lint W3005: CDK's Function adds DependsOn on its role (so the role's policy exists
@@ -318,24 +360,6 @@ export class VigilStack extends Stack {
       principal: new iam.ServicePrincipal('iot.amazonaws.com'),
       sourceArn: ingestRule.attrArn,
       sourceAccount: this.account,
-    });
-
-    const lastSeenRole = new iam.Role(this, 'LastSeenRuleRole', {
-      assumedBy: new iam.ServicePrincipal('iot.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': this.account } } }),
-      description: `Vigil ${stage} IoT rule: each fix into last-seen`,
-    });
-    lastSeenRole.addToPolicy(new iam.PolicyStatement({ sid: 'PutLastSeen', actions: ['dynamodb:PutItem'], resources: arns('last-seen') }));
-    lastSeenRole.addToPolicy(kmsUse('DataKey', this.key, ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'], ['dynamodb']));
-    new iot.CfnTopicRule(this, 'LastSeenRule', {
-      ruleName: ruleName(stage, 'last_seen'),
-      topicRulePayload: {
-        description: "Each fix's fields into last-seen (the watchdog's and the speed check's source)",
-        sql: ruleSql('last_seen.sql'),
-        awsIotSqlVersion: '2016-03-23',
-        ruleDisabled: false,
-        actions: [{ dynamoDBv2: { putItem: { tableName: table('last-seen').tableName }, roleArn: lastSeenRole.roleArn } }],
-        errorAction,
-      },
     });
 
     // The tags' policy comes from the document resources.json names (the CLI attaches it to

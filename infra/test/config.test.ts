@@ -39,6 +39,9 @@ describe('settings', () => {
     assert.throws(() => readConfig(ctx({ logRetentionDays: '45' }), {}), /setting logRetentionDays .*one of/);
     assert.throws(() => readConfig(ctx({ ingestReservedConcurrency: '0' }), {}), /ingestReservedConcurrency/);
     assert.throws(() => readConfig(ctx({ skipBundling: 'yes' }), {}), /skipBundling/);
+    assert.throws(() => readConfig(ctx({ smsCountries: 'GB,United Kingdom' }), {}), /smsCountries/);
+    assert.deepEqual(readConfig(ctx({}), {}).smsCountries, ['GB']);
+    assert.deepEqual(readConfig(ctx({}), { VIGIL_SMS_COUNTRIES: 'gb, ie' }).smsCountries, ['GB', 'IE']);
   });
 });
 
@@ -53,7 +56,7 @@ describe('context overrides reach the template', () => {
     logicalId(s, 'AWS::Lambda::Function', 'FunctionName', 'vigil-prod-ingest');
     logicalId(s, 'AWS::IoT::Policy', 'PolicyName', 'vigil-prod-tag');
     const rules = Object.values(s.json.Resources).filter((r) => r.Type === 'AWS::IoT::TopicRule').map((r) => r.Properties.RuleName).sort();
-    assert.deepEqual(rules, ['vigil_prod_ingest', 'vigil_prod_last_seen']);
+    assert.deepEqual(rules, ['vigil_prod_ingest']);
     assert.match(JSON.stringify(s.json), /\$aws\/rules\/vigil_prod_ingest\/tags\//, 'the tag policy names this stage\'s Basic Ingest topic');
     assert.doesNotMatch(JSON.stringify(s.json), /vigil[-_]dev[-_]/);
     assert.match(JSON.stringify(s.json), /eu-west-1/);

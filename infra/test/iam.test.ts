@@ -12,7 +12,7 @@ const stage = s.config.stage;
 const statements = identityStatements(s);
 const roleOf = (fn: string) => target(s.json.Resources[logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-${fn}`)].Properties.Role);
 const tableId = (logical: string) => logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, logical));
-const keyId = Object.keys(ofType(s, 'AWS::KMS::Key'))[0];
+const keyId = Object.keys(ofType(s, 'AWS::KMS::Key')).find((id) => id.startsWith('DataKey'))!;
 
 /** role -> "resource logical id or *" -> sorted allowed actions (the key excluded). */
 function grants(role: string): Record<string, string[]> {
@@ -55,10 +55,13 @@ describe('IAM', () => {
     const g = grants(role);
     assert.deepEqual(g[tableId('zone-cells')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'));
     assert.deepEqual(g[tableId('zones')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'));
-    assert.deepEqual(g[tableId('last-seen')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'));
+    // The tag's history: read with the context, written after validation (no rule writes it).
+    assert.deepEqual(g[tableId('last-seen')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'));
+    assert.deepEqual(g[tableId('idempotency')], sorted('dynamodb:GetItem', 'dynamodb:PutItem'));
     assert.deepEqual(g[tableId('tags')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'));
     assert.deepEqual(g[tableId('zone-state')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'));
-    assert.deepEqual(g[tableId('audit')], sorted('dynamodb:Query', 'dynamodb:PutItem'));
+    // The audit record of a change is the alert function's: a commit never waits on the chain.
+    assert.equal(g[tableId('audit')], undefined);
     assert.deepEqual(g[tableId('quarantine')], ['dynamodb:PutItem']);
     const alerts = logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`);
     assert.deepEqual(g[alerts], ['sqs:SendMessage']);
@@ -77,26 +80,27 @@ describe('IAM', () => {
     }
   });
 
-  test('alert: orders read-only, notices, idempotency, audit, the operators topic, SMS', () => {
+  test('alert: orders read-only, notices, idempotency, audit, current states, the MAC key, the operators topic, SMS', () => {
     const g = grants(roleOf('alert'));
+    // Re-reads the order's current level: never a message it contradicts.
+    assert.deepEqual(g[tableId('zone-state')], ['dynamodb:Query']);
+    const macKey = Object.keys(ofType(s, 'AWS::KMS::Key')).find((id) => id.startsWith('MacKey'))!;
+    assert.deepEqual(g[macKey], ['kms:GenerateMac']);
     assert.deepEqual(g[tableId('orders')], ['dynamodb:GetItem']);
     assert.deepEqual(g[tableId('notices')], sorted('dynamodb:GetItem', 'dynamodb:PutItem'));
     assert.deepEqual(g[tableId('idempotency')], sorted('dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'));
     assert.deepEqual(g[tableId('audit')], sorted('dynamodb:PutItem', 'dynamodb:Query'));
     const topic = logicalId(s, 'AWS::SNS::Topic', 'TopicName', physicalName(s.resources, stage, 'operators'));
     assert.deepEqual(g[topic], ['sns:Publish']);
-    for (const t of ['zone-cells', 'zones', 'tags', 'zone-state', 'last-seen', 'quarantine']) assert.equal(g[tableId(t)], undefined, `alert has no business with ${t}`);
+    for (const t of ['zone-cells', 'zones', 'tags', 'last-seen', 'quarantine']) assert.equal(g[tableId(t)], undefined, `alert has no business with ${t}`);
   });
 
-  test('the rule roles: last-seen PutItem only; errors SendMessage to rule-errors only', () => {
+  test('the one rule role: SendMessage to rule-errors only (no rule writes a table)', () => {
     const ruleRoles = Object.entries(ofType(s, 'AWS::IAM::Role'))
       .filter(([, r]) => JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes('iot.amazonaws.com'))
       .map(([id]) => id);
-    assert.equal(ruleRoles.length, 2);
-    const all = ruleRoles.map((r) => grants(r));
-    const lastSeen = all.find((g) => g[tableId('last-seen')]);
-    assert.deepEqual(lastSeen, { [tableId('last-seen')]: ['dynamodb:PutItem'] });
-    const errors = all.find((g) => g !== lastSeen)!;
+    assert.equal(ruleRoles.length, 1);
+    const errors = grants(ruleRoles[0]);
     assert.deepEqual(errors, { [logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-rule-errors`)]: ['sqs:SendMessage'] });
   });
 

@@ -15,7 +15,7 @@ const stage = s.config.stage;
 
 describe('the template agrees with resources.json', () => {
   test('every table, with its keys, TTL, billing mode, PITR and the customer-managed key', () => {
-    const keyId = Object.keys(ofType(s, 'AWS::KMS::Key'))[0];
+    const keyId = Object.keys(ofType(s, 'AWS::KMS::Key')).find((id) => id.startsWith('DataKey'))!;
     for (const t of raw.tables) {
       const id = logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, t.name));
       const p = s.json.Resources[id].Properties;

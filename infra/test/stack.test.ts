@@ -39,9 +39,11 @@ describe('functions', () => {
     assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_ALERTS_QUEUE_URL', 'VIGIL_STAGE']);
     assert.equal(p.Environment.Variables.VIGIL_STAGE, stage);
     assert.equal(target(p.Environment.Variables.VIGIL_ALERTS_QUEUE_URL), logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`));
+    // Not Lambda's 6-hour default: a fix that old tells a victim nothing current (16.1).
     s.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
       FunctionName: { Ref: ingestId },
       MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 600,
       DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [ruleErrorsId, 'Arn'] } } },
     });
   });
@@ -53,8 +55,15 @@ describe('functions', () => {
     assert.equal(p.Timeout, 30);
     assert.ok(p.Timeout < 50, 'below the 50 s stale-claim window');
     assert.ok(p.Timeout < visibility, `below the queue visibility timeout (${visibility} s)`);
-    assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_OPERATORS_TOPIC_ARN', 'VIGIL_STAGE']);
+    assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_DESTINATION_MAC_KEY', 'VIGIL_OPERATORS_TOPIC_ARN', 'VIGIL_SMS_COUNTRIES', 'VIGIL_STAGE']);
     assert.equal(target(p.Environment.Variables.VIGIL_OPERATORS_TOPIC_ARN), topicId);
+    // The deployment's own country only, unless configured (16.9).
+    assert.equal(p.Environment.Variables.VIGIL_SMS_COUNTRIES, 'GB');
+    const macKey = target(p.Environment.Variables.VIGIL_DESTINATION_MAC_KEY);
+    assert.equal(R[macKey].Type, 'AWS::KMS::Key');
+    assert.equal(R[macKey].Properties.KeySpec, 'HMAC_256');
+    assert.equal(R[macKey].Properties.KeyUsage, 'GENERATE_VERIFY_MAC');
+    assert.equal(R[macKey].DeletionPolicy, 'Retain');
     s.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       FunctionName: { Ref: alertId },
       EventSourceArn: { 'Fn::GetAtt': [alertsQueue, 'Arn'] },
@@ -93,13 +102,9 @@ describe('IoT', () => {
     });
   });
 
-  test('the last-seen rule: SQL verbatim from rules/last_seen.sql, DynamoDBv2 into last-seen, same error action', () => {
-    const p = rule('last_seen').Properties.TopicRulePayload;
-    assert.equal(p.Sql, sqlFile('last_seen.sql'));
-    const lastSeen = logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, 'last-seen'));
-    assert.equal(p.Actions.length, 1);
-    assert.equal(target(p.Actions[0].DynamoDBv2.PutItem.TableName), lastSeen);
-    assert.equal(target(p.ErrorAction.Sqs.QueueUrl), ruleErrorsId);
+  test('one rule only: no rule writes a table (the tag history is ingest\'s, from accepted fixes)', () => {
+    assert.deepEqual(Object.keys(rules).length, 1);
+    assert.doesNotMatch(JSON.stringify(rules), /DynamoDB/);
   });
 
   test('rule names are valid IoT rule names', () => {
@@ -130,10 +135,13 @@ describe('IoT', () => {
 });
 
 describe('encryption, alarms, outputs', () => {
-  test('one customer-managed key, rotated, that the queues and the topic use', () => {
-    s.template.resourceCountIs('AWS::KMS::Key', 1);
-    const keyId = Object.keys(ofType(s, 'AWS::KMS::Key'))[0];
+  test('one customer-managed data key, rotated, that the queues and the topic use; plus the declared HMAC keys', () => {
+    s.template.resourceCountIs('AWS::KMS::Key', 1 + s.resources.keys.length);
+    const keyId = Object.keys(ofType(s, 'AWS::KMS::Key')).find((id) => id.startsWith('DataKey'))!;
     assert.equal(R[keyId].Properties.EnableKeyRotation, true);
+    // CloudWatch may use the data key only for this account's alarms (16.15).
+    const cw = R[keyId].Properties.KeyPolicy.Statement.find((st: any) => st.Sid === 'CloudWatchAlarmsPublishToEncryptedTopic');
+    assert.deepEqual(cw.Condition, { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } });
     for (const q of Object.values(ofType(s, 'AWS::SQS::Queue')) as any[]) assert.equal(target(q.Properties.KmsMasterKeyId), keyId);
     assert.equal(target(R[topicId].Properties.KmsMasterKeyId), keyId);
   });
