@@ -165,8 +165,11 @@ export class VigilStack extends Stack {
         encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
         encryptionKey: this.key,
         pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-        // Orders, audit chains and zones are evidence: a stack deletion never deletes them.
+        // Orders, audit chains and zones are evidence: a stack deletion never deletes them,
+        // and nobody deletes one by accident or alone (deletion protection must be turned off
+        // first, a separate, logged API call).
         removalPolicy: RemovalPolicy.RETAIN,
+        deletionProtection: true,
       });
       this.tables.set(def.name, table);
     }
@@ -189,7 +192,7 @@ export class VigilStack extends Stack {
     }
 
     for (const def of resources.topics) {
-      this.topics.set(def.name, new sns.Topic(this, `Topic-${def.name}`, { topicName: name(def.name), masterKey: this.key }));
+      this.topics.set(def.name, new sns.Topic(this, `Topic-${def.name}`, { topicName: name(def.name), masterKey: this.key, enforceSSL: true }));
     }
 
     const table = (n: string) => this.must(this.tables, n, 'table');
@@ -213,7 +216,8 @@ export class VigilStack extends Stack {
         logGroupName: `/aws/lambda/vigil-${stage}-${crate}`,
         retention: config.logRetentionDays,
         encryptionKey: this.key,
-        removalPolicy: RemovalPolicy.DESTROY,
+        // What the functions did is part of the record: kept when the stack is deleted.
+        removalPolicy: RemovalPolicy.RETAIN,
       });
       // Not AWSLambdaBasicExecutionRole, which may write to (and create) every log group.
       const role = new iam.Role(this, `${fn}Role`, {

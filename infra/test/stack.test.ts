@@ -135,6 +135,22 @@ describe('IoT', () => {
 });
 
 describe('encryption, alarms, outputs', () => {
+  test('evidence survives the stack and accidents: tables deletion-protected and retained, log groups retained (16.10)', () => {
+    for (const [id, t] of Object.entries(ofType(s, 'AWS::DynamoDB::Table')) as [string, any][]) {
+      assert.equal(t.Properties.DeletionProtectionEnabled, true, id);
+      assert.equal(t.DeletionPolicy, 'Retain', id);
+    }
+    for (const [id, g] of Object.entries(ofType(s, 'AWS::Logs::LogGroup')) as [string, any][]) assert.equal(g.DeletionPolicy, 'Retain', id);
+  });
+
+  test('the operators topic refuses anything but TLS (16.15)', () => {
+    const policies = Object.values(ofType(s, 'AWS::SNS::TopicPolicy')) as any[];
+    const onTopic = policies.filter((p) => p.Properties.Topics.some((t: any) => target(t) === topicId));
+    assert.equal(onTopic.length, 1);
+    const deny = onTopic[0].Properties.PolicyDocument.Statement.find((st: any) => st.Effect === 'Deny');
+    assert.deepEqual(deny.Condition, { Bool: { 'aws:SecureTransport': 'false' } });
+  });
+
   test('one customer-managed data key, rotated, that the queues and the topic use; plus the declared HMAC keys', () => {
     s.template.resourceCountIs('AWS::KMS::Key', 1 + s.resources.keys.length);
     const keyId = Object.keys(ofType(s, 'AWS::KMS::Key')).find((id) => id.startsWith('DataKey'))!;
