@@ -23,6 +23,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import type { VigilConfig } from './config';
+import { Protection } from './protection';
 import { INFRA_DIR, REPO_ROOT, Resources, physicalName, queueName, ruleSql } from './resources';
 
 export interface VigilStackProps extends StackProps {
@@ -377,6 +378,9 @@ export class VigilStack extends Stack {
       if (left) throw new Error(`${def.document}: unknown placeholder ${left[0]} (known: {{region}}, {{account}}, {{stage}})`);
       new iot.CfnPolicy(this, `IotPolicy-${def.name}`, { policyName: name(def.name), policyDocument: JSON.parse(text) });
     }
+
+    // ---- Evidence that outlives an insider: backups, CloudTrail, key alarms (protection.ts) ----
+    new Protection(this, 'Protection', { stage, key: this.key, tables: this.tables, operators, waive });
 
     // ---- Alarms: every one goes to the operators' topic ----
     const toOperators = new SnsAction(operators);

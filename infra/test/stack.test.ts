@@ -205,3 +205,38 @@ describe('encryption, alarms, outputs', () => {
     assert.doesNotMatch(value, /DefaultSenderID/);
   });
 });
+
+describe('evidence that outlives an insider (16.6, 16.10)', () => {
+  test('every table is in a daily backup plan, into a locked vault encrypted with the data key', () => {
+    const vaults = Object.values(ofType(s, 'AWS::Backup::BackupVault')) as any[];
+    assert.equal(vaults.length, 1);
+    assert.equal(vaults[0].Properties.LockConfiguration.MinRetentionDays, 35);
+    assert.equal(vaults[0].DeletionPolicy, 'Retain');
+    const keyId = Object.keys(ofType(s, 'AWS::KMS::Key')).find((id) => id.startsWith('DataKey'))!;
+    assert.equal(target(vaults[0].Properties.EncryptionKeyArn), keyId);
+    const plan = (Object.values(ofType(s, 'AWS::Backup::BackupPlan')) as any[])[0].Properties.BackupPlan;
+    assert.equal(plan.BackupPlanRule[0].Lifecycle.DeleteAfterDays, 35);
+    const selected = JSON.stringify((Object.values(ofType(s, 'AWS::Backup::BackupSelection')) as any[])[0].Properties.BackupSelection.Resources);
+    for (const t of s.resources.tables) {
+      assert.ok(selected.includes(logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, t.name))), `${t.name} is backed up`);
+    }
+  });
+
+  test('CloudTrail records every write to orders, zones and tags, with file validation', () => {
+    const trails = Object.values(ofType(s, 'AWS::CloudTrail::Trail')) as any[];
+    assert.equal(trails.length, 1);
+    const p = trails[0].Properties;
+    assert.equal(p.EnableLogFileValidation, true);
+    const data = p.AdvancedEventSelectors.find((sel: any) => sel.FieldSelectors.some((f: any) => f.Field === 'eventCategory' && f.Equals[0] === 'Data'));
+    const arns = data.FieldSelectors.find((f: any) => f.Field === 'resources.ARN').Equals.map((a: any) => target(a));
+    const ids = ['orders', 'zones', 'tags'].map((t) => logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, t)));
+    assert.deepEqual(arns.sort(), ids.sort());
+  });
+
+  test('a key disabled or scheduled for deletion pages the operators', () => {
+    const rules = Object.values(ofType(s, 'AWS::Events::Rule')) as any[];
+    const rule = rules.find((r) => JSON.stringify(r.Properties.EventPattern).includes('ScheduleKeyDeletion'))!;
+    assert.deepEqual(rule.Properties.EventPattern.detail.eventName.sort(), ['DisableKey', 'ScheduleKeyDeletion']);
+    assert.equal(target(rule.Properties.Targets[0].Arn), topicId);
+  });
+});

@@ -1,0 +1,130 @@
+// What makes the record survive an insider or an accident (issue 16, items 6 and 10):
+// backups of every table into a locked vault, a CloudTrail trail with data events on the
+// tables that hold orders, zones and tags (who wrote what, whatever tool they used), and an
+// alarm to the operators when a KMS key is disabled or scheduled for deletion.
+
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as backup from 'aws-cdk-lib/aws-backup';
+import * as cloudtrail from 'aws-cdk-lib/aws-cloudtrail';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+
+/** Days a backup is kept; the vault lock refuses anything shorter, and deletion before. */
+export const BACKUP_RETENTION_DAYS = 35;
+/** The tables whose every write CloudTrail records with its principal. */
+export const AUDITED_TABLES = ['orders', 'zones', 'tags'] as const;
+
+export interface ProtectionProps {
+  readonly stage: string;
+  readonly key: kms.Key;
+  readonly tables: ReadonlyMap<string, dynamodb.Table>;
+  readonly operators: sns.Topic;
+  /** Waives a checkov finding on a construct, with the reason (see vigil-stack.ts). */
+  readonly waive: (c: Construct, checkov: { id: string; why: string }[]) => void;
+}
+
+export class Protection extends Construct {
+  readonly vault: backup.BackupVault;
+  readonly trail: cloudtrail.Trail;
+
+  constructor(scope: Construct, id: string, props: ProtectionProps) {
+    super(scope, id);
+    const { stage, key, tables, operators, waive } = props;
+    const stack = Stack.of(this);
+
+    // ---- Backups: daily, into a vault whose lock nobody (root included) can lift early ----
+    this.vault = new backup.BackupVault(this, 'Vault', {
+      backupVaultName: `vigil-${stage}-evidence`,
+      encryptionKey: key,
+      removalPolicy: RemovalPolicy.RETAIN,
+      lockConfiguration: { minRetention: Duration.days(BACKUP_RETENTION_DAYS) },
+    });
+    const plan = new backup.BackupPlan(this, 'Plan', { backupPlanName: `vigil-${stage}-tables`, backupVault: this.vault });
+    plan.addRule(new backup.BackupPlanRule({
+      ruleName: 'daily',
+      scheduleExpression: events.Schedule.cron({ hour: '3', minute: '0' }),
+      deleteAfter: Duration.days(BACKUP_RETENTION_DAYS),
+    }));
+    plan.addSelection('Tables', {
+      resources: [...tables.values()].map((t) => backup.BackupResource.fromDynamoDbTable(t)),
+    });
+
+    // ---- CloudTrail: management writes, and every data write to orders, zones and tags ----
+    const bucket = new s3.Bucket(this, 'TrailBucket', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      versioned: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    waive(bucket, [
+      { id: 'CKV_AWS_18', why: 'The trail bucket is itself the access record; logging it to another bucket adds a bucket and no evidence.' },
+    ]);
+    this.trail = new cloudtrail.Trail(this, 'Trail', {
+      trailName: `vigil-${stage}`,
+      bucket,
+      enableFileValidation: true,
+      includeGlobalServiceEvents: false,
+      isMultiRegionTrail: false,
+      managementEvents: cloudtrail.ReadWriteType.WRITE_ONLY,
+    });
+    // DynamoDB data events need advanced event selectors (the L2 knows S3 and Lambda only).
+    const cfnTrail = this.trail.node.defaultChild as cloudtrail.CfnTrail;
+    cfnTrail.eventSelectors = undefined;
+    cfnTrail.advancedEventSelectors = [
+      {
+        name: 'Management writes (key changes, table settings, IAM)',
+        fieldSelectors: [
+          { field: 'eventCategory', equalTo: ['Management'] },
+          { field: 'readOnly', equalTo: ['false'] },
+        ],
+      },
+      {
+        name: 'Every write to orders, zones and tags',
+        fieldSelectors: [
+          { field: 'eventCategory', equalTo: ['Data'] },
+          { field: 'resources.type', equalTo: ['AWS::DynamoDB::Table'] },
+          { field: 'readOnly', equalTo: ['false'] },
+          { field: 'resources.ARN', equalTo: AUDITED_TABLES.map((t) => tables.get(t)!.tableArn) },
+        ],
+      },
+    ];
+    waive(this.trail, [
+      { id: 'CKV_AWS_35', why: 'Trail files are encrypted at rest with SSE-S3 in a private TLS-only bucket; they hold API metadata, not victim data.' },
+      { id: 'CKV_AWS_67', why: 'Vigil runs in one region; a multi-region trail would record other workloads of the account.' },
+    ]);
+
+    // ---- A key disabled or scheduled for deletion makes every table unreadable: page ----
+    const keyChange = new events.Rule(this, 'KeyDisabledOrScheduledForDeletion', {
+      ruleName: `vigil-${stage}-key-disabled`,
+      description: 'A KMS key of this account was disabled or scheduled for deletion',
+      eventPattern: {
+        source: ['aws.kms'],
+        detailType: ['AWS API Call via CloudTrail'],
+        detail: { eventSource: ['kms.amazonaws.com'], eventName: ['DisableKey', 'ScheduleKeyDeletion'] },
+      },
+    });
+    // Not targets.SnsTopic: it grants EventBridge the data key with a wildcard action and no
+    // condition. The topic accepts this rule only, and the key this account's rules only.
+    keyChange.addTarget({ bind: () => ({ id: 'Operators', arn: operators.topicArn }) });
+    operators.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'KeyAlarmFromEventBridge',
+      principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+      actions: ['sns:Publish'],
+      resources: [operators.topicArn],
+      conditions: { ArnEquals: { 'aws:SourceArn': keyChange.ruleArn } },
+    }));
+    key.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'EventBridgePublishToEncryptedTopic',
+      principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+      actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      resources: ['*'], // in a key policy, "*" is this key
+      conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
+    }));
+  }
+}
