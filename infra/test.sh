@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The CDK app's tests, offline: type check, CDK assertion tests, `cdk synth`, then cfn-lint and
+# The CDK app's tests, offline: type check, CDK assertion tests, cdk-nag (AwsSolutions and
+# Serverless packs), `cdk synth`, then cfn-lint and
 # checkov on the synthesized template (zero failures; every accepted finding is waived in code
 # next to its resource, with the reason).
 #
@@ -37,7 +38,7 @@ npx tsc --noEmit
 
 echo "== CDK assertion tests"
 # Node 20's test runner takes no globs: list the files.
-node --import tsx --test --test-reporter=spec test/config.test.ts test/resources.test.ts test/stack.test.ts test/iam.test.ts
+node --import tsx --test --test-reporter=spec test/config.test.ts test/resources.test.ts test/stack.test.ts test/iam.test.ts test/nag.test.ts
 
 echo "== cdk synth (offline)"
 out="$root/target/cdk.out"
