@@ -5,4 +5,4 @@
 # track, zone, buffer and alerts to target/vigil-demo.svg, and stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo run --quiet -p vigil-sim -- demo --svg target/vigil-demo.svg "$@"
+cargo run --locked --quiet -p vigil-sim -- demo --svg target/vigil-demo.svg "$@"

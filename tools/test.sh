@@ -10,8 +10,8 @@ command -v python3 >/dev/null || { echo "tools/test.sh: python3 is needed (for t
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
-echo "== cargo test --workspace"
-cargo test --workspace
+echo "== cargo clippy --locked --all-targets -D warnings"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "== cargo test --locked --workspace"
+cargo test --locked --workspace
 echo "== infra (CDK assertions, cdk synth, cfn-lint, checkov)"; ./infra/test.sh

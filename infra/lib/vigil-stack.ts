@@ -238,7 +238,8 @@ export class VigilStack extends Stack {
         functionName: `vigil-${stage}-${crate}`,
         manifestPath: path.join(REPO_ROOT, 'functions', crate, 'Cargo.toml'),
         binaryName: crate,
-        bundling: { architecture: lambda.Architecture.ARM_64 },
+        // --locked: the production build uses exactly Cargo.lock's versions, or fails (16.14).
+        bundling: { architecture: lambda.Architecture.ARM_64, cargoLambdaFlags: ['--locked'] },
         architecture: lambda.Architecture.ARM_64,
         memorySize: 256,
         logGroup,
