@@ -175,6 +175,9 @@ pub struct RuleStats {
     pub action_ok: u64,
     /// Actions that failed after retries (error path).
     pub action_failed: u64,
+    /// Times the rule's connection was re-established and its subscription renewed (the
+    /// broker acknowledged the new SUBSCRIBE).
+    pub resubscribed: u64,
 }
 
 impl RuleStats {
@@ -313,12 +316,32 @@ impl Bridge {
             let name = rule.name.clone();
             let clock = clock.clone();
             let poll_shared = shared.clone();
+            let resubscribe = client.clone();
+            let poll_filter = filter.clone();
             let poller = tokio::spawn(async move {
                 let mut subscribed = Some(subscribed_tx);
                 let mut closing = false;
+                let mut connected_before = false;
+                let mut renewing = false;
                 loop {
                     match eventloop.poll().await {
                         Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => closing = true,
+                        Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                            // A clean session forgets its subscriptions: after a reconnect
+                            // (another client took the id, the broker restarted) the rule
+                            // would hear nothing more unless it subscribes again (issue 11.4).
+                            if connected_before {
+                                match resubscribe
+                                    .try_subscribe(poll_filter.clone(), QoS::AtLeastOnce)
+                                {
+                                    Ok(()) => renewing = true,
+                                    Err(e) => {
+                                        tracing::error!(rule = %name, error = %e, "bridge reconnected but could not subscribe again")
+                                    }
+                                }
+                            }
+                            connected_before = true;
+                        }
                         // Ending drops the sender: the rule's worker finishes what is queued.
                         Err(_) if closing => return,
                         Ok(Event::Incoming(Packet::SubAck(ack))) => {
@@ -326,6 +349,15 @@ impl Bridge {
                                 .return_codes
                                 .iter()
                                 .all(|c| !matches!(c, rumqttc::SubscribeReasonCode::Failure));
+                            if renewing {
+                                renewing = false;
+                                if ok {
+                                    tracing::info!(rule = %name, "bridge reconnected and subscribed again");
+                                    poll_shared.update(&name, |s| s.resubscribed += 1);
+                                } else {
+                                    tracing::error!(rule = %name, "bridge reconnected; the broker refused the subscription");
+                                }
+                            }
                             if let Some(s) = subscribed.take() {
                                 let _ = s.send(if ok {
                                     Ok(())

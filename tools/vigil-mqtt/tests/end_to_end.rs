@@ -215,3 +215,42 @@ async fn timestamp_comes_from_the_scenario_clock() {
     assert_eq!(rejected, 1);
     stack.bridge.stop().await;
 }
+
+#[tokio::test]
+async fn the_bridge_hears_fixes_after_its_connection_is_taken_over() {
+    // Issue 11.4: a client connecting with the bridge's client id knocked its session off;
+    // the bridge reconnected with a clean session, never subscribed again, and every later
+    // fix was PUBACKed and then lost. A clean session discards subscriptions (MQTT 3.1.1
+    // 3.1.2.4; IoT Core and mosquitto do): the bridge must renew its own, and says so. The
+    // embedded rumqttd happens to keep delivering without it, so the renewal is asserted
+    // directly as well as the delivery.
+    let stack = stack("e2e-takeover", Arc::new(WallClock)).await;
+    let bridge_id = format!("vigil-bridge-ingest-{}", std::process::id());
+    let intruder = stack.pki.client(BRIDGE_CLIENT_ID).unwrap();
+    let (client, mut eventloop) = common::connect(&stack.broker.endpoint(), &bridge_id, &intruder)
+        .await
+        .unwrap();
+    // The intruder holds the id for a while (as `mosquitto_sub -i <bridge id>` would), then
+    // leaves; the bridge's next connection takes the id back.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while eventloop.poll().await.is_ok() {}
+    })
+    .await;
+    drop((client, eventloop));
+    stack
+        .bridge
+        .wait_until(Duration::from_secs(30), |s| s["ingest"].resubscribed >= 1)
+        .await
+        .expect("the bridge reconnected and renewed its subscription");
+
+    let summary = tagsim::run(sim(&stack, 400.0)).await;
+    assert_eq!(summary.acked, 1, "{summary}");
+    let stats = stack
+        .bridge
+        .wait_until(Duration::from_secs(30), |s| s["ingest"].action_ok >= 1)
+        .await
+        .expect("the fix after the reconnect reached ingest");
+    assert_eq!(stats["ingest"].errors(), 0, "{stats:?}");
+    assert_eq!(history(&stack).await.fixes.len(), 1);
+    stack.bridge.stop().await;
+}
