@@ -243,10 +243,11 @@ pub struct Bridge {
 }
 
 /// The client id `clientid()` gives for a message on `topic`. rumqttd does not tell a
-/// subscriber who published, so locally this is the tag the topic names (`tags/{id}/...`):
-/// the client id the tag policy requires of whoever publishes there. Wherever the local broker
-/// does not enforce that policy, ingest's `client_mismatch` check is exercised by its own tests
-/// only, not through this bridge (docs/MQTT.md).
+/// subscriber who published, so locally this is the tag the topic names (`tags/{id}/...`).
+/// The broker's front enforces the shipped tag policy ([`crate::front`]): a tag connects only
+/// with its own thing name as client id and publishes only under `tags/{its id}/`, so for a
+/// tag's message this is exactly the publisher's client id. (Service identities are not
+/// tags; ingest's `client_mismatch` check has its own tests.)
 fn publisher(topic: &str) -> Option<&str> {
     let mut parts = topic.split('/');
     match (parts.next(), parts.next()) {

@@ -1,20 +1,21 @@
-//! [`LocalBroker`]: rumqttd embedded in this process, one MQTT 3.1.1 listener on 127.0.0.1 that
-//! requires TLS with a client certificate from the local CA, as AWS IoT Core does on 8883.
+//! [`LocalBroker`]: rumqttd embedded in this process behind a TLS front door ([`crate::front`]),
+//! as AWS IoT Core is on 8883: a client needs a certificate from the local CA, and the front
+//! applies the shipped tag policy (`infra/iot/tag-policy.json`) to every CONNECT, PUBLISH and
+//! SUBSCRIBE, taking the thing name from the certificate's CN.
 //!
-//! rumqttd 0.20's TLS acceptor verifies the client chain against one CA file (its
-//! `verify-client-cert` feature): a client without a certificate, or with one from another CA,
-//! fails the handshake. What it does not do is IoT Core's policy check (a tag may publish only
-//! under its own thing name): locally any client of the CA may use any topic.
-//!
-//! rumqttd has no shutdown: its threads run until the process exits. Tests and tools start one
-//! broker per process (or per test); nothing outlives the process.
+//! rumqttd itself listens without TLS on another loopback port that only the front uses.
+//! rumqttd has no shutdown: its threads run until the process exits; the front stops when the
+//! [`LocalBroker`] is dropped (its connections close). Tests and tools start one broker per
+//! process (or per test).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings, TlsConfig};
+use crate::front::{Denial, Denials};
+use crate::policy::{Policy, PolicyContext, PolicyError};
+use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
 use crate::pki::{Pki, PkiError};
 
@@ -31,6 +32,12 @@ pub enum BrokerError {
     /// The certificates could not be made or found.
     #[error(transparent)]
     Pki(#[from] PkiError),
+    /// The tag policy could not be loaded.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The TLS front could not be set up.
+    #[error(transparent)]
+    Front(#[from] crate::front::FrontError),
     /// No free port, or the listener never accepted connections.
     #[error("the MQTT broker did not start: {0}")]
     Start(String),
@@ -41,44 +48,79 @@ pub enum BrokerError {
 pub struct LocalBroker {
     addr: SocketAddr,
     pki: Pki,
-    _thread: JoinHandle<()>,
+    denials: Denials,
+    _broker: JoinHandle<()>,
+    /// Dropping it stops the front's runtime, and with it every client connection.
+    _front: tokio::sync::oneshot::Sender<()>,
 }
 
 impl LocalBroker {
     /// Starts a broker on a free port of 127.0.0.1 with the certificates of `pki` (see
-    /// [`Pki::ensure`]) and returns once it accepts TCP connections.
+    /// [`Pki::ensure`]) and the shipped tag policy for stage `local`, and returns once it
+    /// accepts connections.
     ///
-    /// Fails with [`BrokerError::Start`] if no port could be bound within 10 s (three ports
-    /// are tried).
+    /// Fails as [`LocalBroker::start_for_stage`].
     pub fn start(pki: &Pki) -> Result<LocalBroker, BrokerError> {
-        let mut last = String::new();
-        for _ in 0..PORT_ATTEMPTS {
-            let port = free_port().map_err(|e| BrokerError::Start(format!("no free port: {e}")))?;
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let config = broker_config(pki, addr);
-            let thread = std::thread::Builder::new()
-                .name(format!("vigil-broker-{port}"))
-                .spawn(move || {
-                    let mut broker = Broker::new(config);
-                    if let Err(e) = broker.start() {
-                        tracing::error!(error = %e, "MQTT broker stopped");
+        LocalBroker::start_for_stage(pki, "local")
+    }
+
+    /// As [`LocalBroker::start`], with the policy's `{{stage}}` (the Basic Ingest rule name)
+    /// set to `stage`.
+    ///
+    /// Fails with [`BrokerError::Policy`] if the policy file cannot be evaluated here,
+    /// [`BrokerError::Front`] if the certificates cannot be loaded, and
+    /// [`BrokerError::Start`] if no port could be bound within 10 s (three ports are tried).
+    pub fn start_for_stage(pki: &Pki, stage: &str) -> Result<LocalBroker, BrokerError> {
+        let policy = Arc::new(Policy::shipped(&PolicyContext::local(stage))?);
+        let acceptor = crate::front::tls_acceptor(pki)?;
+        let (internal, broker) = start_rumqttd()?;
+        let front = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| BrokerError::Start(format!("no free port for the front: {e}")))?;
+        let addr = front
+            .local_addr()
+            .map_err(|e| BrokerError::Start(e.to_string()))?;
+        let denials = Denials::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let front_denials = denials.clone();
+        std::thread::Builder::new()
+            .name(format!("vigil-broker-front-{}", addr.port()))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("vigil-broker-front")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the broker's front has no runtime");
+                        return;
                     }
-                })
-                .map_err(|e| BrokerError::Start(format!("spawning the broker thread: {e}")))?;
-            let deadline = Instant::now() + START_TIMEOUT;
-            while Instant::now() < deadline && !thread.is_finished() {
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    return Ok(LocalBroker {
-                        addr,
-                        pki: pki.clone(),
-                        _thread: thread,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            last = format!("no listener on {addr} (port taken, or rumqttd failed: see its log)");
-        }
-        Err(BrokerError::Start(last))
+                };
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(front) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(error = %e, "the broker's front cannot listen");
+                            return;
+                        }
+                    };
+                    tokio::select! {
+                        () = crate::front::serve(listener, acceptor, internal, policy, front_denials) => {}
+                        _ = stopped => {}
+                    }
+                });
+                // Dropping the runtime ends every relayed connection.
+            })
+            .map_err(|e| BrokerError::Start(format!("spawning the front thread: {e}")))?;
+        Ok(LocalBroker {
+            addr,
+            pki: pki.clone(),
+            denials,
+            _broker: broker,
+            _front: stop,
+        })
     }
 
     /// Starts a broker with the default PKI directory (`.local/pki`), creating it if missing.
@@ -86,6 +128,11 @@ impl LocalBroker {
     /// Fails as [`Pki::ensure`] and [`LocalBroker::start`].
     pub fn start_default() -> Result<LocalBroker, BrokerError> {
         LocalBroker::start(&Pki::ensure(Pki::default_dir())?)
+    }
+
+    /// What the tag policy refused so far (the latest 1,000), oldest first.
+    pub fn denials(&self) -> Vec<Denial> {
+        self.denials.list()
     }
 
     /// The listener's address (127.0.0.1 and a free port).
@@ -113,17 +160,41 @@ impl LocalBroker {
     }
 }
 
+/// Starts rumqttd without TLS on a free loopback port, for the front only; returns its address
+/// once it accepts TCP connections.
+fn start_rumqttd() -> Result<(SocketAddr, JoinHandle<()>), BrokerError> {
+    let mut last = String::new();
+    for _ in 0..PORT_ATTEMPTS {
+        let port = free_port().map_err(|e| BrokerError::Start(format!("no free port: {e}")))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let config = broker_config(addr);
+        let thread = std::thread::Builder::new()
+            .name(format!("vigil-broker-{port}"))
+            .spawn(move || {
+                let mut broker = Broker::new(config);
+                if let Err(e) = broker.start() {
+                    tracing::error!(error = %e, "MQTT broker stopped");
+                }
+            })
+            .map_err(|e| BrokerError::Start(format!("spawning the broker thread: {e}")))?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline && !thread.is_finished() {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok((addr, thread));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        last = format!("no listener on {addr} (port taken, or rumqttd failed: see its log)");
+    }
+    Err(BrokerError::Start(last))
+}
+
 /// rumqttd's configuration, built explicitly (its `Config::default()` has no listener).
-fn broker_config(pki: &Pki, listen: SocketAddr) -> Config {
-    let path = |p: PathBuf| p.to_string_lossy().into_owned();
+fn broker_config(listen: SocketAddr) -> Config {
     let server = ServerSettings {
-        name: format!("vigil-mtls-{}", listen.port()),
+        name: format!("vigil-internal-{}", listen.port()),
         listen,
-        tls: Some(TlsConfig::Rustls {
-            capath: Some(path(pki.ca().cert)),
-            certpath: path(pki.server().cert),
-            keypath: path(pki.server().key),
-        }),
+        tls: None,
         next_connection_delay_ms: 0,
         connections: ConnectionSettings {
             connection_timeout_ms: 5_000,
@@ -143,7 +214,7 @@ fn broker_config(pki: &Pki, listen: SocketAddr) -> Config {
             max_segment_count: 10,
             ..RouterConfig::default()
         },
-        v4: Some([("mtls".to_owned(), server)].into_iter().collect()),
+        v4: Some([("internal".to_owned(), server)].into_iter().collect()),
         ..Config::default()
     }
 }

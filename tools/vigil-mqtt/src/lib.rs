@@ -6,6 +6,9 @@
 //!   (CN = tag id = thing name), as PEM files under `.local/pki/`.
 //! - [`broker`]: [`LocalBroker`], rumqttd embedded on a free loopback port, requiring a client
 //!   certificate from the local CA.
+//! - [`policy`]: [`Policy`], the shipped tag policy (`infra/iot/tag-policy.json`) evaluated as
+//!   IoT Core does; [`front`]: the broker's TLS front door, which authenticates each client by
+//!   its certificate and applies the policy to every CONNECT, PUBLISH and SUBSCRIBE.
 //! - [`client`]: [`Endpoint`] and the rumqttc options (mTLS, ALPN on 443) shared by the bridge
 //!   and the simulator, for the local broker and for AWS IoT Core.
 //! - [`sql`]: the subset of IoT SQL the rule files use: parser (errors with columns) and
@@ -26,8 +29,10 @@ pub mod action;
 pub mod bridge;
 pub mod broker;
 pub mod client;
+pub mod front;
 pub mod lambda_watch;
 pub mod pki;
+pub mod policy;
 pub mod sql;
 pub mod tagsim;
 
@@ -37,4 +42,5 @@ pub use broker::LocalBroker;
 pub use client::Endpoint;
 pub use lambda_watch::LambdaWatch;
 pub use pki::{CertPair, Pki};
+pub use policy::{Policy, PolicyContext};
 pub use sql::{Evaluation, Message, RuleOutput, Statement};

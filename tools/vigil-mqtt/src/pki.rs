@@ -22,6 +22,10 @@ use rcgen::{
 const CA_COMMON_NAME: &str = "Vigil local test CA";
 /// The client identity the IoT rule bridge connects with.
 pub const BRIDGE_CLIENT_ID: &str = "vigil-bridge";
+/// The client identity that sends commands to tags (`tags/{tag}/cmd`) and may watch every
+/// tag's topics: the operators' side, which in AWS publishes through the IoT data plane with
+/// IAM rather than as a thing.
+pub const OPERATOR_CLIENT_ID: &str = "vigil-operator";
 
 /// What can go wrong generating or reading certificates.
 #[derive(Debug, thiserror::Error)]

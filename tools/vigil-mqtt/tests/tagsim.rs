@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{Event, Packet, QoS};
+use vigil_mqtt::pki::OPERATOR_CLIENT_ID;
 use vigil_mqtt::tagsim::{self, Route, SimConfig};
 
 #[test]
@@ -31,10 +32,11 @@ fn commands_are_parsed_or_refused_with_a_reason() {
 #[tokio::test]
 async fn a_command_changes_the_reporting_rate() {
     let (pki, broker) = common::broker("tagsim-cmd");
-    let observer_id = pki.client("observer").unwrap();
-    let (observer, mut events) = common::connect(&broker.endpoint(), "observer", &observer_id)
-        .await
-        .unwrap();
+    let observer_id = pki.client(OPERATOR_CLIENT_ID).unwrap();
+    let (observer, mut events) =
+        common::connect(&broker.endpoint(), OPERATOR_CLIENT_ID, &observer_id)
+            .await
+            .unwrap();
     observer
         .subscribe("tags/+/+", QoS::AtLeastOnce)
         .await

@@ -62,7 +62,9 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttd=warn".into()),
+                // rumqttd logs ERROR for a client that simply disconnects; the broker's front
+                // logs what matters (refused handshakes, policy refusals) itself.
+                .unwrap_or_else(|_| "info,rumqttd=off".into()),
         )
         .with_writer(std::io::stderr)
         // Colour for a terminal only: a log file gets plain text (issue 11.9).
@@ -159,8 +161,9 @@ async fn up(args: Up) -> Result<(), String> {
         &aws_sdk_dynamodb::Client::new(&sdk),
         |t| emulator.table_name(t).ok().map(str::to_owned),
     )?;
-    let broker = LocalBroker::start(&Pki::ensure(pki_dir).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    let broker =
+        LocalBroker::start_for_stage(&Pki::ensure(pki_dir).map_err(|e| e.to_string())?, stage)
+            .map_err(|e| e.to_string())?;
     let identity = broker
         .pki()
         .client(BRIDGE_CLIENT_ID)
