@@ -125,12 +125,28 @@ where
         SdkError::ConstructionFailure(_) => {
             StoreError::Config(format!("{service}: request could not be built: {err:?}"))
         }
-        // Timeouts, connection failures and unreadable responses are transient.
+        // Timeouts, connection failures and unreadable responses are transient. The whole
+        // chain, not just "dispatch failure": the cause (connection refused, timeout, DNS) is
+        // what an operator needs.
         _ => StoreError::Unavailable {
             service,
-            detail: format!("{err}"),
+            detail: chain(&err),
         },
     }
+}
+
+/// An error and its sources, `outer: inner: root`, each said once.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]

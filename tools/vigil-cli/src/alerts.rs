@@ -33,23 +33,26 @@ impl Report for AlertList {
         if self.alerts.is_empty() {
             return "no open alerts".into();
         }
-        let mut out = format!(
-            "{:<8} {:<20} {:<16} {:<16} {:<25} {}",
-            "LEVEL", "ORDER", "ZONE", "TAG", "SINCE", "ACKNOWLEDGED"
-        );
-        for a in &self.alerts {
-            let level = serde_json::to_value(a.alert.level).expect("level serializes");
-            out.push_str(&format!(
-                "\n{:<8} {:<20} {:<16} {:<16} {:<25} {}",
-                level.as_str().unwrap_or_default().to_uppercase(),
-                a.alert.order_id,
-                a.alert.zone_id,
-                a.alert.tag_id,
-                a.alert.since_ms.map_or_else(|| "-".into(), rfc3339_ms),
-                a.acknowledged_by.as_deref().unwrap_or("no"),
-            ));
-        }
-        out
+        let rows: Vec<[String; 6]> = self
+            .alerts
+            .iter()
+            .map(|a| {
+                let level = serde_json::to_value(a.alert.level).expect("level serializes");
+                [
+                    level.as_str().unwrap_or_default().to_uppercase(),
+                    a.alert.order_id.to_string(),
+                    a.alert.zone_id.to_string(),
+                    a.alert.tag_id.to_string(),
+                    a.alert.since_ms.map_or_else(|| "-".into(), rfc3339_ms),
+                    a.acknowledged_by.as_deref().unwrap_or("no").to_owned(),
+                ]
+            })
+            .collect();
+        crate::report::table(
+            ["LEVEL", "ORDER", "ZONE", "TAG", "SINCE", "ACKNOWLEDGED"],
+            &rows,
+            &[],
+        )
     }
 }
 

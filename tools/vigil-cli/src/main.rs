@@ -708,6 +708,35 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// For an AWS endpoint that could not be reached: which one was tried, and how to start the
+/// local one.
+fn unreachable_hint(e: &CliError) -> Option<String> {
+    let text = e.to_string();
+    let unreachable = e.is_retryable()
+        && ["dispatch failure", "connect", "timed out", "timeout"]
+            .iter()
+            .any(|w| text.contains(w));
+    if !unreachable {
+        return None;
+    }
+    Some(match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(url) if !url.is_empty() => format!(
+            "vigil: nothing answered at AWS_ENDPOINT_URL={url}. For the local stack, start the \
+             emulator (`cargo run -p vigil-local -- up`, or `vigil-mqtt up` for the whole \
+             pipeline) and load its environment: `set -a; . .local/emulator.env; set +a` \
+             (or `.local/mqtt.env`)."
+        ),
+        _ => format!(
+            "vigil: AWS_ENDPOINT_URL is not set, so AWS itself was tried (region {}). For the \
+             local stack, start the emulator (`cargo run -p vigil-local -- up`) and load its \
+             environment: `set -a; . .local/emulator.env; set +a`.",
+            std::env::var("AWS_REGION")
+                .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+                .unwrap_or_else(|_| "not set".to_owned())
+        ),
+    })
+}
+
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -733,6 +762,9 @@ fn main() {
             eprintln!("{body}");
         } else {
             eprintln!("vigil: {e}");
+            if let Some(hint) = unreachable_hint(&e) {
+                eprintln!("{hint}");
+            }
         }
         std::process::exit(e.exit_code());
     }

@@ -84,21 +84,24 @@ impl Report for OrderList {
         if self.orders.is_empty() {
             return "no orders".into();
         }
-        let mut out = format!(
-            "{:<20} {:<16} {:<10} {:<22} {}",
-            "ORDER", "TAG", "IN FORCE", "VALID UNTIL", "PHONE"
-        );
-        for o in &self.orders {
-            out.push_str(&format!(
-                "\n{:<20} {:<16} {:<10} {:<22} {}",
-                o.field(&["order_id"]),
-                o.field(&["tag_id"]),
-                if o.in_force { "yes" } else { "no" },
-                o.field(&["valid_until"]),
-                o.field(&["victim", "phone"]),
-            ));
-        }
-        out
+        let rows: Vec<[String; 5]> = self
+            .orders
+            .iter()
+            .map(|o| {
+                [
+                    o.field(&["order_id"]),
+                    o.field(&["tag_id"]),
+                    if o.in_force { "yes" } else { "no" }.to_owned(),
+                    o.field(&["valid_until"]),
+                    o.field(&["victim", "phone"]),
+                ]
+            })
+            .collect();
+        crate::report::table(
+            ["ORDER", "TAG", "IN FORCE", "VALID UNTIL", "PHONE"],
+            &rows,
+            &[],
+        )
     }
 }
 

@@ -58,25 +58,37 @@ impl Report for ZoneList {
         if self.zones.is_empty() {
             return "no zones".into();
         }
-        let mut out = format!(
-            "{:<16} {:<16} {:<8} {:<20} {:>8} {:>6} {:<9} {}",
-            "ORDER", "ZONE", "KIND", "SHAPE", "BUFFER", "CELLS", "IN FORCE", "VALID UNTIL"
-        );
-        for z in &self.zones {
-            let kind = serde_json::to_value(z.zone.kind).expect("kind serializes");
-            out.push_str(&format!(
-                "\n{:<16} {:<16} {:<8} {:<20} {:>8} {:>6} {:<9} {}",
-                z.zone.order_id,
-                z.zone.zone_id,
-                kind.as_str().unwrap_or_default(),
-                z.shape(),
-                format!("{} m", z.zone.buffer_m),
-                z.cells,
-                if z.in_force { "yes" } else { "no" },
-                or_dash(z.zone.valid_until),
-            ));
-        }
-        out
+        let rows: Vec<[String; 8]> = self
+            .zones
+            .iter()
+            .map(|z| {
+                let kind = serde_json::to_value(z.zone.kind).expect("kind serializes");
+                [
+                    z.zone.order_id.to_string(),
+                    z.zone.zone_id.to_string(),
+                    kind.as_str().unwrap_or_default().to_owned(),
+                    z.shape(),
+                    format!("{} m", z.zone.buffer_m),
+                    z.cells.to_string(),
+                    if z.in_force { "yes" } else { "no" }.to_owned(),
+                    or_dash(z.zone.valid_until),
+                ]
+            })
+            .collect();
+        crate::report::table(
+            [
+                "ORDER",
+                "ZONE",
+                "KIND",
+                "SHAPE",
+                "BUFFER",
+                "CELLS",
+                "IN FORCE",
+                "VALID UNTIL",
+            ],
+            &rows,
+            &[4, 5],
+        )
     }
 }
 

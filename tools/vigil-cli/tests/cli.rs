@@ -926,3 +926,32 @@ async fn alerts_acknowledged_and_evidence_exported_and_verified() {
         "audit.json: record 1: content does not match its hash (altered)"
     );
 }
+
+#[test]
+fn an_unreachable_emulator_is_named_with_how_to_start_one() {
+    // Issue 11.9: "dynamodb is unavailable: dispatch failure" said neither where nor why.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["orders", "list"])
+        .env("AWS_ENDPOINT_URL", &url)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("VIGIL_STAGE", "local")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("nothing answered at AWS_ENDPOINT_URL={url}"))
+            && stderr.contains(".local/emulator.env"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("transient: retry later"), "{stderr}");
+}
