@@ -9,7 +9,11 @@
 //! ```
 //!
 //! The CA key lives beside the CA so that later runs can issue more client certificates from
-//! the same CA: this is a test CA for loopback only, never for a real tag.
+//! the same CA: this is a test CA for loopback only, never for a real tag. Keys are written
+//! 0600 and the folders are 0700 (other users of the machine cannot read a key or plant a
+//! certificate). Leaf certificates (server, clients) are valid for [`LEAF_VALIDITY_DAYS`] and
+//! issued again when fewer than [`RENEW_BEFORE_DAYS`] remain, or when an older run issued one
+//! with a longer validity (rcgen's default was the year 4096).
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +24,11 @@ use rcgen::{
 
 /// The common name of the local CA; also how its parameters are rebuilt to issue more certs.
 const CA_COMMON_NAME: &str = "Vigil local test CA";
+/// How long a leaf certificate is valid, from the day before it is issued.
+pub const LEAF_VALIDITY_DAYS: i64 = 30;
+/// A leaf certificate with fewer days than this left is issued again.
+pub const RENEW_BEFORE_DAYS: i64 = 7;
+
 /// The client identity the IoT rule bridge connects with.
 pub const BRIDGE_CLIENT_ID: &str = "vigil-bridge";
 /// The client identity that sends commands to tags (`tags/{tag}/cmd`) and may watch every
@@ -92,6 +101,7 @@ impl Pki {
     /// [`PkiError::Generate`] if a certificate cannot be made.
     pub fn ensure(dir: impl Into<PathBuf>) -> Result<Pki, PkiError> {
         let pki = Pki { dir: dir.into() };
+        mkdir(&pki.dir)?;
         mkdir(&pki.dir.join("clients"))?;
         let _lock = pki.lock()?;
         let ca = pki.ca();
@@ -100,8 +110,8 @@ impl Pki {
             let cert = ca_params()
                 .self_signed(&key)
                 .map_err(generate("the CA certificate"))?;
-            write(&ca.key, key.serialize_pem().as_bytes())?;
-            write(&ca.cert, cert.pem().as_bytes())?;
+            write(&ca.key, key.serialize_pem().as_bytes(), KEY_MODE)?;
+            write(&ca.cert, cert.pem().as_bytes(), CERT_MODE)?;
             // A new CA invalidates everything it did not sign.
             let _ = std::fs::remove_file(pki.server().cert);
             if let Ok(entries) = std::fs::read_dir(pki.dir.join("clients")) {
@@ -111,7 +121,7 @@ impl Pki {
             }
         }
         let server = pki.server();
-        if !server.cert.is_file() || !server.key.is_file() {
+        if needs_issuing(&server) {
             let mut params =
                 CertificateParams::new(vec!["localhost".to_owned()]).map_err(generate("server"))?;
             params
@@ -175,7 +185,7 @@ impl Pki {
             key: self.dir.join("clients").join(format!("{client_id}.key")),
         };
         let _lock = self.lock()?;
-        if !pair.cert.is_file() || !pair.key.is_file() {
+        if needs_issuing(&pair) {
             let mut params = CertificateParams::default();
             params.distinguished_name = name(client_id);
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -214,9 +224,11 @@ impl Pki {
         // the same parameters avoids parsing the CA certificate.
         let issuer = Issuer::new(ca_params(), ca_key);
         let key = KeyPair::generate().map_err(generate(what))?;
+        let mut params = params;
+        set_leaf_validity(&mut params, chrono::Utc::now().date_naive());
         let cert = params.signed_by(&key, &issuer).map_err(generate(what))?;
-        write(&pair.key, key.serialize_pem().as_bytes())?;
-        write(&pair.cert, cert.pem().as_bytes())
+        write(&pair.key, key.serialize_pem().as_bytes(), KEY_MODE)?;
+        write(&pair.cert, cert.pem().as_bytes(), CERT_MODE)
     }
 }
 
@@ -242,6 +254,41 @@ fn ca_params() -> CertificateParams {
     params
 }
 
+/// A leaf's validity issued on `today`: from yesterday (clock skew) for
+/// [`LEAF_VALIDITY_DAYS`].
+fn set_leaf_validity(params: &mut CertificateParams, today: chrono::NaiveDate) {
+    use chrono::Datelike;
+    let day = |d: chrono::NaiveDate| {
+        // Month 1-12 and day 1-31 always fit.
+        rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8)
+    };
+    params.not_before = day(today - chrono::Days::new(1));
+    params.not_after = day(today + chrono::Days::new(LEAF_VALIDITY_DAYS.unsigned_abs()));
+}
+
+/// Whether `pair` is missing, unreadable, expiring within [`RENEW_BEFORE_DAYS`], or valid for
+/// longer than a leaf issued now would be.
+fn needs_issuing(pair: &CertPair) -> bool {
+    if !pair.cert.is_file() || !pair.key.is_file() {
+        return true;
+    }
+    let Some(not_after) = not_after(&pair.cert) else {
+        return true;
+    };
+    let now = chrono::Utc::now().timestamp();
+    let day = 86_400;
+    not_after < now + RENEW_BEFORE_DAYS * day || not_after > now + (LEAF_VALIDITY_DAYS + 1) * day
+}
+
+/// The certificate's `notAfter`, Unix seconds.
+pub fn not_after(cert: &Path) -> Option<i64> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_file(cert).ok()?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    Some(parsed.validity().not_after.timestamp())
+}
+
 fn name(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
@@ -253,11 +300,24 @@ fn generate(what: impl Into<String>) -> impl FnOnce(rcgen::Error) -> PkiError {
     move |source| PkiError::Generate { what, source }
 }
 
+/// Private keys: owner read and write only.
+const KEY_MODE: u32 = 0o600;
+/// Certificates: public, but written only by the owner.
+const CERT_MODE: u32 = 0o644;
+
+/// Creates `path` (and its parents) and makes it 0700, also when it already existed.
 fn mkdir(path: &Path) -> Result<(), PkiError> {
-    std::fs::create_dir_all(path).map_err(|source| PkiError::Io {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let io = |source| PkiError::Io {
         path: path.to_owned(),
         source,
-    })
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(io)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
@@ -267,10 +327,19 @@ fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
     })
 }
 
-/// Writes via a temporary file and a rename, so a concurrent reader never sees half a PEM.
-fn write(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
+/// Writes via a temporary file (created with `mode`, so a key is never readable by others, not
+/// even for a moment) and a rename, so a concurrent reader never sees half a PEM.
+fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes))
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|source| PkiError::Io {
             path: path.to_owned(),

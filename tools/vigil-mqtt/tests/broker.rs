@@ -75,3 +75,43 @@ async fn a_client_with_a_certificate_from_another_ca_is_refused() {
     let refused = common::connect(&broker.endpoint(), "tag-1", &foreign).await;
     assert!(refused.is_err(), "connected with a foreign certificate");
 }
+
+#[test]
+fn keys_are_private_and_leaf_certificates_short_lived() {
+    // Issue 16.11: the CA key and every client key were world-readable, and leaves were valid
+    // until the year 4096.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = common::test_dir("pki-modes");
+    let pki = Pki::ensure(&dir).unwrap();
+    let tag = pki.client("tag-7").unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for key in [pki.ca().key, pki.server().key, tag.key.clone()] {
+        assert_eq!(mode(&key), 0o600, "{}", key.display());
+    }
+    for folder in [dir.clone(), dir.join("clients")] {
+        assert_eq!(mode(&folder), 0o700, "{}", folder.display());
+    }
+    let now = chrono::Utc::now().timestamp();
+    let days_left = |cert: &std::path::Path| (pki::not_after(cert).unwrap() - now) / 86_400;
+    for cert in [pki.server().cert, tag.cert.clone()] {
+        let left = days_left(&cert);
+        assert!(
+            (pki::LEAF_VALIDITY_DAYS - 1..=pki::LEAF_VALIDITY_DAYS).contains(&left),
+            "{}: {left} days",
+            cert.display()
+        );
+    }
+
+    // A leaf from an older run, valid for decades, is issued again (with the same CA), and a
+    // folder left open by an older run is closed again.
+    std::fs::set_permissions(dir.join("clients"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let old = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["tag-7".to_owned()]).unwrap();
+    params.not_after = rcgen::date_time_ymd(4096, 1, 1);
+    let legacy = params.self_signed(&old).unwrap();
+    std::fs::write(&tag.cert, legacy.pem()).unwrap();
+    assert!(days_left(&tag.cert) > 365 * 1000);
+    let again = Pki::ensure(&dir).unwrap().client("tag-7").unwrap();
+    assert!(days_left(&again.cert) <= pki::LEAF_VALIDITY_DAYS);
+    assert_eq!(mode(&dir.join("clients")), 0o700);
+}
