@@ -288,6 +288,34 @@ export class VigilStack extends Stack {
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'TrackOpenZones', actions: ['dynamodb:UpdateItem'], resources: arns('tags') }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QuarantineBadInput', actions: ['dynamodb:PutItem'], resources: arns('quarantine') }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QueueAlertEvents', actions: ['sqs:SendMessage'], resources: [alerts.queueArn] }));
+
+    // Only ingest writes alert events (16.7). A Deny in the queue's own policy holds whatever
+    // an identity policy grants (an administrator's sqs:* included): a forged breach or
+    // all-clear cannot be queued by anyone else. Moving parked events back from alerts-dlq
+    // (StartMessageMoveTask) sends with the caller's rights, so it needs the one role made for
+    // it, which the account's administrators assume (docs/DEPLOY.md); its use is in CloudTrail.
+    const alertsDlqQueue = this.must(this.queues, 'alerts-dlq', 'queue');
+    const redrive = new iam.Role(this, 'AlertRedrive', {
+      roleName: `vigil-${stage}-alert-redrive`,
+      assumedBy: new iam.AccountRootPrincipal(),
+      description: 'Moves alert events parked in alerts-dlq back to the alerts queue (the only principal besides ingest that may send to it)',
+      maxSessionDuration: Duration.hours(1),
+    });
+    redrive.addToPolicy(new iam.PolicyStatement({
+      sid: 'MoveFromDeadLetters',
+      actions: ['sqs:StartMessageMoveTask', 'sqs:ListMessageMoveTasks', 'sqs:CancelMessageMoveTask', 'sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+      resources: [alertsDlqQueue.queueArn],
+    }));
+    redrive.addToPolicy(new iam.PolicyStatement({ sid: 'MoveToAlerts', actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes'], resources: [alerts.queueArn] }));
+    redrive.addToPolicy(kmsUse('DataKey', this.key, ['kms:Decrypt', 'kms:GenerateDataKey'], ['sqs']));
+    alerts.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'OnlyIngestQueuesAlertEvents',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['sqs:SendMessage'],
+      resources: [alerts.queueArn],
+      conditions: { ArnNotEquals: { 'aws:PrincipalArn': [ingestRole.roleArn, redrive.roleArn] } },
+    }));
     ingestRole.addToPolicy(kmsUse('DataKey', this.key, ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'], ['dynamodb', 'sqs']));
 
     const alertProps = fnProps('Alert');
@@ -468,6 +496,7 @@ export class VigilStack extends Stack {
     });
     new CfnOutput(this, 'OperatorsTopicArn', { value: operators.topicArn });
     new CfnOutput(this, 'AlertsQueueUrl', { value: alerts.queueUrl });
+    new CfnOutput(this, 'AlertRedriveRoleArn', { description: 'Assume to move alert events from alerts-dlq back to the alerts queue (docs/DEPLOY.md)', value: redrive.roleArn });
     new CfnOutput(this, 'IngestRuleName', { value: ingestRuleName });
     new CfnOutput(this, 'BasicIngestTopicPrefix', { value: `$aws/rules/${ingestRuleName}/tags/` });
   }

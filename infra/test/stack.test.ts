@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { INFRA_DIR, physicalName } from '../lib/resources';
 import { ruleName } from '../lib/vigil-stack';
-import { logicalId, ofType, synth, target } from './helpers';
+import { identityStatements, logicalId, ofType, synth, target } from './helpers';
 
 const s = synth();
 const R = s.json.Resources;
@@ -141,6 +141,24 @@ describe('encryption, alarms, outputs', () => {
       assert.equal(t.DeletionPolicy, 'Retain', id);
     }
     for (const [id, g] of Object.entries(ofType(s, 'AWS::Logs::LogGroup')) as [string, any][]) assert.equal(g.DeletionPolicy, 'Retain', id);
+  });
+
+  test('only ingest, and the redrive role, may send to the alerts queue (16.7)', () => {
+    const alertsId = logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`);
+    const policies = (Object.values(ofType(s, 'AWS::SQS::QueuePolicy')) as any[])
+      .filter((p) => p.Properties.Queues.some((q: any) => target(q) === alertsId));
+    const statements = policies.flatMap((p) => p.Properties.PolicyDocument.Statement);
+    const deny = statements.filter((st: any) => st.Effect === 'Deny' && [st.Action].flat().includes('sqs:SendMessage'));
+    assert.equal(deny.length, 1, JSON.stringify(statements));
+    assert.deepEqual(deny[0].Principal, { AWS: '*' });
+    const exempt = deny[0].Condition.ArnNotEquals['aws:PrincipalArn'].map(target);
+    const ingestRoleId = target(R[ingestId].Properties.Role);
+    const redriveId = logicalId(s, 'AWS::IAM::Role', 'RoleName', `vigil-${stage}-alert-redrive`);
+    assert.deepEqual(exempt.sort(), [ingestRoleId, redriveId].sort());
+    // The redrive role moves from alerts-dlq to alerts and does nothing else.
+    const actions = identityStatements(s).filter((st) => st.role === redriveId).flatMap((st) => st.Action).sort();
+    assert.deepEqual(actions, ['kms:Decrypt', 'kms:GenerateDataKey', 'sqs:CancelMessageMoveTask', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueAttributes', 'sqs:ListMessageMoveTasks', 'sqs:ReceiveMessage', 'sqs:SendMessage', 'sqs:StartMessageMoveTask']);
+    assert.ok(s.json.Outputs.AlertRedriveRoleArn, 'the stack outputs the role to assume');
   });
 
   test('the operators topic refuses anything but TLS (16.15)', () => {
