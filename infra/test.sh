@@ -5,7 +5,8 @@
 # next to its resource, with the reason).
 #
 # Installs what it needs on first use, pinned, into git-ignored folders: infra/node_modules
-# (npm ci, from package-lock.json) and .local/venv-lint (requirements-lint.txt).
+# (npm ci, from package-lock.json) and .local/venv-lint (tools/python/lint.txt: every package
+# pinned with its hashes, installed with --require-hashes).
 #
 # The synth skips the Rust build (-c skipBundling=true; see docs/DEPLOY.md): the template is
 # the deployable one except for the functions' code assets, and it carries a rule that makes
@@ -25,12 +26,13 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 venv="$root/.local/venv-lint"
-if ! cmp -s requirements-lint.txt "$venv/.requirements" 2>/dev/null; then
-  echo "== installing cfn-lint and checkov into .local/venv-lint"
+lock="$root/tools/python/lint.txt"
+if ! cmp -s "$lock" "$venv/.vigil-installed" 2>/dev/null; then
+  echo "== installing cfn-lint and checkov into .local/venv-lint (hashed lock)"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r requirements-lint.txt
-  cp requirements-lint.txt "$venv/.requirements"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$lock"
+  cp "$lock" "$venv/.vigil-installed"
 fi
 
 echo "== tsc --noEmit"

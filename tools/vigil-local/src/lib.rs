@@ -48,8 +48,10 @@ pub use moto::ensure_venv;
 pub use readback::{EmulatorKind, ReadBack, SentSms, TopicMessage};
 pub use resources::Resources;
 
-/// The moto release the harness installs and runs; bump it here and nowhere else.
-pub const MOTO_REQUIREMENT: &str = "moto[server]==5.2.5";
+/// The lock file (every package pinned, with its hashes) of the moto venv the harness
+/// installs, relative to the workspace root. Its `.in` file names the release (moto 5.2.5);
+/// `tools/python/lock.sh` regenerates it.
+pub const MOTO_LOCK: &str = "tools/python/moto.txt";
 
 /// Region of every client, ARN and read-back request the harness makes.
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -69,9 +71,11 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The moto venv could not be created; the message ends with the install log's tail.
-    #[error("installing {requirement} into {venv}: {message}", requirement = MOTO_REQUIREMENT)]
+    /// A venv could not be created; the message ends with the install log's tail.
+    #[error("installing {lock} into {venv}: {message}")]
     Install {
+        /// The lock file installed.
+        lock: String,
         /// The venv directory.
         venv: PathBuf,
         /// What failed, and the tail of the install log.

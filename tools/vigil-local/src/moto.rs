@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{Error, MOTO_REQUIREMENT, Result, io_error, log_tail};
+use crate::{Error, MOTO_LOCK, Result, io_error, log_tail, workspace_root};
 
 /// How long a fresh moto_server may take to answer (it imports all of moto first). Parallel
 /// test binaries on two cores can take several seconds; `VIGIL_MOTO_START_TIMEOUT_S` overrides.
@@ -25,96 +25,105 @@ pub(crate) async fn ensure_moto(local: PathBuf) -> Result<PathBuf> {
     tokio::task::spawn_blocking(move || ensure_moto_blocking(&local))
         .await
         .map_err(|e| Error::Install {
+            lock: MOTO_LOCK.to_owned(),
             venv: PathBuf::from("(unknown)"),
             message: format!("install task failed: {e}"),
         })?
 }
 
 fn ensure_moto_blocking(local: &Path) -> Result<PathBuf> {
-    ensure_venv(local, "venv", MOTO_REQUIREMENT, "moto_server")
+    ensure_venv(
+        local,
+        "venv",
+        &workspace_root().join(MOTO_LOCK),
+        "moto_server",
+    )
 }
 
-/// Makes sure `<local>/<name>` is a Python venv with the pinned `requirement` installed and
-/// returns the path of its `bin/<program>`. The one way Vigil's tools install from PyPI.
+/// Makes sure `<local>/<name>` is a Python venv with exactly the packages of `lock` (a pip
+/// requirements file with every package pinned and hashed, see `tools/python/`) and returns
+/// the path of its `bin/<program>`. The one way Vigil's tools install from PyPI: pip runs with
+/// `--require-hashes`, so a package whose files differ from the lock's hashes (a compromised
+/// mirror or a re-published release) is refused.
 ///
-/// Installs only when the pin's marker file is missing, so changing the pin reinstalls into
-/// the same venv. Parallel processes all call this: an exclusive lock on `<local>/<name>.lock`
-/// makes one of them install while the others wait and then find the marker. The install log
-/// is `<local>/logs/<name>-install.log`; a failure ends with its tail. The interpreter is
-/// `python3`, or `VIGIL_PYTHON` when set.
-pub fn ensure_venv(local: &Path, name: &str, requirement: &str, program: &str) -> Result<PathBuf> {
+/// Installs only when the venv's marker differs from the lock's content, so changing the lock
+/// reinstalls into a fresh venv. Parallel processes all call this: an exclusive lock on
+/// `<local>/<name>.lock` makes one of them install while the others wait and then find the
+/// marker. The install log is `<local>/logs/<name>-install.log`; a failure ends with its tail.
+/// The interpreter is `python3`, or `VIGIL_PYTHON` when set.
+pub fn ensure_venv(local: &Path, name: &str, lock: &Path, program: &str) -> Result<PathBuf> {
     let venv = local.join(name);
     let target = venv.join("bin").join(program);
-    let marker = venv.join(marker_name(requirement));
-    if target.is_file() && marker.is_file() {
+    let marker = venv.join(".vigil-installed");
+    let install_error = |venv: &Path, message: String| Error::Install {
+        lock: lock.display().to_string(),
+        venv: venv.to_path_buf(),
+        message,
+    };
+    let wanted = std::fs::read(lock).map_err(io_error(format!("reading {}", lock.display())))?;
+    let installed = || target.is_file() && std::fs::read(&marker).ok().as_ref() == Some(&wanted);
+    if installed() {
         return Ok(target);
     }
     let logs = local.join("logs");
     std::fs::create_dir_all(&logs).map_err(io_error(format!("creating {}", logs.display())))?;
     let lock_path = local.join(format!("{name}.lock"));
-    let lock = File::options()
+    let file_lock = File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&lock_path)
         .map_err(io_error(format!("opening {}", lock_path.display())))?;
-    lock.lock()
+    file_lock
+        .lock()
         .map_err(io_error(format!("locking {}", lock_path.display())))?;
-    if target.is_file() && marker.is_file() {
+    if installed() {
         return Ok(target); // another process installed it while we waited
     }
 
+    // A venv from another lock (or a half-finished install) is replaced, not patched: what is
+    // installed is exactly the lock.
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv).map_err(io_error(format!("removing {}", venv.display())))?;
+    }
     let log = logs.join(format!("{name}-install.log"));
     let python = std::env::var("VIGIL_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let venv_arg = venv.to_string_lossy().into_owned();
-    run_logged(&venv, &log, &python, &["-m", "venv", &venv_arg])?;
+    run_logged(&venv, &log, &python, &["-m", "venv", &venv_arg], lock)?;
     let venv_python = venv
         .join("bin")
         .join("python")
         .to_string_lossy()
         .into_owned();
+    let lock_arg = lock.to_string_lossy().into_owned();
     let pip = [
         "-m",
         "pip",
         "install",
         "--disable-pip-version-check",
         "--no-input",
-        requirement,
+        "--require-hashes",
+        "-r",
+        &lock_arg,
     ];
-    run_logged(&venv, &log, &venv_python, &pip)?;
+    run_logged(&venv, &log, &venv_python, &pip, lock)?;
     if !target.is_file() {
-        return Err(Error::Install {
-            venv,
-            message: format!(
+        return Err(install_error(
+            &venv,
+            format!(
                 "pip finished but {} is missing\n{}",
                 target.display(),
                 log_tail(&log, 20)
             ),
-        });
+        ));
     }
-    std::fs::write(&marker, requirement)
-        .map_err(io_error(format!("writing {}", marker.display())))?;
+    std::fs::write(&marker, &wanted).map_err(io_error(format!("writing {}", marker.display())))?;
     Ok(target)
-    // `lock` is released when it is dropped here.
-}
-
-/// A marker file per pin, so changing a requirement reinstalls into the same venv.
-fn marker_name(requirement: &str) -> String {
-    let safe: String = requirement
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!(".vigil-installed-{safe}")
+    // `file_lock` is released when it is dropped here.
 }
 
 /// Runs one install step with its output appended to `log`.
-fn run_logged(venv: &Path, log: &Path, program: &str, args: &[&str]) -> Result<()> {
+fn run_logged(venv: &Path, log: &Path, program: &str, args: &[&str], lock: &Path) -> Result<()> {
     let out = File::options()
         .create(true)
         .append(true)
@@ -130,6 +139,7 @@ fn run_logged(venv: &Path, log: &Path, program: &str, args: &[&str]) -> Result<(
         .stderr(err)
         .status()
         .map_err(|e| Error::Install {
+            lock: lock.display().to_string(),
             venv: venv.to_path_buf(),
             message: format!(
                 "could not run {program}: {e} (install Python 3 with venv and pip, \
@@ -140,6 +150,7 @@ fn run_logged(venv: &Path, log: &Path, program: &str, args: &[&str]) -> Result<(
         Ok(())
     } else {
         Err(Error::Install {
+            lock: lock.display().to_string(),
             venv: venv.to_path_buf(),
             message: format!(
                 "`{program} {}` exited with {status}; last lines of {}:\n{}",

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The cargo-lambda release installed; bump it here and nowhere else.
-pub const CARGO_LAMBDA_REQUIREMENT: &str = "cargo-lambda==1.9.2";
+/// The lock file of the cargo-lambda venv (cargo-lambda 1.9.2 and zig, every file hashed),
+/// relative to the workspace root; `tools/python/lock.sh` regenerates it.
+pub const CARGO_LAMBDA_LOCK: &str = "tools/python/cargo-lambda.txt";
 
 /// A running `cargo lambda watch`. Dropping it stops its whole process group (cargo-lambda,
 /// the cargo build it runs and the function) and waits for it.
@@ -29,7 +30,7 @@ pub fn ensure_cargo_lambda() -> Result<PathBuf, String> {
     let program = vigil_local::ensure_venv(
         &vigil_local::local_dir(),
         "venv-cargo-lambda",
-        CARGO_LAMBDA_REQUIREMENT,
+        &vigil_local::workspace_root().join(CARGO_LAMBDA_LOCK),
         "cargo-lambda",
     )
     .map_err(|e| e.to_string())?;
