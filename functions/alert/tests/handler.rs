@@ -1,5 +1,5 @@
 //! The alert handler on the in-memory ports: every rule of the alert path, including
-//! failures, staleness, forged claims and privacy. (Against moto: `tests/emulator.rs`.)
+//! failures, staleness, forged claims and privacy. (Against moto: `tests/pipeline/tests/alert_emulator.rs`.)
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::json;
