@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
-use serde_json::json;
 use tokio::sync::watch;
+use vigil_core::fix::{TagEvent, TagEventKind, encode_event, encode_fix};
+use vigil_core::{Fix, TagId};
 
 use crate::client::{Endpoint, mqtt_options};
 use crate::pki::{CertPair, PkiError};
@@ -258,6 +259,11 @@ async fn run_tag(
         tracing::warn!(tag = %tag, "{what}");
         counters.errors.fetch_add(1, Ordering::Relaxed);
     };
+    // The wire format is vigil-core's: the simulator encodes what ingest parses.
+    let tag_id = match TagId::new(tag.as_str()) {
+        Ok(id) => id,
+        Err(e) => return error(format!("not a tag id: {e}")),
+    };
     let options =
         match (config.identity)(&tag).and_then(|id| mqtt_options(&config.endpoint, &tag, &id)) {
             Ok(o) => o,
@@ -329,16 +335,22 @@ async fn run_tag(
     let mut walker = Walker::new(&config, index);
     let mut seq = (crate::bridge::Clock::now_ms(&crate::bridge::WallClock) / 1000) as u64;
     let mut battery: u64 = 100;
-    let publish = |topic: String, body: serde_json::Value| {
+    let publish = |topic: String, bytes: Vec<u8>| {
         let client = client.clone();
-        async move {
-            let bytes = serde_json::to_vec(&body).expect("JSON serializes");
-            client.publish(topic, QoS::AtLeastOnce, false, bytes).await
-        }
+        async move { client.publish(topic, QoS::AtLeastOnce, false, bytes).await }
+    };
+    let event = |seq: u64, kind: TagEventKind, battery: u64| {
+        encode_event(&TagEvent {
+            tag_id: tag_id.clone(),
+            seq,
+            at_ms: now_ms(),
+            kind,
+            battery_pct: u8::try_from(battery).ok(),
+        })
     };
     if config.events {
         seq += 1;
-        let body = json!({"v": 1, "seq": seq, "at_ms": now_ms(), "kind": "power_on", "battery_pct": battery});
+        let body = event(seq, TagEventKind::PowerOn, battery);
         match publish(format!("tags/{tag}/event"), body).await {
             Ok(()) => {
                 counters.events.fetch_add(1, Ordering::Relaxed);
@@ -368,9 +380,16 @@ async fn run_tag(
         let interval = *interval_rx.borrow();
         let (lat, lon) = walker.step(interval);
         seq += 1;
-        let body = json!({
-            "v": 1, "seq": seq, "at_ms": now_ms(), "lat": round6(lat), "lon": round6(lon),
-            "accuracy_m": config.accuracy_m, "battery_pct": battery,
+        let body = encode_fix(&Fix {
+            tag_id: tag_id.clone(),
+            seq,
+            at_ms: now_ms(),
+            lat: round6(lat),
+            lon: round6(lon),
+            accuracy_m: config.accuracy_m,
+            speed_mps: None,
+            heading_deg: None,
+            battery_pct: u8::try_from(battery).ok(),
         });
         match publish(format!("tags/{tag}/fix"), body).await {
             Ok(()) => {
@@ -384,7 +403,7 @@ async fn run_tag(
             battery -= 1;
             if config.events && battery == BATTERY_LOW_PCT {
                 seq += 1;
-                let body = json!({"v": 1, "seq": seq, "at_ms": now_ms(), "kind": "battery_low", "battery_pct": battery});
+                let body = event(seq, TagEventKind::BatteryLow, battery);
                 if publish(format!("tags/{tag}/event"), body).await.is_ok() {
                     counters.events.fetch_add(1, Ordering::Relaxed);
                 }
