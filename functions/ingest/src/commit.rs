@@ -6,8 +6,7 @@
 //! lost race, back off with jitter and do it all again; queue the committed events, then clear
 //! the outboxes. Nothing here decides anything.
 
-use crate::fix::pause;
-use crate::{IngestError, Ports};
+use crate::{IngestError, Ports, pause};
 use std::collections::BTreeSet;
 use tracing::info;
 use vigil_aws::StoreError;

@@ -16,11 +16,10 @@
 
 use crate::commit::evaluate_order;
 use crate::decode::Received;
-use crate::{IngestError, Outcome, Ports, Rejection, quarantine};
-use std::future::Future;
+use crate::{IngestError, Outcome, Ports, Rejection, pause, quarantine};
 use tracing::info;
+use vigil_aws::StoreError;
 use vigil_aws::ports::{AlertQueue, IngestStore, Metrics};
-use vigil_aws::{StoreError, backoff};
 use vigil_core::cells::cover_disc;
 use vigil_core::history::Sighting;
 use vigil_core::ingest::{Repeated, conflict_events, orders_to_evaluate, rejected_near_zones};
@@ -161,9 +160,4 @@ pub(crate) async fn save_history<S: IngestStore, Q, M: Metrics>(
             what: format!("history of tag {tag_id}"),
         })
         .into())
-}
-
-/// A jittered pause before retrying a lost race.
-pub(crate) fn pause(attempt: u32) -> impl Future<Output = ()> {
-    tokio::time::sleep(backoff(attempt, 10))
 }

@@ -132,6 +132,12 @@ impl From<vigil_core::FixError> for Rejection {
 /// How much of a rejected payload is kept.
 pub const QUARANTINE_PAYLOAD_BYTES: usize = 4096;
 
+/// A jittered pause before retrying a lost race (the quiet path's history write and the
+/// commit of transitions both use it).
+pub(crate) fn pause(attempt: u32) -> impl Future<Output = ()> {
+    tokio::time::sleep(vigil_aws::backoff(attempt, 10))
+}
+
 fn truncate_utf8(bytes: &[u8]) -> String {
     let end = bytes.len().min(QUARANTINE_PAYLOAD_BYTES);
     String::from_utf8_lossy(&bytes[..end]).into_owned()

@@ -19,8 +19,7 @@ use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
 use crate::pki::{Pki, PkiError};
 
-/// Largest payload the broker accepts: AWS IoT Core's limit (128 KiB).
-pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
+pub use crate::client::MAX_PAYLOAD_BYTES;
 /// How long the listener may take to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts with a fresh free port, in case another process takes the one picked.

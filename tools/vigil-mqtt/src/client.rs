@@ -8,6 +8,9 @@ use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 
 use crate::pki::{CertPair, PkiError};
 
+/// Largest MQTT payload: AWS IoT Core's limit (128 KiB), which the local broker applies too.
+pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
+
 /// AWS IoT Core's port for MQTT over TLS with ALPN (`x-amzn-mqtt-ca`), for networks that block
 /// 8883.
 pub const IOT_ALPN_PORT: u16 = 443;
@@ -41,10 +44,7 @@ pub fn mqtt_options(
     options
         .set_keep_alive(Duration::from_secs(30))
         .set_clean_session(true)
-        .set_max_packet_size(
-            crate::broker::MAX_PAYLOAD_BYTES + 1024,
-            crate::broker::MAX_PAYLOAD_BYTES + 1024,
-        )
+        .set_max_packet_size(MAX_PAYLOAD_BYTES + 1024, MAX_PAYLOAD_BYTES + 1024)
         .set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
             ca,
             alpn,

@@ -36,7 +36,7 @@ use crate::policy::{Action, Policy};
 pub const SERVICE_IDENTITIES: [&str; 2] = [BRIDGE_CLIENT_ID, OPERATOR_CLIENT_ID];
 
 /// The largest MQTT packet relayed: IoT Core's payload limit plus room for a topic.
-const MAX_PACKET_BYTES: usize = crate::broker::MAX_PAYLOAD_BYTES + 64 * 1024;
+const MAX_PACKET_BYTES: usize = crate::client::MAX_PAYLOAD_BYTES + 64 * 1024;
 /// How many refusals are kept for inspection.
 const KEPT_DENIALS: usize = 1_000;
 /// CONNACK, return code 5: not authorised (MQTT 3.1.1, 3.2.2.3).

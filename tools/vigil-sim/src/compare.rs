@@ -9,7 +9,7 @@
 //!   counts any `fix_rejected:<reason>`; exact kinds are matched first.
 
 use crate::executor::Run;
-use crate::report::{alert_name, fmt_offset};
+use crate::names::{alert_name, fmt_offset};
 use crate::scenario::Expectations;
 use serde::Serialize;
 use std::collections::BTreeMap;

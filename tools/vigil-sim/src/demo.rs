@@ -1,7 +1,8 @@
 //! The narrated demo: the built-in scenario `tests/scenarios/demo.json`, told step by step.
 
 use crate::executor::{Run, StepRecord};
-use crate::report::{describe, fmt_offset, serde_name};
+use crate::names::{fmt_offset, serde_name};
+use crate::report::describe;
 use crate::scenario::{Scenario, ScenarioError};
 use std::io::{self, Write};
 

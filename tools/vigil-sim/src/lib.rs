@@ -33,6 +33,7 @@ pub mod demo;
 pub mod executor;
 pub mod in_process;
 pub mod local_stack;
+pub mod names;
 pub mod observe;
 pub mod report;
 pub mod runner;

@@ -7,7 +7,7 @@
 //! are a few kilometres wide.
 
 use crate::executor::{Outcome, Run};
-use crate::report::{alert_name, fmt_offset};
+use crate::names::{alert_name, fmt_offset};
 use crate::scenario::Scenario;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -135,7 +135,7 @@ impl Picture {
                     label: format!(
                         "{} ({})",
                         spec.zone_id,
-                        crate::report::serde_name(&spec.kind)
+                        crate::names::serde_name(&spec.kind)
                     ),
                     outline,
                     buffer_m: spec.buffer_m,
