@@ -14,6 +14,8 @@
 //!   mutual TLS, the IoT rule bridge, the functions on the emulator, SMS read back.
 //! - [`observe`]: how both executors turn what the stack recorded into a step record.
 //! - [`mod@compare`]: expectations against a run, whatever executed it.
+//! - [`names`]: how values are named in text (serde wire names, scenario offsets), for the
+//!   report, the comparison, the demo and the SVG.
 //! - [`report`]: the step table, verdict lines and the JSON report (phones always redacted).
 //! - [`svg`]: a hand-written SVG picture of a run: zones, buffers, tracks, alert markers.
 //! - [`demo`]: the built-in narrated scenario.
