@@ -722,7 +722,7 @@ fn unreachable_hint(e: &CliError) -> Option<String> {
     Some(match std::env::var("AWS_ENDPOINT_URL") {
         Ok(url) if !url.is_empty() => format!(
             "vigil: nothing answered at AWS_ENDPOINT_URL={url}. For the local stack, start the \
-             emulator (`cargo run -p vigil-local -- up`, or `vigil-mqtt up` for the whole \
+             emulator (`cargo run -p vigil-local -- up`, or `vigil-stack up` for the whole \
              pipeline) and load its environment: `set -a; . .local/emulator.env; set +a` \
              (or `.local/mqtt.env`)."
         ),

@@ -59,6 +59,12 @@ async fn a_tag_cannot_connect_with_another_tags_client_id_nor_knock_it_offline()
     a.subscribe("tags/tag-a/cmd", QoS::AtLeastOnce)
         .await
         .unwrap();
+    // The subscription is in place before anything else happens (rumqttc sends it on poll).
+    loop {
+        if let Event::Incoming(Packet::SubAck(_)) = a_events.poll().await.unwrap() {
+            break;
+        }
+    }
 
     let hostile = pki.client("tag-b").unwrap();
     let refused = common::connect(&broker.endpoint(), "tag-a", &hostile).await;

@@ -180,7 +180,7 @@ fn fix(tag: &str, seq: u64, at_ms: i64, (lat, lon): (f64, f64)) -> Result<Fix, E
 }
 
 async fn throughput(parts: &StackParts<'_>, o: BenchOptions) -> Result<Throughput, ExecutorError> {
-    let pipeline = parts.pipeline;
+    let pipeline = parts.functions;
     let started = Instant::now();
     pipeline
         .emulator
@@ -348,7 +348,7 @@ async fn through_stack(
 /// The per-fix requests straight to the emulator: ingest's handler in one sequential stream
 /// (which writes the tag's history itself); fixes per second.
 async fn direct(parts: &StackParts<'_>, fixes: Vec<Vec<Fix>>) -> Result<f64, ExecutorError> {
-    let pipeline = parts.pipeline;
+    let pipeline = parts.functions;
     // Round-robin over the tags, as the bridge would receive them.
     let longest = fixes.iter().map(Vec::len).max().unwrap_or(0);
     let order: Vec<&Fix> = (0..longest)

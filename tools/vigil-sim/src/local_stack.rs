@@ -29,16 +29,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use vigil_aws::metrics::MemoryMetrics;
 use vigil_aws::ports::AdminStore;
 use vigil_core::{PhoneNumber, TagId};
 use vigil_local::Emulator;
-use vigil_mqtt::bridge::default_rules_dir;
-use vigil_mqtt::pki::BRIDGE_CLIENT_ID;
-use vigil_mqtt::{
-    Bridge, InProcessLambda, LocalBroker, Pki, RuleAction, RuleTargets, ScenarioClock,
-};
-use vigil_pipeline::Pipeline;
+use vigil_mqtt::{Bridge, Pki, ScenarioClock};
+use vigil_stack::{Functions, LocalStack, StackClock, StackOptions};
 
 /// How long a PUBACK, or the bridge's handling of one message, may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,13 +41,13 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The executor's name in reports and on the command line.
 pub const NAME: &str = "local-stack";
 
-/// Runs scenarios through the local stack it starts: the moto emulator, the mTLS broker, the
-/// rule bridge, ingest in-process and the alert function draining the queue. Everything it
-/// started stops when it is dropped (the broker's threads, which rumqttd cannot stop, end
-/// with the process).
+/// Runs scenarios through the local stack ([`vigil_stack::LocalStack`], on a scenario clock):
+/// the moto emulator, the mTLS broker with the tag policy, the rule bridge, ingest in-process
+/// and the alert function draining the queue after each step. Everything it started stops
+/// when it is dropped (the broker's threads, which rumqttd cannot stop, end with the process).
 pub struct LocalStackExecutor {
     runtime: tokio::runtime::Runtime,
-    stack: Option<LocalStack>,
+    stack: Option<Session>,
     scenarios_run: usize,
     /// Time spent resetting the emulator between scenarios, for reports.
     pub reset_time: Duration,
@@ -61,17 +56,11 @@ pub struct LocalStackExecutor {
     pub step_latencies: Vec<Duration>,
 }
 
-/// The running local stack.
-struct LocalStack {
-    pipeline: Arc<Pipeline>,
-    /// The ingest function's ports the bridge invokes (its counters are read back).
-    ingest: Arc<vigil_ingest::Ports<vigil_aws::DynamoStore, vigil_aws::SqsQueue, MemoryMetrics>>,
-    pki: Pki,
-    broker: LocalBroker,
-    bridge: Bridge,
+/// The running local stack, and the scenario's tags connected to it.
+struct Session {
+    stack: LocalStack,
+    /// The stack's scenario clock (a clone shares its time).
     clock: ScenarioClock,
-    /// Rule name and its `FROM` filter.
-    rules: Vec<(String, vigil_mqtt::Statement)>,
     tags: HashMap<String, TagConnection>,
 }
 
@@ -111,7 +100,7 @@ impl LocalStackExecutor {
             .enable_all()
             .build()
             .map_err(|e| fail(format!("starting the async runtime: {e}")))?;
-        let stack = runtime.block_on(LocalStack::start(endpoint))?;
+        let stack = runtime.block_on(Session::start(endpoint))?;
         Ok(LocalStackExecutor {
             runtime,
             stack: Some(stack),
@@ -123,18 +112,18 @@ impl LocalStackExecutor {
 
     /// The emulator of the running stack, e.g. for its endpoint.
     pub fn emulator(&self) -> Option<&Emulator> {
-        self.stack.as_ref().map(|s| &s.pipeline.emulator)
+        self.stack.as_ref().map(|s| s.stack.emulator())
     }
 
-    /// Runs `f` on the executor's runtime with the stack's pipeline, broker endpoint, PKI,
+    /// Runs `f` on the executor's runtime with the stack's functions, broker endpoint, PKI,
     /// bridge and clock: for measurements that drive the same stack directly.
     pub fn with_stack<T>(&self, f: impl AsyncFnOnce(StackParts<'_>) -> T) -> Option<T> {
         let stack = self.stack.as_ref()?;
         Some(self.runtime.block_on(f(StackParts {
-            pipeline: &stack.pipeline,
-            endpoint: stack.broker.endpoint(),
-            pki: &stack.pki,
-            bridge: &stack.bridge,
+            functions: &stack.stack.functions,
+            endpoint: stack.stack.endpoint(),
+            pki: &stack.stack.pki,
+            bridge: &stack.stack.bridge,
             clock: &stack.clock,
         })))
     }
@@ -154,7 +143,7 @@ impl LocalStackExecutor {
 /// The parts of a running local stack, lent to [`LocalStackExecutor::with_stack`].
 pub struct StackParts<'a> {
     /// The functions on the emulator.
-    pub pipeline: &'a Arc<Pipeline>,
+    pub functions: &'a Arc<Functions>,
     /// Where tags connect.
     pub endpoint: vigil_mqtt::Endpoint,
     /// The PKI the broker trusts.
@@ -184,12 +173,12 @@ impl ScenarioExecutor for LocalStackExecutor {
         if self.scenarios_run > 0 {
             let started = Instant::now();
             self.runtime
-                .block_on(stack.pipeline.emulator.reset())
+                .block_on(stack.stack.emulator().reset())
                 .map_err(|e| fail(format!("resetting the emulator between scenarios: {e}")))?;
             self.reset_time += started.elapsed();
             // Each scenario has its own timeline: the functions' clock starts again with it
             // (else the previous scenario's later time makes every alert look late).
-            stack.pipeline.reset_clock();
+            stack.stack.functions.reset_clock();
         }
         self.scenarios_run += 1;
         self.step_latencies.clear();
@@ -198,63 +187,19 @@ impl ScenarioExecutor for LocalStackExecutor {
     }
 }
 
-impl LocalStack {
-    async fn start(endpoint: Option<&str>) -> Result<LocalStack, ExecutorError> {
-        let emulator = match endpoint {
-            Some(url) => {
-                let stage = vigil_local::Resources::bundled()
-                    .map_err(|e| fail(format!("infra/resources.json: {e}")))?
-                    .naming
-                    .default_stage;
-                Emulator::connect(url, &stage)
-                    .await
-                    .map_err(|e| fail(format!("the AWS emulator at {url} cannot be used: {e}")))?
-            }
-            None => Emulator::start()
-                .await
-                .map_err(|e| fail(format!("the AWS emulator did not start: {e}")))?,
-        };
-        let pipeline = Arc::new(Pipeline::on(emulator).map_err(fail)?);
-        let pki =
-            Pki::ensure(Pki::default_dir()).map_err(|e| fail(format!("the local PKI: {e}")))?;
-        let broker = LocalBroker::start(&pki).map_err(|e| fail(format!("the MQTT broker: {e}")))?;
+impl Session {
+    async fn start(endpoint: Option<&str>) -> Result<Session, ExecutorError> {
         let clock = ScenarioClock::new(0);
-        let rule_files = vigil_mqtt::load_rules(&default_rules_dir())
-            .map_err(|e| fail(format!("the IoT rules: {e}")))?;
-        let rules = rule_files
-            .iter()
-            .map(|r| (r.name.clone(), r.statement.clone()))
-            .collect();
-        let ingest_ports = Arc::new(pipeline.ingest_ports());
-        let ingest: Arc<dyn RuleAction> = Arc::new(InProcessLambda::ingest(ingest_ports.clone()));
-        let dynamo = pipeline.store.client().clone();
-        let actions = RuleTargets::default()
-            .build(
-                |function| (function == "ingest").then(|| ingest.clone()),
-                &dynamo,
-                |table| pipeline.emulator.table_name(table).ok().map(str::to_owned),
-            )
-            .map_err(|e| fail(format!("the rule actions: {e}")))?;
-        let identity = pki
-            .client(BRIDGE_CLIENT_ID)
-            .map_err(|e| fail(format!("the bridge's certificate: {e}")))?;
-        let bridge = Bridge::start(
-            &broker.endpoint(),
-            &identity,
-            rule_files,
-            actions,
-            Arc::new(clock.clone()),
-        )
+        let stack = LocalStack::start(StackOptions {
+            endpoint_url: endpoint.map(str::to_owned),
+            clock: StackClock::Scenario(clock.clone()),
+            ..StackOptions::default()
+        })
         .await
-        .map_err(|e| fail(format!("the rule bridge: {e}")))?;
-        Ok(LocalStack {
-            pipeline,
-            ingest: ingest_ports,
-            pki,
-            broker,
-            bridge,
+        .map_err(|e| fail(e.to_string()))?;
+        Ok(Session {
+            stack,
             clock,
-            rules,
             tags: HashMap::new(),
         })
     }
@@ -263,9 +208,7 @@ impl LocalStack {
         for (_, tag) in self.tags {
             tag.close().await;
         }
-        self.bridge.stop().await;
-        // Dropping the pipeline stops the emulator; the broker ends with the process.
-        drop(self.pipeline);
+        self.stack.stop().await;
     }
 
     /// Provisions the scenario and delivers its messages one at a time.
@@ -281,12 +224,12 @@ impl LocalStack {
                 .filter(|z| order.zone_ids.contains(z.id()))
                 .cloned()
                 .collect();
-            vigil_cli::orders::provision_order(&self.pipeline.store, order, &zones)
+            vigil_cli::orders::provision_order(&self.stack.functions.store, order, &zones)
                 .await
                 .map_err(|e| fail(format!("provisioning order {}: {e}", order.order_id)))?;
         }
         let mut observer = Observer::default();
-        let mut seen = (0, 0, self.ingest.metrics.total("MessageDuplicate"));
+        let mut seen = (0, 0, self.stack.ingest.metrics.total("MessageDuplicate"));
         let mut steps = Vec::with_capacity(scenario.messages.len());
         for (index, message) in scenario.messages.iter().enumerate() {
             steps.push(
@@ -319,8 +262,9 @@ impl LocalStack {
         latencies: &mut Vec<Duration>,
     ) -> Result<StepRecord, ExecutorError> {
         let topic = message.topic();
-        let before = self.bridge.stats();
+        let before = self.stack.bridge.stats();
         let expected: BTreeMap<String, u64> = self
+            .stack
             .rules
             .iter()
             .map(|(name, statement)| {
@@ -331,12 +275,13 @@ impl LocalStack {
                 )
             })
             .collect();
-        let failures_before = self.bridge.failures().len();
+        let failures_before = self.stack.bridge.failures().len();
         self.clock.set_ms(message.received_at_ms);
         let published = Instant::now();
         self.publish(&message.tag_id, &topic, message.payload.as_bytes())
             .await?;
-        self.bridge
+        self.stack
+            .bridge
             .wait_until(STEP_TIMEOUT, |stats| {
                 expected
                     .iter()
@@ -350,6 +295,7 @@ impl LocalStack {
                 ))
             })?;
         if let Some(f) = self
+            .stack
             .bridge
             .failures()
             .iter()
@@ -361,8 +307,9 @@ impl LocalStack {
                 message.source, f.reason
             )));
         }
-        self.pipeline.advance_clock(message.received_at_ms);
-        self.pipeline
+        self.stack.functions.advance_clock(message.received_at_ms);
+        self.stack
+            .functions
             .try_drain()
             .await
             .map_err(|e| fail(format!("draining the alert queue: {e}")))?;
@@ -383,7 +330,7 @@ impl LocalStack {
         payload: &[u8],
     ) -> Result<(), ExecutorError> {
         if !self.tags.contains_key(tag.as_str()) {
-            let connection = connect_tag(&self.broker.endpoint(), &self.pki, tag.as_str())?;
+            let connection = connect_tag(&self.stack.endpoint(), &self.stack.pki, tag.as_str())?;
             self.tags.insert(tag.as_str().to_owned(), connection);
         }
         self.tags
@@ -402,7 +349,7 @@ impl LocalStack {
         observer: &mut Observer,
         seen: &mut (usize, usize, u64),
     ) -> Result<Readback, ExecutorError> {
-        let emulator = &self.pipeline.emulator;
+        let emulator = &self.stack.functions.emulator;
         let sms = emulator
             .sent_sms()
             .await
@@ -437,9 +384,10 @@ impl LocalStack {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let duplicates = self.ingest.metrics.total("MessageDuplicate");
+        let duplicates = self.stack.ingest.metrics.total("MessageDuplicate");
         let quarantined = self
-            .pipeline
+            .stack
+            .functions
             .store
             .quarantined(message.tag_id.as_str())
             .await
@@ -449,7 +397,7 @@ impl LocalStack {
             events,
             quarantined: observer.new_quarantine(&message.tag_id, quarantined),
             duplicates: duplicates - seen.2,
-            levels: order_levels(&self.pipeline.store, scenario, &message.tag_id)
+            levels: order_levels(&self.stack.functions.store, scenario, &message.tag_id)
                 .await
                 .map_err(fail)?,
         };

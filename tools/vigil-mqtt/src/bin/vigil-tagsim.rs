@@ -1,5 +1,5 @@
 //! `vigil-tagsim`: simulated GPS tags over MQTT with mutual TLS, against the local broker
-//! (`vigil-mqtt up`) or AWS IoT Core. See docs/MQTT.md.
+//! (`vigil-stack up`) or AWS IoT Core. See docs/MQTT.md.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ struct Args {
     /// (`<prefix>-ats.iot.<region>.amazonaws.com`).
     #[arg(long, env = "VIGIL_MQTT_HOST", default_value = "127.0.0.1")]
     host: String,
-    /// Broker port: the local broker's (printed by `vigil-mqtt up`), or 8883 / 443 for IoT Core.
+    /// Broker port: the local broker's (printed by `vigil-stack up`), or 8883 / 443 for IoT Core.
     #[arg(long, env = "VIGIL_MQTT_PORT")]
     port: u16,
     /// CA of the broker's certificate (IoT Core: AmazonRootCA1.pem). Default: the local CA.

@@ -1,4 +1,4 @@
-//! `vigil-mqtt up` as a user runs it: the binary, not the library. A fix published to the
+//! `vigil-stack up` as a user runs it: the binary, not the library. A fix published to the
 //! broker it starts, at the host its env file names, must end as an SMS in the emulator (both
 //! functions run: issue 11.5), and SIGTERM must stop it as Ctrl-C does: the emulator it
 //! started is gone and the env file removed (it would otherwise point at dead ports).
@@ -7,19 +7,17 @@
 //! OpenSSL, which sends the host as SNI and was refused for `127.0.0.1` (issue 11.6). Without
 //! it the test publishes with rumqttc to the same host and says so.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rumqttc::QoS;
-use vigil_aws::{Config, DynamoStore};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use vigil_core::{ProtectionOrder, Zone};
 use vigil_local::Emulator;
 use vigil_mqtt::Endpoint;
 use vigil_mqtt::pki::Pki;
+use vigil_stack::Functions;
 
 const TAG: &str = "tag-up";
 const PHONE: &str = "+447700900321";
@@ -66,11 +64,13 @@ fn has_mosquitto_pub() -> bool {
 
 #[tokio::test]
 async fn up_texts_the_victim_and_sigterm_stops_everything() {
-    let dir = common::test_dir("up");
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("vigil-stack-up-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let pki_dir = dir.join("pki");
     let env_file = dir.join("mqtt.env");
-    let child = Command::new(env!("CARGO_BIN_EXE_vigil-mqtt"))
+    let child = Command::new(env!("CARGO_BIN_EXE_vigil-stack"))
         .args(["up", "--pki"])
         .arg(&pki_dir)
         .arg("--env-file")
@@ -79,7 +79,7 @@ async fn up_texts_the_victim_and_sigterm_stops_everything() {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("up.log")).unwrap())
         .spawn()
-        .expect("vigil-mqtt up starts");
+        .expect("vigil-stack up starts");
     let mut up = Up(Some(child));
 
     let started = Instant::now();
@@ -102,15 +102,12 @@ async fn up_texts_the_victim_and_sigterm_stops_everything() {
     assert_eq!(env["VIGIL_MQTT_HOST"], "localhost", "{env:?}");
     let endpoint_url = env["AWS_ENDPOINT_URL"].clone();
 
-    // An order with a home zone, provisioned as `vigil orders create` does.
+    // An order with a home zone, provisioned as `vigil orders create` does, through the
+    // functions' store on the emulator `up` started (connected to, not owned: it stays up).
     let emulator = Emulator::connect(&endpoint_url, &env["VIGIL_STAGE"])
         .await
         .unwrap();
-    let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&emulator.sdk_config()),
-        &config,
-    );
+    let functions = Functions::on(emulator).unwrap();
     let order: ProtectionOrder = serde_json::from_value(serde_json::json!({
         "order_id": "o-up", "tag_id": TAG,
         "victim": {"victim_id": "v-up", "phone": PHONE, "language": "en"}
@@ -121,9 +118,7 @@ async fn up_texts_the_victim_and_sigterm_stops_everything() {
         "buffer_m": 500, "order_id": "o-up"
     }))
     .unwrap();
-    vigil_cli::orders::provision_order(&store, &order, &[home])
-        .await
-        .unwrap();
+    functions.provision(&order, &[home]).await;
 
     // The tag's certificate from the PKI `up` uses (`vigil-mqtt pki --client`).
     let pki = Pki::ensure(&pki_dir).unwrap();
@@ -155,20 +150,27 @@ async fn up_texts_the_victim_and_sigterm_stops_everything() {
             port: env["VIGIL_MQTT_PORT"].parse().unwrap(),
             ca: env["VIGIL_MQTT_CA"].clone().into(),
         };
-        let (client, mut eventloop) = common::connect(&endpoint, TAG, &tag).await.unwrap();
+        let options = vigil_mqtt::client::mqtt_options(&endpoint, TAG, &tag).unwrap();
+        let (client, mut eventloop) = AsyncClient::new(options, 10);
         client
             .publish(topic, QoS::AtLeastOnce, false, payload.into_bytes())
             .await
             .unwrap();
-        let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        pump.abort();
+        let acked = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Event::Incoming(Packet::PubAck(_)) = eventloop.poll().await.unwrap() {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(acked.is_ok(), "no PUBACK");
     }
 
     // The breach SMS, sent by the alert function `up` runs.
     let deadline = Instant::now() + Duration::from_secs(60);
     let sms = loop {
-        let sent = emulator.sent_sms().await.unwrap();
+        let sent = functions.sms().await;
         if !sent.is_empty() || Instant::now() > deadline {
             break sent;
         }

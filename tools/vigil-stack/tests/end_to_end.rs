@@ -1,37 +1,38 @@
-//! End to end over MQTT: a simulated tag publishes a fix over mutual TLS to the local broker;
-//! the bridge applies `infra/rules/*.sql` and runs their actions: ingest in-process on the moto
-//! emulator (as in tests/pipeline). The alert event must be in the SQS queue and the fix in the
-//! tag's history (written by ingest, accepted fixes only).
-
-mod common;
+//! End to end over MQTT, on the local stack as `vigil-stack up` and the simulator start it: a
+//! simulated tag publishes a fix over mutual TLS to the broker (the tag policy applies); the
+//! bridge applies `infra/rules/*.sql` and invokes ingest; the alert function texts the victim
+//! through the emulator's SNS; the fix is in the tag's history (accepted fixes only).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rumqttc::QoS;
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use vigil_aws::ports::IngestStore;
 use vigil_core::{ProtectionOrder, TagHistory, TagId, Zone};
-use vigil_mqtt::bridge::{Bridge, Clock, ScenarioClock, WallClock, default_rules_dir, load_rules};
-use vigil_mqtt::pki::{BRIDGE_CLIENT_ID, Pki};
+use vigil_mqtt::ScenarioClock;
+use vigil_mqtt::pki::BRIDGE_CLIENT_ID;
 use vigil_mqtt::tagsim::{self, Route, SimConfig};
-use vigil_mqtt::{InProcessLambda, LocalBroker, RuleAction, RuleTargets};
-use vigil_pipeline::Pipeline;
+use vigil_stack::{LocalStack, StackClock, StackOptions};
 
 const HOME: (f64, f64) = (51.5, -0.12);
 const TAG: &str = "tag-e2e";
+const PHONE: &str = "+447700900123";
 
-struct Stack {
-    pipeline: Arc<Pipeline>,
-    pki: Pki,
-    broker: LocalBroker,
-    bridge: Bridge,
-}
-
-async fn stack(name: &str, clock: Arc<dyn Clock>) -> Stack {
-    let pipeline = Arc::new(Pipeline::start().await);
+/// A stack with its own PKI, and an order whose home zone is at [`HOME`].
+async fn stack(name: &str, clock: StackClock) -> LocalStack {
+    let pki_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("vigil-stack-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&pki_dir);
+    let stack = LocalStack::start(StackOptions {
+        pki_dir,
+        clock,
+        ..StackOptions::default()
+    })
+    .await
+    .expect("the local stack starts");
     let order: ProtectionOrder = serde_json::from_value(serde_json::json!({
         "order_id": "o1", "tag_id": TAG,
-        "victim": {"victim_id": "v1", "phone": "+447700900123", "language": "en"}
+        "victim": {"victim_id": "v1", "phone": PHONE, "language": "en"}
     }))
     .unwrap();
     let home: Zone = serde_json::from_value(serde_json::json!({
@@ -39,53 +40,14 @@ async fn stack(name: &str, clock: Arc<dyn Clock>) -> Stack {
         "buffer_m": 500, "order_id": "o1"
     }))
     .unwrap();
-    pipeline.provision(&order, &[home]).await;
-
-    let (pki, broker) = common::broker(name);
-    // The same wiring as the local stack: ingest.sql -> the ingest function, in-process on the
-    // pipeline's ports.
-    let p = pipeline.clone();
-    let ingest: Arc<dyn RuleAction> = Arc::new(InProcessLambda::new("ingest", move |event| {
-        let p = p.clone();
-        async move {
-            vigil_ingest::handle(event, &p.ingest)
-                .await
-                .map(|o| serde_json::Value::String(format!("{o:?}")))
-                .map_err(|e| vigil_mqtt::ActionError {
-                    retryable: e.is_retryable(),
-                    message: e.to_string(),
-                })
-        }
-    }));
-    let dynamo = aws_sdk_dynamodb::Client::new(&pipeline.emulator.sdk_config());
-    let actions = RuleTargets::default()
-        .build(
-            |function| (function == "ingest").then(|| ingest.clone()),
-            &dynamo,
-            |table| pipeline.emulator.table_name(table).ok().map(str::to_owned),
-        )
-        .unwrap();
-    let bridge = Bridge::start(
-        &broker.endpoint(),
-        &pki.client(BRIDGE_CLIENT_ID).unwrap(),
-        load_rules(&default_rules_dir()).unwrap(),
-        actions,
-        clock,
-    )
-    .await
-    .expect("bridge starts");
-    Stack {
-        pipeline,
-        pki,
-        broker,
-        bridge,
-    }
+    stack.functions.provision(&order, &[home]).await;
+    stack
 }
 
-fn sim(stack: &Stack, north_m: f64) -> SimConfig {
+fn sim(stack: &LocalStack, north_m: f64) -> SimConfig {
     let pki = stack.pki.clone();
     SimConfig {
-        endpoint: stack.broker.endpoint(),
+        endpoint: stack.endpoint(),
         tags: vec![TAG.to_owned()],
         identity: Arc::new(move |tag| pki.client(tag)),
         route: Route::Track(vec![(HOME.0 + north_m / 111_250.0, HOME.1)]),
@@ -100,9 +62,9 @@ fn sim(stack: &Stack, north_m: f64) -> SimConfig {
 }
 
 /// The tag's history of accepted fixes, as ingest stored it in the emulator.
-async fn history(stack: &Stack) -> TagHistory {
+async fn history(stack: &LocalStack) -> TagHistory {
     stack
-        .pipeline
+        .functions
         .store
         .history(&TagId::new(TAG).unwrap())
         .await
@@ -110,8 +72,8 @@ async fn history(stack: &Stack) -> TagHistory {
 }
 
 #[tokio::test]
-async fn a_fix_over_mtls_reaches_the_alert_queue_and_the_tags_history() {
-    let stack = stack("e2e", Arc::new(WallClock)).await;
+async fn a_fix_over_mtls_becomes_the_victims_sms_and_the_tags_history() {
+    let stack = stack("e2e", StackClock::Wall).await;
     // 400 m north of home: inside the 500 m warning buffer.
     let summary = tagsim::run(sim(&stack, 400.0)).await;
     assert_eq!(
@@ -126,26 +88,18 @@ async fn a_fix_over_mtls_reaches_the_alert_queue_and_the_tags_history() {
         .expect("the rule ran");
     assert_eq!(stats["ingest"].errors(), 0, "{stats:?}");
 
-    // The alert event is in the queue.
-    let sqs = aws_sdk_sqs::Client::new(&stack.pipeline.emulator.sdk_config());
-    let received = sqs
-        .receive_message()
-        .queue_url(stack.pipeline.config.alerts_queue_url().unwrap())
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    let bodies: Vec<serde_json::Value> = received
-        .messages()
-        .iter()
-        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
-        .collect();
-    assert_eq!(bodies.len(), 1, "{bodies:#?}");
-    assert_eq!(
-        (bodies[0]["order_id"].as_str(), bodies[0]["tag_id"].as_str()),
-        (Some("o1"), Some(TAG))
-    );
-    assert!(bodies[0].to_string().contains("home"), "{}", bodies[0]);
+    // The stack's alert function drained the queue and texted the victim.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let sms = loop {
+        let sms = stack.functions.sms().await;
+        if !sms.is_empty() || Instant::now() > deadline {
+            break sms;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(sms.len(), 1, "{sms:#?}");
+    assert_eq!(sms[0].phone_number, PHONE);
+    assert!(sms[0].message.contains("may be"), "{}", sms[0].message);
 
     // The accepted fix is the tag's history, with the server's receive time.
     let h = history(&stack).await;
@@ -156,9 +110,8 @@ async fn a_fix_over_mtls_reaches_the_alert_queue_and_the_tags_history() {
     // A payload that is not JSON: ingest gets it and quarantines it; the history is unchanged
     // (a rejected message is never the tag's previous fix).
     let tag = stack.pki.client(TAG).unwrap();
-    let (client, mut eventloop) = common::connect(&stack.broker.endpoint(), TAG, &tag)
-        .await
-        .unwrap();
+    let options = vigil_mqtt::client::mqtt_options(&stack.endpoint(), TAG, &tag).unwrap();
+    let (client, mut eventloop) = AsyncClient::new(options, 10);
     client
         .publish(
             format!("tags/{TAG}/fix"),
@@ -168,7 +121,13 @@ async fn a_fix_over_mtls_reaches_the_alert_queue_and_the_tags_history() {
         )
         .await
         .unwrap();
-    let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let pump = tokio::spawn(async move {
+        while let Ok(e) = eventloop.poll().await {
+            if let Event::Incoming(Packet::PubAck(_)) = e {
+                break;
+            }
+        }
+    });
     let stats = stack
         .bridge
         .wait_until(Duration::from_secs(30), |s| s["ingest"].action_ok >= 2)
@@ -176,17 +135,17 @@ async fn a_fix_over_mtls_reaches_the_alert_queue_and_the_tags_history() {
         .expect("the garbage was handled");
     assert_eq!(stats["ingest"].errors(), 0, "{stats:?}");
     assert!(stack.bridge.failures().is_empty());
-    assert_eq!(stack.pipeline.ingest.metrics.total("MessageRejected"), 1);
+    assert_eq!(stack.ingest.metrics.total("MessageRejected"), 1);
     assert_eq!(history(&stack).await, h);
     pump.abort();
-    stack.bridge.stop().await;
+    stack.stop().await;
 }
 
 #[tokio::test]
 async fn timestamp_comes_from_the_scenario_clock() {
     let device_now = chrono::Utc::now().timestamp_millis();
     let clock = ScenarioClock::new(device_now + 1_234);
-    let stack = stack("e2e-clock", Arc::new(clock.clone())).await;
+    let stack = stack("e2e-clock", StackClock::Scenario(clock.clone())).await;
     let summary = tagsim::run(sim(&stack, 5_000.0)).await;
     assert_eq!(summary.acked, 1, "{summary}");
     stack
@@ -208,12 +167,11 @@ async fn timestamp_comes_from_the_scenario_clock() {
         .await
         .expect("handled");
     let rejected = stack
-        .pipeline
         .ingest
         .metrics
         .get("MessageRejected", "device_time_too_old");
     assert_eq!(rejected, 1);
-    stack.bridge.stop().await;
+    stack.stop().await;
 }
 
 #[tokio::test]
@@ -224,12 +182,12 @@ async fn the_bridge_hears_fixes_after_its_connection_is_taken_over() {
     // 3.1.2.4; IoT Core and mosquitto do): the bridge must renew its own, and says so. The
     // embedded rumqttd happens to keep delivering without it, so the renewal is asserted
     // directly as well as the delivery.
-    let stack = stack("e2e-takeover", Arc::new(WallClock)).await;
+    let stack = stack("e2e-takeover", StackClock::Wall).await;
     let bridge_id = format!("vigil-bridge-ingest-{}", std::process::id());
     let intruder = stack.pki.client(BRIDGE_CLIENT_ID).unwrap();
-    let (client, mut eventloop) = common::connect(&stack.broker.endpoint(), &bridge_id, &intruder)
-        .await
-        .unwrap();
+    let options =
+        vigil_mqtt::client::mqtt_options(&stack.endpoint(), &bridge_id, &intruder).unwrap();
+    let (client, mut eventloop) = AsyncClient::new(options, 10);
     // The intruder holds the id for a while (as `mosquitto_sub -i <bridge id>` would), then
     // leaves; the bridge's next connection takes the id back.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -252,5 +210,5 @@ async fn the_bridge_hears_fixes_after_its_connection_is_taken_over() {
         .expect("the fix after the reconnect reached ingest");
     assert_eq!(stats["ingest"].errors(), 0, "{stats:?}");
     assert_eq!(history(&stack).await.fixes.len(), 1);
-    stack.bridge.stop().await;
+    stack.stop().await;
 }

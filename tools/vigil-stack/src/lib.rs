@@ -1,0 +1,22 @@
+//! Vigil's local stack, started one way by everyone who needs it: `vigil-stack up`, the
+//! simulator's local-stack executor (scenarios, the demo, `bench-local`) and the integration
+//! tests.
+//!
+//! # Layout
+//! - [`functions`]: [`Functions`], the ingest and alert functions wired on an emulator in this
+//!   process as their `main.rs` wires them in Lambda, with a clock a scenario can drive, and
+//!   read-back of SMS and operator events.
+//! - [`stack`]: [`LocalStack`], the whole stack: emulator, functions, MQTT broker (TLS front
+//!   with the shipped tag policy), IoT rule bridge and the alert queue's consumer; its env
+//!   file; how it stops (Ctrl-C and SIGTERM alike).
+//!
+//! Binary: `vigil-stack up` (docs/MQTT.md, docs/LOCAL_STACK.md).
+
+pub mod functions;
+pub mod stack;
+
+pub use functions::{AlertPorts, Functions};
+pub use stack::{
+    IngestPorts, IngestRunner, LocalStack, StackClock, StackError, StackOptions,
+    wait_for_stop_signal,
+};

@@ -1,0 +1,311 @@
+//! [`LocalStack`]: everything that stands in for AWS on one machine, started one way for every
+//! user (`vigil-stack up`, the simulator's local-stack executor, the demo, `bench-local`, the
+//! integration tests):
+//!
+//! 1. the AWS emulator: moto started on a free port (or one already running, `endpoint_url`),
+//!    with `infra/resources.json` provisioned;
+//! 2. the functions on it ([`Functions`]);
+//! 3. the MQTT broker on a free port, behind its TLS front that applies the shipped tag policy;
+//! 4. the IoT rule bridge, whose Lambda action invokes ingest ([`IngestRunner`]): in-process,
+//!    through a Lambda Invoke API you run, or the real ingest binary under a `cargo lambda
+//!    watch` the stack starts with the emulator's environment;
+//! 5. the alert function: with the wall clock, a task drains the alert queue as Lambda's event
+//!    source mapping does; with a scenario clock, the caller drains it
+//!    ([`Functions::try_drain`]) after each step, at the scenario's time.
+//!
+//! [`LocalStack::stop`] stops them in reverse order and removes the env file, if one was
+//! written; [`wait_for_stop_signal`] is how a long-running `up` waits for Ctrl-C or SIGTERM
+//! (both stop it the same way). rumqttd's threads end with the process.
+//!
+//! A new function goes in two places here: its ports in [`Functions::on`], and its trigger in
+//! [`LocalStack::start`] (a rule action, a queue drained, or, for the watchdog, a schedule).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use vigil_aws::metrics::MemoryMetrics;
+use vigil_aws::{DynamoStore, SqsQueue};
+use vigil_local::Emulator;
+use vigil_mqtt::bridge::default_rules_dir;
+use vigil_mqtt::pki::BRIDGE_CLIENT_ID;
+use vigil_mqtt::{
+    Bridge, Clock, Endpoint, HttpLambda, InProcessLambda, LambdaWatch, LocalBroker, Pki,
+    RuleAction, RuleTargets, ScenarioClock, Statement, WallClock,
+};
+
+use crate::functions::Functions;
+
+/// The ingest function's ports on the emulator.
+pub type IngestPorts = vigil_ingest::Ports<DynamoStore, SqsQueue, MemoryMetrics>;
+
+/// How the bridge's Lambda action runs ingest.
+#[derive(Debug, Clone, Default)]
+pub enum IngestRunner {
+    /// The ingest handler in this process, on the functions' ports.
+    #[default]
+    InProcess,
+    /// The Lambda Invoke API at this URL (e.g. a `cargo lambda watch` you started).
+    InvokeApi(String),
+    /// The real ingest binary under `cargo lambda watch`, which the stack starts (pinned
+    /// cargo-lambda, installed when missing) with the emulator's environment, and stops.
+    CargoLambdaWatch,
+}
+
+/// Which clock the stack runs on.
+#[derive(Debug, Clone)]
+pub enum StackClock {
+    /// Live: the bridge stamps the wall-clock receive time, and a task drains the alert queue
+    /// at the wall clock.
+    Wall,
+    /// A scenario's: the bridge stamps this clock's time; the caller moves it, and drains the
+    /// alert queue after each step ([`Functions::try_drain`]) at the functions' clock.
+    Scenario(ScenarioClock),
+}
+
+/// How to start the stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Use the emulator already running here (moto or LocalStack) instead of starting moto.
+    pub endpoint_url: Option<String>,
+    /// The resources' stage; default: `infra/resources.json`'s default stage.
+    pub stage: Option<String>,
+    /// How ingest runs.
+    pub ingest: IngestRunner,
+    /// The PKI the broker trusts and the bridge's certificate come from.
+    pub pki_dir: PathBuf,
+    /// The IoT rule SQL files.
+    pub rules_dir: PathBuf,
+    /// The clock.
+    pub clock: StackClock,
+}
+
+impl Default for StackOptions {
+    /// moto started here, the default stage, ingest in-process, `.local/pki`, `infra/rules`,
+    /// the wall clock.
+    fn default() -> Self {
+        StackOptions {
+            endpoint_url: None,
+            stage: None,
+            ingest: IngestRunner::InProcess,
+            pki_dir: Pki::default_dir(),
+            rules_dir: default_rules_dir(),
+            clock: StackClock::Wall,
+        }
+    }
+}
+
+/// Why the stack did not start: which part, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{part}: {message}")]
+pub struct StackError {
+    /// The part that failed, e.g. "the MQTT broker".
+    pub part: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+fn err(part: &'static str) -> impl Fn(String) -> StackError {
+    move |message| StackError { part, message }
+}
+
+/// The running local stack. Its parts are public for callers that drive them directly (the
+/// scenario executor publishes as tags, the benchmark measures the bridge).
+pub struct LocalStack {
+    /// The functions on the emulator (which they own).
+    pub functions: Arc<Functions>,
+    /// The ports the bridge's in-process ingest action uses (their metrics count what the
+    /// bridge delivered).
+    pub ingest: Arc<IngestPorts>,
+    /// The PKI the broker trusts.
+    pub pki: Pki,
+    /// The broker.
+    pub broker: LocalBroker,
+    /// The IoT rule bridge.
+    pub bridge: Bridge,
+    /// Each rule's name and statement (its `FROM` filter), in the bridge's order.
+    pub rules: Vec<(String, Statement)>,
+    clock: StackClock,
+    alert_source: Option<JoinHandle<()>>,
+    /// The `cargo lambda watch` running ingest, when the stack started one.
+    pub lambda_watch: Option<LambdaWatch>,
+    env_file: Option<PathBuf>,
+}
+
+impl LocalStack {
+    /// Starts every part (see the module documentation), in order; a part that fails stops
+    /// the ones already started and is named in the error.
+    pub async fn start(options: StackOptions) -> Result<LocalStack, StackError> {
+        let stage = match options.stage {
+            Some(stage) => stage,
+            None => {
+                vigil_local::Resources::bundled()
+                    .map_err(|e| err("infra/resources.json")(e.to_string()))?
+                    .naming
+                    .default_stage
+            }
+        };
+        let emulator = match &options.endpoint_url {
+            Some(url) => Emulator::connect(url, &stage)
+                .await
+                .map_err(|e| err("the AWS emulator")(format!("{url} cannot be used: {e}")))?,
+            None => Emulator::start_with_stage(&stage)
+                .await
+                .map_err(|e| err("the AWS emulator")(format!("did not start: {e}")))?,
+        };
+        let functions = Arc::new(Functions::on(emulator).map_err(err("the functions"))?);
+        let ingest = Arc::new(functions.ingest_ports());
+        let mut lambda_watch = None;
+        let ingest_action: Arc<dyn RuleAction> = match &options.ingest {
+            IngestRunner::InProcess => Arc::new(InProcessLambda::ingest(ingest.clone())),
+            IngestRunner::InvokeApi(url) => Arc::new(HttpLambda::new(url, "ingest")),
+            IngestRunner::CargoLambdaWatch => {
+                let dir = vigil_local::workspace_root()
+                    .join("functions")
+                    .join("ingest");
+                let env = functions.emulator.env_vars();
+                let watch = tokio::task::spawn_blocking(move || LambdaWatch::start(&dir, &env))
+                    .await
+                    .map_err(|e| err("cargo lambda watch")(e.to_string()))?
+                    .map_err(err("cargo lambda watch"))?;
+                let action = Arc::new(HttpLambda::new(&watch.url(), "ingest"));
+                lambda_watch = Some(watch);
+                action
+            }
+        };
+        let rule_files = vigil_mqtt::load_rules(&options.rules_dir)
+            .map_err(|e| err("the IoT rules")(e.to_string()))?;
+        let rules = rule_files
+            .iter()
+            .map(|r| (r.name.clone(), r.statement.clone()))
+            .collect();
+        let actions = RuleTargets::default()
+            .build(
+                |function| (function == "ingest").then(|| ingest_action.clone()),
+                functions.store.client(),
+                |table| functions.emulator.table_name(table).ok().map(str::to_owned),
+            )
+            .map_err(err("the rule actions"))?;
+        let pki = Pki::ensure(&options.pki_dir).map_err(|e| err("the local PKI")(e.to_string()))?;
+        let broker = LocalBroker::start_for_stage(&pki, &stage)
+            .map_err(|e| err("the MQTT broker")(e.to_string()))?;
+        let identity = pki
+            .client(BRIDGE_CLIENT_ID)
+            .map_err(|e| err("the bridge's certificate")(e.to_string()))?;
+        let bridge_clock: Arc<dyn Clock> = match &options.clock {
+            StackClock::Wall => Arc::new(WallClock),
+            StackClock::Scenario(clock) => Arc::new(clock.clone()),
+        };
+        let bridge = Bridge::start(
+            &broker.endpoint(),
+            &identity,
+            rule_files,
+            actions,
+            bridge_clock,
+        )
+        .await
+        .map_err(|e| err("the rule bridge")(e.to_string()))?;
+        let alert_source = match options.clock {
+            StackClock::Wall => {
+                let functions = functions.clone();
+                Some(tokio::spawn(
+                    async move { functions.run_alert_source().await },
+                ))
+            }
+            StackClock::Scenario(_) => None,
+        };
+        Ok(LocalStack {
+            functions,
+            ingest,
+            pki,
+            broker,
+            bridge,
+            rules,
+            clock: options.clock,
+            alert_source,
+            lambda_watch,
+            env_file: None,
+        })
+    }
+
+    /// The emulator.
+    pub fn emulator(&self) -> &Emulator {
+        &self.functions.emulator
+    }
+
+    /// Where tags connect: host `localhost` (the name OpenSSL clients need for SNI), the
+    /// broker's port and the local CA.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            host: "localhost".to_owned(),
+            ..self.broker.endpoint()
+        }
+    }
+
+    /// The scenario clock, when the stack runs on one.
+    pub fn scenario_clock(&self) -> Option<&ScenarioClock> {
+        match &self.clock {
+            StackClock::Scenario(clock) => Some(clock),
+            StackClock::Wall => None,
+        }
+    }
+
+    /// The environment a client of the stack needs: the emulator's (`AWS_*`, `VIGIL_*`) and
+    /// the broker's (`VIGIL_MQTT_HOST`, `VIGIL_MQTT_PORT`, `VIGIL_MQTT_CA`).
+    pub fn env(&self) -> BTreeMap<String, String> {
+        let endpoint = self.endpoint();
+        let mut env: BTreeMap<String, String> = self.emulator().env_vars().into_iter().collect();
+        env.insert("VIGIL_MQTT_HOST".into(), endpoint.host);
+        env.insert("VIGIL_MQTT_PORT".into(), endpoint.port.to_string());
+        env.insert(
+            "VIGIL_MQTT_CA".into(),
+            endpoint.ca.to_string_lossy().into_owned(),
+        );
+        env
+    }
+
+    /// Writes [`LocalStack::env`] to `path` as `KEY=value` lines (for `set -a; . path`); the
+    /// file is removed again by [`LocalStack::stop`], so it never names dead ports.
+    pub fn write_env(&mut self, path: PathBuf) -> Result<(), StackError> {
+        let text: String = self
+            .env()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect();
+        std::fs::write(&path, text)
+            .map_err(|e| err("the env file")(format!("{}: {e}", path.display())))?;
+        self.env_file = Some(path);
+        Ok(())
+    }
+
+    /// Stops everything, in reverse order: the alert task, the bridge, the emulator (when
+    /// this stack started it), and removes the env file. The broker's front stops with it;
+    /// rumqttd's threads end with the process.
+    pub async fn stop(self) {
+        if let Some(task) = self.alert_source {
+            task.abort();
+            let _ = task.await;
+        }
+        self.bridge.stop().await;
+        if let Some(path) = &self.env_file {
+            let _ = std::fs::remove_file(path);
+        }
+        drop(self.lambda_watch);
+        drop(self.broker);
+        drop(self.functions);
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM, whichever comes first: a long-running stack stops the same
+/// way for both.
+///
+/// Fails if the signal handlers cannot be installed.
+pub async fn wait_for_stop_signal() -> Result<(), StackError> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| err("the SIGTERM handler")(e.to_string()))?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(|e| err("the Ctrl-C handler")(e.to_string())),
+        _ = term.recv() => Ok(()),
+    }
+}
