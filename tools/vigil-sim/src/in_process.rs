@@ -123,16 +123,60 @@ impl ScenarioExecutor for InProcessExecutor {
     }
 
     fn execute(&mut self, scenario: &Scenario) -> Result<Run, ExecutorError> {
+        self.execute_with_outputs(scenario).map(|(run, _)| run)
+    }
+}
+
+/// Everything the functions emitted while running a scenario, besides the victims' SMS: what
+/// the monitoring centre, the metrics, the quarantine and the audit log received. For privacy
+/// checks (none of it may hold a victim's phone number or a zone's coordinates).
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// Each operator event as published to the operators' topic (JSON).
+    pub operator_events: Vec<String>,
+    /// Each quarantine record (JSON), payload excerpt included.
+    pub quarantine: Vec<String>,
+    /// Every audit record of every order (JSON).
+    pub audit: Vec<String>,
+    /// The metrics: every counter with its dimension.
+    pub metrics: String,
+}
+
+impl InProcessExecutor {
+    /// As [`ScenarioExecutor::execute`], and also returns what the functions emitted. The
+    /// functions run on a current-thread runtime in the calling thread, so a tracing
+    /// subscriber set for this thread sees every log line they write.
+    pub fn execute_with_outputs(
+        &mut self,
+        scenario: &Scenario,
+    ) -> Result<(Run, Outputs), ExecutorError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .map_err(|e| fail(format!("starting the async runtime: {e}")))?;
-        runtime.block_on(self.run(scenario))
+        runtime.block_on(async {
+            let (run, f) = self.run(scenario).await?;
+            let mut audit = Vec::new();
+            for order in &scenario.orders {
+                use vigil_aws::ports::AuditLog;
+                let chain = f
+                    .store
+                    .read(&order.order_id)
+                    .await
+                    .map_err(|e| fail(format!("reading the audit chain: {e}")))?;
+                audit.extend(chain.iter().map(json));
+            }
+            let outputs = Outputs {
+                operator_events: f.notifier.operator_events().iter().map(json).collect(),
+                quarantine: f.store.quarantined_all().iter().map(json).collect(),
+                audit,
+                metrics: format!("{:?}", f.metrics),
+            };
+            Ok((run, outputs))
+        })
     }
-}
 
-impl InProcessExecutor {
-    async fn run(&self, scenario: &Scenario) -> Result<Run, ExecutorError> {
+    async fn run(&self, scenario: &Scenario) -> Result<(Run, Functions), ExecutorError> {
         let mut f = Functions::new(self);
         for order in &scenario.orders {
             let zones: Vec<_> = scenario
@@ -188,9 +232,17 @@ impl InProcessExecutor {
                     .map_err(fail)?,
             );
         }
-        Ok(Run {
-            executor: NAME.to_owned(),
-            steps,
-        })
+        Ok((
+            Run {
+                executor: NAME.to_owned(),
+                steps,
+            },
+            f,
+        ))
     }
+}
+
+/// JSON of a value the functions emitted.
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| format!("<unserializable: {e}>"))
 }
