@@ -1,0 +1,1 @@
+SELECT a.b AS x, floor(lat * 100) / 100 AS l, topic(2) AS t FROM 'tags/+/fix' WHERE isNumber(at_ms) AND NOT (seq = 0 OR v <> 1)
