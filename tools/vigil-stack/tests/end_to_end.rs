@@ -8,17 +8,17 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use vigil_aws::ports::IngestStore;
-use vigil_core::{ProtectionOrder, TagHistory, TagId, Zone};
+use vigil_core::{TagHistory, TagId};
 use vigil_mqtt::ScenarioClock;
 use vigil_mqtt::pki::BRIDGE_CLIENT_ID;
 use vigil_mqtt::tagsim::{self, Route, SimConfig};
 use vigil_stack::{LocalStack, StackClock, StackOptions};
+use vigil_testkit::{HOME, VICTIM_PHONE, home_zone, order};
 
-const HOME: (f64, f64) = (51.5, -0.12);
-const TAG: &str = "tag-e2e";
-const PHONE: &str = "+447700900123";
+/// The testkit's order `o1` restrains this tag.
+const TAG: &str = "tag-1";
 
-/// A stack with its own PKI, and an order whose home zone is at [`HOME`].
+/// A stack with its own PKI, and the testkit's order `o1` with its home zone at [`HOME`].
 async fn stack(name: &str, clock: StackClock) -> LocalStack {
     let pki_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("vigil-stack-{}-{name}", std::process::id()));
@@ -30,17 +30,7 @@ async fn stack(name: &str, clock: StackClock) -> LocalStack {
     })
     .await
     .expect("the local stack starts");
-    let order: ProtectionOrder = serde_json::from_value(serde_json::json!({
-        "order_id": "o1", "tag_id": TAG,
-        "victim": {"victim_id": "v1", "phone": PHONE, "language": "en"}
-    }))
-    .unwrap();
-    let home: Zone = serde_json::from_value(serde_json::json!({
-        "zone_id": "home", "kind": "home", "circle": {"lat": HOME.0, "lon": HOME.1, "radius_m": 100},
-        "buffer_m": 500, "order_id": "o1"
-    }))
-    .unwrap();
-    stack.functions.provision(&order, &[home]).await;
+    stack.functions.provision(&order(), &[home_zone()]).await;
     stack
 }
 
@@ -98,7 +88,7 @@ async fn a_fix_over_mtls_becomes_the_victims_sms_and_the_tags_history() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(sms.len(), 1, "{sms:#?}");
-    assert_eq!(sms[0].phone_number, PHONE);
+    assert_eq!(sms[0].phone_number, VICTIM_PHONE);
     assert!(sms[0].message.contains("may be"), "{}", sms[0].message);
 
     // The accepted fix is the tag's history, with the server's receive time.

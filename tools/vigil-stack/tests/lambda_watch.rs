@@ -5,11 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vigil_core::{ProtectionOrder, Zone};
 use vigil_mqtt::tagsim::{self, Route, SimConfig};
 use vigil_stack::{IngestRunner, LocalStack, StackClock, StackOptions};
-
-const HOME: (f64, f64) = (51.5, -0.12);
+use vigil_testkit::{HOME, VICTIM_PHONE, home_zone, order};
 
 #[tokio::test]
 async fn the_ingest_binary_under_cargo_lambda_watch_texts_the_victim() {
@@ -32,22 +30,12 @@ async fn the_ingest_binary_under_cargo_lambda_watch_texts_the_victim() {
         .expect("the stack runs cargo lambda watch")
         .log()
         .to_owned();
-    let order: ProtectionOrder = serde_json::from_value(serde_json::json!({
-        "order_id": "o1", "tag_id": "tag-lw",
-        "victim": {"victim_id": "v1", "phone": "+447700900123", "language": "en"}
-    }))
-    .unwrap();
-    let home: Zone = serde_json::from_value(serde_json::json!({
-        "zone_id": "home", "kind": "home", "circle": {"lat": HOME.0, "lon": HOME.1, "radius_m": 100},
-        "buffer_m": 500, "order_id": "o1"
-    }))
-    .unwrap();
-    stack.functions.provision(&order, &[home]).await;
+    stack.functions.provision(&order(), &[home_zone()]).await;
 
     let sim_pki = stack.pki.clone();
     let summary = tagsim::run(SimConfig {
         endpoint: stack.endpoint(),
-        tags: vec!["tag-lw".to_owned()],
+        tags: vec!["tag-1".to_owned()],
         identity: Arc::new(move |tag| sim_pki.client(tag)),
         route: Route::Track(vec![(HOME.0 + 400.0 / 111_250.0, HOME.1)]),
         report_interval: Duration::from_secs(1),
@@ -83,6 +71,6 @@ async fn the_ingest_binary_under_cargo_lambda_watch_texts_the_victim() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(sms.len(), 1, "{sms:#?}");
-    assert_eq!(sms[0].phone_number, "+447700900123");
+    assert_eq!(sms[0].phone_number, VICTIM_PHONE);
     stack.stop().await;
 }
