@@ -21,6 +21,10 @@ if [ ! -x "$tools/bin/cargo-fuzz" ]; then
   cargo install cargo-fuzz --version 0.13.1 --locked --root "$tools"
 fi
 export PATH="$tools/bin:$PATH"
+# The release profile is tuned for small Lambda binaries (fat LTO, one codegen unit, opt-level
+# "s"): for fuzzing, fast builds and fast code with overflow checks and debug assertions.
+export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=3 CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true
 targets=(wire rule_event iot_sql scenario)
 runs=10000000
 if [ $# -ge 1 ]; then targets=("$1"); fi
@@ -29,7 +33,7 @@ for t in "${targets[@]}"; do
   mkdir -p ".local/fuzz-corpus/$t"
   echo "== $t: $runs executions"
   start=$(date +%s)
-  cargo +nightly fuzz run "$t" --features libfuzzer -O \
+  cargo +nightly fuzz run "$t" --features libfuzzer -O --debug-assertions \
     ".local/fuzz-corpus/$t" "fuzz/corpus/$t" -- \
     -runs="$runs" -max_len=8192 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     2> ".local/fuzz-$t.log" || { tail -40 ".local/fuzz-$t.log"; exit 1; }
