@@ -21,6 +21,8 @@
 //! - [`changes`]: who the operator is (the caller's identity, never a flag) and the
 //!   `admin_change` audit record every change leaves.
 //! - [`evidence`]: export an order's audit trail as a bundle and verify one offline.
+//! - [`owner_only`]: folders 0700 and files 0600 from the start, never overwritten
+//!   (evidence bundles, tag credentials).
 //! - [`report`]: [`Report`], the human and `--json` forms of every result.
 //!
 //! [`AdminStore`]: vigil_aws::ports::AdminStore
@@ -32,6 +34,7 @@ pub mod error;
 pub mod evidence;
 pub mod input;
 pub mod orders;
+pub mod owner_only;
 pub mod report;
 pub mod tags;
 pub mod zones;

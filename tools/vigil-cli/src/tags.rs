@@ -6,6 +6,7 @@
 //! because only the CLI manages things: the functions never link the IoT control plane.
 
 use crate::error::{CliError, Result};
+use crate::owner_only::{self, write_new};
 use crate::report::Report;
 use aws_sdk_iot::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use serde::Serialize;
@@ -325,21 +326,8 @@ pub fn credential_paths(dir: &Path, tag: &TagId) -> [PathBuf; 3] {
     ]
 }
 
-/// Creates `path` with mode 0600 from the start (never readable by others, even briefly) and
-/// writes `text`; refuses to overwrite.
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(CliError::io(format!("creating {}", path.display())))?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(CliError::io(format!("writing {}", path.display())))
-}
+/// What to do when a credential file exists: they are never overwritten.
+const MOVE_IT_AWAY: &str = "move it away or choose another --out-dir";
 
 /// Registers a tag: checks first that the thing does not exist and that none of the credential
 /// files exists in `out_dir` (the private key can be fetched only once), then registers it with
@@ -356,7 +344,7 @@ pub async fn register_tag(
     let paths = credential_paths(out_dir, tag);
     if let Some(p) = paths.iter().find(|p| p.exists()) {
         return Err(CliError::Invalid(format!(
-            "{} exists already: move it away or choose another --out-dir",
+            "{} exists already: {MOVE_IT_AWAY}",
             p.display()
         )));
     }
@@ -367,13 +355,12 @@ pub async fn register_tag(
              an engineer delete the thing; to use another tag, register a new id"
         )));
     }
-    std::fs::create_dir_all(out_dir)
-        .map_err(CliError::io(format!("creating {}", out_dir.display())))?;
+    owner_only::create_dir(out_dir)?;
     let creds = registry.register(tag, policy).await?;
     let [cert, key, public] = &paths;
-    write_private(key, &creds.private_key)?;
-    write_private(cert, &creds.certificate_pem)?;
-    write_private(public, &creds.public_key)?;
+    write_new(key, creds.private_key.as_bytes(), MOVE_IT_AWAY)?;
+    write_new(cert, creds.certificate_pem.as_bytes(), MOVE_IT_AWAY)?;
+    write_new(public, creds.public_key.as_bytes(), MOVE_IT_AWAY)?;
     let data_endpoint = registry.data_endpoint().await?;
     Ok(Registered {
         tag_id: tag.clone(),
