@@ -17,12 +17,14 @@
 //!   store).
 //! - [`tags`]: the [`TagRegistry`] port on AWS IoT and in memory; register (credential files
 //!   0600) and deactivate.
+//! - [`csr`]: a tag's certificate signing request, checked before IoT signs it; making a
+//!   key and CSR for a simulated tag.
 //! - [`alerts`]: open alerts and acknowledgements (audit records).
 //! - [`changes`]: who the operator is (the caller's identity, never a flag) and the
 //!   `admin_change` audit record every change leaves.
 //! - [`evidence`]: export an order's audit trail as a bundle and verify one offline.
 //! - [`owner_only`]: folders 0700 and files 0600 from the start, never overwritten
-//!   (evidence bundles, tag credentials).
+//!   (evidence bundles, tag certificates, simulated tags' keys).
 //! - [`report`]: [`Report`], the human and `--json` forms of every result.
 //!
 //! [`AdminStore`]: vigil_aws::ports::AdminStore
@@ -30,6 +32,7 @@
 
 pub mod alerts;
 pub mod changes;
+pub mod csr;
 pub mod error;
 pub mod evidence;
 pub mod input;

@@ -1,6 +1,6 @@
 //! Files only their owner can read: folders created 0700 and files created 0600 from the start
 //! (never readable by others, even briefly, whatever the umask), and never overwritten.
-//! Evidence bundles and tag credentials are written this way.
+//! Evidence bundles, tag certificates and simulated tags' private keys are written this way.
 
 use crate::error::{CliError, Result};
 use std::io::Write;
