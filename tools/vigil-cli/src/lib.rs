@@ -15,8 +15,8 @@
 //! - [`orders`]: create, show, list, end; assigning a tag.
 //! - [`zones`]: add, list, remove, prune expired (the geohash index kept consistent by the
 //!   store).
-//! - [`tags`]: the [`TagRegistry`] port on AWS IoT and in memory; register (credential files
-//!   0600) and deactivate.
+//! - [`tags`]: the [`TagRegistry`] port on AWS IoT and in memory; register from a CSR (only
+//!   the certificate written, 0600; a failure part way rolled back) and deactivate.
 //! - [`csr`]: a tag's certificate signing request, checked before IoT signs it; making a
 //!   key and CSR for a simulated tag.
 //! - [`alerts`]: open alerts and acknowledgements (audit records).
