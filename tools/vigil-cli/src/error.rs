@@ -60,6 +60,26 @@ pub enum CliError {
     /// An evidence bundle failed verification.
     #[error("bundle failed verification: {0}")]
     Tampered(String),
+    /// A change of several steps failed part way and the steps done were undone, except those
+    /// named in `not_undone`.
+    #[error("{cause}; {}", rollback_summary(.not_undone))]
+    RolledBack {
+        /// The step that failed.
+        cause: Box<CliError>,
+        /// What could not be undone: each an undo step and its error.
+        not_undone: Vec<String>,
+    },
+}
+
+fn rollback_summary(not_undone: &[String]) -> String {
+    if not_undone.is_empty() {
+        "rolled back: nothing it made is left, so the same command can be run again".into()
+    } else {
+        format!(
+            "rollback incomplete, undo these by hand before running it again: {}",
+            not_undone.join("; ")
+        )
+    }
 }
 
 fn retry_hint(retryable: bool) -> &'static str {
@@ -79,6 +99,7 @@ impl CliError {
             CliError::Conflict(_) => EXIT_CONFLICT,
             CliError::Store { .. } | CliError::Aws { .. } => EXIT_AWS,
             CliError::Tampered(_) => EXIT_VERIFY,
+            CliError::RolledBack { cause, .. } => cause.exit_code(),
         }
     }
 
@@ -91,6 +112,7 @@ impl CliError {
             CliError::Store { .. } | CliError::Aws { .. } => "aws",
             CliError::Io { .. } => "io",
             CliError::Tampered(_) => "verification_failed",
+            CliError::RolledBack { cause, .. } => cause.kind(),
         }
     }
 
@@ -99,6 +121,9 @@ impl CliError {
         match self {
             CliError::Store { source, .. } => source.is_retryable(),
             CliError::Aws { retryable, .. } => *retryable,
+            CliError::RolledBack { cause, not_undone } => {
+                not_undone.is_empty() && cause.is_retryable()
+            }
             _ => false,
         }
     }

@@ -6,12 +6,12 @@
 //! `audit.csv` (so either file, altered alone, is caught and its first broken record named).
 
 use crate::error::{CliError, Result};
+use crate::owner_only::{self, write_new};
 use crate::report::{Report, rfc3339_ms};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use vigil_aws::ports::{AdminStore, AuditLog};
 use vigil_core::OrderId;
@@ -23,6 +23,8 @@ pub const AUDIT_JSON: &str = "audit.json";
 pub const AUDIT_CSV: &str = "audit.csv";
 /// The manifest.
 pub const MANIFEST: &str = "manifest.json";
+/// What to do when a bundle file exists: bundles are never overwritten.
+const NEVER_OVERWRITTEN: &str = "an evidence bundle is never overwritten: choose a new --out";
 const CSV_HEADER: [&str; 6] = ["seq", "recorded_at", "kind", "prev_hash", "hash", "detail"];
 
 /// `manifest.json`.
@@ -98,23 +100,6 @@ fn records_from_csv(
     Ok(out)
 }
 
-/// Writes a file that must not exist yet.
-fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(CliError::io(format!(
-            "creating {} (an evidence bundle is never overwritten: choose a new --out)",
-            path.display()
-        )))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(CliError::io(format!("writing {}", path.display())))
-}
-
 /// Exports an order's audit trail into `out` (created if missing; its bundle files must not
 /// exist). Returns the manifest written.
 ///
@@ -144,11 +129,7 @@ pub async fn export<S: AdminStore + AuditLog>(
     let csv = records_csv(&records)?;
     // Offender positions and SMS texts: readable by the operator only (0700 folder, 0600
     // files), whatever the umask.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(out)
-        .map_err(CliError::io(format!("creating {}", out.display())))?;
+    owner_only::create_dir(out)?;
     let manifest = Manifest {
         order_id: order_id.clone(),
         exported_at: now,
@@ -162,11 +143,11 @@ pub async fn export<S: AdminStore + AuditLog>(
         ]),
         tool: format!("vigil {}", env!("CARGO_PKG_VERSION")),
     };
-    write_new(&out.join(AUDIT_JSON), &json)?;
-    write_new(&out.join(AUDIT_CSV), &csv)?;
+    write_new(&out.join(AUDIT_JSON), &json, NEVER_OVERWRITTEN)?;
+    write_new(&out.join(AUDIT_CSV), &csv, NEVER_OVERWRITTEN)?;
     let mut m = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
     m.push(b'\n');
-    write_new(&out.join(MANIFEST), &m)?;
+    write_new(&out.join(MANIFEST), &m, NEVER_OVERWRITTEN)?;
     Ok(manifest)
 }
 

@@ -15,12 +15,16 @@
 //! - [`orders`]: create, show, list, end; assigning a tag.
 //! - [`zones`]: add, list, remove, prune expired (the geohash index kept consistent by the
 //!   store).
-//! - [`tags`]: the [`TagRegistry`] port on AWS IoT and in memory; register (credential files
-//!   0600) and deactivate.
+//! - [`tags`]: the [`TagRegistry`] port on AWS IoT and in memory; register from a CSR (only
+//!   the certificate written, 0600; a failure part way rolled back) and deactivate.
+//! - [`csr`]: a tag's certificate signing request, checked before IoT signs it; making a
+//!   key and CSR for a simulated tag.
 //! - [`alerts`]: open alerts and acknowledgements (audit records).
 //! - [`changes`]: who the operator is (the caller's identity, never a flag) and the
 //!   `admin_change` audit record every change leaves.
 //! - [`evidence`]: export an order's audit trail as a bundle and verify one offline.
+//! - [`owner_only`]: folders 0700 and files 0600 from the start, never overwritten
+//!   (evidence bundles, tag certificates, simulated tags' keys).
 //! - [`report`]: [`Report`], the human and `--json` forms of every result.
 //!
 //! [`AdminStore`]: vigil_aws::ports::AdminStore
@@ -28,10 +32,12 @@
 
 pub mod alerts;
 pub mod changes;
+pub mod csr;
 pub mod error;
 pub mod evidence;
 pub mod input;
 pub mod orders;
+pub mod owner_only;
 pub mod report;
 pub mod tags;
 pub mod zones;

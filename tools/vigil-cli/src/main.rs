@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use vigil_aws::{Aws, Config, DynamoStore};
 use vigil_cli::changes::{self, Change, Operator};
+use vigil_cli::csr::{TagCsr, make_tag_csr};
 use vigil_cli::error::{CliError, Result};
 use vigil_cli::input::{self, OrderSpec, VictimSpec};
 use vigil_cli::orders::{self, OrderList, OrderView};
@@ -59,10 +60,10 @@ enum Group {
         after_help = "Example:\n  vigil zones add --zone-id home --order o-1 --circle 51.5,-0.12,150 --buffer 500"
     )]
     Zones(ZoneCmd),
-    /// Ankle tags in AWS IoT: register, deactivate, assign to an order.
+    /// Ankle tags in AWS IoT: register from a CSR, deactivate, assign to an order.
     #[command(
         subcommand,
-        after_help = "Example:\n  vigil tags register tag-0042 --out-dir ./creds"
+        after_help = "Example:\n  vigil tags register tag-0042 --csr tag-0042.csr.pem --out-dir ./creds"
     )]
     Tags(TagCmd),
     /// Open alerts and acknowledgements.
@@ -226,16 +227,33 @@ struct AddZone {
 
 #[derive(Subcommand, Debug)]
 enum TagCmd {
-    /// Register a tag in AWS IoT and write its certificate and keys (mode 0600).
+    /// Register a tag in AWS IoT from the CSR it made; write its certificate (mode 0600).
     #[command(
-        after_help = "Example:\n  vigil tags register tag-0042 --out-dir ./creds\n\nCreates the thing, an active certificate with new keys, attaches the stage's tag policy\n(vigil-<stage>-tag) and the thing principal; writes <tag>.cert.pem, <tag>.private.key,\n<tag>.public.key. The private key cannot be fetched again: keep the files safe."
+        after_help = "Example:\n  vigil tags register tag-0042 --csr tag-0042.csr.pem --out-dir ./creds\n\nThe CSR is made on the tag, whose private key never leaves it (for a simulated tag:\n`vigil tags csr`). It must verify and name the tag (subject CN=<tag>). Creates the thing,\nhas IoT sign the CSR, attaches the stage's tag policy (vigil-<stage>-tag) and the thing\nprincipal, writes <tag>.cert.pem and only then activates the certificate. A failure undoes\nevery step, so the same command can be run again."
     )]
     Register {
-        /// The tag id (the IoT thing name).
+        /// The tag id (the IoT thing name; the CSR's subject CN).
         tag_id: String,
-        /// Where to write the credential files (created if missing).
+        /// The tag's certificate signing request, PEM (PKCS#10).
         #[arg(long)]
+        csr: PathBuf,
+        /// Where to write the certificate (created 0700 if missing).
+        #[arg(long, default_value = ".")]
         out_dir: PathBuf,
+    },
+    /// Make a key and CSR for a simulated or bench tag (a real tag makes its own).
+    #[command(
+        after_help = "Example:\n  vigil tags csr tag-0042 --key-out ./sim/tag-0042.key --csr-out ./sim/tag-0042.csr.pem\n\nAn ECDSA P-256 key (PKCS#8 PEM, mode 0600, never overwritten) and a CSR with subject\nCN=<tag>. Offline: nothing is sent. Then `vigil tags register <tag> --csr <csr-out>`."
+    )]
+    Csr {
+        /// The tag id (the CSR's subject CN).
+        tag_id: String,
+        /// Where to write the private key.
+        #[arg(long)]
+        key_out: PathBuf,
+        /// Where to write the CSR.
+        #[arg(long)]
+        csr_out: PathBuf,
     },
     /// Set every certificate of the tag INACTIVE (it can no longer connect).
     #[command(after_help = "Example:\n  vigil tags deactivate tag-0042")]
@@ -610,54 +628,68 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Group::Tags(cmd) => {
+        Group::Tags(TagCmd::Register {
+            tag_id,
+            csr,
+            out_dir,
+        }) => {
+            let tag = orders::tag_id(&tag_id)?;
+            // Checked before anything else: a CSR for another tag, or one that does not verify,
+            // changes nothing.
+            let csr = TagCsr::read(&csr, &tag)?;
             let (config, store, sdk) = store().await?;
             let registry = tags::IotRegistry::new(aws_sdk_iot::Client::new(&sdk));
-            match cmd {
-                TagCmd::Register { tag_id, out_dir } => {
-                    let tag = orders::tag_id(&tag_id)?;
-                    let who = operator(&sdk).await?;
-                    let r = tags::register_tag(&registry, &tag, &config.name(TAG_POLICY), &out_dir)
-                        .await?;
-                    let change = Change::new(
-                        "tag_registered",
-                        serde_json::json!({ "tag_id": tag.as_str(), "certificate_id": r.certificate_id }),
-                    );
-                    record_on_orders_of(&store, &tag, &who, change, now_ms).await?;
-                    render(json, &r)
-                }
-                TagCmd::Deactivate { tag_id } => {
-                    let tag = orders::tag_id(&tag_id)?;
-                    let who = operator(&sdk).await?;
-                    let d = tags::deactivate_tag(&registry, &tag).await?;
-                    let change = Change::new(
-                        "tag_deactivated",
-                        serde_json::json!({ "tag_id": tag.as_str() }),
-                    );
-                    record_on_orders_of(&store, &tag, &who, change, now_ms).await?;
-                    render(json, &d)
-                }
-                TagCmd::Assign { tag_id, order } => {
-                    let (tag, order) = (orders::tag_id(&tag_id)?, orders::order_id(&order)?);
-                    let who = operator(&sdk).await?;
-                    let previous = orders::assign_tag(&store, &tag, &order).await?;
-                    let change = Change::new(
-                        "tag_assigned",
-                        serde_json::json!({ "from": previous.as_str(), "to": tag.as_str() }),
-                    );
-                    changes::record(&store, &order, &who, &[change], now_ms).await?;
-                    render(
-                        json,
-                        &Done {
-                            message: if previous == tag {
-                                format!("order {order} already on tag {tag}")
-                            } else {
-                                format!("order {order} moved from tag {previous} to tag {tag}")
-                            },
-                        },
-                    )
-                }
-            }
+            let who = operator(&sdk).await?;
+            let r = tags::register_tag(&registry, &tag, &config.name(TAG_POLICY), &csr, &out_dir)
+                .await?;
+            let change = Change::new(
+                "tag_registered",
+                serde_json::json!({ "tag_id": tag.as_str(), "certificate_id": r.certificate_id }),
+            );
+            record_on_orders_of(&store, &tag, &who, change, now_ms).await?;
+            render(json, &r)
+        }
+        Group::Tags(TagCmd::Csr {
+            tag_id,
+            key_out,
+            csr_out,
+        }) => {
+            let tag = orders::tag_id(&tag_id)?;
+            render(json, &make_tag_csr(&tag, &key_out, &csr_out)?)
+        }
+        Group::Tags(TagCmd::Deactivate { tag_id }) => {
+            let tag = orders::tag_id(&tag_id)?;
+            let (_, store, sdk) = store().await?;
+            let registry = tags::IotRegistry::new(aws_sdk_iot::Client::new(&sdk));
+            let who = operator(&sdk).await?;
+            let d = tags::deactivate_tag(&registry, &tag).await?;
+            let change = Change::new(
+                "tag_deactivated",
+                serde_json::json!({ "tag_id": tag.as_str() }),
+            );
+            record_on_orders_of(&store, &tag, &who, change, now_ms).await?;
+            render(json, &d)
+        }
+        Group::Tags(TagCmd::Assign { tag_id, order }) => {
+            let (tag, order) = (orders::tag_id(&tag_id)?, orders::order_id(&order)?);
+            let (_, store, sdk) = store().await?;
+            let who = operator(&sdk).await?;
+            let previous = orders::assign_tag(&store, &tag, &order).await?;
+            let change = Change::new(
+                "tag_assigned",
+                serde_json::json!({ "from": previous.as_str(), "to": tag.as_str() }),
+            );
+            changes::record(&store, &order, &who, &[change], now_ms).await?;
+            render(
+                json,
+                &Done {
+                    message: if previous == tag {
+                        format!("order {order} already on tag {tag}")
+                    } else {
+                        format!("order {order} moved from tag {previous} to tag {tag}")
+                    },
+                },
+            )
         }
         Group::Alerts(cmd) => {
             let (_, store, sdk) = store().await?;

@@ -1,57 +1,83 @@
-//! Tags: registering a tag with AWS IoT (thing, keys and certificate, the Vigil tag policy,
-//! the thing principal), writing its credentials safely, and deactivating it.
+//! Tags: registering a tag with AWS IoT from a CSR the tag made (thing, certificate, the Vigil
+//! tag policy, the thing principal), undoing a registration that fails part way, writing the
+//! certificate safely, and deactivating a tag.
 //!
-//! [`TagRegistry`] is the port; [`IotRegistry`] implements it with aws-sdk-iot and
-//! [`MemoryRegistry`] in memory for unit tests. The port lives here, not in `vigil-aws`,
-//! because only the CLI manages things: the functions never link the IoT control plane.
+//! [`TagRegistry`] is the port, one method per IoT call so that [`register_tag`] can undo
+//! exactly what it did; [`IotRegistry`] implements it with aws-sdk-iot and [`MemoryRegistry`]
+//! in memory for unit tests (which can make any call fail). The port lives here, not in
+//! `vigil-aws`, because only the CLI manages things: the functions never link the IoT control
+//! plane.
 
+use crate::csr::TagCsr;
 use crate::error::{CliError, Result};
+use crate::owner_only::{self, write_new};
 use crate::report::Report;
 use aws_sdk_iot::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_iot::types::CertificateStatus;
 use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 use vigil_core::TagId;
 
-/// What IoT returns when a tag is registered; the private key exists only here.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TagCredentials {
-    /// The thing's ARN.
-    pub thing_arn: String,
+/// A certificate IoT issued for a tag's CSR. It holds no private key: that stays on the tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCertificate {
     /// The certificate's ARN.
-    pub certificate_arn: String,
+    pub arn: String,
     /// The certificate's id.
-    pub certificate_id: String,
+    pub id: String,
     /// The certificate, PEM.
-    pub certificate_pem: String,
-    /// The public key, PEM.
-    pub public_key: String,
-    /// The private key, PEM. Never printed.
-    pub private_key: String,
+    pub pem: String,
 }
 
-impl std::fmt::Debug for TagCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TagCredentials")
-            .field("thing_arn", &self.thing_arn)
-            .field("certificate_arn", &self.certificate_arn)
-            .field("private_key", &"<redacted>")
-            .finish()
-    }
-}
-
-/// The IoT control plane as the CLI needs it.
+/// The IoT control plane as the CLI needs it, one IoT call per method.
 pub trait TagRegistry: Send + Sync {
     /// Whether a thing named after the tag exists.
     fn thing_exists(&self, tag: &TagId) -> impl Future<Output = Result<bool>> + Send;
-    /// Creates the thing, an active certificate with new keys, attaches `policy` to the
-    /// certificate and the certificate to the thing.
-    fn register(
+    /// Creates the thing named after the tag; returns its ARN.
+    fn create_thing(&self, tag: &TagId) -> impl Future<Output = Result<String>> + Send;
+    /// Has IoT sign a certificate for the CSR, INACTIVE.
+    fn create_certificate(
+        &self,
+        csr: &TagCsr,
+    ) -> impl Future<Output = Result<IssuedCertificate>> + Send;
+    /// Attaches the IoT policy `policy` to the certificate.
+    fn attach_policy(
+        &self,
+        policy: &str,
+        certificate_arn: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Attaches the certificate to the tag's thing.
+    fn attach_thing_principal(
         &self,
         tag: &TagId,
+        certificate_arn: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Sets the certificate ACTIVE (it can connect) or INACTIVE.
+    fn set_certificate_active(
+        &self,
+        certificate_id: &str,
+        active: bool,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Detaches `policy` from the certificate; one not attached is not an error.
+    fn detach_policy(
+        &self,
         policy: &str,
-    ) -> impl Future<Output = Result<TagCredentials>> + Send;
+        certificate_arn: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Detaches the certificate from the tag's thing; one not attached is not an error.
+    fn detach_thing_principal(
+        &self,
+        tag: &TagId,
+        certificate_arn: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes a certificate, which must be INACTIVE with nothing attached.
+    fn delete_certificate(&self, certificate_id: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes the tag's thing, which must have no certificate attached.
+    fn delete_thing(&self, tag: &TagId) -> impl Future<Output = Result<()>> + Send;
     /// Sets every certificate of the thing INACTIVE; returns their ids.
     fn deactivate(&self, tag: &TagId) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// The IoT data endpoint (ATS) tags connect to.
@@ -79,6 +105,16 @@ const RETRYABLE: &[&str] = &[
     "LimitExceededException",
 ];
 
+/// IoT detaches a principal asynchronously ("it might take several seconds to propagate"), so
+/// a delete right after a detach can be refused as still attached; it is tried again after
+/// each of these waits before the refusal is reported.
+const DETACH_PROPAGATION_WAITS: [Duration; 4] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+];
+
 fn iot_error<E, R>(operation: String) -> impl FnOnce(SdkError<E, R>) -> CliError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -104,6 +140,53 @@ where
     }
 }
 
+/// The service's error code, if IoT answered with one.
+fn error_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    e.as_service_error().and_then(|s| s.code())
+}
+
+/// `Ok(())` for a call that succeeded or found nothing to act on (ResourceNotFoundException,
+/// whether or not the operation's model lists it).
+fn unless_not_found<T, E, R>(
+    operation: String,
+    result: std::result::Result<T, SdkError<E, R>>,
+) -> Result<()>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(()),
+        Err(e) => Err(iot_error(operation)(e)),
+    }
+}
+
+/// Runs a delete, again after each of [`DETACH_PROPAGATION_WAITS`] while IoT refuses it with
+/// the error code `still_attached`.
+async fn delete_after_detach<T, E, R, F, Fut>(
+    operation: String,
+    still_attached: &str,
+    call: F,
+) -> Result<()>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+    F: Fn() -> Fut,
+    Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+{
+    for wait in DETACH_PROPAGATION_WAITS {
+        match call().await {
+            Ok(_) => return Ok(()),
+            Err(e) if error_code(&e) == Some(still_attached) => {
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(iot_error(operation)(e)),
+        }
+    }
+    call().await.map(|_| ()).map_err(iot_error(operation))
+}
+
 impl TagRegistry for IotRegistry {
     async fn thing_exists(&self, tag: &TagId) -> Result<bool> {
         match self
@@ -124,7 +207,7 @@ impl TagRegistry for IotRegistry {
         }
     }
 
-    async fn register(&self, tag: &TagId, policy: &str) -> Result<TagCredentials> {
+    async fn create_thing(&self, tag: &TagId) -> Result<String> {
         let thing = self
             .client
             .create_thing()
@@ -132,45 +215,120 @@ impl TagRegistry for IotRegistry {
             .send()
             .await
             .map_err(iot_error(format!("CreateThing {tag}")))?;
-        let keys = self
+        Ok(thing.thing_arn().unwrap_or_default().to_owned())
+    }
+
+    async fn create_certificate(&self, csr: &TagCsr) -> Result<IssuedCertificate> {
+        let cert = self
             .client
-            .create_keys_and_certificate()
-            .set_as_active(true)
+            .create_certificate_from_csr()
+            .certificate_signing_request(csr.pem())
+            .set_as_active(false)
             .send()
             .await
-            .map_err(iot_error(format!("CreateKeysAndCertificate for {tag}")))?;
-        let certificate_arn = keys.certificate_arn().unwrap_or_default().to_owned();
+            .map_err(iot_error("CreateCertificateFromCsr".into()))?;
+        Ok(IssuedCertificate {
+            arn: cert.certificate_arn().unwrap_or_default().to_owned(),
+            id: cert.certificate_id().unwrap_or_default().to_owned(),
+            pem: cert.certificate_pem().unwrap_or_default().to_owned(),
+        })
+    }
+
+    async fn attach_policy(&self, policy: &str, certificate_arn: &str) -> Result<()> {
         self.client
             .attach_policy()
             .policy_name(policy)
-            .target(&certificate_arn)
+            .target(certificate_arn)
             .send()
             .await
             .map_err(iot_error(format!(
                 "AttachPolicy {policy} to {certificate_arn}"
             )))?;
+        Ok(())
+    }
+
+    async fn attach_thing_principal(&self, tag: &TagId, certificate_arn: &str) -> Result<()> {
         self.client
             .attach_thing_principal()
             .thing_name(tag.as_str())
-            .principal(&certificate_arn)
+            .principal(certificate_arn)
             .send()
             .await
-            .map_err(iot_error(format!("AttachThingPrincipal {tag}")))?;
-        let pair = keys.key_pair();
-        Ok(TagCredentials {
-            thing_arn: thing.thing_arn().unwrap_or_default().to_owned(),
-            certificate_id: keys.certificate_id().unwrap_or_default().to_owned(),
-            certificate_arn,
-            certificate_pem: keys.certificate_pem().unwrap_or_default().to_owned(),
-            public_key: pair
-                .and_then(|p| p.public_key())
-                .unwrap_or_default()
-                .to_owned(),
-            private_key: pair
-                .and_then(|p| p.private_key())
-                .unwrap_or_default()
-                .to_owned(),
-        })
+            .map_err(iot_error(format!(
+                "AttachThingPrincipal {certificate_arn} to {tag}"
+            )))?;
+        Ok(())
+    }
+
+    async fn set_certificate_active(&self, certificate_id: &str, active: bool) -> Result<()> {
+        let status = if active {
+            CertificateStatus::Active
+        } else {
+            CertificateStatus::Inactive
+        };
+        self.client
+            .update_certificate()
+            .certificate_id(certificate_id)
+            .new_status(status.clone())
+            .send()
+            .await
+            .map_err(iot_error(format!(
+                "UpdateCertificate {certificate_id} {}",
+                status.as_str()
+            )))?;
+        Ok(())
+    }
+
+    async fn detach_policy(&self, policy: &str, certificate_arn: &str) -> Result<()> {
+        let result = self
+            .client
+            .detach_policy()
+            .policy_name(policy)
+            .target(certificate_arn)
+            .send()
+            .await;
+        unless_not_found(
+            format!("DetachPolicy {policy} from {certificate_arn}"),
+            result,
+        )
+    }
+
+    async fn detach_thing_principal(&self, tag: &TagId, certificate_arn: &str) -> Result<()> {
+        let result = self
+            .client
+            .detach_thing_principal()
+            .thing_name(tag.as_str())
+            .principal(certificate_arn)
+            .send()
+            .await;
+        unless_not_found(
+            format!("DetachThingPrincipal {certificate_arn} from {tag}"),
+            result,
+        )
+    }
+
+    async fn delete_certificate(&self, certificate_id: &str) -> Result<()> {
+        delete_after_detach(
+            format!("DeleteCertificate {certificate_id}"),
+            "DeleteConflictException",
+            || {
+                self.client
+                    .delete_certificate()
+                    .certificate_id(certificate_id)
+                    .send()
+            },
+        )
+        .await
+    }
+
+    async fn delete_thing(&self, tag: &TagId) -> Result<()> {
+        delete_after_detach(
+            format!("DeleteThing {tag}"),
+            // IoT's refusal to delete a thing that still has a principal.
+            "InvalidRequestException",
+            || self.client.delete_thing().thing_name(tag.as_str()).send(),
+        )
+        .await
     }
 
     async fn deactivate(&self, tag: &TagId) -> Result<Vec<String>> {
@@ -187,7 +345,7 @@ impl TagRegistry for IotRegistry {
                     .is_some_and(|s| s.is_resource_not_found_exception()) =>
             {
                 return Err(CliError::NotFound(format!(
-                    "no IoT thing {tag}: register it with `vigil tags register {tag}`"
+                    "no IoT thing {tag}: register it with `vigil tags register {tag} --csr <file>`"
                 )));
             }
             Err(e) => return Err(iot_error(format!("ListThingPrincipals {tag}"))(e)),
@@ -195,13 +353,7 @@ impl TagRegistry for IotRegistry {
         let mut ids = Vec::new();
         for arn in principals.iter().filter(|a| a.contains(":cert/")) {
             let id = arn.rsplit('/').next().unwrap_or_default().to_owned();
-            self.client
-                .update_certificate()
-                .certificate_id(&id)
-                .new_status(aws_sdk_iot::types::CertificateStatus::Inactive)
-                .send()
-                .await
-                .map_err(iot_error(format!("UpdateCertificate {id} INACTIVE")))?;
+            self.set_certificate_active(&id, false).await?;
             ids.push(id);
         }
         Ok(ids)
@@ -221,58 +373,225 @@ impl TagRegistry for IotRegistry {
     }
 }
 
-/// A certificate in [`MemoryRegistry`]: id, whether it is active, the policy attached.
-pub type MemoryCertificate = (String, bool, String);
+/// A call of [`MemoryRegistry`] that a test can make fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IotCall {
+    /// [`TagRegistry::create_thing`].
+    CreateThing,
+    /// [`TagRegistry::create_certificate`].
+    CreateCertificate,
+    /// [`TagRegistry::attach_policy`].
+    AttachPolicy,
+    /// [`TagRegistry::attach_thing_principal`].
+    AttachThingPrincipal,
+    /// [`TagRegistry::set_certificate_active`].
+    SetCertificateActive,
+    /// [`TagRegistry::detach_policy`].
+    DetachPolicy,
+    /// [`TagRegistry::detach_thing_principal`].
+    DetachThingPrincipal,
+    /// [`TagRegistry::delete_certificate`].
+    DeleteCertificate,
+    /// [`TagRegistry::delete_thing`].
+    DeleteThing,
+}
 
-/// [`TagRegistry`] in memory, for unit tests: things with their certificates' states.
+/// A certificate in [`MemoryRegistry`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryCertificate {
+    /// Its id.
+    pub id: String,
+    /// Its ARN.
+    pub arn: String,
+    /// Whether it is ACTIVE.
+    pub active: bool,
+    /// The policies attached to it.
+    pub policies: BTreeSet<String>,
+    /// The things it is attached to.
+    pub things: BTreeSet<TagId>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryIot {
+    things: BTreeSet<TagId>,
+    certificates: BTreeMap<String, MemoryCertificate>,
+    issued: u32,
+}
+
+impl MemoryIot {
+    fn certificate(&mut self, arn: &str) -> Result<&mut MemoryCertificate> {
+        self.certificates
+            .values_mut()
+            .find(|c| c.arn == arn)
+            .ok_or_else(|| refused(format!("no certificate {arn}")))
+    }
+}
+
+/// [`TagRegistry`] in memory, for unit tests: things and certificates with IoT's rules (a
+/// certificate is deleted only INACTIVE with nothing attached, a thing only without
+/// certificates), and calls a test makes fail.
 #[derive(Debug, Default)]
 pub struct MemoryRegistry {
-    things: Mutex<std::collections::BTreeMap<TagId, Vec<MemoryCertificate>>>,
+    iot: Mutex<MemoryIot>,
+    failing: Mutex<BTreeSet<IotCall>>,
+}
+
+/// IoT refusing a call, as a retry would not fix.
+fn refused(detail: String) -> CliError {
+    CliError::Aws {
+        operation: "memory IoT".into(),
+        detail,
+        retryable: false,
+    }
 }
 
 impl MemoryRegistry {
-    /// The certificates of a thing: (id, active, policy).
-    pub fn certificates(&self, tag: &TagId) -> Vec<MemoryCertificate> {
-        self.things
-            .lock()
-            .expect("registry lock")
-            .get(tag)
-            .cloned()
-            .unwrap_or_default()
+    /// Makes the next `call` fail, once.
+    pub fn fail_next(&self, call: IotCall) {
+        self.failing.lock().expect("registry lock").insert(call);
+    }
+
+    /// Every certificate, attached to a thing or not.
+    pub fn certificates(&self) -> Vec<MemoryCertificate> {
+        self.lock().certificates.values().cloned().collect()
+    }
+
+    /// The certificates attached to the tag's thing.
+    pub fn certificates_of(&self, tag: &TagId) -> Vec<MemoryCertificate> {
+        self.certificates()
+            .into_iter()
+            .filter(|c| c.things.contains(tag))
+            .collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MemoryIot> {
+        self.iot.lock().expect("registry lock")
+    }
+
+    /// The registry for `call`, or the failure a test asked for.
+    fn call(&self, call: IotCall) -> Result<MutexGuard<'_, MemoryIot>> {
+        if self.failing.lock().expect("registry lock").remove(&call) {
+            return Err(refused(format!("{call:?} failed (as the test asked)")));
+        }
+        Ok(self.lock())
     }
 }
 
 impl TagRegistry for MemoryRegistry {
     async fn thing_exists(&self, tag: &TagId) -> Result<bool> {
-        Ok(self.things.lock().expect("registry lock").contains_key(tag))
+        Ok(self.lock().things.contains(tag))
     }
 
-    async fn register(&self, tag: &TagId, policy: &str) -> Result<TagCredentials> {
-        let mut things = self.things.lock().expect("registry lock");
-        let id = format!("cert{}", things.len() + 1);
-        things
-            .entry(tag.clone())
-            .or_default()
-            .push((id.clone(), true, policy.to_owned()));
-        Ok(TagCredentials {
-            thing_arn: format!("arn:aws:iot:local:0:thing/{tag}"),
-            certificate_arn: format!("arn:aws:iot:local:0:cert/{id}"),
-            certificate_id: id,
-            certificate_pem: "-----BEGIN CERTIFICATE-----\n".into(),
-            public_key: "-----BEGIN PUBLIC KEY-----\n".into(),
-            private_key: "-----BEGIN RSA PRIVATE KEY-----\n".into(),
+    async fn create_thing(&self, tag: &TagId) -> Result<String> {
+        if !self.call(IotCall::CreateThing)?.things.insert(tag.clone()) {
+            return Err(refused(format!("thing {tag} exists")));
+        }
+        Ok(format!("arn:aws:iot:local:0:thing/{tag}"))
+    }
+
+    async fn create_certificate(&self, csr: &TagCsr) -> Result<IssuedCertificate> {
+        let mut iot = self.call(IotCall::CreateCertificate)?;
+        iot.issued += 1;
+        let id = format!("cert{}", iot.issued);
+        let arn = format!("arn:aws:iot:local:0:cert/{id}");
+        iot.certificates.insert(
+            id.clone(),
+            MemoryCertificate {
+                id: id.clone(),
+                arn: arn.clone(),
+                active: false,
+                policies: BTreeSet::new(),
+                things: BTreeSet::new(),
+            },
+        );
+        Ok(IssuedCertificate {
+            arn,
+            id,
+            pem: format!("-----BEGIN CERTIFICATE-----\nfor\n{}", csr.pem()),
         })
     }
 
-    async fn deactivate(&self, tag: &TagId) -> Result<Vec<String>> {
-        let mut things = self.things.lock().expect("registry lock");
-        let certs = things
-            .get_mut(tag)
-            .ok_or_else(|| CliError::NotFound(format!("no IoT thing {tag}")))?;
-        for c in certs.iter_mut() {
-            c.1 = false;
+    async fn attach_policy(&self, policy: &str, certificate_arn: &str) -> Result<()> {
+        let mut iot = self.call(IotCall::AttachPolicy)?;
+        iot.certificate(certificate_arn)?
+            .policies
+            .insert(policy.to_owned());
+        Ok(())
+    }
+
+    async fn attach_thing_principal(&self, tag: &TagId, certificate_arn: &str) -> Result<()> {
+        let mut iot = self.call(IotCall::AttachThingPrincipal)?;
+        if !iot.things.contains(tag) {
+            return Err(refused(format!("no thing {tag}")));
         }
-        Ok(certs.iter().map(|c| c.0.clone()).collect())
+        iot.certificate(certificate_arn)?.things.insert(tag.clone());
+        Ok(())
+    }
+
+    async fn set_certificate_active(&self, certificate_id: &str, active: bool) -> Result<()> {
+        let mut iot = self.call(IotCall::SetCertificateActive)?;
+        let cert = iot
+            .certificates
+            .get_mut(certificate_id)
+            .ok_or_else(|| refused(format!("no certificate {certificate_id}")))?;
+        cert.active = active;
+        Ok(())
+    }
+
+    async fn detach_policy(&self, policy: &str, certificate_arn: &str) -> Result<()> {
+        let mut iot = self.call(IotCall::DetachPolicy)?;
+        if let Ok(cert) = iot.certificate(certificate_arn) {
+            cert.policies.remove(policy);
+        }
+        Ok(())
+    }
+
+    async fn detach_thing_principal(&self, tag: &TagId, certificate_arn: &str) -> Result<()> {
+        let mut iot = self.call(IotCall::DetachThingPrincipal)?;
+        if let Ok(cert) = iot.certificate(certificate_arn) {
+            cert.things.remove(tag);
+        }
+        Ok(())
+    }
+
+    async fn delete_certificate(&self, certificate_id: &str) -> Result<()> {
+        let mut iot = self.call(IotCall::DeleteCertificate)?;
+        match iot.certificates.get(certificate_id) {
+            Some(c) if c.active => Err(refused(format!("certificate {certificate_id} is ACTIVE"))),
+            Some(c) if !c.things.is_empty() || !c.policies.is_empty() => Err(refused(format!(
+                "certificate {certificate_id} has things or policies attached"
+            ))),
+            _ => {
+                iot.certificates.remove(certificate_id);
+                Ok(())
+            }
+        }
+    }
+
+    async fn delete_thing(&self, tag: &TagId) -> Result<()> {
+        let mut iot = self.call(IotCall::DeleteThing)?;
+        if iot.certificates.values().any(|c| c.things.contains(tag)) {
+            return Err(refused(format!("thing {tag} has a certificate attached")));
+        }
+        iot.things.remove(tag);
+        Ok(())
+    }
+
+    async fn deactivate(&self, tag: &TagId) -> Result<Vec<String>> {
+        let mut iot = self.lock();
+        if !iot.things.contains(tag) {
+            return Err(CliError::NotFound(format!("no IoT thing {tag}")));
+        }
+        let mut ids = Vec::new();
+        for c in iot
+            .certificates
+            .values_mut()
+            .filter(|c| c.things.contains(tag))
+        {
+            c.active = false;
+            ids.push(c.id.clone());
+        }
+        Ok(ids)
     }
 
     async fn data_endpoint(&self) -> Result<String> {
@@ -293,71 +612,70 @@ pub struct Registered {
     pub certificate_id: String,
     /// The policy attached.
     pub policy: String,
-    /// The files written (certificate, private key, public key).
-    pub files: Vec<PathBuf>,
+    /// The certificate file written (the only file: the private key stays on the tag).
+    pub certificate_file: PathBuf,
     /// Where the tag connects (MQTT over TLS, port 8883).
     pub data_endpoint: String,
 }
 
 impl Report for Registered {
     fn human(&self) -> String {
-        let mut out = format!(
-            "registered tag {}\nthing        {}\ncertificate  {} (ACTIVE)\npolicy       {}\nfiles (0600):",
-            self.tag_id, self.thing_arn, self.certificate_arn, self.policy
-        );
-        for f in &self.files {
-            out.push_str(&format!("\n  {}", f.display()));
-        }
-        out.push_str(&format!(
-            "\nthe tag connects to mqtts://{}:8883 with client id {} (the thing name)",
-            self.data_endpoint, self.tag_id
-        ));
-        out
+        format!(
+            "registered tag {tag}\nthing        {}\ncertificate  {} (ACTIVE)\npolicy       {}\n\
+             file (0600)  {} (install it on the tag, whose private key never left it)\n\
+             the tag connects to mqtts://{}:8883 with client id {tag} (the thing name)",
+            self.thing_arn,
+            self.certificate_arn,
+            self.policy,
+            self.certificate_file.display(),
+            self.data_endpoint,
+            tag = self.tag_id,
+        )
     }
 }
 
-/// The three credential files of a tag in `dir`: certificate, private key, public key.
-pub fn credential_paths(dir: &Path, tag: &TagId) -> [PathBuf; 3] {
-    [
-        dir.join(format!("{tag}.cert.pem")),
-        dir.join(format!("{tag}.private.key")),
-        dir.join(format!("{tag}.public.key")),
-    ]
+/// Where the tag's certificate is written in `dir`: `<tag>.cert.pem`.
+pub fn certificate_path(dir: &Path, tag: &TagId) -> PathBuf {
+    dir.join(format!("{tag}.cert.pem"))
 }
 
-/// Creates `path` with mode 0600 from the start (never readable by others, even briefly) and
-/// writes `text`; refuses to overwrite.
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(CliError::io(format!("creating {}", path.display())))?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(CliError::io(format!("writing {}", path.display())))
+/// What to do when a certificate file exists: it is never overwritten.
+const MOVE_IT_AWAY: &str = "move it away or choose another --out-dir";
+
+/// What [`register_tag`] has done so far: what a failure must undo.
+#[derive(Debug, Default)]
+struct Progress {
+    thing_created: bool,
+    certificate: Option<IssuedCertificate>,
+    /// Attempted: a call that failed may still have taken effect, and undoing is harmless.
+    policy_attached: bool,
+    /// Attempted, as above.
+    principal_attached: bool,
+    certificate_file: Option<PathBuf>,
 }
 
-/// Registers a tag: checks first that the thing does not exist and that none of the credential
-/// files exists in `out_dir` (the private key can be fetched only once), then registers it with
-/// `policy` and writes the files with mode 0600.
+/// Registers a tag from the CSR it made: checks first that the thing and the certificate file
+/// do not exist, then creates the thing, has IoT sign the CSR (INACTIVE), attaches `policy` and
+/// the thing principal, writes the certificate with mode 0600 into `out_dir` (created 0700),
+/// and only then sets the certificate ACTIVE. No private key passes through here.
 ///
-/// Fails with [`CliError::Invalid`] when the thing or a file exists (saying what to do),
-/// [`CliError::Aws`] when IoT fails, [`CliError::Io`] when a file cannot be written.
+/// If a step fails, everything done is undone (file removed, certificate detached, set
+/// INACTIVE and deleted, thing deleted) so the same command can be run again; the error is
+/// [`CliError::RolledBack`] with the step's error and anything that could not be undone.
+/// Otherwise fails with [`CliError::Invalid`] when the thing or the file exists (saying what to
+/// do), [`CliError::Aws`] when IoT fails before anything was made, [`CliError::Io`].
 pub async fn register_tag(
     registry: &impl TagRegistry,
     tag: &TagId,
     policy: &str,
+    csr: &TagCsr,
     out_dir: &Path,
 ) -> Result<Registered> {
-    let paths = credential_paths(out_dir, tag);
-    if let Some(p) = paths.iter().find(|p| p.exists()) {
+    let certificate_file = certificate_path(out_dir, tag);
+    if certificate_file.exists() {
         return Err(CliError::Invalid(format!(
-            "{} exists already: move it away or choose another --out-dir",
-            p.display()
+            "{} exists already: {MOVE_IT_AWAY}",
+            certificate_file.display()
         )));
     }
     if registry.thing_exists(tag).await? {
@@ -367,23 +685,90 @@ pub async fn register_tag(
              an engineer delete the thing; to use another tag, register a new id"
         )));
     }
-    std::fs::create_dir_all(out_dir)
-        .map_err(CliError::io(format!("creating {}", out_dir.display())))?;
-    let creds = registry.register(tag, policy).await?;
-    let [cert, key, public] = &paths;
-    write_private(key, &creds.private_key)?;
-    write_private(cert, &creds.certificate_pem)?;
-    write_private(public, &creds.public_key)?;
     let data_endpoint = registry.data_endpoint().await?;
-    Ok(Registered {
-        tag_id: tag.clone(),
-        thing_arn: creds.thing_arn,
-        certificate_arn: creds.certificate_arn,
-        certificate_id: creds.certificate_id,
-        policy: policy.to_owned(),
-        files: paths.to_vec(),
-        data_endpoint,
-    })
+    owner_only::create_dir(out_dir)?;
+    let mut done = Progress::default();
+    match register_steps(registry, tag, policy, csr, &certificate_file, &mut done).await {
+        Ok((thing_arn, certificate)) => Ok(Registered {
+            tag_id: tag.clone(),
+            thing_arn,
+            certificate_arn: certificate.arn,
+            certificate_id: certificate.id,
+            policy: policy.to_owned(),
+            certificate_file,
+            data_endpoint,
+        }),
+        Err(cause) => Err(CliError::RolledBack {
+            cause: Box::new(cause),
+            not_undone: roll_back(registry, tag, policy, done).await,
+        }),
+    }
+}
+
+/// The steps of [`register_tag`] that make something, each noted in `done` as it is made.
+/// The certificate becomes ACTIVE last, so a failure that cannot be undone leaves no
+/// certificate that can connect.
+async fn register_steps(
+    registry: &impl TagRegistry,
+    tag: &TagId,
+    policy: &str,
+    csr: &TagCsr,
+    certificate_file: &Path,
+    done: &mut Progress,
+) -> Result<(String, IssuedCertificate)> {
+    let thing_arn = registry.create_thing(tag).await?;
+    done.thing_created = true;
+    let certificate = registry.create_certificate(csr).await?;
+    done.certificate = Some(certificate.clone());
+    done.policy_attached = true;
+    registry.attach_policy(policy, &certificate.arn).await?;
+    done.principal_attached = true;
+    registry
+        .attach_thing_principal(tag, &certificate.arn)
+        .await?;
+    write_new(certificate_file, certificate.pem.as_bytes(), MOVE_IT_AWAY)?;
+    done.certificate_file = Some(certificate_file.to_owned());
+    registry
+        .set_certificate_active(&certificate.id, true)
+        .await?;
+    Ok((thing_arn, certificate))
+}
+
+/// Undoes what `done` records, last step first; returns what could not be undone, each with
+/// its error. The certificate is set INACTIVE before it is deleted whatever happened, so one
+/// that cannot be deleted cannot connect either.
+async fn roll_back(
+    registry: &impl TagRegistry,
+    tag: &TagId,
+    policy: &str,
+    done: Progress,
+) -> Vec<String> {
+    let mut not_undone = Vec::new();
+    let mut note = |r: Result<()>| {
+        if let Err(e) = r {
+            not_undone.push(e.to_string());
+        }
+    };
+    if let Some(file) = &done.certificate_file {
+        note(
+            std::fs::remove_file(file)
+                .map_err(CliError::io(format!("removing {}", file.display()))),
+        );
+    }
+    if let Some(cert) = &done.certificate {
+        if done.principal_attached {
+            note(registry.detach_thing_principal(tag, &cert.arn).await);
+        }
+        if done.policy_attached {
+            note(registry.detach_policy(policy, &cert.arn).await);
+        }
+        note(registry.set_certificate_active(&cert.id, false).await);
+        note(registry.delete_certificate(&cert.id).await);
+    }
+    if done.thing_created {
+        note(registry.delete_thing(tag).await);
+    }
+    not_undone
 }
 
 /// A deactivated tag.
@@ -419,45 +804,163 @@ pub async fn deactivate_tag(registry: &impl TagRegistry, tag: &TagId) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::csr::make_tag_csr;
     use std::os::unix::fs::PermissionsExt;
 
-    #[tokio::test]
-    async fn register_writes_private_files_once() {
-        let dir = std::env::temp_dir().join(format!("vigil-cli-tags-{}", std::process::id()));
+    const POLICY: &str = "vigil-local-tag";
+
+    /// An empty scratch folder for `name`.
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("vigil-cli-tags-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A CSR made for `tag` (its key made in `dir/keys`, as a simulated tag would).
+    fn csr(dir: &Path, tag: &TagId) -> TagCsr {
+        let keys = dir.join("keys");
+        let made = make_tag_csr(tag, &keys.join("tag.key"), &keys.join("tag.csr")).unwrap();
+        TagCsr::read(&made.csr, tag).unwrap()
+    }
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn register_writes_only_the_certificate_0600_and_activates_it_last() {
+        let dir = scratch("register");
         let reg = MemoryRegistry::default();
         let tag = TagId::new("tag-1").unwrap();
-        let r = register_tag(&reg, &tag, "vigil-local-tag", &dir)
-            .await
-            .unwrap();
-        for f in &r.files {
-            let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600, "{}", f.display());
-        }
-        assert!(
-            !format!(
-                "{:?}",
-                TagCredentials::clone(&reg.register(&tag, "p").await.unwrap())
-            )
-            .contains("PRIVATE")
-        );
-        let e = register_tag(&reg, &tag, "vigil-local-tag", &dir)
+        let csr = csr(&dir, &tag);
+        let out = dir.join("creds");
+        let r = register_tag(&reg, &tag, POLICY, &csr, &out).await.unwrap();
+        assert_eq!(files_in(&out), ["tag-1.cert.pem"]);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&r.certificate_file), 0o600);
+        assert_eq!(mode(&out), 0o700);
+        let certs = reg.certificates_of(&tag);
+        assert_eq!(certs.len(), 1);
+        assert!(certs[0].active);
+        assert_eq!(certs[0].policies, BTreeSet::from([POLICY.to_owned()]));
+        assert_eq!(certs[0].id, r.certificate_id);
+
+        let e = register_tag(&reg, &tag, POLICY, &csr, &out)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("exists already"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
-        let e = register_tag(&reg, &tag, "vigil-local-tag", &dir)
+        let e = register_tag(&reg, &tag, POLICY, &csr, &dir.join("other"))
             .await
             .unwrap_err();
         assert!(e.to_string().contains("registered already"), "{e}");
+        assert_eq!(reg.certificates().len(), 1, "a refusal makes nothing");
+
         let d = deactivate_tag(&reg, &tag).await.unwrap();
-        assert_eq!(d.certificates.len(), 2);
-        assert!(reg.certificates(&tag).iter().all(|c| !c.1));
+        assert_eq!(d.certificates, [r.certificate_id]);
+        assert!(reg.certificates().iter().all(|c| !c.active));
         let none = TagId::new("none").unwrap();
         assert_eq!(
             deactivate_tag(&reg, &none).await.unwrap_err().exit_code(),
             2
         );
-        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// How a step of a registration is made to fail.
+    #[derive(Debug, Clone, Copy)]
+    enum Failure {
+        Iot(IotCall),
+        /// Something at the certificate's path that `exists()` does not see (a dangling
+        /// symlink), so the check passes and writing the file fails.
+        CertificateFile,
+    }
+
+    #[tokio::test]
+    async fn a_failure_at_any_step_is_rolled_back_and_a_retry_succeeds() {
+        let dir = scratch("rollback");
+        let tag = TagId::new("tag-1").unwrap();
+        let csr = csr(&dir, &tag);
+        for failure in [
+            Failure::Iot(IotCall::CreateThing),
+            Failure::Iot(IotCall::CreateCertificate),
+            Failure::Iot(IotCall::AttachPolicy),
+            Failure::Iot(IotCall::AttachThingPrincipal),
+            Failure::CertificateFile,
+            Failure::Iot(IotCall::SetCertificateActive),
+        ] {
+            let reg = MemoryRegistry::default();
+            let out = dir.join(format!("{failure:?}"));
+            std::fs::create_dir_all(&out).unwrap();
+            let blocker = certificate_path(&out, &tag);
+            match failure {
+                Failure::Iot(call) => reg.fail_next(call),
+                Failure::CertificateFile => {
+                    std::os::unix::fs::symlink(dir.join("nowhere"), &blocker).unwrap();
+                }
+            }
+
+            let e = register_tag(&reg, &tag, POLICY, &csr, &out)
+                .await
+                .unwrap_err();
+            let m = e.to_string();
+            let cause = match failure {
+                Failure::Iot(call) => format!("{call:?} failed"),
+                Failure::CertificateFile => format!("creating {}", blocker.display()),
+            };
+            assert!(m.contains(&cause), "{failure:?}: {m}");
+            assert!(m.contains("rolled back"), "{failure:?}: {m}");
+            assert!(matches!(e, CliError::RolledBack { .. }), "{failure:?}");
+            assert_eq!(reg.certificates(), [], "{failure:?}: no certificate left");
+            assert!(!reg.thing_exists(&tag).await.unwrap(), "{failure:?}");
+
+            if let Failure::CertificateFile = failure {
+                assert!(blocker.symlink_metadata().is_ok(), "what was there is kept");
+                std::fs::remove_file(&blocker).unwrap();
+            }
+            assert_eq!(files_in(&out), Vec::<String>::new(), "{failure:?}");
+            let r = register_tag(&reg, &tag, POLICY, &csr, &out)
+                .await
+                .unwrap_or_else(|e| panic!("{failure:?}: the retry fails: {e}"));
+            let certs = reg.certificates();
+            assert_eq!(certs.len(), 1, "{failure:?}");
+            assert!(certs[0].active && certs[0].id == r.certificate_id);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_rollback_that_cannot_finish_names_what_is_left_and_leaves_nothing_active() {
+        let dir = scratch("rollback-fails");
+        let tag = TagId::new("tag-1").unwrap();
+        let csr = csr(&dir, &tag);
+        let reg = MemoryRegistry::default();
+        reg.fail_next(IotCall::AttachThingPrincipal);
+        reg.fail_next(IotCall::DeleteCertificate);
+        let e = register_tag(&reg, &tag, POLICY, &csr, &dir.join("creds"))
+            .await
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.starts_with("memory IoT: AttachThingPrincipal failed")
+                && m.contains("rollback incomplete")
+                && m.contains("DeleteCertificate failed"),
+            "{m}"
+        );
+        assert!(!e.is_retryable());
+        assert_eq!(e.exit_code(), 3);
+        let left = reg.certificates();
+        assert_eq!(left.len(), 1);
+        assert!(!left[0].active && left[0].policies.is_empty() && left[0].things.is_empty());
+        assert!(!reg.thing_exists(&tag).await.unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -359,6 +359,7 @@ async fn orders_from_files_and_flags_with_clear_validation_errors() {
         ["orders", "create"],
         ["zones", "add"],
         ["tags", "register"],
+        ["tags", "csr"],
         ["alerts", "ack"],
         ["evidence", "verify"],
     ] {
@@ -609,25 +610,130 @@ async fn zones_keep_the_geohash_index_consistent() {
     assert_eq!(e.store.read(&o1).await.unwrap().len(), chain.len());
 }
 
+/// The CSR in `pem` with one bit of its signature flipped: it still parses, but its
+/// signature no longer verifies.
+fn with_a_bad_signature(pem: &str) -> String {
+    use base64::Engine;
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    let mut der = block.contents;
+    *der.last_mut().unwrap() ^= 0x01;
+    let body = base64::engine::general_purpose::STANDARD.encode(&der);
+    format!("-----BEGIN CERTIFICATE REQUEST-----\n{body}\n-----END CERTIFICATE REQUEST-----\n")
+}
+
+/// Every certificate id in the emulator's IoT.
+async fn certificate_ids(iot: &aws_sdk_iot::Client) -> Vec<String> {
+    let listed = iot.list_certificates().send().await.unwrap();
+    listed
+        .certificates()
+        .iter()
+        .filter_map(|c| c.certificate_id().map(str::to_owned))
+        .collect()
+}
+
+fn files_in(dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 #[tokio::test]
-async fn tags_register_deactivate_and_assign_in_iot() {
+async fn tags_register_from_a_csr_roll_back_on_failure_deactivate_and_assign_in_iot() {
     let e = env("tags").await;
-    let creds = e.path("creds");
-    let reg = e
-        .ok(&["--json", "tags", "register", "tag-1", "--out-dir", &creds])
-        .json();
-    for name in ["tag-1.cert.pem", "tag-1.private.key", "tag-1.public.key"] {
-        let p = Path::new(&creds).join(name);
-        let meta = std::fs::metadata(&p).unwrap_or_else(|_| panic!("{name} written"));
-        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
-        assert!(meta.len() > 0, "{name}");
-    }
-    assert!(
-        std::fs::read_to_string(Path::new(&creds).join("tag-1.private.key"))
-            .unwrap()
-            .contains("PRIVATE KEY")
-    );
     let iot = aws_sdk_iot::Client::new(&e.emulator.sdk_config());
+    let policy = e.emulator.iot_policy_name("tag").unwrap();
+    let (key, csr) = (e.path("sim/tag-1.key"), e.path("sim/tag-1.csr.pem"));
+    let made = e
+        .ok(&[
+            "--json",
+            "tags",
+            "csr",
+            "tag-1",
+            "--key-out",
+            &key,
+            "--csr-out",
+            &csr,
+        ])
+        .json();
+    assert_eq!(made["csr"], csr.as_str());
+    let key_mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(key_mode, 0o600);
+    let creds = e.path("creds");
+
+    // A failure part way (the stage's tag policy is missing, so AttachPolicy fails after the
+    // thing and the certificate were made) is rolled back, and the same command then succeeds.
+    let document = iot
+        .get_policy()
+        .policy_name(&policy)
+        .send()
+        .await
+        .unwrap()
+        .policy_document()
+        .unwrap()
+        .to_owned();
+    iot.delete_policy()
+        .policy_name(&policy)
+        .send()
+        .await
+        .unwrap();
+    let register = [
+        "--json",
+        "tags",
+        "register",
+        "tag-1",
+        "--csr",
+        &csr,
+        "--out-dir",
+        &creds,
+    ];
+    let r = e.vigil(&register);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let err: Value = serde_json::from_str(&r.stderr).unwrap();
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("AttachPolicy {policy} to "))
+            && message.contains("rolled back: nothing it made is left"),
+        "{message}"
+    );
+    assert_eq!(certificate_ids(&iot).await, Vec::<String>::new());
+    assert!(
+        iot.describe_thing()
+            .thing_name("tag-1")
+            .send()
+            .await
+            .is_err()
+    );
+    assert_eq!(files_in(&creds), Vec::<String>::new());
+    iot.create_policy()
+        .policy_name(&policy)
+        .policy_document(document)
+        .send()
+        .await
+        .unwrap();
+
+    let reg = e.ok(&register).json();
+    // Only the certificate is written: the private key never left the (simulated) tag.
+    assert_eq!(files_in(&creds), ["tag-1.cert.pem"]);
+    let cert_file = Path::new(&creds).join("tag-1.cert.pem");
+    assert_eq!(reg["certificate_file"], cert_file.display().to_string());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&cert_file), 0o600);
+    assert_eq!(mode(Path::new(&creds)), 0o700);
+    let pem = std::fs::read_to_string(&cert_file).unwrap();
+    assert!(!pem.contains("PRIVATE KEY"));
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    let cert = block.parse_x509().unwrap();
+    let subject: Vec<&str> = cert
+        .subject()
+        .iter_common_name()
+        .map(|cn| cn.as_str().unwrap())
+        .collect();
+    assert_eq!(subject, ["tag-1"], "IoT signed the tag's CSR");
     let cert_arn = reg["certificate_arn"].as_str().unwrap();
     iot.describe_thing()
         .thing_name("tag-1")
@@ -652,8 +758,9 @@ async fn tags_register_deactivate_and_assign_in_iot() {
         .iter()
         .filter_map(|p| p.policy_name())
         .collect();
-    assert_eq!(names, [e.emulator.iot_policy_name("tag").unwrap()]);
+    assert_eq!(names, [policy.as_str()]);
     let cert_id = reg["certificate_id"].as_str().unwrap();
+    assert_eq!(certificate_ids(&iot).await, [cert_id]);
     let status = |iot: aws_sdk_iot::Client, id: String| async move {
         iot.describe_certificate()
             .certificate_id(id)
@@ -671,23 +778,77 @@ async fn tags_register_deactivate_and_assign_in_iot() {
 
     let err = e.fails(
         1,
-        &["tags", "register", "tag-1", "--out-dir", &e.path("other")],
+        &[
+            "tags",
+            "register",
+            "tag-1",
+            "--csr",
+            &csr,
+            "--out-dir",
+            &e.path("other"),
+        ],
     );
     assert!(
         err.contains("registered already") && err.contains("vigil tags deactivate"),
         "{err}"
     );
+    // CSRs refused before anything is sent: one made for another tag, one whose signature
+    // does not verify, and a private key given by mistake.
     let err = e.fails(
         1,
         &[
             "tags",
             "register",
             "tag-2",
+            "--csr",
+            &csr,
             "--out-dir",
-            &creds.replace("creds", "creds/tag-1.cert.pem/x"),
+            &creds,
         ],
     );
-    assert!(!err.is_empty());
+    assert!(
+        err.contains("CSR for tag tag-1") && err.contains("not for tag tag-2"),
+        "{err}"
+    );
+    let altered = e.file(
+        "altered.csr.pem",
+        &with_a_bad_signature(&std::fs::read_to_string(&csr).unwrap()),
+    );
+    let err = e.fails(
+        1,
+        &[
+            "tags",
+            "register",
+            "tag-1",
+            "--csr",
+            &altered,
+            "--out-dir",
+            &creds,
+        ],
+    );
+    assert!(err.contains("signature does not verify"), "{err}");
+    let err = e.fails(
+        1,
+        &[
+            "tags",
+            "register",
+            "tag-1",
+            "--csr",
+            &key,
+            "--out-dir",
+            &creds,
+        ],
+    );
+    assert!(err.contains("holds a private key"), "{err}");
+    assert!(
+        iot.describe_thing()
+            .thing_name("tag-2")
+            .send()
+            .await
+            .is_err()
+    );
+    assert_eq!(certificate_ids(&iot).await, [cert_id]);
+    assert_eq!(files_in(&creds), ["tag-1.cert.pem"]);
 
     let d = e.ok(&["--json", "tags", "deactivate", "tag-1"]).json();
     assert_eq!(d["certificates"], serde_json::json!([cert_id]));
