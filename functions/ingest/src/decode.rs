@@ -63,7 +63,22 @@ pub enum Decoded {
     Rejected(Refused),
 }
 
+/// The longest refusal detail kept: serde's messages quote the offending value, which for a
+/// whole event sent as a JSON string is the whole event (found by fuzzing, `rule_event`).
+pub const MAX_DETAIL_CHARS: usize = 240;
+
+/// `detail`, cut to [`MAX_DETAIL_CHARS`] characters with a note of how much was cut.
+fn short(detail: String) -> String {
+    let total = detail.chars().count();
+    if total <= MAX_DETAIL_CHARS {
+        return detail;
+    }
+    let kept: String = detail.chars().take(MAX_DETAIL_CHARS).collect();
+    format!("{kept}… ({} more characters)", total - MAX_DETAIL_CHARS)
+}
+
 fn refuse(tag_id: &str, received_at_ms: i64, reason: &str, detail: String) -> Refused {
+    let detail = short(detail);
     Refused {
         tag_id: tag_id.to_owned(),
         received_at_ms,
@@ -195,6 +210,27 @@ pub fn rule_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_event_sent_as_a_string_is_refused_with_a_short_detail() {
+        // Found by `tools/fuzz.sh rule_event`: serde quotes the string in its message, so the
+        // detail held the whole event (1,683 bytes for a 1,604-byte input).
+        let event = serde_json::Value::String("a".repeat(5000));
+        let Decoded::Rejected(r) = decoded(event) else {
+            panic!("accepted a string as an event");
+        };
+        assert_eq!(r.rejection.reason, "bad_event");
+        assert!(
+            r.rejection.detail.chars().count() < MAX_DETAIL_CHARS + 40,
+            "{} characters",
+            r.rejection.detail.len()
+        );
+        assert!(
+            r.rejection.detail.contains("more characters"),
+            "{}",
+            r.rejection.detail
+        );
+    }
 
     fn decoded(event: serde_json::Value) -> Decoded {
         decode(event, &ValidationLimits::default())
