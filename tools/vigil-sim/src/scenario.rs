@@ -325,6 +325,24 @@ pub fn parse_file(json: &str) -> Result<ScenarioFile, ScenarioError> {
 }
 
 /// Milliseconds of a scenario offset in seconds.
+/// The longest offset from a scenario's start: ten years, in seconds.
+const MAX_OFFSET_S: f64 = 10.0 * 365.25 * 86_400.0;
+
+/// The device time of a message `at_s` after `start_ms`, refusing an offset that is not a
+/// finite number within [`MAX_OFFSET_S`] of the start (found by fuzzing: a huge `at_s`
+/// overflowed the addition).
+fn device_ms(start_ms: i64, at_s: f64, path: &str) -> Result<i64, ScenarioError> {
+    if !at_s.is_finite() || at_s.abs() > MAX_OFFSET_S {
+        return Err(ScenarioError::at(
+            format!("{path}.at_s"),
+            format!("{at_s} is not a number of seconds within ten years of the start"),
+        ));
+    }
+    start_ms
+        .checked_add(offset_ms(at_s))
+        .ok_or_else(|| ScenarioError::at(format!("{path}.at_s"), "the time overflows"))
+}
+
 fn offset_ms(at_s: f64) -> i64 {
     (at_s * 1000.0).round() as i64
 }
@@ -420,7 +438,9 @@ impl Scenario {
 
     /// The device time of a scenario offset, Unix ms.
     pub fn at_ms(&self, at_s: f64) -> i64 {
-        self.start.timestamp_millis() + offset_ms(at_s)
+        self.start
+            .timestamp_millis()
+            .saturating_add(offset_ms(at_s))
     }
 }
 
@@ -474,7 +494,7 @@ fn messages(file: &ScenarioFile) -> Result<Vec<Message>, ScenarioError> {
         let index = fixes_per_tag.entry(&f.tag_id).or_default();
         *index += 1;
         let seq = f.seq.unwrap_or(*index);
-        let at_ms = start_ms + offset_ms(f.at_s);
+        let at_ms = device_ms(start_ms, f.at_s, &path)?;
         let payload = match (&f.raw, &f.lat, &f.lon, &f.accuracy_m) {
             (Some(raw), None, None, None) => raw.clone(),
             (Some(_), ..) => {
@@ -521,7 +541,7 @@ fn messages(file: &ScenarioFile) -> Result<Vec<Message>, ScenarioError> {
         let seq = e
             .seq
             .unwrap_or(fixes_per_tag.get(&e.tag_id).copied().unwrap_or(0) + *index);
-        let at_ms = start_ms + offset_ms(e.at_s);
+        let at_ms = device_ms(start_ms, e.at_s, &format!("events[{i}]"))?;
         let payload = json!({
             "v": vigil_core::fix::WIRE_VERSION,
             "seq": seq,
@@ -569,6 +589,21 @@ mod tests {
 
     fn err(v: serde_json::Value) -> ScenarioError {
         Scenario::from_json(&v.to_string()).unwrap_err()
+    }
+
+    #[test]
+    fn an_offset_beyond_ten_years_is_refused_not_overflowed() {
+        // Found by `tools/fuzz.sh scenario`: `at_s` of 1e300 overflowed the device time.
+        for at_s in [1e300, -1e300, 4e8] {
+            let mut v = minimal();
+            v["fixes"] = json!([{"tag_id": "tag-1", "at_s": at_s, "lat": 51.5, "lon": -0.12, "accuracy_m": 10}]);
+            let e = err(v);
+            assert_eq!(e.path, "fixes[0].at_s", "{e}");
+            assert!(e.message.contains("ten years"), "{e}");
+        }
+        let mut v = minimal();
+        v["events"] = json!([{"tag_id": "tag-1", "at_s": 1e300, "kind": "strap_tamper"}]);
+        assert_eq!(err(v).path, "events[0].at_s");
     }
 
     #[test]
