@@ -122,13 +122,6 @@ impl LocalBroker {
         })
     }
 
-    /// Starts a broker with the default PKI directory (`.local/pki`), creating it if missing.
-    ///
-    /// Fails as [`Pki::ensure`] and [`LocalBroker::start`].
-    pub fn start_default() -> Result<LocalBroker, BrokerError> {
-        LocalBroker::start(&Pki::ensure(Pki::default_dir())?)
-    }
-
     /// What the tag policy refused so far (the latest 1,000), oldest first.
     pub fn denials(&self) -> Vec<Denial> {
         self.denials.list()
