@@ -179,9 +179,7 @@ impl Functions {
                 return Ok(handled);
             }
             let event = serde_json::from_value(batch.event.clone()).expect("the SQS event shape");
-            let response = handle_batch(event, &self.alert, self.now_ms()).await;
-            let response = serde_json::to_value(&response).expect("a batch response is JSON");
-            handled += self.source.complete(&batch, &response).await?;
+            handled += self.handle_received(&batch, event, self.now_ms()).await?;
         }
     }
 
@@ -205,12 +203,26 @@ impl Functions {
                 tracing::error!("an SQS batch that is not an SQS event");
                 continue;
             };
-            let response = handle_batch(event, &self.alert, wall_clock_ms()).await;
-            let response = serde_json::to_value(&response).expect("a batch response is JSON");
-            if let Err(e) = self.source.complete(&batch, &response).await {
+            if let Err(e) = self.handle_received(&batch, event, wall_clock_ms()).await {
                 tracing::warn!(error = %e, "completing an alert batch");
             }
         }
+    }
+
+    /// Runs the alert function on one received batch at `now_ms` and completes it as the
+    /// event source mapping does (successes deleted, failures back to the queue); returns how
+    /// many were deleted. Shared by [`Functions::try_drain`] and
+    /// [`Functions::run_alert_source`], which differ only in how long they wait and which
+    /// clock they read.
+    async fn handle_received(
+        &self,
+        batch: &vigil_local::ReceivedBatch,
+        event: aws_lambda_events::event::sqs::SqsEvent,
+        now_ms: i64,
+    ) -> Result<usize, vigil_local::Error> {
+        let response = handle_batch(event, &self.alert, now_ms).await;
+        let response = serde_json::to_value(&response).expect("a batch response is JSON");
+        self.source.complete(batch, &response).await
     }
 
     /// SMS the emulator recorded.
