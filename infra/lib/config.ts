@@ -13,8 +13,11 @@ export interface VigilConfig {
   readonly smsSenderId?: string;
   /** Countries whose numbers the alert function may text (ISO 3166 codes; default GB). */
   readonly smsCountries: readonly string[];
-  /** Monthly SMS spend limit in USD: documented account setting, and the spend alarm's basis. */
+  /** Monthly SMS spend limit in USD: set on the account by the stack, and the spend alarm's basis. */
   readonly smsMonthlySpendLimitUsd: number;
+  /** Whether this stack applies the account's SMS settings (lib/sms.ts); false: it prints the
+   * command instead (another stage in the same account owns them). */
+  readonly manageSmsSettings: boolean;
   /** CloudWatch Logs retention for the functions' log groups. */
   readonly logRetentionDays: RetentionDays;
   /** Reserved concurrency: caps each function so a flood of fixes cannot starve the other. */
@@ -36,6 +39,7 @@ export const SETTINGS = {
   smsSenderId: 'VIGIL_SMS_SENDER_ID',
   smsCountries: 'VIGIL_SMS_COUNTRIES',
   smsMonthlySpendLimitUsd: 'VIGIL_SMS_MONTHLY_SPEND_LIMIT_USD',
+  manageSmsSettings: 'VIGIL_MANAGE_SMS_SETTINGS',
   logRetentionDays: 'VIGIL_LOG_RETENTION_DAYS',
   ingestReservedConcurrency: 'VIGIL_INGEST_RESERVED_CONCURRENCY',
   alertReservedConcurrency: 'VIGIL_ALERT_RESERVED_CONCURRENCY',
@@ -96,8 +100,11 @@ export function readConfig(ctx: ContextSource, env: NodeJS.ProcessEnv = process.
   const allowed = Object.values(RetentionDays).filter((d): d is number => typeof d === 'number' && d > 0);
   if (!allowed.includes(days)) bad('logRetentionDays', String(days), `must be one of ${allowed.join(', ')}`);
 
-  const skip = get('skipBundling');
-  if (skip !== undefined && skip !== 'true' && skip !== 'false') bad('skipBundling', skip, 'must be true or false');
+  const flag = (key: 'skipBundling' | 'manageSmsSettings', fallback: boolean): boolean => {
+    const v = get(key);
+    if (v === undefined) return fallback;
+    return v === 'true' ? true : v === 'false' ? false : bad(key, v, 'must be true or false');
+  };
 
   return {
     stage,
@@ -108,6 +115,7 @@ export function readConfig(ctx: ContextSource, env: NodeJS.ProcessEnv = process.
     logRetentionDays: days as RetentionDays,
     ingestReservedConcurrency: whole('ingestReservedConcurrency', DEFAULTS.ingestReservedConcurrency, 1),
     alertReservedConcurrency: whole('alertReservedConcurrency', DEFAULTS.alertReservedConcurrency, 1),
-    skipBundling: skip === 'true',
+    manageSmsSettings: flag('manageSmsSettings', true),
+    skipBundling: flag('skipBundling', false),
   };
 }

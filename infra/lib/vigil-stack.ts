@@ -24,6 +24,7 @@ import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import type { VigilConfig } from './config';
 import { Protection } from './protection';
+import { SmsSettings, smsAttributes } from './sms';
 import { INFRA_DIR, REPO_ROOT, Resources, physicalName, queueName, ruleSql } from './resources';
 
 export interface VigilStackProps extends StackProps {
@@ -484,16 +485,17 @@ export class VigilStack extends Stack {
       });
     }
 
-    // SNS SMS preferences are account-wide and have no CloudFormation resource: docs/DEPLOY.md.
-    const smsAttributes = [
-      'DefaultSMSType=Transactional',
-      `MonthlySpendLimit=${config.smsMonthlySpendLimitUsd}`,
-      ...(config.smsSenderId ? [`DefaultSenderID=${config.smsSenderId}`] : []),
-    ].join(',');
-    new CfnOutput(this, 'SmsSettingsCommand', {
-      description: 'Account-wide SMS settings to apply once (docs/DEPLOY.md)',
-      value: `aws sns set-sms-attributes --region ${this.region} --attributes ${smsAttributes}`,
-    });
+    // The account's SMS settings (spend limit, type, sender ID): applied by the stack, or, when
+    // another stage of the account owns them, printed as the command to check them against.
+    if (config.manageSmsSettings) {
+      new SmsSettings(this, 'SmsSettings', { stage, monthlySpendLimitUsd: config.smsMonthlySpendLimitUsd, senderId: config.smsSenderId, waive });
+    } else {
+      const attributes = Object.entries(smsAttributes(config.smsMonthlySpendLimitUsd, config.smsSenderId)).map(([k, v]) => `${k}=${v}`).join(',');
+      new CfnOutput(this, 'SmsSettingsCommand', {
+        description: 'Account-wide SMS settings this stage expects (manageSmsSettings=false: another stage applies them; docs/DEPLOY.md)',
+        value: `aws sns set-sms-attributes --region ${this.region} --attributes ${attributes}`,
+      });
+    }
     new CfnOutput(this, 'OperatorsTopicArn', { value: operators.topicArn });
     new CfnOutput(this, 'AlertsQueueUrl', { value: alerts.queueUrl });
     new CfnOutput(this, 'AlertRedriveRoleArn', { description: 'Assume to move alert events from alerts-dlq back to the alerts queue (docs/DEPLOY.md)', value: redrive.roleArn });

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { readConfig } from '../lib/config';
-import { logicalId, synth } from './helpers';
+import { logicalId, smsSettingsCalls, synth } from './helpers';
 
 const ctx = (c: Record<string, unknown>) => ({ tryGetContext: (k: string) => c[k] });
 
@@ -62,11 +62,21 @@ describe('context overrides reach the template', () => {
     assert.match(JSON.stringify(s.json), /eu-west-1/);
   });
 
-  test('the sender ID reaches the alert function and the SMS settings command', () => {
+  test('the sender ID and the spend limit reach the alert function and the account\'s SMS settings', () => {
     const alert = s.json.Resources[logicalId(s, 'AWS::Lambda::Function', 'FunctionName', 'vigil-prod-alert')];
     assert.equal(alert.Properties.Environment.Variables.VIGIL_SMS_SENDER_ID, 'VigilUK');
-    const cmd = JSON.stringify(s.json.Outputs.SmsSettingsCommand.Value);
-    assert.match(cmd, /MonthlySpendLimit=500,DefaultSenderID=VigilUK/);
+    assert.deepEqual(smsSettingsCalls(s).map((c) => c.parameters.attributes), [
+      { DefaultSMSType: 'Transactional', MonthlySpendLimit: '500', DefaultSenderID: 'VigilUK' },
+      { DefaultSMSType: 'Transactional', MonthlySpendLimit: '500', DefaultSenderID: 'VigilUK' },
+    ]);
+  });
+
+  test('manageSmsSettings=false: another stage owns the account\'s SMS settings; this one prints the command', () => {
+    const other = synth({ stage: 'test', manageSmsSettings: 'false', smsMonthlySpendLimitUsd: '50' });
+    assert.deepEqual(smsSettingsCalls(other), []);
+    assert.match(JSON.stringify(other.json.Outputs.SmsSettingsCommand.Value), /set-sms-attributes .*MonthlySpendLimit=50/);
+    assert.throws(() => readConfig(ctx({ manageSmsSettings: 'no' }), {}), /setting manageSmsSettings .*true or false/);
+    assert.equal(readConfig(ctx({}), {}).manageSmsSettings, true);
   });
 
   test('spend alarm at 80% of the limit; log retention from context', () => {

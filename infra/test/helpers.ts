@@ -22,6 +22,21 @@ export function ofType(s: Synth, type: string): Record<string, any> {
   return Object.fromEntries(Object.entries(s.json.Resources).filter(([, r]) => r.Type === type));
 }
 
+/** The SNS calls of the stack's SMS settings resource (lib/sms.ts): its Create and Update, in
+ * that order; none when the stack does not manage the settings. */
+export function smsSettingsCalls(s: Synth): { service: string; action: string; parameters: any }[] {
+  return Object.values(ofType(s, 'Custom::VigilSmsSettings')).flatMap((r) =>
+    ['Create', 'Update', 'Delete'].filter((k) => r.Properties[k] !== undefined).map((k) => JSON.parse(joined(r.Properties[k]))));
+}
+
+/** A CloudFormation string that may be an Fn::Join of literals and tokens (tokens become "?"). */
+function joined(v: unknown): string {
+  if (typeof v === 'string') return v;
+  const j = (v as any)?.['Fn::Join'];
+  if (!j) throw new Error(`not a string or Fn::Join: ${JSON.stringify(v)}`);
+  return (j[1] as unknown[]).map((p) => (typeof p === 'string' ? p : '?')).join(j[0]);
+}
+
 /** Logical id of the resource whose property `prop` equals `value` (e.g. TableName). */
 export function logicalId(s: Synth, type: string, prop: string, value: unknown): string {
   const hits = Object.entries(ofType(s, type)).filter(([, r]) => r.Properties?.[prop] === value);

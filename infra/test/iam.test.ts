@@ -34,13 +34,18 @@ describe('IAM', () => {
     for (const st of statements) for (const a of st.Action) assert.doesNotMatch(a, /\*/, `${st.policy} ${st.Sid ?? ''}: ${a}`);
   });
 
-  test('the only "*" resource is the alert role\'s SMS statement, and it allows sns:Publish only', () => {
+  test('the only "*" resources are actions with no resource ARN: the alert role\'s SMS (sns:Publish) and the deployment-time SMS settings (sns:SetSMSAttributes)', () => {
     const star = statements.filter((st) => st.Resource.includes('*'));
-    assert.equal(star.length, 1, star.map((x) => `${x.policy} ${x.Sid}`).join());
-    assert.equal(star[0].role, roleOf('alert'));
-    assert.equal(star[0].Sid, 'SendVictimSms');
-    assert.deepEqual(star[0].Action, ['sns:Publish']);
-    assert.deepEqual(star[0].Resource, ['*']);
+    assert.equal(star.length, 2, star.map((x) => `${x.policy} ${x.Sid}`).join());
+    const sms = star.find((st) => st.Sid === 'SendVictimSms')!;
+    assert.equal(sms.role, roleOf('alert'));
+    assert.deepEqual(sms.Action, ['sns:Publish']);
+    assert.deepEqual(sms.Resource, ['*']);
+    const settings = star.find((st) => st !== sms)!;
+    assert.deepEqual(settings.Action, ['sns:SetSMSAttributes']);
+    assert.deepEqual(settings.Resource, ['*']);
+    assert.notEqual(settings.role, roleOf('alert'), 'the alert function cannot change the spend limit');
+    assert.notEqual(settings.role, roleOf('ingest'));
   });
 
   test('no NotAction or NotResource (they grant by exclusion)', () => {

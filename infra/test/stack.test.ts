@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { INFRA_DIR, physicalName } from '../lib/resources';
 import { ruleName } from '../lib/vigil-stack';
-import { identityStatements, logicalId, ofType, synth, target } from './helpers';
+import { identityStatements, logicalId, ofType, smsSettingsCalls, synth, target } from './helpers';
 
 const s = synth();
 const R = s.json.Resources;
@@ -217,10 +217,20 @@ describe('encryption, alarms, outputs', () => {
     assert.equal(real.json.Rules?.NotDeployable, undefined);
   });
 
-  test('outputs give the SMS settings command, without a sender ID unless one is configured', () => {
-    const value = JSON.stringify(s.json.Outputs.SmsSettingsCommand.Value);
-    assert.match(value, /DefaultSMSType=Transactional,MonthlySpendLimit=100/);
-    assert.doesNotMatch(value, /DefaultSenderID/);
+  test('the stack sets the account\'s SMS settings (16.9): the spend limit the alarm watches, transactional, no sender ID unless configured', () => {
+    const calls = smsSettingsCalls(s);
+    assert.equal(calls.length, 2, 'on create and on update, never on delete (the account keeps its limit)');
+    for (const c of calls) {
+      assert.equal(c.action, 'SetSMSAttributes');
+      assert.deepEqual(c.parameters.attributes, { DefaultSMSType: 'Transactional', MonthlySpendLimit: '100' });
+    }
+    const spend = Object.values(ofType(s, 'AWS::CloudWatch::Alarm')).find((a) => a.Properties.MetricName === 'SMSMonthToDateSpentUSD');
+    assert.equal(spend.Properties.Threshold, 80);
+    assert.equal(s.json.Outputs.SmsSettingsCommand, undefined, 'no command left for someone to run');
+    const settings = Object.values(ofType(s, 'Custom::VigilSmsSettings'))[0];
+    assert.equal(settings.Properties.InstallLatestAwsSdk, false, 'the deployment downloads no SDK');
+    const grants = identityStatements(s).filter((st) => st.Action.includes('sns:SetSMSAttributes'));
+    assert.deepEqual(grants.map((st) => st.Action), [['sns:SetSMSAttributes']], 'one statement, that action only');
   });
 });
 
