@@ -30,6 +30,46 @@ const FIXES_PER_BATTERY_PCT: u64 = 10;
 /// Battery level at which a tag reports `battery_low`.
 const BATTERY_LOW_PCT: u64 = 15;
 
+/// Certificate names tried, in order, for a tag in a `--cert-dir`: what `vigil tags register`
+/// writes, then the local PKI's name.
+const CERT_NAMES: [&str; 2] = ["cert.pem", "pem"];
+/// Key names tried, in order: `vigil tags csr --key-out <tag>.key` (docs/CLI.md), then the
+/// name AWS's console downloads use.
+const KEY_NAMES: [&str; 2] = ["key", "private.key"];
+
+/// The certificate and key of `tag` in a directory of per-tag credentials: the certificate
+/// `<tag>.cert.pem` (as `vigil tags register` writes it) or `<tag>.pem` (the local PKI's
+/// name), the key `<tag>.key` or `<tag>.private.key`. Fails naming every file it looked for.
+pub fn cert_in_dir(dir: &Path, tag: &str) -> Result<CertPair, PkiError> {
+    let find = |what: &str, names: &[&str]| {
+        let tried: Vec<_> = names
+            .iter()
+            .map(|n| dir.join(format!("{tag}.{n}")))
+            .collect();
+        match tried.iter().find(|p| p.is_file()) {
+            Some(found) => Ok(found.clone()),
+            None => Err(PkiError::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "no {what} for tag {tag}: looked for {}",
+                        tried
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+            }),
+        }
+    };
+    Ok(CertPair {
+        cert: find("certificate", &CERT_NAMES)?,
+        key: find("private key", &KEY_NAMES)?,
+    })
+}
+
 /// Where the simulated tags go.
 #[derive(Debug, Clone)]
 pub enum Route {
@@ -507,4 +547,52 @@ fn next_unit(state: &mut u64) -> f64 {
     x ^= x << 17;
     *state = x;
     (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("vigil-tagsim-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_cert_dir_reads_what_vigil_tags_register_and_tags_csr_write() {
+        let d = dir("register");
+        std::fs::write(d.join("tag-0042.cert.pem"), "cert").unwrap();
+        std::fs::write(d.join("tag-0042.key"), "key").unwrap();
+        let pair = cert_in_dir(&d, "tag-0042").unwrap();
+        assert_eq!(pair.cert, d.join("tag-0042.cert.pem"));
+        assert_eq!(pair.key, d.join("tag-0042.key"));
+    }
+
+    #[test]
+    fn a_cert_dir_in_the_local_pki_layout_still_works() {
+        let d = dir("pki");
+        std::fs::write(d.join("sim-1.pem"), "cert").unwrap();
+        std::fs::write(d.join("sim-1.private.key"), "key").unwrap();
+        let pair = cert_in_dir(&d, "sim-1").unwrap();
+        assert_eq!(pair.cert, d.join("sim-1.pem"));
+        assert_eq!(pair.key, d.join("sim-1.private.key"));
+    }
+
+    #[test]
+    fn a_missing_certificate_names_every_file_looked_for() {
+        let d = dir("missing");
+        std::fs::write(d.join("tag-7.key"), "key").unwrap();
+        let e = cert_in_dir(&d, "tag-7").unwrap_err().to_string();
+        assert!(e.contains("no certificate for tag tag-7"), "{e}");
+        assert!(
+            e.contains("tag-7.cert.pem") && e.contains("tag-7.pem"),
+            "{e}"
+        );
+        std::fs::write(d.join("tag-7.pem"), "cert").unwrap();
+        std::fs::remove_file(d.join("tag-7.key")).unwrap();
+        let e = cert_in_dir(&d, "tag-7").unwrap_err().to_string();
+        assert!(e.contains("no private key for tag tag-7"), "{e}");
+    }
 }

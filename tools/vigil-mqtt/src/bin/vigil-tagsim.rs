@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use vigil_mqtt::Endpoint;
-use vigil_mqtt::pki::{CertPair, Pki, PkiError};
+use vigil_mqtt::pki::{CertPair, Pki};
 use vigil_mqtt::tagsim::{self, Route, SimConfig};
 
 /// Simulated GPS tags: publish fixes and events (QoS 1), obey report-interval commands.
@@ -24,8 +24,9 @@ struct Args {
     /// CA of the broker's certificate (IoT Core: AmazonRootCA1.pem). Default: the local CA.
     #[arg(long, env = "VIGIL_MQTT_CA")]
     ca: Option<PathBuf>,
-    /// Directory of per-tag certificates `<tag>.pem` and `<tag>.key`. Default: the local PKI,
-    /// which issues missing tag certificates.
+    /// Directory of per-tag credentials: `<tag>.cert.pem` (as `vigil tags register` writes it)
+    /// or `<tag>.pem`, and `<tag>.key` or `<tag>.private.key`. Default: the local PKI, which
+    /// issues missing tag certificates.
     #[arg(long)]
     cert_dir: Option<PathBuf>,
     /// One certificate for a single tag (with --key); IoT Core ties it to that thing name.
@@ -150,12 +151,7 @@ fn run(args: Args) -> Result<tagsim::Summary, String> {
         }
         (_, _, Some(dir), _) => {
             let dir = dir.clone();
-            Arc::new(move |tag| -> Result<CertPair, PkiError> {
-                Ok(CertPair {
-                    cert: dir.join(format!("{tag}.pem")),
-                    key: dir.join(format!("{tag}.key")),
-                })
-            })
+            Arc::new(move |tag| tagsim::cert_in_dir(&dir, tag))
         }
         (_, _, None, Some(pki)) => Arc::new(move |tag| pki.client(tag)),
         _ => return Err("give --cert/--key, --cert-dir, or use the local PKI".into()),
