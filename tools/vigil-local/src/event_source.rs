@@ -99,8 +99,21 @@ impl SqsEventSource {
 
     /// Acknowledges a batch given the function's response (`{"batchItemFailures":
     /// [{"itemIdentifier": ...}]}`): deletes every message not reported as failed. Returns the
-    /// number deleted.
+    /// number deleted. The failed ones come back after the queue's visibility timeout, as
+    /// with Lambda.
     pub async fn complete(&self, batch: &ReceivedBatch, response: &Value) -> Result<usize> {
+        self.complete_retrying(batch, response, None).await
+    }
+
+    /// As [`SqsEventSource::complete`]; with `retry_after`, the failed messages come back
+    /// after that instead of the queue's visibility timeout (tests that drive a message to
+    /// the dead-letter queue in seconds rather than minutes).
+    pub async fn complete_retrying(
+        &self,
+        batch: &ReceivedBatch,
+        response: &Value,
+        retry_after: Option<std::time::Duration>,
+    ) -> Result<usize> {
         let failed: Vec<&str> = response["batchItemFailures"]
             .as_array()
             .map(|a| {
@@ -124,6 +137,40 @@ impl SqsEventSource {
                 .map_err(self.fail(&format!("DeleteMessage {id}")))?;
             deleted += 1;
         }
+        if let Some(after) = retry_after {
+            let failed: Vec<_> = batch
+                .receipts
+                .iter()
+                .filter(|(id, _)| failed.contains(&id.as_str()))
+                .cloned()
+                .collect();
+            self.return_after(&failed, after).await?;
+        }
         Ok(deleted)
+    }
+
+    /// Makes every message of a batch the function did not finish (it timed out) visible
+    /// again after `after`, instead of the queue's visibility timeout.
+    pub async fn release(&self, batch: &ReceivedBatch, after: std::time::Duration) -> Result<()> {
+        self.return_after(&batch.receipts, after).await
+    }
+
+    async fn return_after(
+        &self,
+        receipts: &[(String, String)],
+        after: std::time::Duration,
+    ) -> Result<()> {
+        let seconds = i32::try_from(after.as_secs()).unwrap_or(i32::MAX);
+        for (id, receipt) in receipts {
+            self.sqs
+                .change_message_visibility()
+                .queue_url(&self.queue_url)
+                .receipt_handle(receipt)
+                .visibility_timeout(seconds)
+                .send()
+                .await
+                .map_err(self.fail(&format!("ChangeMessageVisibility {id}")))?;
+        }
+        Ok(())
     }
 }

@@ -29,6 +29,9 @@
 //! - [`emulator`]: [`Emulator`], which ties these together for tests and tools.
 //! - [`event_source`]: [`SqsEventSource`], what Lambda's SQS event source mapping does:
 //!   receive a batch as the Lambda event, delete what the function did not report as failed.
+//! - [`faults`]: [`FaultProxy`], an HTTP proxy in front of the emulator that takes it down,
+//!   makes one service fail or slows it, on command (fault injection, docs/FAULTS.md).
+//! - [`http`]: reading one HTTP/1.1 request, for the proxy and the local Lambda Invoke API.
 //!
 //! The binary (`src/main.rs`) is `vigil-local up` (run an emulator in the foreground and write
 //! its environment file) and `vigil-local sms` (print sent SMS as JSON).
@@ -37,6 +40,8 @@ use std::path::PathBuf;
 
 pub mod emulator;
 pub mod event_source;
+pub mod faults;
+pub mod http;
 mod moto;
 mod provision;
 pub mod readback;
@@ -44,6 +49,7 @@ pub mod resources;
 
 pub use emulator::Emulator;
 pub use event_source::{ReceivedBatch, SqsEventSource};
+pub use faults::{FaultProxy, FaultStats};
 pub use moto::ensure_venv;
 pub use readback::{EmulatorKind, ReadBack, SentSms, TopicMessage};
 pub use resources::Resources;
