@@ -48,7 +48,9 @@ pub trait RuleAction: Send + Sync {
 
 /// The rule's output as the Lambda event IoT Core sends: the JSON document (a binary output is
 /// sent as a base64 string, which is how IoT Core hands non-JSON to Lambda).
-fn lambda_event(output: &RuleOutput) -> Value {
+/// The event a Lambda action invokes its function with: the rule's JSON output, or a binary
+/// output base64-encoded.
+pub fn lambda_event(output: &RuleOutput) -> Value {
     match output {
         RuleOutput::Json(v) => v.clone(),
         RuleOutput::Binary(b) => {

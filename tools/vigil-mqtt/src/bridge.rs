@@ -201,12 +201,18 @@ pub struct RuleFailure {
     pub topic: String,
     /// Why: the rule's failure or the action's error.
     pub reason: String,
+    /// What the action was given (for a Lambda action, the invocation's event), when the rule
+    /// produced an output: what a redrive sends again.
+    pub event: Option<serde_json::Value>,
+    /// How many times the action was tried (0 when the rule itself failed).
+    pub attempts: u32,
 }
 
 #[derive(Default)]
 struct Shared {
     stats: Mutex<BTreeMap<String, RuleStats>>,
     failures: Mutex<Vec<RuleFailure>>,
+    error_path: Mutex<Option<mpsc::UnboundedSender<RuleFailure>>>,
     changed: Notify,
 }
 
@@ -221,17 +227,16 @@ impl Shared {
         self.changed.notify_waiters();
     }
 
-    fn fail(&self, rule: &str, topic: &str, reason: String) {
-        tracing::warn!(rule, topic, reason = %reason, "rule error path");
+    fn fail(&self, failure: RuleFailure) {
+        tracing::warn!(rule = %failure.rule, topic = %failure.topic, reason = %failure.reason, "rule error path");
+        if let Some(tx) = &*self.error_path.lock().unwrap_or_else(|e| e.into_inner()) {
+            let _ = tx.send(failure.clone());
+        }
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if failures.len() >= KEPT_FAILURES {
             failures.remove(0);
         }
-        failures.push(RuleFailure {
-            rule: rule.to_owned(),
-            topic: topic.to_owned(),
-            reason,
-        });
+        failures.push(failure);
     }
 }
 
@@ -429,6 +434,19 @@ impl Bridge {
             .clone()
     }
 
+    /// Every message that goes to an error path from now on, as it happens (the local stack
+    /// sends them to the `rule-errors` queue, as IoT Core's error action and Lambda's
+    /// on-failure destination do). A second call replaces the first receiver.
+    pub fn error_path(&self) -> mpsc::UnboundedReceiver<RuleFailure> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self
+            .shared
+            .error_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        rx
+    }
+
     /// Messages that went to an error path (the last 1000).
     pub fn failures(&self) -> Vec<RuleFailure> {
         self.shared
@@ -513,7 +531,13 @@ async fn run_rule(
         match rule.statement.evaluate(&message) {
             Evaluation::Filtered => shared.update(&rule.name, |s| s.filtered += 1),
             Evaluation::Failed(reason) => {
-                shared.fail(&rule.name, &msg.topic, reason);
+                shared.fail(RuleFailure {
+                    rule: rule.name.clone(),
+                    topic: msg.topic.clone(),
+                    reason,
+                    event: None,
+                    attempts: 0,
+                });
                 shared.update(&rule.name, |s| s.rule_failed += 1);
             }
             Evaluation::Output(output) => {
@@ -530,11 +554,13 @@ async fn run_rule(
                 match result {
                     Ok(()) => shared.update(&rule.name, |s| s.action_ok += 1),
                     Err(e) => {
-                        shared.fail(
-                            &rule.name,
-                            &msg.topic,
-                            format!("{}: {}", action.describe(), e.message),
-                        );
+                        shared.fail(RuleFailure {
+                            rule: rule.name.clone(),
+                            topic: msg.topic.clone(),
+                            reason: format!("{}: {}", action.describe(), e.message),
+                            event: Some(crate::action::lambda_event(&output)),
+                            attempts: u32::try_from(attempt + 1).unwrap_or(u32::MAX),
+                        });
                         shared.update(&rule.name, |s| s.action_failed += 1);
                     }
                 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::front::{Denial, Denials};
+use crate::front::{Connections, Denial, Denials};
 use crate::policy::{Policy, PolicyContext, PolicyError};
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
@@ -48,6 +48,7 @@ pub struct LocalBroker {
     addr: SocketAddr,
     pki: Pki,
     denials: Denials,
+    connections: Connections,
     _broker: JoinHandle<()>,
     /// Dropping it stops the front's runtime, and with it every client connection.
     _front: tokio::sync::oneshot::Sender<()>,
@@ -82,6 +83,8 @@ impl LocalBroker {
         let denials = Denials::default();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let front_denials = denials.clone();
+        let connections = Connections::default();
+        let front_connections = connections.clone();
         std::thread::Builder::new()
             .name(format!("vigil-broker-front-{}", addr.port()))
             .spawn(move || {
@@ -106,7 +109,7 @@ impl LocalBroker {
                         }
                     };
                     tokio::select! {
-                        () = crate::front::serve(listener, acceptor, internal, policy, front_denials) => {}
+                        () = crate::front::serve(listener, acceptor, internal, policy, front_denials, front_connections) => {}
                         _ = stopped => {}
                     }
                 });
@@ -117,9 +120,16 @@ impl LocalBroker {
             addr,
             pki: pki.clone(),
             denials,
+            connections,
             _broker: broker,
             _front: stop,
         })
+    }
+
+    /// Cuts every live connection of `client_id` as a network failure would (no DISCONNECT,
+    /// no will suppressed); returns how many were cut. For fault injection (docs/FAULTS.md).
+    pub fn cut_connections(&self, client_id: &str) -> usize {
+        self.connections.cut(client_id)
     }
 
     /// What the tag policy refused so far (the latest 1,000), oldest first.

@@ -26,6 +26,22 @@ pub struct Endpoint {
     pub ca: PathBuf,
 }
 
+/// A tag's options: as [`mqtt_options`], but the session is kept (`clean_session = false`):
+/// a QoS 1 fix in flight when the network drops is sent again after the reconnect (on a clean
+/// session the client discards it, and the fix is lost), and the command subscription
+/// survives. IoT Core keeps a persistent session for an hour by default.
+///
+/// Fails as [`mqtt_options`].
+pub fn tag_options(
+    endpoint: &Endpoint,
+    tag: &str,
+    identity: &CertPair,
+) -> Result<MqttOptions, PkiError> {
+    let mut options = mqtt_options(endpoint, tag, identity)?;
+    options.set_clean_session(false);
+    Ok(options)
+}
+
 /// Options for one client: id, TLS with the client certificate, keep-alive 30 s, clean session.
 ///
 /// Fails with [`PkiError::Io`] if the CA, certificate or key file cannot be read.

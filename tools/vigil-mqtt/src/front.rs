@@ -81,6 +81,50 @@ impl Denials {
     }
 }
 
+/// The live client connections by MQTT client id, so that a test can cut them as a network
+/// would (fault injection, docs/FAULTS.md): the TCP connection is closed with no DISCONNECT.
+#[derive(Debug, Clone, Default)]
+pub struct Connections(
+    Arc<Mutex<std::collections::HashMap<String, Vec<Arc<tokio::sync::Notify>>>>>,
+);
+
+impl Connections {
+    /// Cuts every live connection of `client_id`; returns how many there were.
+    pub fn cut(&self, client_id: &str) -> usize {
+        let cut = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(client_id)
+            .unwrap_or_default();
+        for c in &cut {
+            c.notify_one();
+        }
+        cut.len()
+    }
+
+    fn register(&self, client_id: &str) -> Arc<tokio::sync::Notify> {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(client_id.to_owned())
+            .or_default()
+            .push(notify.clone());
+        notify
+    }
+
+    fn unregister(&self, client_id: &str, notify: &Arc<tokio::sync::Notify>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = map.get_mut(client_id) {
+            list.retain(|n| !Arc::ptr_eq(n, notify));
+            if list.is_empty() {
+                map.remove(client_id);
+            }
+        }
+    }
+}
+
 /// Why the front could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[error("the broker's TLS front: {0}")]
@@ -121,6 +165,7 @@ pub(crate) async fn serve(
     broker: SocketAddr,
     policy: Arc<Policy>,
     denials: Denials,
+    connections: Connections,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -130,9 +175,14 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let (acceptor, policy, denials) = (acceptor.clone(), policy.clone(), denials.clone());
+        let (acceptor, policy, denials, connections) = (
+            acceptor.clone(),
+            policy.clone(),
+            denials.clone(),
+            connections.clone(),
+        );
         tokio::spawn(async move {
-            if let Err(e) = relay(stream, acceptor, broker, &policy, &denials).await {
+            if let Err(e) = relay(stream, acceptor, broker, &policy, &denials, &connections).await {
                 tracing::debug!(%peer, error = %e, "MQTT connection ended");
             }
         });
@@ -145,6 +195,7 @@ async fn relay(
     broker: SocketAddr,
     policy: &Policy,
     denials: &Denials,
+    connections: &Connections,
 ) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
@@ -240,10 +291,17 @@ async fn relay(
         }
     };
     let outbound = tokio::io::copy(&mut broker_read, &mut client_write);
+    let cut = connections.register(&client_id);
     let result = tokio::select! {
         r = inbound => r,
         r = outbound => r.map(drop).map_err(|e| format!("to the client: {e}")),
+        () = cut.notified() => {
+            // A network failure: both sides lose the connection, nobody sends DISCONNECT.
+            connections.unregister(&client_id, &cut);
+            return Err(format!("{client_id}: connection cut (fault injection)"));
+        }
     };
+    connections.unregister(&client_id, &cut);
     let _ = client_write.shutdown().await;
     result
 }

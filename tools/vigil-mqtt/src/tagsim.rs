@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use vigil_core::fix::{TagEvent, TagEventKind, encode_event, encode_fix};
 use vigil_core::{Fix, TagId};
 
-use crate::client::{Endpoint, mqtt_options};
+use crate::client::{Endpoint, tag_options};
 use crate::pki::{CertPair, PkiError};
 
 /// Metres per degree of latitude.
@@ -305,7 +305,7 @@ async fn run_tag(
         Err(e) => return error(format!("not a tag id: {e}")),
     };
     let options =
-        match (config.identity)(&tag).and_then(|id| mqtt_options(&config.endpoint, &tag, &id)) {
+        match (config.identity)(&tag).and_then(|id| tag_options(&config.endpoint, &tag, &id)) {
             Ok(o) => o,
             Err(e) => return error(format!("no certificate: {e}")),
         };
