@@ -22,6 +22,8 @@
 //! - [`alerts`]: open alerts and acknowledgements (audit records).
 //! - [`changes`]: who the operator is (the caller's identity, never a flag) and the
 //!   `admin_change` audit record every change leaves.
+//! - [`dlq`]: the dead-letter queues (`alerts-dlq`, `rule-errors`): list what is parked,
+//!   redrive it (alert events back to the alerts queue, failed ingest events invoked again).
 //! - [`evidence`]: export an order's audit trail as a bundle and verify one offline.
 //! - [`owner_only`]: folders 0700 and files 0600 from the start, never overwritten
 //!   (evidence bundles, tag certificates, simulated tags' keys).
@@ -33,6 +35,7 @@
 pub mod alerts;
 pub mod changes;
 pub mod csr;
+pub mod dlq;
 pub mod error;
 pub mod evidence;
 pub mod input;

@@ -78,6 +78,12 @@ enum Group {
         after_help = "Example:\n  vigil evidence export --order o-1 --out ./o-1-evidence\n  vigil evidence verify ./o-1-evidence"
     )]
     Evidence(EvidenceCmd),
+    /// Dead-letter queues: what could not be processed; inspect and redrive.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  vigil dlq list\n  vigil dlq redrive --queue alerts-dlq"
+    )]
+    Dlq(vigil_cli::dlq::DlqCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -723,6 +729,23 @@ async fn run(cli: Cli) -> Result<()> {
                     manifest,
                 },
             )
+        }
+        Group::Dlq(cmd) => {
+            let (config, _, sdk) = store().await?;
+            let queues = vigil_cli::dlq::Queues::new(&sdk, config);
+            match cmd {
+                vigil_cli::dlq::DlqCmd::List { queue, limit } => {
+                    render(json, &queues.list(queue, limit).await?)
+                }
+                vigil_cli::dlq::DlqCmd::Redrive {
+                    queue,
+                    message_id,
+                    limit,
+                } => render(
+                    json,
+                    &queues.redrive(queue, message_id.as_deref(), limit).await?,
+                ),
+            }
         }
         Group::Evidence(EvidenceCmd::Verify { dir }) => {
             let v = evidence::verify(&dir)?;
