@@ -10,7 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 use vigil_alert::handle_batch;
 use vigil_aws::metrics::MemoryMetrics;
 use vigil_aws::{Aws, Config, DynamoStore, KmsDestinationMac, SnsNotifier, SqsQueue};
@@ -38,7 +39,37 @@ pub struct Functions {
     source: SqsEventSource,
     queue: SqsQueue,
     now_ms: Arc<AtomicI64>,
+    options: FunctionOptions,
+    alert_timeouts: AtomicU64,
 }
+
+/// How the functions run on the emulator (defaults: as deployed).
+#[derive(Debug, Clone)]
+pub struct FunctionOptions {
+    /// Where the functions' AWS clients connect instead of the emulator's own endpoint (a
+    /// [`vigil_local::FaultProxy`] in front of it).
+    pub endpoint_url: Option<String>,
+    /// The alert function's timeout: a batch not handled by then is abandoned mid-way, as
+    /// Lambda stops a function that runs out of time, and comes back after the queue's
+    /// visibility timeout. Default: 30 s, as `infra/` deploys it.
+    pub alert_timeout: Duration,
+    /// When set, failed and abandoned alert messages come back after this instead of the
+    /// queue's visibility timeout (60 s), so a test reaches the dead-letter queue in seconds.
+    pub retry_after: Option<Duration>,
+}
+
+impl Default for FunctionOptions {
+    fn default() -> Self {
+        FunctionOptions {
+            endpoint_url: None,
+            alert_timeout: ALERT_TIMEOUT,
+            retry_after: None,
+        }
+    }
+}
+
+/// The alert function's timeout as `infra/lib/vigil-stack.ts` deploys it.
+pub const ALERT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The ingest function's ports as its `main.rs` builds them, on the functions' store and queue.
 fn ingest_ports(
@@ -63,12 +94,28 @@ impl Functions {
     /// Fails with a description when the emulator's environment lacks a queue or topic the
     /// functions' configuration needs.
     pub fn on(emulator: Emulator) -> Result<Functions, String> {
+        Functions::on_with(emulator, FunctionOptions::default())
+    }
+
+    /// As [`Functions::on`], with options (an endpoint in front of the emulator, the alert
+    /// function's timeout, a shorter retry delay).
+    ///
+    /// Fails as [`Functions::on`].
+    pub fn on_with(emulator: Emulator, options: FunctionOptions) -> Result<Functions, String> {
         let env: BTreeMap<String, String> = emulator.env_vars().into_iter().collect();
         let config =
             Config::from_lookup(|k| env.get(k).cloned()).map_err(|e| format!("config: {e}"))?;
+        let sdk = match &options.endpoint_url {
+            Some(url) => emulator
+                .sdk_config()
+                .into_builder()
+                .endpoint_url(url)
+                .build(),
+            None => emulator.sdk_config(),
+        };
         let aws = Aws {
             config: config.clone(),
-            sdk: emulator.sdk_config(),
+            sdk,
         };
         let store = aws.store();
         let queue = aws.queue().map_err(|e| format!("alert queue: {e}"))?;
@@ -102,6 +149,8 @@ impl Functions {
             source,
             queue,
             now_ms: Arc::new(AtomicI64::new(0)),
+            options,
+            alert_timeouts: AtomicU64::new(0),
         })
     }
 
@@ -220,9 +269,30 @@ impl Functions {
         event: aws_lambda_events::event::sqs::SqsEvent,
         now_ms: i64,
     ) -> Result<usize, vigil_local::Error> {
-        let response = handle_batch(event, &self.alert, now_ms).await;
+        let run = handle_batch(event, &self.alert, now_ms);
+        let Ok(response) = tokio::time::timeout(self.options.alert_timeout, run).await else {
+            // Lambda stops the function: nothing of the batch is deleted, and every message
+            // comes back after the visibility timeout (or `retry_after`).
+            self.alert_timeouts.fetch_add(1, Ordering::SeqCst);
+            tracing::warn!(
+                messages = batch.len(),
+                timeout_s = self.options.alert_timeout.as_secs_f64(),
+                "the alert function timed out mid-batch"
+            );
+            if let Some(after) = self.options.retry_after {
+                self.source.release(batch, after).await?;
+            }
+            return Ok(0);
+        };
         let response = serde_json::to_value(&response).expect("a batch response is JSON");
-        self.source.complete(batch, &response).await
+        self.source
+            .complete_retrying(batch, &response, self.options.retry_after)
+            .await
+    }
+
+    /// How many alert batches ran out of time.
+    pub fn alert_timeouts(&self) -> u64 {
+        self.alert_timeouts.load(Ordering::SeqCst)
     }
 
     /// SMS the emulator recorded.

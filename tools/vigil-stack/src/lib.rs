@@ -8,14 +8,19 @@
 //!   read-back of SMS and operator events.
 //! - [`stack`]: [`LocalStack`], the whole stack: emulator, functions, MQTT broker (TLS front
 //!   with the shipped tag policy), IoT rule bridge and the alert queue's consumer; its env
-//!   file; how it stops (Ctrl-C and SIGTERM alike).
+//!   file; how it stops (Ctrl-C and SIGTERM alike); the error path to `rule-errors`; the
+//!   optional fault proxy.
+//! - [`invoke`]: [`InvokeApi`], the functions' Lambda Invoke API (`AWS_ENDPOINT_URL_LAMBDA`),
+//!   through which `vigil dlq redrive` invokes ingest again as it would in AWS.
 //!
 //! Binary: `vigil-stack up` (docs/MQTT.md, docs/LOCAL_STACK.md).
 
 pub mod functions;
+pub mod invoke;
 pub mod stack;
 
-pub use functions::{AlertPorts, Functions};
+pub use functions::{ALERT_TIMEOUT, AlertPorts, FunctionOptions, Functions};
+pub use invoke::InvokeApi;
 pub use stack::{
     IngestPorts, IngestRunner, LocalStack, StackClock, StackError, StackOptions,
     wait_for_stop_signal,

@@ -11,7 +11,13 @@
 //!    watch` the stack starts with the emulator's environment;
 //! 5. the alert function: with the wall clock, a task drains the alert queue as Lambda's event
 //!    source mapping does; with a scenario clock, the caller drains it
-//!    ([`Functions::try_drain`]) after each step, at the scenario's time.
+//!    ([`Functions::try_drain`]) after each step, at the scenario's time;
+//! 6. the error path: what the bridge could not deliver (after its retries) goes to the
+//!    `rule-errors` queue as Lambda's on-failure destination records it, and the functions'
+//!    Lambda Invoke API ([`InvokeApi`], `AWS_ENDPOINT_URL_LAMBDA` in the env) lets
+//!    `vigil dlq redrive` invoke ingest again, as in AWS;
+//! 7. with [`StackOptions::faults`], a [`FaultProxy`] between the functions and the emulator,
+//!    for fault injection (docs/FAULTS.md).
 //!
 //! [`LocalStack::stop`] stops them in reverse order and removes the env file, if one was
 //! written; [`wait_for_stop_signal`] is how a long-running `up` waits for Ctrl-C or SIGTERM
@@ -27,7 +33,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use vigil_aws::metrics::MemoryMetrics;
 use vigil_aws::{DynamoStore, SqsQueue};
-use vigil_local::Emulator;
+use vigil_local::{Emulator, FaultProxy};
 use vigil_mqtt::bridge::default_rules_dir;
 use vigil_mqtt::pki::BRIDGE_CLIENT_ID;
 use vigil_mqtt::{
@@ -35,7 +41,8 @@ use vigil_mqtt::{
     RuleAction, RuleTargets, ScenarioClock, Statement, WallClock,
 };
 
-use crate::functions::Functions;
+use crate::functions::{ALERT_TIMEOUT, FunctionOptions, Functions};
+use crate::invoke::InvokeApi;
 
 /// The ingest function's ports on the emulator.
 pub type IngestPorts = vigil_ingest::Ports<DynamoStore, SqsQueue, MemoryMetrics>;
@@ -79,6 +86,13 @@ pub struct StackOptions {
     pub rules_dir: PathBuf,
     /// The clock.
     pub clock: StackClock,
+    /// Put a [`FaultProxy`] between the functions and the emulator ([`LocalStack::faults`]).
+    pub faults: bool,
+    /// The alert function's timeout (default: as deployed, 30 s).
+    pub alert_timeout: std::time::Duration,
+    /// Failed or abandoned alert messages come back after this instead of the queue's
+    /// visibility timeout (tests that reach the dead-letter queue in seconds).
+    pub alert_retry_after: Option<std::time::Duration>,
 }
 
 impl Default for StackOptions {
@@ -92,6 +106,9 @@ impl Default for StackOptions {
             pki_dir: Pki::default_dir(),
             rules_dir: default_rules_dir(),
             clock: StackClock::Wall,
+            faults: false,
+            alert_timeout: ALERT_TIMEOUT,
+            alert_retry_after: None,
         }
     }
 }
@@ -130,6 +147,11 @@ pub struct LocalStack {
     alert_source: Option<JoinHandle<()>>,
     /// The `cargo lambda watch` running ingest, when the stack started one.
     pub lambda_watch: Option<LambdaWatch>,
+    /// The fault proxy between the functions and the emulator, when asked for.
+    pub faults: Option<FaultProxy>,
+    /// The functions' Lambda Invoke API.
+    pub invoke_api: InvokeApi,
+    error_path: JoinHandle<()>,
     env_file: Option<PathBuf>,
 }
 
@@ -154,7 +176,22 @@ impl LocalStack {
                 .await
                 .map_err(|e| err("the AWS emulator")(format!("did not start: {e}")))?,
         };
-        let functions = Arc::new(Functions::on(emulator).map_err(err("the functions"))?);
+        let faults = if options.faults {
+            Some(
+                FaultProxy::start(emulator.endpoint_url())
+                    .await
+                    .map_err(|e| err("the fault proxy")(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let function_options = FunctionOptions {
+            endpoint_url: faults.as_ref().map(|f| f.url().to_owned()),
+            alert_timeout: options.alert_timeout,
+            retry_after: options.alert_retry_after,
+        };
+        let functions =
+            Arc::new(Functions::on_with(emulator, function_options).map_err(err("the functions"))?);
         let ingest = Arc::new(functions.ingest_ports());
         let mut lambda_watch = None;
         let ingest_action: Arc<dyn RuleAction> = match &options.ingest {
@@ -206,6 +243,17 @@ impl LocalStack {
         )
         .await
         .map_err(|e| err("the rule bridge")(e.to_string()))?;
+        // The error path and the Invoke API use the emulator directly: in AWS, Lambda's own
+        // delivery to the on-failure destination does not go through the functions' faults.
+        let rule_errors = rule_errors_sender(&functions.emulator)?;
+        let error_path = tokio::spawn(rule_errors.forward(bridge.error_path()));
+        let ingest_name = format!("vigil-{stage}-ingest");
+        let invoke_api = InvokeApi::start(vec![
+            (ingest_name, ingest_action.clone()),
+            ("ingest".to_owned(), ingest_action.clone()),
+        ])
+        .await
+        .map_err(|e| err("the Lambda Invoke API")(e.to_string()))?;
         let alert_source = match options.clock {
             StackClock::Wall => {
                 let functions = functions.clone();
@@ -225,6 +273,9 @@ impl LocalStack {
             clock: options.clock,
             alert_source,
             lambda_watch,
+            faults,
+            invoke_api,
+            error_path,
             env_file: None,
         })
     }
@@ -262,6 +313,10 @@ impl LocalStack {
             "VIGIL_MQTT_CA".into(),
             endpoint.ca.to_string_lossy().into_owned(),
         );
+        env.insert(
+            "AWS_ENDPOINT_URL_LAMBDA".into(),
+            self.invoke_api.url().to_owned(),
+        );
         env
     }
 
@@ -287,6 +342,7 @@ impl LocalStack {
             task.abort();
             let _ = task.await;
         }
+        self.error_path.abort();
         self.bridge.stop().await;
         if let Some(path) = &self.env_file {
             let _ = std::fs::remove_file(path);
@@ -308,4 +364,82 @@ pub async fn wait_for_stop_signal() -> Result<(), StackError> {
         r = tokio::signal::ctrl_c() => r.map_err(|e| err("the Ctrl-C handler")(e.to_string())),
         _ = term.recv() => Ok(()),
     }
+}
+
+/// Sends what the bridge could not deliver to the `rule-errors` queue.
+struct RuleErrors {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    function_arn: String,
+}
+
+fn rule_errors_sender(emulator: &Emulator) -> Result<RuleErrors, StackError> {
+    let queue_url = emulator
+        .queue_url("rule-errors")
+        .map_err(|e| err("the rule-errors queue")(e.to_string()))?
+        .to_owned();
+    Ok(RuleErrors {
+        sqs: aws_sdk_sqs::Client::new(&emulator.sdk_config()),
+        queue_url,
+        function_arn: format!(
+            "arn:aws:lambda:{}:123456789012:function:vigil-{}-ingest",
+            emulator.region(),
+            emulator.stage()
+        ),
+    })
+}
+
+impl RuleErrors {
+    /// Sends each failure as it comes, until the bridge stops: a failed Lambda action as
+    /// Lambda's on-failure destination record (`requestPayload` is the event, what a redrive
+    /// invokes again); a message the rule itself could not evaluate as IoT's error action
+    /// would (its topic and reason).
+    async fn forward(
+        self,
+        mut failures: tokio::sync::mpsc::UnboundedReceiver<vigil_mqtt::bridge::RuleFailure>,
+    ) {
+        while let Some(f) = failures.recv().await {
+            let body = match &f.event {
+                Some(event) => destination_record(&self.function_arn, &f, event),
+                None => serde_json::json!({
+                    "ruleName": f.rule,
+                    "topic": f.topic,
+                    "failures": [{ "failedAction": "none", "errorMessage": f.reason }],
+                }),
+            };
+            let sent = self
+                .sqs
+                .send_message()
+                .queue_url(&self.queue_url)
+                .message_body(body.to_string())
+                .send()
+                .await;
+            if let Err(e) = sent {
+                tracing::error!(topic = %f.topic, error = %aws_sdk_sqs::error::DisplayErrorContext(e), "a failed message could not be kept in rule-errors");
+            }
+        }
+    }
+}
+
+/// Lambda's on-failure destination record for an asynchronous invocation whose retries ran out.
+fn destination_record(
+    function_arn: &str,
+    failure: &vigil_mqtt::bridge::RuleFailure,
+    event: &serde_json::Value,
+) -> serde_json::Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    serde_json::json!({
+        "version": "1.0",
+        "timestamp_ms": now,
+        "requestContext": {
+            "functionArn": format!("{function_arn}:$LATEST"),
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": failure.attempts,
+        },
+        "requestPayload": event,
+        "responseContext": { "statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled" },
+        "responsePayload": { "errorType": "IngestError", "errorMessage": failure.reason },
+    })
 }

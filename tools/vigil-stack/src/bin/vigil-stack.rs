@@ -82,6 +82,7 @@ fn main() -> std::process::ExitCode {
         pki_dir: pki,
         rules_dir: rules,
         clock: StackClock::Wall,
+        ..StackOptions::default()
     };
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
