@@ -1116,3 +1116,95 @@ fn an_unreachable_emulator_is_named_with_how_to_start_one() {
     );
     assert!(stderr.contains("transient: retry later"), "{stderr}");
 }
+
+#[tokio::test]
+async fn dlq_lists_both_queues_and_redrives_alert_events_in_their_group_once() {
+    let e = env("dlq").await;
+    let sqs = aws_sdk_sqs::Client::new(&e.emulator.sdk_config());
+    let dlq_url = e.emulator.queue_url("alerts-dlq").unwrap().to_owned();
+    let alerts_url = e.emulator.queue_url("alerts").unwrap().to_owned();
+    let errors_url = e.emulator.queue_url("rule-errors").unwrap().to_owned();
+    let event = serde_json::json!({
+        "event_id": "te:o-1:tag-1:abc", "order_id": "o-1", "tag_id": "tag-1",
+        "at_ms": T0, "received_at_ms": T0 + 200, "type": "tag_event",
+        "kind": "strap_tamper", "seq": 5
+    });
+    sqs.send_message()
+        .queue_url(&dlq_url)
+        .message_body(event.to_string())
+        .message_group_id("o-1")
+        .message_deduplication_id("d-1")
+        .send()
+        .await
+        .unwrap();
+    // A record of an IoT rule error: no event to invoke ingest with.
+    sqs.send_message()
+        .queue_url(&errors_url)
+        .message_body(r#"{"topic": "tags/tag-1/fix", "failures": [{"errorMessage": "throttled"}]}"#)
+        .send()
+        .await
+        .unwrap();
+
+    let listed = e.ok(&["--json", "dlq", "list"]).json();
+    assert_eq!(listed["counts"]["alerts-dlq"], 1, "{listed}");
+    assert_eq!(listed["counts"]["rule-errors"], 1, "{listed}");
+    let messages = listed["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0]["subject"], "o-1");
+    assert!(
+        messages[0]["what"]
+            .as_str()
+            .unwrap()
+            .starts_with("tag_event te:o-1:tag-1:abc"),
+        "{listed}"
+    );
+    assert_eq!(messages[1]["reason"], "throttled");
+    // Listing left both visible: a second listing sees them again.
+    let human = e.ok(&["dlq", "list"]).stdout;
+    assert!(human.contains("alerts-dlq: 1, rule-errors: 1"), "{human}");
+
+    let redriven = e
+        .ok(&["--json", "dlq", "redrive", "--queue", "alerts-dlq"])
+        .json();
+    assert_eq!(redriven["moved"].as_array().unwrap().len(), 1, "{redriven}");
+    let back = sqs
+        .receive_message()
+        .queue_url(&alerts_url)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let m = &back.messages()[0];
+    assert_eq!(
+        serde_json::from_str::<Value>(m.body().unwrap()).unwrap(),
+        event
+    );
+    let attrs = m.attributes().unwrap();
+    assert_eq!(
+        attrs[&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId],
+        "o-1"
+    );
+    assert!(
+        attrs[&aws_sdk_sqs::types::MessageSystemAttributeName::MessageDeduplicationId]
+            .starts_with("redrive-")
+    );
+
+    // The rule error cannot be invoked again: left, with why; exit 0.
+    let left = e.ok(&["dlq", "redrive", "--queue", "rule-errors"]).stdout;
+    assert!(
+        left.contains("redriven: 0") && left.contains("holds no event"),
+        "{left}"
+    );
+    let gone = e.fails(
+        2,
+        &[
+            "dlq",
+            "redrive",
+            "--queue",
+            "alerts-dlq",
+            "--message-id",
+            "nope",
+        ],
+    );
+    assert!(gone.contains("no message nope in alerts-dlq"), "{gone}");
+}
