@@ -238,12 +238,12 @@ fn sdk_error<E: std::error::Error + 'static>(e: aws_sdk_sqs::error::SdkError<E>)
 }
 
 impl Queues {
-    /// The queues of the configured stage, with clients from `sdk`.
-    pub fn new(sdk: &aws_config::SdkConfig, config: vigil_aws::Config) -> Queues {
+    /// The queues of the configured stage, with clients from its SDK settings.
+    pub fn new(aws: &vigil_aws::Aws) -> Queues {
         Queues::with_clients(
-            aws_sdk_sqs::Client::new(sdk),
-            aws_sdk_lambda::Client::new(sdk),
-            config,
+            aws_sdk_sqs::Client::new(&aws.sdk),
+            aws_sdk_lambda::Client::new(&aws.sdk),
+            aws.config.clone(),
         )
     }
 

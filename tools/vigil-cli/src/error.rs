@@ -1,6 +1,8 @@
-//! The CLI's error type and its exit codes.
+//! The CLI's error type, its exit codes, and the hint printed when AWS or the emulator could
+//! not be reached.
 
-use vigil_aws::StoreError;
+use vigil_admin::AdminError;
+use vigil_admin::error::retry_hint;
 
 /// Exit code: success.
 pub const EXIT_OK: i32 = 0;
@@ -20,24 +22,17 @@ pub const EXIT_CONFLICT: i32 = 5;
 /// exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// Input that cannot be used: the message says what was wrong and what to do.
+    /// An operator action failed (vigil-admin): invalid input, not found, a conflict, or the
+    /// store.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// A command line, a file or a CSR that cannot be used: the message says what was wrong
+    /// and what to do.
     #[error("{0}")]
     Invalid(String),
-    /// Something named does not exist.
+    /// An IoT thing named does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// The change would replace something that exists without being asked to.
-    #[error("{0}")]
-    Conflict(String),
-    /// The store failed (DynamoDB).
-    #[error("{}: {source} ({})", .context, retry_hint(.source.is_retryable()))]
-    Store {
-        /// What was being done.
-        context: String,
-        /// The adapter's error.
-        #[source]
-        source: StoreError,
-    },
     /// An AWS IoT call failed.
     #[error("{operation}: {detail} ({})", retry_hint(*.retryable))]
     Aws {
@@ -82,22 +77,19 @@ fn rollback_summary(not_undone: &[String]) -> String {
     }
 }
 
-fn retry_hint(retryable: bool) -> &'static str {
-    if retryable {
-        "transient: retry later"
-    } else {
-        "not transient: retrying will not help"
-    }
-}
-
 impl CliError {
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
+            CliError::Admin(e) => match e {
+                AdminError::Invalid(_) => EXIT_INVALID,
+                AdminError::NotFound(_) => EXIT_NOT_FOUND,
+                AdminError::Conflict(_) => EXIT_CONFLICT,
+                AdminError::Store { .. } => EXIT_AWS,
+            },
             CliError::Invalid(_) | CliError::Io { .. } => EXIT_INVALID,
             CliError::NotFound(_) => EXIT_NOT_FOUND,
-            CliError::Conflict(_) => EXIT_CONFLICT,
-            CliError::Store { .. } | CliError::Aws { .. } => EXIT_AWS,
+            CliError::Aws { .. } => EXIT_AWS,
             CliError::Tampered(_) => EXIT_VERIFY,
             CliError::RolledBack { cause, .. } => cause.exit_code(),
         }
@@ -106,10 +98,15 @@ impl CliError {
     /// A short machine-readable kind for `--json` error output.
     pub fn kind(&self) -> &'static str {
         match self {
+            CliError::Admin(e) => match e {
+                AdminError::Invalid(_) => "invalid",
+                AdminError::NotFound(_) => "not_found",
+                AdminError::Conflict(_) => "conflict",
+                AdminError::Store { .. } => "aws",
+            },
             CliError::Invalid(_) => "invalid",
             CliError::NotFound(_) => "not_found",
-            CliError::Conflict(_) => "conflict",
-            CliError::Store { .. } | CliError::Aws { .. } => "aws",
+            CliError::Aws { .. } => "aws",
             CliError::Io { .. } => "io",
             CliError::Tampered(_) => "verification_failed",
             CliError::RolledBack { cause, .. } => cause.kind(),
@@ -119,7 +116,7 @@ impl CliError {
     /// Whether retrying the same command later can succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            CliError::Store { source, .. } => source.is_retryable(),
+            CliError::Admin(e) => e.is_retryable(),
             CliError::Aws { retryable, .. } => *retryable,
             CliError::RolledBack { cause, not_undone } => {
                 not_undone.is_empty() && cause.is_retryable()
@@ -128,18 +125,97 @@ impl CliError {
         }
     }
 
-    /// A store error with what was being done.
-    pub fn store(context: impl Into<String>) -> impl FnOnce(StoreError) -> CliError {
-        let context = context.into();
-        move |source| CliError::Store { context, source }
-    }
-
     /// An I/O error with what was being done.
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
         let context = context.into();
         move |source| CliError::Io { context, source }
     }
+
+    /// For an AWS endpoint that could not be reached: which one was tried, and how to start
+    /// the local one.
+    pub fn unreachable_hint(&self) -> Option<String> {
+        let text = self.to_string();
+        let unreachable = self.is_retryable()
+            && ["dispatch failure", "connect", "timed out", "timeout"]
+                .iter()
+                .any(|w| text.contains(w));
+        if !unreachable {
+            return None;
+        }
+        Some(match std::env::var("AWS_ENDPOINT_URL") {
+            Ok(url) if !url.is_empty() => format!(
+                "vigil: nothing answered at AWS_ENDPOINT_URL={url}. For the local stack, start the \
+                 emulator (`cargo run -p vigil-local -- up`, or `vigil-stack up` for the whole \
+                 pipeline) and load its environment: `set -a; . .local/emulator.env; set +a` \
+                 (or `.local/mqtt.env`)."
+            ),
+            _ => format!(
+                "vigil: AWS_ENDPOINT_URL is not set, so AWS itself was tried (region {}). For the \
+                 local stack, start the emulator (`cargo run -p vigil-local -- up`) and load its \
+                 environment: `set -a; . .local/emulator.env; set +a`.",
+                std::env::var("AWS_REGION")
+                    .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+                    .unwrap_or_else(|_| "not set".to_owned())
+            ),
+        })
+    }
 }
 
 /// Result with [`CliError`].
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_errors_keep_their_exit_codes_kinds_and_messages() {
+        let cases = [
+            (
+                AdminError::Invalid("order_id: bad".into()),
+                EXIT_INVALID,
+                "invalid",
+            ),
+            (
+                AdminError::NotFound("no order o-1".into()),
+                EXIT_NOT_FOUND,
+                "not_found",
+            ),
+            (
+                AdminError::Conflict("order o-1 already has a zone home".into()),
+                EXIT_CONFLICT,
+                "conflict",
+            ),
+            (
+                AdminError::Store {
+                    context: "reading order o-1".into(),
+                    source: vigil_aws::StoreError::Unavailable {
+                        service: "DynamoDB",
+                        detail: "dispatch failure".into(),
+                    },
+                },
+                EXIT_AWS,
+                "aws",
+            ),
+        ];
+        for (admin, code, kind) in cases {
+            let message = admin.to_string();
+            let retryable = admin.is_retryable();
+            let e = CliError::from(admin);
+            assert_eq!((e.exit_code(), e.kind()), (code, kind), "{e}");
+            assert_eq!(e.to_string(), message);
+            assert_eq!(e.is_retryable(), retryable);
+        }
+        assert!(
+            CliError::from(AdminError::Store {
+                context: "reading order o-1".into(),
+                source: vigil_aws::StoreError::Unavailable {
+                    service: "DynamoDB",
+                    detail: "dispatch failure".into(),
+                },
+            })
+            .to_string()
+            .ends_with("(transient: retry later)")
+        );
+    }
+}

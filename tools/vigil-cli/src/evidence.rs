@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
+use vigil_admin::AdminError;
 use vigil_aws::ports::{AdminStore, AuditLog};
 use vigil_core::OrderId;
 use vigil_core::audit::{AuditRecord, GENESIS_HASH, verify_chain};
@@ -104,21 +105,24 @@ fn records_from_csv(
 /// exist). Returns the manifest written.
 ///
 /// Fails with [`CliError::NotFound`] when the order neither exists nor has records,
-/// [`CliError::Io`] when a file cannot be written, or [`CliError::Store`].
+/// [`CliError::Io`] when a file cannot be written, or [`AdminError::Store`].
 pub async fn export<S: AdminStore + AuditLog>(
     store: &S,
     order_id: &OrderId,
     out: &Path,
     now: DateTime<Utc>,
 ) -> Result<Manifest> {
-    let records = store.read(order_id).await.map_err(CliError::store(format!(
-        "reading the audit log of {order_id}"
-    )))?;
+    let records = store
+        .read(order_id)
+        .await
+        .map_err(AdminError::store(format!(
+            "reading the audit log of {order_id}"
+        )))?;
     if records.is_empty()
         && store
             .get_order(order_id)
             .await
-            .map_err(CliError::store(format!("reading order {order_id}")))?
+            .map_err(AdminError::store(format!("reading order {order_id}")))?
             .is_none()
     {
         return Err(CliError::NotFound(format!(

@@ -1,7 +1,12 @@
-//! What commands return: a value for `--json` and a human rendering.
+//! What commands return: a value for `--json` and a human rendering, for the CLI's own
+//! results and for vigil-admin's views of orders, zones and alerts.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use vigil_admin::alerts::{Acknowledged, AlertView};
+use vigil_admin::orders::OrderView;
+use vigil_admin::zones::ZoneView;
+use vigil_core::ZoneShape;
 
 /// A command's result: [`Serialize`] gives the `--json` form, [`Report::human`] the default.
 pub trait Report: Serialize {
@@ -73,9 +78,205 @@ impl Report for Done {
     }
 }
 
+/// A field of an order view's JSON as text (`-` for null).
+fn field(order: &OrderView, path: &[&str]) -> String {
+    let mut v = &order.order;
+    for p in path {
+        v = &v[*p];
+    }
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+impl Report for OrderView {
+    fn human(&self) -> String {
+        format!(
+            "order     {}\ntag       {}\nvictim    {} phone {} language {}\nvalid     {} .. {}{}\nzones     {}\npolicy    {}",
+            field(self, &["order_id"]),
+            field(self, &["tag_id"]),
+            field(self, &["victim", "victim_id"]),
+            field(self, &["victim", "phone"]),
+            field(self, &["victim", "language"]),
+            field(self, &["valid_from"]),
+            field(self, &["valid_until"]),
+            if self.in_force {
+                " (in force)"
+            } else {
+                " (not in force)"
+            },
+            if self.zones.is_empty() {
+                "-".to_owned()
+            } else {
+                self.zones.join(", ")
+            },
+            self.order["policy"],
+        )
+    }
+}
+
+/// Many orders.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderList {
+    /// The orders.
+    pub orders: Vec<OrderView>,
+}
+
+impl Report for OrderList {
+    fn human(&self) -> String {
+        if self.orders.is_empty() {
+            return "no orders".into();
+        }
+        let rows: Vec<[String; 5]> = self
+            .orders
+            .iter()
+            .map(|o| {
+                [
+                    field(o, &["order_id"]),
+                    field(o, &["tag_id"]),
+                    if o.in_force { "yes" } else { "no" }.to_owned(),
+                    field(o, &["valid_until"]),
+                    field(o, &["victim", "phone"]),
+                ]
+            })
+            .collect();
+        table(
+            ["ORDER", "TAG", "IN FORCE", "VALID UNTIL", "PHONE"],
+            &rows,
+            &[],
+        )
+    }
+}
+
+/// Many zones.
+#[derive(Debug, Clone, Serialize)]
+pub struct ZoneList {
+    /// The zones.
+    pub zones: Vec<ZoneView>,
+}
+
+impl Report for ZoneView {
+    fn human(&self) -> String {
+        ZoneList {
+            zones: vec![self.clone()],
+        }
+        .human()
+    }
+}
+
+impl Report for ZoneList {
+    fn human(&self) -> String {
+        if self.zones.is_empty() {
+            return "no zones".into();
+        }
+        let rows: Vec<[String; 8]> = self
+            .zones
+            .iter()
+            .map(|z| {
+                let kind = serde_json::to_value(z.zone.kind).expect("kind serializes");
+                let shape = match &z.zone.shape {
+                    ZoneShape::Circle { radius_m, .. } => format!("circle r={radius_m} m"),
+                    ZoneShape::Polygon(ring) => format!("polygon {} pts", ring.len()),
+                };
+                [
+                    z.zone.order_id.to_string(),
+                    z.zone.zone_id.to_string(),
+                    kind.as_str().unwrap_or_default().to_owned(),
+                    shape,
+                    format!("{} m", z.zone.buffer_m),
+                    z.cells.to_string(),
+                    if z.in_force { "yes" } else { "no" }.to_owned(),
+                    or_dash(z.zone.valid_until),
+                ]
+            })
+            .collect();
+        table(
+            [
+                "ORDER",
+                "ZONE",
+                "KIND",
+                "SHAPE",
+                "BUFFER",
+                "CELLS",
+                "IN FORCE",
+                "VALID UNTIL",
+            ],
+            &rows,
+            &[4, 5],
+        )
+    }
+}
+
+/// The open alerts.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertList {
+    /// The alerts, by order and zone.
+    pub alerts: Vec<AlertView>,
+}
+
+impl Report for AlertList {
+    fn human(&self) -> String {
+        if self.alerts.is_empty() {
+            return "no open alerts".into();
+        }
+        let rows: Vec<[String; 6]> = self
+            .alerts
+            .iter()
+            .map(|a| {
+                let level = serde_json::to_value(a.alert.level).expect("level serializes");
+                [
+                    level.as_str().unwrap_or_default().to_uppercase(),
+                    a.alert.order_id.to_string(),
+                    a.alert.zone_id.to_string(),
+                    a.alert.tag_id.to_string(),
+                    a.alert.since_ms.map_or_else(|| "-".into(), rfc3339_ms),
+                    a.acknowledged_by.as_deref().unwrap_or("no").to_owned(),
+                ]
+            })
+            .collect();
+        table(
+            ["LEVEL", "ORDER", "ZONE", "TAG", "SINCE", "ACKNOWLEDGED"],
+            &rows,
+            &[],
+        )
+    }
+}
+
+impl Report for Acknowledged {
+    fn human(&self) -> String {
+        format!(
+            "acknowledged {}/{} ({:?}) by {}: audit record {} ({})",
+            self.alert.order_id,
+            self.alert.zone_id,
+            self.alert.level,
+            self.record.detail["operator"].as_str().unwrap_or_default(),
+            self.record.seq,
+            &self.record.hash[..12],
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_order_shows_the_victims_phone_masked_unless_revealed() {
+        let order = vigil_testkit::order();
+        let zones = [vigil_testkit::home_zone()];
+        let now = Utc::now();
+        let view = OrderView::new(&order, &zones, false, now);
+        assert!(!view.human().contains("7700900123"), "{}", view.human());
+        assert!(
+            OrderView::new(&order, &zones, true, now)
+                .human()
+                .contains("+447700900123")
+        );
+        let list = OrderList { orders: vec![view] }.human();
+        assert!(!list.contains("7700900123"), "{list}");
+    }
 
     #[test]
     fn table_columns_line_up_whatever_the_cell_widths() {

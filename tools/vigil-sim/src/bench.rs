@@ -196,7 +196,7 @@ async fn throughput(parts: &StackParts<'_>, o: BenchOptions) -> Result<Throughpu
             .filter(|z| order.zone_ids.contains(z.id()))
             .cloned()
             .collect();
-        vigil_cli::orders::provision_order(&pipeline.store, order, &zones)
+        vigil_admin::orders::provision_order(&pipeline.store, order, &zones)
             .await
             .map_err(|e| fail(format!("provisioning: {e}")))?;
     }

@@ -185,7 +185,7 @@ impl InProcessExecutor {
                 .filter(|z| z.order_id() == &order.order_id)
                 .cloned()
                 .collect();
-            vigil_cli::orders::provision_order(&f.store, order, &zones)
+            vigil_admin::orders::provision_order(&f.store, order, &zones)
                 .await
                 .map_err(|e| fail(format!("provisioning order {}: {e}", order.order_id)))?;
         }

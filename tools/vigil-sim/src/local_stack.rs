@@ -224,7 +224,7 @@ impl Session {
                 .filter(|z| order.zone_ids.contains(z.id()))
                 .cloned()
                 .collect();
-            vigil_cli::orders::provision_order(&self.stack.functions.store, order, &zones)
+            vigil_admin::orders::provision_order(&self.stack.functions.store, order, &zones)
                 .await
                 .map_err(|e| fail(format!("provisioning order {}: {e}", order.order_id)))?;
         }

@@ -161,9 +161,9 @@ impl Functions {
         ingest_ports(&self.store, &self.queue)
     }
 
-    /// Provisions an order and its zones through the operator CLI's provisioning code.
+    /// Provisions an order and its zones through the operators' provisioning code (vigil-admin).
     pub async fn provision(&self, order: &ProtectionOrder, zones: &[Zone]) {
-        vigil_cli::orders::provision_order(&self.store, order, zones)
+        vigil_admin::orders::provision_order(&self.store, order, zones)
             .await
             .expect("provision order and zones");
     }

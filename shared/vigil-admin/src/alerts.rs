@@ -1,7 +1,8 @@
-//! Alerts: the open ones, and acknowledging one (an `alert_acknowledged` audit record).
+//! Alerts: the open ones with who acknowledged each, and acknowledging one (an
+//! `alert_acknowledged` audit record).
 
-use crate::error::{CliError, Result};
-use crate::report::{Report, rfc3339_ms};
+use crate::error::{AdminError, Result};
+use crate::operator::Operator;
 use serde::Serialize;
 use serde_json::json;
 use vigil_aws::ports::{AdminStore, AuditEntry, AuditLog, OpenAlert};
@@ -21,41 +22,6 @@ pub struct AlertView {
     pub acknowledged_by: Option<String>,
 }
 
-/// The open alerts.
-#[derive(Debug, Clone, Serialize)]
-pub struct AlertList {
-    /// The alerts, by order and zone.
-    pub alerts: Vec<AlertView>,
-}
-
-impl Report for AlertList {
-    fn human(&self) -> String {
-        if self.alerts.is_empty() {
-            return "no open alerts".into();
-        }
-        let rows: Vec<[String; 6]> = self
-            .alerts
-            .iter()
-            .map(|a| {
-                let level = serde_json::to_value(a.alert.level).expect("level serializes");
-                [
-                    level.as_str().unwrap_or_default().to_uppercase(),
-                    a.alert.order_id.to_string(),
-                    a.alert.zone_id.to_string(),
-                    a.alert.tag_id.to_string(),
-                    a.alert.since_ms.map_or_else(|| "-".into(), rfc3339_ms),
-                    a.acknowledged_by.as_deref().unwrap_or("no").to_owned(),
-                ]
-            })
-            .collect();
-        crate::report::table(
-            ["LEVEL", "ORDER", "ZONE", "TAG", "SINCE", "ACKNOWLEDGED"],
-            &rows,
-            &[],
-        )
-    }
-}
-
 fn acknowledged_by(chain: &[AuditRecord], alert: &OpenAlert) -> Option<String> {
     chain
         .iter()
@@ -69,11 +35,13 @@ fn acknowledged_by(chain: &[AuditRecord], alert: &OpenAlert) -> Option<String> {
 }
 
 /// Every open alert, each with whether its current state was acknowledged (from the audit log).
+///
+/// Fails with [`AdminError::Store`] if the store fails.
 pub async fn list_alerts<S: AdminStore + AuditLog>(store: &S) -> Result<Vec<AlertView>> {
     let open = store
         .open_alerts()
         .await
-        .map_err(CliError::store("listing open alerts"))?;
+        .map_err(AdminError::store("listing open alerts"))?;
     let mut out = Vec::new();
     let mut chains: std::collections::BTreeMap<OrderId, Vec<AuditRecord>> = Default::default();
     for alert in open {
@@ -81,7 +49,7 @@ pub async fn list_alerts<S: AdminStore + AuditLog>(store: &S) -> Result<Vec<Aler
             let chain = store
                 .read(&alert.order_id)
                 .await
-                .map_err(CliError::store(format!(
+                .map_err(AdminError::store(format!(
                     "reading the audit log of {}",
                     alert.order_id
                 )))?;
@@ -105,46 +73,32 @@ pub struct Acknowledged {
     pub record: AuditRecord,
 }
 
-impl Report for Acknowledged {
-    fn human(&self) -> String {
-        format!(
-            "acknowledged {}/{} ({:?}) by {}: audit record {} ({})",
-            self.alert.order_id,
-            self.alert.zone_id,
-            self.alert.level,
-            self.record.detail["operator"].as_str().unwrap_or_default(),
-            self.record.seq,
-            &self.record.hash[..12],
-        )
-    }
-}
-
 /// Acknowledges the open alert of (order, zone): appends `alert_acknowledged` with the
 /// operator, the note, the level and the state revision to the order's audit chain.
 ///
-/// Fails with [`CliError::Invalid`] for an empty operator id, [`CliError::NotFound`] when the
-/// pair has no open alert, or [`CliError::Store`].
+/// Fails with [`AdminError::Invalid`] for an operator that names nobody,
+/// [`AdminError::NotFound`] when the pair has no open alert, or [`AdminError::Store`].
 pub async fn acknowledge<S: AdminStore + AuditLog>(
     store: &S,
+    who: &Operator,
     order: &OrderId,
     zone: &ZoneId,
-    operator: &str,
     note: Option<&str>,
     now_ms: i64,
 ) -> Result<Acknowledged> {
-    if operator.trim().is_empty() {
-        return Err(CliError::Invalid(
+    if who.is_blank() {
+        return Err(AdminError::Invalid(
             "operator id is empty: every acknowledgement names who made it".into(),
         ));
     }
     let alert = store
         .open_alerts()
         .await
-        .map_err(CliError::store("listing open alerts"))?
+        .map_err(AdminError::store("listing open alerts"))?
         .into_iter()
         .find(|a| a.order_id == *order && a.zone_id == *zone)
         .ok_or_else(|| {
-            CliError::NotFound(format!(
+            AdminError::NotFound(format!(
                 "no open alert for order {order} zone {zone}: see `vigil alerts list`"
             ))
         })?;
@@ -155,17 +109,17 @@ pub async fn acknowledge<S: AdminStore + AuditLog>(
             "tag_id": alert.tag_id.as_str(),
             "level": alert.level,
             "state_rev": alert.state_rev,
-            "operator": operator,
+            "operator": who.label(),
             "note": note,
         }),
     };
     let record = store
         .append(order, std::slice::from_ref(&entry), now_ms)
         .await
-        .map_err(CliError::store(format!(
+        .map_err(AdminError::store(format!(
             "appending to the audit log of {order}"
         )))?
         .pop()
-        .ok_or_else(|| CliError::Invalid("the audit log wrote no record".into()))?;
+        .ok_or_else(|| AdminError::Invalid("the audit log wrote no record".into()))?;
     Ok(Acknowledged { alert, record })
 }

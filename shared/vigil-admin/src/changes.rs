@@ -1,14 +1,11 @@
 //! Every operator change leaves a trace: an `admin_change` record in the hash-chained audit
-//! log of the order it touches, saying who made it, what changed, and (for a victim's phone)
-//! a keyed hash of the new destination, so that a redirected SMS can be detected later
-//! without the audit holding the number.
-//!
-//! Who the operator is comes from the caller, never from a flag: in AWS the IAM principal
-//! (STS `GetCallerIdentity`); against a local emulator, where there is no real identity,
-//! `VIGIL_OPERATOR` stands in for it and the record says so (`local:` prefix). CloudTrail data
-//! events on the orders, zones and tags tables record the real principal independently.
+//! log of the order it touches, saying who made it ([`Operator`]), what changed, and (for a
+//! victim's phone) a keyed hash of the new destination, so that a redirected SMS can be
+//! detected later without the audit holding the number. CloudTrail data events on the
+//! orders, zones and tags tables record the real principal independently.
 
-use crate::error::{CliError, Result};
+use crate::error::{AdminError, Result};
+use crate::operator::Operator;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use vigil_aws::ports::{AuditEntry, AuditLog, DestinationMac};
@@ -17,39 +14,6 @@ use vigil_core::{OrderId, PhoneNumber, Zone};
 
 /// The audit kind of an operator change.
 pub const CHANGE_KIND: &str = "admin_change";
-
-/// Who made a change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Operator {
-    /// An AWS IAM principal (its ARN), from STS.
-    Iam(String),
-    /// The local stand-in (`VIGIL_OPERATOR`), only against a local emulator.
-    Local(String),
-}
-
-impl Operator {
-    /// The local stand-in from the value of `VIGIL_OPERATOR`.
-    ///
-    /// Fails with [`CliError::Invalid`] when it is unset or blank: a change must name someone.
-    pub fn local(name: Option<&str>) -> Result<Operator> {
-        match name.map(str::trim) {
-            Some(n) if !n.is_empty() && n.len() <= 128 => Ok(Operator::Local(n.to_owned())),
-            _ => Err(CliError::Invalid(
-                "VIGIL_OPERATOR is required against a local emulator: it stands in for the IAM \
-                 identity that AWS gives every change (docs/CLI.md)"
-                    .into(),
-            )),
-        }
-    }
-
-    /// How the audit records it: `iam:<arn>` or `local:<name>`.
-    pub fn label(&self) -> String {
-        match self {
-            Operator::Iam(arn) => format!("iam:{arn}"),
-            Operator::Local(name) => format!("local:{name}"),
-        }
-    }
-}
 
 /// One change: its action name (`order_created`, `zone_removed`, ...) and details. Details
 /// never hold a phone number or coordinates: a zone's geometry is recorded as a hash.
@@ -86,15 +50,17 @@ impl Change {
 }
 
 /// The keyed hash of a victim's phone, for the audit of a change that sets it.
+///
+/// Fails with [`AdminError::Store`] if the key service fails.
 pub async fn phone_mac(mac: &impl DestinationMac, phone: &PhoneNumber) -> Result<String> {
     mac.mac(phone)
         .await
-        .map_err(CliError::store("hashing the SMS destination"))
+        .map_err(AdminError::store("hashing the SMS destination"))
 }
 
 /// Appends `changes` to `order`'s audit chain as `admin_change` records made by `operator`.
 ///
-/// Fails with [`CliError::Store`] if the append fails; the change itself has been made by
+/// Fails with [`AdminError::Store`] if the append fails; the change itself has been made by
 /// then, so the error says so and the operator can see it in the chain's absence.
 pub async fn record(
     log: &impl AuditLog,
@@ -116,7 +82,7 @@ pub async fn record(
         .collect();
     log.append(order, &entries, now_ms)
         .await
-        .map_err(CliError::store(format!(
+        .map_err(AdminError::store(format!(
             "recording the change in the audit log of {order} (the change itself was made)"
         )))
 }
@@ -125,17 +91,6 @@ pub async fn record(
 mod tests {
     use super::*;
     use vigil_aws::memory::{MemoryMac, MemoryStore};
-
-    #[test]
-    fn the_local_stand_in_must_name_someone() {
-        assert!(Operator::local(None).is_err());
-        assert!(Operator::local(Some("  ")).is_err());
-        assert_eq!(Operator::local(Some("op-7")).unwrap().label(), "local:op-7");
-        assert_eq!(
-            Operator::Iam("arn:aws:iam::1:user/a".into()).label(),
-            "iam:arn:aws:iam::1:user/a"
-        );
-    }
 
     #[tokio::test]
     async fn a_change_is_chained_with_its_operator_and_no_phone_or_coordinates() {

@@ -1,0 +1,45 @@
+//! Vigil's operator actions: what monitoring-centre staff do to orders, zones and alerts,
+//! written once for every front end. The CLI (`tools/vigil-cli`) calls it today, the console
+//! API (a `lambda_http` function) will call the same functions, and the pipeline tests, the
+//! simulator and the local stack provision orders through [`orders::provision_order`]. Forces
+//! (one deployment, many police forces) are to be enforced here, in one place, for both.
+//!
+//! An action takes the ports it needs ([`AdminStore`], [`AuditLog`], [`DestinationMac`]), the
+//! [`Operator`] making the change and the time; it checks its input, changes the store, and
+//! leaves an `admin_change` record in the audit chain of every order it touches. Nothing here
+//! reads a file, a terminal or the environment, or talks to AWS IoT: the front ends turn
+//! their own input (flags, files, HTTP requests) into the typed input of [`input`] and render
+//! the results (the views here are serializable as they are).
+//!
+//! # Layout
+//! - [`error`]: [`AdminError`]: invalid input, not found, conflict, store failures (which say
+//!   whether a retry can help).
+//! - [`input`]: typed operator input and its validation: [`OrderSpec`] with its victim and
+//!   zones, zone specifications, GeoJSON polygons, ids, dates, validity windows, time zones,
+//!   languages; every error names its field.
+//! - [`operator`]: [`Operator`], who makes a change (an IAM principal, or the local stand-in).
+//! - [`changes`]: the `admin_change` audit record every change leaves, and the keyed hash of
+//!   a victim's phone it records instead of the number.
+//! - [`orders`]: create (audited), show, list, end (audited); the one provisioning path.
+//! - [`zones`]: add or replace, list, remove, prune expired; the geohash index kept
+//!   consistent by the store.
+//! - [`tags`]: moving an order to another tag, and the audit of tag registrations and
+//!   deactivations on the orders that name the tag.
+//! - [`alerts`]: open alerts with who acknowledged them, and acknowledging one.
+//!
+//! [`AdminStore`]: vigil_aws::ports::AdminStore
+//! [`AuditLog`]: vigil_aws::ports::AuditLog
+//! [`DestinationMac`]: vigil_aws::ports::DestinationMac
+
+pub mod alerts;
+pub mod changes;
+pub mod error;
+pub mod input;
+pub mod operator;
+pub mod orders;
+pub mod tags;
+pub mod zones;
+
+pub use error::{AdminError, Result};
+pub use input::OrderSpec;
+pub use operator::Operator;

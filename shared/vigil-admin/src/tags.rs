@@ -1,0 +1,147 @@
+//! Tags as orders see them: moving an order to another tag, and the audit of tag changes made
+//! elsewhere (registering and deactivating a tag is IoT's, done by the CLI), recorded on every
+//! order that names the tag.
+
+use crate::changes::{self, Change};
+use crate::error::{AdminError, Result};
+use crate::operator::Operator;
+use crate::orders::list_orders;
+use serde_json::json;
+use vigil_aws::ports::{AdminStore, AuditLog};
+use vigil_core::{OrderId, TagId};
+
+/// Assigns a tag to an order (the order's `tag_id`, the tag item's summary and open-alert
+/// marks move in one transaction) and records `tag_assigned` in the order's audit chain, made
+/// by `who`. Returns the tag the order had before.
+///
+/// Fails with [`AdminError::NotFound`] when there is no such order, or [`AdminError::Store`].
+pub async fn assign_tag<S: AdminStore + AuditLog>(
+    store: &S,
+    who: &Operator,
+    tag: &TagId,
+    id: &OrderId,
+    now_ms: i64,
+) -> Result<TagId> {
+    let previous = store
+        .assign_tag(id, tag)
+        .await
+        .map_err(AdminError::store(format!(
+            "assigning tag {tag} to order {id}"
+        )))?
+        .ok_or_else(|| {
+            AdminError::NotFound(format!("no order {id}: list them with `vigil orders list`"))
+        })?;
+    let change = Change::new(
+        "tag_assigned",
+        json!({ "from": previous.as_str(), "to": tag.as_str() }),
+    );
+    changes::record(store, id, who, &[change], now_ms).await?;
+    Ok(previous)
+}
+
+/// Records that `tag` was registered with the certificate `certificate_id`
+/// (`tag_registered`) on every order that names it.
+///
+/// Fails with [`AdminError::Store`] if the store fails.
+pub async fn record_registered<S: AdminStore + AuditLog>(
+    store: &S,
+    who: &Operator,
+    tag: &TagId,
+    certificate_id: &str,
+    now_ms: i64,
+) -> Result<()> {
+    let change = Change::new(
+        "tag_registered",
+        json!({ "tag_id": tag.as_str(), "certificate_id": certificate_id }),
+    );
+    record_on_orders_of(store, tag, who, change, now_ms).await
+}
+
+/// Records that `tag`'s certificates were deactivated (`tag_deactivated`) on every order
+/// that names it.
+///
+/// Fails with [`AdminError::Store`] if the store fails.
+pub async fn record_deactivated<S: AdminStore + AuditLog>(
+    store: &S,
+    who: &Operator,
+    tag: &TagId,
+    now_ms: i64,
+) -> Result<()> {
+    let change = Change::new("tag_deactivated", json!({ "tag_id": tag.as_str() }));
+    record_on_orders_of(store, tag, who, change, now_ms).await
+}
+
+/// Records a change of a tag in the audit chain of every order that names it (a tag no order
+/// names has no chain yet: its registration shows in CloudTrail and IoT's own records).
+async fn record_on_orders_of<S: AdminStore + AuditLog>(
+    store: &S,
+    tag: &TagId,
+    who: &Operator,
+    change: Change,
+    now_ms: i64,
+) -> Result<()> {
+    for (order, _) in list_orders(store).await? {
+        if order.tag_id == *tag {
+            changes::record(
+                store,
+                &order.order_id,
+                who,
+                std::slice::from_ref(&change),
+                now_ms,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::tag_id;
+    use crate::orders::create_order;
+    use crate::orders::tests::{op, spec};
+    use vigil_aws::memory::{MemoryMac, MemoryStore};
+
+    #[tokio::test]
+    async fn assigning_moves_the_summary() {
+        let store = MemoryStore::new();
+        create_order(&store, &MemoryMac::default(), &op(), &spec(), 1)
+            .await
+            .unwrap();
+        let o1 = crate::input::order_id("o1").unwrap();
+        let previous = assign_tag(&store, &op(), &tag_id("t2").unwrap(), &o1, 2)
+            .await
+            .unwrap();
+        assert_eq!(previous.as_str(), "t1");
+        assert_eq!(
+            store.get_order(&o1).await.unwrap().unwrap().tag_id.as_str(),
+            "t2"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tag_change_is_recorded_on_every_order_that_names_the_tag() {
+        let store = MemoryStore::new();
+        create_order(&store, &MemoryMac::default(), &op(), &spec(), 1)
+            .await
+            .unwrap();
+        let t1 = tag_id("t1").unwrap();
+        record_registered(&store, &op(), &t1, "cert-1", 2)
+            .await
+            .unwrap();
+        record_deactivated(&store, &op(), &t1, 3).await.unwrap();
+        // A tag no order names has no chain to record on.
+        record_deactivated(&store, &op(), &tag_id("t9").unwrap(), 4)
+            .await
+            .unwrap();
+        let chain = store
+            .read(&crate::input::order_id("o1").unwrap())
+            .await
+            .unwrap();
+        let last: Vec<&serde_json::Value> = chain.iter().rev().take(2).map(|r| &r.detail).collect();
+        assert_eq!(last[0]["action"], "tag_deactivated");
+        assert_eq!(last[1]["action"], "tag_registered");
+        assert_eq!(last[1]["change"]["certificate_id"], "cert-1");
+    }
+}

@@ -1,0 +1,320 @@
+//! What the command line accepts: every command, flag and its help, with clap. Turning the
+//! flags into vigil-admin's typed input is `input`'s; running a command is `commands`'.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Examples:
+  vigil orders create --file order.yaml
+  vigil zones add --zone-id home --order o-1 --circle 51.5,-0.12,150 --buffer 500
+  vigil --json alerts list
+
+Exit codes:
+  0  success
+  1  usage or validation error (nothing was changed); the message says what to fix
+  2  not found (order, zone, tag or alert)
+  3  AWS or emulator error; the message says whether retrying can help
+  4  evidence verification failed (bundle altered)
+
+Configuration (the same as the functions): VIGIL_STAGE (default local) picks the resources
+vigil-<stage>-*; AWS_ENDPOINT_URL points every client at an emulator (unset: AWS);
+AWS_REGION / AWS_PROFILE / AWS_ACCESS_KEY_ID... as for any AWS tool; VIGIL_OPERATOR is the
+default operator id for acknowledgements. Output is for people by default; --json prints one
+JSON document on stdout (errors: a JSON object on stderr). See docs/CLI.md.";
+
+/// Vigil's operator CLI: orders, zones, tags, alerts and evidence.
+#[derive(Parser, Debug)]
+#[command(name = "vigil", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Print results as JSON for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Group,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Group {
+    /// Protection orders: create, show, list, end.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  vigil orders create --file order.yaml\n  vigil orders list"
+    )]
+    Orders(OrderCmd),
+    /// Protected zones and the geohash index.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  vigil zones add --zone-id home --order o-1 --circle 51.5,-0.12,150 --buffer 500"
+    )]
+    Zones(ZoneCmd),
+    /// Ankle tags in AWS IoT: register from a CSR, deactivate, assign to an order.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  vigil tags register tag-0042 --csr tag-0042.csr.pem --out-dir ./creds"
+    )]
+    Tags(TagCmd),
+    /// Open alerts and acknowledgements.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  vigil alerts list\n  vigil alerts ack --order o-1 --zone home --note \"called victim\""
+    )]
+    Alerts(AlertCmd),
+    /// Evidence bundles of an order's audit trail.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  vigil evidence export --order o-1 --out ./o-1-evidence\n  vigil evidence verify ./o-1-evidence"
+    )]
+    Evidence(EvidenceCmd),
+    /// Dead-letter queues: what could not be processed; inspect and redrive.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  vigil dlq list\n  vigil dlq redrive --queue alerts-dlq"
+    )]
+    Dlq(crate::dlq::DlqCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum OrderCmd {
+    /// Create an order (and the zones its file lists) from a JSON/YAML file or from flags.
+    #[command(
+        after_help = "Examples:\n  vigil orders create --file order.yaml\n  vigil orders create --order-id o-1 --tag tag-0042 --victim-id v-1 \\\n    --phone-file phone.txt --language en --time-zone Europe/London --valid-until 2027-06-01\n\nThe file holds order_id, tag_id, victim {victim_id, phone, language}, and optionally\ntime_zone, valid_from, valid_until, policy, zones (see docs/CLI.md)."
+    )]
+    Create(Box<CreateOrder>),
+    /// Show one order with its zones.
+    #[command(after_help = "Example:\n  vigil orders show o-1 --reveal")]
+    Show {
+        /// The order id.
+        order_id: String,
+        /// Show the victim's full phone number (masked by default).
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// List every order.
+    #[command(after_help = "Example:\n  vigil orders list --json")]
+    List {
+        /// Show victims' full phone numbers (masked by default).
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// End an order now or at a given instant (sets valid_until).
+    #[command(after_help = "Example:\n  vigil orders end o-1 --at 2026-12-01T00:00:00Z")]
+    End {
+        /// The order id.
+        order_id: String,
+        /// When it ends: RFC 3339 (default: now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct CreateOrder {
+    /// Order file, JSON or YAML (.yaml/.yml).
+    #[arg(long, conflicts_with_all = ["order_id", "tag", "victim_id", "phone_file", "language"])]
+    pub(crate) file: Option<PathBuf>,
+    /// Order id.
+    #[arg(long)]
+    pub(crate) order_id: Option<String>,
+    /// The offender's tag id.
+    #[arg(long)]
+    pub(crate) tag: Option<String>,
+    /// The victim's id.
+    #[arg(long)]
+    pub(crate) victim_id: Option<String>,
+    /// A file whose first line is the victim's phone, E.164 (e.g. +447700900123); `-` reads
+    /// it from standard input. Never on the command line, where `ps`, shell history and CI
+    /// logs would keep it.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) phone_file: Option<PathBuf>,
+    /// The victim's language: en, es, fr or de.
+    #[arg(long)]
+    pub(crate) language: Option<String>,
+    /// IANA time zone for local dates (e.g. Europe/London).
+    #[arg(long)]
+    pub(crate) time_zone: Option<String>,
+    /// In force from (RFC 3339, or a local date with --time-zone).
+    #[arg(long)]
+    pub(crate) valid_from: Option<String>,
+    /// In force until (RFC 3339, or a local date with --time-zone).
+    #[arg(long)]
+    pub(crate) valid_until: Option<String>,
+    /// Show the victim's full phone number in the output.
+    #[arg(long)]
+    pub(crate) reveal: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ZoneCmd {
+    /// Add a zone to an order (or replace that order's zone, with --replace): a circle, a
+    /// GeoJSON polygon, or a zone file. Zone ids belong to their order: two orders may each
+    /// have a zone `home`, and no command on one touches the other.
+    #[command(
+        after_help = "Examples:\n  vigil zones add --zone-id home --order o-1 --kind home --circle 51.5,-0.12,150 --buffer 500\n  vigil zones add --zone-id school --order o-1 --geojson school.geojson --buffer 300 \\\n    --schedule \"mon-fri 08:00-16:00\" --time-zone Europe/London --valid-until 2027-07-20\n  vigil zones add --replace --zone-id home --order o-1 --kind home --circle 51.5,-0.12,200 --buffer 500"
+    )]
+    Add(Box<AddZone>),
+    /// List zones, all or one order's.
+    #[command(after_help = "Example:\n  vigil zones list --order o-1")]
+    List {
+        /// Only the zones of this order.
+        #[arg(long)]
+        order: Option<String>,
+    },
+    /// Remove one order's zone and every geohash cell entry of it.
+    #[command(after_help = "Example:\n  vigil zones remove --order o-1 home")]
+    Remove {
+        /// The order the zone belongs to.
+        #[arg(long)]
+        order: String,
+        /// The zone id.
+        zone_id: String,
+    },
+    /// Remove every zone whose validity has ended, with its cell entries.
+    #[command(after_help = "Example:\n  vigil zones prune-expired")]
+    PruneExpired {
+        /// Treat this instant as now (RFC 3339).
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AddZone {
+    /// Zone file (JSON or YAML, Vigil's zone format, with its `order_id`); other shape flags
+    /// are then not allowed.
+    #[arg(long, conflicts_with_all = ["circle", "geojson", "zone_id", "order"])]
+    pub(crate) file: Option<PathBuf>,
+    /// Zone id, unique within its order.
+    #[arg(long)]
+    pub(crate) zone_id: Option<String>,
+    /// The order the zone belongs to.
+    #[arg(long)]
+    pub(crate) order: Option<String>,
+    /// Replace the order's existing zone of this id (without it, an existing id is refused).
+    #[arg(long)]
+    pub(crate) replace: bool,
+    /// Circle: LAT,LON,RADIUS_M.
+    #[arg(long, conflicts_with = "geojson")]
+    pub(crate) circle: Option<String>,
+    /// Polygon from a GeoJSON file (Polygon, Feature or a one-feature FeatureCollection).
+    #[arg(long)]
+    pub(crate) geojson: Option<PathBuf>,
+    /// Warning buffer around the shape, metres.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) buffer: f64,
+    /// What it protects: home, work, school, other.
+    #[arg(long, default_value = "other")]
+    pub(crate) kind: String,
+    /// Weekly window "DAYS HH:MM-HH:MM" (repeatable), e.g. "mon-fri 08:00-18:00".
+    #[arg(long)]
+    pub(crate) schedule: Vec<String>,
+    /// IANA time zone of the schedule and of local dates.
+    #[arg(long)]
+    pub(crate) time_zone: Option<String>,
+    /// In force from (RFC 3339 or local date).
+    #[arg(long)]
+    pub(crate) valid_from: Option<String>,
+    /// In force until (RFC 3339 or local date).
+    #[arg(long)]
+    pub(crate) valid_until: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TagCmd {
+    /// Register a tag in AWS IoT from the CSR it made; write its certificate (mode 0600).
+    #[command(
+        after_help = "Example:\n  vigil tags register tag-0042 --csr tag-0042.csr.pem --out-dir ./creds\n\nThe CSR is made on the tag, whose private key never leaves it (for a simulated tag:\n`vigil tags csr`). It must verify and name the tag (subject CN=<tag>). Creates the thing,\nhas IoT sign the CSR, attaches the stage's tag policy (vigil-<stage>-tag) and the thing\nprincipal, writes <tag>.cert.pem and only then activates the certificate. A failure undoes\nevery step, so the same command can be run again."
+    )]
+    Register {
+        /// The tag id (the IoT thing name; the CSR's subject CN).
+        tag_id: String,
+        /// The tag's certificate signing request, PEM (PKCS#10).
+        #[arg(long)]
+        csr: PathBuf,
+        /// Where to write the certificate (created 0700 if missing).
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+    },
+    /// Make a key and CSR for a simulated or bench tag (a real tag makes its own).
+    #[command(
+        after_help = "Example:\n  vigil tags csr tag-0042 --key-out ./sim/tag-0042.key --csr-out ./sim/tag-0042.csr.pem\n\nAn ECDSA P-256 key (PKCS#8 PEM, mode 0600, never overwritten) and a CSR with subject\nCN=<tag>. Offline: nothing is sent. Then `vigil tags register <tag> --csr <csr-out>`."
+    )]
+    Csr {
+        /// The tag id (the CSR's subject CN).
+        tag_id: String,
+        /// Where to write the private key.
+        #[arg(long)]
+        key_out: PathBuf,
+        /// Where to write the CSR.
+        #[arg(long)]
+        csr_out: PathBuf,
+    },
+    /// Set every certificate of the tag INACTIVE (it can no longer connect).
+    #[command(after_help = "Example:\n  vigil tags deactivate tag-0042")]
+    Deactivate {
+        /// The tag id.
+        tag_id: String,
+    },
+    /// Assign a tag to an order (moves the order from its previous tag).
+    #[command(after_help = "Example:\n  vigil tags assign tag-0043 --order o-1")]
+    Assign {
+        /// The tag id.
+        tag_id: String,
+        /// The order.
+        #[arg(long)]
+        order: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AlertCmd {
+    /// List open alerts (WARNING or BREACH) and whether they were acknowledged.
+    #[command(after_help = "Example:\n  vigil alerts list --json")]
+    List,
+    /// Acknowledge an open alert (recorded in the order's audit log).
+    #[command(
+        after_help = "Example:\n  vigil alerts ack --order o-1 --zone home --note \"police dispatched\"\n\nThe operator recorded is the caller's identity (the IAM principal; locally VIGIL_OPERATOR)."
+    )]
+    Ack {
+        /// The order.
+        #[arg(long)]
+        order: String,
+        /// The zone.
+        #[arg(long)]
+        zone: String,
+        /// A note for the record.
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum EvidenceCmd {
+    /// Export an order's audit trail: audit.json, audit.csv and manifest.json.
+    #[command(after_help = "Example:\n  vigil evidence export --order o-1 --out ./o-1-evidence")]
+    Export {
+        /// The order.
+        #[arg(long)]
+        order: String,
+        /// The bundle's directory (created; existing bundle files are never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a bundle offline: file hashes and the hash chain; exit 4 if altered.
+    #[command(after_help = "Example:\n  vigil evidence verify ./o-1-evidence")]
+    Verify {
+        /// The bundle's directory.
+        dir: PathBuf,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

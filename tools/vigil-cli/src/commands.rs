@@ -1,0 +1,239 @@
+//! Running a parsed command line: each command turns its flags and files into vigil-admin's
+//! typed input, calls the one admin action for it (or the IoT and evidence code here), and
+//! prints the result for people or, with `--json`, as one JSON document.
+
+use crate::args::{AlertCmd, Cli, EvidenceCmd, Group, OrderCmd, TagCmd, ZoneCmd};
+use crate::csr::{TagCsr, make_tag_csr};
+use crate::dlq::DlqCmd;
+use crate::error::{CliError, Result};
+use crate::input::{order_spec, zone_spec};
+use crate::ports::Ports;
+use crate::report::{AlertList, Done, OrderList, Report, ZoneList};
+use crate::{evidence, tags};
+use chrono::{DateTime, Utc};
+use vigil_admin::input::{order_id, parse_instant, tag_id, zone_id};
+use vigil_admin::orders::OrderView;
+use vigil_admin::tags::{assign_tag, record_deactivated, record_registered};
+use vigil_admin::zones::ZoneView;
+use vigil_admin::{alerts, orders, zones};
+use vigil_core::ZoneKey;
+
+/// Runs one command.
+///
+/// Fails with the command's [`CliError`]; what it printed before failing stays printed.
+pub async fn run(cli: Cli) -> Result<()> {
+    let json = cli.json;
+    let now = Utc::now();
+    match cli.command {
+        Group::Orders(cmd) => run_orders(cmd, &Ports::from_env().await?, json, now).await,
+        Group::Zones(cmd) => run_zones(cmd, &Ports::from_env().await?, json, now).await,
+        Group::Tags(cmd) => run_tags(cmd, json, now).await,
+        Group::Alerts(cmd) => run_alerts(cmd, &Ports::from_env().await?, json, now).await,
+        Group::Evidence(cmd) => run_evidence(cmd, json, now).await,
+        Group::Dlq(cmd) => run_dlq(cmd, &Ports::from_env().await?, json).await,
+    }
+}
+
+async fn run_dlq(cmd: DlqCmd, ports: &Ports, json: bool) -> Result<()> {
+    let queues = ports.dead_letter_queues();
+    match cmd {
+        DlqCmd::List { queue, limit } => render(json, &queues.list(queue, limit).await?),
+        DlqCmd::Redrive {
+            queue,
+            message_id,
+            limit,
+        } => render(
+            json,
+            &queues.redrive(queue, message_id.as_deref(), limit).await?,
+        ),
+    }
+}
+
+async fn run_orders(cmd: OrderCmd, ports: &Ports, json: bool, now: DateTime<Utc>) -> Result<()> {
+    let store = &ports.store;
+    let now_ms = now.timestamp_millis();
+    match cmd {
+        OrderCmd::Create(c) => {
+            let spec = order_spec(&c)?;
+            let who = ports.operator().await?;
+            let mac = ports.destination_mac()?;
+            let (order, zones) = orders::create_order(store, &mac, &who, &spec, now_ms).await?;
+            render(json, &OrderView::new(&order, &zones, c.reveal, now))
+        }
+        OrderCmd::Show {
+            order_id: id,
+            reveal,
+        } => {
+            let (order, zones) = orders::show_order(store, &order_id(&id)?).await?;
+            render(json, &OrderView::new(&order, &zones, reveal, now))
+        }
+        OrderCmd::List { reveal } => {
+            let all = orders::list_orders(store).await?;
+            let orders = all
+                .iter()
+                .map(|(o, z)| OrderView::new(o, z, reveal, now))
+                .collect();
+            render(json, &OrderList { orders })
+        }
+        OrderCmd::End { order_id: id, at } => {
+            let at = now_or("--at", at.as_deref(), now)?;
+            let id = order_id(&id)?;
+            let who = ports.operator().await?;
+            orders::end_order(store, &who, &id, at, now_ms).await?;
+            let (order, zones) = orders::show_order(store, &id).await?;
+            render(json, &OrderView::new(&order, &zones, false, now))
+        }
+    }
+}
+
+async fn run_zones(cmd: ZoneCmd, ports: &Ports, json: bool, now: DateTime<Utc>) -> Result<()> {
+    let store = &ports.store;
+    let now_ms = now.timestamp_millis();
+    match cmd {
+        ZoneCmd::Add(a) => {
+            let zone = zone_spec(&a)?;
+            let who = ports.operator().await?;
+            zones::add_zone(store, &who, &zone, a.replace, now_ms).await?;
+            render(json, &ZoneView::new(&zone, now))
+        }
+        ZoneCmd::List { order } => {
+            let order = order.as_deref().map(order_id).transpose()?;
+            let list = zones::list_zones(store, order.as_ref()).await?;
+            let zones = list.iter().map(|z| ZoneView::new(z, now)).collect();
+            render(json, &ZoneList { zones })
+        }
+        ZoneCmd::Remove { order, zone_id: id } => {
+            let key = ZoneKey::new(order_id(&order)?, zone_id(&id)?);
+            let who = ports.operator().await?;
+            zones::remove_zone(store, &who, &key, now_ms).await?;
+            let message = format!("zone {key} removed with all its cell entries");
+            render(json, &Done { message })
+        }
+        ZoneCmd::PruneExpired { now: at } => {
+            let at = now_or("--now", at.as_deref(), now)?;
+            let who = ports.operator().await?;
+            let removed = zones::prune_expired(store, &who, at, now_ms).await?;
+            let ids: Vec<String> = removed.iter().map(|z| z.to_string()).collect();
+            let message = if ids.is_empty() {
+                "no expired zones".into()
+            } else {
+                format!("removed {} expired zone(s): {}", ids.len(), ids.join(", "))
+            };
+            render(json, &Done { message })
+        }
+    }
+}
+
+async fn run_tags(cmd: TagCmd, json: bool, now: DateTime<Utc>) -> Result<()> {
+    let now_ms = now.timestamp_millis();
+    match cmd {
+        TagCmd::Register {
+            tag_id: tag,
+            csr,
+            out_dir,
+        } => {
+            let tag = tag_id(&tag)?;
+            // Checked before anything else: a CSR for another tag, or one that does not verify,
+            // changes nothing.
+            let csr = TagCsr::read(&csr, &tag)?;
+            let ports = Ports::from_env().await?;
+            let who = ports.operator().await?;
+            let registry = ports.tag_registry();
+            let r =
+                tags::register_tag(&registry, &tag, &ports.tag_policy(), &csr, &out_dir).await?;
+            record_registered(&ports.store, &who, &tag, &r.certificate_id, now_ms).await?;
+            render(json, &r)
+        }
+        TagCmd::Csr {
+            tag_id: tag,
+            key_out,
+            csr_out,
+        } => render(json, &make_tag_csr(&tag_id(&tag)?, &key_out, &csr_out)?),
+        TagCmd::Deactivate { tag_id: tag } => {
+            let tag = tag_id(&tag)?;
+            let ports = Ports::from_env().await?;
+            let who = ports.operator().await?;
+            let d = tags::deactivate_tag(&ports.tag_registry(), &tag).await?;
+            record_deactivated(&ports.store, &who, &tag, now_ms).await?;
+            render(json, &d)
+        }
+        TagCmd::Assign { tag_id: tag, order } => {
+            let (tag, order) = (tag_id(&tag)?, order_id(&order)?);
+            let ports = Ports::from_env().await?;
+            let who = ports.operator().await?;
+            let previous = assign_tag(&ports.store, &who, &tag, &order, now_ms).await?;
+            let message = if previous == tag {
+                format!("order {order} already on tag {tag}")
+            } else {
+                format!("order {order} moved from tag {previous} to tag {tag}")
+            };
+            render(json, &Done { message })
+        }
+    }
+}
+
+async fn run_alerts(cmd: AlertCmd, ports: &Ports, json: bool, now: DateTime<Utc>) -> Result<()> {
+    let store = &ports.store;
+    match cmd {
+        AlertCmd::List => {
+            let alerts = alerts::list_alerts(store).await?;
+            render(json, &AlertList { alerts })
+        }
+        AlertCmd::Ack { order, zone, note } => {
+            let who = ports.operator().await?;
+            let (order, zone) = (order_id(&order)?, zone_id(&zone)?);
+            let a = alerts::acknowledge(
+                store,
+                &who,
+                &order,
+                &zone,
+                note.as_deref(),
+                now.timestamp_millis(),
+            )
+            .await?;
+            render(json, &a)
+        }
+    }
+}
+
+async fn run_evidence(cmd: EvidenceCmd, json: bool, now: DateTime<Utc>) -> Result<()> {
+    match cmd {
+        EvidenceCmd::Export { order, out } => {
+            let ports = Ports::from_env().await?;
+            let manifest = evidence::export(&ports.store, &order_id(&order)?, &out, now).await?;
+            let dir = out.display().to_string();
+            render(json, &evidence::Exported { dir, manifest })
+        }
+        EvidenceCmd::Verify { dir } => {
+            let v = evidence::verify(&dir)?;
+            render(json, &v)?;
+            if v.ok() {
+                Ok(())
+            } else {
+                Err(CliError::Tampered(
+                    v.first_broken_link
+                        .clone()
+                        .unwrap_or_else(|| v.problems.join("; ")),
+                ))
+            }
+        }
+    }
+}
+
+/// The instant a flag gives (RFC 3339), or `now` without it.
+fn now_or(field: &str, text: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    Ok(text.map_or(Ok(now), |t| parse_instant(field, t, None))?)
+}
+
+/// Prints a result: its human form, or with `json` one pretty JSON document.
+fn render(json: bool, r: &impl Report) -> Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(r).expect("reports serialize")
+        );
+    } else {
+        println!("{}", r.human());
+    }
+    Ok(())
+}
