@@ -16,11 +16,13 @@ Exit codes:
   2  not found (order, zone, tag or alert)
   3  AWS or emulator error; the message says whether retrying can help
   4  evidence verification failed (bundle altered)
+  5  conflict: the change would replace something that exists (nothing was changed)
 
 Configuration (the same as the functions): VIGIL_STAGE (default local) picks the resources
 vigil-<stage>-*; AWS_ENDPOINT_URL points every client at an emulator (unset: AWS);
-AWS_REGION / AWS_PROFILE / AWS_ACCESS_KEY_ID... as for any AWS tool; VIGIL_OPERATOR is the
-default operator id for acknowledgements. Output is for people by default; --json prints one
+AWS_REGION / AWS_PROFILE / AWS_ACCESS_KEY_ID... as for any AWS tool. Every change is recorded
+with the caller's identity (the IAM principal; against an emulator, VIGIL_OPERATOR stands in
+for it). Output is for people by default; --json prints one
 JSON document on stdout (errors: a JSON object on stderr). See docs/CLI.md.";
 
 /// Vigil's operator CLI: orders, zones, tags, alerts and evidence.
