@@ -1,6 +1,6 @@
 //! `vigil`, the operator CLI: protection orders, zones, tags, alerts and evidence, against AWS
 //! or the local emulator with the same configuration as the functions (`VIGIL_STAGE`,
-//! `AWS_ENDPOINT_URL`, the usual AWS region and credentials).
+//! `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`, the usual AWS region and credentials).
 //!
 //! Every command is a function here, generic over the ports ([`AdminStore`], [`AuditLog`],
 //! [`TagRegistry`]), so unit tests run them on the in-memory adapters and tests, the pipeline

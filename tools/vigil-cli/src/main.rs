@@ -30,7 +30,8 @@ Exit codes:
   4  evidence verification failed (bundle altered)
 
 Configuration (the same as the functions): VIGIL_STAGE (default local) picks the resources
-vigil-<stage>-*; AWS_ENDPOINT_URL points every client at an emulator (unset: AWS);
+vigil-<stage>-*; AWS_ENDPOINT_URL points every client at an emulator (unset: AWS), and
+AWS_ENDPOINT_URL_DYNAMODB DynamoDB alone (DynamoDB Local, as the local stack's env file says);
 AWS_REGION / AWS_PROFILE / AWS_ACCESS_KEY_ID... as for any AWS tool; VIGIL_OPERATOR is the
 default operator id for acknowledgements. Output is for people by default; --json prints one
 JSON document on stdout (errors: a JSON object on stderr). See docs/CLI.md.";
@@ -751,9 +752,15 @@ fn unreachable_hint(e: &CliError) -> Option<String> {
     if !unreachable {
         return None;
     }
+    // DynamoDB has its own endpoint when the stack runs DynamoDB Local: name both.
+    let dynamodb = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+        .ok()
+        .filter(|d| !d.is_empty() && std::env::var("AWS_ENDPOINT_URL").ok().as_ref() != Some(d))
+        .map(|d| format!(" (DynamoDB: AWS_ENDPOINT_URL_DYNAMODB={d})"))
+        .unwrap_or_default();
     Some(match std::env::var("AWS_ENDPOINT_URL") {
         Ok(url) if !url.is_empty() => format!(
-            "vigil: nothing answered at AWS_ENDPOINT_URL={url}. For the local stack, start the \
+            "vigil: nothing answered at AWS_ENDPOINT_URL={url}{dynamodb}. For the local stack, start the \
              emulator (`cargo run -p vigil-local -- up`, or `vigil-stack up` for the whole \
              pipeline) and load its environment: `set -a; . .local/emulator.env; set +a` \
              (or `.local/mqtt.env`)."
