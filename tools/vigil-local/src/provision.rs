@@ -32,10 +32,16 @@ pub(crate) struct Clients {
     pub(crate) iot: aws_sdk_iot::Client,
     pub(crate) kms: aws_sdk_kms::Client,
     pub(crate) endpoint: String,
+    /// Where the DynamoDB client goes (DynamoDB Local's port, or `endpoint`), for errors.
+    pub(crate) dynamodb_endpoint: String,
 }
 
 impl Clients {
-    pub(crate) fn new(config: &aws_config::SdkConfig, endpoint: &str) -> Clients {
+    pub(crate) fn new(
+        config: &aws_config::SdkConfig,
+        endpoint: &str,
+        dynamodb_endpoint: &str,
+    ) -> Clients {
         Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
@@ -43,6 +49,7 @@ impl Clients {
             iot: aws_sdk_iot::Client::new(config),
             kms: aws_sdk_kms::Client::new(config),
             endpoint: endpoint.to_owned(),
+            dynamodb_endpoint: dynamodb_endpoint.to_owned(),
         }
     }
 
@@ -51,13 +58,23 @@ impl Clients {
         &self,
         operation: impl Into<String>,
     ) -> impl FnOnce(E) -> Error {
-        let operation = operation.into();
-        let endpoint = self.endpoint.clone();
-        move |e| Error::Aws {
-            operation,
-            endpoint,
-            message: DisplayErrorContext(&e).to_string(),
-        }
+        fail_at(operation.into(), self.endpoint.clone())
+    }
+
+    /// As [`Clients::fail`], for a DynamoDB call (which has its own endpoint).
+    pub(crate) fn fail_dynamodb<E: std::error::Error>(
+        &self,
+        operation: impl Into<String>,
+    ) -> impl FnOnce(E) -> Error {
+        fail_at(operation.into(), self.dynamodb_endpoint.clone())
+    }
+}
+
+fn fail_at<E: std::error::Error>(operation: String, endpoint: String) -> impl FnOnce(E) -> Error {
+    move |e| Error::Aws {
+        operation,
+        endpoint,
+        message: DisplayErrorContext(&e).to_string(),
     }
 }
 
@@ -200,14 +217,14 @@ async fn ensure_table(clients: &Clients, table: &TableDef, name: &str) -> Result
                 .attribute_name(&key.name)
                 .attribute_type(ScalarAttributeType::from(key.kind.as_str()))
                 .build()
-                .map_err(clients.fail(op("CreateTable")))?,
+                .map_err(clients.fail_dynamodb(op("CreateTable")))?,
         );
         schema.push(
             KeySchemaElement::builder()
                 .attribute_name(&key.name)
                 .key_type(role)
                 .build()
-                .map_err(clients.fail(op("CreateTable")))?,
+                .map_err(clients.fail_dynamodb(op("CreateTable")))?,
         );
     }
     let billing = match table.billing_mode {
@@ -230,7 +247,7 @@ async fn ensure_table(clients: &Clients, table: &TableDef, name: &str) -> Result
         {
             check_existing_table(clients, table, name).await?;
         }
-        Err(e) => return Err(clients.fail(op("CreateTable"))(e)),
+        Err(e) => return Err(clients.fail_dynamodb(op("CreateTable"))(e)),
     }
     wait_active(clients, name).await?;
 
@@ -241,7 +258,7 @@ async fn ensure_table(clients: &Clients, table: &TableDef, name: &str) -> Result
             .table_name(name)
             .send()
             .await
-            .map_err(clients.fail(op("DescribeTimeToLive")))?;
+            .map_err(clients.fail_dynamodb(op("DescribeTimeToLive")))?;
         let description = current.time_to_live_description();
         let enabled = description.is_some_and(|d| {
             matches!(
@@ -254,7 +271,7 @@ async fn ensure_table(clients: &Clients, table: &TableDef, name: &str) -> Result
                 .enabled(true)
                 .attribute_name(attribute)
                 .build()
-                .map_err(clients.fail(op("UpdateTimeToLive")))?;
+                .map_err(clients.fail_dynamodb(op("UpdateTimeToLive")))?;
             clients
                 .dynamodb
                 .update_time_to_live()
@@ -262,7 +279,7 @@ async fn ensure_table(clients: &Clients, table: &TableDef, name: &str) -> Result
                 .time_to_live_specification(spec)
                 .send()
                 .await
-                .map_err(clients.fail(op("UpdateTimeToLive")))?;
+                .map_err(clients.fail_dynamodb(op("UpdateTimeToLive")))?;
         }
     }
     Ok(())
@@ -277,7 +294,7 @@ async fn check_existing_table(clients: &Clients, table: &TableDef, name: &str) -
         .table_name(name)
         .send()
         .await
-        .map_err(clients.fail(format!("DescribeTable {name}")))?;
+        .map_err(clients.fail_dynamodb(format!("DescribeTable {name}")))?;
     let found = described.table().map(existing_keys).unwrap_or_default();
     let declared: Vec<(String, String, String)> = [(&table.partition_key, "HASH")]
         .into_iter()
@@ -331,7 +348,7 @@ async fn wait_active(clients: &Clients, name: &str) -> Result<()> {
             .table_name(name)
             .send()
             .await
-            .map_err(clients.fail(format!("DescribeTable {name}")))?;
+            .map_err(clients.fail_dynamodb(format!("DescribeTable {name}")))?;
         let status = described.table().and_then(|t| t.table_status()).cloned();
         if status == Some(TableStatus::Active) {
             return Ok(());
@@ -339,12 +356,61 @@ async fn wait_active(clients: &Clients, name: &str) -> Result<()> {
         if Instant::now() >= deadline {
             return Err(Error::Aws {
                 operation: format!("DescribeTable {name}"),
-                endpoint: clients.endpoint.clone(),
+                endpoint: clients.dynamodb_endpoint.clone(),
                 message: format!("table is still {status:?} after 30 s"),
             });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Deletes `tables` (those that exist) and waits until they are gone, so that creating them
+/// again makes empty tables rather than finding the old ones.
+pub(crate) async fn delete_tables(clients: &Clients, tables: &[&str]) -> Result<()> {
+    for name in tables {
+        let deleted = clients
+            .dynamodb
+            .delete_table()
+            .table_name(*name)
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
+            Err(e) => return Err(clients.fail_dynamodb(format!("DeleteTable {name}"))(e)),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for name in tables {
+        loop {
+            let described = clients
+                .dynamodb
+                .describe_table()
+                .table_name(*name)
+                .send()
+                .await;
+            match described {
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                {
+                    break;
+                }
+                Err(e) => return Err(clients.fail_dynamodb(format!("DescribeTable {name}"))(e)),
+                Ok(_) if Instant::now() >= deadline => {
+                    return Err(Error::Aws {
+                        operation: format!("DeleteTable {name}"),
+                        endpoint: clients.dynamodb_endpoint.clone(),
+                        message: "the table still exists 30 s after it was deleted".into(),
+                    });
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+    Ok(())
 }
 
 fn queue_attributes(

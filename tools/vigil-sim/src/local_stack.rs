@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use vigil_aws::ports::AdminStore;
 use vigil_core::{PhoneNumber, TagId};
-use vigil_local::Emulator;
+use vigil_local::{DynamoDb, Emulator};
 use vigil_mqtt::{Bridge, Pki, ScenarioClock};
 use vigil_stack::{Functions, LocalStack, StackClock, StackOptions};
 
@@ -95,12 +95,22 @@ impl LocalStackExecutor {
     /// resources created in it if missing, and left running afterwards. Scenarios reset it
     /// between runs: never point this at an emulator holding data you need.
     pub fn start_on(endpoint: Option<&str>) -> Result<LocalStackExecutor, ExecutorError> {
+        Self::start_with(endpoint, None)
+    }
+
+    /// As [`LocalStackExecutor::start_on`], with the DynamoDB of a started emulator chosen
+    /// here rather than by `VIGIL_DYNAMODB` (`None`: by it): [`DynamoDb::Local`] runs the
+    /// scenarios on AWS's DynamoDB Local, with SNS, SQS and IoT on moto.
+    pub fn start_with(
+        endpoint: Option<&str>,
+        dynamodb: Option<DynamoDb>,
+    ) -> Result<LocalStackExecutor, ExecutorError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| fail(format!("starting the async runtime: {e}")))?;
-        let stack = runtime.block_on(Session::start(endpoint))?;
+        let stack = runtime.block_on(Session::start(endpoint, dynamodb))?;
         Ok(LocalStackExecutor {
             runtime,
             stack: Some(stack),
@@ -188,10 +198,14 @@ impl ScenarioExecutor for LocalStackExecutor {
 }
 
 impl Session {
-    async fn start(endpoint: Option<&str>) -> Result<Session, ExecutorError> {
+    async fn start(
+        endpoint: Option<&str>,
+        dynamodb: Option<DynamoDb>,
+    ) -> Result<Session, ExecutorError> {
         let clock = ScenarioClock::new(0);
         let stack = LocalStack::start(StackOptions {
             endpoint_url: endpoint.map(str::to_owned),
+            dynamodb,
             clock: StackClock::Scenario(clock.clone()),
             ..StackOptions::default()
         })

@@ -1,12 +1,14 @@
 //! Every scenario in `tests/scenarios` runs through the whole local pipeline (moto, the mTLS
 //! broker, the IoT rule bridge, the functions) and passes, and the local stack does what the
 //! in-process executor does: the same SMS (phone, level) after the same messages, and the
-//! same operator event kinds.
+//! same operator event kinds. The same again with AWS's DynamoDB Local serving DynamoDB
+//! (ignored by `cargo test`: it needs Java 17 and npm; `tools/test.sh` runs it).
 //!
 //! One stack serves every scenario, reset between them, and is stopped at the end.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use vigil_local::DynamoDb;
 use vigil_sim::executor::Run;
 use vigil_sim::report::{write_table, write_verdict};
 use vigil_sim::runner::scenario_files;
@@ -40,10 +42,23 @@ fn effects(run: &Run) -> Vec<StepEffects> {
 
 #[test]
 fn every_scenario_passes_on_the_local_stack() {
+    every_scenario_passes_with(DynamoDb::Moto);
+}
+
+/// AWS's own DynamoDB engine under the same scenarios: conditions, transactions and limits as
+/// AWS implements them, not as moto imitates them.
+#[test]
+#[ignore = "needs Java 17 and npm (DynamoDB Local); tools/test.sh runs it"]
+fn every_scenario_passes_on_dynamodb_local() {
+    every_scenario_passes_with(DynamoDb::Local);
+}
+
+fn every_scenario_passes_with(dynamodb: DynamoDb) {
     let files = scenario_files(&[scenario_dir()]).unwrap();
     assert!(files.len() >= 13, "{files:?}");
     let started = Instant::now();
-    let mut executor = LocalStackExecutor::start().unwrap_or_else(|e| panic!("{e}"));
+    let mut executor =
+        LocalStackExecutor::start_with(None, Some(dynamodb)).unwrap_or_else(|e| panic!("{e}"));
     let startup = started.elapsed();
     let mut failed = Vec::new();
     for file in &files {
@@ -95,7 +110,8 @@ fn every_scenario_passes_on_the_local_stack() {
     let reset = executor.reset_time;
     executor.stop();
     eprintln!(
-        "local stack: started in {:.1} s, {} scenarios in {:.1} s in all ({:.1} s of emulator resets)",
+        "local stack (DynamoDB: {dynamodb}): started in {:.1} s, {} scenarios in {:.1} s in all \
+         ({:.1} s of emulator resets)",
         startup.as_secs_f64(),
         files.len(),
         started.elapsed().as_secs_f64(),

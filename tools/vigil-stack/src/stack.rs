@@ -3,7 +3,8 @@
 //! integration tests):
 //!
 //! 1. the AWS emulator: moto started on a free port (or one already running, `endpoint_url`),
-//!    with `infra/resources.json` provisioned;
+//!    with `infra/resources.json` provisioned; DynamoDB is moto's, or AWS's DynamoDB Local on
+//!    a port of its own (`dynamodb`, `VIGIL_DYNAMODB=local`);
 //! 2. the functions on it ([`Functions`]);
 //! 3. the MQTT broker on a free port, behind its TLS front that applies the shipped tag policy;
 //! 4. the IoT rule bridge, whose Lambda action invokes ingest ([`IngestRunner`]): in-process,
@@ -33,7 +34,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use vigil_aws::metrics::MemoryMetrics;
 use vigil_aws::{DynamoStore, SqsQueue};
-use vigil_local::{Emulator, FaultProxy};
+use vigil_local::{DynamoDb, Emulator, FaultProxy};
 use vigil_mqtt::bridge::default_rules_dir;
 use vigil_mqtt::pki::BRIDGE_CLIENT_ID;
 use vigil_mqtt::{
@@ -76,6 +77,11 @@ pub enum StackClock {
 pub struct StackOptions {
     /// Use the emulator already running here (moto or LocalStack) instead of starting moto.
     pub endpoint_url: Option<String>,
+    /// With `endpoint_url`: DynamoDB is at this URL instead (e.g. a running DynamoDB Local).
+    pub dynamodb_endpoint_url: Option<String>,
+    /// Which DynamoDB a started emulator has; `None`: the one `VIGIL_DYNAMODB` names (moto
+    /// when unset). Not used with `endpoint_url`.
+    pub dynamodb: Option<DynamoDb>,
     /// The resources' stage; default: `infra/resources.json`'s default stage.
     pub stage: Option<String>,
     /// How ingest runs.
@@ -96,11 +102,13 @@ pub struct StackOptions {
 }
 
 impl Default for StackOptions {
-    /// moto started here, the default stage, ingest in-process, `.local/pki`, `infra/rules`,
-    /// the wall clock.
+    /// moto started here (DynamoDB as `VIGIL_DYNAMODB` says), the default stage, ingest
+    /// in-process, `.local/pki`, `infra/rules`, the wall clock.
     fn default() -> Self {
         StackOptions {
             endpoint_url: None,
+            dynamodb_endpoint_url: None,
+            dynamodb: None,
             stage: None,
             ingest: IngestRunner::InProcess,
             pki_dir: Pki::default_dir(),
@@ -169,12 +177,24 @@ impl LocalStack {
             }
         };
         let emulator = match &options.endpoint_url {
-            Some(url) => Emulator::connect(url, &stage)
-                .await
-                .map_err(|e| err("the AWS emulator")(format!("{url} cannot be used: {e}")))?,
-            None => Emulator::start_with_stage(&stage)
-                .await
-                .map_err(|e| err("the AWS emulator")(format!("did not start: {e}")))?,
+            Some(url) => Emulator::connect_with_dynamodb(
+                url,
+                options.dynamodb_endpoint_url.as_deref(),
+                &stage,
+            )
+            .await
+            .map_err(|e| err("the AWS emulator")(format!("{url} cannot be used: {e}")))?,
+            None => {
+                let dynamodb = match options.dynamodb {
+                    Some(dynamodb) => dynamodb,
+                    None => {
+                        DynamoDb::from_env().map_err(|e| err("the AWS emulator")(e.to_string()))?
+                    }
+                };
+                Emulator::start_with(&stage, dynamodb)
+                    .await
+                    .map_err(|e| err("the AWS emulator")(format!("did not start: {e}")))?
+            }
         };
         let faults = if options.faults {
             Some(

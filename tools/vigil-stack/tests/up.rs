@@ -6,6 +6,10 @@
 //! The fix goes out with `mosquitto_pub` when it is installed: a client nobody here wrote, on
 //! OpenSSL, which sends the host as SNI and was refused for `127.0.0.1` (issue 11.6). Without
 //! it the test publishes with rumqttc to the same host and says so.
+//!
+//! Again with `--dynamodb local` (ignored by `cargo test`: it needs Java 17 and npm;
+//! `tools/test.sh` runs it): the env file sends DynamoDB to DynamoDB Local and the rest to
+//! moto, and SIGTERM stops both.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -64,8 +68,18 @@ fn has_mosquitto_pub() -> bool {
 
 #[tokio::test]
 async fn up_texts_the_victim_and_sigterm_stops_everything() {
+    up_texts_the_victim_and_sigterm_stops_everything_with("moto").await;
+}
+
+#[tokio::test]
+#[ignore = "needs Java 17 and npm (DynamoDB Local); tools/test.sh runs it"]
+async fn up_on_dynamodb_local_texts_the_victim_and_sigterm_stops_everything() {
+    up_texts_the_victim_and_sigterm_stops_everything_with("local").await;
+}
+
+async fn up_texts_the_victim_and_sigterm_stops_everything_with(dynamodb: &str) {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("vigil-stack-up-{}", std::process::id()));
+        .join(format!("vigil-stack-up-{dynamodb}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let pki_dir = dir.join("pki");
@@ -75,7 +89,9 @@ async fn up_texts_the_victim_and_sigterm_stops_everything() {
         .arg(&pki_dir)
         .arg("--env-file")
         .arg(&env_file)
+        .args(["--dynamodb", dynamodb])
         .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("up.log")).unwrap())
         .spawn()
@@ -101,12 +117,20 @@ async fn up_texts_the_victim_and_sigterm_stops_everything() {
     };
     assert_eq!(env["VIGIL_MQTT_HOST"], "localhost", "{env:?}");
     let endpoint_url = env["AWS_ENDPOINT_URL"].clone();
+    let dynamodb_url = env["AWS_ENDPOINT_URL_DYNAMODB"].clone();
+    assert_eq!(
+        dynamodb_url != endpoint_url,
+        dynamodb == "local",
+        "DynamoDB has its own endpoint exactly with DynamoDB Local: {env:?}"
+    );
 
     // An order with a home zone, provisioned as `vigil orders create` does, through the
-    // functions' store on the emulator `up` started (connected to, not owned: it stays up).
-    let emulator = Emulator::connect(&endpoint_url, &env["VIGIL_STAGE"])
-        .await
-        .unwrap();
+    // functions' store on the emulator `up` started (connected to, not owned: it stays up),
+    // at the endpoints its env file names.
+    let emulator =
+        Emulator::connect_with_dynamodb(&endpoint_url, Some(&dynamodb_url), &env["VIGIL_STAGE"])
+            .await
+            .unwrap();
     let functions = Functions::on(emulator).unwrap();
     let order: ProtectionOrder = serde_json::from_value(serde_json::json!({
         "order_id": "o-up", "tag_id": TAG,
@@ -190,10 +214,8 @@ async fn up_texts_the_victim_and_sigterm_stops_everything() {
     assert!(status.success(), "up exited with {status}");
     assert!(!env_file.exists(), "the env file outlived `up`");
     let http = reqwest::Client::new();
-    let gone = http
-        .get(format!("{endpoint_url}/moto-api/data.json"))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await;
-    assert!(gone.is_err(), "the emulator outlived `up`: {gone:?}");
+    for url in [format!("{endpoint_url}/moto-api/data.json"), dynamodb_url] {
+        let gone = http.get(&url).timeout(Duration::from_secs(2)).send().await;
+        assert!(gone.is_err(), "{url} outlived `up`: {gone:?}");
+    }
 }

