@@ -362,6 +362,26 @@ impl Emulator {
         self.sdk_config.clone()
     }
 
+    /// As [`Emulator::sdk_config`], with every service that goes to the emulator's main
+    /// endpoint sent to `url` instead (a [`crate::FaultProxy`] in front of it). With DynamoDB
+    /// Local, DynamoDB keeps its own endpoint: the proxy fronts moto's services only.
+    pub fn sdk_config_via(&self, url: &str) -> SdkConfig {
+        let dynamodb = if self.dynamodb_endpoint_url == self.endpoint_url {
+            url.to_owned()
+        } else {
+            self.dynamodb_endpoint_url.clone()
+        };
+        self.sdk_config
+            .clone()
+            .into_builder()
+            .endpoint_url(url)
+            .service_config(ServiceEndpoints {
+                default: url.to_owned(),
+                dynamodb,
+            })
+            .build()
+    }
+
     /// The definition file the resources were created from.
     pub fn resources(&self) -> &Resources {
         &self.resources

@@ -106,11 +106,7 @@ impl Functions {
         let config =
             Config::from_lookup(|k| env.get(k).cloned()).map_err(|e| format!("config: {e}"))?;
         let sdk = match &options.endpoint_url {
-            Some(url) => emulator
-                .sdk_config()
-                .into_builder()
-                .endpoint_url(url)
-                .build(),
+            Some(url) => emulator.sdk_config_via(url),
             None => emulator.sdk_config(),
         };
         let aws = Aws {
