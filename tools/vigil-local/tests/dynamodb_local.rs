@@ -32,20 +32,41 @@ async fn dynamodb_goes_to_dynamodb_local_and_the_rest_to_moto() {
         .send()
         .await
         .unwrap();
-    // ...where the tables are, with their TTL; moto has none of them.
+    // ...where the tables are; moto has none of them.
     let listed = dynamodb.list_tables().send().await.unwrap();
     assert!(listed.table_names().contains(&table), "{listed:?}");
+    // TTL stays off there: DynamoDB Local deletes expired items by the wall clock within
+    // seconds, and scenarios run on clocks in the past. An item that expired long ago is
+    // still there after DynamoDB Local's sweeps (about every few seconds when TTL is on).
+    let last_seen = emulator.table_name("last-seen").unwrap().to_owned();
     let ttl = dynamodb
         .describe_time_to_live()
-        .table_name(emulator.table_name("zones").unwrap())
+        .table_name(&last_seen)
         .send()
         .await
         .unwrap();
     assert_eq!(
         ttl.time_to_live_description()
             .and_then(|d| d.time_to_live_status()),
-        Some(&TimeToLiveStatus::Enabled)
+        Some(&TimeToLiveStatus::Disabled)
     );
+    dynamodb
+        .put_item()
+        .table_name(&last_seen)
+        .item("tag_id", AttributeValue::S("t-expired".into()))
+        .item("expires_at", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let kept = dynamodb
+        .get_item()
+        .table_name(&last_seen)
+        .key("tag_id", AttributeValue::S("t-expired".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(kept.item().is_some(), "an expired item was deleted");
     let on_moto = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&emulator.sdk_config())
             .endpoint_url(&moto)
