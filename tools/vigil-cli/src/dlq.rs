@@ -260,20 +260,21 @@ impl Queues {
         }
     }
 
+    /// A dead-letter queue's URL (see [`Queues::url_of`]).
+    async fn url(&self, queue: DeadLetterQueue) -> Result<String> {
+        self.url_of(queue.logical(), queue.fifo()).await
+    }
+
     /// A queue's URL: from its `VIGIL_<NAME>_QUEUE_URL` variable when set (the local stack's
     /// env file), else asked of SQS by its physical name.
-    async fn url(&self, queue: DeadLetterQueue) -> Result<String> {
+    async fn url_of(&self, logical: &str, fifo: bool) -> Result<String> {
         let var = format!(
             "VIGIL_{}_QUEUE_URL",
-            queue.logical().replace('-', "_").to_ascii_uppercase()
+            logical.replace('-', "_").to_ascii_uppercase()
         );
         if let Ok(url) = std::env::var(&var) {
             return Ok(url);
         }
-        self.url_of(queue.logical(), queue.fifo()).await
-    }
-
-    async fn url_of(&self, logical: &str, fifo: bool) -> Result<String> {
         let name = format!(
             "{}{}",
             self.config.name(logical),
@@ -398,11 +399,7 @@ impl Queues {
     ) -> Result<Redriven> {
         let url = self.url(queue).await?;
         let target = match queue {
-            DeadLetterQueue::AlertsDlq => Some(
-                self.url_of("alerts", true)
-                    .await
-                    .or_else(|e| std::env::var("VIGIL_ALERTS_QUEUE_URL").map_err(|_| e))?,
-            ),
+            DeadLetterQueue::AlertsDlq => Some(self.url_of("alerts", true).await?),
             DeadLetterQueue::RuleErrors => None,
         };
         let mut done = Redriven::default();
