@@ -142,27 +142,34 @@ async fn history(stack: &LocalStack) -> TagHistory {
         .unwrap()
 }
 
-#[tokio::test]
-async fn sns_failing_parks_the_alert_and_a_redrive_texts_the_victim_once() {
+/// A stack whose alert messages come back after 1 s, where a warning (fix 1, 400 m north,
+/// dated `age_s` ago) failed five times while SNS answered 503 and is now parked in
+/// `alerts-dlq`; SNS is still failing.
+async fn warning_parked_while_sns_fails(name: &str, age_s: i64) -> LocalStack {
     let stack = stack(
-        "sns",
+        name,
         StackOptions {
             alert_retry_after: Some(Duration::from_secs(1)),
             ..StackOptions::default()
         },
     )
     .await;
-    let faults = stack.faults.as_ref().unwrap();
-    faults.set_failing("sns", true);
-    publish(&stack, 1, 400.0, 0).await; // inside the 500 m buffer: a warning
-
+    stack.faults.as_ref().unwrap().set_failing("sns", true);
+    publish(&stack, 1, 400.0, age_s).await; // inside the 500 m buffer: a warning
     // Five failed deliveries, then the queue's redrive policy parks the event.
     until(
-        "the alert in alerts-dlq",
+        "the warning in alerts-dlq",
         Duration::from_secs(120),
         || async { (parked(&stack, DeadLetterQueue::AlertsDlq).await == 1).then_some(()) },
     )
     .await;
+    stack
+}
+
+#[tokio::test]
+async fn sns_failing_parks_the_alert_and_a_redrive_texts_the_victim_once() {
+    let stack = warning_parked_while_sns_fails("sns", 0).await;
+    let faults = stack.faults.as_ref().unwrap();
     assert!(faults.stats().failed["sns"] >= 5, "{:?}", faults.stats());
     assert!(victim_sms(&stack).await.is_empty());
     let listed = dlq(&stack)
@@ -299,24 +306,9 @@ async fn an_alert_function_that_times_out_mid_batch_texts_the_victim_once() {
 
 #[tokio::test]
 async fn alert_events_delivered_twice_and_out_of_order_never_text_twice_or_stale() {
-    let stack = stack(
-        "order",
-        StackOptions {
-            alert_retry_after: Some(Duration::from_secs(1)),
-            ..StackOptions::default()
-        },
-    )
-    .await;
+    // The warning (dated six minutes ago) fails into alerts-dlq while SNS is down.
+    let stack = warning_parked_while_sns_fails("order", 360).await;
     let faults = stack.faults.as_ref().unwrap();
-    // The warning fails into alerts-dlq while SNS is down.
-    faults.set_failing("sns", true);
-    publish(&stack, 1, 400.0, 360).await;
-    until(
-        "the warning in alerts-dlq",
-        Duration::from_secs(120),
-        || async { (parked(&stack, DeadLetterQueue::AlertsDlq).await == 1).then_some(()) },
-    )
-    .await;
     faults.set_failing("sns", false);
     // The offender leaves: outside for four minutes, the zone is clear again (hysteresis:
     // three) before the warning is redriven.
