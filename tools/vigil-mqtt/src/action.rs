@@ -85,28 +85,6 @@ impl InProcessLambda {
             handler: Arc::new(move |event| Box::pin(handler(event))),
         }
     }
-
-    /// The ingest function over `ports`: [`vigil_ingest::handle`], its error mapped to
-    /// retryable or not as the Lambda's error type says.
-    pub fn ingest<S, Q, M>(ports: Arc<vigil_ingest::Ports<S, Q, M>>) -> InProcessLambda
-    where
-        S: vigil_aws::ports::IngestStore + 'static,
-        Q: vigil_aws::ports::AlertQueue + 'static,
-        M: vigil_aws::ports::Metrics + 'static,
-    {
-        InProcessLambda::new("ingest", move |event| {
-            let ports = ports.clone();
-            async move {
-                match vigil_ingest::handle(event, &ports).await {
-                    Ok(outcome) => Ok(Value::String(format!("{outcome:?}"))),
-                    Err(e) => Err(ActionError {
-                        retryable: e.is_retryable(),
-                        message: format!("ingest failed ({}): {e}", e.error_type()),
-                    }),
-                }
-            }
-        })
-    }
 }
 
 impl RuleAction for InProcessLambda {

@@ -3,12 +3,20 @@
 //! drained as Lambda's event source mapping does, the alert function, SNS and KMS, and
 //! read-back of what victims and operators received.
 //!
+//! Every function is one line of [`deploy`]: its name, its [`Trigger`] (how AWS invokes it)
+//! and its [`Handler`] on ports built as its `main.rs` builds them. The stack wires each
+//! trigger the same way for every function: an IoT rule's Lambda action and the Lambda Invoke
+//! API by name, or a queue's event source mapping.
+//!
 //! Time: messages carry the receive time the rule would give them. The alert function handles
 //! a batch at the functions' clock, which follows the newest receive time published (a
 //! scenario clock, so that a test's fixed dates are "now" for the whole pipeline), or at the
-//! wall clock in [`Functions::run_alert_source`], the long-running form `up` uses.
+//! wall clock in [`Functions::spawn_event_sources`], the long-running form `up` uses.
 
+use serde_json::Value;
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -19,10 +27,137 @@ use vigil_core::fix::encode_fix;
 use vigil_core::{Fix, ProtectionOrder, Zone};
 use vigil_ingest::{Outcome, handle, rule_event};
 use vigil_local::{Emulator, SentSms, SqsEventSource, TopicMessage};
+use vigil_mqtt::ActionError;
+
+/// The ingest function's ports on the emulator.
+pub type IngestPorts = vigil_ingest::Ports<DynamoStore, SqsQueue, MemoryMetrics>;
 
 /// The alert function's ports on the emulator.
 pub type AlertPorts =
     vigil_alert::Ports<DynamoStore, SnsNotifier, KmsDestinationMac, MemoryMetrics>;
+
+/// How AWS invokes a function (`infra/lib/vigil-stack.ts`), and so how the local stack does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The Lambda action of the IoT rules that name this function (`infra/rules`,
+    /// `RuleTargets`); also invocable by name through the Lambda Invoke API.
+    IotRule,
+    /// Lambda's event source mapping on this queue (its logical name in
+    /// `infra/resources.json`): batches of up to 10 at the stack's clock, partial batch
+    /// failures back to the queue, a batch not done within `timeout` abandoned whole.
+    Queue {
+        /// The queue.
+        queue: &'static str,
+        /// The function's timeout as deployed.
+        timeout: Duration,
+    },
+}
+
+/// A function's handler as the stack invokes it: the event its trigger delivers and the
+/// stack's clock (ms since the epoch); its JSON result, or an error that says whether a retry
+/// can help (the Lambda error type).
+pub type Handler = Arc<
+    dyn Fn(Value, i64) -> Pin<Box<dyn Future<Output = Result<Value, ActionError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// One of Vigil's functions as the stack deploys it.
+#[derive(Clone)]
+pub struct Deployed {
+    /// Its logical name: `vigil-<stage>-<name>` in AWS.
+    pub name: &'static str,
+    /// How it is invoked.
+    pub trigger: Trigger,
+    /// What runs.
+    pub handler: Handler,
+}
+
+impl std::fmt::Debug for Deployed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployed")
+            .field("name", &self.name)
+            .field("trigger", &self.trigger)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every function of the stack, one line each (a table, kept one line per function): a new
+/// function goes here, with its handler adapter below (its Lambda signature, as its `main.rs`
+/// serves it).
+#[rustfmt::skip]
+fn deploy(ingest: &Arc<IngestPorts>, alert: &Arc<AlertPorts>, o: &FunctionOptions) -> Vec<Deployed> {
+    vec![
+        Deployed::rule("ingest", ingest_handler(ingest.clone())),
+        Deployed::queue("alert", "alerts", o.alert_timeout, alert_handler(alert.clone())),
+    ]
+}
+
+impl Deployed {
+    /// A function an IoT rule's Lambda action invokes.
+    pub fn rule(name: &'static str, handler: Handler) -> Deployed {
+        Deployed {
+            name,
+            trigger: Trigger::IotRule,
+            handler,
+        }
+    }
+
+    /// A function Lambda's event source mapping on `queue` invokes; `timeout` as deployed.
+    pub fn queue(
+        name: &'static str,
+        queue: &'static str,
+        timeout: Duration,
+        handler: Handler,
+    ) -> Deployed {
+        Deployed {
+            name,
+            trigger: Trigger::Queue { queue, timeout },
+            handler,
+        }
+    }
+}
+
+/// Ingest as its `main.rs` serves it: the rule's event in, the outcome out; a failed port is a
+/// `Retryable` or `Permanent` error.
+fn ingest_handler(ports: Arc<IngestPorts>) -> Handler {
+    Arc::new(move |event, _now_ms| {
+        let ports = ports.clone();
+        Box::pin(async move {
+            match vigil_ingest::handle(event, &ports).await {
+                Ok(outcome) => Ok(Value::String(format!("{outcome:?}"))),
+                Err(e) => Err(ActionError {
+                    retryable: e.is_retryable(),
+                    message: format!("ingest failed ({}): {e}", e.error_type()),
+                }),
+            }
+        })
+    })
+}
+
+/// Alert as its `main.rs` serves it: an SQS event in, the partial batch response out, at the
+/// stack's clock.
+fn alert_handler(ports: Arc<AlertPorts>) -> Handler {
+    Arc::new(move |event, now_ms| {
+        let ports = ports.clone();
+        Box::pin(async move {
+            let event = serde_json::from_value(event).map_err(|e| ActionError {
+                retryable: false,
+                message: format!("not an SQS event: {e}"),
+            })?;
+            let response = handle_batch(event, &ports, now_ms).await;
+            Ok(serde_json::to_value(&response).expect("a batch response is JSON"))
+        })
+    })
+}
+
+/// A queue-triggered function and its event source mapping.
+struct Consumer {
+    name: &'static str,
+    source: SqsEventSource,
+    handler: Handler,
+    timeout: Duration,
+}
 
 /// The functions wired on an emulator.
 pub struct Functions {
@@ -32,15 +167,15 @@ pub struct Functions {
     pub config: Config,
     /// The store, for provisioning and assertions.
     pub store: DynamoStore,
-    /// The ingest function's ports.
-    pub ingest: vigil_ingest::Ports<DynamoStore, SqsQueue, MemoryMetrics>,
+    /// The ingest function's ports (their metrics count every message delivered to it).
+    pub ingest: Arc<IngestPorts>,
     /// The alert function's ports.
-    pub alert: AlertPorts,
-    source: SqsEventSource,
-    queue: SqsQueue,
+    pub alert: Arc<AlertPorts>,
+    deployed: Vec<Deployed>,
+    consumers: Vec<Consumer>,
     now_ms: Arc<AtomicI64>,
     options: FunctionOptions,
-    alert_timeouts: AtomicU64,
+    timeouts: AtomicU64,
 }
 
 /// How the functions run on the emulator (defaults: as deployed).
@@ -70,14 +205,6 @@ impl Default for FunctionOptions {
 
 /// The alert function's timeout as `infra/lib/vigil-stack.ts` deploys it.
 pub const ALERT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The ingest function's ports as its `main.rs` builds them, on the functions' store and queue.
-fn ingest_ports(
-    store: &DynamoStore,
-    queue: &SqsQueue,
-) -> vigil_ingest::Ports<DynamoStore, SqsQueue, MemoryMetrics> {
-    vigil_ingest::Ports::new(store.clone(), queue.clone(), MemoryMetrics::default())
-}
 
 impl Functions {
     /// Starts an emulator and wires the functions to it as `main.rs` would in Lambda.
@@ -115,7 +242,12 @@ impl Functions {
         };
         let store = aws.store();
         let queue = aws.queue().map_err(|e| format!("alert queue: {e}"))?;
-        let alert = vigil_alert::Ports {
+        let ingest = Arc::new(vigil_ingest::Ports::new(
+            store.clone(),
+            queue,
+            MemoryMetrics::default(),
+        ));
+        let alert = Arc::new(vigil_alert::Ports {
             store: store.clone(),
             notifier: aws
                 .notifier()
@@ -125,36 +257,43 @@ impl Functions {
                 .map_err(|e| format!("destination key: {e}"))?,
             metrics: MemoryMetrics::default(),
             sms_countries: config.sms_countries.clone(),
-        };
-        let ingest = ingest_ports(&store, &queue);
-        let queue_url = config
-            .alerts_queue_url()
-            .map_err(|e| format!("alert queue: {e}"))?
-            .to_owned();
-        let source = SqsEventSource::new(
-            aws_sdk_sqs::Client::new(&aws.sdk),
-            queue_url,
-            emulator.region(),
-        );
+        });
+        let deployed = deploy(&ingest, &alert, &options);
+        let mut consumers = Vec::new();
+        for d in &deployed {
+            if let Trigger::Queue { queue, timeout } = d.trigger {
+                let url = emulator
+                    .queue_url(queue)
+                    .map_err(|e| format!("{}'s queue: {e}", d.name))?;
+                consumers.push(Consumer {
+                    name: d.name,
+                    source: SqsEventSource::new(
+                        aws_sdk_sqs::Client::new(&aws.sdk),
+                        url,
+                        emulator.region(),
+                    ),
+                    handler: d.handler.clone(),
+                    timeout,
+                });
+            }
+        }
         Ok(Functions {
             emulator,
             config,
             store,
             ingest,
             alert,
-            source,
-            queue,
+            deployed,
+            consumers,
             now_ms: Arc::new(AtomicI64::new(0)),
             options,
-            alert_timeouts: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
         })
     }
 
-    /// Another set of the ingest function's ports on the same tables and queue, with its own
-    /// metrics: for a second caller that needs to own them, such as the IoT rule bridge's
-    /// `InProcessLambda::ingest`.
-    pub fn ingest_ports(&self) -> vigil_ingest::Ports<DynamoStore, SqsQueue, MemoryMetrics> {
-        ingest_ports(&self.store, &self.queue)
+    /// Every function, with its trigger and handler ([`deploy`]).
+    pub fn deployed(&self) -> &[Deployed] {
+        &self.deployed
     }
 
     /// Provisions an order and its zones through the operators' provisioning code (vigil-admin).
@@ -205,38 +344,61 @@ impl Functions {
         self.now_ms.load(Ordering::SeqCst)
     }
 
-    /// Runs the alert function on everything in the alert queue, batch by batch, until it is
-    /// empty; returns the number of messages handled. Panics if the queue cannot be read; see
-    /// [`Functions::try_drain`].
+    /// Runs the queue-triggered functions (the alert function) on everything in their queues,
+    /// batch by batch, until every queue is empty; returns the number of messages handled.
+    /// Panics if a queue cannot be read; see [`Functions::try_drain`].
     pub async fn drain(&self) -> usize {
-        self.try_drain().await.expect("drain the alert queue")
+        self.try_drain().await.expect("drain the functions' queues")
     }
 
-    /// Runs the alert function on everything in the alert queue, batch by batch, as Lambda's
-    /// event source mapping does, until it is empty; returns the number of messages handled.
+    /// Runs each queue-triggered function on everything in its queue, batch by batch, as
+    /// Lambda's event source mapping does, at the functions' clock, until every queue is
+    /// empty (a function may queue work for another); returns the number of messages handled.
     ///
     /// Fails when the emulator does not answer a receive or delete.
     pub async fn try_drain(&self) -> Result<usize, vigil_local::Error> {
         let mut handled = 0;
         loop {
-            let batch = self.source.receive(10, 0).await?;
-            if batch.is_empty() {
+            let mut received = 0;
+            for consumer in &self.consumers {
+                loop {
+                    let batch = consumer.source.receive(10, 0).await?;
+                    if batch.is_empty() {
+                        break;
+                    }
+                    received += batch.len();
+                    handled += self
+                        .handle_received(consumer, &batch, self.now_ms())
+                        .await?;
+                }
+            }
+            if received == 0 {
                 return Ok(handled);
             }
-            let event = serde_json::from_value(batch.event.clone()).expect("the SQS event shape");
-            handled += self.handle_received(&batch, event, self.now_ms()).await?;
         }
     }
 
-    /// The alert function as Lambda's SQS event source runs it, until the task is dropped:
-    /// long polls of up to 10 messages, each batch handled at the wall clock, partial batch
-    /// failures returned to the queue. An unreadable queue is logged and retried.
-    pub async fn run_alert_source(&self) {
+    /// Every queue's event source mapping as Lambda runs it, each in a task that runs until
+    /// aborted: per queue, long polls of up to 10 messages, each batch handled at the wall
+    /// clock, partial batch failures returned to the queue. An unreadable queue is logged and
+    /// retried.
+    pub fn spawn_event_sources(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..self.consumers.len())
+            .map(|i| {
+                let functions = self.clone();
+                tokio::spawn(
+                    async move { functions.run_event_source(&functions.consumers[i]).await },
+                )
+            })
+            .collect()
+    }
+
+    async fn run_event_source(&self, consumer: &Consumer) {
         loop {
-            let batch = match self.source.receive(10, 5).await {
+            let batch = match consumer.source.receive(10, 5).await {
                 Ok(b) => b,
                 Err(e) => {
-                    tracing::warn!(error = %e, "alert queue unreadable; retrying");
+                    tracing::warn!(function = consumer.name, error = %e, "queue unreadable; retrying");
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     continue;
                 }
@@ -244,51 +406,62 @@ impl Functions {
             if batch.is_empty() {
                 continue;
             }
-            let Ok(event) = serde_json::from_value(batch.event.clone()) else {
-                tracing::error!("an SQS batch that is not an SQS event");
-                continue;
-            };
-            if let Err(e) = self.handle_received(&batch, event, wall_clock_ms()).await {
-                tracing::warn!(error = %e, "completing an alert batch");
+            if let Err(e) = self
+                .handle_received(consumer, &batch, wall_clock_ms())
+                .await
+            {
+                tracing::warn!(function = consumer.name, error = %e, "completing a batch");
             }
         }
     }
 
-    /// Runs the alert function on one received batch at `now_ms` and completes it as the
+    /// Runs a queue's function on one received batch at `now_ms` and completes it as the
     /// event source mapping does (successes deleted, failures back to the queue); returns how
     /// many were deleted. Shared by [`Functions::try_drain`] and
-    /// [`Functions::run_alert_source`], which differ only in how long they wait and which
+    /// [`Functions::spawn_event_sources`], which differ only in how long they wait and which
     /// clock they read.
     async fn handle_received(
         &self,
+        consumer: &Consumer,
         batch: &vigil_local::ReceivedBatch,
-        event: aws_lambda_events::event::sqs::SqsEvent,
         now_ms: i64,
     ) -> Result<usize, vigil_local::Error> {
-        let run = handle_batch(event, &self.alert, now_ms);
-        let Ok(response) = tokio::time::timeout(self.options.alert_timeout, run).await else {
-            // Lambda stops the function: nothing of the batch is deleted, and every message
-            // comes back after the visibility timeout (or `retry_after`).
-            self.alert_timeouts.fetch_add(1, Ordering::SeqCst);
-            tracing::warn!(
-                messages = batch.len(),
-                timeout_s = self.options.alert_timeout.as_secs_f64(),
-                "the alert function timed out mid-batch"
-            );
-            if let Some(after) = self.options.retry_after {
-                self.source.release(batch, after).await?;
+        let run = (consumer.handler)(batch.event.clone(), now_ms);
+        let response = match tokio::time::timeout(consumer.timeout, run).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => {
+                // The whole invocation failed: every message comes back.
+                tracing::warn!(function = consumer.name, error = %e, "a batch failed");
+                if let Some(after) = self.options.retry_after {
+                    consumer.source.release(batch, after).await?;
+                }
+                return Ok(0);
             }
-            return Ok(0);
+            Err(_) => {
+                // Lambda stops the function: nothing of the batch is deleted, and every
+                // message comes back after the visibility timeout (or `retry_after`).
+                self.timeouts.fetch_add(1, Ordering::SeqCst);
+                tracing::warn!(
+                    function = consumer.name,
+                    messages = batch.len(),
+                    timeout_s = consumer.timeout.as_secs_f64(),
+                    "the function timed out mid-batch"
+                );
+                if let Some(after) = self.options.retry_after {
+                    consumer.source.release(batch, after).await?;
+                }
+                return Ok(0);
+            }
         };
-        let response = serde_json::to_value(&response).expect("a batch response is JSON");
-        self.source
+        consumer
+            .source
             .complete_retrying(batch, &response, self.options.retry_after)
             .await
     }
 
-    /// How many alert batches ran out of time.
+    /// How many batches of the queue-triggered functions (the alert function) ran out of time.
     pub fn alert_timeouts(&self) -> u64 {
-        self.alert_timeouts.load(Ordering::SeqCst)
+        self.timeouts.load(Ordering::SeqCst)
     }
 
     /// SMS the emulator recorded.

@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`functions`]: [`Functions`], the ingest and alert functions wired on an emulator in this
 //!   process as their `main.rs` wires them in Lambda, with a clock a scenario can drive, and
-//!   read-back of SMS and operator events.
+//!   read-back of SMS and operator events; every function is one line of its table
+//!   ([`Deployed`]: name, [`Trigger`], handler).
 //! - [`stack`]: [`LocalStack`], the whole stack: emulator, functions, MQTT broker (TLS front
 //!   with the shipped tag policy), IoT rule bridge and the alert queue's consumer; its env
 //!   file; how it stops (Ctrl-C and SIGTERM alike); the error path to `rule-errors`; the
@@ -19,9 +20,10 @@ pub mod functions;
 pub mod invoke;
 pub mod stack;
 
-pub use functions::{ALERT_TIMEOUT, AlertPorts, FunctionOptions, Functions};
+pub use functions::{
+    ALERT_TIMEOUT, AlertPorts, Deployed, FunctionOptions, Functions, Handler, IngestPorts, Trigger,
+};
 pub use invoke::InvokeApi;
 pub use stack::{
-    IngestPorts, IngestRunner, LocalStack, StackClock, StackError, StackOptions,
-    wait_for_stop_signal,
+    IngestRunner, LocalStack, StackClock, StackError, StackOptions, wait_for_stop_signal,
 };

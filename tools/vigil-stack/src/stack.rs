@@ -24,16 +24,15 @@
 //! written; [`wait_for_stop_signal`] is how a long-running `up` waits for Ctrl-C or SIGTERM
 //! (both stop it the same way). rumqttd's threads end with the process.
 //!
-//! A new function goes in two places here: its ports in [`Functions::on`], and its trigger in
-//! [`LocalStack::start`] (a rule action, a queue drained, or, for the watchdog, a schedule).
+//! A new function is one line in `functions::deploy`: its name, its trigger and its handler.
+//! This module wires every trigger the same way for every function: an IoT rule's Lambda
+//! action (and the Invoke API) by the function's name, a queue's event source mapping.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
-use vigil_aws::metrics::MemoryMetrics;
-use vigil_aws::{DynamoStore, SqsQueue};
 use vigil_local::{DynamoDb, Emulator, FaultProxy};
 use vigil_mqtt::bridge::default_rules_dir;
 use vigil_mqtt::pki::BRIDGE_CLIENT_ID;
@@ -42,22 +41,20 @@ use vigil_mqtt::{
     RuleAction, RuleTargets, ScenarioClock, Statement, WallClock,
 };
 
-use crate::functions::{ALERT_TIMEOUT, FunctionOptions, Functions};
+use crate::functions::{ALERT_TIMEOUT, FunctionOptions, Functions, IngestPorts, Trigger};
 use crate::invoke::InvokeApi;
 
-/// The ingest function's ports on the emulator.
-pub type IngestPorts = vigil_ingest::Ports<DynamoStore, SqsQueue, MemoryMetrics>;
-
-/// How the bridge's Lambda action runs ingest.
+/// How the bridge's Lambda action runs the functions IoT rules invoke (ingest).
 #[derive(Debug, Clone, Default)]
 pub enum IngestRunner {
-    /// The ingest handler in this process, on the functions' ports.
+    /// The handler in this process, on the functions' ports.
     #[default]
     InProcess,
     /// The Lambda Invoke API at this URL (e.g. a `cargo lambda watch` you started).
     InvokeApi(String),
-    /// The real ingest binary under `cargo lambda watch`, which the stack starts (pinned
-    /// cargo-lambda, installed when missing) with the emulator's environment, and stops.
+    /// The real binary (`functions/<name>`) under `cargo lambda watch`, which the stack
+    /// starts (pinned cargo-lambda, installed when missing) with the emulator's environment,
+    /// and stops.
     CargoLambdaWatch,
 }
 
@@ -140,8 +137,7 @@ fn err(part: &'static str) -> impl Fn(String) -> StackError {
 pub struct LocalStack {
     /// The functions on the emulator (which they own).
     pub functions: Arc<Functions>,
-    /// The ports the bridge's in-process ingest action uses (their metrics count what the
-    /// bridge delivered).
+    /// The ingest function's ports (their metrics count what the bridge delivered in-process).
     pub ingest: Arc<IngestPorts>,
     /// The PKI the broker trusts.
     pub pki: Pki,
@@ -152,9 +148,10 @@ pub struct LocalStack {
     /// Each rule's name and statement (its `FROM` filter), in the bridge's order.
     pub rules: Vec<(String, Statement)>,
     clock: StackClock,
-    alert_source: Option<JoinHandle<()>>,
-    /// The `cargo lambda watch` running ingest, when the stack started one.
-    pub lambda_watch: Option<LambdaWatch>,
+    event_sources: Vec<JoinHandle<()>>,
+    /// The `cargo lambda watch` running each IoT-rule function, by name, when the stack
+    /// started them ([`IngestRunner::CargoLambdaWatch`]).
+    pub lambda_watch: BTreeMap<&'static str, LambdaWatch>,
     /// The fault proxy between the functions and the emulator, when asked for.
     pub faults: Option<FaultProxy>,
     /// The functions' Lambda Invoke API.
@@ -212,25 +209,38 @@ impl LocalStack {
         };
         let functions =
             Arc::new(Functions::on_with(emulator, function_options).map_err(err("the functions"))?);
-        let ingest = Arc::new(functions.ingest_ports());
-        let mut lambda_watch = None;
-        let ingest_action: Arc<dyn RuleAction> = match &options.ingest {
-            IngestRunner::InProcess => Arc::new(InProcessLambda::ingest(ingest.clone())),
-            IngestRunner::InvokeApi(url) => Arc::new(HttpLambda::new(url, "ingest")),
-            IngestRunner::CargoLambdaWatch => {
-                let dir = vigil_local::workspace_root()
-                    .join("functions")
-                    .join("ingest");
-                let env = functions.emulator.env_vars();
-                let watch = tokio::task::spawn_blocking(move || LambdaWatch::start(&dir, &env))
-                    .await
-                    .map_err(|e| err("cargo lambda watch")(e.to_string()))?
-                    .map_err(err("cargo lambda watch"))?;
-                let action = Arc::new(HttpLambda::new(&watch.url(), "ingest"));
-                lambda_watch = Some(watch);
-                action
-            }
-        };
+        let ingest = functions.ingest.clone();
+        // Each function an IoT rule invokes, run as `options.ingest` says.
+        let mut lambda_watch = BTreeMap::new();
+        let mut rule_functions: BTreeMap<&'static str, Arc<dyn RuleAction>> = BTreeMap::new();
+        for d in functions
+            .deployed()
+            .iter()
+            .filter(|d| d.trigger == Trigger::IotRule)
+        {
+            let action: Arc<dyn RuleAction> = match &options.ingest {
+                IngestRunner::InProcess => {
+                    let handler = d.handler.clone();
+                    let clock = functions.clone();
+                    Arc::new(InProcessLambda::new(d.name, move |event| {
+                        handler(event, clock.now_ms())
+                    }))
+                }
+                IngestRunner::InvokeApi(url) => Arc::new(HttpLambda::new(url, d.name)),
+                IngestRunner::CargoLambdaWatch => {
+                    let dir = vigil_local::workspace_root().join("functions").join(d.name);
+                    let env = functions.emulator.env_vars();
+                    let watch = tokio::task::spawn_blocking(move || LambdaWatch::start(&dir, &env))
+                        .await
+                        .map_err(|e| err("cargo lambda watch")(e.to_string()))?
+                        .map_err(err("cargo lambda watch"))?;
+                    let action = Arc::new(HttpLambda::new(&watch.url(), d.name));
+                    lambda_watch.insert(d.name, watch);
+                    action
+                }
+            };
+            rule_functions.insert(d.name, action);
+        }
         let rule_files = vigil_mqtt::load_rules(&options.rules_dir)
             .map_err(|e| err("the IoT rules")(e.to_string()))?;
         let rules = rule_files
@@ -239,7 +249,7 @@ impl LocalStack {
             .collect();
         let actions = RuleTargets::default()
             .build(
-                |function| (function == "ingest").then(|| ingest_action.clone()),
+                |function| rule_functions.get(function).cloned(),
                 functions.store.client(),
                 |table| functions.emulator.table_name(table).ok().map(str::to_owned),
             )
@@ -267,21 +277,22 @@ impl LocalStack {
         // delivery to the on-failure destination does not go through the functions' faults.
         let rule_errors = rule_errors_sender(&functions.emulator)?;
         let error_path = tokio::spawn(rule_errors.forward(bridge.error_path()));
-        let ingest_name = format!("vigil-{stage}-ingest");
-        let invoke_api = InvokeApi::start(vec![
-            (ingest_name, ingest_action.clone()),
-            ("ingest".to_owned(), ingest_action.clone()),
-        ])
+        let invoke_api = InvokeApi::start(
+            rule_functions
+                .iter()
+                .flat_map(|(name, action)| {
+                    [
+                        (format!("vigil-{stage}-{name}"), action.clone()),
+                        ((*name).to_owned(), action.clone()),
+                    ]
+                })
+                .collect(),
+        )
         .await
         .map_err(|e| err("the Lambda Invoke API")(e.to_string()))?;
-        let alert_source = match options.clock {
-            StackClock::Wall => {
-                let functions = functions.clone();
-                Some(tokio::spawn(
-                    async move { functions.run_alert_source().await },
-                ))
-            }
-            StackClock::Scenario(_) => None,
+        let event_sources = match options.clock {
+            StackClock::Wall => functions.spawn_event_sources(),
+            StackClock::Scenario(_) => Vec::new(),
         };
         Ok(LocalStack {
             functions,
@@ -291,7 +302,7 @@ impl LocalStack {
             bridge,
             rules,
             clock: options.clock,
-            alert_source,
+            event_sources,
             lambda_watch,
             faults,
             invoke_api,
@@ -358,7 +369,7 @@ impl LocalStack {
     /// this stack started it), and removes the env file. The broker's front stops with it;
     /// rumqttd's threads end with the process.
     pub async fn stop(self) {
-        if let Some(task) = self.alert_source {
+        for task in self.event_sources {
             task.abort();
             let _ = task.await;
         }

@@ -26,7 +26,7 @@ async fn the_ingest_binary_under_cargo_lambda_watch_texts_the_victim() {
     .expect("the stack starts with cargo lambda watch");
     let watch_log = stack
         .lambda_watch
-        .as_ref()
+        .get("ingest")
         .expect("the stack runs cargo lambda watch")
         .log()
         .to_owned();

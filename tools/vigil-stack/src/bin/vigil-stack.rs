@@ -158,7 +158,7 @@ async fn up(options: StackOptions, env_file: PathBuf) -> Result<(), String> {
                 .unwrap_or_default()
         );
     }
-    match &stack.lambda_watch {
+    match stack.lambda_watch.get("ingest") {
         Some(watch) => println!(
             "ingest  the ingest binary under cargo lambda watch at {} (log {})",
             watch.url(),
