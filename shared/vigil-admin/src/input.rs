@@ -234,6 +234,8 @@ impl OrderSpec {
             valid_from,
             valid_until,
             policy: self.policy.clone(),
+            // Set with her device's registration (docs/PROXIMITY.md), not by the order file.
+            victim_zone: None,
         };
         Ok(CheckedOrder { order, zones })
     }
@@ -286,6 +288,25 @@ fn zone_in_order(
             .or_insert_with(|| Value::from(tz));
     }
     let spec: ZoneSpec = parse_json(&z.to_string())?;
+    fixed_zone(spec)
+}
+
+/// A fixed zone from its specification: everything `vigil_core` checks, and neither the
+/// moving zone's reserved id nor its kind (the moving zone is the order's `victim_zone`,
+/// around her device, never a place).
+fn fixed_zone(spec: ZoneSpec) -> std::result::Result<Zone, String> {
+    if spec.zone_id.as_str() == vigil_core::proximity::VICTIM_ZONE_ID {
+        return Err(format!(
+            "zone id {:?} is reserved for the zone around the victim's own device (the order's victim_zone)",
+            spec.zone_id.as_str()
+        ));
+    }
+    if spec.kind == vigil_core::ZoneKind::VictimLocation {
+        return Err(
+            "kind victim_location is the zone around the victim's own device: set the order's victim_zone instead"
+                .to_owned(),
+        );
+    }
     Zone::new(spec).map_err(|e| e.to_string())
 }
 
@@ -297,7 +318,7 @@ pub fn check_zone(spec: ZoneSpec) -> Result<Zone> {
     if let Some(s) = &spec.schedule {
         parse_time_zone("schedule.time_zone", &s.time_zone)?;
     }
-    Zone::new(spec).map_err(|e| AdminError::Invalid(e.to_string()))
+    fixed_zone(spec).map_err(AdminError::Invalid)
 }
 
 /// The polygon ring (`[lon, lat]` pairs) of a GeoJSON document: a Polygon geometry, a Feature
@@ -429,6 +450,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no UTC offset"), "{e}");
+    }
+
+    #[test]
+    fn the_moving_zone_is_never_a_fixed_zone() {
+        let with =
+            |from: &str, to: &str| spec(&OK.replace(from, to)).check().unwrap_err().to_string();
+        let e = with("\"zone_id\":\"home\"", "\"zone_id\":\"victim-device\"");
+        assert!(e.contains("reserved") && e.contains("victim_zone"), "{e}");
+        let e = with("\"kind\":\"home\"", "\"kind\":\"victim_location\"");
+        assert!(
+            e.contains("victim_location") && e.contains("victim_zone"),
+            "{e}"
+        );
+        let z: ZoneSpec = serde_json::from_value(serde_json::json!({
+            "zone_id": "victim-device", "order_id": "o1", "buffer_m": 100,
+            "circle": {"lat": 51.5, "lon": -0.12, "radius_m": 100}
+        }))
+        .unwrap();
+        assert!(check_zone(z).unwrap_err().to_string().contains("reserved"));
     }
 
     #[test]

@@ -102,8 +102,9 @@ pub fn orders_to_evaluate<'a>(
     work
 }
 
-/// The zones of an order that must be judged besides those near the fix: every zone whose
-/// state is not CLEAR (from the open marks and the states read), so an open alert can close.
+/// The zones of an order that must be judged besides those near the fix: every fixed zone
+/// whose state is not CLEAR (from the open marks and the states read), so an open alert can
+/// close. The moving zone ([`crate::proximity`]) is judged with her position, not here.
 pub fn zones_to_fetch(
     work: &OrderWork<'_>,
     records: &BTreeMap<ZoneId, ZoneRecord>,
@@ -119,6 +120,8 @@ pub fn zones_to_fetch(
                 .map(|(z, _)| z.clone()),
         )
         .filter(|z| !near.contains(z))
+        // The moving zone has no fixed place to fetch: it is judged against her position.
+        .filter(|z| z.as_str() != crate::proximity::VICTIM_ZONE_ID)
         .collect::<BTreeSet<ZoneId>>()
         .into_iter()
         .map(|z| ZoneKey::new(work.terms.order_id.clone(), z))
@@ -341,6 +344,7 @@ mod tests {
             valid_from: None,
             valid_until: None,
             policy: Default::default(),
+            victim_zone: None,
         }
     }
 
@@ -385,6 +389,34 @@ mod tests {
             &BreachRules::default(),
         );
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn open_fixed_zones_are_fetched_and_the_moving_zone_never() {
+        let t = terms("o1");
+        let open = |level| ZoneRecord {
+            state: ZoneState {
+                level,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let moving = crate::proximity::victim_zone_id();
+        let work = OrderWork {
+            terms: &t,
+            near: Vec::new(),
+            open: BTreeSet::from([moving.clone(), ZoneId::new("work").unwrap()]),
+        };
+        let records = BTreeMap::from([
+            (ZoneId::new("home").unwrap(), open(AlertLevel::Warning)),
+            (moving, open(AlertLevel::Breach)),
+            (ZoneId::new("school").unwrap(), open(AlertLevel::Clear)),
+        ]);
+        let fetched: Vec<String> = zones_to_fetch(&work, &records)
+            .iter()
+            .map(|k| k.zone_id.to_string())
+            .collect();
+        assert_eq!(fetched, ["home", "work"]);
     }
 
     #[test]

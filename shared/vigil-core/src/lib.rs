@@ -17,6 +17,8 @@
 //! - [`history`]: a tag's history of accepted fixes: the speed check, lateness, duplicates.
 //! - [`ingest`]: the ingest function's decisions: which orders to judge, what to commit and
 //!   queue, what a rejected fix near a zone must tell operators.
+//! - [`proximity`]: the victim's moving zone: when her device's position and his fix may be
+//!   compared (freshness), what is judged, her device's silence.
 //! - [`events`]: alert events between functions (ingest -> queue -> alert).
 //! - [`operator`]: the operator events the monitoring centre sees, and their vocabulary.
 //! - [`audit`]: the audit log's per-order hash chain: building and verifying records.
@@ -35,6 +37,7 @@ pub mod messages;
 pub mod operator;
 pub mod order;
 pub mod policy;
+pub mod proximity;
 pub mod state;
 pub mod watch;
 pub mod zone;

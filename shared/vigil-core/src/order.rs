@@ -1,6 +1,7 @@
 //! Protection orders: the offender's tag, the victim and how they are told, and the policy.
 
 use crate::ids::{OrderId, TagId, VictimId, ZoneId};
+use crate::proximity::VictimZoneTerms;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -259,6 +260,9 @@ pub struct OrderTerms {
     /// Escalation and alert settings.
     #[serde(default)]
     pub policy: OrderPolicy,
+    /// The zone around the victim's own device, when she carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victim_zone: Option<VictimZoneTerms>,
 }
 
 impl OrderTerms {
@@ -294,6 +298,9 @@ pub struct ProtectionOrder {
     /// Alert behaviour.
     #[serde(default)]
     pub policy: OrderPolicy,
+    /// The zone around the victim's own device (`crate::proximity`), when she carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victim_zone: Option<VictimZoneTerms>,
 }
 
 impl ProtectionOrder {
@@ -304,6 +311,7 @@ impl ProtectionOrder {
             valid_from: self.valid_from,
             valid_until: self.valid_until,
             policy: self.policy.clone(),
+            victim_zone: self.victim_zone.clone(),
         }
     }
 

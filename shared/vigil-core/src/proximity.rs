@@ -1,0 +1,700 @@
+//! The victim's moving zone: a circle around her own device's latest position, judged against
+//! the offender's latest accepted fix by the same evaluation ([`crate::evaluate`]) and state
+//! machine ([`crate::state`]) as a fixed zone, from whichever side reported last: his fix is
+//! compared with her latest position, her position with his latest fix.
+//!
+//! # Freshness: when two positions may be compared (docs/PROXIMITY.md)
+//! - `now` is the server's receive time of the message being handled; no device's clock.
+//! - A position's time is its device time, but never later than the server received it
+//!   (`min(at_ms, received_at_ms)`): a clock running fast cannot make a position look newer.
+//! - Each position counts only while `now - time <= max_position_age_s` (default 300 s): a
+//!   silent device stops counting, its last position is not "where she is".
+//! - The two are compared only when `|his time - her time| <= pair_window_s` (default 120 s):
+//!   two reports a minute apart each way, one report missed. A 20-minute-old fix next to a
+//!   fresh position is not "near now".
+//! - When they cannot be compared, the moving zone's state stays as it is: the victim is never
+//!   told "all clear" because a position went stale. Operators hear that her device is silent
+//!   ([`VictimSilence`]).
+//!
+//! # Accuracy
+//! Both positions are uncertain: the compared fix is his position with the sum of both
+//! accuracy radii (the distance between two points each known within `a` and `b` is known
+//! within `a + b`), so a poor fix on either side widens the disc exactly as a poor fix does for
+//! a fixed zone: it can raise WARNING, and lowering needs the whole disc clear.
+//!
+//! # Order of observations
+//! The compared fix carries the newer of the two times and his counter: a new report from
+//! either side moves it forward, a redelivered one repeats the key (a no-op in the state
+//! machine), a late one is older (it may raise, never lower).
+//!
+//! Her coordinates leave this module only inside the [`Zone`] it builds for the comparison;
+//! the events of a change carry distances and his fix, never her position.
+
+use crate::evaluate::BreachRules;
+use crate::fix::Fix;
+use crate::ids::{OrderId, ZoneId};
+use crate::ingest::{OrderPlan, ZoneRecord, plan_order};
+use crate::order::OrderTerms;
+use crate::zone::{Zone, ZoneError, ZoneKind, ZoneShape, ZoneSpec};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The zone id of every order's moving zone. Reserved: operators cannot give a fixed zone this
+/// id, and it is never in the zone tables (it has no fixed place).
+pub const VICTIM_ZONE_ID: &str = "victim-device";
+
+/// The moving zone's id.
+pub fn victim_zone_id() -> ZoneId {
+    ZoneId::new(VICTIM_ZONE_ID).expect("the reserved zone id is a valid id")
+}
+
+/// An order's moving zone, as the order sets it: she carries a device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VictimZoneTerms {
+    /// Radius of the circle around her position, metres.
+    pub radius_m: f64,
+    /// Warning buffer around the circle, metres.
+    pub buffer_m: f64,
+    /// A position (hers or his) older than this, by the server's clock, stops counting.
+    pub max_position_age_s: u64,
+    /// Two positions further apart in time than this are not compared.
+    pub pair_window_s: u64,
+}
+
+impl Default for VictimZoneTerms {
+    fn default() -> Self {
+        VictimZoneTerms {
+            radius_m: 500.0,
+            buffer_m: 1_000.0,
+            max_position_age_s: 300,
+            pair_window_s: 120,
+        }
+    }
+}
+
+impl VictimZoneTerms {
+    /// Checks values an operator sets; fails naming the field and its bounds.
+    pub fn check(&self) -> Result<(), String> {
+        let metres = |field: &str, v: f64, min: f64, max: f64| {
+            if v.is_finite() && (min..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "victim_zone.{field} is {v}; it must be between {min} and {max} metres"
+                ))
+            }
+        };
+        let seconds = |field: &str, v: u64, min: u64, max: u64| {
+            if (min..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "victim_zone.{field} is {v}; it must be between {min} and {max} seconds"
+                ))
+            }
+        };
+        metres("radius_m", self.radius_m, 50.0, 5_000.0)?;
+        metres("buffer_m", self.buffer_m, 0.0, 10_000.0)?;
+        seconds("max_position_age_s", self.max_position_age_s, 30, 3_600)?;
+        seconds(
+            "pair_window_s",
+            self.pair_window_s,
+            10,
+            self.max_position_age_s,
+        )
+    }
+}
+
+/// A position her device reported, accepted by ingest. Never logged, never in an event, a
+/// metric, the quarantine or the audit trail.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct VictimPosition {
+    /// The device's message counter.
+    pub seq: u64,
+    /// Device time, Unix milliseconds.
+    pub at_ms: i64,
+    /// When the server received it, Unix milliseconds.
+    pub received_at_ms: i64,
+    /// Latitude, degrees WGS84.
+    pub lat: f64,
+    /// Longitude, degrees WGS84.
+    pub lon: f64,
+    /// Accuracy radius, metres.
+    pub accuracy_m: f64,
+}
+
+impl std::fmt::Debug for VictimPosition {
+    /// Without her coordinates: a debug print must not put them in a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VictimPosition")
+            .field("seq", &self.seq)
+            .field("at_ms", &self.at_ms)
+            .field("received_at_ms", &self.received_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VictimPosition {
+    /// Its time for freshness: the device time, never later than the server received it.
+    pub fn time_ms(&self) -> i64 {
+        self.at_ms.min(self.received_at_ms)
+    }
+}
+
+/// His side: an accepted fix and when the server received it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sighting<'a> {
+    /// The fix.
+    pub fix: &'a Fix,
+    /// When the server received it, Unix milliseconds.
+    pub received_at_ms: i64,
+}
+
+impl Sighting<'_> {
+    /// Its time for freshness: the device time, never later than the server received it.
+    pub fn time_ms(&self) -> i64 {
+        self.fix.at_ms.min(self.received_at_ms)
+    }
+}
+
+/// Whether her position and his fix can be compared now, and if so, what to judge.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pairing {
+    /// Both fresh and close enough in time: judge `fix` against `zone` (the circle around her
+    /// position) with [`plan_moving_zone`].
+    Compare {
+        /// His position, the newer of the two times, both accuracies summed.
+        fix: Fix,
+        /// The moving zone where she is.
+        zone: Box<Zone>,
+    },
+    /// Her device has not reported within the age limit (`last_ms`: her newest position's
+    /// time, `None` when it never reported or its position expired).
+    VictimSilent {
+        /// Her newest position's time.
+        last_ms: Option<i64>,
+    },
+    /// His newest fix is older than the age limit (the watchdog's concern, not this one's).
+    OffenderStale,
+    /// Both fresh, but further apart in time than the pair window.
+    TooFarApart {
+        /// How far apart, ms.
+        gap_ms: i64,
+    },
+}
+
+/// Decides whether `offender` and `victim` can be compared at `now_ms` (the server's receive
+/// time of the message being handled) under `terms`; see the module documentation.
+///
+/// Fails only if the terms make an invalid circle (they are checked when the order is made).
+pub fn pair(
+    order_id: &OrderId,
+    terms: &VictimZoneTerms,
+    offender: Sighting<'_>,
+    victim: Option<&VictimPosition>,
+    now_ms: i64,
+) -> Result<Pairing, ZoneError> {
+    let max_age_ms = terms.max_position_age_s as i64 * 1000;
+    let Some(victim) = victim.filter(|v| now_ms - v.time_ms() <= max_age_ms) else {
+        return Ok(Pairing::VictimSilent {
+            last_ms: victim.map(VictimPosition::time_ms),
+        });
+    };
+    if now_ms - offender.time_ms() > max_age_ms {
+        return Ok(Pairing::OffenderStale);
+    }
+    let gap_ms = (offender.time_ms() - victim.time_ms()).abs();
+    if gap_ms > terms.pair_window_s as i64 * 1000 {
+        return Ok(Pairing::TooFarApart { gap_ms });
+    }
+    let zone = Zone::new(ZoneSpec {
+        zone_id: victim_zone_id(),
+        kind: ZoneKind::VictimLocation,
+        shape: ZoneShape::Circle {
+            lat: victim.lat,
+            lon: victim.lon,
+            radius_m: terms.radius_m,
+        },
+        buffer_m: terms.buffer_m,
+        schedule: None,
+        valid_from: None,
+        valid_until: None,
+        order_id: order_id.clone(),
+    })?;
+    let fix = Fix {
+        at_ms: offender.fix.at_ms.max(victim.at_ms),
+        accuracy_m: offender.fix.accuracy_m + victim.accuracy_m,
+        ..offender.fix.clone()
+    };
+    Ok(Pairing::Compare {
+        fix,
+        zone: Box::new(zone),
+    })
+}
+
+/// Moves the order's moving zone with a compared fix ([`Pairing::Compare`]) and plans the
+/// commit, as [`plan_order`] does for fixed zones. `records` must hold every zone state of the
+/// order, so that the order's level before and after (which decides an all-clear) counts the
+/// fixed zones too; only the moving zone steps.
+pub fn plan_moving_zone(
+    terms: &OrderTerms,
+    records: &BTreeMap<ZoneId, ZoneRecord>,
+    zone: &Zone,
+    fix: &Fix,
+    received_at_ms: i64,
+    rules: &BreachRules,
+) -> OrderPlan {
+    plan_order(terms, records, &[zone], fix, None, received_at_ms, rules)
+}
+
+/// What operators must hear about her device, from what the moving zone's state remembers
+/// (`silent_since_ms`) and what was just seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VictimSilence {
+    /// Her device just went silent (no position within the age limit); tell operators once.
+    Started {
+        /// Her newest position's time, if any.
+        last_ms: Option<i64>,
+    },
+    /// Her device reported again after a silence operators were told of.
+    Ended {
+        /// How long it was silent, ms (from the silence being noticed).
+        silent_for_ms: i64,
+    },
+}
+
+/// Whether her device's silence starts or ends with this message: `silent_since_ms` is when a
+/// silence was last noticed (stored with the moving zone's state), `pairing` what this message
+/// found. `None` when nothing changes for operators.
+pub fn silence_change(
+    silent_since_ms: Option<i64>,
+    pairing: &Pairing,
+    now_ms: i64,
+) -> Option<VictimSilence> {
+    match (silent_since_ms, pairing) {
+        (None, Pairing::VictimSilent { last_ms }) => {
+            Some(VictimSilence::Started { last_ms: *last_ms })
+        }
+        (Some(since), Pairing::Compare { .. } | Pairing::TooFarApart { .. }) => {
+            Some(VictimSilence::Ended {
+                silent_for_ms: now_ms - since,
+            })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evaluate::AlertLevel;
+    use crate::ids::TagId;
+
+    const T0: i64 = 1_780_000_000_000;
+    const LAT: f64 = 51.5;
+    const LON: f64 = -0.12;
+    /// Metres per degree of latitude, near enough for placing test positions.
+    const M_PER_DEG: f64 = 111_250.0;
+
+    fn order() -> OrderId {
+        OrderId::new("o-1").unwrap()
+    }
+
+    fn terms() -> OrderTerms {
+        OrderTerms {
+            order_id: order(),
+            valid_from: None,
+            valid_until: None,
+            policy: Default::default(),
+            victim_zone: None,
+        }
+    }
+
+    fn fix(seq: u64, at_ms: i64, north_m: f64, accuracy_m: f64) -> Fix {
+        Fix {
+            tag_id: TagId::new("tag-1").unwrap(),
+            seq,
+            at_ms,
+            lat: LAT + north_m / M_PER_DEG,
+            lon: LON,
+            accuracy_m,
+            speed_mps: None,
+            heading_deg: None,
+            battery_pct: None,
+        }
+    }
+
+    fn her(at_ms: i64, north_m: f64, accuracy_m: f64) -> VictimPosition {
+        VictimPosition {
+            seq: 1,
+            at_ms,
+            received_at_ms: at_ms + 500,
+            lat: LAT + north_m / M_PER_DEG,
+            lon: LON,
+            accuracy_m,
+        }
+    }
+
+    fn seen(f: &Fix) -> Sighting<'_> {
+        Sighting {
+            fix: f,
+            received_at_ms: f.at_ms + 200,
+        }
+    }
+
+    fn compare(p: Pairing) -> (Fix, Zone) {
+        match p {
+            Pairing::Compare { fix, zone } => (fix, *zone),
+            other => panic!("expected a comparison, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_terms_are_the_issue_s_and_valid() {
+        let t = VictimZoneTerms::default();
+        assert_eq!((t.radius_m, t.buffer_m), (500.0, 1_000.0));
+        assert_eq!((t.max_position_age_s, t.pair_window_s), (300, 120));
+        t.check().unwrap();
+        let bad = VictimZoneTerms {
+            pair_window_s: 301,
+            ..t.clone()
+        };
+        assert!(bad.check().unwrap_err().contains("pair_window_s"));
+        let bad = VictimZoneTerms {
+            radius_m: f64::NAN,
+            ..t
+        };
+        assert!(bad.check().unwrap_err().contains("radius_m"));
+    }
+
+    #[test]
+    fn fresh_and_close_in_time_are_compared_with_both_accuracies() {
+        let f = fix(7, T0, 0.0, 20.0);
+        let v = her(T0 + 30_000, 300.0, 15.0);
+        let (compared, zone) = compare(
+            pair(
+                &order(),
+                &VictimZoneTerms::default(),
+                seen(&f),
+                Some(&v),
+                T0 + 31_000,
+            )
+            .unwrap(),
+        );
+        assert_eq!(compared.accuracy_m, 35.0);
+        assert_eq!(compared.at_ms, T0 + 30_000, "the newer of the two times");
+        assert_eq!(compared.seq, 7, "his counter");
+        assert_eq!((compared.lat, compared.lon), (f.lat, f.lon), "his position");
+        assert_eq!(zone.kind(), ZoneKind::VictimLocation);
+        assert_eq!(zone.id().as_str(), VICTIM_ZONE_ID);
+        // He is 300 m from her: inside the 500 m circle.
+        assert!(zone.distance_to_edge_m(compared.lat, compared.lon, f64::INFINITY) < -150.0);
+    }
+
+    #[test]
+    fn the_pair_window_edge() {
+        let terms = VictimZoneTerms::default();
+        let v = her(T0, 0.0, 10.0);
+        // His device time exactly 120 s after hers: compared; 1 ms more: not.
+        let at = |ms| {
+            let f = fix(1, T0 + ms, 0.0, 10.0);
+            pair(&order(), &terms, seen(&f), Some(&v), T0 + ms + 1_000).unwrap()
+        };
+        assert!(matches!(at(120_000), Pairing::Compare { .. }));
+        assert_eq!(at(120_001), Pairing::TooFarApart { gap_ms: 120_001 });
+        // The same either way round: her position newer than his fix.
+        let f = fix(1, T0, 0.0, 10.0);
+        let later = her(T0 + 120_001, 0.0, 10.0);
+        assert_eq!(
+            pair(&order(), &terms, seen(&f), Some(&later), T0 + 121_000).unwrap(),
+            Pairing::TooFarApart { gap_ms: 120_001 }
+        );
+    }
+
+    #[test]
+    fn a_twenty_minute_old_fix_next_to_a_fresh_position_is_not_near_now() {
+        let old = fix(1, T0, 0.0, 10.0);
+        let v = her(T0 + 20 * 60_000, 0.0, 10.0);
+        let now = T0 + 20 * 60_000 + 1_000;
+        assert_eq!(
+            pair(
+                &order(),
+                &VictimZoneTerms::default(),
+                seen(&old),
+                Some(&v),
+                now
+            )
+            .unwrap(),
+            Pairing::OffenderStale
+        );
+        // Delivered late (buffered by the tag, received now): its device time still counts.
+        let buffered = Sighting {
+            fix: &old,
+            received_at_ms: now,
+        };
+        assert_eq!(
+            pair(
+                &order(),
+                &VictimZoneTerms::default(),
+                buffered,
+                Some(&v),
+                now
+            )
+            .unwrap(),
+            Pairing::OffenderStale
+        );
+    }
+
+    #[test]
+    fn her_position_stops_counting_at_the_age_limit_by_the_server_clock() {
+        let terms = VictimZoneTerms::default();
+        let v = her(T0, 0.0, 10.0);
+        let t = v.time_ms();
+        let f = fix(1, t + 299_000, 0.0, 10.0);
+        assert!(matches!(
+            pair(&order(), &terms, seen(&f), Some(&v), t + 300_000).unwrap(),
+            Pairing::TooFarApart { .. }
+        ));
+        assert_eq!(
+            pair(&order(), &terms, seen(&f), Some(&v), t + 300_001).unwrap(),
+            Pairing::VictimSilent { last_ms: Some(t) }
+        );
+        assert_eq!(
+            pair(&order(), &terms, seen(&f), None, t).unwrap(),
+            Pairing::VictimSilent { last_ms: None }
+        );
+        // A device clock running an hour fast does not keep her position alive.
+        let fast = VictimPosition {
+            at_ms: T0 + 3_600_000,
+            received_at_ms: T0,
+            ..v
+        };
+        assert_eq!(fast.time_ms(), T0);
+        assert!(matches!(
+            pair(&order(), &terms, seen(&f), Some(&fast), T0 + 300_001).unwrap(),
+            Pairing::VictimSilent { .. }
+        ));
+    }
+
+    fn level_after(records: &mut BTreeMap<ZoneId, ZoneRecord>, f: &Fix, v: &VictimPosition) {
+        let now = f.at_ms.max(v.at_ms) + 1_000;
+        let (compared, zone) =
+            compare(pair(&order(), &VictimZoneTerms::default(), seen(f), Some(v), now).unwrap());
+        let plan = plan_moving_zone(
+            &terms(),
+            records,
+            &zone,
+            &compared,
+            now,
+            &BreachRules::default(),
+        );
+        for w in plan.writes {
+            records.insert(
+                w.zone_id,
+                ZoneRecord {
+                    state: w.state,
+                    rev: w.expected_rev + 1,
+                    pending: Vec::new(),
+                },
+            );
+        }
+    }
+
+    fn level(records: &BTreeMap<ZoneId, ZoneRecord>) -> AlertLevel {
+        records
+            .get(&victim_zone_id())
+            .map_or(AlertLevel::Clear, |r| r.state.level)
+    }
+
+    #[test]
+    fn either_side_moving_raises_it() {
+        // She walks towards a stationary offender: 3 km, 1.2 km (buffer), 300 m (inside).
+        let mut records = BTreeMap::new();
+        let him = fix(1, T0, 0.0, 10.0);
+        for (i, (north, expected)) in [
+            (3_000.0, AlertLevel::Clear),
+            (1_200.0, AlertLevel::Warning),
+            (300.0, AlertLevel::Breach),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let v = her(T0 + 30_000 * (i as i64 + 1), north, 10.0);
+            level_after(&mut records, &him, &v);
+            assert_eq!(level(&records), expected, "she is {north} m from him");
+        }
+        // He walks towards her, standing still.
+        let mut records = BTreeMap::new();
+        let v = her(T0, 0.0, 10.0);
+        for (i, (north, expected)) in [
+            (3_000.0, AlertLevel::Clear),
+            (1_400.0, AlertLevel::Warning),
+            (450.0, AlertLevel::Breach),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let f = fix(i as u64 + 1, T0 + 30_000 * (i as i64 + 1), north, 10.0);
+            level_after(&mut records, &f, &v);
+            assert_eq!(level(&records), expected, "he is {north} m from her");
+        }
+    }
+
+    #[test]
+    fn both_accuracies_count() {
+        // He is 530 m from her: 30 m outside the 500 m circle. With 5 m accuracy on both
+        // sides that is WARNING; with her fix at 30 m, the 35 m disc reaches the circle, and
+        // at that accuracy it is judged a BREACH, as for a fixed zone.
+        let him = fix(1, T0, 530.0, 5.0);
+        let mut good = BTreeMap::new();
+        level_after(&mut good, &him, &her(T0, 0.0, 5.0));
+        assert_eq!(level(&good), AlertLevel::Warning);
+        let mut poor = BTreeMap::new();
+        level_after(&mut poor, &him, &her(T0, 0.0, 30.0));
+        assert_eq!(level(&poor), AlertLevel::Breach);
+    }
+
+    #[test]
+    fn a_redelivered_report_is_a_no_op_and_a_late_one_cannot_lower() {
+        let mut records = BTreeMap::new();
+        let near = fix(2, T0 + 60_000, 200.0, 10.0);
+        let v = her(T0 + 50_000, 0.0, 10.0);
+        level_after(&mut records, &near, &v);
+        assert_eq!(level(&records), AlertLevel::Breach);
+        let before = records.clone();
+        level_after(&mut records, &near, &v);
+        assert_eq!(records, before, "the same pair again changes nothing");
+        // An older fix of his, far away, delivered late: it cannot lower the level.
+        let late_far = fix(1, T0 + 40_000, 5_000.0, 10.0);
+        level_after(&mut records, &late_far, &v);
+        assert_eq!(level(&records), AlertLevel::Breach);
+    }
+
+    #[test]
+    fn the_order_s_level_counts_its_fixed_zones() {
+        // Home is at WARNING; the moving zone goes up and comes down: the order stays at
+        // WARNING, so the change is not an all-clear.
+        let home = ZoneId::new("home").unwrap();
+        let mut records = BTreeMap::from([(
+            home.clone(),
+            ZoneRecord {
+                state: crate::state::ZoneState {
+                    level: AlertLevel::Warning,
+                    since_ms: Some(T0),
+                    ..Default::default()
+                },
+                rev: 3,
+                pending: Vec::new(),
+            },
+        )]);
+        let v = her(T0, 0.0, 10.0);
+        level_after(&mut records, &fix(1, T0 + 10_000, 1_200.0, 10.0), &v);
+        assert_eq!(level(&records), AlertLevel::Warning);
+        let now = T0 + 10 * 60_000;
+        let far = fix(2, now - 1_000, 5_000.0, 10.0);
+        let v2 = her(now - 2_000, 0.0, 10.0);
+        let (compared, zone) = compare(
+            pair(
+                &order(),
+                &VictimZoneTerms::default(),
+                seen(&far),
+                Some(&v2),
+                now,
+            )
+            .unwrap(),
+        );
+        // The moving zone clears after the clear run: two reports 3 minutes apart.
+        let first = plan_moving_zone(
+            &terms(),
+            &records,
+            &zone,
+            &compared,
+            now,
+            &BreachRules::default(),
+        );
+        for w in first.writes {
+            records.insert(
+                w.zone_id,
+                ZoneRecord {
+                    state: w.state,
+                    rev: w.expected_rev + 1,
+                    pending: Vec::new(),
+                },
+            );
+        }
+        let later = fix(3, now + 200_000, 5_000.0, 10.0);
+        let v3 = her(now + 199_000, 0.0, 10.0);
+        let (compared, zone) = compare(
+            pair(
+                &order(),
+                &VictimZoneTerms::default(),
+                seen(&later),
+                Some(&v3),
+                now + 201_000,
+            )
+            .unwrap(),
+        );
+        let plan = plan_moving_zone(
+            &terms(),
+            &records,
+            &zone,
+            &compared,
+            now + 201_000,
+            &BreachRules::default(),
+        );
+        let change = plan
+            .events()
+            .find_map(|e| match &e.body {
+                crate::events::AlertBody::ZoneChange { change, .. } => Some(change.clone()),
+                _ => None,
+            })
+            .expect("the moving zone cleared");
+        assert_eq!(
+            change.transition.as_ref().map(|t| t.to),
+            Some(AlertLevel::Clear)
+        );
+        assert_eq!(
+            change.order_after,
+            AlertLevel::Warning,
+            "home is still at WARNING"
+        );
+        assert!(
+            plan.writes.iter().all(|w| w.zone_id == victim_zone_id()),
+            "only the moving zone steps"
+        );
+    }
+
+    #[test]
+    fn silence_is_told_once_and_its_end_once() {
+        let silent = Pairing::VictimSilent { last_ms: Some(T0) };
+        assert_eq!(
+            silence_change(None, &silent, T0 + 400_000),
+            Some(VictimSilence::Started { last_ms: Some(T0) })
+        );
+        assert_eq!(
+            silence_change(Some(T0 + 400_000), &silent, T0 + 460_000),
+            None
+        );
+        let back = Pairing::TooFarApart { gap_ms: 200_000 };
+        assert_eq!(
+            silence_change(Some(T0 + 400_000), &back, T0 + 700_000),
+            Some(VictimSilence::Ended {
+                silent_for_ms: 300_000
+            })
+        );
+        assert_eq!(silence_change(None, &back, T0), None);
+        // His fix being stale says nothing about her device.
+        assert_eq!(
+            silence_change(Some(T0), &Pairing::OffenderStale, T0 + 1),
+            None
+        );
+    }
+
+    #[test]
+    fn her_position_never_prints() {
+        let v = her(T0, 1_234.0, 10.0);
+        let text = format!("{v:?}");
+        assert!(!text.contains("51.5") && !text.contains("-0.12"), "{text}");
+    }
+}
