@@ -114,6 +114,12 @@ id_type!(
     VictimId,
     "victim id"
 );
+id_type!(
+    /// The identifier of a victim's own device (a phone app or a dedicated unit): its AWS IoT
+    /// thing name, as a tag's is.
+    DeviceId,
+    "device id"
+);
 
 /// A zone's key across the deployment: the order it belongs to and its id within that order.
 /// Two orders may each have a zone `home`; they are two zones. Written `<order_id>/<zone_id>`

@@ -46,7 +46,7 @@ pub use cells::Cell;
 pub use evaluate::{AlertLevel, Assessment, BreachRules};
 pub use fix::{Fix, FixError, TagEvent, TagEventKind, ValidationLimits};
 pub use history::TagHistory;
-pub use ids::{OrderId, TagId, VictimId, ZoneId, ZoneKey};
+pub use ids::{DeviceId, OrderId, TagId, VictimId, ZoneId, ZoneKey};
 pub use index::MemoryZoneIndex;
 pub use operator::{OperatorEvent, OperatorKind};
 pub use order::{Language, OrderPolicy, OrderTerms, PhoneNumber, ProtectionOrder, Victim};

@@ -31,8 +31,8 @@
 //! the events of a change carry distances and his fix, never her position.
 
 use crate::evaluate::BreachRules;
-use crate::fix::Fix;
-use crate::ids::{OrderId, ZoneId};
+use crate::fix::{Fix, ValidationLimits, parse_fix};
+use crate::ids::{DeviceId, OrderId, TagId, ZoneId};
 use crate::ingest::{OrderPlan, ZoneRecord, plan_order};
 use crate::order::OrderTerms;
 use crate::zone::{Zone, ZoneError, ZoneKind, ZoneShape, ZoneSpec};
@@ -133,6 +133,45 @@ impl std::fmt::Debug for VictimPosition {
             .field("received_at_ms", &self.received_at_ms)
             .finish_non_exhaustive()
     }
+}
+
+/// Why a position from her device was refused: the same checks and reason codes as a tag's
+/// fix (docs/WIRE_FORMAT.md), but no value from the payload in the message, since a refused
+/// value can still be one of her coordinates (`"lat": "51.50741"` is malformed, and the
+/// parser's message would quote it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{reason}: the position from the victim's device was refused (its values are not repeated)"
+)]
+pub struct PositionError {
+    /// The reason code, as for fixes (`malformed`, `latitude_out_of_range`, ...).
+    pub reason: &'static str,
+}
+
+/// Parses and validates a position her device published (the fix wire format, v1) and the
+/// server received at `received_at_ms`, with the fix's limits.
+///
+/// Fails with the first problem's reason code, naming no value ([`PositionError`]).
+pub fn parse_position(
+    payload: &[u8],
+    device_id: &DeviceId,
+    received_at_ms: i64,
+    limits: &ValidationLimits,
+) -> Result<VictimPosition, PositionError> {
+    // Device ids and tag ids follow the same rules; the id only labels the parse.
+    let label = TagId::new(device_id.as_str()).map_err(|_| PositionError {
+        reason: "malformed",
+    })?;
+    let fix = parse_fix(payload, &label, received_at_ms, limits)
+        .map_err(|e| PositionError { reason: e.reason() })?;
+    Ok(VictimPosition {
+        seq: fix.seq,
+        at_ms: fix.at_ms,
+        received_at_ms,
+        lat: fix.lat,
+        lon: fix.lon,
+        accuracy_m: fix.accuracy_m,
+    })
 }
 
 impl VictimPosition {
@@ -689,6 +728,36 @@ mod tests {
             silence_change(Some(T0), &Pairing::OffenderStale, T0 + 1),
             None
         );
+    }
+
+    #[test]
+    fn positions_parse_as_fixes_and_refusals_repeat_no_value() {
+        let device = DeviceId::new("phone-v1").unwrap();
+        let limits = ValidationLimits::default();
+        let now = T0 + 1_000;
+        let ok = format!(
+            r#"{{"v":1,"seq":9,"at_ms":{T0},"lat":51.50741,"lon":-0.12776,"accuracy_m":12.5}}"#
+        );
+        let p = parse_position(ok.as_bytes(), &device, now, &limits).unwrap();
+        assert_eq!((p.seq, p.at_ms, p.received_at_ms), (9, T0, now));
+        assert_eq!((p.lat, p.lon, p.accuracy_m), (51.50741, -0.12776, 12.5));
+        for (payload, reason) in [
+            (ok.replace("51.50741", "\"51.50741\""), "malformed"),
+            (ok.replace("-0.12776", "\"NaN\""), "not_finite"),
+            (ok.replace("51.50741", "91.5"), "latitude_out_of_range"),
+            (
+                ok.replace(&T0.to_string(), &(T0 + 3_600_000).to_string()),
+                "device_time_in_future",
+            ),
+        ] {
+            let e = parse_position(payload.as_bytes(), &device, now, &limits).unwrap_err();
+            let text = e.to_string();
+            assert_eq!(e.reason, reason, "{payload}: {text}");
+            assert!(
+                !text.contains("51.5") && !text.contains("0.127") && !text.contains("91.5"),
+                "{text}"
+            );
+        }
     }
 
     #[test]
