@@ -516,7 +516,13 @@ mod tests {
         ));
     }
 
-    fn level_after(records: &mut BTreeMap<ZoneId, ZoneRecord>, f: &Fix, v: &VictimPosition) {
+    /// Judges `f` against `v` a second after the newer of the two and applies the plan to
+    /// `records`; returns the plan.
+    fn level_after(
+        records: &mut BTreeMap<ZoneId, ZoneRecord>,
+        f: &Fix,
+        v: &VictimPosition,
+    ) -> OrderPlan {
         let now = f.at_ms.max(v.at_ms) + 1_000;
         let (compared, zone) =
             compare(pair(&order(), &VictimZoneTerms::default(), seen(f), Some(v), now).unwrap());
@@ -528,16 +534,17 @@ mod tests {
             now,
             &BreachRules::default(),
         );
-        for w in plan.writes {
+        for w in &plan.writes {
             records.insert(
-                w.zone_id,
+                w.zone_id.clone(),
                 ZoneRecord {
-                    state: w.state,
+                    state: w.state.clone(),
                     rev: w.expected_rev + 1,
                     pending: Vec::new(),
                 },
             );
         }
+        plan
     }
 
     fn level(records: &BTreeMap<ZoneId, ZoneRecord>) -> AlertLevel {
@@ -630,57 +637,17 @@ mod tests {
         let v = her(T0, 0.0, 10.0);
         level_after(&mut records, &fix(1, T0 + 10_000, 1_200.0, 10.0), &v);
         assert_eq!(level(&records), AlertLevel::Warning);
+        // The moving zone clears after the clear run: reports 3 minutes apart, far apart.
         let now = T0 + 10 * 60_000;
-        let far = fix(2, now - 1_000, 5_000.0, 10.0);
-        let v2 = her(now - 2_000, 0.0, 10.0);
-        let (compared, zone) = compare(
-            pair(
-                &order(),
-                &VictimZoneTerms::default(),
-                seen(&far),
-                Some(&v2),
-                now,
-            )
-            .unwrap(),
+        level_after(
+            &mut records,
+            &fix(2, now - 1_000, 5_000.0, 10.0),
+            &her(now - 2_000, 0.0, 10.0),
         );
-        // The moving zone clears after the clear run: two reports 3 minutes apart.
-        let first = plan_moving_zone(
-            &terms(),
-            &records,
-            &zone,
-            &compared,
-            now,
-            &BreachRules::default(),
-        );
-        for w in first.writes {
-            records.insert(
-                w.zone_id,
-                ZoneRecord {
-                    state: w.state,
-                    rev: w.expected_rev + 1,
-                    pending: Vec::new(),
-                },
-            );
-        }
-        let later = fix(3, now + 200_000, 5_000.0, 10.0);
-        let v3 = her(now + 199_000, 0.0, 10.0);
-        let (compared, zone) = compare(
-            pair(
-                &order(),
-                &VictimZoneTerms::default(),
-                seen(&later),
-                Some(&v3),
-                now + 201_000,
-            )
-            .unwrap(),
-        );
-        let plan = plan_moving_zone(
-            &terms(),
-            &records,
-            &zone,
-            &compared,
-            now + 201_000,
-            &BreachRules::default(),
+        let plan = level_after(
+            &mut records,
+            &fix(3, now + 200_000, 5_000.0, 10.0),
+            &her(now + 199_000, 0.0, 10.0),
         );
         let change = plan
             .events()
