@@ -256,12 +256,14 @@ pub struct RuleTargets(pub BTreeMap<String, ActionTarget>);
 impl Default for RuleTargets {
     /// Vigil's rules, as `infra/rules/README.md` and the CDK app define them.
     fn default() -> RuleTargets {
-        RuleTargets(BTreeMap::from([(
-            "ingest".to_owned(),
-            ActionTarget::Lambda {
-                function: "ingest".to_owned(),
-            },
-        )]))
+        let ingest = || ActionTarget::Lambda {
+            function: "ingest".to_owned(),
+        };
+        RuleTargets(BTreeMap::from([
+            ("ingest".to_owned(), ingest()),
+            // Positions from victims' own devices (docs/PROXIMITY.md).
+            ("victim".to_owned(), ingest()),
+        ]))
     }
 }
 
