@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::front::{Connections, Denial, Denials};
-use crate::policy::{Policy, PolicyContext, PolicyError};
+use crate::policy::{Policies, PolicyContext, PolicyError};
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
 use crate::pki::{Pki, PkiError};
@@ -71,7 +71,8 @@ impl LocalBroker {
     /// [`BrokerError::Front`] if the certificates cannot be loaded, and
     /// [`BrokerError::Start`] if no port could be bound within 10 s (three ports are tried).
     pub fn start_for_stage(pki: &Pki, stage: &str) -> Result<LocalBroker, BrokerError> {
-        let policy = Arc::new(Policy::shipped(&PolicyContext::local(stage))?);
+        let policies = Arc::new(Policies::shipped(&PolicyContext::local(stage))?);
+        let front_pki = pki.clone();
         let acceptor = crate::front::tls_acceptor(pki)?;
         let (internal, broker) = start_rumqttd()?;
         let front = TcpListener::bind("127.0.0.1:0")
@@ -109,7 +110,7 @@ impl LocalBroker {
                         }
                     };
                     tokio::select! {
-                        () = crate::front::serve(listener, acceptor, internal, policy, front_denials, front_connections) => {}
+                        () = crate::front::serve(listener, acceptor, internal, policies, front_pki, front_denials, front_connections) => {}
                         _ = stopped => {}
                     }
                 });

@@ -2,8 +2,10 @@
 //! before anything reaches the message broker.
 //!
 //! Each client connects here with TLS and a client certificate from the local CA. The front
-//! takes the certificate's CN as the thing name, opens a plain TCP connection to rumqttd on
-//! loopback, and relays MQTT packets, checking the client's against the [`Policy`]:
+//! takes the certificate's CN as the thing name and the policy attached to its certificate
+//! (the tag policy, or a victim's device's: [`Pki::attached_policy`]), opens a plain TCP
+//! connection to rumqttd on loopback, and relays MQTT packets, checking the client's against
+//! that [`Policy`]:
 //! - `CONNECT`: `iot:Connect` on `client/<client id>`; refused with CONNACK 5 (not
 //!   authorised) and the connection closed, so another tag cannot take a tag's client id;
 //! - `PUBLISH`: `iot:Publish` on `topic/<topic>`; refused by closing the connection, as IoT
@@ -30,7 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::pki::{BRIDGE_CLIENT_ID, OPERATOR_CLIENT_ID, Pki};
-use crate::policy::{Action, Policy};
+use crate::policy::{Action, Policies, Policy};
 
 /// Certificate CNs that are AWS-side services, not things: no IoT policy applies to them.
 pub const SERVICE_IDENTITIES: [&str; 2] = [BRIDGE_CLIENT_ID, OPERATOR_CLIENT_ID];
@@ -163,7 +165,8 @@ pub(crate) async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     broker: SocketAddr,
-    policy: Arc<Policy>,
+    policies: Arc<Policies>,
+    pki: Pki,
     denials: Denials,
     connections: Connections,
 ) {
@@ -175,14 +178,20 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let (acceptor, policy, denials, connections) = (
+        let (acceptor, policies, pki, denials, connections) = (
             acceptor.clone(),
-            policy.clone(),
+            policies.clone(),
+            pki.clone(),
             denials.clone(),
             connections.clone(),
         );
         tokio::spawn(async move {
-            if let Err(e) = relay(stream, acceptor, broker, &policy, &denials, &connections).await {
+            let attached = |thing: &str| {
+                let name = pki.attached_policy(thing);
+                policies.get(&name).cloned().ok_or(name)
+            };
+            if let Err(e) = relay(stream, acceptor, broker, attached, &denials, &connections).await
+            {
                 tracing::debug!(%peer, error = %e, "MQTT connection ended");
             }
         });
@@ -193,7 +202,7 @@ async fn relay(
     stream: TcpStream,
     acceptor: TlsAcceptor,
     broker: SocketAddr,
-    policy: &Policy,
+    attached: impl Fn(&str) -> Result<Policy, String>,
     denials: &Denials,
     connections: &Connections,
 ) -> Result<(), String> {
@@ -216,6 +225,19 @@ async fn relay(
         common_name(cert.as_ref()).ok_or("a client certificate without a CN")?
     };
     let service = SERVICE_IDENTITIES.contains(&thing.as_str());
+    let policy = &match attached(&thing) {
+        Ok(policy) => policy,
+        Err(name) => {
+            tracing::warn!(
+                thing,
+                policy = name,
+                "a certificate with a policy that is not shipped"
+            );
+            return Err(format!(
+                "{thing}: policy {name:?} is not in infra/resources.json"
+            ));
+        }
+    };
     let (mut client_read, mut client_write) = tokio::io::split(tls);
     let deny = |action: Action, name: &str, client_id: &str| {
         denials.push(Denial {

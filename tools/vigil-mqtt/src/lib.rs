@@ -42,5 +42,5 @@ pub use broker::LocalBroker;
 pub use client::Endpoint;
 pub use lambda_watch::LambdaWatch;
 pub use pki::{CertPair, Pki};
-pub use policy::{Policy, PolicyContext};
+pub use policy::{Policies, Policy, PolicyContext};
 pub use sql::{Evaluation, Message, RuleOutput, Statement};

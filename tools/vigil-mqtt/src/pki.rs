@@ -36,6 +36,12 @@ pub const BRIDGE_CLIENT_ID: &str = "vigil-bridge";
 /// IAM rather than as a thing.
 pub const OPERATOR_CLIENT_ID: &str = "vigil-operator";
 
+/// The IoT policy a tag's certificate has (logical name in `infra/resources.json`).
+pub const TAG_POLICY: &str = "tag";
+
+/// The IoT policy a victim's own device's certificate has.
+pub const VICTIM_DEVICE_POLICY: &str = "victim-device";
+
 /// What can go wrong generating or reading certificates.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
@@ -197,6 +203,30 @@ impl Pki {
             )?;
         }
         Ok(pair)
+    }
+
+    /// The client certificate of a victim's own device (docs/PROXIMITY.md), issuing it when
+    /// missing, with the victim-device policy attached: as `vigil devices register` attaches
+    /// it in AWS, the certificate may then act only on `victims/<device>/...`.
+    ///
+    /// Fails as [`Pki::client`].
+    pub fn device(&self, device_id: &str) -> Result<CertPair, PkiError> {
+        let pair = self.client(device_id)?;
+        let path = self.attachment(device_id);
+        write(&path, VICTIM_DEVICE_POLICY.as_bytes(), CERT_MODE)?;
+        Ok(pair)
+    }
+
+    /// The IoT policy attached to `thing`'s certificate: [`VICTIM_DEVICE_POLICY`] for a
+    /// certificate [`Pki::device`] issued, [`TAG_POLICY`] otherwise.
+    pub fn attached_policy(&self, thing: &str) -> String {
+        std::fs::read_to_string(self.attachment(thing))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| TAG_POLICY.to_owned())
+    }
+
+    fn attachment(&self, thing: &str) -> PathBuf {
+        self.dir.join("clients").join(format!("{thing}.policy"))
     }
 
     /// An exclusive lock on `<dir>/.lock`, so parallel tests and tools issue each file once.

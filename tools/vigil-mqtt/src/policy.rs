@@ -118,6 +118,35 @@ struct Statement {
     resources: Vec<String>,
 }
 
+/// Every IoT policy `infra/resources.json` declares, by logical name (`tag`,
+/// `victim-device`): the policies the CDK app ships, one of which the CLI attaches to each
+/// certificate. Locally the PKI records which one a certificate has ([`crate::Pki::attached_policy`]).
+#[derive(Debug, Clone)]
+pub struct Policies(std::collections::BTreeMap<String, Policy>);
+
+impl Policies {
+    /// The policies the CDK app ships, read from the documents `infra/resources.json` names.
+    ///
+    /// Fails as [`Policy::load`], or with [`PolicyError::Invalid`] if `infra/resources.json`
+    /// cannot be read.
+    pub fn shipped(context: &PolicyContext) -> Result<Policies, PolicyError> {
+        let resources = vigil_local::Resources::bundled()
+            .map_err(|e| PolicyError::Invalid(format!("infra/resources.json: {e}")))?;
+        let infra = vigil_local::workspace_root().join("infra");
+        let mut policies = std::collections::BTreeMap::new();
+        for def in &resources.iot_policies {
+            let policy = Policy::load(&def.document_path(&infra), context)?;
+            policies.insert(def.name.clone(), policy);
+        }
+        Ok(Policies(policies))
+    }
+
+    /// The policy with this logical name.
+    pub fn get(&self, name: &str) -> Option<&Policy> {
+        self.0.get(name)
+    }
+}
+
 /// A parsed IoT policy, ready to answer "may this thing do this".
 #[derive(Debug, Clone)]
 pub struct Policy {

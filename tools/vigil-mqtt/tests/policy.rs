@@ -211,3 +211,91 @@ async fn a_tag_cannot_read_another_tags_commands_or_anyones_fixes() {
             .all(|d| d.action == Action::Subscribe && d.thing == "tag-b")
     );
 }
+
+/// Issue 9: a victim's own device has the victim-device policy, a tag the tag policy, and
+/// neither can reach the other side: the device publishes only its own positions, the tag can
+/// neither read them nor pose as a device.
+#[tokio::test]
+async fn a_victims_device_and_a_tag_cannot_reach_each_others_topics() {
+    let (pki, broker) = common::broker("policy-device");
+    let device = pki.device("phone-v1").unwrap();
+    assert_eq!(pki.attached_policy("phone-v1"), "victim-device");
+    let tag = pki.client("tag-b").unwrap();
+    assert_eq!(pki.attached_policy("tag-b"), "tag");
+
+    // The operator stands in for the rule: it sees every victim topic.
+    let identity = pki.client(OPERATOR_CLIENT_ID).unwrap();
+    let (operator, mut watching) =
+        common::connect(&broker.endpoint(), OPERATOR_CLIENT_ID, &identity)
+            .await
+            .unwrap();
+    operator
+        .subscribe("victims/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    loop {
+        if let Event::Incoming(Packet::SubAck(_)) = watching.poll().await.unwrap() {
+            break;
+        }
+    }
+
+    // Refused: the device on a tag topic, on another device's topic, on its own commands;
+    // the tag on a device topic.
+    for (who, cert, topic) in [
+        ("phone-v1", &device, "tags/phone-v1/fix"),
+        ("phone-v1", &device, "victims/phone-v2/position"),
+        ("phone-v1", &device, "victims/phone-v1/cmd"),
+        ("tag-b", &tag, "victims/tag-b/position"),
+    ] {
+        let (c, mut events) = common::connect(&broker.endpoint(), who, cert)
+            .await
+            .expect("connects as itself");
+        c.publish(topic, QoS::AtLeastOnce, false, br#"{"v":1}"#.to_vec())
+            .await
+            .unwrap();
+        assert!(
+            closed(&mut events, Duration::from_secs(5)).await,
+            "{who} publishing on {topic} was not refused"
+        );
+    }
+    // The tag cannot subscribe to positions.
+    let (c, mut events) = common::connect(&broker.endpoint(), "tag-b", &tag)
+        .await
+        .unwrap();
+    c.subscribe("victims/+/position", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    assert!(
+        closed(&mut events, Duration::from_secs(5)).await,
+        "a tag subscribed to victims' positions"
+    );
+    // The device's own position goes through, and is the only thing seen.
+    let (d, mut d_events) = common::connect(&broker.endpoint(), "phone-v1", &device)
+        .await
+        .unwrap();
+    d.publish(
+        "victims/phone-v1/position",
+        QoS::AtLeastOnce,
+        false,
+        br#"{"v":1}"#.to_vec(),
+    )
+    .await
+    .unwrap();
+    let pump = tokio::spawn(async move { closed(&mut d_events, Duration::from_secs(3)).await });
+    assert_eq!(
+        received(&mut watching, Duration::from_secs(3)).await,
+        ["victims/phone-v1/position"]
+    );
+    assert!(!pump.await.unwrap(), "the device's own position closed it");
+    let refused: Vec<(String, Action, String)> = broker
+        .denials()
+        .into_iter()
+        .map(|d| (d.thing, d.action, d.name))
+        .collect();
+    assert_eq!(refused.len(), 5, "{refused:?}");
+    assert!(refused.contains(&(
+        "tag-b".into(),
+        Action::Subscribe,
+        "victims/+/position".into()
+    )));
+}
