@@ -120,6 +120,19 @@ pub fn event_record(event: &AlertEvent, digest: &str) -> AuditEntry {
                 "fix": fix.as_ref().map(|f| json!({ "seq": f.seq, "at_ms": f.at_ms, "lat": f.lat, "lon": f.lon, "accuracy_m": f.accuracy_m })),
             })),
         ),
+        // Her device's reporting, never her position.
+        AlertBody::VictimDevice {
+            device_id,
+            silent,
+            last_report_ms,
+        } => entry(
+            "victim_device",
+            common(json!({
+                "device_id": device_id,
+                "silent": silent,
+                "last_report_ms": last_report_ms,
+            })),
+        ),
     }
 }
 

@@ -68,6 +68,8 @@ fn operators_only(event: &AlertEvent) -> Urgency {
         AlertBody::RejectedNearZone { entry, .. } if *entry == AlertLevel::Breach => {
             Urgency::Urgent
         }
+        // Her device reports again: for the record.
+        AlertBody::VictimDevice { silent: false, .. } => Urgency::Info,
         _ => Urgency::High,
     }
 }
@@ -119,7 +121,9 @@ where
         AlertBody::TagEvent { kind, .. } => {
             policy::decide_tag_event(*kind, &order.policy, &notices, &at)
         }
-        AlertBody::RejectedNearZone { .. } | AlertBody::MessageConflict { .. } => (
+        AlertBody::RejectedNearZone { .. }
+        | AlertBody::MessageConflict { .. }
+        | AlertBody::VictimDevice { .. } => (
             Decision {
                 victim: VictimDecision::Nothing,
                 urgency: operators_only(event),

@@ -235,7 +235,7 @@ impl OrderSpec {
             valid_until,
             policy: self.policy.clone(),
             // Set with her device's registration (docs/PROXIMITY.md), not by the order file.
-            victim_zone: None,
+            victim_device: None,
         };
         Ok(CheckedOrder { order, zones })
     }

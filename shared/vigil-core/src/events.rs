@@ -7,7 +7,7 @@
 
 use crate::evaluate::{AlertLevel, Assessment};
 use crate::fix::{Fix, TagEventKind};
-use crate::ids::{OrderId, TagId, ZoneId};
+use crate::ids::{DeviceId, OrderId, TagId, ZoneId};
 use crate::policy::OrderChange;
 use crate::zone::ZoneKind;
 use serde::{Deserialize, Serialize};
@@ -99,6 +99,18 @@ pub enum AlertBody {
         /// The event's kind, when the message is one.
         kind: Option<TagEventKind>,
     },
+    /// The victim's own device stopped reporting (no position within the order's age limit
+    /// when his fix was judged), or reported again after that. Operators only; never her
+    /// position (docs/PROXIMITY.md).
+    VictimDevice {
+        /// Her device.
+        device_id: DeviceId,
+        /// Whether it went silent (true) or reported again (false).
+        silent: bool,
+        /// The time of her last position before the silence, Unix ms; `None` when the device
+        /// never reported.
+        last_report_ms: Option<i64>,
+    },
 }
 
 impl AlertEvent {
@@ -112,6 +124,14 @@ impl AlertEvent {
     /// restarted counter can never make a new event (a tamper alert) look like a duplicate.
     pub fn tag_event_id(order_id: &OrderId, tag_id: &TagId, seq: u64, hash: &str) -> String {
         format!("te:{order_id}:{tag_id}:{seq}:{hash}")
+    }
+
+    /// The id of a change of her device's silence: the order, start or end, and the episode
+    /// (her last position's time before the silence, `none` when there was none).
+    pub fn victim_device_id(order_id: &OrderId, silent: bool, episode_ms: Option<i64>) -> String {
+        let what = if silent { "silent" } else { "back" };
+        let episode = episode_ms.map_or_else(|| "none".to_owned(), |t| t.to_string());
+        format!("vd:{order_id}:{what}:{episode}")
     }
 
     /// The id of a rejected fix near a zone.
@@ -155,6 +175,7 @@ impl AlertEvent {
             AlertBody::TagEvent { .. } => "tag_event",
             AlertBody::RejectedNearZone { .. } => "rejected_near_zone",
             AlertBody::MessageConflict { .. } => "message_conflict",
+            AlertBody::VictimDevice { .. } => "victim_device",
         }
     }
 }

@@ -344,7 +344,7 @@ mod tests {
             valid_from: None,
             valid_until: None,
             policy: Default::default(),
-            victim_zone: None,
+            victim_device: None,
         }
     }
 

@@ -94,6 +94,19 @@ pub fn render(alert: VictimAlert, lang: Language, ctx: &MessageContext<'_>) -> S
     let a = around(lang, ctx.zone_kind);
     let e = ctx.emergency_number;
     let mut text = match (lang, alert) {
+        // Around her own device the zone moves with her: "very close to you", not a place.
+        (En, Breach) if ctx.zone_kind == ZoneKind::VictimLocation => format!(
+            "Vigil URGENT: the person named in your protection order is very close to you. Go to a safe place now and call {e}."
+        ),
+        (Es, Breach) if ctx.zone_kind == ZoneKind::VictimLocation => format!(
+            "Vigil URGENTE: la persona de su orden de protección está muy cerca de usted. Vaya ahora a un lugar seguro y llame al {e}."
+        ),
+        (Fr, Breach) if ctx.zone_kind == ZoneKind::VictimLocation => format!(
+            "Vigil URGENT : la personne visée par votre ordonnance de protection est tout près de vous. Mettez-vous en sécurité maintenant et appelez le {e}."
+        ),
+        (De, Breach) if ctx.zone_kind == ZoneKind::VictimLocation => format!(
+            "Vigil DRINGEND: Die Person aus Ihrer Schutzanordnung ist ganz in Ihrer Nähe. Gehen Sie sofort an einen sicheren Ort und rufen Sie {e} an."
+        ),
         (En, Warning) => format!(
             "Vigil: the person named in your protection order may be {n}. Stay alert and keep your phone with you. If you feel unsafe, go somewhere safe and call {e}."
         ),
@@ -237,6 +250,34 @@ mod tests {
         ZoneKind::Other,
         ZoneKind::VictimLocation,
     ];
+
+    #[test]
+    fn the_moving_zone_says_near_you_and_very_close_to_you() {
+        let ctx = MessageContext {
+            zone_kind: ZoneKind::VictimLocation,
+            emergency_number: "999",
+            position: None,
+        };
+        let warning = render(VictimAlert::Warning, Language::En, &ctx);
+        assert!(warning.contains("may be near you"), "{warning}");
+        let breach = render(VictimAlert::Breach, Language::En, &ctx);
+        assert!(
+            breach.contains("very close to you") && breach.contains("call 999"),
+            "{breach}"
+        );
+        let clear = render(VictimAlert::AllClear, Language::En, &ctx);
+        assert!(clear.contains("no longer near you"), "{clear}");
+        for lang in Language::ALL {
+            let fixed = MessageContext {
+                zone_kind: ZoneKind::Home,
+                ..ctx.clone()
+            };
+            assert_ne!(
+                render(VictimAlert::Breach, lang, &ctx),
+                render(VictimAlert::Breach, lang, &fixed)
+            );
+        }
+    }
 
     #[test]
     fn every_template_renders_in_every_language() {

@@ -9,7 +9,7 @@
 use crate::evaluate::AlertLevel;
 use crate::events::{AlertBody, AlertEvent};
 use crate::fix::TagEventKind;
-use crate::ids::{OrderId, TagId, ZoneId};
+use crate::ids::{DeviceId, OrderId, TagId, ZoneId};
 use crate::policy::{Decision, Urgency};
 use crate::state::{Cause, Escalation, Transition};
 use crate::zone::ZoneKind;
@@ -52,11 +52,15 @@ pub enum OperatorKind {
     /// The alert function found an idempotency claim for this event written for other
     /// content: a claim planted to silence the event, or a forged event. Handled anyway.
     ClaimMismatch,
+    /// The victim's own device stopped reporting: her moving zone cannot be judged.
+    VictimDeviceSilent,
+    /// The victim's own device reports again.
+    VictimDeviceBack,
 }
 
 impl OperatorKind {
     /// Every kind without a parameter, for documentation and tests.
-    pub const PLAIN: [OperatorKind; 11] = [
+    pub const PLAIN: [OperatorKind; 13] = [
         Self::ZoneWarning,
         Self::ZoneBreach,
         Self::ZoneStepDown,
@@ -68,6 +72,8 @@ impl OperatorKind {
         Self::RejectedFixNearZone,
         Self::MessageConflict,
         Self::ClaimMismatch,
+        Self::VictimDeviceSilent,
+        Self::VictimDeviceBack,
     ];
 
     /// The kinds of a zone change: the level change (with `late_fix` for a raise by a late
@@ -109,6 +115,8 @@ impl OperatorKind {
                 vec![Self::RejectedFixNearZone, Self::FixRejected(reason.clone())]
             }
             AlertBody::MessageConflict { .. } => vec![Self::MessageConflict],
+            AlertBody::VictimDevice { silent: true, .. } => vec![Self::VictimDeviceSilent],
+            AlertBody::VictimDevice { silent: false, .. } => vec![Self::VictimDeviceBack],
         }
     }
 }
@@ -138,6 +146,8 @@ impl fmt::Display for OperatorKind {
             Self::RejectedFixNearZone => "rejected_fix_near_zone",
             Self::MessageConflict => "message_conflict",
             Self::ClaimMismatch => "claim_mismatch",
+            Self::VictimDeviceSilent => "victim_device_silent",
+            Self::VictimDeviceBack => "victim_device_back",
             Self::TagEvent(k) => return write!(f, "tag_event:{}", tag_event_name(*k)),
             Self::FixRejected(r) => return write!(f, "fix_rejected:{r}"),
         })
@@ -260,6 +270,17 @@ pub struct ConflictReport {
     pub hash: String,
 }
 
+/// The victim's own device's reporting (never her position).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VictimDeviceReport {
+    /// Her device.
+    pub device_id: DeviceId,
+    /// Whether it is silent now.
+    pub silent: bool,
+    /// The time of her last position before the silence, Unix ms.
+    pub last_report_ms: Option<i64>,
+}
+
 /// One event as the monitoring centre receives it (JSON version [`OPERATOR_EVENT_VERSION`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OperatorEvent {
@@ -299,6 +320,9 @@ pub struct OperatorEvent {
     pub rejection: Option<RejectionReport>,
     /// The counter conflict, when there is one.
     pub conflict: Option<ConflictReport>,
+    /// Her own device's reporting, for its silence and its return.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victim_device: Option<VictimDeviceReport>,
     /// What the victim got: `none`, `sent:<alert>` or `held:<alert>:<reason>`
     /// ([`crate::VictimDecision::label`]).
     pub victim_sms: String,
@@ -334,6 +358,7 @@ impl OperatorEvent {
             tag_event: None,
             rejection: None,
             conflict: None,
+            victim_device: None,
             victim_sms: decision.victim.label(),
         };
         let position = |fix: &crate::Fix| OffenderPosition {
@@ -417,6 +442,17 @@ impl OperatorEvent {
                     seq: *seq,
                     previous_hash: previous_hash.clone(),
                     hash: hash.clone(),
+                });
+            }
+            AlertBody::VictimDevice {
+                device_id,
+                silent,
+                last_report_ms,
+            } => {
+                out.victim_device = Some(VictimDeviceReport {
+                    device_id: device_id.clone(),
+                    silent: *silent,
+                    last_report_ms: *last_report_ms,
                 });
             }
         }

@@ -1,7 +1,7 @@
 //! Protection orders: the offender's tag, the victim and how they are told, and the policy.
 
 use crate::ids::{OrderId, TagId, VictimId, ZoneId};
-use crate::proximity::VictimZoneTerms;
+use crate::proximity::VictimDevice;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -260,9 +260,9 @@ pub struct OrderTerms {
     /// Escalation and alert settings.
     #[serde(default)]
     pub policy: OrderPolicy,
-    /// The zone around the victim's own device, when she carries one.
+    /// The victim's own device and the zone around it, when she carries one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub victim_zone: Option<VictimZoneTerms>,
+    pub victim_device: Option<VictimDevice>,
 }
 
 impl OrderTerms {
@@ -298,9 +298,10 @@ pub struct ProtectionOrder {
     /// Alert behaviour.
     #[serde(default)]
     pub policy: OrderPolicy,
-    /// The zone around the victim's own device (`crate::proximity`), when she carries one.
+    /// The victim's own device and the zone around it (`crate::proximity`), when she carries
+    /// one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub victim_zone: Option<VictimZoneTerms>,
+    pub victim_device: Option<VictimDevice>,
 }
 
 impl ProtectionOrder {
@@ -311,7 +312,7 @@ impl ProtectionOrder {
             valid_from: self.valid_from,
             valid_until: self.valid_until,
             policy: self.policy.clone(),
-            victim_zone: self.victim_zone.clone(),
+            victim_device: self.victim_device.clone(),
         }
     }
 

@@ -31,6 +31,7 @@
 //! the events of a change carry distances and his fix, never her position.
 
 use crate::evaluate::BreachRules;
+use crate::events::{AlertBody, AlertEvent};
 use crate::fix::{Fix, ValidationLimits, parse_fix};
 use crate::ids::{DeviceId, OrderId, TagId, ZoneId};
 use crate::ingest::{OrderPlan, ZoneRecord, plan_order};
@@ -104,6 +105,17 @@ impl VictimZoneTerms {
             self.max_position_age_s,
         )
     }
+}
+
+/// Her own device, as an order knows it: which device, and the zone around it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VictimDevice {
+    /// The device (its AWS IoT thing name).
+    pub device_id: DeviceId,
+    /// The moving zone's settings.
+    #[serde(default)]
+    pub zone: VictimZoneTerms,
 }
 
 /// A position her device reported, accepted by ingest. Never logged, never in an event, a
@@ -303,6 +315,34 @@ pub enum VictimSilence {
     },
 }
 
+impl VictimSilence {
+    /// The operator event for this change of order `order_id`, whose offender's tag is
+    /// `tag_id`: the episode is named by her last position's time before the silence, so the
+    /// same start or end found twice (a retry, two invocations) is one event.
+    pub fn event(
+        &self,
+        order_id: &OrderId,
+        tag_id: &TagId,
+        device_id: &DeviceId,
+        episode_ms: Option<i64>,
+        received_at_ms: i64,
+    ) -> AlertEvent {
+        let silent = matches!(self, VictimSilence::Started { .. });
+        AlertEvent {
+            event_id: AlertEvent::victim_device_id(order_id, silent, episode_ms),
+            order_id: order_id.clone(),
+            tag_id: tag_id.clone(),
+            at_ms: received_at_ms,
+            received_at_ms,
+            body: AlertBody::VictimDevice {
+                device_id: device_id.clone(),
+                silent,
+                last_report_ms: episode_ms,
+            },
+        }
+    }
+}
+
 /// Whether her device's silence starts or ends with this message: `silent_since_ms` is when a
 /// silence was last noticed (stored with the moving zone's state), `pairing` what this message
 /// found. `None` when nothing changes for operators.
@@ -346,7 +386,7 @@ mod tests {
             valid_from: None,
             valid_until: None,
             policy: Default::default(),
-            victim_zone: None,
+            victim_device: None,
         }
     }
 

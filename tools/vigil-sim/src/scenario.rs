@@ -403,7 +403,7 @@ impl Scenario {
                 valid_from: entry.valid_from,
                 valid_until: entry.valid_until,
                 policy: entry.policy.clone(),
-                victim_zone: None,
+                victim_device: None,
             });
         }
 
