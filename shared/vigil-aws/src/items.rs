@@ -5,12 +5,15 @@ use crate::error::StoreError;
 use crate::ports::QuarantineRecord;
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use vigil_core::audit::AuditRecord;
 use vigil_core::events::AlertEvent;
 use vigil_core::ingest::ZoneRecord;
 use vigil_core::policy::VictimNotices;
-use vigil_core::{OrderId, OrderTerms, ProtectionOrder, TagHistory, TagId, Zone, ZoneId, ZoneKey};
+use vigil_core::proximity::VictimPosition;
+use vigil_core::{
+    DeviceId, OrderId, OrderTerms, ProtectionOrder, TagHistory, TagId, Zone, ZoneId, ZoneKey,
+};
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -37,9 +40,13 @@ pub mod table {
     pub const QUARANTINE: &str = "quarantine";
     /// Tags' histories of accepted fixes, written by ingest.
     pub const LAST_SEEN: &str = "last-seen";
+    /// Victims' own devices: which orders each belongs to.
+    pub const DEVICES: &str = "devices";
+    /// Each victim device's newest position (her coordinates: ingest only).
+    pub const VICTIM_POSITIONS: &str = "victim-positions";
 
     /// Every table, for configuration checks.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 12] = [
         ZONE_CELLS,
         ZONES,
         ORDERS,
@@ -50,6 +57,8 @@ pub mod table {
         AUDIT,
         QUARANTINE,
         LAST_SEEN,
+        DEVICES,
+        VICTIM_POSITIONS,
     ];
 }
 
@@ -57,6 +66,9 @@ pub mod table {
 pub const ZONE_ATTR: &str = "z#";
 /// Prefix of an order's terms' attribute in a `tags` item.
 pub const ORDER_ATTR: &str = "o#";
+/// Prefix of an order's "her device is silent" mark in a `tags` item: the value is the time of
+/// her last position before the silence, or -1 when her device never reported.
+pub const SILENT_ATTR: &str = "silent#";
 /// Prefix of an open `<order_id>/<zone_id>` pair's attribute in a `tags` item.
 pub const OPEN_ATTR: &str = "open#";
 
@@ -172,6 +184,66 @@ pub fn order_attr(order_id: &OrderId) -> String {
 /// An order's terms as stored in a tag item.
 pub fn order_terms_value(terms: &OrderTerms) -> AttributeValue {
     s(to_json(terms))
+}
+
+/// The attribute of an order's "her device is silent" mark in a `tags` item.
+pub fn silent_attr(order_id: &OrderId) -> String {
+    format!("{SILENT_ATTR}{order_id}")
+}
+
+/// The "her device is silent" marks of a `tags` item: order -> the time of her last position
+/// before the silence (`None`: her device never reported).
+pub fn silent_marks(item: &Item) -> Result<BTreeMap<OrderId, Option<i64>>, StoreError> {
+    let mut marks = BTreeMap::new();
+    for (k, v) in item.iter() {
+        let Some(order) = k.strip_prefix(SILENT_ATTR) else {
+            continue;
+        };
+        let order = OrderId::new(order).map_err(|e| StoreError::corrupt(k, e))?;
+        let ms: i64 = v
+            .as_n()
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| StoreError::corrupt(k, "expected a number"))?;
+        marks.insert(order, (ms >= 0).then_some(ms));
+    }
+    Ok(marks)
+}
+
+/// The `(order, tag)` pairs of a `devices` item (`o#<order_id>` = the order's tag id).
+pub fn device_orders(item: &Item) -> Result<Vec<(OrderId, TagId)>, StoreError> {
+    let mut out = Vec::new();
+    for (k, v) in item.iter() {
+        let Some(order) = k.strip_prefix(ORDER_ATTR) else {
+            continue;
+        };
+        let order = OrderId::new(order).map_err(|e| StoreError::corrupt(k, e))?;
+        let tag = v
+            .as_s()
+            .ok()
+            .and_then(|t| TagId::new(t.as_str()).ok())
+            .ok_or_else(|| StoreError::corrupt(k, "expected a tag id"))?;
+        out.push((order, tag));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A `victim-positions` item: her device's newest position, its time (for the "newer only"
+/// condition) and the TTL.
+pub fn position_item(device_id: &DeviceId, position: &VictimPosition, expires_at_s: i64) -> Item {
+    Item::from([
+        ("device_id".into(), s(device_id.as_str())),
+        ("position".into(), s(to_json(position))),
+        ("t".into(), n(position.time_ms())),
+        ("seq".into(), n(position.seq)),
+        ("expires_at".into(), n(expires_at_s)),
+    ])
+}
+
+/// The position of a `victim-positions` item.
+pub fn position_from_item(item: &Item) -> Result<VictimPosition, StoreError> {
+    json("victim-positions.position", item.get_s("position")?)
 }
 
 /// The order terms and open zones of a `tags` item.

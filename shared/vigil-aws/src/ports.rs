@@ -12,9 +12,10 @@ use vigil_core::cells::Cell;
 use vigil_core::events::AlertEvent;
 use vigil_core::ingest::{StateWrite, ZoneRecord};
 use vigil_core::policy::VictimNotices;
+use vigil_core::proximity::VictimPosition;
 use vigil_core::{
-    AlertLevel, OperatorEvent, OrderId, OrderTerms, PhoneNumber, ProtectionOrder, TagHistory,
-    TagId, Zone, ZoneId, ZoneKey,
+    AlertLevel, DeviceId, OperatorEvent, OrderId, OrderTerms, PhoneNumber, ProtectionOrder,
+    TagHistory, TagId, Zone, ZoneId, ZoneKey,
 };
 
 /// What ingest reads for every message in one request: the tag's orders (terms only, never a
@@ -29,6 +30,34 @@ pub struct TagContext {
     pub history: TagHistory,
     /// Every zone stored under the requested cells (of any order).
     pub zones: Vec<Zone>,
+    /// Orders whose victim's device operators were told is silent: the time of her last
+    /// position before the silence (`None`: it never reported).
+    pub silent: BTreeMap<OrderId, Option<i64>>,
+}
+
+/// What ingest reads when a victim's device reports (docs/PROXIMITY.md): her newest stored
+/// position, and each order the device belongs to with the offender's side of it.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceContext {
+    /// Her newest position stored, if any (a replay or an older one changes nothing).
+    pub latest: Option<VictimPosition>,
+    /// The orders whose terms name this device, in order id order.
+    pub orders: Vec<DeviceOrder>,
+}
+
+/// One order of a victim's device, with the offender's tag's side of it.
+#[derive(Debug, Clone)]
+pub struct DeviceOrder {
+    /// The offender's tag.
+    pub tag_id: TagId,
+    /// The order's terms, from the tag's item (the current ones).
+    pub terms: OrderTerms,
+    /// The tag's history of accepted fixes.
+    pub history: TagHistory,
+    /// Whether the order's moving zone has an open alert.
+    pub moving_zone_open: bool,
+    /// The order's "her device is silent" mark, when operators were told.
+    pub silent: Option<Option<i64>>,
 }
 
 /// An audit entry to append.
@@ -128,6 +157,41 @@ pub trait IngestStore: Send + Sync {
         &self,
         record: &QuarantineRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A victim's device's context (two reads: the device, then its orders' tags); `None`
+    /// for a device no order names.
+    fn device_context(
+        &self,
+        device_id: &DeviceId,
+    ) -> impl Future<Output = Result<Option<DeviceContext>, StoreError>> + Send;
+    /// The newest stored position of each device (one read); devices without one are left
+    /// out.
+    fn victim_positions(
+        &self,
+        devices: &[DeviceId],
+    ) -> impl Future<Output = Result<BTreeMap<DeviceId, VictimPosition>, StoreError>> + Send;
+    /// Stores her device's newest position, only if it is newer (by time, then counter) than
+    /// the stored one; `false` when it is not (a replay or an older position), nothing
+    /// written. Expires at `expires_at_s`.
+    fn save_position(
+        &self,
+        device_id: &DeviceId,
+        position: &VictimPosition,
+        expires_at_s: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Marks the order's victim device silent (`episode`: her last position's time, if any),
+    /// only if it is not marked already; `true` when this call marked it.
+    fn mark_victim_silent(
+        &self,
+        tag_id: &TagId,
+        order_id: &OrderId,
+        episode: Option<i64>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes the order's "silent" mark, if there is one; `true` when this call removed it.
+    fn clear_victim_silent(
+        &self,
+        tag_id: &TagId,
+        order_id: &OrderId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// The alert queue.

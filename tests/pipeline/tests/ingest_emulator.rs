@@ -8,14 +8,16 @@ use vigil_aws::counting::RequestCounter;
 use vigil_aws::items::{self, table};
 use vigil_aws::metrics::MemoryMetrics;
 use vigil_aws::ports::{
-    AdminStore, AlertQueue, AuditEntry, AuditLog, Commit, IngestStore, QuarantineRecord, TagContext,
+    AdminStore, AlertQueue, AuditEntry, AuditLog, Commit, DeviceContext, IngestStore,
+    QuarantineRecord, TagContext,
 };
 use vigil_aws::{Config, DynamoStore, SqsQueue, StoreError};
 use vigil_core::cells::Cell;
 use vigil_core::events::{AlertBody, AlertEvent};
 use vigil_core::fix::encode_fix;
 use vigil_core::ingest::ZoneRecord;
-use vigil_core::{AlertLevel, Fix, OrderId, TagHistory, TagId, Zone, ZoneId, ZoneKey};
+use vigil_core::proximity::VictimPosition;
+use vigil_core::{AlertLevel, DeviceId, Fix, OrderId, TagHistory, TagId, Zone, ZoneId, ZoneKey};
 use vigil_ingest::{Outcome, Ports, handle, rule_event};
 use vigil_local::Emulator;
 use vigil_testkit::{fix_north, home_zone, order};
@@ -216,6 +218,34 @@ impl IngestStore for RacingStore {
     }
     async fn quarantine(&self, r: &QuarantineRecord) -> Result<(), StoreError> {
         self.inner.quarantine(r).await
+    }
+    async fn device_context(&self, d: &DeviceId) -> Result<Option<DeviceContext>, StoreError> {
+        self.inner.device_context(d).await
+    }
+    async fn victim_positions(
+        &self,
+        d: &[DeviceId],
+    ) -> Result<BTreeMap<DeviceId, VictimPosition>, StoreError> {
+        self.inner.victim_positions(d).await
+    }
+    async fn save_position(
+        &self,
+        d: &DeviceId,
+        p: &VictimPosition,
+        expires_at_s: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.save_position(d, p, expires_at_s).await
+    }
+    async fn mark_victim_silent(
+        &self,
+        t: &TagId,
+        o: &OrderId,
+        episode: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.inner.mark_victim_silent(t, o, episode).await
+    }
+    async fn clear_victim_silent(&self, t: &TagId, o: &OrderId) -> Result<bool, StoreError> {
+        self.inner.clear_victim_silent(t, o).await
     }
 }
 

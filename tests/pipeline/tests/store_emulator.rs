@@ -7,8 +7,9 @@ use vigil_aws::memory::MemoryStore;
 use vigil_aws::ports::{AdminStore, Commit, IngestStore};
 use vigil_aws::{Config, DynamoStore};
 use vigil_core::ingest::StateWrite;
+use vigil_core::proximity::{VictimDevice, VictimPosition, VictimZoneTerms};
 use vigil_core::state::ZoneState;
-use vigil_core::{AlertLevel, OrderId, ProtectionOrder, TagId, Zone, ZoneId, ZoneKey};
+use vigil_core::{AlertLevel, DeviceId, OrderId, ProtectionOrder, TagId, Zone, ZoneId, ZoneKey};
 use vigil_local::Emulator;
 
 fn order(id: &str, tag: &str) -> ProtectionOrder {
@@ -173,13 +174,124 @@ async fn admin_paths<S: AdminStore + IngestStore>(store: &S) {
     );
 }
 
-#[tokio::test]
-async fn admin_paths_in_memory() {
-    admin_paths(&MemoryStore::new()).await;
+/// A victim's device (docs/PROXIMITY.md): registered with its order, it finds the order and
+/// the order's tag; it follows the order to another tag; her position is stored only if
+/// newer; "silent" marks are set and removed once.
+async fn victim_device_paths<S: AdminStore + IngestStore>(store: &S) {
+    let device = DeviceId::new("phone-v1").unwrap();
+    let (o1, _, t1) = ids("o1");
+    let t2 = TagId::new("t2").unwrap();
+    assert!(store.device_context(&device).await.unwrap().is_none());
+    let mut with_device = order("o1", "t1");
+    with_device.victim_device = Some(VictimDevice {
+        device_id: device.clone(),
+        zone: VictimZoneTerms::default(),
+    });
+    store.put_order(&with_device).await.unwrap();
+    store.put_order(&order("o2", "t1")).await.unwrap();
+    let ctx = store.device_context(&device).await.unwrap().unwrap();
+    assert!(ctx.latest.is_none());
+    let found: Vec<(String, String)> = ctx
+        .orders
+        .iter()
+        .map(|o| (o.terms.order_id.to_string(), o.tag_id.to_string()))
+        .collect();
+    assert_eq!(found, [("o1".to_owned(), "t1".to_owned())]);
+    assert_eq!(ctx.orders[0].silent, None);
+    assert!(!ctx.orders[0].moving_zone_open);
+
+    let at = |ms: i64, seq: u64| VictimPosition {
+        seq,
+        at_ms: ms,
+        received_at_ms: ms + 100,
+        lat: 51.5,
+        lon: -0.12,
+        accuracy_m: 10.0,
+    };
+    assert!(
+        store
+            .save_position(&device, &at(2_000, 5), 99)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .save_position(&device, &at(2_000, 5), 99)
+            .await
+            .unwrap(),
+        "a replay"
+    );
+    assert!(
+        !store
+            .save_position(&device, &at(1_000, 9), 99)
+            .await
+            .unwrap(),
+        "older"
+    );
+    assert!(
+        store
+            .save_position(&device, &at(2_000, 6), 99)
+            .await
+            .unwrap(),
+        "same time, next counter"
+    );
+    let stored = store
+        .victim_positions(&[device.clone(), DeviceId::new("none").unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[&device].seq, 6);
+
+    assert!(
+        store
+            .mark_victim_silent(&t1, &o1, Some(2_100))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_victim_silent(&t1, &o1, Some(9_999))
+            .await
+            .unwrap(),
+        "marked already"
+    );
+    let ctx = store.device_context(&device).await.unwrap().unwrap();
+    assert_eq!(ctx.orders[0].silent, Some(Some(2_100)));
+    assert_eq!(ctx.latest.map(|p| p.seq), Some(6));
+    let tag_ctx = store.load_context(&t1, &[]).await.unwrap().unwrap();
+    assert_eq!(tag_ctx.silent, BTreeMap::from([(o1.clone(), Some(2_100))]));
+    assert!(store.clear_victim_silent(&t1, &o1).await.unwrap());
+    assert!(
+        !store.clear_victim_silent(&t1, &o1).await.unwrap(),
+        "removed already"
+    );
+    assert!(
+        store.mark_victim_silent(&t1, &o1, None).await.unwrap(),
+        "never reported"
+    );
+    assert_eq!(
+        store.load_context(&t1, &[]).await.unwrap().unwrap().silent,
+        BTreeMap::from([(o1.clone(), None)])
+    );
+
+    // The order moves to another tag: her device follows it.
+    store.assign_tag(&o1, &t2).await.unwrap();
+    let ctx = store.device_context(&device).await.unwrap().unwrap();
+    assert_eq!(ctx.orders.len(), 1);
+    assert_eq!(ctx.orders[0].tag_id, t2);
 }
 
 #[tokio::test]
-async fn admin_paths_on_dynamodb() {
+async fn victim_device_paths_in_memory() {
+    victim_device_paths(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn victim_device_paths_on_dynamodb() {
+    victim_device_paths(&dynamo_store().await.1).await;
+}
+
+async fn dynamo_store() -> (Emulator, DynamoStore) {
     let emulator = Emulator::start().await.expect("emulator starts");
     let env: BTreeMap<String, String> = emulator.env_vars().into_iter().collect();
     let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
@@ -187,5 +299,15 @@ async fn admin_paths_on_dynamodb() {
         aws_sdk_dynamodb::Client::new(&emulator.sdk_config()),
         &config,
     );
-    admin_paths(&store).await;
+    (emulator, store)
+}
+
+#[tokio::test]
+async fn admin_paths_in_memory() {
+    admin_paths(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn admin_paths_on_dynamodb() {
+    admin_paths(&dynamo_store().await.1).await;
 }

@@ -78,6 +78,23 @@ impl AdminStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify(SERVICE, "tags", e))?;
+        if let Some(device) = &order.victim_device {
+            // Her device names the order and its tag: her positions find the order by it.
+            let u = self
+                .device_update(&device.device_id, &order.order_id, &order.tag_id)
+                .build()
+                .map_err(|e| StoreError::corrupt("devices update", e))?;
+            self.client
+                .update_item()
+                .table_name(u.table_name())
+                .set_key(Some(u.key().clone()))
+                .update_expression(u.update_expression())
+                .set_expression_attribute_names(u.expression_attribute_names().cloned())
+                .set_expression_attribute_values(u.expression_attribute_values().cloned())
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, "devices", e))?;
+        }
         Ok(())
     }
 
@@ -230,11 +247,21 @@ impl AdminStore for DynamoStore {
             .key("tag_id", s(previous.as_str()))
             .update_expression(format!("REMOVE {}", removes.join(", ")))
             .set_expression_attribute_names(Some(old_names));
-        self.client
+        let mut transaction = self
+            .client
             .transact_write_items()
             .transact_items(put)
             .transact_items(Self::update(add)?)
-            .transact_items(Self::update(remove)?)
+            .transact_items(Self::update(remove)?);
+        // Her device follows the order to its new tag in the same transaction.
+        if let Some(device) = &order.victim_device {
+            transaction = transaction.transact_items(Self::update(self.device_update(
+                &device.device_id,
+                order_id,
+                tag_id,
+            ))?);
+        }
+        transaction
             .send()
             .await
             .map_err(|e| classify(SERVICE, &format!("assignment of order {order_id}"), e))?;
@@ -328,5 +355,22 @@ impl AdminStore for DynamoStore {
 
     async fn tag_history(&self, tag_id: &TagId) -> Result<TagHistory, StoreError> {
         IngestStore::history(self, tag_id).await
+    }
+}
+
+impl DynamoStore {
+    /// The `devices` item's update that names `tag_id` as `order_id`'s tag for her device.
+    fn device_update(
+        &self,
+        device_id: &vigil_core::DeviceId,
+        order_id: &OrderId,
+        tag_id: &TagId,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        Update::builder()
+            .table_name(&self.tables.devices)
+            .key("device_id", s(device_id.as_str()))
+            .update_expression("SET #o = :tag")
+            .expression_attribute_names("#o", items::order_attr(order_id))
+            .expression_attribute_values(":tag", s(tag_id.as_str()))
     }
 }

@@ -3,12 +3,13 @@
 use super::{DynamoStore, SERVICE};
 use crate::error::{StoreError, classify};
 use crate::items::{self, ItemExt, n, s};
-use crate::ports::{Commit, IngestStore, QuarantineRecord, TagContext};
+use crate::ports::{Commit, DeviceContext, IngestStore, QuarantineRecord, TagContext};
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use std::collections::{BTreeMap, HashMap};
 use vigil_core::cells::Cell;
 use vigil_core::ingest::ZoneRecord;
-use vigil_core::{OrderId, TagHistory, TagId, Zone, ZoneId, ZoneKey};
+use vigil_core::proximity::VictimPosition;
+use vigil_core::{DeviceId, OrderId, TagHistory, TagId, Zone, ZoneId, ZoneKey};
 
 /// How long an event counter's digest is kept: a tag that repeats a counter after this is
 /// seen as new without a conflict note.
@@ -42,6 +43,7 @@ impl IngestStore for DynamoStore {
             return Ok(None);
         };
         let (orders, open) = items::tag_context(&tag_item)?;
+        let silent = items::silent_marks(&tag_item)?;
         let history = match got.remove(&t.last_seen).and_then(|mut v| v.pop()) {
             Some(item) => items::history_from_item(&item)?,
             None => TagHistory::default(),
@@ -55,6 +57,7 @@ impl IngestStore for DynamoStore {
             open,
             history,
             zones,
+            silent,
         }))
     }
 
@@ -213,6 +216,47 @@ impl IngestStore for DynamoStore {
             .await
             .map_err(|e| classify(SERVICE, "quarantine", e))?;
         Ok(())
+    }
+
+    async fn device_context(
+        &self,
+        device_id: &DeviceId,
+    ) -> Result<Option<DeviceContext>, StoreError> {
+        self.read_device_context(device_id).await
+    }
+
+    async fn victim_positions(
+        &self,
+        devices: &[DeviceId],
+    ) -> Result<BTreeMap<DeviceId, VictimPosition>, StoreError> {
+        self.read_victim_positions(devices).await
+    }
+
+    async fn save_position(
+        &self,
+        device_id: &DeviceId,
+        position: &VictimPosition,
+        expires_at_s: i64,
+    ) -> Result<bool, StoreError> {
+        self.write_position(device_id, position, expires_at_s).await
+    }
+
+    async fn mark_victim_silent(
+        &self,
+        tag_id: &TagId,
+        order_id: &OrderId,
+        episode: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.write_silent_mark(tag_id, order_id, Some(episode))
+            .await
+    }
+
+    async fn clear_victim_silent(
+        &self,
+        tag_id: &TagId,
+        order_id: &OrderId,
+    ) -> Result<bool, StoreError> {
+        self.write_silent_mark(tag_id, order_id, None).await
     }
 }
 

@@ -9,11 +9,14 @@
 //! - `alert`: [`crate::ports::AlertStore`]: claims bound to content, orders, notices.
 //! - `audit`: [`crate::ports::AuditLog`]: the per-order hash chains.
 //! - `admin`: [`crate::ports::AdminStore`]: the operators' paths.
+//! - `victim`: the victim's device's side of the ingest port: devices, her newest position,
+//!   the "her device is silent" marks.
 
 mod admin;
 mod alert;
 mod audit;
 mod ingest;
+mod victim;
 
 use crate::config::Config;
 use crate::error::{StoreError, classify};
@@ -40,6 +43,8 @@ struct TableNames {
     audit: String,
     quarantine: String,
     last_seen: String,
+    devices: String,
+    victim_positions: String,
 }
 
 impl TableNames {
@@ -55,6 +60,8 @@ impl TableNames {
             audit: config.name(table::AUDIT),
             quarantine: config.name(table::QUARANTINE),
             last_seen: config.name(table::LAST_SEEN),
+            devices: config.name(table::DEVICES),
+            victim_positions: config.name(table::VICTIM_POSITIONS),
         }
     }
 }

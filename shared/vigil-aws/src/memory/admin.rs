@@ -18,6 +18,12 @@ impl AdminStore for MemoryStore {
             .or_default()
             .0
             .insert(order.order_id.clone(), order.terms());
+        if let Some(device) = &order.victim_device {
+            g.devices
+                .entry(device.device_id.clone())
+                .or_default()
+                .insert(order.order_id.clone(), order.tag_id.clone());
+        }
         Ok(())
     }
 
@@ -125,6 +131,12 @@ impl AdminStore for MemoryStore {
         let (terms, open) = g.tags.entry(tag_id.clone()).or_default();
         terms.insert(order_id.clone(), order.terms());
         open.extend(moved);
+        if let Some(device) = &order.victim_device {
+            g.devices
+                .entry(device.device_id.clone())
+                .or_default()
+                .insert(order_id.clone(), tag_id.clone());
+        }
         Ok(Some(previous))
     }
 

@@ -6,15 +6,18 @@
 //! - this module: [`MemoryStore`] with the ingest, alert and audit ports.
 //! - `admin`: [`crate::ports::AdminStore`] on the same store.
 //! - `outbound`: [`MemoryQueue`], [`MemoryNotifier`] and [`MemoryMac`].
+//! - `victim`: the victim's device's side of the ingest port.
 
 mod admin;
 mod outbound;
+mod victim;
 
 pub use outbound::{MemoryMac, MemoryNotifier, MemoryQueue, RecordedSms};
 
 use crate::error::StoreError;
 use crate::ports::{
-    AlertStore, AuditEntry, AuditLog, Claim, Commit, IngestStore, QuarantineRecord, TagContext,
+    AlertStore, AuditEntry, AuditLog, Claim, Commit, DeviceContext, IngestStore, QuarantineRecord,
+    TagContext,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -22,8 +25,10 @@ use vigil_core::audit::AuditRecord;
 use vigil_core::cells::Cell;
 use vigil_core::ingest::ZoneRecord;
 use vigil_core::policy::VictimNotices;
+use vigil_core::proximity::VictimPosition;
 use vigil_core::{
-    AlertLevel, OrderId, OrderTerms, ProtectionOrder, TagHistory, TagId, Zone, ZoneId, ZoneKey,
+    AlertLevel, DeviceId, OrderId, OrderTerms, ProtectionOrder, TagHistory, TagId, Zone, ZoneId,
+    ZoneKey,
 };
 
 /// A tag's order terms and open zones.
@@ -45,6 +50,12 @@ struct Inner {
     claims: HashMap<String, ClaimEntry>,
     audit: BTreeMap<OrderId, Vec<AuditRecord>>,
     quarantine: BTreeMap<(String, String), QuarantineRecord>,
+    /// Victims' devices: the orders each belongs to, with the order's tag.
+    devices: BTreeMap<DeviceId, BTreeMap<OrderId, TagId>>,
+    /// Each device's newest position.
+    positions: BTreeMap<DeviceId, VictimPosition>,
+    /// "Her device is silent" marks per (tag, order).
+    silent: BTreeMap<(TagId, OrderId), Option<i64>>,
     fail_next: Vec<StoreError>,
 }
 
@@ -123,6 +134,12 @@ impl IngestStore for MemoryStore {
             open: open.iter().cloned().collect(),
             history: g.histories.get(tag_id).cloned().unwrap_or_default(),
             zones,
+            silent: g
+                .silent
+                .iter()
+                .filter(|((t, _), _)| t == tag_id)
+                .map(|((_, o), ms)| (o.clone(), *ms))
+                .collect(),
         }))
     }
 
@@ -257,6 +274,46 @@ impl IngestStore for MemoryStore {
         let key = (record.tag_id.clone(), crate::items::quarantine_key(record));
         self.lock().quarantine.insert(key, record.clone());
         Ok(())
+    }
+
+    async fn device_context(
+        &self,
+        device_id: &DeviceId,
+    ) -> Result<Option<DeviceContext>, StoreError> {
+        self.read_device_context(device_id)
+    }
+
+    async fn victim_positions(
+        &self,
+        devices: &[DeviceId],
+    ) -> Result<BTreeMap<DeviceId, VictimPosition>, StoreError> {
+        self.read_victim_positions(devices)
+    }
+
+    async fn save_position(
+        &self,
+        device_id: &DeviceId,
+        position: &VictimPosition,
+        _expires_at_s: i64,
+    ) -> Result<bool, StoreError> {
+        self.write_position(device_id, position)
+    }
+
+    async fn mark_victim_silent(
+        &self,
+        tag_id: &TagId,
+        order_id: &OrderId,
+        episode: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.write_silent_mark(tag_id, order_id, Some(episode))
+    }
+
+    async fn clear_victim_silent(
+        &self,
+        tag_id: &TagId,
+        order_id: &OrderId,
+    ) -> Result<bool, StoreError> {
+        self.write_silent_mark(tag_id, order_id, None)
     }
 }
 
