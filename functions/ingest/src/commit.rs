@@ -7,19 +7,21 @@
 //! the outboxes. Nothing here decides anything.
 
 use crate::{IngestError, Ports, pause};
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use tracing::info;
 use vigil_aws::StoreError;
 use vigil_aws::ports::{AlertQueue, Commit, IngestStore, Metrics};
 use vigil_core::events::AlertEvent;
-use vigil_core::ingest::{OrderWork, plan_order, zones_to_fetch};
+use vigil_core::ingest::{OrderPlan, OrderWork, ZoneRecord, plan_order, zones_to_fetch};
 use vigil_core::operator::OperatorKind;
-use vigil_core::{Fix, Zone, ZoneId};
+use vigil_core::{Fix, OrderId, TagId, Zone, ZoneId, ZoneKey};
 
 /// Attempts at an order's commit before giving up as a conflict (Lambda retries the event).
 const COMMIT_ATTEMPTS: u32 = 8;
 
-/// Moves one order's zone states with the fix; returns the number of alert events queued.
+/// Moves one order's fixed zones' states with the fix; returns the number of alert events
+/// queued.
 pub async fn evaluate_order<S: IngestStore, Q: AlertQueue, M: Metrics>(
     fix: &Fix,
     newest_seen: Option<(i64, u64)>,
@@ -27,7 +29,39 @@ pub async fn evaluate_order<S: IngestStore, Q: AlertQueue, M: Metrics>(
     ports: &Ports<S, Q, M>,
     received_at_ms: i64,
 ) -> Result<usize, IngestError> {
-    let order_id = &work.terms.order_id;
+    let near: Vec<Zone> = work.near.iter().map(|z| (*z).clone()).collect();
+    commit_with(
+        ports,
+        &work.terms.order_id,
+        &fix.tag_id,
+        |records| zones_to_fetch(work, records),
+        |records, fetched| {
+            let zones: Vec<&Zone> = near.iter().chain(fetched).collect();
+            plan_order(
+                work.terms,
+                records,
+                &zones,
+                fix,
+                newest_seen,
+                received_at_ms,
+                &ports.rules,
+            )
+        },
+    )
+    .await
+}
+
+/// Reads an order's states, fetches the zones `fetch` names, lets `plan` decide, and commits
+/// the plan as described in the module documentation; returns the number of alert events
+/// queued. The fixed zones' evaluation and the moving zone's (crate::moving) both commit
+/// through here.
+pub(crate) async fn commit_with<S: IngestStore, Q: AlertQueue, M: Metrics>(
+    ports: &Ports<S, Q, M>,
+    order_id: &OrderId,
+    tag_id: &TagId,
+    fetch: impl Fn(&BTreeMap<ZoneId, ZoneRecord>) -> Vec<ZoneKey>,
+    plan: impl Fn(&BTreeMap<ZoneId, ZoneRecord>, &[Zone]) -> OrderPlan,
+) -> Result<usize, IngestError> {
     let mut last_conflict = None;
     for attempt in 0..COMMIT_ATTEMPTS {
         if attempt > 0 {
@@ -39,21 +73,13 @@ pub async fn evaluate_order<S: IngestStore, Q: AlertQueue, M: Metrics>(
             ports.queue.send(&r.pending).await?;
             ports.store.clear_pending(order_id, zone_id, r.rev).await?;
         }
-        let mut zones: Vec<Zone> = work.near.iter().map(|z| (*z).clone()).collect();
-        let missing = zones_to_fetch(work, &records);
-        if !missing.is_empty() {
-            zones.extend(ports.store.zones(&missing).await?);
-        }
-        let zone_refs: Vec<&Zone> = zones.iter().collect();
-        let plan = plan_order(
-            work.terms,
-            &records,
-            &zone_refs,
-            fix,
-            newest_seen,
-            received_at_ms,
-            &ports.rules,
-        );
+        let missing = fetch(&records);
+        let fetched = if missing.is_empty() {
+            Vec::new()
+        } else {
+            ports.store.zones(&missing).await?
+        };
+        let plan = plan(&records, &fetched);
         if plan.is_empty() {
             return Ok(0);
         }
@@ -66,7 +92,7 @@ pub async fn evaluate_order<S: IngestStore, Q: AlertQueue, M: Metrics>(
             .collect();
         let commit = Commit {
             order_id: order_id.clone(),
-            tag_id: fix.tag_id.clone(),
+            tag_id: tag_id.clone(),
             writes: plan.writes,
             opened: plan.opened,
             closed: plan.closed,

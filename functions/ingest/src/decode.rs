@@ -10,7 +10,8 @@ use crate::Rejection;
 use base64::Engine;
 use serde::Deserialize;
 use vigil_core::fix::{parse_event, parse_fix};
-use vigil_core::{Fix, FixError, TagEvent, TagId, ValidationLimits};
+use vigil_core::proximity::{VictimPosition, parse_position};
+use vigil_core::{DeviceId, Fix, FixError, TagEvent, TagId, ValidationLimits};
 
 /// The event the IoT rule sends (see `infra/rules/ingest.sql`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -59,8 +60,50 @@ pub enum Decoded {
     Fix(Received<Fix>),
     /// A valid tag event.
     Event(Received<TagEvent>),
+    /// A valid position from a victim's own device (`infra/rules/victim.sql`).
+    Position(ReceivedPosition),
     /// Refused.
     Rejected(Refused),
+    /// A victim device's message refused: nothing of its payload is kept or repeated.
+    RejectedPosition(RefusedPosition),
+}
+
+/// The event the victim rule sends (see `infra/rules/victim.sql`): as the tags' rule's, with
+/// `device_id` where that has `tag_id`, so neither can pass for the other.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PositionEvent {
+    /// The raw MQTT payload, base64.
+    pub payload: String,
+    /// `topic(2)`: the device's thing name.
+    pub device_id: String,
+    /// `topic(3)`: `position`.
+    pub channel: String,
+    /// `clientid()`: the MQTT client id of the connection that published.
+    pub client_id: String,
+    /// `timestamp()`: when IoT Core received the message, Unix ms.
+    pub received_at: i64,
+}
+
+/// A valid position from her device.
+#[derive(Debug, Clone)]
+pub struct ReceivedPosition {
+    /// Her device.
+    pub device_id: DeviceId,
+    /// The position, with the server's receive time.
+    pub position: VictimPosition,
+}
+
+/// A refused message from a victim's device: its reason, and a detail that repeats nothing of
+/// the payload (a refused value can still be her coordinate).
+#[derive(Debug, Clone)]
+pub struct RefusedPosition {
+    /// The device as the event named it (possibly not a valid id), at most 64 characters.
+    pub device: String,
+    /// Server receive time, Unix ms (0 when the event had none).
+    pub received_at_ms: i64,
+    /// Why.
+    pub rejection: Rejection,
 }
 
 /// The longest refusal detail kept: serde's messages quote the offending value, which for a
@@ -90,8 +133,11 @@ fn refuse(tag_id: &str, received_at_ms: i64, reason: &str, detail: String) -> Re
     }
 }
 
-/// Decodes and validates a rule event.
+/// Decodes and validates a rule event: a tag's (`tag_id`) or a victim device's (`device_id`).
 pub fn decode(event: serde_json::Value, limits: &ValidationLimits) -> Decoded {
+    if event.get("device_id").is_some() && event.get("tag_id").is_none() {
+        return decode_position(event, limits);
+    }
     let raw_tag = event
         .get("tag_id")
         .and_then(|v| v.as_str())
@@ -187,6 +233,78 @@ pub fn decode(event: serde_json::Value, limits: &ValidationLimits) -> Decoded {
             rejected("unknown_channel", detail, payload)
         }
     }
+}
+
+/// Decodes and validates the victim rule's event, in the tags' order of checks: shape, size,
+/// base64, device id, that the publisher is the topic's device, channel, payload
+/// ([`parse_position`]). No refusal repeats anything of the payload.
+fn decode_position(event: serde_json::Value, limits: &ValidationLimits) -> Decoded {
+    let device: String = event
+        .get("device_id")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .chars()
+        .take(64)
+        .collect();
+    let received_at_ms = event
+        .get("received_at")
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0);
+    let refused = |reason: &str, detail: &str| {
+        Decoded::RejectedPosition(RefusedPosition {
+            device: device.clone(),
+            received_at_ms,
+            rejection: Rejection {
+                reason: reason.to_owned(),
+                detail: detail.to_owned(),
+            },
+        })
+    };
+    let Ok(rule) = serde_json::from_value::<PositionEvent>(event) else {
+        return refused("bad_event", "event is not the victim rule's shape");
+    };
+    let max_b64 = limits.max_payload_bytes.div_ceil(3) * 4 + 4;
+    if rule.payload.len() > max_b64 {
+        return refused("payload_too_large", "payload larger than the limit");
+    }
+    let Ok(payload) = base64::engine::general_purpose::STANDARD.decode(rule.payload.as_bytes())
+    else {
+        return refused("malformed", "payload is not base64");
+    };
+    let Ok(device_id) = DeviceId::new(rule.device_id.as_str()) else {
+        return refused(
+            "bad_device_id",
+            "the topic's device id is not a valid thing name",
+        );
+    };
+    if rule.client_id != rule.device_id {
+        return refused(
+            "client_mismatch",
+            "published by another client than the topic's device",
+        );
+    }
+    if rule.channel != "position" {
+        return refused("unknown_channel", "topic channel is not position");
+    }
+    match parse_position(&payload, &device_id, received_at_ms, limits) {
+        Ok(position) => Decoded::Position(ReceivedPosition {
+            device_id,
+            position,
+        }),
+        Err(e) => refused(e.reason, &e.to_string()),
+    }
+}
+
+/// The event the victim rule gives ingest for `payload` published on
+/// `victims/{device_id}/position` by the client `device_id`, received at `received_at_ms`.
+pub fn position_event(device_id: &str, payload: &[u8], received_at_ms: i64) -> serde_json::Value {
+    serde_json::json!({
+        "payload": base64::engine::general_purpose::STANDARD.encode(payload),
+        "device_id": device_id,
+        "channel": "position",
+        "client_id": device_id,
+        "received_at": received_at_ms,
+    })
 }
 
 /// The event the IoT rule gives ingest for `payload` published on `tags/{tag_id}/{channel}`

@@ -9,7 +9,8 @@
 //!    force, operators get an urgent `rejected_fix_near_zone` event naming the possible
 //!    breach (docs/SAFETY.md says why this is operators only).
 //! 4. The orders with zones near the fix or open alerts move their states
-//!    ([`crate::commit`]); the others are the quiet path.
+//!    ([`crate::commit`]); the others are the quiet path. Orders whose victim carries a device
+//!    judge the fix against her newest position ([`crate::moving`]).
 //! 5. The history gains the fix, last: a failure before it is retried by Lambda, and the
 //!    retry finds the states already moved (a replayed fix is a no-op) and their outboxes
 //!    still to send.
@@ -91,6 +92,7 @@ pub async fn handle_fix<S: IngestStore, Q: AlertQueue, M: Metrics>(
     for w in &work {
         queued += evaluate_order(fix, newest_seen, w, ports, received_at_ms).await?;
     }
+    queued += crate::moving::judge_fix(fix, received_at_ms, &ctx, ports).await?;
     if let Some(previous) = conflict {
         let events = conflict_events(&ctx.orders, Repeated::Fix(fix), &previous, received_at_ms);
         ports.queue.send(&events).await?;

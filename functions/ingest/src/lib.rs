@@ -10,6 +10,8 @@
 //!   ([`vigil_core::ingest::plan_order`]); this module reads consistently, commits
 //!   conditionally with backoff and jitter, and queues the outbox.
 //! - [`event`]: a tag event, identified by its content, queued per order in force.
+//! - [`moving`]: the victim's moving zone (docs/PROXIMITY.md): his fix against her device's
+//!   newest position, her position (`infra/rules/victim.sql`) against his newest fix.
 //! - [`handle`], [`Ports`], [`Outcome`], [`IngestError`]: the handler, what it runs on, what it
 //!   returns and how it fails.
 //!
@@ -23,8 +25,9 @@ pub mod commit;
 pub mod decode;
 pub mod event;
 pub mod fix;
+pub mod moving;
 
-pub use decode::{RuleEvent, rule_event};
+pub use decode::{PositionEvent, RuleEvent, position_event, rule_event};
 
 use tracing::warn;
 use vigil_aws::StoreError;
@@ -178,6 +181,7 @@ pub async fn handle<S: IngestStore, Q: AlertQueue, M: Metrics>(
     match decode::decode(event, &ports.limits) {
         decode::Decoded::Fix(m) => fix::handle_fix(m, ports).await,
         decode::Decoded::Event(m) => event::handle_tag_event(m, ports).await,
+        decode::Decoded::Position(m) => moving::handle_position(m, ports).await,
         decode::Decoded::Rejected(r) => {
             quarantine(ports, &r.tag_id, r.received_at_ms, &r.rejection, &r.payload).await?;
             Ok(Outcome::Rejected {
@@ -185,5 +189,6 @@ pub async fn handle<S: IngestStore, Q: AlertQueue, M: Metrics>(
                 operator_events: 0,
             })
         }
+        decode::Decoded::RejectedPosition(r) => moving::quarantine_position(ports, &r).await,
     }
 }

@@ -226,7 +226,8 @@ pub enum Pairing {
         /// Her newest position's time.
         last_ms: Option<i64>,
     },
-    /// His newest fix is older than the age limit (the watchdog's concern, not this one's).
+    /// His newest fix is older than the age limit, or he has none (the watchdog's concern,
+    /// not this one's). Her position is fresh.
     OffenderStale,
     /// Both fresh, but further apart in time than the pair window.
     TooFarApart {
@@ -235,14 +236,15 @@ pub enum Pairing {
     },
 }
 
-/// Decides whether `offender` and `victim` can be compared at `now_ms` (the server's receive
-/// time of the message being handled) under `terms`; see the module documentation.
+/// Decides whether `offender` (his newest accepted fix, `None` when he has none) and `victim`
+/// (her newest position) can be compared at `now_ms` (the server's receive time of the
+/// message being handled) under `terms`; see the module documentation.
 ///
 /// Fails only if the terms make an invalid circle (they are checked when the order is made).
 pub fn pair(
     order_id: &OrderId,
     terms: &VictimZoneTerms,
-    offender: Sighting<'_>,
+    offender: Option<Sighting<'_>>,
     victim: Option<&VictimPosition>,
     now_ms: i64,
 ) -> Result<Pairing, ZoneError> {
@@ -252,9 +254,9 @@ pub fn pair(
             last_ms: victim.map(VictimPosition::time_ms),
         });
     };
-    if now_ms - offender.time_ms() > max_age_ms {
+    let Some(offender) = offender.filter(|o| now_ms - o.time_ms() <= max_age_ms) else {
         return Ok(Pairing::OffenderStale);
-    }
+    };
     let gap_ms = (offender.time_ms() - victim.time_ms()).abs();
     if gap_ms > terms.pair_window_s as i64 * 1000 {
         return Ok(Pairing::TooFarApart { gap_ms });
@@ -299,37 +301,39 @@ pub fn plan_moving_zone(
     plan_order(terms, records, &[zone], fix, None, received_at_ms, rules)
 }
 
-/// What operators must hear about her device, from what the moving zone's state remembers
-/// (`silent_since_ms`) and what was just seen.
+/// What operators must hear about her device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VictimSilence {
     /// Her device just went silent (no position within the age limit); tell operators once.
     Started {
-        /// Her newest position's time, if any.
+        /// Her newest position's time, if any: names the episode.
         last_ms: Option<i64>,
     },
     /// Her device reported again after a silence operators were told of.
     Ended {
-        /// How long it was silent, ms (from the silence being noticed).
-        silent_for_ms: i64,
+        /// Her newest position's time before the silence: names the episode.
+        last_ms: Option<i64>,
     },
 }
 
 impl VictimSilence {
     /// The operator event for this change of order `order_id`, whose offender's tag is
-    /// `tag_id`: the episode is named by her last position's time before the silence, so the
-    /// same start or end found twice (a retry, two invocations) is one event.
+    /// `tag_id`, found in a message the server received at `received_at_ms`. The episode
+    /// (her last position's time before the silence) names it, so the same start or end found
+    /// twice (a retry, two invocations) is one event.
     pub fn event(
         &self,
         order_id: &OrderId,
         tag_id: &TagId,
         device_id: &DeviceId,
-        episode_ms: Option<i64>,
         received_at_ms: i64,
     ) -> AlertEvent {
-        let silent = matches!(self, VictimSilence::Started { .. });
+        let (silent, episode) = match *self {
+            VictimSilence::Started { last_ms } => (true, last_ms),
+            VictimSilence::Ended { last_ms } => (false, last_ms),
+        };
         AlertEvent {
-            event_id: AlertEvent::victim_device_id(order_id, silent, episode_ms),
+            event_id: AlertEvent::victim_device_id(order_id, silent, episode),
             order_id: order_id.clone(),
             tag_id: tag_id.clone(),
             at_ms: received_at_ms,
@@ -337,30 +341,23 @@ impl VictimSilence {
             body: AlertBody::VictimDevice {
                 device_id: device_id.clone(),
                 silent,
-                last_report_ms: episode_ms,
+                last_report_ms: episode,
             },
         }
     }
 }
 
-/// Whether her device's silence starts or ends with this message: `silent_since_ms` is when a
-/// silence was last noticed (stored with the moving zone's state), `pairing` what this message
-/// found. `None` when nothing changes for operators.
-pub fn silence_change(
-    silent_since_ms: Option<i64>,
-    pairing: &Pairing,
-    now_ms: i64,
-) -> Option<VictimSilence> {
-    match (silent_since_ms, pairing) {
+/// Whether her device's silence starts or ends with this message: `mark` is the order's
+/// "silent" mark (`Some(episode)` once operators were told), `pairing` what this message
+/// found. Every pairing but [`Pairing::VictimSilent`] means her position is fresh (it is
+/// checked first). `None` when nothing changes for operators.
+pub fn silence_change(mark: Option<Option<i64>>, pairing: &Pairing) -> Option<VictimSilence> {
+    match (mark, pairing) {
         (None, Pairing::VictimSilent { last_ms }) => {
             Some(VictimSilence::Started { last_ms: *last_ms })
         }
-        (Some(since), Pairing::Compare { .. } | Pairing::TooFarApart { .. }) => {
-            Some(VictimSilence::Ended {
-                silent_for_ms: now_ms - since,
-            })
-        }
-        _ => None,
+        (Some(_), Pairing::VictimSilent { .. }) | (None, _) => None,
+        (Some(episode), _) => Some(VictimSilence::Ended { last_ms: episode }),
     }
 }
 
@@ -455,7 +452,7 @@ mod tests {
             pair(
                 &order(),
                 &VictimZoneTerms::default(),
-                seen(&f),
+                Some(seen(&f)),
                 Some(&v),
                 T0 + 31_000,
             )
@@ -478,7 +475,7 @@ mod tests {
         // His device time exactly 120 s after hers: compared; 1 ms more: not.
         let at = |ms| {
             let f = fix(1, T0 + ms, 0.0, 10.0);
-            pair(&order(), &terms, seen(&f), Some(&v), T0 + ms + 1_000).unwrap()
+            pair(&order(), &terms, Some(seen(&f)), Some(&v), T0 + ms + 1_000).unwrap()
         };
         assert!(matches!(at(120_000), Pairing::Compare { .. }));
         assert_eq!(at(120_001), Pairing::TooFarApart { gap_ms: 120_001 });
@@ -486,7 +483,7 @@ mod tests {
         let f = fix(1, T0, 0.0, 10.0);
         let later = her(T0 + 120_001, 0.0, 10.0);
         assert_eq!(
-            pair(&order(), &terms, seen(&f), Some(&later), T0 + 121_000).unwrap(),
+            pair(&order(), &terms, Some(seen(&f)), Some(&later), T0 + 121_000).unwrap(),
             Pairing::TooFarApart { gap_ms: 120_001 }
         );
     }
@@ -500,7 +497,7 @@ mod tests {
             pair(
                 &order(),
                 &VictimZoneTerms::default(),
-                seen(&old),
+                Some(seen(&old)),
                 Some(&v),
                 now
             )
@@ -516,7 +513,7 @@ mod tests {
             pair(
                 &order(),
                 &VictimZoneTerms::default(),
-                buffered,
+                Some(buffered),
                 Some(&v),
                 now
             )
@@ -532,15 +529,15 @@ mod tests {
         let t = v.time_ms();
         let f = fix(1, t + 299_000, 0.0, 10.0);
         assert!(matches!(
-            pair(&order(), &terms, seen(&f), Some(&v), t + 300_000).unwrap(),
+            pair(&order(), &terms, Some(seen(&f)), Some(&v), t + 300_000).unwrap(),
             Pairing::TooFarApart { .. }
         ));
         assert_eq!(
-            pair(&order(), &terms, seen(&f), Some(&v), t + 300_001).unwrap(),
+            pair(&order(), &terms, Some(seen(&f)), Some(&v), t + 300_001).unwrap(),
             Pairing::VictimSilent { last_ms: Some(t) }
         );
         assert_eq!(
-            pair(&order(), &terms, seen(&f), None, t).unwrap(),
+            pair(&order(), &terms, Some(seen(&f)), None, t).unwrap(),
             Pairing::VictimSilent { last_ms: None }
         );
         // A device clock running an hour fast does not keep her position alive.
@@ -551,7 +548,7 @@ mod tests {
         };
         assert_eq!(fast.time_ms(), T0);
         assert!(matches!(
-            pair(&order(), &terms, seen(&f), Some(&fast), T0 + 300_001).unwrap(),
+            pair(&order(), &terms, Some(seen(&f)), Some(&fast), T0 + 300_001).unwrap(),
             Pairing::VictimSilent { .. }
         ));
     }
@@ -564,8 +561,16 @@ mod tests {
         v: &VictimPosition,
     ) -> OrderPlan {
         let now = f.at_ms.max(v.at_ms) + 1_000;
-        let (compared, zone) =
-            compare(pair(&order(), &VictimZoneTerms::default(), seen(f), Some(v), now).unwrap());
+        let (compared, zone) = compare(
+            pair(
+                &order(),
+                &VictimZoneTerms::default(),
+                Some(seen(f)),
+                Some(v),
+                now,
+            )
+            .unwrap(),
+        );
         let plan = plan_moving_zone(
             &terms(),
             records,
@@ -714,27 +719,37 @@ mod tests {
     #[test]
     fn silence_is_told_once_and_its_end_once() {
         let silent = Pairing::VictimSilent { last_ms: Some(T0) };
+        let started = silence_change(None, &silent);
+        assert_eq!(started, Some(VictimSilence::Started { last_ms: Some(T0) }));
         assert_eq!(
-            silence_change(None, &silent, T0 + 400_000),
-            Some(VictimSilence::Started { last_ms: Some(T0) })
-        );
-        assert_eq!(
-            silence_change(Some(T0 + 400_000), &silent, T0 + 460_000),
-            None
+            silence_change(Some(Some(T0)), &silent),
+            None,
+            "told already"
         );
         let back = Pairing::TooFarApart { gap_ms: 200_000 };
         assert_eq!(
-            silence_change(Some(T0 + 400_000), &back, T0 + 700_000),
-            Some(VictimSilence::Ended {
-                silent_for_ms: 300_000
-            })
+            silence_change(Some(Some(T0)), &back),
+            Some(VictimSilence::Ended { last_ms: Some(T0) })
         );
-        assert_eq!(silence_change(None, &back, T0), None);
-        // His fix being stale says nothing about her device.
+        assert_eq!(silence_change(None, &back), None);
+        // His fix being stale says nothing against her: her fresh position ends the silence.
         assert_eq!(
-            silence_change(Some(T0), &Pairing::OffenderStale, T0 + 1),
-            None
+            silence_change(Some(None), &Pairing::OffenderStale),
+            Some(VictimSilence::Ended { last_ms: None })
         );
+        // The start and the end of one episode are two events, each with one id however
+        // often it is found.
+        let (o, t, d) = (
+            order(),
+            TagId::new("tag-1").unwrap(),
+            DeviceId::new("phone-1").unwrap(),
+        );
+        let start = started.unwrap().event(&o, &t, &d, T0 + 400_000);
+        let again = started.unwrap().event(&o, &t, &d, T0 + 460_000);
+        assert_eq!(start.event_id, again.event_id);
+        let end = VictimSilence::Ended { last_ms: Some(T0) }.event(&o, &t, &d, T0 + 900_000);
+        assert_ne!(start.event_id, end.event_id);
+        assert!(!serde_json::to_string(&end).unwrap().contains("51.5"));
     }
 
     #[test]
