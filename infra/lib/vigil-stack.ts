@@ -1,6 +1,6 @@
 // Vigil's whole system in one stack: tables, queues and topics from infra/resources.json, the
-// two Rust functions, the IoT rules from infra/rules/*.sql, the tags' IoT policy from
-// infra/iot/, least-privilege roles, alarms to the operators' topic.
+// two Rust functions, the IoT rules from infra/rules/*.sql, the IoT policies (tags, victims'
+// devices) from infra/iot/, least-privilege roles, alarms to the operators' topic.
 //
 // IAM is written out statement by statement instead of with CDK's grant helpers: the grants
 // add actions the functions never call (and `kms:GenerateDataKey*`-style wildcards), and a
@@ -251,7 +251,7 @@ export class VigilStack extends Stack {
     const ingestProps = fnProps('Ingest');
     this.ingest = new RustFunction(this, 'Ingest', {
       ...ingestProps,
-      description: 'Tag messages from the IoT rule: zones near the fix, breach decision, alert events',
+      description: 'Tag and victim-device messages from the IoT rules: zones near the fix, breach decision, alert events',
       // Longer than one SDK operation's own 20 s timeout, so a slow call fails with its reason.
       timeout: Duration.seconds(25),
       reservedConcurrentExecutions: config.ingestReservedConcurrency,
@@ -402,26 +402,36 @@ export class VigilStack extends Stack {
       sqs: { queueUrl: this.ruleErrors.queueUrl, roleArn: errorsRole.roleArn, useBase64: false },
     };
 
-    const ingestRuleName = ruleName(stage, 'ingest');
-    const ingestRule = new iot.CfnTopicRule(this, 'IngestRule', {
-      ruleName: ingestRuleName,
-      topicRulePayload: {
-        description: 'Every tag message (fix, event) to the ingest function, raw payload base64',
-        sql: ruleSql('ingest.sql'),
-        awsIotSqlVersion: '2016-03-23',
-        ruleDisabled: false,
-        actions: [{ lambda: { functionArn: this.ingest.functionArn } }],
-        errorAction,
-      },
-    });
-    this.ingest.addPermission('InvokedByIngestRule', {
-      principal: new iam.ServicePrincipal('iot.amazonaws.com'),
-      sourceArn: ingestRule.attrArn,
-      sourceAccount: this.account,
-    });
+    // Every rule hands its messages to the ingest function (raw payload, base64: ingest
+    // validates everything itself), with the one error action and a permission for that rule
+    // alone. Returns the rule's name.
+    const toIngest = (id: string, name: string, description: string): string => {
+      const physical = ruleName(stage, name);
+      const rule = new iot.CfnTopicRule(this, `${id}Rule`, {
+        ruleName: physical,
+        topicRulePayload: {
+          description,
+          sql: ruleSql(`${name}.sql`),
+          awsIotSqlVersion: '2016-03-23',
+          ruleDisabled: false,
+          actions: [{ lambda: { functionArn: this.ingest.functionArn } }],
+          errorAction,
+        },
+      });
+      this.ingest.addPermission(`InvokedBy${id}Rule`, {
+        principal: new iam.ServicePrincipal('iot.amazonaws.com'),
+        sourceArn: rule.attrArn,
+        sourceAccount: this.account,
+      });
+      return physical;
+    };
+    const ingestRuleName = toIngest('Ingest', 'ingest', 'Every tag message (fix, event) to the ingest function, raw payload base64');
+    // Her device's positions go to the same function: the moving zone around her is judged
+    // there against his latest fix (docs/PROXIMITY.md).
+    const victimRuleName = toIngest('Victim', 'victim', 'Every victim device position to the ingest function, raw payload base64');
 
-    // The tags' policy comes from the document resources.json names (the CLI attaches it to
-    // each tag's certificate); only the placeholders are filled in here.
+    // Each IoT policy comes from the document resources.json names (the CLI attaches it to
+    // each tag's or victim device's certificate); only the placeholders are filled in here.
     for (const def of resources.iot_policies) {
       const text = readFileSync(path.join(INFRA_DIR, def.document), 'utf8')
         .replaceAll('{{region}}', this.region)
@@ -455,7 +465,7 @@ export class VigilStack extends Stack {
     const alertsDlq = this.must(this.queues, 'alerts-dlq', 'queue');
     alarm('AlertsDlqDepth', 'Alert events failed 5 times and are parked in alerts-dlq: victims may not have been told. Inspect and redrive.',
       alertsDlq.metricApproximateNumberOfMessagesVisible({ period: fiveMin, statistic: 'Maximum' }));
-    alarm('RuleErrorsDepth', 'Tag messages the IoT rules or the ingest function could not process are parked in rule-errors.',
+    alarm('RuleErrorsDepth', 'Tag or victim-device messages the IoT rules or the ingest function could not process are parked in rule-errors.',
       this.ruleErrors.metricApproximateNumberOfMessagesVisible({ period: fiveMin, statistic: 'Maximum' }));
     alarm('IngestErrors', 'The ingest function failed (it retries; failures end in rule-errors).', this.ingest.metricErrors({ period: fiveMin, statistic: 'Sum' }));
     alarm('AlertErrors', 'The alert function failed (messages retry, then go to alerts-dlq).', this.alert.metricErrors({ period: fiveMin, statistic: 'Sum' }));
@@ -501,6 +511,8 @@ export class VigilStack extends Stack {
     new CfnOutput(this, 'AlertRedriveRoleArn', { description: 'Assume to move alert events from alerts-dlq back to the alerts queue (docs/DEPLOY.md)', value: redrive.roleArn });
     new CfnOutput(this, 'IngestRuleName', { value: ingestRuleName });
     new CfnOutput(this, 'BasicIngestTopicPrefix', { value: `$aws/rules/${ingestRuleName}/tags/` });
+    new CfnOutput(this, 'VictimRuleName', { value: victimRuleName });
+    new CfnOutput(this, 'VictimBasicIngestTopicPrefix', { description: 'Where victims\' devices publish their positions with Basic Ingest', value: `$aws/rules/${victimRuleName}/victims/` });
   }
 
   private must<T>(map: Map<string, T>, logical: string, kind: string): T {

@@ -4,7 +4,6 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Match } from 'aws-cdk-lib/assertions';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { INFRA_DIR, physicalName } from '../lib/resources';
@@ -88,23 +87,40 @@ describe('IoT', () => {
   const rules = ofType(s, 'AWS::IoT::TopicRule');
   const rule = (name: string) => Object.values(rules).find((r: any) => r.Properties.RuleName === ruleName(stage, name)) as any;
 
-  test('the ingest rule: SQL verbatim from rules/ingest.sql, Lambda action, error action to rule-errors', () => {
-    const p = rule('ingest').Properties.TopicRulePayload;
-    assert.equal(p.Sql, sqlFile('ingest.sql'));
-    assert.equal(p.RuleDisabled, false);
-    assert.deepEqual(p.Actions, [{ Lambda: { FunctionArn: { 'Fn::GetAtt': [ingestId, 'Arn'] } } }]);
-    assert.equal(target(p.ErrorAction.Sqs.QueueUrl), ruleErrorsId);
-    s.template.hasResourceProperties('AWS::Lambda::Permission', {
-      FunctionName: { 'Fn::GetAtt': [ingestId, 'Arn'] },
-      Principal: 'iot.amazonaws.com',
-      SourceArn: Match.anyValue(),
-      SourceAccount: { Ref: 'AWS::AccountId' },
+  const ruleId = (name: string) => Object.keys(rules).find((id) => rules[id].Properties.RuleName === ruleName(stage, name))!;
+
+  for (const [name, topics] of [['ingest', 'tags/+/fix and tags/+/event'], ['victim', 'victims/+/position']]) {
+    test(`the ${name} rule (${topics}): SQL verbatim from rules/${name}.sql, Lambda action to ingest, error action to rule-errors, invoke permission for this rule`, () => {
+      const p = rule(name).Properties.TopicRulePayload;
+      assert.equal(p.Sql, sqlFile(`${name}.sql`));
+      assert.equal(p.RuleDisabled, false);
+      assert.deepEqual(p.Actions, [{ Lambda: { FunctionArn: { 'Fn::GetAtt': [ingestId, 'Arn'] } } }]);
+      assert.equal(target(p.ErrorAction.Sqs.QueueUrl), ruleErrorsId);
+      assert.deepEqual(p.ErrorAction, rule('ingest').Properties.TopicRulePayload.ErrorAction, 'the same error action as the ingest rule');
+      s.template.hasResourceProperties('AWS::Lambda::Permission', {
+        Action: 'lambda:InvokeFunction',
+        FunctionName: { 'Fn::GetAtt': [ingestId, 'Arn'] },
+        Principal: 'iot.amazonaws.com',
+        SourceArn: { 'Fn::GetAtt': [ruleId(name), 'Arn'] },
+        SourceAccount: { Ref: 'AWS::AccountId' },
+      });
     });
+  }
+
+  test('two rules, both to ingest; no rule writes a table (the tag history is ingest\'s, from accepted fixes)', () => {
+    assert.deepEqual(Object.values(rules).map((r: any) => r.Properties.RuleName).sort(), [ruleName(stage, 'ingest'), ruleName(stage, 'victim')]);
+    assert.doesNotMatch(JSON.stringify(rules), /DynamoDB/);
+    // The function runs only for these two rules: one permission each, none for any rule.
+    const permissions = Object.values(ofType(s, 'AWS::Lambda::Permission')).filter((p: any) => p.Properties.Principal === 'iot.amazonaws.com');
+    assert.deepEqual(permissions.map((p: any) => target(p.Properties.SourceArn)).sort(), [ruleId('ingest'), ruleId('victim')].sort());
   });
 
-  test('one rule only: no rule writes a table (the tag history is ingest\'s, from accepted fixes)', () => {
-    assert.deepEqual(Object.keys(rules).length, 1);
-    assert.doesNotMatch(JSON.stringify(rules), /DynamoDB/);
+  test('outputs: each rule\'s name and its Basic Ingest topic prefix', () => {
+    const out = (k: string) => s.json.Outputs[k].Value;
+    assert.equal(out('IngestRuleName'), ruleName(stage, 'ingest'));
+    assert.equal(out('BasicIngestTopicPrefix'), `$aws/rules/${ruleName(stage, 'ingest')}/tags/`);
+    assert.equal(out('VictimRuleName'), ruleName(stage, 'victim'));
+    assert.equal(out('VictimBasicIngestTopicPrefix'), `$aws/rules/${ruleName(stage, 'victim')}/victims/`);
   });
 
   test('rule names are valid IoT rule names', () => {
