@@ -127,26 +127,49 @@ describe('IoT', () => {
     for (const r of Object.values(rules) as any[]) assert.match(r.Properties.RuleName, /^[A-Za-z0-9_]+$/);
   });
 
-  test('the tag policy: connect only as itself, publish only under its own tags/<thing>/, subscribe only to its own cmd', () => {
-    const policies = Object.values(ofType(s, 'AWS::IoT::Policy')) as any[];
-    assert.equal(policies.length, 1);
-    const statements = policies[0].Properties.PolicyDocument.Statement as any[];
-    const thing = '${iot:Connection.Thing.ThingName}';
-    const resources = (action: string) =>
-      statements
-        .filter((st) => st.Effect === 'Allow' && [st.Action].flat().includes(action))
-        .flatMap((st) => [st.Resource].flat())
-        .map((r) => (typeof r === 'string' ? r : r['Fn::Join'][1].map((p: any) => (typeof p === 'string' ? p : '<account>')).join('')));
-    for (const st of statements) for (const a of [st.Action].flat()) assert.doesNotMatch(a, /\*/, 'no wildcard IoT action');
-    const connect = resources('iot:Connect');
-    assert.ok(connect.length > 0 && connect.every((r) => r.endsWith(`:client/${thing}`)), connect.join());
-    const publish = resources('iot:Publish');
-    const own = new RegExp(`:topic/(\\$aws/rules/${ruleName(stage, 'ingest')}/)?tags/${thing.replace(/[$.{}]/g, '\\$&')}/[^*+#]+$`);
-    assert.ok(publish.length > 0 && publish.every((r) => own.test(r)), publish.join('\n'));
-    const subscribe = resources('iot:Subscribe');
-    assert.ok(subscribe.length > 0 && subscribe.every((r) => r.endsWith(`:topicfilter/tags/${thing}/cmd`)), subscribe.join());
-    const receive = resources('iot:Receive');
-    assert.ok(receive.every((r) => r.endsWith(`:topic/tags/${thing}/cmd`)), receive.join());
+  // A policy's Allow resources for an action (every action when none is given), the account
+  // token written as <account>.
+  const thing = '${iot:Connection.Thing.ThingName}';
+  const policyStatements = (logical: string) =>
+    R[logicalId(s, 'AWS::IoT::Policy', 'PolicyName', physicalName(s.resources, stage, logical))].Properties.PolicyDocument.Statement as any[];
+  const allowed = (logical: string, action?: string): string[] =>
+    policyStatements(logical)
+      .filter((st) => st.Effect === 'Allow' && (action === undefined || [st.Action].flat().includes(action)))
+      .flatMap((st) => [st.Resource].flat())
+      .map((r) => (typeof r === 'string' ? r : r['Fn::Join'][1].map((p: any) => (typeof p === 'string' ? p : '<account>')).join('')));
+  const after = (marker: string) => (arn: string) => arn.slice(arn.indexOf(marker) + marker.length);
+
+  const devices = [
+    { policy: 'tag', root: 'tags', rule: 'ingest', channels: ['fix', 'event'] },
+    { policy: 'victim-device', root: 'victims', rule: 'victim', channels: ['position'] },
+  ];
+  for (const { policy, root, rule: via, channels } of devices) {
+    test(`the ${policy} policy: connect only as itself, publish only ${root}/<thing>/${channels.join('|')} (directly or by Basic Ingest to the ${via} rule), subscribe and receive only its own cmd`, () => {
+      for (const st of policyStatements(policy)) {
+        assert.equal(st.Effect, 'Allow');
+        for (const a of [st.Action].flat()) assert.ok(['iot:Connect', 'iot:Publish', 'iot:Subscribe', 'iot:Receive'].includes(a), `${policy}: ${a}`);
+      }
+      const connect = allowed(policy, 'iot:Connect');
+      assert.ok(connect.length > 0 && connect.every((r) => r.endsWith(`:client/${thing}`)), connect.join());
+      const own = channels.map((c) => `${root}/${thing}/${c}`);
+      assert.deepEqual(allowed(policy, 'iot:Publish').map(after(':topic/')).sort(), [...own, ...own.map((t) => `$aws/rules/${ruleName(stage, via)}/${t}`)].sort());
+      assert.deepEqual(allowed(policy, 'iot:Subscribe').map(after(':topicfilter/')), [`${root}/${thing}/cmd`]);
+      assert.deepEqual(allowed(policy, 'iot:Receive').map(after(':topic/')), [`${root}/${thing}/cmd`]);
+    });
+  }
+
+  test('a tag cannot reach any victims/ topic, nor her device any tags/ topic: every Allow resource of each policy, no wildcard', () => {
+    const never = { tag: ['victims/', ruleName(stage, 'victim')], 'victim-device': ['tags/', ruleName(stage, 'ingest')] };
+    for (const [policy, words] of Object.entries(never)) {
+      const resources = allowed(policy);
+      assert.ok(resources.length >= 5, policy);
+      for (const r of resources) {
+        assert.match(r, /^arn:aws:iot:[a-z0-9-]+:<account>:(client|topic|topicfilter)\//, `${policy}: ${r}`);
+        // IoT policy wildcards: one would let a device name topics beyond its own.
+        assert.doesNotMatch(r.replaceAll(thing, ''), /[*?]/, `${policy}: ${r}`);
+        for (const w of words) assert.ok(!r.includes(w), `${policy} allows ${r}`);
+      }
+    }
   });
 });
 
