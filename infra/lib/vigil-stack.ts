@@ -286,7 +286,17 @@ export class VigilStack extends Stack {
       actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'],
       resources: arns('zone-state'),
     }));
+    // The tag's open zones, and each order's mark that her device is silent.
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'TrackOpenZones', actions: ['dynamodb:UpdateItem'], resources: arns('tags') }));
+    // Her device: the orders it serves (written by operators), and its latest position, the
+    // most sensitive item in the system, overwritten by a conditional put (her newest wins).
+    // Ingest is the only role of the stack that reaches either table (iam.test.ts).
+    ingestRole.addToPolicy(new iam.PolicyStatement({
+      sid: 'ReadVictimDevicesAndPositions',
+      actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
+      resources: arns('devices', 'victim-positions'),
+    }));
+    ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'RecordVictimPositions', actions: ['dynamodb:PutItem'], resources: arns('victim-positions') }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QuarantineBadInput', actions: ['dynamodb:PutItem'], resources: arns('quarantine') }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QueueAlertEvents', actions: ['sqs:SendMessage'], resources: [alerts.queueArn] }));
 
