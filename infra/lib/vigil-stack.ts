@@ -23,7 +23,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import type { VigilConfig } from './config';
-import { Protection } from './protection';
+import { Protection, VICTIM_POSITIONS } from './protection';
 import { SmsSettings, smsAttributes } from './sms';
 import { INFRA_DIR, REPO_ROOT, Resources, physicalName, queueName, ruleSql } from './resources';
 
@@ -166,7 +166,8 @@ export class VigilStack extends Stack {
         billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
         encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
         encryptionKey: this.key,
-        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+        // Every table but her positions (protection.ts, VICTIM_POSITIONS).
+        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: def.name !== VICTIM_POSITIONS },
         // Orders, audit chains and zones are evidence: a stack deletion never deletes them,
         // and nobody deletes one by accident or alone (deletion protection must be turned off
         // first, a separate, logged API call).
@@ -206,6 +207,12 @@ export class VigilStack extends Stack {
     }
 
     const table = (n: string) => this.must(this.tables, n, 'table');
+    // Her positions are kept no longer than their TTL: no point-in-time recovery, no backups,
+    // no CloudTrail data events (protection.ts, VICTIM_POSITIONS, says why).
+    const positions = table(VICTIM_POSITIONS);
+    const noHistory = 'Victims\' latest positions, expiring after minutes: point-in-time recovery would keep a history of her whereabouts restorable for 35 days; a position older than 5 minutes is never used.';
+    Validations.of(positions).acknowledge({ id: 'AwsSolutions::AwsSolutions-DDB3', reason: noHistory });
+    waive(positions, [{ id: 'CKV_AWS_28', why: noHistory }]);
     const alerts = this.must(this.queues, 'alerts', 'queue');
     const operators = this.must(this.topics, 'operators', 'topic');
 
@@ -294,9 +301,9 @@ export class VigilStack extends Stack {
     ingestRole.addToPolicy(new iam.PolicyStatement({
       sid: 'ReadVictimDevicesAndPositions',
       actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
-      resources: arns('devices', 'victim-positions'),
+      resources: arns('devices', VICTIM_POSITIONS),
     }));
-    ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'RecordVictimPositions', actions: ['dynamodb:PutItem'], resources: arns('victim-positions') }));
+    ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'RecordVictimPositions', actions: ['dynamodb:PutItem'], resources: arns(VICTIM_POSITIONS) }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QuarantineBadInput', actions: ['dynamodb:PutItem'], resources: arns('quarantine') }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QueueAlertEvents', actions: ['sqs:SendMessage'], resources: [alerts.queueArn] }));
 

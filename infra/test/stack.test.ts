@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { VICTIM_POSITIONS } from '../lib/protection';
 import { INFRA_DIR, physicalName } from '../lib/resources';
 import { ruleName } from '../lib/vigil-stack';
 import { identityStatements, logicalId, ofType, smsSettingsCalls, synth, target } from './helpers';
@@ -274,7 +275,9 @@ describe('encryption, alarms, outputs', () => {
 });
 
 describe('evidence that outlives an insider (16.6, 16.10)', () => {
-  test('every table is in a daily backup plan, into a locked vault encrypted with the data key', () => {
+  const tableId = (logical: string) => logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, logical));
+
+  test('every table but victims\' positions is in a daily backup plan, into a locked vault encrypted with the data key', () => {
     const vaults = Object.values(ofType(s, 'AWS::Backup::BackupVault')) as any[];
     assert.equal(vaults.length, 1);
     assert.equal(vaults[0].Properties.LockConfiguration.MinRetentionDays, 35);
@@ -283,21 +286,42 @@ describe('evidence that outlives an insider (16.6, 16.10)', () => {
     assert.equal(target(vaults[0].Properties.EncryptionKeyArn), keyId);
     const plan = (Object.values(ofType(s, 'AWS::Backup::BackupPlan')) as any[])[0].Properties.BackupPlan;
     assert.equal(plan.BackupPlanRule[0].Lifecycle.DeleteAfterDays, 35);
-    const selected = JSON.stringify((Object.values(ofType(s, 'AWS::Backup::BackupSelection')) as any[])[0].Properties.BackupSelection.Resources);
-    for (const t of s.resources.tables) {
-      assert.ok(selected.includes(logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, t.name))), `${t.name} is backed up`);
+    const selections = (Object.values(ofType(s, 'AWS::Backup::BackupSelection')) as any[]).map((r) => r.Properties.BackupSelection);
+    assert.equal(selections.length, 1);
+    // Tables are selected by ARN only: no tag or wildcard selection could pick up her positions.
+    assert.equal(selections[0].ListOfTags, undefined);
+    assert.equal(selections[0].Conditions, undefined);
+    const selected = selections[0].Resources.map(target).sort();
+    const expected = s.resources.tables.filter((t) => t.name !== VICTIM_POSITIONS).map((t) => tableId(t.name));
+    assert.deepEqual(selected, expected.sort());
+  });
+
+  test('victims\' positions leave no copy that outlives their TTL: TTL on expires_at, no point-in-time recovery, in no backup selection and no CloudTrail event selector', () => {
+    const id = tableId(VICTIM_POSITIONS);
+    const p = R[id].Properties;
+    assert.deepEqual(p.TimeToLiveSpecification, { AttributeName: 'expires_at', Enabled: true });
+    assert.equal(p.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled, false);
+    // Otherwise as every table: the stack key, deletion protection, retained.
+    assert.equal(p.SSESpecification.SSEType, 'KMS');
+    assert.equal(p.DeletionProtectionEnabled, true);
+    const name = physicalName(s.resources, stage, VICTIM_POSITIONS);
+    for (const type of ['AWS::Backup::BackupSelection', 'AWS::CloudTrail::Trail']) {
+      const text = JSON.stringify(ofType(s, type));
+      assert.ok(!text.includes(`"${id}"`) && !text.includes(name), `${type} names ${VICTIM_POSITIONS}`);
     }
   });
 
-  test('CloudTrail records every write to orders, zones and tags, with file validation', () => {
+  test('CloudTrail records every write to orders, zones, tags and devices, with file validation', () => {
     const trails = Object.values(ofType(s, 'AWS::CloudTrail::Trail')) as any[];
     assert.equal(trails.length, 1);
     const p = trails[0].Properties;
     assert.equal(p.EnableLogFileValidation, true);
-    const data = p.AdvancedEventSelectors.find((sel: any) => sel.FieldSelectors.some((f: any) => f.Field === 'eventCategory' && f.Equals[0] === 'Data'));
-    const arns = data.FieldSelectors.find((f: any) => f.Field === 'resources.ARN').Equals.map((a: any) => target(a));
-    const ids = ['orders', 'zones', 'tags'].map((t) => logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, t)));
-    assert.deepEqual(arns.sort(), ids.sort());
+    const data = p.AdvancedEventSelectors.filter((sel: any) => sel.FieldSelectors.some((f: any) => f.Field === 'eventCategory' && f.Equals[0] === 'Data'));
+    assert.equal(data.length, 1);
+    // Named tables only (Equals): no prefix or exclusion that could take in another table.
+    for (const f of data[0].FieldSelectors) assert.deepEqual(Object.keys(f).sort(), ['Equals', 'Field'], JSON.stringify(f));
+    const arns = data[0].FieldSelectors.find((f: any) => f.Field === 'resources.ARN').Equals.map((a: any) => target(a));
+    assert.deepEqual(arns.sort(), ['orders', 'zones', 'tags', 'devices'].map(tableId).sort());
   });
 
   test('a key disabled or scheduled for deletion pages the operators', () => {
