@@ -304,6 +304,25 @@ export class VigilStack extends Stack {
       resources: arns('devices', VICTIM_POSITIONS),
     }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'RecordVictimPositions', actions: ['dynamodb:PutItem'], resources: arns(VICTIM_POSITIONS) }));
+    // Her positions are guarded by the table's own policy too, as alert events are by the
+    // queue's (16.7): a Deny holds whatever an identity policy grants (an administrator's
+    // dynamodb:* included), so nobody but ingest reads, writes, copies (backup, export) or
+    // restores them. Table settings stay manageable; removing this policy is a management
+    // write the trail records.
+    positions.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'OnlyIngestReachesVictimPositions',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: [
+        'dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:ConditionCheckItem',
+        'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem',
+        'dynamodb:PartiQLSelect', 'dynamodb:PartiQLInsert', 'dynamodb:PartiQLUpdate', 'dynamodb:PartiQLDelete',
+        'dynamodb:CreateBackup', 'dynamodb:StartAwsBackupJob', 'dynamodb:ExportTableToPointInTime', 'dynamodb:RestoreTableToPointInTime',
+      ],
+      // The table's own ARN from its name: a reference to the table here would be circular.
+      resources: [this.formatArn({ service: 'dynamodb', resource: 'table', resourceName: name(VICTIM_POSITIONS) })],
+      conditions: { ArnNotEquals: { 'aws:PrincipalArn': ingestRole.roleArn } },
+    }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QuarantineBadInput', actions: ['dynamodb:PutItem'], resources: arns('quarantine') }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QueueAlertEvents', actions: ['sqs:SendMessage'], resources: [alerts.queueArn] }));
 

@@ -176,6 +176,25 @@ describe('IAM', () => {
     });
   }
 
+  test('victim-positions\' own policy denies everyone but the ingest role every read, write and copy of her positions', () => {
+    const table = s.json.Resources[tableId('victim-positions')];
+    const denies = table.Properties.ResourcePolicy.PolicyDocument.Statement as any[];
+    assert.equal(denies.length, 1);
+    const [deny] = denies;
+    assert.equal(deny.Effect, 'Deny');
+    assert.deepEqual(deny.Principal, { AWS: '*' });
+    assert.deepEqual(Object.keys(deny.Condition), ['ArnNotEquals']);
+    assert.deepEqual([deny.Condition.ArnNotEquals['aws:PrincipalArn']].flat().map(target), [roleOf('ingest')]);
+    assert.match(JSON.stringify(deny.Resource), new RegExp(`:table/${physicalName(s.resources, stage, 'victim-positions')}"`));
+    const reads = ['GetItem', 'BatchGetItem', 'Query', 'Scan', 'PartiQLSelect'];
+    const writes = ['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'PartiQLInsert', 'PartiQLUpdate', 'PartiQLDelete'];
+    const copies = ['CreateBackup', 'StartAwsBackupJob', 'ExportTableToPointInTime', 'RestoreTableToPointInTime'];
+    for (const a of [...reads, ...writes, ...copies]) assert.ok(deny.Action.includes(`dynamodb:${a}`), `dynamodb:${a} is not denied`);
+    // Only her positions' table has a policy: the others are reached by identity policies alone.
+    const withPolicy = Object.entries(ofType(s, 'AWS::DynamoDB::Table')).filter(([, t]) => t.Properties.ResourcePolicy).map(([id]) => id);
+    assert.deepEqual(withPolicy, [tableId('victim-positions')]);
+  });
+
   test('the one rule role: SendMessage to rule-errors only (no rule writes a table)', () => {
     const ruleRoles = Object.entries(ofType(s, 'AWS::IAM::Role'))
       .filter(([, r]) => JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes('iot.amazonaws.com'))
@@ -200,6 +219,7 @@ describe('IAM', () => {
     const docs: Statement[] = [];
     for (const r of Object.values(ofType(s, 'AWS::SQS::QueuePolicy'))) docs.push(...r.Properties.PolicyDocument.Statement);
     for (const r of Object.values(ofType(s, 'AWS::KMS::Key'))) docs.push(...r.Properties.KeyPolicy.Statement);
+    for (const r of Object.values(ofType(s, 'AWS::DynamoDB::Table'))) docs.push(...(r.Properties.ResourcePolicy?.PolicyDocument.Statement ?? []));
     for (const st of docs as any[]) {
       const wild = [st.Action].flat().some((a: string) => a.includes('*'));
       if (!wild || st.Effect === 'Deny') continue;
