@@ -1,7 +1,8 @@
 // What makes the record survive an insider or an accident (issue 16, items 6 and 10):
 // backups of every table into a locked vault, a CloudTrail trail with data events on the
-// tables that hold orders, zones and tags (who wrote what, whatever tool they used), and an
-// alarm to the operators when a KMS key is disabled or scheduled for deletion.
+// tables that hold orders, zones, tags and victims' devices (who wrote what, whatever tool
+// they used), and an alarm to the operators when a KMS key is disabled or scheduled for
+// deletion. One table is kept out of all of it, on purpose: victims' positions (below).
 
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as backup from 'aws-cdk-lib/aws-backup';
@@ -16,8 +17,17 @@ import { Construct } from 'constructs';
 
 /** Days a backup is kept; the vault lock refuses anything shorter, and deletion before. */
 export const BACKUP_RETENTION_DAYS = 35;
-/** The tables whose every write CloudTrail records with its principal. */
-export const AUDITED_TABLES = ['orders', 'zones', 'tags'] as const;
+/** The tables whose every write CloudTrail records with its principal: operators' changes
+ * (and ingest's open-zone marks on tags). */
+export const AUDITED_TABLES = ['orders', 'zones', 'tags', 'devices'] as const;
+/** Victims' latest positions, one item per device, expiring after minutes (TTL). Her past
+ * positions must not outlive that TTL in a copy kept longer: this table has no point-in-time
+ * recovery (a continuous history restorable to any second of 35 days), is in no backup (the
+ * vault lock keeps each recovery point 35 days, and nobody can delete one earlier), and has
+ * no CloudTrail data events (which would log her device's id with each write, for as long as
+ * the trail bucket keeps them). Nothing is lost for safety: a position older than the age
+ * limit (5 minutes by default) is never compared, so a restored one would be worthless. */
+export const VICTIM_POSITIONS = 'victim-positions';
 
 export interface ProtectionProps {
   readonly stage: string;
@@ -51,14 +61,14 @@ export class Protection extends Construct {
       deleteAfter: Duration.days(BACKUP_RETENTION_DAYS),
     }));
     const selection = plan.addSelection('Tables', {
-      resources: [...tables.values()].map((t) => backup.BackupResource.fromDynamoDbTable(t)),
+      resources: [...tables].filter(([name]) => name !== VICTIM_POSITIONS).map(([, t]) => backup.BackupResource.fromDynamoDbTable(t)),
     });
     Validations.of(selection).acknowledge({
       id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup]',
       reason: 'The role AWS Backup documents for backing up DynamoDB; assumed by backup.amazonaws.com only.',
     });
 
-    // ---- CloudTrail: management writes, and every data write to orders, zones and tags ----
+    // ---- CloudTrail: management writes, and every data write to the audited tables ----
     const bucket = new s3.Bucket(this, 'TrailBucket', {
       encryption: s3.BucketEncryption.S3_MANAGED,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
@@ -90,7 +100,7 @@ export class Protection extends Construct {
         ],
       },
       {
-        name: 'Every write to orders, zones and tags',
+        name: `Every write to ${AUDITED_TABLES.join(', ')}`,
         fieldSelectors: [
           { field: 'eventCategory', equalTo: ['Data'] },
           { field: 'resources.type', equalTo: ['AWS::DynamoDB::Table'] },

@@ -1,6 +1,6 @@
 // Vigil's whole system in one stack: tables, queues and topics from infra/resources.json, the
-// two Rust functions, the IoT rules from infra/rules/*.sql, the tags' IoT policy from
-// infra/iot/, least-privilege roles, alarms to the operators' topic.
+// two Rust functions, the IoT rules from infra/rules/*.sql, the IoT policies (tags, victims'
+// devices) from infra/iot/, least-privilege roles, alarms to the operators' topic.
 //
 // IAM is written out statement by statement instead of with CDK's grant helpers: the grants
 // add actions the functions never call (and `kms:GenerateDataKey*`-style wildcards), and a
@@ -23,7 +23,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import type { VigilConfig } from './config';
-import { Protection } from './protection';
+import { Protection, VICTIM_POSITIONS } from './protection';
 import { SmsSettings, smsAttributes } from './sms';
 import { INFRA_DIR, REPO_ROOT, Resources, physicalName, queueName, ruleSql } from './resources';
 
@@ -166,7 +166,8 @@ export class VigilStack extends Stack {
         billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
         encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
         encryptionKey: this.key,
-        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+        // Every table but her positions (protection.ts, VICTIM_POSITIONS).
+        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: def.name !== VICTIM_POSITIONS },
         // Orders, audit chains and zones are evidence: a stack deletion never deletes them,
         // and nobody deletes one by accident or alone (deletion protection must be turned off
         // first, a separate, logged API call).
@@ -206,6 +207,12 @@ export class VigilStack extends Stack {
     }
 
     const table = (n: string) => this.must(this.tables, n, 'table');
+    // Her positions are kept no longer than their TTL: no point-in-time recovery, no backups,
+    // no CloudTrail data events (protection.ts, VICTIM_POSITIONS, says why).
+    const positions = table(VICTIM_POSITIONS);
+    const noHistory = 'Victims\' latest positions, expiring after minutes: point-in-time recovery would keep a history of her whereabouts restorable for 35 days; a position older than 5 minutes is never used.';
+    Validations.of(positions).acknowledge({ id: 'AwsSolutions::AwsSolutions-DDB3', reason: noHistory });
+    waive(positions, [{ id: 'CKV_AWS_28', why: noHistory }]);
     const alerts = this.must(this.queues, 'alerts', 'queue');
     const operators = this.must(this.topics, 'operators', 'topic');
 
@@ -251,7 +258,7 @@ export class VigilStack extends Stack {
     const ingestProps = fnProps('Ingest');
     this.ingest = new RustFunction(this, 'Ingest', {
       ...ingestProps,
-      description: 'Tag messages from the IoT rule: zones near the fix, breach decision, alert events',
+      description: 'Tag and victim-device messages from the IoT rules: zones near the fix, breach decision, alert events',
       // Longer than one SDK operation's own 20 s timeout, so a slow call fails with its reason.
       timeout: Duration.seconds(25),
       reservedConcurrentExecutions: config.ingestReservedConcurrency,
@@ -286,7 +293,36 @@ export class VigilStack extends Stack {
       actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'],
       resources: arns('zone-state'),
     }));
+    // The tag's open zones, and each order's mark that her device is silent.
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'TrackOpenZones', actions: ['dynamodb:UpdateItem'], resources: arns('tags') }));
+    // Her device: the orders it serves (written by operators), and its latest position, the
+    // most sensitive item in the system, overwritten by a conditional put (her newest wins).
+    // Ingest is the only role of the stack that reaches either table (iam.test.ts).
+    ingestRole.addToPolicy(new iam.PolicyStatement({
+      sid: 'ReadVictimDevicesAndPositions',
+      actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
+      resources: arns('devices', VICTIM_POSITIONS),
+    }));
+    ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'RecordVictimPositions', actions: ['dynamodb:PutItem'], resources: arns(VICTIM_POSITIONS) }));
+    // Her positions are guarded by the table's own policy too, as alert events are by the
+    // queue's (16.7): a Deny holds whatever an identity policy grants (an administrator's
+    // dynamodb:* included), so nobody but ingest reads, writes, copies (backup, export) or
+    // restores them. Table settings stay manageable; removing this policy is a management
+    // write the trail records.
+    positions.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'OnlyIngestReachesVictimPositions',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: [
+        'dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:ConditionCheckItem',
+        'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem',
+        'dynamodb:PartiQLSelect', 'dynamodb:PartiQLInsert', 'dynamodb:PartiQLUpdate', 'dynamodb:PartiQLDelete',
+        'dynamodb:CreateBackup', 'dynamodb:StartAwsBackupJob', 'dynamodb:ExportTableToPointInTime', 'dynamodb:RestoreTableToPointInTime',
+      ],
+      // The table's own ARN from its name: a reference to the table here would be circular.
+      resources: [this.formatArn({ service: 'dynamodb', resource: 'table', resourceName: name(VICTIM_POSITIONS) })],
+      conditions: { ArnNotEquals: { 'aws:PrincipalArn': ingestRole.roleArn } },
+    }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QuarantineBadInput', actions: ['dynamodb:PutItem'], resources: arns('quarantine') }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QueueAlertEvents', actions: ['sqs:SendMessage'], resources: [alerts.queueArn] }));
 
@@ -402,26 +438,36 @@ export class VigilStack extends Stack {
       sqs: { queueUrl: this.ruleErrors.queueUrl, roleArn: errorsRole.roleArn, useBase64: false },
     };
 
-    const ingestRuleName = ruleName(stage, 'ingest');
-    const ingestRule = new iot.CfnTopicRule(this, 'IngestRule', {
-      ruleName: ingestRuleName,
-      topicRulePayload: {
-        description: 'Every tag message (fix, event) to the ingest function, raw payload base64',
-        sql: ruleSql('ingest.sql'),
-        awsIotSqlVersion: '2016-03-23',
-        ruleDisabled: false,
-        actions: [{ lambda: { functionArn: this.ingest.functionArn } }],
-        errorAction,
-      },
-    });
-    this.ingest.addPermission('InvokedByIngestRule', {
-      principal: new iam.ServicePrincipal('iot.amazonaws.com'),
-      sourceArn: ingestRule.attrArn,
-      sourceAccount: this.account,
-    });
+    // Every rule hands its messages to the ingest function (raw payload, base64: ingest
+    // validates everything itself), with the one error action and a permission for that rule
+    // alone. Returns the rule's name.
+    const toIngest = (id: string, name: string, description: string): string => {
+      const physical = ruleName(stage, name);
+      const rule = new iot.CfnTopicRule(this, `${id}Rule`, {
+        ruleName: physical,
+        topicRulePayload: {
+          description,
+          sql: ruleSql(`${name}.sql`),
+          awsIotSqlVersion: '2016-03-23',
+          ruleDisabled: false,
+          actions: [{ lambda: { functionArn: this.ingest.functionArn } }],
+          errorAction,
+        },
+      });
+      this.ingest.addPermission(`InvokedBy${id}Rule`, {
+        principal: new iam.ServicePrincipal('iot.amazonaws.com'),
+        sourceArn: rule.attrArn,
+        sourceAccount: this.account,
+      });
+      return physical;
+    };
+    const ingestRuleName = toIngest('Ingest', 'ingest', 'Every tag message (fix, event) to the ingest function, raw payload base64');
+    // Her device's positions go to the same function: the moving zone around her is judged
+    // there against his latest fix (docs/PROXIMITY.md).
+    const victimRuleName = toIngest('Victim', 'victim', 'Every victim device position to the ingest function, raw payload base64');
 
-    // The tags' policy comes from the document resources.json names (the CLI attaches it to
-    // each tag's certificate); only the placeholders are filled in here.
+    // Each IoT policy comes from the document resources.json names (the CLI attaches it to
+    // each tag's or victim device's certificate); only the placeholders are filled in here.
     for (const def of resources.iot_policies) {
       const text = readFileSync(path.join(INFRA_DIR, def.document), 'utf8')
         .replaceAll('{{region}}', this.region)
@@ -455,7 +501,7 @@ export class VigilStack extends Stack {
     const alertsDlq = this.must(this.queues, 'alerts-dlq', 'queue');
     alarm('AlertsDlqDepth', 'Alert events failed 5 times and are parked in alerts-dlq: victims may not have been told. Inspect and redrive.',
       alertsDlq.metricApproximateNumberOfMessagesVisible({ period: fiveMin, statistic: 'Maximum' }));
-    alarm('RuleErrorsDepth', 'Tag messages the IoT rules or the ingest function could not process are parked in rule-errors.',
+    alarm('RuleErrorsDepth', 'Tag or victim-device messages the IoT rules or the ingest function could not process are parked in rule-errors.',
       this.ruleErrors.metricApproximateNumberOfMessagesVisible({ period: fiveMin, statistic: 'Maximum' }));
     alarm('IngestErrors', 'The ingest function failed (it retries; failures end in rule-errors).', this.ingest.metricErrors({ period: fiveMin, statistic: 'Sum' }));
     alarm('AlertErrors', 'The alert function failed (messages retry, then go to alerts-dlq).', this.alert.metricErrors({ period: fiveMin, statistic: 'Sum' }));
@@ -501,6 +547,8 @@ export class VigilStack extends Stack {
     new CfnOutput(this, 'AlertRedriveRoleArn', { description: 'Assume to move alert events from alerts-dlq back to the alerts queue (docs/DEPLOY.md)', value: redrive.roleArn });
     new CfnOutput(this, 'IngestRuleName', { value: ingestRuleName });
     new CfnOutput(this, 'BasicIngestTopicPrefix', { value: `$aws/rules/${ingestRuleName}/tags/` });
+    new CfnOutput(this, 'VictimRuleName', { value: victimRuleName });
+    new CfnOutput(this, 'VictimBasicIngestTopicPrefix', { description: 'Where victims\' devices publish their positions with Basic Ingest', value: `$aws/rules/${victimRuleName}/victims/` });
   }
 
   private must<T>(map: Map<string, T>, logical: string, kind: string): T {

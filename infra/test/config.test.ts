@@ -55,9 +55,11 @@ describe('context overrides reach the template', () => {
     logicalId(s, 'AWS::SQS::Queue', 'QueueName', 'vigil-prod-alerts.fifo');
     logicalId(s, 'AWS::Lambda::Function', 'FunctionName', 'vigil-prod-ingest');
     logicalId(s, 'AWS::IoT::Policy', 'PolicyName', 'vigil-prod-tag');
+    logicalId(s, 'AWS::IoT::Policy', 'PolicyName', 'vigil-prod-victim-device');
     const rules = Object.values(s.json.Resources).filter((r) => r.Type === 'AWS::IoT::TopicRule').map((r) => r.Properties.RuleName).sort();
-    assert.deepEqual(rules, ['vigil_prod_ingest']);
+    assert.deepEqual(rules, ['vigil_prod_ingest', 'vigil_prod_victim']);
     assert.match(JSON.stringify(s.json), /\$aws\/rules\/vigil_prod_ingest\/tags\//, 'the tag policy names this stage\'s Basic Ingest topic');
+    assert.match(JSON.stringify(s.json), /\$aws\/rules\/vigil_prod_victim\/victims\//, 'the victim-device policy names this stage\'s Basic Ingest topic');
     assert.doesNotMatch(JSON.stringify(s.json), /vigil[-_]dev[-_]/);
     assert.match(JSON.stringify(s.json), /eu-west-1/);
   });

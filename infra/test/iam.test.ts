@@ -1,6 +1,7 @@
 // Least privilege, statement by statement: no wildcard actions, no "*" resource except the one
-// SMS statement, each role only the actions and resources its code uses, and the ingest
-// function (offender-facing) can never read a victim's phone number.
+// SMS statement, each role only the actions and resources its code uses, the ingest
+// function (offender-facing) can never read a victim's phone number, and nothing but the ingest
+// function can reach her device's tables (her position above all).
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -27,6 +28,62 @@ function grants(role: string): Record<string, string[]> {
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, [...v].sort()]));
 }
 const sorted = (...a: string[]) => a.sort();
+
+/** An Allow statement anywhere in the template, with whom it applies to: the roles (users,
+ * groups) of an identity policy, else its own Principal. Resources are rendered as ARN
+ * patterns: a table reference becomes that table's ARN, any other token a wildcard. */
+interface Allow {
+  readonly where: string;
+  readonly sid?: string;
+  readonly who: string[];
+  readonly actions: string[];
+  readonly resources: string[];
+}
+
+function everyAllow(): Allow[] {
+  const tables = ofType(s, 'AWS::DynamoDB::Table');
+  const render = (v: any): string => {
+    if (typeof v === 'string') return v;
+    if (v?.['Fn::Join']) return v['Fn::Join'][1].map(render).join(v['Fn::Join'][0]);
+    if (v?.['Fn::Sub']) return [v['Fn::Sub']].flat()[0].replace(/\$\{[^}]*\}/g, '*');
+    const id = v?.['Fn::GetAtt']?.[0];
+    if (id in tables && v['Fn::GetAtt'][1] === 'Arn') return `arn:*:dynamodb:*:*:table/${tables[id].Properties.TableName}`;
+    return '*';
+  };
+  const list = (v: unknown): any[] => (v === undefined ? [] : [v].flat());
+  const out: Allow[] = [];
+  const visit = (where: string, who: (st: any) => string[], node: any) => {
+    if (typeof node !== 'object' || node === null) return;
+    if (node.Statement !== undefined) {
+      for (const st of list(node.Statement).filter((x) => x.Effect === 'Allow')) {
+        // NotAction and NotResource grant by exclusion: counted as everything.
+        out.push({ where, sid: st.Sid, who: who(st), actions: st.NotAction ? ['*'] : list(st.Action), resources: st.NotResource ? ['*'] : list(st.Resource).map(render) });
+      }
+      return;
+    }
+    for (const child of Object.values(node)) visit(where, who, child);
+  };
+  for (const [id, r] of Object.entries(s.json.Resources)) {
+    const p = r.Properties ?? {};
+    if (r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy') {
+      const holders = [...list(p.Roles), ...list(p.Users), ...list(p.Groups)].map(target);
+      visit(id, () => holders, p.PolicyDocument);
+    } else if (r.Type === 'AWS::IAM::Role') {
+      visit(id, () => [id], p.Policies);
+      visit(`${id}/trust`, (st) => [JSON.stringify(st.Principal)], p.AssumeRolePolicyDocument);
+    } else {
+      visit(id, (st) => [JSON.stringify(st.Principal)], p);
+    }
+  }
+  return out;
+}
+
+/** Whether an IAM pattern (with * and ?) matches a name, as IAM compares them. */
+const matches = (pattern: string, name: string) =>
+  new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.')}$`, 'i').test(name);
+const actionOnTable = (a: string) => a.toLowerCase().startsWith('dynamodb:') || matches(a, 'dynamodb:GetItem');
+/** A resource pattern that covers the table or anything under it (indexes, stream). */
+const covers = (pattern: string, tableArn: string) => matches(pattern, tableArn) || matches(pattern, `${tableArn}/index/any`);
 
 describe('IAM', () => {
   test('no identity policy has a wildcard action', () => {
@@ -68,9 +125,12 @@ describe('IAM', () => {
     // The audit record of a change is the alert function's: a commit never waits on the chain.
     assert.equal(g[tableId('audit')], undefined);
     assert.deepEqual(g[tableId('quarantine')], ['dynamodb:PutItem']);
+    // Her device's orders, and her newest position (a conditional put).
+    assert.deepEqual(g[tableId('devices')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem'));
+    assert.deepEqual(g[tableId('victim-positions')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem'));
     const alerts = logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`);
     assert.deepEqual(g[alerts], ['sqs:SendMessage']);
-    assert.equal(Object.keys(g).length, 7 + 1 + 2, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts, rule-errors + log group
+    assert.equal(Object.keys(g).length, 9 + 1 + 2, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts, rule-errors + log group
   });
 
   test('ingest can never touch orders (victim phone numbers) or notices', () => {
@@ -100,6 +160,41 @@ describe('IAM', () => {
     for (const t of ['zone-cells', 'zones', 'tags', 'last-seen', 'quarantine']) assert.equal(g[tableId(t)], undefined, `alert has no business with ${t}`);
   });
 
+  // Every policy statement of the template, whatever holds it (identity policies, inline role
+  // policies, resource policies of tables, queues, topics, keys), is searched: not only the
+  // functions' roles.
+  for (const [table, actions] of [
+    ['victim-positions', sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem')],
+    ['devices', sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem')],
+  ] as const) {
+    test(`only the ingest role may do anything to ${table}, and only ${actions.join(', ')}`, () => {
+      const arn = `arn:aws:dynamodb:${s.stack.region}:000000000000:table/${physicalName(s.resources, stage, table)}`;
+      const reaching = everyAllow().filter((st) => st.actions.some(actionOnTable) && st.resources.some((r) => covers(r, arn)));
+      assert.ok(reaching.length > 0);
+      for (const st of reaching) assert.deepEqual(st.who, [roleOf('ingest')], `${st.where} ${st.sid ?? ''} reaches ${table}`);
+      assert.deepEqual([...new Set(reaching.flatMap((st) => st.actions.filter(actionOnTable)))].sort(), actions);
+    });
+  }
+
+  test('victim-positions\' own policy denies everyone but the ingest role every read, write and copy of her positions', () => {
+    const table = s.json.Resources[tableId('victim-positions')];
+    const denies = table.Properties.ResourcePolicy.PolicyDocument.Statement as any[];
+    assert.equal(denies.length, 1);
+    const [deny] = denies;
+    assert.equal(deny.Effect, 'Deny');
+    assert.deepEqual(deny.Principal, { AWS: '*' });
+    assert.deepEqual(Object.keys(deny.Condition), ['ArnNotEquals']);
+    assert.deepEqual([deny.Condition.ArnNotEquals['aws:PrincipalArn']].flat().map(target), [roleOf('ingest')]);
+    assert.match(JSON.stringify(deny.Resource), new RegExp(`:table/${physicalName(s.resources, stage, 'victim-positions')}"`));
+    const reads = ['GetItem', 'BatchGetItem', 'Query', 'Scan', 'PartiQLSelect'];
+    const writes = ['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'PartiQLInsert', 'PartiQLUpdate', 'PartiQLDelete'];
+    const copies = ['CreateBackup', 'StartAwsBackupJob', 'ExportTableToPointInTime', 'RestoreTableToPointInTime'];
+    for (const a of [...reads, ...writes, ...copies]) assert.ok(deny.Action.includes(`dynamodb:${a}`), `dynamodb:${a} is not denied`);
+    // Only her positions' table has a policy: the others are reached by identity policies alone.
+    const withPolicy = Object.entries(ofType(s, 'AWS::DynamoDB::Table')).filter(([, t]) => t.Properties.ResourcePolicy).map(([id]) => id);
+    assert.deepEqual(withPolicy, [tableId('victim-positions')]);
+  });
+
   test('the one rule role: SendMessage to rule-errors only (no rule writes a table)', () => {
     const ruleRoles = Object.entries(ofType(s, 'AWS::IAM::Role'))
       .filter(([, r]) => JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes('iot.amazonaws.com'))
@@ -124,6 +219,7 @@ describe('IAM', () => {
     const docs: Statement[] = [];
     for (const r of Object.values(ofType(s, 'AWS::SQS::QueuePolicy'))) docs.push(...r.Properties.PolicyDocument.Statement);
     for (const r of Object.values(ofType(s, 'AWS::KMS::Key'))) docs.push(...r.Properties.KeyPolicy.Statement);
+    for (const r of Object.values(ofType(s, 'AWS::DynamoDB::Table'))) docs.push(...(r.Properties.ResourcePolicy?.PolicyDocument.Statement ?? []));
     for (const st of docs as any[]) {
       const wild = [st.Action].flat().some((a: string) => a.includes('*'));
       if (!wild || st.Effect === 'Deny') continue;

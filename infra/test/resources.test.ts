@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
+import { VICTIM_POSITIONS } from '../lib/protection';
 import { INFRA_DIR, parseResources, physicalName, queueName } from '../lib/resources';
 import { logicalId, ofType, synth, target } from './helpers';
 
@@ -14,7 +15,7 @@ const raw = JSON.parse(readFileSync(path.join(INFRA_DIR, 'resources.json'), 'utf
 const stage = s.config.stage;
 
 describe('the template agrees with resources.json', () => {
-  test('every table, with its keys, TTL, billing mode, PITR and the customer-managed key', () => {
+  test('every table, with its keys, TTL, billing mode, PITR (not for victims\' positions) and the customer-managed key', () => {
     const keyId = Object.keys(ofType(s, 'AWS::KMS::Key')).find((id) => id.startsWith('DataKey'))!;
     for (const t of raw.tables) {
       const id = logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, t.name));
@@ -29,7 +30,8 @@ describe('the template agrees with resources.json', () => {
       assert.deepEqual(p.AttributeDefinitions, attrs, `${t.name}: only key attributes are declared`);
       assert.equal(p.BillingMode, t.billing_mode, t.name);
       assert.deepEqual(p.TimeToLiveSpecification, t.ttl_attribute ? { AttributeName: t.ttl_attribute, Enabled: true } : undefined, `${t.name} TTL`);
-      assert.equal(p.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled, true, `${t.name} PITR`);
+      // Every table but victims' positions, which must not outlive their TTL (protection.ts).
+      assert.equal(p.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled, t.name !== VICTIM_POSITIONS, `${t.name} PITR`);
       assert.equal(p.SSESpecification?.SSEEnabled, true, `${t.name} SSE`);
       assert.equal(p.SSESpecification?.SSEType, 'KMS', `${t.name} SSE type`);
       assert.equal(target(p.SSESpecification?.KMSMasterKeyId), keyId, `${t.name} uses the stack's key`);

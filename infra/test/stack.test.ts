@@ -4,9 +4,9 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Match } from 'aws-cdk-lib/assertions';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { VICTIM_POSITIONS } from '../lib/protection';
 import { INFRA_DIR, physicalName } from '../lib/resources';
 import { ruleName } from '../lib/vigil-stack';
 import { identityStatements, logicalId, ofType, smsSettingsCalls, synth, target } from './helpers';
@@ -88,49 +88,89 @@ describe('IoT', () => {
   const rules = ofType(s, 'AWS::IoT::TopicRule');
   const rule = (name: string) => Object.values(rules).find((r: any) => r.Properties.RuleName === ruleName(stage, name)) as any;
 
-  test('the ingest rule: SQL verbatim from rules/ingest.sql, Lambda action, error action to rule-errors', () => {
-    const p = rule('ingest').Properties.TopicRulePayload;
-    assert.equal(p.Sql, sqlFile('ingest.sql'));
-    assert.equal(p.RuleDisabled, false);
-    assert.deepEqual(p.Actions, [{ Lambda: { FunctionArn: { 'Fn::GetAtt': [ingestId, 'Arn'] } } }]);
-    assert.equal(target(p.ErrorAction.Sqs.QueueUrl), ruleErrorsId);
-    s.template.hasResourceProperties('AWS::Lambda::Permission', {
-      FunctionName: { 'Fn::GetAtt': [ingestId, 'Arn'] },
-      Principal: 'iot.amazonaws.com',
-      SourceArn: Match.anyValue(),
-      SourceAccount: { Ref: 'AWS::AccountId' },
+  const ruleId = (name: string) => Object.keys(rules).find((id) => rules[id].Properties.RuleName === ruleName(stage, name))!;
+
+  for (const [name, topics] of [['ingest', 'tags/+/fix and tags/+/event'], ['victim', 'victims/+/position']]) {
+    test(`the ${name} rule (${topics}): SQL verbatim from rules/${name}.sql, Lambda action to ingest, error action to rule-errors, invoke permission for this rule`, () => {
+      const p = rule(name).Properties.TopicRulePayload;
+      assert.equal(p.Sql, sqlFile(`${name}.sql`));
+      assert.equal(p.RuleDisabled, false);
+      assert.deepEqual(p.Actions, [{ Lambda: { FunctionArn: { 'Fn::GetAtt': [ingestId, 'Arn'] } } }]);
+      assert.equal(target(p.ErrorAction.Sqs.QueueUrl), ruleErrorsId);
+      assert.deepEqual(p.ErrorAction, rule('ingest').Properties.TopicRulePayload.ErrorAction, 'the same error action as the ingest rule');
+      s.template.hasResourceProperties('AWS::Lambda::Permission', {
+        Action: 'lambda:InvokeFunction',
+        FunctionName: { 'Fn::GetAtt': [ingestId, 'Arn'] },
+        Principal: 'iot.amazonaws.com',
+        SourceArn: { 'Fn::GetAtt': [ruleId(name), 'Arn'] },
+        SourceAccount: { Ref: 'AWS::AccountId' },
+      });
     });
+  }
+
+  test('two rules, both to ingest; no rule writes a table (the tag history is ingest\'s, from accepted fixes)', () => {
+    assert.deepEqual(Object.values(rules).map((r: any) => r.Properties.RuleName).sort(), [ruleName(stage, 'ingest'), ruleName(stage, 'victim')]);
+    assert.doesNotMatch(JSON.stringify(rules), /DynamoDB/);
+    // The function runs only for these two rules: one permission each, none for any rule.
+    const permissions = Object.values(ofType(s, 'AWS::Lambda::Permission')).filter((p: any) => p.Properties.Principal === 'iot.amazonaws.com');
+    assert.deepEqual(permissions.map((p: any) => target(p.Properties.SourceArn)).sort(), [ruleId('ingest'), ruleId('victim')].sort());
   });
 
-  test('one rule only: no rule writes a table (the tag history is ingest\'s, from accepted fixes)', () => {
-    assert.deepEqual(Object.keys(rules).length, 1);
-    assert.doesNotMatch(JSON.stringify(rules), /DynamoDB/);
+  test('outputs: each rule\'s name and its Basic Ingest topic prefix', () => {
+    const out = (k: string) => s.json.Outputs[k].Value;
+    assert.equal(out('IngestRuleName'), ruleName(stage, 'ingest'));
+    assert.equal(out('BasicIngestTopicPrefix'), `$aws/rules/${ruleName(stage, 'ingest')}/tags/`);
+    assert.equal(out('VictimRuleName'), ruleName(stage, 'victim'));
+    assert.equal(out('VictimBasicIngestTopicPrefix'), `$aws/rules/${ruleName(stage, 'victim')}/victims/`);
   });
 
   test('rule names are valid IoT rule names', () => {
     for (const r of Object.values(rules) as any[]) assert.match(r.Properties.RuleName, /^[A-Za-z0-9_]+$/);
   });
 
-  test('the tag policy: connect only as itself, publish only under its own tags/<thing>/, subscribe only to its own cmd', () => {
-    const policies = Object.values(ofType(s, 'AWS::IoT::Policy')) as any[];
-    assert.equal(policies.length, 1);
-    const statements = policies[0].Properties.PolicyDocument.Statement as any[];
-    const thing = '${iot:Connection.Thing.ThingName}';
-    const resources = (action: string) =>
-      statements
-        .filter((st) => st.Effect === 'Allow' && [st.Action].flat().includes(action))
-        .flatMap((st) => [st.Resource].flat())
-        .map((r) => (typeof r === 'string' ? r : r['Fn::Join'][1].map((p: any) => (typeof p === 'string' ? p : '<account>')).join('')));
-    for (const st of statements) for (const a of [st.Action].flat()) assert.doesNotMatch(a, /\*/, 'no wildcard IoT action');
-    const connect = resources('iot:Connect');
-    assert.ok(connect.length > 0 && connect.every((r) => r.endsWith(`:client/${thing}`)), connect.join());
-    const publish = resources('iot:Publish');
-    const own = new RegExp(`:topic/(\\$aws/rules/${ruleName(stage, 'ingest')}/)?tags/${thing.replace(/[$.{}]/g, '\\$&')}/[^*+#]+$`);
-    assert.ok(publish.length > 0 && publish.every((r) => own.test(r)), publish.join('\n'));
-    const subscribe = resources('iot:Subscribe');
-    assert.ok(subscribe.length > 0 && subscribe.every((r) => r.endsWith(`:topicfilter/tags/${thing}/cmd`)), subscribe.join());
-    const receive = resources('iot:Receive');
-    assert.ok(receive.every((r) => r.endsWith(`:topic/tags/${thing}/cmd`)), receive.join());
+  // A policy's Allow resources for an action (every action when none is given), the account
+  // token written as <account>.
+  const thing = '${iot:Connection.Thing.ThingName}';
+  const policyStatements = (logical: string) =>
+    R[logicalId(s, 'AWS::IoT::Policy', 'PolicyName', physicalName(s.resources, stage, logical))].Properties.PolicyDocument.Statement as any[];
+  const allowed = (logical: string, action?: string): string[] =>
+    policyStatements(logical)
+      .filter((st) => st.Effect === 'Allow' && (action === undefined || [st.Action].flat().includes(action)))
+      .flatMap((st) => [st.Resource].flat())
+      .map((r) => (typeof r === 'string' ? r : r['Fn::Join'][1].map((p: any) => (typeof p === 'string' ? p : '<account>')).join('')));
+  const after = (marker: string) => (arn: string) => arn.slice(arn.indexOf(marker) + marker.length);
+
+  const devices = [
+    { policy: 'tag', root: 'tags', rule: 'ingest', channels: ['fix', 'event'] },
+    { policy: 'victim-device', root: 'victims', rule: 'victim', channels: ['position'] },
+  ];
+  for (const { policy, root, rule: via, channels } of devices) {
+    test(`the ${policy} policy: connect only as itself, publish only ${root}/<thing>/${channels.join('|')} (directly or by Basic Ingest to the ${via} rule), subscribe and receive only its own cmd`, () => {
+      for (const st of policyStatements(policy)) {
+        assert.equal(st.Effect, 'Allow');
+        for (const a of [st.Action].flat()) assert.ok(['iot:Connect', 'iot:Publish', 'iot:Subscribe', 'iot:Receive'].includes(a), `${policy}: ${a}`);
+      }
+      const connect = allowed(policy, 'iot:Connect');
+      assert.ok(connect.length > 0 && connect.every((r) => r.endsWith(`:client/${thing}`)), connect.join());
+      const own = channels.map((c) => `${root}/${thing}/${c}`);
+      assert.deepEqual(allowed(policy, 'iot:Publish').map(after(':topic/')).sort(), [...own, ...own.map((t) => `$aws/rules/${ruleName(stage, via)}/${t}`)].sort());
+      assert.deepEqual(allowed(policy, 'iot:Subscribe').map(after(':topicfilter/')), [`${root}/${thing}/cmd`]);
+      assert.deepEqual(allowed(policy, 'iot:Receive').map(after(':topic/')), [`${root}/${thing}/cmd`]);
+    });
+  }
+
+  test('a tag cannot reach any victims/ topic, nor her device any tags/ topic: every Allow resource of each policy, no wildcard', () => {
+    const never = { tag: ['victims/', ruleName(stage, 'victim')], 'victim-device': ['tags/', ruleName(stage, 'ingest')] };
+    for (const [policy, words] of Object.entries(never)) {
+      const resources = allowed(policy);
+      assert.ok(resources.length >= 5, policy);
+      for (const r of resources) {
+        assert.match(r, /^arn:aws:iot:[a-z0-9-]+:<account>:(client|topic|topicfilter)\//, `${policy}: ${r}`);
+        // IoT policy wildcards: one would let a device name topics beyond its own.
+        assert.doesNotMatch(r.replaceAll(thing, ''), /[*?]/, `${policy}: ${r}`);
+        for (const w of words) assert.ok(!r.includes(w), `${policy} allows ${r}`);
+      }
+    }
   });
 });
 
@@ -235,7 +275,9 @@ describe('encryption, alarms, outputs', () => {
 });
 
 describe('evidence that outlives an insider (16.6, 16.10)', () => {
-  test('every table is in a daily backup plan, into a locked vault encrypted with the data key', () => {
+  const tableId = (logical: string) => logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, logical));
+
+  test('every table but victims\' positions is in a daily backup plan, into a locked vault encrypted with the data key', () => {
     const vaults = Object.values(ofType(s, 'AWS::Backup::BackupVault')) as any[];
     assert.equal(vaults.length, 1);
     assert.equal(vaults[0].Properties.LockConfiguration.MinRetentionDays, 35);
@@ -244,21 +286,42 @@ describe('evidence that outlives an insider (16.6, 16.10)', () => {
     assert.equal(target(vaults[0].Properties.EncryptionKeyArn), keyId);
     const plan = (Object.values(ofType(s, 'AWS::Backup::BackupPlan')) as any[])[0].Properties.BackupPlan;
     assert.equal(plan.BackupPlanRule[0].Lifecycle.DeleteAfterDays, 35);
-    const selected = JSON.stringify((Object.values(ofType(s, 'AWS::Backup::BackupSelection')) as any[])[0].Properties.BackupSelection.Resources);
-    for (const t of s.resources.tables) {
-      assert.ok(selected.includes(logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, t.name))), `${t.name} is backed up`);
+    const selections = (Object.values(ofType(s, 'AWS::Backup::BackupSelection')) as any[]).map((r) => r.Properties.BackupSelection);
+    assert.equal(selections.length, 1);
+    // Tables are selected by ARN only: no tag or wildcard selection could pick up her positions.
+    assert.equal(selections[0].ListOfTags, undefined);
+    assert.equal(selections[0].Conditions, undefined);
+    const selected = selections[0].Resources.map(target).sort();
+    const expected = s.resources.tables.filter((t) => t.name !== VICTIM_POSITIONS).map((t) => tableId(t.name));
+    assert.deepEqual(selected, expected.sort());
+  });
+
+  test('victims\' positions leave no copy that outlives their TTL: TTL on expires_at, no point-in-time recovery, in no backup selection and no CloudTrail event selector', () => {
+    const id = tableId(VICTIM_POSITIONS);
+    const p = R[id].Properties;
+    assert.deepEqual(p.TimeToLiveSpecification, { AttributeName: 'expires_at', Enabled: true });
+    assert.equal(p.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled, false);
+    // Otherwise as every table: the stack key, deletion protection, retained.
+    assert.equal(p.SSESpecification.SSEType, 'KMS');
+    assert.equal(p.DeletionProtectionEnabled, true);
+    const name = physicalName(s.resources, stage, VICTIM_POSITIONS);
+    for (const type of ['AWS::Backup::BackupSelection', 'AWS::CloudTrail::Trail']) {
+      const text = JSON.stringify(ofType(s, type));
+      assert.ok(!text.includes(`"${id}"`) && !text.includes(name), `${type} names ${VICTIM_POSITIONS}`);
     }
   });
 
-  test('CloudTrail records every write to orders, zones and tags, with file validation', () => {
+  test('CloudTrail records every write to orders, zones, tags and devices, with file validation', () => {
     const trails = Object.values(ofType(s, 'AWS::CloudTrail::Trail')) as any[];
     assert.equal(trails.length, 1);
     const p = trails[0].Properties;
     assert.equal(p.EnableLogFileValidation, true);
-    const data = p.AdvancedEventSelectors.find((sel: any) => sel.FieldSelectors.some((f: any) => f.Field === 'eventCategory' && f.Equals[0] === 'Data'));
-    const arns = data.FieldSelectors.find((f: any) => f.Field === 'resources.ARN').Equals.map((a: any) => target(a));
-    const ids = ['orders', 'zones', 'tags'].map((t) => logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, t)));
-    assert.deepEqual(arns.sort(), ids.sort());
+    const data = p.AdvancedEventSelectors.filter((sel: any) => sel.FieldSelectors.some((f: any) => f.Field === 'eventCategory' && f.Equals[0] === 'Data'));
+    assert.equal(data.length, 1);
+    // Named tables only (Equals): no prefix or exclusion that could take in another table.
+    for (const f of data[0].FieldSelectors) assert.deepEqual(Object.keys(f).sort(), ['Equals', 'Field'], JSON.stringify(f));
+    const arns = data[0].FieldSelectors.find((f: any) => f.Field === 'resources.ARN').Equals.map((a: any) => target(a));
+    assert.deepEqual(arns.sort(), ['orders', 'zones', 'tags', 'devices'].map(tableId).sort());
   });
 
   test('a key disabled or scheduled for deletion pages the operators', () => {
