@@ -258,4 +258,3 @@ async fn a_tag_event_channel_cannot_carry_a_position_nor_a_position_a_tag_event(
     assert!(matches!(outcome, Outcome::Rejected { .. }), "{outcome:?}");
     assert!(p.queue.sent().is_empty());
 }
-

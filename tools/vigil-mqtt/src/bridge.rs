@@ -248,15 +248,16 @@ pub struct Bridge {
 }
 
 /// The client id `clientid()` gives for a message on `topic`. rumqttd does not tell a
-/// subscriber who published, so locally this is the tag the topic names (`tags/{id}/...`).
-/// The broker's front enforces the shipped tag policy ([`crate::front`]): a tag connects only
-/// with its own thing name as client id and publishes only under `tags/{its id}/`, so for a
-/// tag's message this is exactly the publisher's client id. (Service identities are not
-/// tags; ingest's `client_mismatch` check has its own tests.)
+/// subscriber who published, so locally this is the thing the topic names (`tags/{id}/...`,
+/// or a victim's device's `victims/{id}/...`). The broker's front enforces the shipped
+/// policies ([`crate::front`]): a tag or a device connects only with its own thing name as
+/// client id and publishes only under its own topics, so for their messages this is exactly
+/// the publisher's client id. (Service identities are neither; ingest's `client_mismatch`
+/// check has its own tests.)
 fn publisher(topic: &str) -> Option<&str> {
     let mut parts = topic.split('/');
     match (parts.next(), parts.next()) {
-        (Some("tags"), Some(id)) if !id.is_empty() => Some(id),
+        (Some("tags" | "victims"), Some(id)) if !id.is_empty() => Some(id),
         _ => None,
     }
 }

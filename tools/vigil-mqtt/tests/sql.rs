@@ -37,7 +37,7 @@ const FIX: &str = r#"{"v":1,"seq":4711,"at_ms":1764432000000,"lat":51.50741,"lon
 fn every_rule_file_parses_with_its_filter() {
     let rules = load_rules(&default_rules_dir()).unwrap();
     let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["ingest"]);
+    assert_eq!(names, ["ingest", "victim"]);
     assert_eq!(rule("ingest").from, "tags/+/+");
 }
 
@@ -255,4 +255,24 @@ fn unsupported_sql_is_refused_with_the_column_and_what_is_supported() {
         let caret = text.lines().last().unwrap();
         assert_eq!(caret.len(), 2 + column, "{sql}:\n{text}");
     }
+}
+
+#[test]
+fn victim_rule_gives_ingest_the_events_it_decodes_and_nothing_of_the_tags() {
+    let r = rule("victim");
+    let out = json_output(eval(&r, "victims/dev-1/position", FIX.as_bytes(), 77));
+    assert_eq!(
+        out,
+        vigil_ingest::position_event("dev-1", FIX.as_bytes(), 77)
+    );
+    // Never a tag's topic, and only the position channel.
+    assert_eq!(
+        eval(&r, "tags/t1/fix", FIX.as_bytes(), 1),
+        Evaluation::Filtered
+    );
+    assert_eq!(
+        eval(&r, "victims/dev-1/cmd", b"{}", 1),
+        Evaluation::Filtered
+    );
+    assert!(!rule("ingest").matches_topic("victims/dev-1/position"));
 }

@@ -94,6 +94,14 @@ pub enum Outcome {
         /// The full explanation.
         detail: String,
     },
+    /// A position from a victim's device passed validation and was judged (its coordinates
+    /// are not kept here: reports never show where she was).
+    Position {
+        /// The device's message counter.
+        seq: u64,
+        /// Device time, Unix ms.
+        at_ms: i64,
+    },
     /// The message repeats a (tag, seq) already accepted and was dropped.
     Duplicate {
         /// The repeated counter.
@@ -152,6 +160,8 @@ pub struct RunCounts {
     pub fixes_accepted: usize,
     /// Events accepted.
     pub events_accepted: usize,
+    /// Victims' device positions accepted.
+    pub positions_accepted: usize,
     /// Messages rejected by validation.
     pub rejected: usize,
     /// Duplicate messages dropped.
@@ -184,6 +194,7 @@ impl Run {
             match s.outcome {
                 Outcome::Fix { .. } => c.fixes_accepted += 1,
                 Outcome::Event { .. } => c.events_accepted += 1,
+                Outcome::Position { .. } => c.positions_accepted += 1,
                 Outcome::Rejected { .. } => c.rejected += 1,
                 Outcome::Duplicate { .. } => c.duplicates += 1,
             }

@@ -7,7 +7,7 @@
 
 use crate::executor::{ExecutorError, Run, ScenarioExecutor};
 use crate::observe::{Observer, Readback, order_levels};
-use crate::scenario::{Channel, Scenario};
+use crate::scenario::{Channel, Message, Scenario};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use vigil_aws::memory::{MemoryMac, MemoryNotifier, MemoryQueue, MemoryStore};
 use vigil_aws::metrics::MemoryMetrics;
@@ -195,23 +195,14 @@ impl InProcessExecutor {
             let (sms_before, events_before) =
                 (f.notifier.sms().len(), f.notifier.operator_events().len());
             let duplicates_before = f.metrics.total("MessageDuplicate");
-            let channel = match message.channel {
-                Channel::Fix => "fix",
-                Channel::Event => "event",
-            };
-            let event = vigil_ingest::rule_event(
-                message.tag_id.as_str(),
-                channel,
-                message.payload.as_bytes(),
-                message.received_at_ms,
-            );
+            let event = rule_event_of(message);
             vigil_ingest::handle(event, &f.ingest)
                 .await
                 .map_err(|e| fail(format!("{}: ingest failed in memory: {e}", message.source)))?;
             f.drain(message.received_at_ms).await?;
             let quarantined = f
                 .store
-                .quarantined(message.tag_id.as_str())
+                .quarantined(&quarantine_key(message))
                 .await
                 .map_err(|e| fail(e.to_string()))?;
             let readback = Readback {
@@ -245,4 +236,26 @@ impl InProcessExecutor {
 /// JSON of a value the functions emitted.
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|e| format!("<unserializable: {e}>"))
+}
+
+/// The event the IoT rule gives ingest for a message: the tags' rule's, or the victim rule's.
+fn rule_event_of(message: &Message) -> serde_json::Value {
+    let (thing, payload, at) = (
+        message.tag_id.as_str(),
+        message.payload.as_bytes(),
+        message.received_at_ms,
+    );
+    match message.channel {
+        Channel::Fix => vigil_ingest::rule_event(thing, "fix", payload, at),
+        Channel::Event => vigil_ingest::rule_event(thing, "event", payload, at),
+        Channel::Position => vigil_ingest::position_event(thing, payload, at),
+    }
+}
+
+/// Where ingest quarantines a refused message of this publisher.
+pub(crate) fn quarantine_key(message: &Message) -> String {
+    match message.channel {
+        Channel::Position => vigil_ingest::moving::quarantine_key(message.tag_id.as_str()),
+        Channel::Fix | Channel::Event => message.tag_id.to_string(),
+    }
 }

@@ -22,7 +22,7 @@
 
 use crate::executor::{ExecutorError, Run, ScenarioExecutor, StepRecord};
 use crate::observe::{Observer, Readback, order_levels};
-use crate::scenario::{Message, Scenario};
+use crate::scenario::{Channel, Message, Scenario};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use vigil_aws::ports::AdminStore;
-use vigil_core::{PhoneNumber, TagId};
+use vigil_core::PhoneNumber;
 use vigil_local::{DynamoDb, Emulator};
 use vigil_mqtt::{Bridge, Pki, ScenarioClock};
 use vigil_stack::{Functions, LocalStack, StackClock, StackOptions};
@@ -292,8 +292,7 @@ impl Session {
         let failures_before = self.stack.bridge.failures().len();
         self.clock.set_ms(message.received_at_ms);
         let published = Instant::now();
-        self.publish(&message.tag_id, &topic, message.payload.as_bytes())
-            .await?;
+        self.publish(message, &topic).await?;
         self.stack
             .bridge
             .wait_until(STEP_TIMEOUT, |stats| {
@@ -337,20 +336,24 @@ impl Session {
 
     /// Publishes at QoS 1 as `tag` (its own connection and certificate) and waits for the
     /// broker's PUBACK.
-    async fn publish(
-        &mut self,
-        tag: &TagId,
-        topic: &str,
-        payload: &[u8],
-    ) -> Result<(), ExecutorError> {
-        if !self.tags.contains_key(tag.as_str()) {
-            let connection = connect_tag(&self.stack.endpoint(), &self.stack.pki, tag.as_str())?;
-            self.tags.insert(tag.as_str().to_owned(), connection);
+    /// Publishes as the message's thing, over its own connection: a tag with the tag policy,
+    /// a victim's device with the victim-device policy (its certificate has that one attached).
+    async fn publish(&mut self, message: &Message, topic: &str) -> Result<(), ExecutorError> {
+        let thing = message.tag_id.as_str();
+        if !self.tags.contains_key(thing) {
+            let pki = &self.stack.pki;
+            let identity = match message.channel {
+                Channel::Position => pki.device(thing),
+                Channel::Fix | Channel::Event => pki.client(thing),
+            }
+            .map_err(|e| fail(format!("{thing}'s certificate: {e}")))?;
+            let connection = connect_as(&self.stack.endpoint(), thing, &identity)?;
+            self.tags.insert(thing.to_owned(), connection);
         }
         self.tags
-            .get_mut(tag.as_str())
+            .get_mut(thing)
             .expect("the connection was just made")
-            .publish(topic, payload)
+            .publish(topic, message.payload.as_bytes())
             .await
     }
 
@@ -403,7 +406,7 @@ impl Session {
             .stack
             .functions
             .store
-            .quarantined(message.tag_id.as_str())
+            .quarantined(&crate::in_process::quarantine_key(message))
             .await
             .map_err(|e| fail(format!("reading the quarantine table: {e}")))?;
         let readback = Readback {
@@ -432,6 +435,16 @@ pub(crate) fn connect_tag(
     let identity = pki
         .client(tag)
         .map_err(|e| fail(format!("tag {tag}'s certificate: {e}")))?;
+    connect_as(endpoint, tag, &identity)
+}
+
+/// Connects as the thing `tag` with its certificate.
+pub(crate) fn connect_as(
+    endpoint: &vigil_mqtt::Endpoint,
+    tag: &str,
+    identity: &vigil_mqtt::pki::CertPair,
+) -> Result<TagConnection, ExecutorError> {
+    let identity = identity.clone();
     let options = vigil_mqtt::client::mqtt_options(endpoint, tag, &identity)
         .map_err(|e| fail(format!("tag {tag}'s MQTT options: {e}")))?;
     let (client, mut eventloop) = AsyncClient::new(options, 10);

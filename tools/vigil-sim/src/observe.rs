@@ -133,6 +133,17 @@ impl Observer {
                     }
                 }
             }),
+            // Her position: its counter and time only, never where she was.
+            Channel::Position => parse_fix(payload, tag, at, &limits).map(|p| {
+                if duplicate {
+                    Outcome::Duplicate { seq: p.seq }
+                } else {
+                    Outcome::Position {
+                        seq: p.seq,
+                        at_ms: p.at_ms,
+                    }
+                }
+            }),
         };
         parsed.unwrap_or_else(|e| Outcome::Rejected {
             reason: e.reason().to_owned(),

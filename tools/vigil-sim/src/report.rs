@@ -29,10 +29,12 @@ pub fn describe(scenario: &Scenario, step: &StepRecord) -> String {
             format!("fix seq {seq} ±{accuracy_m:.0} m{late}")
         }
         Outcome::Event { seq, kind } => format!("event seq {seq}: {}", serde_name(kind)),
+        Outcome::Position { seq, .. } => format!("her device's position seq {seq}"),
         Outcome::Rejected { reason, detail } => {
             let what = match step.channel {
                 Channel::Fix => "fix",
                 Channel::Event => "event",
+                Channel::Position => "position",
             };
             format!("{what} ({source}) REJECTED {reason}: {detail}")
         }
@@ -121,7 +123,7 @@ pub fn write_verdict(
     let c = run.counts();
     writeln!(
         out,
-        "{} {} [{}]: {} SMS, {} operator events; {} fixes and {} events accepted, {} rejected, {} duplicates dropped",
+        "{} {} [{}]: {} SMS, {} operator events; {} fixes and {} events accepted{}, {} rejected, {} duplicates dropped",
         if verdict.passed() { "PASS" } else { "FAIL" },
         scenario.name,
         run.executor,
@@ -129,6 +131,14 @@ pub fn write_verdict(
         c.operator_events,
         c.fixes_accepted,
         c.events_accepted,
+        if c.positions_accepted > 0 {
+            format!(
+                " (and {} of victims' devices' positions)",
+                c.positions_accepted
+            )
+        } else {
+            String::new()
+        },
         c.rejected,
         c.duplicates
     )?;

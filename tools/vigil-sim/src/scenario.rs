@@ -15,10 +15,11 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use vigil_core::proximity::{VictimDevice, VictimZoneTerms};
 use vigil_core::zone::ScheduleSpec;
 use vigil_core::{
-    OrderId, OrderPolicy, PhoneNumber, ProtectionOrder, TagId, Victim, VictimAlert, Zone, ZoneId,
-    ZoneKind, ZoneShape, ZoneSpec,
+    DeviceId, OrderId, OrderPolicy, PhoneNumber, ProtectionOrder, TagId, Victim, VictimAlert,
+    VictimId, Zone, ZoneId, ZoneKind, ZoneShape, ZoneSpec,
 };
 
 /// A scenario file, as written.
@@ -42,6 +43,10 @@ pub struct ScenarioFile {
     /// Tag events (tamper, battery, ...), delivered by `at_s` after fixes of the same second.
     #[serde(default)]
     pub events: Vec<EventEntry>,
+    /// Positions from victims' own devices (orders with `victim_zone`), delivered by `at_s`
+    /// after the fixes and events of the same second, as her device publishes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub victim_positions: Vec<VictimPositionEntry>,
     /// What must happen.
     pub expect: Expectations,
 }
@@ -67,6 +72,38 @@ pub struct OrderEntry {
     pub valid_until: Option<DateTime<Utc>>,
     /// The zones that protect this victim from this offender.
     pub zones: Vec<ZoneEntry>,
+    /// She carries a device: the zone around it (docs/PROXIMITY.md). Her device's id is
+    /// `dev-<victim_id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victim_zone: Option<VictimZoneTerms>,
+}
+
+/// One position from a victim's own device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VictimPositionEntry {
+    /// The victim whose device reports (an order of hers has `victim_zone`).
+    pub victim_id: VictimId,
+    /// Seconds after `start`: the device time of the position and the time it is received.
+    pub at_s: f64,
+    /// Latitude, degrees.
+    pub lat: WireValue,
+    /// Longitude, degrees.
+    pub lon: WireValue,
+    /// Accuracy radius, metres.
+    pub accuracy_m: WireValue,
+    /// The device's message counter; its position among her device's positions, from 1,
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// A narration line for reports and the demo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The device id a scenario gives a victim's own device.
+pub fn device_of(victim: &VictimId) -> DeviceId {
+    DeviceId::new(format!("dev-{victim}")).expect("a victim id makes a valid device id")
 }
 
 /// A zone, nested under the order it belongs to (the order is implied).
@@ -208,6 +245,8 @@ pub enum Channel {
     Fix,
     /// `tags/{tag_id}/event`.
     Event,
+    /// `victims/{device_id}/position`: a victim's own device.
+    Position,
 }
 
 /// One message a tag publishes during a scenario.
@@ -219,9 +258,10 @@ pub struct Message {
     pub at_s: f64,
     /// The scenario clock when it is received, Unix ms (the bridge's `received_at`).
     pub received_at_ms: i64,
-    /// The publishing tag.
+    /// The publishing thing: the tag, or for [`Channel::Position`] her device (device ids
+    /// follow the same rules as thing names).
     pub tag_id: TagId,
-    /// Fix or event.
+    /// Fix, event or position.
     pub channel: Channel,
     /// The payload, exactly as published.
     pub payload: String,
@@ -232,11 +272,11 @@ pub struct Message {
 impl Message {
     /// The MQTT topic the message is published on.
     pub fn topic(&self) -> String {
-        let leaf = match self.channel {
-            Channel::Fix => "fix",
-            Channel::Event => "event",
-        };
-        format!("tags/{}/{leaf}", self.tag_id)
+        match self.channel {
+            Channel::Fix => format!("tags/{}/fix", self.tag_id),
+            Channel::Event => format!("tags/{}/event", self.tag_id),
+            Channel::Position => format!("victims/{}/position", self.tag_id),
+        }
     }
 }
 
@@ -403,7 +443,19 @@ impl Scenario {
                 valid_from: entry.valid_from,
                 valid_until: entry.valid_until,
                 policy: entry.policy.clone(),
-                victim_device: None,
+                victim_device: entry
+                    .victim_zone
+                    .clone()
+                    .map(|zone| {
+                        zone.check().map_err(|e| {
+                            ScenarioError::at(format!("orders[{i}].victim_zone"), e)
+                        })?;
+                        Ok(VictimDevice {
+                            device_id: device_of(&entry.victim.victim_id),
+                            zone,
+                        })
+                    })
+                    .transpose()?,
             });
         }
 
@@ -432,9 +484,15 @@ impl Scenario {
         })
     }
 
-    /// The orders restraining `tag`, in file order.
-    pub fn orders_of<'a>(&'a self, tag: &'a TagId) -> impl Iterator<Item = &'a ProtectionOrder> {
-        self.orders.iter().filter(move |o| &o.tag_id == tag)
+    /// The orders of a publishing thing, in file order: those restraining the tag, or those
+    /// whose victim carries this device.
+    pub fn orders_of<'a>(&'a self, thing: &'a TagId) -> impl Iterator<Item = &'a ProtectionOrder> {
+        self.orders.iter().filter(move |o| {
+            &o.tag_id == thing
+                || o.victim_device
+                    .as_ref()
+                    .is_some_and(|d| d.device_id.as_str() == thing.as_str())
+        })
     }
 
     /// The device time of a scenario offset, Unix ms.
@@ -562,6 +620,52 @@ fn messages(file: &ScenarioFile) -> Result<Vec<Message>, ScenarioError> {
                 channel: Channel::Event,
                 payload,
                 note: e.note.clone(),
+            },
+        ));
+    }
+    let carriers: HashSet<&VictimId> = file
+        .orders
+        .iter()
+        .filter(|o| o.victim_zone.is_some())
+        .map(|o| &o.victim.victim_id)
+        .collect();
+    let mut positions_per_device: HashMap<&VictimId, u64> = HashMap::new();
+    for (i, p) in file.victim_positions.iter().enumerate() {
+        let path = format!("victim_positions[{i}]");
+        if !carriers.contains(&p.victim_id) {
+            return Err(ScenarioError::at(
+                format!("{path}.victim_id"),
+                format!(
+                    "victim {} carries no device: give one of her orders a victim_zone",
+                    p.victim_id
+                ),
+            ));
+        }
+        let index = positions_per_device.entry(&p.victim_id).or_default();
+        *index += 1;
+        let at_ms = device_ms(start_ms, p.at_s, &path)?;
+        let payload = json!({
+            "v": vigil_core::fix::WIRE_VERSION,
+            "seq": p.seq.unwrap_or(*index),
+            "at_ms": at_ms,
+            "lat": wire(&p.lat),
+            "lon": wire(&p.lon),
+            "accuracy_m": wire(&p.accuracy_m),
+        })
+        .to_string();
+        let device = device_of(&p.victim_id);
+        out.push((
+            at_ms,
+            2,
+            i,
+            Message {
+                source: path,
+                at_s: p.at_s,
+                received_at_ms: at_ms,
+                tag_id: TagId::new(device.as_str()).expect("device ids are thing names"),
+                channel: Channel::Position,
+                payload,
+                note: p.note.clone(),
             },
         ));
     }

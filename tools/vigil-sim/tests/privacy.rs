@@ -14,7 +14,7 @@ use vigil_core::ZoneShape;
 use vigil_sim::InProcessExecutor;
 use vigil_sim::in_process::Outputs;
 use vigil_sim::runner::scenario_files;
-use vigil_sim::scenario::{Scenario, load};
+use vigil_sim::scenario::{Channel, Scenario, load};
 
 /// A tracing writer into a shared buffer.
 #[derive(Clone, Default)]
@@ -118,6 +118,24 @@ fn zone_coordinates(scenario: &Scenario) -> Vec<f64> {
     coords
 }
 
+/// The coordinates her own device reported (positions) that no tag's fix shares.
+fn victim_coordinates(scenario: &Scenario) -> Vec<f64> {
+    let values = |channel: Channel| -> Vec<f64> {
+        scenario
+            .messages
+            .iter()
+            .filter(|m| m.channel == channel)
+            .filter_map(|m| serde_json::from_str::<serde_json::Value>(&m.payload).ok())
+            .flat_map(|v| [v["lat"].as_f64(), v["lon"].as_f64()])
+            .flatten()
+            .collect()
+    };
+    let fixes = values(Channel::Fix);
+    let mut coords = values(Channel::Position);
+    coords.retain(|c| !fixes.iter().any(|f| (f - c).abs() < 1e-9) && c.fract() != 0.0);
+    coords
+}
+
 fn leaks(scenario: &Scenario, name: &str, text: &str) -> Vec<String> {
     let mut found = Vec::new();
     for order in &scenario.orders {
@@ -128,9 +146,15 @@ fn leaks(scenario: &Scenario, name: &str, text: &str) -> Vec<String> {
         }
     }
     let coords = zone_coordinates(scenario);
+    let hers = victim_coordinates(scenario);
     for value in decimals(text) {
         if coords.iter().any(|c| (c - value).abs() < 1e-9) {
             found.push(format!("{name}: a zone coordinate ({value})"));
+        }
+        if hers.iter().any(|c| (c - value).abs() < 1e-9) {
+            found.push(format!(
+                "{name}: a coordinate of the victim's own position ({value})"
+            ));
         }
     }
     found
@@ -156,8 +180,10 @@ fn no_log_metric_operator_event_quarantine_or_audit_record_holds_victim_data() {
     let mut checked_bytes = 0;
     for (file, scenario) in &all {
         let (logs, outputs) = run_captured(scenario);
+        // Every scenario that told operators anything logged it (the capture works); one
+        // where nothing happens (a stale fix beside a fresh position) may log nothing.
         assert!(
-            !logs.is_empty(),
+            !logs.is_empty() || outputs.operator_events.is_empty(),
             "{}: no log line was captured",
             file.display()
         );
@@ -192,4 +218,11 @@ fn the_check_finds_a_phone_or_a_zone_coordinate_where_there_is_one() {
     let coord = zone_coordinates(&scenario)[0];
     assert!(!leaks(&scenario, "t", &format!("{{\"lat\":{coord}}}")).is_empty());
     assert!(leaks(&scenario, "t", "nothing personal, 12.5 m").is_empty());
+    let (_, moving) = scenarios()
+        .into_iter()
+        .find(|(f, _)| f.ends_with("victim_walks_towards_offender.json"))
+        .unwrap();
+    let hers = victim_coordinates(&moving);
+    assert!(hers.len() > 10, "{hers:?}");
+    assert!(!leaks(&moving, "t", &format!("at {}", hers[0])).is_empty());
 }

@@ -250,10 +250,12 @@ fn kitchen_sink() -> Value {
                 "schedule": {"time_zone": "Europe/London",
                              "windows": [{"days": ["mon"], "start": "08:00", "end": "17:00"}]},
                 "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2027-01-01T00:00:00Z"
-            }]
+            }],
+            "victim_zone": {"radius_m": 500, "buffer_m": 1000, "max_position_age_s": 300, "pair_window_s": 120}
         }],
         "fixes": [{"tag_id": "t-1", "at_s": 0, "lat": 51.5, "lon": -0.12, "accuracy_m": 10, "seq": 1, "note": "n"}],
         "events": [{"tag_id": "t-1", "at_s": 0, "kind": "strap_tamper", "seq": 2, "note": "n"}],
+        "victim_positions": [{"victim_id": "v-1", "at_s": 0, "lat": 51.6, "lon": -0.12, "accuracy_m": 10, "seq": 1, "note": "n"}],
         "expect": {
             "sms": [{"to": "+447700900123", "level": "breach"}],
             "operator_events": [{"kind": "zone_breach"}],
@@ -307,6 +309,8 @@ fn schema_and_rust_format_list_the_same_fields() {
         ),
         ("/fixes/0", "/$defs/fix"),
         ("/events/0", "/$defs/event"),
+        ("/victim_positions/0", "/$defs/victim_position"),
+        ("/orders/0/victim_zone", "/$defs/victim_zone"),
         ("/expect", "/$defs/expect"),
         ("/expect/sms/0", "/$defs/expect/properties/sms/items"),
         (
