@@ -16,7 +16,7 @@ use vigil_core::cells::Cell;
 use vigil_core::events::{AlertBody, AlertEvent};
 use vigil_core::fix::encode_fix;
 use vigil_core::ingest::ZoneRecord;
-use vigil_core::proximity::VictimPosition;
+use vigil_core::proximity::{VictimDevice, VictimPosition, VictimZoneTerms};
 use vigil_core::{AlertLevel, DeviceId, Fix, OrderId, TagHistory, TagId, Zone, ZoneId, ZoneKey};
 use vigil_ingest::{Outcome, Ports, handle, rule_event};
 use vigil_local::Emulator;
@@ -163,6 +163,84 @@ async fn cost_per_fix_quiet_and_near() {
         transitions(&queued(&s).await),
         vec![(AlertLevel::Clear, AlertLevel::Warning)]
     );
+}
+
+/// With her device (docs/PROXIMITY.md): what his fix and her position cost, in requests.
+#[tokio::test]
+async fn cost_with_the_victims_device() {
+    let s = stack().await;
+    let mut o = order();
+    o.victim_device = Some(VictimDevice {
+        device_id: DeviceId::new("phone-v1").unwrap(),
+        zone: VictimZoneTerms::default(),
+    });
+    s.store.put_order(&o).await.unwrap();
+    let p = ports(
+        s.store.clone(),
+        SqsQueue::new(s.sqs.clone(), s.queue_url.clone()),
+    );
+    let ops = |c: &RequestCounter| c.snapshot();
+    let count = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    };
+    let hers = |seq: u64, at_s: i64, north_m: f64| {
+        let at_ms = T0 + at_s * 1000;
+        let payload = format!(
+            r#"{{"v":1,"seq":{seq},"at_ms":{at_ms},"lat":{},"lon":-0.12,"accuracy_m":10}}"#,
+            51.5 + north_m / 111_250.0
+        );
+        vigil_ingest::position_event("phone-v1", payload.as_bytes(), at_ms + 500)
+    };
+    // Her position, far from him (he has no fix yet): the device and its orders' tags (two
+    // reads) and her position (one conditional put).
+    s.counter.reset();
+    assert_eq!(
+        handle(hers(1, 0, 8_000.0), &p).await.unwrap(),
+        Outcome::Quiet
+    );
+    let position_quiet = ops(&s.counter);
+    assert_eq!(
+        position_quiet,
+        count(&[("BatchGetItem", 2), ("PutItem", 1)]),
+        "{position_quiet:?}"
+    );
+    // His fix, far from home and from her: the quiet path plus one read of her position.
+    s.counter.reset();
+    assert_eq!(publish(&p, &fix(1, 30, 3_000.0)).await, Outcome::Quiet);
+    let fix_quiet = ops(&s.counter);
+    assert_eq!(
+        fix_quiet,
+        count(&[("BatchGetItem", 2), ("PutItem", 1)]),
+        "{fix_quiet:?}"
+    );
+    // Her next position, still far from his fix: the same as her first.
+    s.counter.reset();
+    assert_eq!(
+        handle(hers(2, 60, 8_000.0), &p).await.unwrap(),
+        Outcome::Quiet
+    );
+    assert_eq!(ops(&s.counter), position_quiet);
+    // She walks to within 1 km of him: her position raises the moving zone's WARNING (the
+    // order's states read, one transaction).
+    s.counter.reset();
+    assert_eq!(
+        handle(hers(3, 90, 3_800.0), &p).await.unwrap(),
+        Outcome::Evaluated { events: 1 }
+    );
+    let position_transition = ops(&s.counter);
+    eprintln!(
+        "COST position_quiet={position_quiet:?}\nCOST fix_quiet_with_device={fix_quiet:?}\nCOST position_transition={position_transition:?}"
+    );
+    assert_eq!(position_transition.get("TransactWriteItems"), Some(&1));
+    let kinds: Vec<String> = queued(&s)
+        .await
+        .iter()
+        .map(|e| match &e.body {
+            AlertBody::ZoneChange { zone_id, .. } => zone_id.to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, ["victim-device"]);
 }
 
 /// A store that makes two invocations read the states before either commits.
