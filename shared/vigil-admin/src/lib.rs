@@ -26,6 +26,8 @@
 //! - [`tags`]: moving an order to another tag, and the audit of tag registrations and
 //!   deactivations on the orders that name the tag.
 //! - [`alerts`]: open alerts with who acknowledged them, and acknowledging one.
+//! - [`devices`]: giving an order the victim's own device and its moving zone (audited; one
+//!   device, one person).
 //!
 //! [`AdminStore`]: vigil_aws::ports::AdminStore
 //! [`AuditLog`]: vigil_aws::ports::AuditLog
@@ -33,6 +35,7 @@
 
 pub mod alerts;
 pub mod changes;
+pub mod devices;
 pub mod error;
 pub mod input;
 pub mod operator;

@@ -57,6 +57,12 @@ pub(crate) enum Group {
         after_help = "Example:\n  vigil tags register tag-0042 --csr tag-0042.csr.pem --out-dir ./creds"
     )]
     Tags(TagCmd),
+    /// Victims' own devices (a moving zone around her): register from a CSR, assign to an order.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  vigil devices register phone-v1 --order o-1 --csr phone-v1.csr.pem --out-dir ./creds"
+    )]
+    Devices(DeviceCmd),
     /// Open alerts and acknowledgements.
     #[command(
         subcommand,
@@ -266,6 +272,59 @@ pub(crate) enum TagCmd {
         /// The order.
         #[arg(long)]
         order: String,
+    },
+}
+
+/// The moving zone around her device (docs/PROXIMITY.md); defaults as the issue sets them.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct MovingZoneArgs {
+    /// Radius of the circle around her, metres (50 to 5000).
+    #[arg(long, default_value_t = 500.0)]
+    pub(crate) radius_m: f64,
+    /// Warning buffer around the circle, metres (0 to 10000).
+    #[arg(long, default_value_t = 1000.0)]
+    pub(crate) buffer_m: f64,
+    /// A position older than this (server time) stops counting, seconds (30 to 3600).
+    #[arg(long, default_value_t = 300)]
+    pub(crate) max_position_age_s: u64,
+    /// Her position and his fix are compared only this close in time, seconds.
+    #[arg(long, default_value_t = 120)]
+    pub(crate) pair_window_s: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum DeviceCmd {
+    /// Register her device in AWS IoT from the CSR it made (the victim-device policy: its own
+    /// positions and commands only) and give the order her device and its moving zone.
+    #[command(
+        after_help = "Example:\n  vigil devices register phone-v1 --order o-1 --csr phone-v1.csr.pem --out-dir ./creds --radius-m 500\n\nThe order is checked first. The CSR is made on the device (for a simulated one: `vigil tags\ncsr`, any thing name). Creates the thing, has IoT sign the CSR, attaches vigil-<stage>-victim-device\nand the thing principal, writes <device>.cert.pem, activates it last, then sets the order's\nvictim_device (audited). A failure in IoT undoes every IoT step."
+    )]
+    Register {
+        /// The device id (the IoT thing name; the CSR's subject CN).
+        device_id: String,
+        /// The order whose victim carries it.
+        #[arg(long)]
+        order: String,
+        /// The device's certificate signing request, PEM (PKCS#10).
+        #[arg(long)]
+        csr: PathBuf,
+        /// Where to write the certificate (created 0700 if missing).
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+        #[command(flatten)]
+        zone: MovingZoneArgs,
+    },
+    /// Give an order a device registered already (another order of the same victim), or new
+    /// moving-zone settings.
+    #[command(after_help = "Example:\n  vigil devices assign phone-v1 --order o-2 --buffer-m 1500")]
+    Assign {
+        /// The device id.
+        device_id: String,
+        /// The order whose victim carries it.
+        #[arg(long)]
+        order: String,
+        #[command(flatten)]
+        zone: MovingZoneArgs,
     },
 }
 

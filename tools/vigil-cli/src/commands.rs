@@ -2,7 +2,9 @@
 //! typed input, calls the one admin action for it (or the IoT and evidence code here), and
 //! prints the result for people or, with `--json`, as one JSON document.
 
-use crate::args::{AlertCmd, Cli, EvidenceCmd, Group, OrderCmd, TagCmd, ZoneCmd};
+use crate::args::{
+    AlertCmd, Cli, DeviceCmd, EvidenceCmd, Group, MovingZoneArgs, OrderCmd, TagCmd, ZoneCmd,
+};
 use crate::csr::{TagCsr, make_tag_csr};
 use crate::dlq::DlqCmd;
 use crate::error::{CliError, Result};
@@ -15,8 +17,10 @@ use vigil_admin::input::{order_id, parse_instant, tag_id, zone_id};
 use vigil_admin::orders::OrderView;
 use vigil_admin::tags::{assign_tag, record_deactivated, record_registered};
 use vigil_admin::zones::ZoneView;
-use vigil_admin::{alerts, orders, zones};
+use vigil_admin::{alerts, devices, orders, zones};
+use vigil_core::DeviceId;
 use vigil_core::ZoneKey;
+use vigil_core::proximity::{VictimDevice, VictimZoneTerms};
 
 /// Runs one command.
 ///
@@ -28,6 +32,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Group::Orders(cmd) => run_orders(cmd, &Ports::from_env().await?, json, now).await,
         Group::Zones(cmd) => run_zones(cmd, &Ports::from_env().await?, json, now).await,
         Group::Tags(cmd) => run_tags(cmd, json, now).await,
+        Group::Devices(cmd) => run_devices(cmd, json, now).await,
         Group::Alerts(cmd) => run_alerts(cmd, &Ports::from_env().await?, json, now).await,
         Group::Evidence(cmd) => run_evidence(cmd, json, now).await,
         Group::Dlq(cmd) => run_dlq(cmd, &Ports::from_env().await?, json).await,
@@ -170,6 +175,76 @@ async fn run_tags(cmd: TagCmd, json: bool, now: DateTime<Utc>) -> Result<()> {
             render(json, &Done { message })
         }
     }
+}
+
+async fn run_devices(cmd: DeviceCmd, json: bool, now: DateTime<Utc>) -> Result<()> {
+    let now_ms = now.timestamp_millis();
+    let moving = |device: &str, z: &MovingZoneArgs| -> Result<VictimDevice> {
+        Ok(VictimDevice {
+            device_id: DeviceId::new(device)
+                .map_err(|e| CliError::Invalid(format!("device id: {e}")))?,
+            zone: VictimZoneTerms {
+                radius_m: z.radius_m,
+                buffer_m: z.buffer_m,
+                max_position_age_s: z.max_position_age_s,
+                pair_window_s: z.pair_window_s,
+            },
+        })
+    };
+    let (device, order, zone, registration) = match cmd {
+        DeviceCmd::Register {
+            device_id,
+            order,
+            csr,
+            out_dir,
+            zone,
+        } => (device_id, order, zone, Some((csr, out_dir))),
+        DeviceCmd::Assign {
+            device_id,
+            order,
+            zone,
+        } => (device_id, order, zone, None),
+    };
+    // Everything checked before anything is made: the id, the settings, the CSR, the order.
+    let device = moving(&device, &zone)?;
+    device.zone.check().map_err(CliError::Invalid)?;
+    let order = order_id(&order)?;
+    let thing = tag_id(device.device_id.as_str())?;
+    let csr = match &registration {
+        Some((csr, _)) => Some(TagCsr::read(csr, &thing)?),
+        None => None,
+    };
+    let ports = Ports::from_env().await?;
+    let who = ports.operator().await?;
+    orders::show_order(&ports.store, &order).await?;
+    let mut message = String::new();
+    if let (Some(csr), Some((_, out_dir))) = (csr, &registration) {
+        let r = tags::register_tag(
+            &ports.tag_registry(),
+            &thing,
+            &ports.device_policy(),
+            &csr,
+            out_dir,
+        )
+        .await?;
+        message = format!(
+            "registered device {} (certificate {}, policy {}) in {}; ",
+            device.device_id,
+            r.certificate_file.display(),
+            r.policy,
+            r.data_endpoint
+        );
+    }
+    let written = devices::set_victim_device(&ports.store, &who, &order, device, now_ms).await?;
+    let d = written
+        .victim_device
+        .as_ref()
+        .expect("the order was written with her device");
+    message.push_str(&format!(
+        "order {order}: her device {} carries a moving zone of {} m, warning buffer {} m",
+        d.device_id, d.zone.radius_m, d.zone.buffer_m
+    ));
+    render(json, &Done { message })
 }
 
 async fn run_alerts(cmd: AlertCmd, ports: &Ports, json: bool, now: DateTime<Utc>) -> Result<()> {

@@ -95,4 +95,9 @@ impl Ports {
     pub fn tag_policy(&self) -> String {
         self.aws.config.name(TAG_POLICY)
     }
+
+    /// The physical name of victims' devices' IoT policy, `vigil-<stage>-victim-device`.
+    pub fn device_policy(&self) -> String {
+        self.aws.config.name("victim-device")
+    }
 }

@@ -167,7 +167,7 @@ pub async fn register_tag(
     }
     if registry.thing_exists(tag).await? {
         return Err(CliError::Invalid(format!(
-            "tag {tag} is registered already (IoT thing {tag} exists). To replace a lost or \
+            "{tag} is registered already (IoT thing {tag} exists: a tag, or a victim's device). To replace a lost or \
              compromised certificate, deactivate it with `vigil tags deactivate {tag}` and have \
              an engineer delete the thing; to use another tag, register a new id"
         )));

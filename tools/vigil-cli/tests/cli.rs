@@ -1238,3 +1238,126 @@ fn an_unreachable_dynamodb_endpoint_is_named_too() {
         "{stderr}"
     );
 }
+
+/// Issue 9: her device registered from its own CSR with the victim-device policy, and the
+/// order given her device and moving zone (audited); what is wrong is refused before anything
+/// is made.
+#[tokio::test]
+async fn devices_register_with_the_victim_device_policy_and_give_the_order_her_zone() {
+    let e = env("devices").await;
+    let iot = aws_sdk_iot::Client::new(&e.emulator.sdk_config());
+    let policy = e.emulator.iot_policy_name("victim-device").unwrap();
+    let f = e.file("order.json", ORDER_JSON);
+    e.ok(&["orders", "create", "--file", &f]);
+    let (key, csr) = (e.path("sim/phone-v1.key"), e.path("sim/phone-v1.csr.pem"));
+    e.ok(&[
+        "tags",
+        "csr",
+        "phone-v1",
+        "--key-out",
+        &key,
+        "--csr-out",
+        &csr,
+    ]);
+    let creds = e.path("creds");
+    // Refused before anything is made: no such order, settings out of range.
+    let err = e.fails(
+        2,
+        &[
+            "devices",
+            "register",
+            "phone-v1",
+            "--order",
+            "o-none",
+            "--csr",
+            &csr,
+            "--out-dir",
+            &creds,
+        ],
+    );
+    assert!(err.contains("no order o-none"), "{err}");
+    let err = e.fails(
+        1,
+        &[
+            "devices",
+            "register",
+            "phone-v1",
+            "--order",
+            "o-json",
+            "--csr",
+            &csr,
+            "--radius-m",
+            "5",
+        ],
+    );
+    assert!(err.contains("radius_m"), "{err}");
+    assert_eq!(certificate_ids(&iot).await, Vec::<String>::new());
+
+    let out = e
+        .ok(&[
+            "devices",
+            "register",
+            "phone-v1",
+            "--order",
+            "o-json",
+            "--csr",
+            &csr,
+            "--out-dir",
+            &creds,
+            "--buffer-m",
+            "1500",
+        ])
+        .stdout;
+    assert!(
+        out.contains("moving zone of 500 m, warning buffer 1500 m"),
+        "{out}"
+    );
+    assert_eq!(files_in(&creds), ["phone-v1.cert.pem"]);
+    let cert = certificate_ids(&iot).await;
+    assert_eq!(cert.len(), 1);
+    let arn = iot
+        .describe_certificate()
+        .certificate_id(&cert[0])
+        .send()
+        .await
+        .unwrap()
+        .certificate_description()
+        .unwrap()
+        .certificate_arn()
+        .unwrap()
+        .to_owned();
+    let attached: Vec<String> = iot
+        .list_attached_policies()
+        .target(&arn)
+        .send()
+        .await
+        .unwrap()
+        .policies()
+        .iter()
+        .filter_map(|p| p.policy_name().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        attached,
+        [policy],
+        "her device has the victim-device policy, not a tag's"
+    );
+    let shown = e.ok(&["--json", "orders", "show", "o-json"]).json();
+    assert_eq!(
+        shown["order"]["victim_device"],
+        serde_json::json!({"device_id": "phone-v1", "zone": {"radius_m": 500.0, "buffer_m": 1500.0,
+            "max_position_age_s": 300, "pair_window_s": 120}}),
+        "{shown}"
+    );
+    // Assigning new settings to the same order needs no IoT step.
+    e.ok(&[
+        "devices",
+        "assign",
+        "phone-v1",
+        "--order",
+        "o-json",
+        "--radius-m",
+        "300",
+    ]);
+    let shown = e.ok(&["--json", "orders", "show", "o-json"]).json();
+    assert_eq!(shown["order"]["victim_device"]["zone"]["radius_m"], 300.0);
+}
