@@ -28,13 +28,7 @@ pub async fn set_victim_device<S: AdminStore + AuditLog>(
     now_ms: i64,
 ) -> Result<ProtectionOrder> {
     device.zone.check().map_err(AdminError::Invalid)?;
-    let mut order = store
-        .get_order(id)
-        .await
-        .map_err(AdminError::store(format!("reading order {id}")))?
-        .ok_or_else(|| {
-            AdminError::NotFound(format!("no order {id}: list them with `vigil orders list`"))
-        })?;
+    let mut order = crate::orders::existing_order(store, id).await?;
     let others = store
         .list_orders()
         .await

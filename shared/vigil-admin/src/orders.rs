@@ -105,6 +105,22 @@ pub async fn provision_order(
     Ok(())
 }
 
+/// The order `id`.
+///
+/// Fails with [`AdminError::NotFound`] when there is no such order, or [`AdminError::Store`].
+pub(crate) async fn existing_order(
+    store: &impl AdminStore,
+    id: &OrderId,
+) -> Result<ProtectionOrder> {
+    store
+        .get_order(id)
+        .await
+        .map_err(AdminError::store(format!("reading order {id}")))?
+        .ok_or_else(|| {
+            AdminError::NotFound(format!("no order {id}: list them with `vigil orders list`"))
+        })
+}
+
 /// The order and its zones.
 ///
 /// Fails with [`AdminError::NotFound`] when there is no such order.
@@ -112,13 +128,7 @@ pub async fn show_order(
     store: &impl AdminStore,
     id: &OrderId,
 ) -> Result<(ProtectionOrder, Vec<Zone>)> {
-    let order = store
-        .get_order(id)
-        .await
-        .map_err(AdminError::store(format!("reading order {id}")))?
-        .ok_or_else(|| {
-            AdminError::NotFound(format!("no order {id}: list them with `vigil orders list`"))
-        })?;
+    let order = existing_order(store, id).await?;
     let zones = store
         .zones_of_order(id)
         .await
