@@ -65,13 +65,16 @@ pub async fn create_order<S: AdminStore + AuditLog>(
              `vigil orders end {id}`, or use another id"
         )));
     }
+    // The phone's keyed hash first: if the key service fails, nothing is written, so no order
+    // exists without its `order_created` record.
+    let phone_mac = changes::phone_mac(mac, &order.victim.phone).await?;
     provision_order(store, &order, &zones).await?;
     let mut recorded = vec![Change::new(
         "order_created",
         json!({
             "tag_id": order.tag_id.as_str(),
             "victim_id": order.victim.victim_id.as_str(),
-            "phone_mac": changes::phone_mac(mac, &order.victim.phone).await?,
+            "phone_mac": phone_mac,
             "valid_from": order.valid_from,
             "valid_until": order.valid_until,
         }),
@@ -207,6 +210,38 @@ pub(crate) mod tests {
 
     pub(crate) fn op() -> Operator {
         Operator::Local("op-7".into())
+    }
+
+    /// A key service that is down.
+    struct MacDown;
+
+    impl vigil_aws::ports::DestinationMac for MacDown {
+        async fn mac(
+            &self,
+            _: &vigil_core::PhoneNumber,
+        ) -> std::result::Result<String, vigil_aws::StoreError> {
+            Err(vigil_aws::StoreError::Unavailable {
+                service: "kms",
+                detail: "KMSInternalException".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_order_the_key_service_cannot_hash_is_not_written_unaudited() {
+        let store = MemoryStore::new();
+        let e = create_order(&store, &MacDown, &op(), &spec(), 1_000)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AdminError::Store { .. }), "{e}");
+        assert!(
+            list_orders(&store).await.unwrap().is_empty(),
+            "no order without its record"
+        );
+        // Once the key service answers, the same command succeeds.
+        create_order(&store, &MemoryMac::default(), &op(), &spec(), 2_000)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
