@@ -386,7 +386,12 @@ mod tests {
     #[test]
     fn bundled_file_declares_what_vigil_needs() {
         let r = Resources::bundled().unwrap();
-        assert_eq!(r.tables.len(), 10);
+        assert_eq!(r.tables.len(), 12);
+        // Her positions expire (docs/PROXIMITY.md); her device's orders do not.
+        let positions = r.table("victim-positions").unwrap();
+        assert_eq!(positions.partition_key.name, "device_id");
+        assert_eq!(positions.ttl_attribute.as_deref(), Some("expires_at"));
+        assert_eq!(r.table("devices").unwrap().ttl_attribute, None);
         let audit = r.table("audit").unwrap();
         assert_eq!(audit.partition_key.name, "order_id");
         assert_eq!(audit.sort_key.as_ref().unwrap().kind, KeyType::N);
