@@ -121,7 +121,7 @@ pub fn zones_to_fetch(
         )
         .filter(|z| !near.contains(z))
         // The moving zone has no fixed place to fetch: it is judged against her position.
-        .filter(|z| z.as_str() != crate::proximity::VICTIM_ZONE_ID)
+        .filter(|z| z.as_str() != crate::zone::VICTIM_ZONE_ID)
         .collect::<BTreeSet<ZoneId>>()
         .into_iter()
         .map(|z| ZoneKey::new(work.terms.order_id.clone(), z))
@@ -401,7 +401,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let moving = crate::proximity::victim_zone_id();
+        let moving = ZoneId::new(crate::zone::VICTIM_ZONE_ID).unwrap();
         let work = OrderWork {
             terms: &t,
             near: Vec::new(),

@@ -1,7 +1,6 @@
 //! Protection orders: the offender's tag, the victim and how they are told, and the policy.
 
-use crate::ids::{OrderId, TagId, VictimId, ZoneId};
-use crate::proximity::VictimDevice;
+use crate::ids::{DeviceId, OrderId, TagId, VictimId, ZoneId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -241,6 +240,75 @@ impl OrderPolicy {
             u64::from(Self::MAX_SMS_PER_DAY_LIMIT),
         )
     }
+}
+
+/// An order's moving zone, as the order sets it: she carries a device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VictimZoneTerms {
+    /// Radius of the circle around her position, metres.
+    pub radius_m: f64,
+    /// Warning buffer around the circle, metres.
+    pub buffer_m: f64,
+    /// A position (hers or his) older than this, by the server's clock, stops counting.
+    pub max_position_age_s: u64,
+    /// Two positions further apart in time than this are not compared.
+    pub pair_window_s: u64,
+}
+
+impl Default for VictimZoneTerms {
+    fn default() -> Self {
+        VictimZoneTerms {
+            radius_m: 500.0,
+            buffer_m: 1_000.0,
+            max_position_age_s: 300,
+            pair_window_s: 120,
+        }
+    }
+}
+
+impl VictimZoneTerms {
+    /// Checks values an operator sets; fails naming the field and its bounds.
+    pub fn check(&self) -> Result<(), String> {
+        let metres = |field: &str, v: f64, min: f64, max: f64| {
+            if v.is_finite() && (min..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "victim_zone.{field} is {v}; it must be between {min} and {max} metres"
+                ))
+            }
+        };
+        let seconds = |field: &str, v: u64, min: u64, max: u64| {
+            if (min..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "victim_zone.{field} is {v}; it must be between {min} and {max} seconds"
+                ))
+            }
+        };
+        metres("radius_m", self.radius_m, 50.0, 5_000.0)?;
+        metres("buffer_m", self.buffer_m, 0.0, 10_000.0)?;
+        seconds("max_position_age_s", self.max_position_age_s, 30, 3_600)?;
+        seconds(
+            "pair_window_s",
+            self.pair_window_s,
+            10,
+            self.max_position_age_s,
+        )
+    }
+}
+
+/// Her own device, as an order knows it: which device, and the zone around it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VictimDevice {
+    /// The device (its AWS IoT thing name).
+    pub device_id: DeviceId,
+    /// The moving zone's settings.
+    #[serde(default)]
+    pub zone: VictimZoneTerms,
 }
 
 /// What the offender-facing side (ingest) knows of an order: its validity and policy, never

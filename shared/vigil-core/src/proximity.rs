@@ -40,82 +40,12 @@ use crate::zone::{Zone, ZoneError, ZoneKind, ZoneShape, ZoneSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The zone id of every order's moving zone. Reserved: operators cannot give a fixed zone this
-/// id, and it is never in the zone tables (it has no fixed place).
-pub const VICTIM_ZONE_ID: &str = "victim-device";
+pub use crate::order::{VictimDevice, VictimZoneTerms};
+pub use crate::zone::VICTIM_ZONE_ID;
 
 /// The moving zone's id.
 pub fn victim_zone_id() -> ZoneId {
     ZoneId::new(VICTIM_ZONE_ID).expect("the reserved zone id is a valid id")
-}
-
-/// An order's moving zone, as the order sets it: she carries a device.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct VictimZoneTerms {
-    /// Radius of the circle around her position, metres.
-    pub radius_m: f64,
-    /// Warning buffer around the circle, metres.
-    pub buffer_m: f64,
-    /// A position (hers or his) older than this, by the server's clock, stops counting.
-    pub max_position_age_s: u64,
-    /// Two positions further apart in time than this are not compared.
-    pub pair_window_s: u64,
-}
-
-impl Default for VictimZoneTerms {
-    fn default() -> Self {
-        VictimZoneTerms {
-            radius_m: 500.0,
-            buffer_m: 1_000.0,
-            max_position_age_s: 300,
-            pair_window_s: 120,
-        }
-    }
-}
-
-impl VictimZoneTerms {
-    /// Checks values an operator sets; fails naming the field and its bounds.
-    pub fn check(&self) -> Result<(), String> {
-        let metres = |field: &str, v: f64, min: f64, max: f64| {
-            if v.is_finite() && (min..=max).contains(&v) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "victim_zone.{field} is {v}; it must be between {min} and {max} metres"
-                ))
-            }
-        };
-        let seconds = |field: &str, v: u64, min: u64, max: u64| {
-            if (min..=max).contains(&v) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "victim_zone.{field} is {v}; it must be between {min} and {max} seconds"
-                ))
-            }
-        };
-        metres("radius_m", self.radius_m, 50.0, 5_000.0)?;
-        metres("buffer_m", self.buffer_m, 0.0, 10_000.0)?;
-        seconds("max_position_age_s", self.max_position_age_s, 30, 3_600)?;
-        seconds(
-            "pair_window_s",
-            self.pair_window_s,
-            10,
-            self.max_position_age_s,
-        )
-    }
-}
-
-/// Her own device, as an order knows it: which device, and the zone around it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VictimDevice {
-    /// The device (its AWS IoT thing name).
-    pub device_id: DeviceId,
-    /// The moving zone's settings.
-    #[serde(default)]
-    pub zone: VictimZoneTerms,
 }
 
 /// A position her device reported, accepted by ingest. Never logged, never in an event, a

@@ -22,6 +22,11 @@ pub const MAX_POLYGON_EDGE_M: f64 = 50_000.0;
 /// Polygons must lie within this latitude; circles may go anywhere.
 pub const MAX_POLYGON_LAT: f64 = 85.0;
 
+/// The zone id of every order's moving zone around the victim's own device
+/// (`crate::proximity`). Reserved: operators cannot give a fixed zone this id, and it is never
+/// in the zone tables (it has no fixed place).
+pub const VICTIM_ZONE_ID: &str = "victim-device";
+
 /// What a zone protects; it chooses the words of the victim's message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

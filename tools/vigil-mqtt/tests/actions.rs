@@ -39,15 +39,15 @@ fn json_values_map_to_dynamodb_types_as_the_dynamodbv2_action() {
 #[test]
 fn the_default_targets_are_the_cdk_apps() {
     let targets = RuleTargets::default();
-    assert_eq!(
-        targets.0["ingest"],
-        ActionTarget::Lambda {
-            function: "ingest".into()
-        }
-    );
-    // No rule writes a table directly: the tag's history is ingest's, from accepted fixes
-    // only (issue 11, defect 1).
-    assert_eq!(targets.0.len(), 1, "{targets:?}");
+    // Tags' messages and victims' devices' positions both go to ingest, and no rule writes a
+    // table directly: the tag's history is ingest's, from accepted fixes only (issue 11,
+    // defect 1), and her positions are stored only by ingest, only if newer.
+    let ingest = ActionTarget::Lambda {
+        function: "ingest".into(),
+    };
+    let names: Vec<&str> = targets.0.keys().map(String::as_str).collect();
+    assert_eq!(names, ["ingest", "victim"], "{targets:?}");
+    assert!(targets.0.values().all(|t| *t == ingest), "{targets:?}");
     // Every rule file has a target.
     for rule in load_rules(&default_rules_dir()).unwrap() {
         assert!(

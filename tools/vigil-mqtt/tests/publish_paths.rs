@@ -1,7 +1,8 @@
 //! Issue 16.3: every topic the shipped tag policy lets a tag publish on reaches the ingest rule,
 //! and through it the ingest function with every safety check. Basic Ingest
 //! (`$aws/rules/<rule>/...`) delivers to the named rule only, skipping any other rule: with
-//! one rule, and the tag's history kept by ingest itself, nothing is skipped on that path.
+//! one rule per kind of device (tags: `ingest`; victims' devices: `victim`), every topic a
+//! policy allows matches exactly one rule, so nothing is skipped on either path.
 
 use vigil_mqtt::bridge::{default_rules_dir, load_rules};
 use vigil_mqtt::sql::{Evaluation, Message, RuleOutput};
@@ -9,9 +10,9 @@ use vigil_mqtt::sql::{Evaluation, Message, RuleOutput};
 const STAGE: &str = "local";
 const TAG: &str = "tag-7";
 
-/// The topics the policy's `iot:Publish` statements allow, for thing `TAG`.
-fn publishable_topics() -> Vec<String> {
-    let path = vigil_local::workspace_root().join("infra/iot/tag-policy.json");
+/// The topics the policy file's `iot:Publish` statements allow, for thing `TAG`.
+fn publishable_topics(file: &str) -> Vec<String> {
+    let path = vigil_local::workspace_root().join("infra/iot").join(file);
     let policy: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let mut topics = Vec::new();
@@ -37,16 +38,22 @@ fn publishable_topics() -> Vec<String> {
     topics
 }
 
-#[test]
-fn every_topic_a_tag_may_publish_on_reaches_the_ingest_rule() {
+/// Every topic `policy` lets a thing publish on matches `rule` and no other rule, and the rule
+/// delivers it with the thing's id under `id_field` and as the client id.
+fn every_publishable_topic_reaches(
+    policy: &str,
+    rule: &str,
+    id_field: &str,
+    topics_allowed: usize,
+) {
     let rules = load_rules(&default_rules_dir()).unwrap();
     let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["ingest"], "one rule: no path skips a second one");
-    let ingest = &rules[0].statement;
-    let basic_ingest_prefix = format!("$aws/rules/vigil_{STAGE}_{}/", rules[0].name);
+    assert_eq!(names, ["ingest", "victim"], "one rule per kind of device");
+    let target = rules.iter().find(|r| r.name == rule).unwrap();
+    let basic_ingest_prefix = format!("$aws/rules/vigil_{STAGE}_{rule}/");
 
-    let topics = publishable_topics();
-    assert_eq!(topics.len(), 4, "{topics:?}");
+    let topics = publishable_topics(policy);
+    assert_eq!(topics.len(), topics_allowed, "{topics:?}");
     for topic in &topics {
         // What the rule sees: Basic Ingest strips its prefix and reaches this rule only.
         let seen = topic.strip_prefix(&basic_ingest_prefix).unwrap_or(topic);
@@ -54,8 +61,18 @@ fn every_topic_a_tag_may_publish_on_reaches_the_ingest_rule() {
             !seen.starts_with("$aws/"),
             "{topic} goes to a rule that does not exist"
         );
-        assert!(ingest.matches_topic(seen), "{topic} is not ingested");
-        let out = ingest.evaluate(&Message {
+        for other in rules.iter().filter(|r| r.name != rule) {
+            assert!(
+                !other.statement.matches_topic(seen),
+                "{topic} also reaches rule {}",
+                other.name
+            );
+        }
+        assert!(
+            target.statement.matches_topic(seen),
+            "{topic} is not ingested"
+        );
+        let out = target.statement.evaluate(&Message {
             topic: seen,
             payload: b"{}",
             received_at_ms: 1,
@@ -63,10 +80,20 @@ fn every_topic_a_tag_may_publish_on_reaches_the_ingest_rule() {
         });
         match out {
             Evaluation::Output(RuleOutput::Json(event)) => {
-                assert_eq!(event["tag_id"], TAG, "{topic}");
+                assert_eq!(event[id_field], TAG, "{topic}");
                 assert_eq!(event["client_id"], TAG, "{topic}");
             }
-            other => panic!("{topic}: the ingest rule did not deliver it: {other:?}"),
+            other => panic!("{topic}: the {rule} rule did not deliver it: {other:?}"),
         }
     }
+}
+
+#[test]
+fn every_topic_a_tag_may_publish_on_reaches_the_ingest_rule() {
+    every_publishable_topic_reaches("tag-policy.json", "ingest", "tag_id", 4);
+}
+
+#[test]
+fn every_topic_a_victims_device_may_publish_on_reaches_the_victim_rule() {
+    every_publishable_topic_reaches("victim-device-policy.json", "victim", "device_id", 2);
 }
