@@ -15,6 +15,10 @@ if [ ! -x "$tools/bin/cargo-deny" ]; then
   cargo install cargo-deny --version 0.20.2 --locked --root "$tools" --quiet
 fi
 deny="$tools/bin/cargo-deny"
+# cargo-deny reads `cargo metadata` for every platform, so every crate Cargo.lock names must be
+# in the registry cache, those of other targets (windows-sys, ...) included: a fresh machine
+# has only what its builds fetched. Fetched from crates.io (pinned by Cargo.lock).
+cargo fetch --locked --quiet
 if timeout 60 "$deny" --log-level error fetch db >/dev/null 2>&1; then
   echo "== cargo deny: advisory database fetched from GitHub"
   offline=()
