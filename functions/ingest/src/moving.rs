@@ -92,9 +92,6 @@ pub(crate) async fn handle_position<S: IngestStore, Q: AlertQueue, M: Metrics>(
         };
         return quarantine_position(ports, &refused).await;
     };
-    let newer = |stored: &VictimPosition| {
-        (stored.time_ms(), stored.seq) < (position.time_ms(), position.seq)
-    };
     let longest_age_s = ctx
         .orders
         .iter()
@@ -102,7 +99,10 @@ pub(crate) async fn handle_position<S: IngestStore, Q: AlertQueue, M: Metrics>(
         .map(|d| d.zone.max_position_age_s as i64)
         .max()
         .unwrap_or(300);
-    let stored = ctx.latest.as_ref().is_none_or(newer)
+    let stored = ctx
+        .latest
+        .as_ref()
+        .is_none_or(|kept| position.is_newer_than(kept))
         && ports
             .store
             .save_position(&device_id, &position, now_ms / 1000 + longest_age_s)

@@ -121,6 +121,12 @@ impl VictimPosition {
     pub fn time_ms(&self) -> i64 {
         self.at_ms.min(self.received_at_ms)
     }
+
+    /// Whether it is newer than `stored` (by time, then counter): only a newer position
+    /// replaces the one kept (the stores' "newer only" write, ingest's replay check).
+    pub fn is_newer_than(&self, stored: &VictimPosition) -> bool {
+        (stored.time_ms(), stored.seq) < (self.time_ms(), self.seq)
+    }
 }
 
 /// His side: an accepted fix and when the server received it.

@@ -65,9 +65,10 @@ impl MemoryStore {
     ) -> Result<bool, StoreError> {
         self.injected()?;
         let mut g = self.lock();
-        let newer = g.positions.get(device_id).is_none_or(|stored| {
-            (stored.time_ms(), stored.seq) < (position.time_ms(), position.seq)
-        });
+        let newer = g
+            .positions
+            .get(device_id)
+            .is_none_or(|stored| position.is_newer_than(stored));
         if newer {
             g.positions.insert(device_id.clone(), position.clone());
         }
