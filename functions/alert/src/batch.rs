@@ -5,7 +5,7 @@ use crate::{AlertError, Ports, handle_event};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::collections::HashSet;
 use tracing::{error, warn};
-use vigil_aws::ports::{AlertStore, AuditLog, DestinationMac, Metrics, Notifier};
+use vigil_aws::ports::{AlertStore, AuditLog, Commander, DestinationMac, Metrics, Notifier};
 use vigil_core::events::AlertEvent;
 
 /// The SQS attribute that carries a FIFO message's group (the order id).
@@ -43,9 +43,9 @@ pub fn parse_event(body: Option<&str>) -> Result<AlertEvent, AlertError> {
 /// order id; on a standard queue the event's order id), without being handled, so that one
 /// order's events are never applied out of order. Never fails as a whole: bad input is a
 /// failed item, not a crashed function.
-pub async fn handle_batch<S, N, D, M>(
+pub async fn handle_batch<S, N, D, M, C>(
     event: SqsEvent,
-    ports: &Ports<S, N, D, M>,
+    ports: &Ports<S, N, D, M, C>,
     now_ms: i64,
 ) -> SqsBatchResponse
 where
@@ -53,6 +53,7 @@ where
     N: Notifier,
     D: DestinationMac,
     M: Metrics,
+    C: Commander,
 {
     let mut response = SqsBatchResponse::default();
     let mut failed_groups: HashSet<String> = HashSet::new();

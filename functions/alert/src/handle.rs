@@ -5,7 +5,7 @@ use crate::redact::redact_phone;
 use crate::{AlertError, CLAIM_STALE_AFTER_MS, Outcome, Ports};
 use tracing::{info, warn};
 use vigil_aws::StoreError;
-use vigil_aws::ports::{AlertStore, AuditLog, Claim, DestinationMac, Metrics, Notifier};
+use vigil_aws::ports::{AlertStore, AuditLog, Claim, Commander, DestinationMac, Metrics, Notifier};
 use vigil_core::events::{AlertBody, AlertEvent};
 use vigil_core::operator::{OperatorEvent, OperatorKind};
 use vigil_core::policy::{self, Decision, Hold, Moment};
@@ -21,9 +21,9 @@ use vigil_core::{AlertLevel, Urgency, VictimDecision, ZoneKind, messages};
 /// a port fails (SNS errors have the victim's number redacted). A claim found written for
 /// other content is taken over, raised to operators as urgent (`claim_mismatch`), audited
 /// and counted, and the event is handled: a planted claim cannot silence an alert.
-pub async fn handle_event<S, N, D, M>(
+pub async fn handle_event<S, N, D, M, C>(
     event: &AlertEvent,
-    ports: &Ports<S, N, D, M>,
+    ports: &Ports<S, N, D, M, C>,
     now_ms: i64,
 ) -> Result<Outcome, AlertError>
 where
@@ -31,6 +31,7 @@ where
     N: Notifier,
     D: DestinationMac,
     M: Metrics,
+    C: Commander,
 {
     let event_id = event.event_id.as_str();
     let digest = event.content_digest();
@@ -75,11 +76,11 @@ fn operators_only(event: &AlertEvent) -> Urgency {
 }
 
 /// The steps after a successful claim.
-async fn handle_claimed<S, N, D, M>(
+async fn handle_claimed<S, N, D, M, C>(
     event: &AlertEvent,
     digest: &str,
     mismatch: Option<&str>,
-    ports: &Ports<S, N, D, M>,
+    ports: &Ports<S, N, D, M, C>,
     now_ms: i64,
 ) -> Result<Outcome, AlertError>
 where
@@ -87,6 +88,7 @@ where
     N: Notifier,
     D: DestinationMac,
     M: Metrics,
+    C: Commander,
 {
     let Ports {
         store,
@@ -94,6 +96,7 @@ where
         destination_mac,
         metrics,
         sms_countries,
+        commander: _,
     } = ports;
     let event_id = event.event_id.as_str();
     let order_id = &event.order_id;

@@ -60,8 +60,8 @@ use vigil_core::{OrderId, Urgency, VictimDecision};
 pub const CLAIM_STALE_AFTER_MS: i64 = 50_000;
 
 /// What the handler runs on: a store that is also the audit log, a notifier, the destination
-/// hash, metrics, and the countries SMS may go to.
-pub struct Ports<S, N, D, M> {
+/// hash, metrics, the commander of devices' reporting rates, and the countries SMS may go to.
+pub struct Ports<S, N, D, M, C> {
     /// Idempotency claims, orders, zone states, victim notices and the audit log.
     pub store: S,
     /// SMS and the operators' topic.
@@ -70,6 +70,8 @@ pub struct Ports<S, N, D, M> {
     pub destination_mac: D,
     /// Counters.
     pub metrics: M,
+    /// Commands to the tag and her device (pursuit mode).
+    pub commander: C,
     /// ISO 3166 alpha-2 codes of the countries whose numbers may be texted.
     pub sms_countries: Vec<String>,
 }

@@ -22,6 +22,7 @@ async fn main() -> Result<(), Error> {
         notifier: aws.notifier()?,
         destination_mac: aws.destination_mac()?,
         metrics: EmfMetrics,
+        commander: aws.commander(),
         sms_countries: aws.config.sms_countries.clone(),
     };
     let ports = &ports;

@@ -10,7 +10,7 @@ use vigil_alert::{
     AlertError, CLAIM_STALE_AFTER_MS, Ports, handle_batch, handle_event, parse_event,
 };
 use vigil_aws::StoreError;
-use vigil_aws::memory::{MemoryMac, MemoryNotifier, MemoryStore};
+use vigil_aws::memory::{MemoryCommander, MemoryMac, MemoryNotifier, MemoryStore};
 use vigil_aws::metrics::MemoryMetrics;
 use vigil_aws::ports::{AdminStore, AlertStore, AuditLog, Commit, IngestStore, Notifier};
 use vigil_core::audit::verify_chain;
@@ -28,7 +28,8 @@ const PHONE: &str = "+447700900123";
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const NOW: i64 = T0 + 2_000;
 
-type TestPorts<N = MemoryNotifier> = Ports<MemoryStore, N, MemoryMac, MemoryMetrics>;
+type TestPorts<N = MemoryNotifier> =
+    Ports<MemoryStore, N, MemoryMac, MemoryMetrics, MemoryCommander>;
 
 fn order_json(order_id: &str, phone: &str) -> ProtectionOrder {
     serde_json::from_value(json!({
@@ -49,6 +50,7 @@ async fn ports_with_notifier<N: Notifier>(orders: &[ProtectionOrder], notifier: 
         notifier,
         destination_mac: MemoryMac::default(),
         metrics: MemoryMetrics::default(),
+        commander: MemoryCommander::default(),
         sms_countries: countries(),
     };
     for o in orders {

@@ -150,6 +150,11 @@ impl Aws {
         ))
     }
 
+    /// The commander (IoT data plane `Publish`).
+    pub fn commander(&self) -> crate::IotCommander {
+        crate::IotCommander::new(aws_sdk_iotdataplane::Client::new(&self.sdk))
+    }
+
     /// The keyed hash of SMS destinations; fails naming the variable when the key is not set.
     pub fn destination_mac(&self) -> Result<crate::KmsDestinationMac, StoreError> {
         Ok(crate::KmsDestinationMac::new(

@@ -13,6 +13,7 @@
 //! - [`dynamo`]: the store ports on DynamoDB, one module per port.
 //! - [`sqs`]: the alert queue on SQS (FIFO, grouped by order).
 //! - [`sns`]: SMS and the operators' topic on SNS.
+//! - [`iot`]: commands to devices through the IoT data plane (retained `Publish`).
 //! - [`kms`]: the keyed hash of SMS destinations on KMS.
 //! - [`metrics`]: CloudWatch Embedded Metric Format counters, and in-memory ones.
 //! - [`counting`]: an SDK interceptor that counts requests by operation (cost per fix).
@@ -22,6 +23,7 @@ pub mod config;
 pub mod counting;
 pub mod dynamo;
 pub mod error;
+pub mod iot;
 pub mod items;
 pub mod kms;
 pub mod memory;
@@ -33,6 +35,7 @@ pub mod sqs;
 pub use config::{Aws, Config};
 pub use dynamo::{DynamoStore, backoff};
 pub use error::StoreError;
+pub use iot::IotCommander;
 pub use kms::KmsDestinationMac;
 pub use sns::SnsNotifier;
 pub use sqs::SqsQueue;

@@ -293,6 +293,17 @@ pub trait Notifier: Send + Sync {
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
 }
 
+/// Commands to devices: the AWS IoT data plane's `Publish`, QoS 1 and retained, so a device
+/// that is offline when a command is sent gets the latest one when it connects again.
+pub trait Commander: Send + Sync {
+    /// Publishes `payload` on `topic` (`tags/{tag_id}/cmd`, `victims/{device_id}/cmd`).
+    fn publish(
+        &self,
+        topic: &str,
+        payload: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// A keyed hash of SMS destinations: the audit keeps it for every SMS and every phone an
 /// operator sets, so a number redirected behind the audit's back is detected, without the
 /// audit holding the number.

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use vigil_alert::{Ports, handle_batch};
 use vigil_aws::items::Item;
+use vigil_aws::memory::MemoryCommander;
 use vigil_aws::metrics::MemoryMetrics;
 use vigil_aws::ports::{AdminStore, AlertQueue, AuditLog, Commit, IngestStore};
 use vigil_aws::{Aws, Config, DynamoStore, KmsDestinationMac, SnsNotifier, SqsQueue};
@@ -22,7 +23,8 @@ const ORDER: &str = "o-123";
 const WARNING_TEXT: &str = "Vigil: the person named in your protection order may be near your \
     home. Stay alert and keep your phone with you. If you feel unsafe, go somewhere safe and call 999.";
 
-type EmulatorPorts = Ports<DynamoStore, SnsNotifier, KmsDestinationMac, MemoryMetrics>;
+type EmulatorPorts =
+    Ports<DynamoStore, SnsNotifier, KmsDestinationMac, MemoryMetrics, MemoryCommander>;
 
 struct Stack {
     emulator: Emulator,
@@ -47,6 +49,7 @@ async fn stack() -> Stack {
         notifier: aws.notifier().unwrap(),
         destination_mac: aws.destination_mac().unwrap(),
         metrics: MemoryMetrics::default(),
+        commander: MemoryCommander::default(),
         sms_countries: config.sms_countries.clone(),
     };
     let order: ProtectionOrder = serde_json::from_value(json!({

@@ -931,6 +931,7 @@ async fn publish_fix(e: &Env, seq: u64, north_m: f64) {
         notifier: aws.notifier().unwrap(),
         destination_mac: aws.destination_mac().unwrap(),
         metrics: MemoryMetrics::default(),
+        commander: aws.commander(),
         sms_countries: e.config.sms_countries.clone(),
     };
     let source = vigil_local::SqsEventSource::new(

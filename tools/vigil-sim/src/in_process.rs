@@ -9,7 +9,7 @@ use crate::executor::{ExecutorError, Run, ScenarioExecutor};
 use crate::observe::{Observer, Readback, order_levels};
 use crate::scenario::{Channel, Message, Scenario};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use vigil_aws::memory::{MemoryMac, MemoryNotifier, MemoryQueue, MemoryStore};
+use vigil_aws::memory::{MemoryCommander, MemoryMac, MemoryNotifier, MemoryQueue, MemoryStore};
 use vigil_aws::metrics::MemoryMetrics;
 use vigil_aws::ports::AdminStore;
 use vigil_core::{BreachRules, ValidationLimits};
@@ -46,7 +46,8 @@ struct Functions {
     notifier: MemoryNotifier,
     metrics: MemoryMetrics,
     ingest: vigil_ingest::Ports<MemoryStore, MemoryQueue, MemoryMetrics>,
-    alert: vigil_alert::Ports<MemoryStore, MemoryNotifier, MemoryMac, MemoryMetrics>,
+    alert:
+        vigil_alert::Ports<MemoryStore, MemoryNotifier, MemoryMac, MemoryMetrics, MemoryCommander>,
     next_message_id: u64,
 }
 
@@ -74,6 +75,7 @@ impl Functions {
                 notifier: notifier.clone(),
                 destination_mac: MemoryMac::default(),
                 metrics: metrics.clone(),
+                commander: MemoryCommander::default(),
                 sms_countries: config.sms_countries,
             },
             store,

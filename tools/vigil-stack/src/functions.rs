@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use vigil_alert::handle_batch;
 use vigil_aws::metrics::MemoryMetrics;
-use vigil_aws::{Aws, Config, DynamoStore, KmsDestinationMac, SnsNotifier, SqsQueue};
+use vigil_aws::{Aws, Config, DynamoStore, IotCommander, KmsDestinationMac, SnsNotifier, SqsQueue};
 use vigil_core::fix::encode_fix;
 use vigil_core::{Fix, ProtectionOrder, Zone};
 use vigil_ingest::{Outcome, handle, rule_event};
@@ -34,7 +34,7 @@ pub type IngestPorts = vigil_ingest::Ports<DynamoStore, SqsQueue, MemoryMetrics>
 
 /// The alert function's ports on the emulator.
 pub type AlertPorts =
-    vigil_alert::Ports<DynamoStore, SnsNotifier, KmsDestinationMac, MemoryMetrics>;
+    vigil_alert::Ports<DynamoStore, SnsNotifier, KmsDestinationMac, MemoryMetrics, IotCommander>;
 
 /// How AWS invokes a function (`infra/lib/vigil-stack.ts`), and so how the local stack does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,6 +256,7 @@ impl Functions {
                 .destination_mac()
                 .map_err(|e| format!("destination key: {e}"))?,
             metrics: MemoryMetrics::default(),
+            commander: aws.commander(),
             sms_countries: config.sms_countries.clone(),
         });
         let deployed = deploy(&ingest, &alert, &options);

@@ -5,14 +5,16 @@
 //! # Layout
 //! - this module: [`MemoryStore`] with the ingest, alert and audit ports.
 //! - `admin`: [`crate::ports::AdminStore`] on the same store.
-//! - `outbound`: [`MemoryQueue`], [`MemoryNotifier`] and [`MemoryMac`].
+//! - `outbound`: [`MemoryQueue`], [`MemoryNotifier`], [`MemoryMac`] and [`MemoryCommander`].
 //! - `victim`: the victim's device's side of the ingest port.
 
 mod admin;
 mod outbound;
 mod victim;
 
-pub use outbound::{MemoryMac, MemoryNotifier, MemoryQueue, RecordedSms};
+pub use outbound::{
+    MemoryCommander, MemoryMac, MemoryNotifier, MemoryQueue, RecordedCommand, RecordedSms,
+};
 
 use crate::error::StoreError;
 use crate::ports::{

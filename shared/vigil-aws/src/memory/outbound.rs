@@ -2,7 +2,7 @@
 //! destination hash.
 
 use crate::error::StoreError;
-use crate::ports::{AlertQueue, DestinationMac, Notifier};
+use crate::ports::{AlertQueue, Commander, DestinationMac, Notifier};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
 use vigil_core::events::AlertEvent;
@@ -157,5 +157,57 @@ impl MemoryMac {
 impl DestinationMac for MemoryMac {
     async fn mac(&self, phone: &PhoneNumber) -> Result<String, StoreError> {
         Ok(self.hmac_hex(phone.e164().as_bytes()))
+    }
+}
+
+/// A command recorded by [`MemoryCommander`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedCommand {
+    /// The topic it was published on.
+    pub topic: String,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+/// Commands to devices in memory, with the retained one per topic as the IoT broker keeps it.
+/// Clones share one record.
+#[derive(Default, Clone)]
+pub struct MemoryCommander {
+    published: Arc<Mutex<Vec<RecordedCommand>>>,
+    failures: Arc<Mutex<u32>>,
+}
+
+impl MemoryCommander {
+    /// Every command published so far, in order.
+    pub fn published(&self) -> Vec<RecordedCommand> {
+        self.published.lock().expect("commander lock").clone()
+    }
+
+    /// Makes the next `n` publishes fail as unavailable.
+    pub fn fail_next(&self, n: u32) {
+        *self.failures.lock().expect("commander lock") = n;
+    }
+}
+
+impl Commander for MemoryCommander {
+    async fn publish(&self, topic: &str, payload: &[u8]) -> Result<(), StoreError> {
+        {
+            let mut f = self.failures.lock().expect("commander lock");
+            if *f > 0 {
+                *f -= 1;
+                return Err(StoreError::Unavailable {
+                    service: "iot-data",
+                    detail: "injected failure".into(),
+                });
+            }
+        }
+        self.published
+            .lock()
+            .expect("commander lock")
+            .push(RecordedCommand {
+                topic: topic.to_owned(),
+                payload: payload.to_vec(),
+            });
+        Ok(())
     }
 }
