@@ -4,13 +4,14 @@
 //! `rejected_fix_near_zone`, `message_conflict`), with `claim_mismatch` first when the event's
 //! claim had been written for other content; what the victim got (`sms_sent` with the keyed
 //! hash of the destination, or `sms_held` with the reason); and `operator_notified` once the
-//! monitoring centre has it. The offender's position is recorded (courts see it); the victim's
+//! monitoring centre has it; `command_sent` for each reporting command (pursuit mode). The
+//! offender's position is recorded (courts see it); the victim's
 //! number only redacted, and as its keyed hash.
 
 use serde_json::{Value, json};
 use vigil_aws::ports::AuditEntry;
 use vigil_core::events::{AlertBody, AlertEvent};
-use vigil_core::operator::OperatorKind;
+use vigil_core::operator::{CommandReport, OperatorKind};
 use vigil_core::policy::{Hold, Urgency, VictimAlert};
 
 fn entry(kind: &str, detail: Value) -> AuditEntry {
@@ -133,7 +134,35 @@ pub fn event_record(event: &AlertEvent, digest: &str) -> AuditEntry {
                 "last_report_ms": last_report_ms,
             })),
         ),
+        AlertBody::Reporting {
+            device,
+            ask,
+            sent_at_ms,
+        } => entry(
+            "reporting_ask",
+            common(json!({
+                "device": device,
+                "ask": ask,
+                "sent_at_ms": sent_at_ms,
+            })),
+        ),
     }
+}
+
+/// The record of a reporting command (pursuit mode): the device, the interval, why, the
+/// attempt, and the error when the publish failed.
+pub fn command_sent(event_id: &str, report: &CommandReport) -> AuditEntry {
+    entry(
+        "command_sent",
+        json!({
+            "event_id": event_id,
+            "device": report.device,
+            "report_interval_s": report.report_interval_s,
+            "reason": report.reason,
+            "attempts": report.attempts,
+            "failed": report.failed,
+        }),
+    )
 }
 
 /// What an SMS sent records: never the number itself, only its redacted form and its keyed

@@ -5,7 +5,9 @@ use crate::{AlertError, Ports, handle_event};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::collections::HashSet;
 use tracing::{error, warn};
-use vigil_aws::ports::{AlertStore, AuditLog, Commander, DestinationMac, Metrics, Notifier};
+use vigil_aws::ports::{
+    AlertStore, AuditLog, Commander, DestinationMac, Metrics, Notifier, ReportingStore,
+};
 use vigil_core::events::AlertEvent;
 
 /// The SQS attribute that carries a FIFO message's group (the order id).
@@ -49,7 +51,7 @@ pub async fn handle_batch<S, N, D, M, C>(
     now_ms: i64,
 ) -> SqsBatchResponse
 where
-    S: AlertStore + AuditLog,
+    S: AlertStore + AuditLog + ReportingStore,
     N: Notifier,
     D: DestinationMac,
     M: Metrics,

@@ -2,12 +2,15 @@
 
 use crate::audit::{self, SmsSent};
 use crate::redact::redact_phone;
-use crate::{AlertError, CLAIM_STALE_AFTER_MS, Outcome, Ports};
+use crate::{AlertError, CLAIM_STALE_AFTER_MS, Outcome, Ports, pursuit};
 use tracing::{info, warn};
 use vigil_aws::StoreError;
-use vigil_aws::ports::{AlertStore, AuditLog, Claim, Commander, DestinationMac, Metrics, Notifier};
+use vigil_aws::ports::{
+    AlertStore, AuditEntry, AuditLog, Claim, Commander, DestinationMac, Metrics, Notifier,
+    ReportingStore,
+};
 use vigil_core::events::{AlertBody, AlertEvent};
-use vigil_core::operator::{OperatorEvent, OperatorKind};
+use vigil_core::operator::{CommandReport, OperatorEvent, OperatorKind};
 use vigil_core::policy::{self, Decision, Hold, Moment};
 use vigil_core::{AlertLevel, Urgency, VictimDecision, ZoneKind, messages};
 
@@ -27,7 +30,7 @@ pub async fn handle_event<S, N, D, M, C>(
     now_ms: i64,
 ) -> Result<Outcome, AlertError>
 where
-    S: AlertStore + AuditLog,
+    S: AlertStore + AuditLog + ReportingStore,
     N: Notifier,
     D: DestinationMac,
     M: Metrics,
@@ -84,7 +87,7 @@ async fn handle_claimed<S, N, D, M, C>(
     now_ms: i64,
 ) -> Result<Outcome, AlertError>
 where
-    S: AlertStore + AuditLog,
+    S: AlertStore + AuditLog + ReportingStore,
     N: Notifier,
     D: DestinationMac,
     M: Metrics,
@@ -96,10 +99,13 @@ where
         destination_mac,
         metrics,
         sms_countries,
-        commander: _,
+        commander,
     } = ports;
     let event_id = event.event_id.as_str();
     let order_id = &event.order_id;
+    if let AlertBody::Reporting { .. } = &event.body {
+        return handle_ask(event, digest, ports, now_ms).await;
+    }
 
     let order = store
         .order(order_id)
@@ -126,7 +132,8 @@ where
         }
         AlertBody::RejectedNearZone { .. }
         | AlertBody::MessageConflict { .. }
-        | AlertBody::VictimDevice { .. } => (
+        | AlertBody::VictimDevice { .. }
+        | AlertBody::Reporting { .. } => (
             Decision {
                 victim: VictimDecision::Nothing,
                 urgency: operators_only(event),
@@ -195,26 +202,28 @@ where
             .map_err(|e| redact_phone(e, phone))?;
     }
 
+    // Pursuit mode, once the victim's SMS and notices are safe: a failure here retries the
+    // event, and the retry finds the SMS already counted in her notices.
+    let devices = pursuit::devices_of(event, store).await?;
+    let commands = pursuit::reconcile(event, &devices, store, commander, metrics, now_ms).await?;
+
     let mut operator = OperatorEvent::new(event, &decision, late, level_now);
     if mismatch.is_some() {
         operator.kinds.push(OperatorKind::ClaimMismatch);
     }
+    let command_entries = with_commands(&mut operator, event_id, commands);
     let victim_sms = decision.victim.label();
     let message_id = notifier.publish_operator(&operator).await?;
-    metrics.count("OperatorEvents", ("Urgency", decision.urgency.name()), 1);
-    store
-        .append(
-            order_id,
-            &[audit::operator_notified(
-                event,
-                decision.urgency,
-                &message_id,
-                &victim_sms,
-                late,
-            )],
-            now_ms,
-        )
-        .await?;
+    metrics.count("OperatorEvents", ("Urgency", operator.urgency.name()), 1);
+    let mut entries = command_entries;
+    entries.push(audit::operator_notified(
+        event,
+        operator.urgency,
+        &message_id,
+        &victim_sms,
+        late,
+    ));
+    store.append(order_id, &entries, now_ms).await?;
 
     store.finish(event_id, now_ms).await?;
     let kinds: Vec<String> = operator.kinds.iter().map(ToString::to_string).collect();
@@ -222,14 +231,112 @@ where
         event_id,
         order_id = %order_id,
         kinds = ?kinds,
-        urgency = decision.urgency.name(),
+        urgency = operator.urgency.name(),
         decision = %victim_sms,
         late,
         "alert event handled"
     );
     Ok(Outcome::Handled {
         victim: decision.victim,
-        urgency: decision.urgency,
+        urgency: operator.urgency,
+        kinds,
+    })
+}
+
+/// Adds the reporting commands sent to the operator event (a device that ignored every
+/// attempt raises it to high) and returns their audit records.
+fn with_commands(
+    operator: &mut OperatorEvent,
+    event_id: &str,
+    commands: Vec<CommandReport>,
+) -> Vec<AuditEntry> {
+    let entries = commands
+        .iter()
+        .map(|c| audit::command_sent(event_id, c))
+        .collect();
+    if commands.iter().any(|c| c.failed.is_none())
+        && !operator.kinds.contains(&OperatorKind::ReportingCommand)
+    {
+        operator.kinds.push(OperatorKind::ReportingCommand);
+    }
+    if commands.iter().any(pursuit::gave_up) {
+        operator.kinds.push(OperatorKind::DeviceIgnoresCommands);
+        operator.urgency = operator.urgency.max(Urgency::High);
+    }
+    operator.commands = commands;
+    entries
+}
+
+/// Ingest's ask about a device's reporting: decide again on the current state; when a
+/// command goes out, audit it in the order's chain and tell operators (info, or high when the
+/// device ignored every attempt). An ask that leads to nothing (another handler already
+/// sent the command) only finishes.
+async fn handle_ask<S, N, D, M, C>(
+    event: &AlertEvent,
+    digest: &str,
+    ports: &Ports<S, N, D, M, C>,
+    now_ms: i64,
+) -> Result<Outcome, AlertError>
+where
+    S: AlertStore + AuditLog + ReportingStore,
+    N: Notifier,
+    D: DestinationMac,
+    M: Metrics,
+    C: Commander,
+{
+    let Ports {
+        store,
+        notifier,
+        commander,
+        metrics,
+        ..
+    } = ports;
+    let event_id = event.event_id.as_str();
+    let devices = pursuit::devices_of(event, store).await?;
+    let commands = pursuit::reconcile(event, &devices, store, commander, metrics, now_ms).await?;
+    if commands.is_empty() {
+        store.finish(event_id, now_ms).await?;
+        return Ok(Outcome::Handled {
+            victim: VictimDecision::Nothing,
+            urgency: Urgency::Info,
+            kinds: Vec::new(),
+        });
+    }
+    let decision = Decision {
+        victim: VictimDecision::Nothing,
+        urgency: Urgency::Info,
+    };
+    let mut operator = OperatorEvent::new(event, &decision, false, None);
+    operator.kinds.clear();
+    let mut entries = vec![audit::event_record(event, digest)];
+    entries.extend(with_commands(&mut operator, event_id, commands));
+    if operator.kinds.is_empty() {
+        // Every publish failed: operators hear of it in the event's commands.
+        operator.kinds.push(OperatorKind::ReportingCommand);
+    }
+    operator.kind = operator.kinds[0].clone();
+    store.append(&event.order_id, &entries, now_ms).await?;
+    let message_id = notifier.publish_operator(&operator).await?;
+    metrics.count("OperatorEvents", ("Urgency", operator.urgency.name()), 1);
+    store
+        .append(
+            &event.order_id,
+            &[audit::operator_notified(
+                event,
+                operator.urgency,
+                &message_id,
+                "none",
+                false,
+            )],
+            now_ms,
+        )
+        .await?;
+    store.finish(event_id, now_ms).await?;
+    let kinds: Vec<String> = operator.kinds.iter().map(ToString::to_string).collect();
+    info!(event_id, order_id = %event.order_id, kinds = ?kinds, "reporting ask handled");
+    Ok(Outcome::Handled {
+        victim: VictimDecision::Nothing,
+        urgency: operator.urgency,
         kinds,
     })
 }

@@ -43,6 +43,7 @@
 pub mod audit;
 pub mod batch;
 pub mod handle;
+pub mod pursuit;
 pub mod redact;
 
 pub use batch::{handle_batch, parse_event};
@@ -138,12 +139,7 @@ impl AlertError {
             Self::BadMessage { .. } => "bad_message",
             Self::UnknownOrder(_) => "unknown_order",
             Self::InProgress(_) => "in_progress",
-            Self::Store(StoreError::Throttled { .. }) => "throttled",
-            Self::Store(StoreError::Unavailable { .. }) => "unavailable",
-            Self::Store(StoreError::Conflict { .. }) => "conflict",
-            Self::Store(StoreError::Corrupt { .. }) => "corrupt",
-            Self::Store(StoreError::Rejected { .. }) => "rejected",
-            Self::Store(StoreError::Config(_)) => "config",
+            Self::Store(e) => e.kind(),
         }
     }
 }

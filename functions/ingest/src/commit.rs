@@ -53,7 +53,7 @@ pub async fn evaluate_order<S: IngestStore, Q: AlertQueue, M: Metrics>(
 
 /// Reads an order's states, fetches the zones `fetch` names, lets `plan` decide, and commits
 /// the plan as described in the module documentation; returns the number of alert events
-/// queued. The fixed zones' evaluation and the moving zone's (crate::moving) both commit
+/// queued (an earlier invocation's outbox delivered included). The fixed zones' evaluation and the moving zone's (crate::moving) both commit
 /// through here.
 pub(crate) async fn commit_with<S: IngestStore, Q: AlertQueue, M: Metrics>(
     ports: &Ports<S, Q, M>,
@@ -63,6 +63,7 @@ pub(crate) async fn commit_with<S: IngestStore, Q: AlertQueue, M: Metrics>(
     plan: impl Fn(&BTreeMap<ZoneId, ZoneRecord>, &[Zone]) -> OrderPlan,
 ) -> Result<usize, IngestError> {
     let mut last_conflict = None;
+    let mut delivered = 0;
     for attempt in 0..COMMIT_ATTEMPTS {
         if attempt > 0 {
             pause(attempt - 1).await;
@@ -72,6 +73,7 @@ pub(crate) async fn commit_with<S: IngestStore, Q: AlertQueue, M: Metrics>(
         for (zone_id, r) in records.iter().filter(|(_, r)| !r.pending.is_empty()) {
             ports.queue.send(&r.pending).await?;
             ports.store.clear_pending(order_id, zone_id, r.rev).await?;
+            delivered += r.pending.len();
         }
         let missing = fetch(&records);
         let fetched = if missing.is_empty() {
@@ -81,7 +83,7 @@ pub(crate) async fn commit_with<S: IngestStore, Q: AlertQueue, M: Metrics>(
         };
         let plan = plan(&records, &fetched);
         if plan.is_empty() {
-            return Ok(0);
+            return Ok(delivered);
         }
         let events: Vec<AlertEvent> = plan.events().cloned().collect();
         let cleared: BTreeSet<(ZoneId, u64)> = plan
@@ -109,7 +111,7 @@ pub(crate) async fn commit_with<S: IngestStore, Q: AlertQueue, M: Metrics>(
             Err(e) => return Err(e.into()),
         }
         if events.is_empty() {
-            return Ok(0);
+            return Ok(delivered);
         }
         ports.queue.send(&events).await?;
         for (zone_id, rev) in cleared {
@@ -124,7 +126,7 @@ pub(crate) async fn commit_with<S: IngestStore, Q: AlertQueue, M: Metrics>(
             }
             info!(event_id = %e.event_id, order_id = %order_id, kinds = ?kinds.iter().map(ToString::to_string).collect::<Vec<_>>(), "alert event queued");
         }
-        return Ok(events.len());
+        return Ok(delivered + events.len());
     }
     Err(last_conflict
         .unwrap_or(StoreError::Conflict {

@@ -93,6 +93,9 @@ pub async fn handle_fix<S: IngestStore, Q: AlertQueue, M: Metrics>(
         queued += evaluate_order(fix, newest_seen, w, ports, received_at_ms).await?;
     }
     queued += crate::moving::judge_fix(fix, received_at_ms, &ctx, ports).await?;
+    if queued == 0 {
+        queued += crate::pursuit::check_tag(fix, received_at_ms, &ctx, ports).await?;
+    }
     if let Some(previous) = conflict {
         let events = conflict_events(&ctx.orders, Repeated::Fix(fix), &previous, received_at_ms);
         ports.queue.send(&events).await?;

@@ -12,6 +12,8 @@
 //! - [`event`]: a tag event, identified by its content, queued per order in force.
 //! - [`moving`]: the victim's moving zone (docs/PROXIMITY.md): his fix against her device's
 //!   newest position, her position (`infra/rules/victim.sql`) against his newest fix.
+//! - [`pursuit`]: whether a device's reporting disagrees with pursuit mode; if so, one event
+//!   asks the alert function to command it.
 //! - [`handle`], [`Ports`], [`Outcome`], [`IngestError`]: the handler, what it runs on, what it
 //!   returns and how it fails.
 //!
@@ -26,6 +28,7 @@ pub mod decode;
 pub mod event;
 pub mod fix;
 pub mod moving;
+pub mod pursuit;
 
 pub use decode::{PositionEvent, RuleEvent, position_event, rule_event};
 

@@ -137,6 +137,12 @@ pub(crate) async fn handle_position<S: IngestStore, Q: AlertQueue, M: Metrics>(
         };
         queued += judge_order(&judged, now_ms, ports).await?;
     }
+    if queued == 0 {
+        let previous = ctx.latest.as_ref().map(|p| p.received_at_ms);
+        queued +=
+            crate::pursuit::check_device(&device_id, previous, now_ms, position.at_ms, &ctx, ports)
+                .await?;
+    }
     ports.metrics.count(
         "PositionsEvaluated",
         ("Orders", &ctx.orders.len().to_string()),

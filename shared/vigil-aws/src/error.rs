@@ -60,6 +60,19 @@ impl StoreError {
         )
     }
 
+    /// A short code for metrics and logs: `throttled`, `unavailable`, `conflict`, `corrupt`,
+    /// `rejected` or `config`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Throttled { .. } => "throttled",
+            Self::Unavailable { .. } => "unavailable",
+            Self::Conflict { .. } => "conflict",
+            Self::Corrupt { .. } => "corrupt",
+            Self::Rejected { .. } => "rejected",
+            Self::Config(_) => "config",
+        }
+    }
+
     /// A corrupt-item error.
     pub fn corrupt(what: impl Into<String>, detail: impl ToString) -> Self {
         Self::Corrupt {

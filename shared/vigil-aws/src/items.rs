@@ -11,6 +11,7 @@ use vigil_core::events::AlertEvent;
 use vigil_core::ingest::ZoneRecord;
 use vigil_core::policy::VictimNotices;
 use vigil_core::proximity::VictimPosition;
+use vigil_core::reporting::ReportingCommand;
 use vigil_core::{
     DeviceId, OrderId, OrderTerms, ProtectionOrder, TagHistory, TagId, Zone, ZoneId, ZoneKey,
 };
@@ -71,6 +72,27 @@ pub const ORDER_ATTR: &str = "o#";
 pub const SILENT_ATTR: &str = "silent#";
 /// Prefix of an open `<order_id>/<zone_id>` pair's attribute in a `tags` item.
 pub const OPEN_ATTR: &str = "open#";
+
+/// The attribute of a `tags` or `devices` item holding the reporting command the device was
+/// last sent (pursuit mode), as JSON.
+pub const CMD_ATTR: &str = "cmd";
+
+/// The reporting command of a `tags` or `devices` item, if any.
+pub fn command_of(item: &Item) -> Result<Option<ReportingCommand>, StoreError> {
+    item.get(CMD_ATTR)
+        .map(|v| {
+            let text = v
+                .as_s()
+                .map_err(|_| StoreError::corrupt(CMD_ATTR, "expected command JSON"))?;
+            json(CMD_ATTR, text)
+        })
+        .transpose()
+}
+
+/// A reporting command as stored.
+pub fn command_value(command: &ReportingCommand) -> AttributeValue {
+    s(to_json(command))
+}
 
 /// A string attribute.
 pub fn s(v: impl Into<String>) -> AttributeValue {

@@ -13,6 +13,7 @@ use vigil_core::events::AlertEvent;
 use vigil_core::ingest::{StateWrite, ZoneRecord};
 use vigil_core::policy::VictimNotices;
 use vigil_core::proximity::VictimPosition;
+use vigil_core::reporting::{Commanded, ReportingCommand};
 use vigil_core::{
     AlertLevel, DeviceId, OperatorEvent, OrderId, OrderTerms, PhoneNumber, ProtectionOrder,
     TagHistory, TagId, Zone, ZoneId, ZoneKey,
@@ -33,6 +34,8 @@ pub struct TagContext {
     /// Orders whose victim's device operators were told is silent: the time of her last
     /// position before the silence (`None`: it never reported).
     pub silent: BTreeMap<OrderId, Option<i64>>,
+    /// The reporting command the tag was last sent (pursuit mode), if any.
+    pub command: Option<ReportingCommand>,
 }
 
 /// What ingest reads when a victim's device reports (docs/PROXIMITY.md): her newest stored
@@ -43,6 +46,8 @@ pub struct DeviceContext {
     pub latest: Option<VictimPosition>,
     /// The orders whose terms name this device, in order id order.
     pub orders: Vec<DeviceOrder>,
+    /// The reporting command the device was last sent (pursuit mode), if any.
+    pub command: Option<ReportingCommand>,
 }
 
 /// One order of a victim's device, with the offender's tag's side of it.
@@ -56,6 +61,8 @@ pub struct DeviceOrder {
     pub history: TagHistory,
     /// Whether the order's moving zone has an open alert.
     pub moving_zone_open: bool,
+    /// Whether any zone of the order (fixed or moving) has an open alert.
+    pub open: bool,
     /// The order's "her device is silent" mark, when operators were told.
     pub silent: Option<Option<i64>>,
 }
@@ -291,6 +298,51 @@ pub trait Notifier: Send + Sync {
         &self,
         event: &OperatorEvent,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
+}
+
+/// A tag's side of pursuit mode, as the alert function reads it (consistently) from the
+/// `tags` item: its orders' terms, its open zones and the command it was last sent.
+#[derive(Debug, Clone, Default)]
+pub struct TagReporting {
+    /// The orders restraining the tag (terms only: no victim contact).
+    pub orders: Vec<OrderTerms>,
+    /// Zones whose state is not CLEAR.
+    pub open: Vec<ZoneKey>,
+    /// The command last sent, if any.
+    pub command: Option<ReportingCommand>,
+}
+
+/// A victim's device's side of pursuit mode, from the `devices` item.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceReporting {
+    /// The orders the device belongs to, with each order's tag.
+    pub orders: Vec<(OrderId, TagId)>,
+    /// The command last sent, if any.
+    pub command: Option<ReportingCommand>,
+}
+
+/// Where the alert function keeps what each device was told (pursuit mode): the `cmd`
+/// attribute of the tag's or the device's item, written only under a condition on the value
+/// read, so two handlers deciding at once publish once.
+pub trait ReportingStore: Send + Sync {
+    /// The tag's orders, open zones and last command; `None` for a tag without an item.
+    fn tag_reporting(
+        &self,
+        tag_id: &TagId,
+    ) -> impl Future<Output = Result<Option<TagReporting>, StoreError>> + Send;
+    /// The device's orders and last command; `None` for a device without an item.
+    fn device_reporting(
+        &self,
+        device_id: &DeviceId,
+    ) -> impl Future<Output = Result<Option<DeviceReporting>, StoreError>> + Send;
+    /// Replaces the device's command (`None`: removes it) if it is still `expected`; fails
+    /// with [`StoreError::Conflict`] otherwise, or when the item does not exist.
+    fn save_command(
+        &self,
+        device: &Commanded,
+        next: Option<&ReportingCommand>,
+        expected: Option<&ReportingCommand>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Commands to devices: the AWS IoT data plane's `Publish`, QoS 1 and retained, so a device

@@ -9,6 +9,7 @@ use crate::evaluate::{AlertLevel, Assessment};
 use crate::fix::{Fix, TagEventKind};
 use crate::ids::{DeviceId, OrderId, TagId, ZoneId};
 use crate::policy::OrderChange;
+use crate::reporting::{Ask, Commanded};
 use crate::zone::ZoneKind;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -111,6 +112,17 @@ pub enum AlertBody {
         /// never reported.
         last_report_ms: Option<i64>,
     },
+    /// Ingest saw a device's reporting disagree with pursuit mode (docs/PROXIMITY.md): the
+    /// alert function decides again on the current state and commands it if needed. Never
+    /// reaches the victim; operators hear of the commands it leads to.
+    Reporting {
+        /// The tag or her device.
+        device: Commanded,
+        /// What ingest saw.
+        ask: Ask,
+        /// The command ingest saw ignored: its send time, Unix ms (`ask` = `ignored`).
+        sent_at_ms: Option<i64>,
+    },
 }
 
 impl AlertEvent {
@@ -132,6 +144,13 @@ impl AlertEvent {
         let what = if silent { "silent" } else { "back" };
         let episode = episode_ms.map_or_else(|| "none".to_owned(), |t| t.to_string());
         format!("vd:{order_id}:{what}:{episode}")
+    }
+
+    /// The id of ingest's ask about a device's reporting: the device and the receive time of
+    /// the message that showed it (one ask per message at most; the alert function publishes
+    /// once per command however many asks arrive).
+    pub fn reporting_id(device: &Commanded, received_at_ms: i64) -> String {
+        format!("rc:{}:{}:{received_at_ms}", device.kind(), device.id())
     }
 
     /// The id of a rejected fix near a zone.
@@ -176,6 +195,7 @@ impl AlertEvent {
             AlertBody::RejectedNearZone { .. } => "rejected_near_zone",
             AlertBody::MessageConflict { .. } => "message_conflict",
             AlertBody::VictimDevice { .. } => "victim_device",
+            AlertBody::Reporting { .. } => "reporting",
         }
     }
 }

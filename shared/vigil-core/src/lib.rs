@@ -19,6 +19,8 @@
 //!   queue, what a rejected fix near a zone must tell operators.
 //! - [`proximity`]: the victim's moving zone: when her device's position and his fix may be
 //!   compared (freshness), what is judged, her device's silence.
+//! - [`reporting`]: pursuit mode: the reporting rate a device should keep, the commands that
+//!   tell it, and the check that it obeys.
 //! - [`events`]: alert events between functions (ingest -> queue -> alert).
 //! - [`operator`]: the operator events the monitoring centre sees, and their vocabulary.
 //! - [`audit`]: the audit log's per-order hash chain: building and verifying records.
@@ -38,6 +40,7 @@ pub mod operator;
 pub mod order;
 pub mod policy;
 pub mod proximity;
+pub mod reporting;
 pub mod state;
 pub mod watch;
 pub mod zone;

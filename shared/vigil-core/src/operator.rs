@@ -11,6 +11,7 @@ use crate::events::{AlertBody, AlertEvent};
 use crate::fix::TagEventKind;
 use crate::ids::{DeviceId, OrderId, TagId, ZoneId};
 use crate::policy::{Decision, Urgency};
+use crate::reporting::{Commanded, Reason};
 use crate::state::{Cause, Escalation, Transition};
 use crate::zone::ZoneKind;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -56,11 +57,17 @@ pub enum OperatorKind {
     VictimDeviceSilent,
     /// The victim's own device reports again.
     VictimDeviceBack,
+    /// A device was told to report at another rate (pursuit mode on or off, or the same
+    /// command again because it kept its old rate).
+    ReportingCommand,
+    /// A device kept its old rate through every attempt at a command: it may be faulty or
+    /// tampered with.
+    DeviceIgnoresCommands,
 }
 
 impl OperatorKind {
     /// Every kind without a parameter, for documentation and tests.
-    pub const PLAIN: [OperatorKind; 13] = [
+    pub const PLAIN: [OperatorKind; 15] = [
         Self::ZoneWarning,
         Self::ZoneBreach,
         Self::ZoneStepDown,
@@ -74,6 +81,8 @@ impl OperatorKind {
         Self::ClaimMismatch,
         Self::VictimDeviceSilent,
         Self::VictimDeviceBack,
+        Self::ReportingCommand,
+        Self::DeviceIgnoresCommands,
     ];
 
     /// The kinds of a zone change: the level change (with `late_fix` for a raise by a late
@@ -117,6 +126,7 @@ impl OperatorKind {
             AlertBody::MessageConflict { .. } => vec![Self::MessageConflict],
             AlertBody::VictimDevice { silent: true, .. } => vec![Self::VictimDeviceSilent],
             AlertBody::VictimDevice { silent: false, .. } => vec![Self::VictimDeviceBack],
+            AlertBody::Reporting { .. } => vec![Self::ReportingCommand],
         }
     }
 }
@@ -148,6 +158,8 @@ impl fmt::Display for OperatorKind {
             Self::ClaimMismatch => "claim_mismatch",
             Self::VictimDeviceSilent => "victim_device_silent",
             Self::VictimDeviceBack => "victim_device_back",
+            Self::ReportingCommand => "reporting_command",
+            Self::DeviceIgnoresCommands => "device_ignores_commands",
             Self::TagEvent(k) => return write!(f, "tag_event:{}", tag_event_name(*k)),
             Self::FixRejected(r) => return write!(f, "fix_rejected:{r}"),
         })
@@ -281,6 +293,22 @@ pub struct VictimDeviceReport {
     pub last_report_ms: Option<i64>,
 }
 
+/// A reporting command sent while handling the event (pursuit mode).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandReport {
+    /// The tag or her device.
+    pub device: Commanded,
+    /// The interval it was told, seconds.
+    pub report_interval_s: u32,
+    /// Why.
+    pub reason: Reason,
+    /// The how-manyth publish of this interval.
+    pub attempts: u32,
+    /// Why the publish failed, when it did (ingest asks again on the device's next message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+}
+
 /// One event as the monitoring centre receives it (JSON version [`OPERATOR_EVENT_VERSION`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OperatorEvent {
@@ -323,6 +351,9 @@ pub struct OperatorEvent {
     /// Her own device's reporting, for its silence and its return.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub victim_device: Option<VictimDeviceReport>,
+    /// Reporting commands sent (pursuit mode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<CommandReport>,
     /// What the victim got: `none`, `sent:<alert>` or `held:<alert>:<reason>`
     /// ([`crate::VictimDecision::label`]).
     pub victim_sms: String,
@@ -359,6 +390,7 @@ impl OperatorEvent {
             rejection: None,
             conflict: None,
             victim_device: None,
+            commands: Vec::new(),
             victim_sms: decision.victim.label(),
         };
         let position = |fix: &crate::Fix| OffenderPosition {
@@ -455,6 +487,8 @@ impl OperatorEvent {
                     last_report_ms: *last_report_ms,
                 });
             }
+            // The commands it led to are added by the alert function.
+            AlertBody::Reporting { .. } => {}
         }
         out
     }

@@ -172,6 +172,11 @@ pub struct OrderPolicy {
     pub max_victim_sms_per_hour: u32,
     /// At most this many victim SMS per rolling 24 hours (server time).
     pub max_victim_sms_per_day: u32,
+    /// How often the tag (and her device) report while every zone is clear, seconds: what
+    /// they are told after pursuit ends (docs/PROXIMITY.md, pursuit mode).
+    pub report_interval_s: u32,
+    /// How often they report while any zone of the order is at WARNING or BREACH, seconds.
+    pub pursuit_report_interval_s: u32,
 }
 
 impl Default for OrderPolicy {
@@ -186,6 +191,8 @@ impl Default for OrderPolicy {
             max_event_age_s: 10 * 60,
             max_victim_sms_per_hour: 6,
             max_victim_sms_per_day: 20,
+            report_interval_s: 60,
+            pursuit_report_interval_s: 15,
         }
     }
 }
@@ -238,6 +245,20 @@ impl OrderPolicy {
             u64::from(self.max_victim_sms_per_day),
             u64::from(self.max_victim_sms_per_hour),
             u64::from(Self::MAX_SMS_PER_DAY_LIMIT),
+        )?;
+        range(
+            "report_interval_s",
+            u64::from(self.report_interval_s),
+            5,
+            3600,
+        )?;
+        // Pursuit is faster than normal, and never below what a tag's battery and the
+        // per-fix cost can sustain for hours.
+        range(
+            "pursuit_report_interval_s",
+            u64::from(self.pursuit_report_interval_s),
+            5,
+            u64::from(self.report_interval_s),
         )
     }
 }

@@ -58,6 +58,7 @@ impl IngestStore for DynamoStore {
             history,
             zones,
             silent,
+            command: items::command_of(&tag_item)?,
         }))
     }
 

@@ -16,6 +16,7 @@ mod admin;
 mod alert;
 mod audit;
 mod ingest;
+mod reporting;
 mod victim;
 
 use crate::config::Config;

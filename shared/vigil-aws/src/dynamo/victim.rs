@@ -68,6 +68,7 @@ impl DynamoStore {
             };
             let silent = items::silent_marks(item)?.remove(&order_id);
             orders.push(DeviceOrder {
+                open: open.iter().any(|k| k.order_id == order_id),
                 moving_zone_open: open
                     .iter()
                     .any(|k| k.order_id == order_id && k.zone_id.as_str() == VICTIM_ZONE_ID),
@@ -77,7 +78,11 @@ impl DynamoStore {
                 silent,
             });
         }
-        Ok(Some(DeviceContext { latest, orders }))
+        Ok(Some(DeviceContext {
+            latest,
+            orders,
+            command: items::command_of(&device)?,
+        }))
     }
 
     pub(super) async fn read_victim_positions(

@@ -28,6 +28,7 @@ use vigil_core::cells::Cell;
 use vigil_core::ingest::ZoneRecord;
 use vigil_core::policy::VictimNotices;
 use vigil_core::proximity::VictimPosition;
+use vigil_core::reporting::{Commanded, ReportingCommand};
 use vigil_core::{
     AlertLevel, DeviceId, OrderId, OrderTerms, ProtectionOrder, TagHistory, TagId, Zone, ZoneId,
     ZoneKey,
@@ -58,6 +59,8 @@ struct Inner {
     positions: BTreeMap<DeviceId, VictimPosition>,
     /// "Her device is silent" marks per (tag, order).
     silent: BTreeMap<(TagId, OrderId), Option<i64>>,
+    /// The reporting command each device was last sent.
+    commands: BTreeMap<Commanded, ReportingCommand>,
     fail_next: Vec<StoreError>,
 }
 
@@ -142,6 +145,7 @@ impl IngestStore for MemoryStore {
                 .filter(|((t, _), _)| t == tag_id)
                 .map(|((_, o), ms)| (o.clone(), *ms))
                 .collect(),
+            command: g.commands.get(&Commanded::Tag(tag_id.clone())).cloned(),
         }))
     }
 

@@ -3,9 +3,10 @@
 
 use super::MemoryStore;
 use crate::error::StoreError;
-use crate::ports::{DeviceContext, DeviceOrder};
+use crate::ports::{DeviceContext, DeviceOrder, DeviceReporting, ReportingStore, TagReporting};
 use std::collections::BTreeMap;
 use vigil_core::proximity::{VICTIM_ZONE_ID, VictimPosition};
+use vigil_core::reporting::{Commanded, ReportingCommand};
 use vigil_core::{DeviceId, OrderId, TagId};
 
 impl MemoryStore {
@@ -31,6 +32,7 @@ impl MemoryStore {
                 continue;
             };
             orders.push(DeviceOrder {
+                open: open.iter().any(|k| &k.order_id == order_id),
                 tag_id: tag_id.clone(),
                 terms: terms.clone(),
                 history: g.histories.get(tag_id).cloned().unwrap_or_default(),
@@ -43,6 +45,10 @@ impl MemoryStore {
         Ok(Some(DeviceContext {
             latest: g.positions.get(device_id).cloned(),
             orders,
+            command: g
+                .commands
+                .get(&Commanded::VictimDevice(device_id.clone()))
+                .cloned(),
         }))
     }
 
@@ -100,5 +106,56 @@ impl MemoryStore {
     /// Her device's newest stored position, for assertions.
     pub fn victim_position(&self, device_id: &DeviceId) -> Option<VictimPosition> {
         self.lock().positions.get(device_id).cloned()
+    }
+}
+
+impl ReportingStore for MemoryStore {
+    async fn tag_reporting(&self, tag_id: &TagId) -> Result<Option<TagReporting>, StoreError> {
+        self.injected()?;
+        let g = self.lock();
+        Ok(g.tags.get(tag_id).map(|(orders, open)| TagReporting {
+            orders: orders.values().cloned().collect(),
+            open: open.iter().cloned().collect(),
+            command: g.commands.get(&Commanded::Tag(tag_id.clone())).cloned(),
+        }))
+    }
+
+    async fn device_reporting(
+        &self,
+        device_id: &DeviceId,
+    ) -> Result<Option<DeviceReporting>, StoreError> {
+        self.injected()?;
+        let g = self.lock();
+        Ok(g.devices.get(device_id).map(|pairs| DeviceReporting {
+            orders: pairs.iter().map(|(o, t)| (o.clone(), t.clone())).collect(),
+            command: g
+                .commands
+                .get(&Commanded::VictimDevice(device_id.clone()))
+                .cloned(),
+        }))
+    }
+
+    async fn save_command(
+        &self,
+        device: &Commanded,
+        next: Option<&ReportingCommand>,
+        expected: Option<&ReportingCommand>,
+    ) -> Result<(), StoreError> {
+        self.injected()?;
+        let mut g = self.lock();
+        let exists = match device {
+            Commanded::Tag(t) => g.tags.contains_key(t),
+            Commanded::VictimDevice(d) => g.devices.contains_key(d),
+        };
+        if !exists || g.commands.get(device) != expected {
+            return Err(StoreError::Conflict {
+                what: format!("reporting command of {device}"),
+            });
+        }
+        match next {
+            Some(c) => g.commands.insert(device.clone(), c.clone()),
+            None => g.commands.remove(device),
+        };
+        Ok(())
     }
 }

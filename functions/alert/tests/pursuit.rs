@@ -1,0 +1,382 @@
+//! Pursuit mode in the alert function, on the in-memory ports: the tag and her device are
+//! told to report faster when a zone opens and back to normal when all clear, once per
+//! change; a failed publish is undone and reported; ingest's ask leads to one resend per
+//! command, up to the cap, which tells operators.
+
+use serde_json::json;
+use vigil_alert::{Outcome, Ports, handle_event};
+use vigil_aws::memory::{MemoryCommander, MemoryMac, MemoryNotifier, MemoryStore};
+use vigil_aws::metrics::MemoryMetrics;
+use vigil_aws::ports::{AdminStore, AuditLog, Commit, IngestStore, ReportingStore};
+use vigil_core::events::{AlertBody, AlertEvent};
+use vigil_core::fix::Fix;
+use vigil_core::ingest::StateWrite;
+use vigil_core::policy::OrderChange;
+use vigil_core::reporting::{Ask, Commanded, MAX_ATTEMPTS, Reason, ReportingCommand};
+use vigil_core::state::{Cause, Transition, ZoneState};
+use vigil_core::{
+    AlertLevel, Assessment, DeviceId, OperatorKind, OrderId, ProtectionOrder, TagId, Urgency,
+    ZoneId, ZoneKind,
+};
+
+const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+type TestPorts = Ports<MemoryStore, MemoryNotifier, MemoryMac, MemoryMetrics, MemoryCommander>;
+
+fn tag() -> TagId {
+    TagId::new("t-1").unwrap()
+}
+
+fn order_id() -> OrderId {
+    OrderId::new("o-1").unwrap()
+}
+
+fn device() -> DeviceId {
+    DeviceId::new("dev-1").unwrap()
+}
+
+/// Ports with order o-1 on tag t-1; her device dev-1 when `with_device`.
+async fn ports(with_device: bool) -> TestPorts {
+    let mut order = json!({
+        "order_id": "o-1",
+        "tag_id": "t-1",
+        "victim": {"victim_id": "v-1", "phone": "+447700900123", "language": "en"},
+    });
+    if with_device {
+        order["victim_device"] = json!({"device_id": "dev-1"});
+    }
+    let order: ProtectionOrder = serde_json::from_value(order).unwrap();
+    let ports = Ports {
+        store: MemoryStore::new(),
+        notifier: MemoryNotifier::default(),
+        destination_mac: MemoryMac::default(),
+        metrics: MemoryMetrics::default(),
+        commander: MemoryCommander::default(),
+        sms_countries: vec!["GB".into()],
+    };
+    ports.store.put_order(&order).await.unwrap();
+    ports
+}
+
+/// Moves the home zone to `level` as ingest's commit does, with the tag's open mark.
+async fn set_level(ports: &TestPorts, level: AlertLevel) {
+    let home = ZoneId::new("home").unwrap();
+    let key = home.clone();
+    let rev = IngestStore::states(&ports.store, &order_id())
+        .await
+        .unwrap()
+        .get(&home)
+        .map_or(0, |r| r.rev);
+    let open = level != AlertLevel::Clear;
+    let commit = Commit {
+        order_id: order_id(),
+        tag_id: tag(),
+        writes: vec![StateWrite {
+            zone_id: home,
+            expected_rev: rev,
+            state: ZoneState {
+                level,
+                ..ZoneState::default()
+            },
+            pending: vec![],
+        }],
+        opened: if open { vec![key.clone()] } else { vec![] },
+        closed: if open { vec![] } else { vec![key] },
+    };
+    ports.store.commit(&commit).await.unwrap();
+}
+
+fn change(rev: u64, from: AlertLevel, to: AlertLevel, at_s: i64) -> AlertEvent {
+    let zone_id = ZoneId::new("home").unwrap();
+    let at_ms = T0 + at_s * 1000;
+    let cause = if to == AlertLevel::Clear {
+        Cause::SustainedExit
+    } else {
+        Cause::Entered
+    };
+    AlertEvent {
+        event_id: AlertEvent::zone_change_id(&order_id(), &zone_id, rev),
+        order_id: order_id(),
+        tag_id: tag(),
+        at_ms,
+        received_at_ms: at_ms,
+        body: AlertBody::ZoneChange {
+            zone_id: zone_id.clone(),
+            zone_kind: ZoneKind::Home,
+            assessment: Assessment {
+                zone_id,
+                in_force: true,
+                entry: to,
+                exit: to,
+                distance_m: 300.0,
+            },
+            change: OrderChange {
+                transition: Some(Transition {
+                    from,
+                    to,
+                    cause,
+                    at_ms,
+                    late_by_ms: None,
+                }),
+                escalation: None,
+                order_before: from,
+                order_after: to,
+                at_ms,
+            },
+            fix: Fix {
+                tag_id: tag(),
+                seq: rev,
+                at_ms,
+                lat: 51.5,
+                lon: -0.14,
+                accuracy_m: 10.0,
+                speed_mps: None,
+                heading_deg: None,
+                battery_pct: None,
+            },
+            state_rev: rev,
+        },
+    }
+}
+
+fn ask(device: Commanded, ask: Ask, sent_at_ms: Option<i64>, received_at_ms: i64) -> AlertEvent {
+    AlertEvent {
+        event_id: AlertEvent::reporting_id(&device, received_at_ms),
+        order_id: order_id(),
+        tag_id: tag(),
+        at_ms: received_at_ms,
+        received_at_ms,
+        body: AlertBody::Reporting {
+            device,
+            ask,
+            sent_at_ms,
+        },
+    }
+}
+
+/// The commands published so far, as (topic, interval).
+fn published(ports: &TestPorts) -> Vec<(String, u32)> {
+    ports
+        .commander
+        .published()
+        .into_iter()
+        .map(|c| {
+            let v: serde_json::Value = serde_json::from_slice(&c.payload).unwrap();
+            (c.topic, v["report_interval_s"].as_u64().unwrap() as u32)
+        })
+        .collect()
+}
+
+async fn told(ports: &TestPorts, device: &Commanded) -> Option<ReportingCommand> {
+    match device {
+        Commanded::Tag(t) => ports.store.tag_reporting(t).await.unwrap().unwrap().command,
+        Commanded::VictimDevice(d) => {
+            ports
+                .store
+                .device_reporting(d)
+                .await
+                .unwrap()
+                .unwrap()
+                .command
+        }
+    }
+}
+
+async fn audit_kinds(ports: &TestPorts) -> Vec<String> {
+    ports
+        .store
+        .read(&order_id())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.kind.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn warning_commands_pursuit_once_and_clear_restores_the_normal_rate() {
+    use AlertLevel::*;
+    let p = ports(true).await;
+    set_level(&p, Warning).await;
+    let out = handle_event(&change(1, Clear, Warning, 0), &p, T0 + 500)
+        .await
+        .unwrap();
+    let Outcome::Handled { kinds, .. } = out else {
+        panic!("handled")
+    };
+    assert!(kinds.contains(&"reporting_command".to_owned()), "{kinds:?}");
+    assert_eq!(
+        published(&p),
+        [
+            ("tags/t-1/cmd".to_owned(), 15),
+            ("victims/dev-1/cmd".to_owned(), 15)
+        ]
+    );
+    let op = p.notifier.operator_events();
+    let last = op.last().unwrap();
+    assert_eq!(last.commands.len(), 2);
+    assert!(last.commands.iter().all(|c| c.reason == Reason::Pursuit));
+    assert_eq!(
+        audit_kinds(&p)
+            .await
+            .iter()
+            .filter(|k| *k == "command_sent")
+            .count(),
+        2
+    );
+    // BREACH in the same episode: already told.
+    set_level(&p, Breach).await;
+    handle_event(&change(2, Warning, Breach, 60), &p, T0 + 60_500)
+        .await
+        .unwrap();
+    assert_eq!(published(&p).len(), 2);
+    // All clear: back to 60 s, both.
+    set_level(&p, Clear).await;
+    handle_event(&change(3, Breach, Clear, 600), &p, T0 + 600_500)
+        .await
+        .unwrap();
+    assert_eq!(
+        published(&p)[2..],
+        [
+            ("tags/t-1/cmd".to_owned(), 60),
+            ("victims/dev-1/cmd".to_owned(), 60)
+        ]
+    );
+    let t = told(&p, &Commanded::Tag(tag())).await.unwrap();
+    assert_eq!((t.report_interval_s, t.pursuit, t.attempts), (60, false, 1));
+    let d = told(&p, &Commanded::VictimDevice(device())).await.unwrap();
+    assert_eq!((d.report_interval_s, d.order_id), (60, order_id()));
+}
+
+#[tokio::test]
+async fn a_redriven_change_the_state_contradicts_commands_what_the_state_says() {
+    use AlertLevel::*;
+    let p = ports(false).await;
+    // The zone is open again by the time an old all-clear is handled: stay in pursuit.
+    set_level(&p, Warning).await;
+    handle_event(&change(1, Clear, Warning, 0), &p, T0 + 500)
+        .await
+        .unwrap();
+    handle_event(&change(3, Warning, Clear, 300), &p, T0 + 400_000)
+        .await
+        .unwrap();
+    assert_eq!(published(&p), [("tags/t-1/cmd".to_owned(), 15)]);
+}
+
+#[tokio::test]
+async fn a_failed_publish_is_undone_and_reported_and_the_event_still_handled() {
+    use AlertLevel::*;
+    let p = ports(false).await;
+    set_level(&p, Warning).await;
+    p.commander.fail_next(1);
+    let out = handle_event(&change(1, Clear, Warning, 0), &p, T0 + 500).await;
+    assert!(matches!(out, Ok(Outcome::Handled { .. })), "{out:?}");
+    assert!(published(&p).is_empty());
+    // Undone: ingest's check sees the open zone and no command, and asks.
+    assert_eq!(told(&p, &Commanded::Tag(tag())).await, None);
+    let op = p.notifier.operator_events();
+    let failed = &op.last().unwrap().commands[0];
+    assert!(failed.failed.as_deref().unwrap().contains("injected"));
+    // The ask that follows commands it.
+    let device = Commanded::Tag(tag());
+    handle_event(
+        &ask(device, Ask::Differs, None, T0 + 60_000),
+        &p,
+        T0 + 60_100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(published(&p), [("tags/t-1/cmd".to_owned(), 15)]);
+}
+
+#[tokio::test]
+async fn an_ignored_command_is_sent_again_once_per_ask_up_to_the_cap() {
+    use AlertLevel::*;
+    let p = ports(false).await;
+    set_level(&p, Warning).await;
+    handle_event(&change(1, Clear, Warning, 0), &p, T0)
+        .await
+        .unwrap();
+    let device = Commanded::Tag(tag());
+    let mut now = T0;
+    for attempt in 2..=MAX_ATTEMPTS {
+        let sent = told(&p, &device).await.unwrap().sent_at_ms;
+        now += 120_000;
+        // Two asks about the same command (two fixes before the alert function ran).
+        for received in [now, now + 1] {
+            handle_event(
+                &ask(device.clone(), Ask::Ignored, Some(sent), received),
+                &p,
+                received + 100,
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(
+            published(&p).len() as u32,
+            attempt,
+            "one publish per command"
+        );
+        assert_eq!(told(&p, &device).await.unwrap().attempts, attempt);
+    }
+    let last = p.notifier.operator_events().last().unwrap().clone();
+    assert!(last.kinds.contains(&OperatorKind::DeviceIgnoresCommands));
+    assert_eq!(last.urgency, Urgency::High);
+    // Past the cap: nothing more.
+    let sent = told(&p, &device).await.unwrap().sent_at_ms;
+    handle_event(
+        &ask(device, Ask::Ignored, Some(sent), now + 500_000),
+        &p,
+        now + 500_100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(published(&p).len() as u32, MAX_ATTEMPTS);
+}
+
+#[tokio::test]
+async fn an_ask_that_leads_to_nothing_tells_nobody() {
+    let p = ports(false).await;
+    let before = p.notifier.operator_events().len();
+    let out = handle_event(
+        &ask(Commanded::Tag(tag()), Ask::Differs, None, T0),
+        &p,
+        T0 + 100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out,
+        Outcome::Handled {
+            victim: vigil_core::VictimDecision::Nothing,
+            urgency: Urgency::Info,
+            kinds: vec![]
+        }
+    );
+    assert!(published(&p).is_empty());
+    assert_eq!(p.notifier.operator_events().len(), before);
+    assert!(audit_kinds(&p).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_device_another_handler_already_told_is_not_told_again() {
+    use AlertLevel::*;
+    let p = ports(false).await;
+    set_level(&p, Warning).await;
+    // Another handler (a concurrent delivery of another zone's change) told it first.
+    let other = ReportingCommand {
+        report_interval_s: 15,
+        sent_at_ms: T0,
+        attempts: 1,
+        pursuit: true,
+        order_id: order_id(),
+    };
+    p.store
+        .save_command(&Commanded::Tag(tag()), Some(&other), None)
+        .await
+        .unwrap();
+    handle_event(&change(1, Clear, Warning, 0), &p, T0 + 500)
+        .await
+        .unwrap();
+    assert!(published(&p).is_empty());
+}

@@ -1,0 +1,410 @@
+//! Pursuit mode: how often the offender's tag and the victim's own device report, told to
+//! them as commands on their `cmd` topic, and checked against what they do.
+//!
+//! - **What a device should do** ([`wanted`]): while any zone of an order is open (WARNING or
+//!   BREACH), the order asks for its pursuit interval (default 15 s), otherwise for its normal
+//!   interval (default 60 s). A device that serves several orders (a tag restrained by two
+//!   orders) follows the most demanding one: the shortest interval asked for.
+//! - **What it was told** ([`ReportingCommand`]): kept on the device's item (`tags.cmd`,
+//!   `devices.cmd`). A device never told anything is taken to report at the normal interval
+//!   its orders ask for: nothing is sent to a fleet of quiet tags.
+//! - **When to tell it** ([`next_command`], in the alert function, on the current state):
+//!   when what it should do differs from what it was told (a new command, attempt 1), or when
+//!   ingest saw it keep the old rate long after a command (the same command again, up to
+//!   [`MAX_ATTEMPTS`]; the last attempt tells operators the device does not obey).
+//! - **When to ask** ([`check`], in ingest, on every accepted message, from what ingest
+//!   already read): the state says one interval and the device was told another (a command
+//!   lost to a failure), or the gap between its last two messages says it ignores what it was
+//!   told. Both wait [`resend_after_ms`] after the last command, which rate-limits commands to
+//!   one per device per two normal intervals however many messages arrive.
+//!
+//! The device's own clock plays no part: gaps are server receive times.
+
+use crate::ids::{DeviceId, OrderId, TagId};
+use crate::order::OrderPolicy;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Commands of one interval sent to a device that keeps its old rate, at most; the last one
+/// also tells operators (`device_ignores_commands`).
+pub const MAX_ATTEMPTS: u32 = 4;
+
+/// A device that takes reporting commands.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "device", content = "id", rename_all = "snake_case")]
+pub enum Commanded {
+    /// The offender's tag: `tags/{tag_id}/cmd`.
+    Tag(TagId),
+    /// The victim's own device: `victims/{device_id}/cmd`.
+    VictimDevice(DeviceId),
+}
+
+impl Commanded {
+    /// The MQTT topic its commands go to.
+    pub fn topic(&self) -> String {
+        match self {
+            Self::Tag(t) => format!("tags/{t}/cmd"),
+            Self::VictimDevice(d) => format!("victims/{d}/cmd"),
+        }
+    }
+
+    /// `tag` or `victim_device`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Tag(_) => "tag",
+            Self::VictimDevice(_) => "victim_device",
+        }
+    }
+
+    /// The thing name.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Tag(t) => t.as_str(),
+            Self::VictimDevice(d) => d.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for Commanded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind(), self.id())
+    }
+}
+
+/// What a device was last told, as kept on its item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportingCommand {
+    /// The interval it was told, seconds.
+    pub report_interval_s: u32,
+    /// Server time of the last publish of this command, Unix ms.
+    pub sent_at_ms: i64,
+    /// How many times this interval was published (1: the first time).
+    pub attempts: u32,
+    /// Whether it is the pursuit rate (an order's zone was open).
+    pub pursuit: bool,
+    /// The order whose state asked for it; its audit chain records the command.
+    pub order_id: OrderId,
+}
+
+/// The payload of a command: `{"report_interval_s":15}`.
+pub fn payload(report_interval_s: u32) -> Vec<u8> {
+    format!("{{\"report_interval_s\":{report_interval_s}}}").into_bytes()
+}
+
+/// What a device should do now, by its orders' states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    /// The interval, seconds.
+    pub report_interval_s: u32,
+    /// Whether an order's zone is open.
+    pub pursuit: bool,
+    /// The interval it reports at when never told anything: the shortest normal interval of
+    /// its orders.
+    pub normal_s: u32,
+}
+
+/// What a device serving orders with these policies should do, given for each whether any
+/// of its zones is open; `None` without orders.
+pub fn wanted<'a>(orders: impl IntoIterator<Item = (&'a OrderPolicy, bool)>) -> Option<Wanted> {
+    let mut out: Option<Wanted> = None;
+    for (policy, open) in orders {
+        let asked = if open {
+            policy.pursuit_report_interval_s
+        } else {
+            policy.report_interval_s
+        };
+        let w = out.get_or_insert(Wanted {
+            report_interval_s: asked,
+            pursuit: open,
+            normal_s: policy.report_interval_s,
+        });
+        w.report_interval_s = w.report_interval_s.min(asked);
+        w.pursuit |= open;
+        w.normal_s = w.normal_s.min(policy.report_interval_s);
+    }
+    out
+}
+
+/// How long after a command a device is given to follow it before its rate counts against
+/// it: two of the slower of the normal and the commanded interval (it may have been asleep
+/// for a whole normal interval when the command came, and needs one commanded interval to
+/// show the new rate). Also the shortest time between two commands to one device.
+pub fn resend_after_ms(wanted: &Wanted, command: &ReportingCommand) -> i64 {
+    2 * i64::from(wanted.normal_s.max(command.report_interval_s)) * 1000
+}
+
+/// Whether a gap between two messages (server receive times) contradicts an interval: more
+/// than twice the interval plus 5 s (too slow), or less than half of it (too fast).
+pub fn contradicts(report_interval_s: u32, gap_ms: i64) -> bool {
+    let interval_ms = i64::from(report_interval_s) * 1000;
+    gap_ms > 2 * interval_ms + 5_000 || 2 * gap_ms < interval_ms
+}
+
+/// Why ingest asks the alert function to command a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ask {
+    /// The state asks for another interval than the device was told (a command lost to a
+    /// failure, or never sent).
+    Differs,
+    /// The device keeps a rate the command it was sent at `sent_at_ms` contradicts.
+    Ignored,
+}
+
+impl Ask {
+    /// `differs` or `ignored`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Differs => "differs",
+            Self::Ignored => "ignored",
+        }
+    }
+}
+
+/// Ingest's check on an accepted message received at `received_ms`, with `previous_ms` the
+/// receive time of the device's previous accepted message: whether to ask for a command.
+pub fn check(
+    wanted: &Wanted,
+    told: Option<&ReportingCommand>,
+    previous_ms: Option<i64>,
+    received_ms: i64,
+) -> Option<Ask> {
+    let told_s = told.map_or(wanted.normal_s, |c| c.report_interval_s);
+    let waited = |c: &ReportingCommand| received_ms - c.sent_at_ms >= resend_after_ms(wanted, c);
+    if told_s != wanted.report_interval_s {
+        return told.is_none_or(waited).then_some(Ask::Differs);
+    }
+    let c = told?;
+    let gap = received_ms - previous_ms?;
+    (c.attempts < MAX_ATTEMPTS && waited(c) && contradicts(c.report_interval_s, gap))
+        .then_some(Ask::Ignored)
+}
+
+/// Why a command is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// An order's zone opened: report faster.
+    Pursuit,
+    /// Every zone is clear again: back to the normal rate.
+    Normal,
+    /// The same command again: the device kept its old rate.
+    Resend,
+}
+
+impl Reason {
+    /// `pursuit`, `normal` or `resend`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pursuit => "pursuit",
+            Self::Normal => "normal",
+            Self::Resend => "resend",
+        }
+    }
+}
+
+/// The alert function's decision on the current state: the command to publish and keep, if
+/// any. `resend` is set when ingest saw the device ignore the command sent at that time; a
+/// resend happens only if that command is still the one kept (nobody sent another since) and
+/// [`resend_after_ms`] has passed, so duplicate asks publish once.
+pub fn next_command(
+    wanted: &Wanted,
+    told: Option<&ReportingCommand>,
+    resend: Option<i64>,
+    order_id: &OrderId,
+    now_ms: i64,
+) -> Option<(ReportingCommand, Reason)> {
+    let told_s = told.map_or(wanted.normal_s, |c| c.report_interval_s);
+    if told_s != wanted.report_interval_s {
+        let reason = if wanted.pursuit {
+            Reason::Pursuit
+        } else {
+            Reason::Normal
+        };
+        return Some((
+            ReportingCommand {
+                report_interval_s: wanted.report_interval_s,
+                sent_at_ms: now_ms,
+                attempts: 1,
+                pursuit: wanted.pursuit,
+                order_id: order_id.clone(),
+            },
+            reason,
+        ));
+    }
+    let c = told?;
+    let asked_at = resend?;
+    (asked_at == c.sent_at_ms
+        && c.attempts < MAX_ATTEMPTS
+        && now_ms - c.sent_at_ms >= resend_after_ms(wanted, c))
+    .then(|| {
+        (
+            ReportingCommand {
+                sent_at_ms: now_ms,
+                attempts: c.attempts + 1,
+                order_id: order_id.clone(),
+                ..c.clone()
+            },
+            Reason::Resend,
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(normal: u32, pursuit: u32) -> OrderPolicy {
+        OrderPolicy {
+            report_interval_s: normal,
+            pursuit_report_interval_s: pursuit,
+            ..OrderPolicy::default()
+        }
+    }
+
+    fn order() -> OrderId {
+        OrderId::new("o1").unwrap()
+    }
+
+    fn told(interval: u32, at: i64, attempts: u32) -> ReportingCommand {
+        ReportingCommand {
+            report_interval_s: interval,
+            sent_at_ms: at,
+            attempts,
+            pursuit: interval == 15,
+            order_id: order(),
+        }
+    }
+
+    #[test]
+    fn the_most_demanding_order_sets_the_rate() {
+        let (a, b) = (policy(60, 15), policy(120, 10));
+        assert_eq!(wanted([]), None);
+        let quiet = wanted([(&a, false), (&b, false)]).unwrap();
+        assert_eq!(
+            (quiet.report_interval_s, quiet.pursuit, quiet.normal_s),
+            (60, false, 60)
+        );
+        let one_open = wanted([(&a, true), (&b, false)]).unwrap();
+        assert_eq!((one_open.report_interval_s, one_open.pursuit), (15, true));
+        let other_open = wanted([(&a, false), (&b, true)]).unwrap();
+        assert_eq!(other_open.report_interval_s, 10);
+    }
+
+    #[test]
+    fn a_quiet_device_never_told_anything_gets_nothing() {
+        let w = wanted([(&OrderPolicy::default(), false)]).unwrap();
+        assert_eq!(next_command(&w, None, None, &order(), 1_000), None);
+        assert_eq!(check(&w, None, Some(0), 60_000), None);
+    }
+
+    #[test]
+    fn an_open_zone_commands_pursuit_and_clear_commands_normal() {
+        let p = OrderPolicy::default();
+        let open = wanted([(&p, true)]).unwrap();
+        let (c, why) = next_command(&open, None, None, &order(), 5_000).unwrap();
+        assert_eq!(why, Reason::Pursuit);
+        assert_eq!(
+            (c.report_interval_s, c.attempts, c.sent_at_ms),
+            (15, 1, 5_000)
+        );
+        // Told already: a second event of the same episode sends nothing.
+        assert_eq!(next_command(&open, Some(&c), None, &order(), 6_000), None);
+        let clear = wanted([(&p, false)]).unwrap();
+        let (back, why) = next_command(&clear, Some(&c), None, &order(), 7_000).unwrap();
+        assert_eq!((back.report_interval_s, why), (60, Reason::Normal));
+        assert_eq!(payload(15), br#"{"report_interval_s":15}"#);
+    }
+
+    #[test]
+    fn ingest_asks_when_the_state_and_the_command_differ_after_the_wait() {
+        let p = OrderPolicy::default();
+        let open = wanted([(&p, true)]).unwrap();
+        // Never told, zone open: ask at once.
+        assert_eq!(check(&open, None, Some(0), 60_000), Some(Ask::Differs));
+        // Told normal at t=0 (lost pursuit): wait two normal intervals.
+        let normal = told(60, 0, 1);
+        assert_eq!(check(&open, Some(&normal), Some(0), 119_999), None);
+        assert_eq!(
+            check(&open, Some(&normal), Some(0), 120_000),
+            Some(Ask::Differs)
+        );
+    }
+
+    #[test]
+    fn a_device_keeping_the_old_rate_is_asked_for_again_up_to_the_cap() {
+        let p = OrderPolicy::default();
+        let open = wanted([(&p, true)]).unwrap();
+        let fast = told(15, 0, 1);
+        // Within the wait: its rate does not count yet.
+        assert_eq!(check(&open, Some(&fast), Some(60_000), 119_000), None);
+        // After it: one minute between messages contradicts 15 s.
+        assert_eq!(
+            check(&open, Some(&fast), Some(120_000), 180_000),
+            Some(Ask::Ignored)
+        );
+        // Obeying (15 s gaps, or up to 35 s with a lost message): fine.
+        assert_eq!(check(&open, Some(&fast), Some(165_000), 180_000), None);
+        assert_eq!(check(&open, Some(&fast), Some(145_000), 180_000), None);
+        // At the cap: ingest stops asking.
+        let capped = told(15, 0, MAX_ATTEMPTS);
+        assert_eq!(check(&open, Some(&capped), Some(120_000), 180_000), None);
+        // Told normal but reporting every 15 s: too fast, asked again too.
+        let clear = wanted([(&p, false)]).unwrap();
+        let slow = told(60, 0, 1);
+        assert_eq!(
+            check(&clear, Some(&slow), Some(165_000), 180_000),
+            Some(Ask::Ignored)
+        );
+    }
+
+    #[test]
+    fn a_resend_happens_once_per_command_and_after_the_wait() {
+        let p = OrderPolicy::default();
+        let open = wanted([(&p, true)]).unwrap();
+        let fast = told(15, 0, 1);
+        // Too early.
+        assert_eq!(
+            next_command(&open, Some(&fast), Some(0), &order(), 100_000),
+            None
+        );
+        let (again, why) = next_command(&open, Some(&fast), Some(0), &order(), 120_000).unwrap();
+        assert_eq!(
+            (why, again.attempts, again.sent_at_ms),
+            (Reason::Resend, 2, 120_000)
+        );
+        // A second ask about the first command finds another kept: nothing.
+        assert_eq!(
+            next_command(&open, Some(&again), Some(0), &order(), 130_000),
+            None
+        );
+        // The cap.
+        let capped = told(15, 0, MAX_ATTEMPTS);
+        assert_eq!(
+            next_command(&open, Some(&capped), Some(0), &order(), 500_000),
+            None
+        );
+    }
+
+    #[test]
+    fn gaps_that_contradict_an_interval() {
+        assert!(!contradicts(15, 15_000));
+        assert!(!contradicts(15, 35_000));
+        assert!(contradicts(15, 35_001));
+        assert!(contradicts(60, 29_999));
+        assert!(!contradicts(60, 30_000));
+        assert!(!contradicts(60, 125_000));
+    }
+
+    #[test]
+    fn topics_and_names() {
+        let t = Commanded::Tag(TagId::new("tag-1").unwrap());
+        let d = Commanded::VictimDevice(DeviceId::new("dev-1").unwrap());
+        assert_eq!(t.topic(), "tags/tag-1/cmd");
+        assert_eq!(d.topic(), "victims/dev-1/cmd");
+        assert_eq!(d.to_string(), "victim_device:dev-1");
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, r#"{"device":"tag","id":"tag-1"}"#);
+    }
+}
