@@ -376,6 +376,9 @@ export class VigilStack extends Stack {
         VIGIL_SMS_COUNTRIES: config.smsCountries.join(','),
         ...Object.fromEntries(resources.keys.map((k) => [k.env, this.macKeys.get(k.name)!.keyArn])),
         ...(config.smsSenderId ? { VIGIL_SMS_SENDER_ID: config.smsSenderId } : {}),
+        // Pursuit-mode commands go to the IoT data plane: this account's endpoint when set
+        // (aws-config reads the standard variable), else the SDK's default for the region.
+        ...(config.iotDataEndpoint ? { AWS_ENDPOINT_URL_IOT_DATA_PLANE: `https://${config.iotDataEndpoint}` } : {}),
       },
     });
     // Adds sqs:ReceiveMessage/DeleteMessage/ChangeMessageVisibility/GetQueue* on this queue and
@@ -438,7 +441,7 @@ export class VigilStack extends Stack {
     // ---- Checkov findings accepted on the functions, each with its reason ----
     const lambdaWaivers = (invokedBy: string): Waiver[] => [
       { id: 'CKV_AWS_117', why: 'No VPC: the functions call only AWS APIs over TLS with IAM; a VPC would add NAT or endpoint cost and no protection.' },
-      { id: 'CKV_AWS_173', why: 'Environment holds only the stage, a queue URL, a topic ARN, a key ARN, the SMS country list and a sender ID, all public in this template; no secrets.' },
+      { id: 'CKV_AWS_173', why: 'Environment holds only the stage, a queue URL, a topic ARN, a key ARN, the SMS country list, a sender ID and the IoT data endpoint, all public in this template; no secrets.' },
       { id: 'CKV_AWS_116', why: invokedBy },
     ];
     // cfn-lint W3005: CDK's Function adds DependsOn on its role (so the role's policy exists
