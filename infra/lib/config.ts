@@ -25,6 +25,10 @@ export interface VigilConfig {
   readonly alertReservedConcurrency: number;
   /** Synthesize without building the Rust functions (tests and lint only; never deployable). */
   readonly skipBundling: boolean;
+  /** The IoT data plane host the alert function publishes pursuit-mode commands to (the
+   * account's `iot:Data-ATS` endpoint, `aws iot describe-endpoint --endpoint-type
+   * iot:Data-ATS`); none: the SDK's default for the region (`data-ats.iot.<region>.amazonaws.com`). */
+  readonly iotDataEndpoint?: string;
 }
 
 /** Anything that has CDK context: an App, or a plain lookup in tests. */
@@ -44,6 +48,7 @@ export const SETTINGS = {
   ingestReservedConcurrency: 'VIGIL_INGEST_RESERVED_CONCURRENCY',
   alertReservedConcurrency: 'VIGIL_ALERT_RESERVED_CONCURRENCY',
   skipBundling: 'VIGIL_SKIP_BUNDLING',
+  iotDataEndpoint: 'VIGIL_IOT_DATA_ENDPOINT',
 } as const;
 
 export const DEFAULTS = {
@@ -96,6 +101,12 @@ export function readConfig(ctx: ContextSource, env: NodeJS.ProcessEnv = process.
   const smsCountries = countriesText.split(',').map((c) => c.trim().toUpperCase());
   if (smsCountries.some((c) => !/^[A-Z]{2}$/.test(c))) bad('smsCountries', countriesText, 'must be comma-separated two-letter country codes, e.g. GB or GB,IE');
 
+  // A host name only: the stack adds https:// (the data plane is HTTPS with SigV4, port 443).
+  const iotDataEndpoint = get('iotDataEndpoint');
+  if (iotDataEndpoint !== undefined && !/^(?=.{4,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(iotDataEndpoint)) {
+    bad('iotDataEndpoint', iotDataEndpoint, 'must be a host name without scheme, port or path, e.g. a1b2c3d4e5f6g7-ats.iot.eu-west-2.amazonaws.com');
+  }
+
   const days = whole('logRetentionDays', DEFAULTS.logRetentionDays, 1);
   const allowed = Object.values(RetentionDays).filter((d): d is number => typeof d === 'number' && d > 0);
   if (!allowed.includes(days)) bad('logRetentionDays', String(days), `must be one of ${allowed.join(', ')}`);
@@ -117,5 +128,6 @@ export function readConfig(ctx: ContextSource, env: NodeJS.ProcessEnv = process.
     alertReservedConcurrency: whole('alertReservedConcurrency', DEFAULTS.alertReservedConcurrency, 1),
     manageSmsSettings: flag('manageSmsSettings', true),
     skipBundling: flag('skipBundling', false),
+    iotDataEndpoint,
   };
 }

@@ -8,7 +8,7 @@
 
 import * as path from 'node:path';
 import { readFileSync } from 'node:fs';
-import { ArnFormat, Aws, CfnOutput, CfnResource, CfnRule, Duration, Fn, RemovalPolicy, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Aws, CfnOutput, CfnResource, CfnRule, Duration, Fn, RemovalPolicy, Stack, StackProps, Token, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -35,6 +35,13 @@ export interface VigilStackProps extends StackProps {
 /** The rule DLQ is cloud-only plumbing (IoT error actions and Lambda async failures do not
  * exist in the local stack), so it is the one queue not declared in resources.json. */
 export const RULE_ERRORS_QUEUE = 'rule-errors';
+
+/** The command topics of pursuit mode, which the alert function publishes to (retained):
+ * his tag's and her device's. */
+export const PURSUIT_COMMAND_TOPICS = ['tags/*/cmd', 'victims/*/cmd'] as const;
+/** The one attribute the alert function writes on `tags` and `devices` items: the last
+ * command sent to that device. */
+export const COMMAND_ATTRIBUTE = 'cmd';
 
 /** Every IoT rule is named vigil_<stage>_<name>: rule names allow only [A-Za-z0-9_]. */
 export function ruleName(stage: string, name: string): string {
@@ -297,7 +304,8 @@ export class VigilStack extends Stack {
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'TrackOpenZones', actions: ['dynamodb:UpdateItem'], resources: arns('tags') }));
     // Her device: the orders it serves (written by operators), and its latest position, the
     // most sensitive item in the system, overwritten by a conditional put (her newest wins).
-    // Ingest is the only role of the stack that reaches either table (iam.test.ts).
+    // Ingest is the only role of the stack that reaches her positions; the alert role reads
+    // `devices` items and writes only their `cmd` attribute (pursuit mode, below; iam.test.ts).
     ingestRole.addToPolicy(new iam.PolicyStatement({
       sid: 'ReadVictimDevicesAndPositions',
       actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
@@ -368,6 +376,9 @@ export class VigilStack extends Stack {
         VIGIL_SMS_COUNTRIES: config.smsCountries.join(','),
         ...Object.fromEntries(resources.keys.map((k) => [k.env, this.macKeys.get(k.name)!.keyArn])),
         ...(config.smsSenderId ? { VIGIL_SMS_SENDER_ID: config.smsSenderId } : {}),
+        // Pursuit-mode commands go to the IoT data plane: this account's endpoint when set
+        // (aws-config reads the standard variable), else the SDK's default for the region.
+        ...(config.iotDataEndpoint ? { AWS_ENDPOINT_URL_IOT_DATA_PLANE: `https://${config.iotDataEndpoint}` } : {}),
       },
     });
     // Adds sqs:ReceiveMessage/DeleteMessage/ChangeMessageVisibility/GetQueue* on this queue and
@@ -390,6 +401,37 @@ export class VigilStack extends Stack {
       actions: ['kms:GenerateMac'],
       resources: [...this.macKeys.values()].map((k) => k.keyArn),
     }));
+    // Pursuit mode: at WARNING or BREACH the function tells his tag, and her device if she has
+    // one, to report faster, and back after CLEAR: IoT data plane Publish, QoS 1, retained, so
+    // a device that is offline gets the latest command when it connects. A retained publish
+    // needs iot:RetainPublish as well as iot:Publish. Only the two command topics: in IAM, `*`
+    // also spans `/`, but thing names have no `/`, each device's IoT policy lets it subscribe
+    // to its own `<kind>/<thing>/cmd` only, and the rules take fix, event and position only.
+    alertRole.addToPolicy(new iam.PolicyStatement({
+      sid: 'CommandDevices',
+      actions: ['iot:Publish', 'iot:RetainPublish'],
+      resources: PURSUIT_COMMAND_TOPICS.map((t) => this.formatArn({ service: 'iot', resource: 'topic', resourceName: t })),
+    }));
+    // What was last commanded (attribute `cmd`), read back before sending the next one.
+    alertRole.addToPolicy(new iam.PolicyStatement({ sid: 'ReadCommandState', actions: ['dynamodb:GetItem'], resources: arns('tags', 'devices') }));
+    // ...and written with UpdateItem, only `cmd` (and the key, which every item request
+    // names), by DynamoDB's fine-grained access control as AWS documents it for UpdateItem:
+    // the alert role cannot change a tag's orders, open or silent marks, nor which orders her
+    // device serves. ALL_OLD and ALL_NEW would return whole items, so ReturnValues is limited
+    // to the updated attributes (dynamodb:Select is a key of reads, which UpdateItem does not
+    // have). One statement per table: their key attributes differ.
+    for (const [logical, sid] of [['tags', 'WriteTagCommandState'], ['devices', 'WriteDeviceCommandState']] as const) {
+      const key = resources.tables.find((t) => t.name === logical)!.partition_key.name;
+      alertRole.addToPolicy(new iam.PolicyStatement({
+        sid,
+        actions: ['dynamodb:UpdateItem'],
+        resources: arns(logical),
+        conditions: {
+          'ForAllValues:StringEquals': { 'dynamodb:Attributes': [key, COMMAND_ATTRIBUTE] },
+          StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE', 'UPDATED_OLD', 'UPDATED_NEW'] },
+        },
+      }));
+    }
     alertRole.addToPolicy(new iam.PolicyStatement({ sid: 'NotifyOperators', actions: ['sns:Publish'], resources: [operators.topicArn] }));
     // Publish(PhoneNumber) has no resource ARN: IAM evaluates it against "*", so this is the one
     // statement in the stack that cannot name its resource. It grants sns:Publish only.
@@ -399,7 +441,7 @@ export class VigilStack extends Stack {
     // ---- Checkov findings accepted on the functions, each with its reason ----
     const lambdaWaivers = (invokedBy: string): Waiver[] => [
       { id: 'CKV_AWS_117', why: 'No VPC: the functions call only AWS APIs over TLS with IAM; a VPC would add NAT or endpoint cost and no protection.' },
-      { id: 'CKV_AWS_173', why: 'Environment holds only the stage, a queue URL, a topic ARN, a key ARN, the SMS country list and a sender ID, all public in this template; no secrets.' },
+      { id: 'CKV_AWS_173', why: 'Environment holds only the stage, a queue URL, a topic ARN, a key ARN, the SMS country list, a sender ID and the IoT data endpoint, all public in this template; no secrets.' },
       { id: 'CKV_AWS_116', why: invokedBy },
     ];
     // cfn-lint W3005: CDK's Function adds DependsOn on its role (so the role's policy exists
@@ -421,6 +463,13 @@ export class VigilStack extends Stack {
       id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
       reason: 'sns:Publish to a phone number (victim SMS) has no resource ARN; the statement allows sns:Publish only, and the function texts only the configured countries.',
     });
+    // The command topics' `*` is the thing name: one topic per device, each device reading only
+    // its own (its IoT policy); see CommandDevices above.
+    const nagAccount = Token.isUnresolved(this.account) ? '<AWS::AccountId>' : this.account;
+    Validations.of(alertRole).acknowledge(...PURSUIT_COMMAND_TOPICS.map((t) => ({
+      id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:${this.region}:${nagAccount}:topic/${t}]`,
+      reason: 'Pursuit-mode commands: iot:Publish and iot:RetainPublish on the per-device command topics only; the wildcard is the device id (IoT thing name), and each device may subscribe to its own command topic only.',
+    })));
     waive(this.alert, lambdaWaivers('Invoked only by the SQS event source: failed messages go to the alerts queue redrive (alerts-dlq), not to a function DLQ.'), dependsOnRole);
     // The SMS statement's "*" (see SendVictimSms above) is the only wildcard resource.
     waive(alertRole.node.findChild('DefaultPolicy'), [

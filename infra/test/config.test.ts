@@ -43,10 +43,20 @@ describe('settings', () => {
     assert.deepEqual(readConfig(ctx({}), {}).smsCountries, ['GB']);
     assert.deepEqual(readConfig(ctx({}), { VIGIL_SMS_COUNTRIES: 'gb, ie' }).smsCountries, ['GB', 'IE']);
   });
+
+  test('iotDataEndpoint: none by default (the SDK\'s endpoint for the region); a host name, never a URL', () => {
+    assert.equal(readConfig(ctx({}), {}).iotDataEndpoint, undefined);
+    const host = 'a1b2c3d4e5f6g7-ats.iot.eu-west-2.amazonaws.com';
+    assert.equal(readConfig(ctx({}), { VIGIL_IOT_DATA_ENDPOINT: host }).iotDataEndpoint, host);
+    assert.equal(readConfig(ctx({ iotDataEndpoint: host }), { VIGIL_IOT_DATA_ENDPOINT: 'other-ats.iot.eu-west-2.amazonaws.com' }).iotDataEndpoint, host);
+    for (const bad of [`https://${host}`, `${host}:443`, `${host}/`, 'localhost', 'A1B2-ats.iot.eu-west-2.amazonaws.com', 'a b.amazonaws.com']) {
+      assert.throws(() => readConfig(ctx({ iotDataEndpoint: bad }), {}), /setting iotDataEndpoint .*host name/, bad);
+    }
+  });
 });
 
 describe('context overrides reach the template', () => {
-  const s = synth({ stage: 'prod', region: 'eu-west-1', smsSenderId: 'VigilUK', smsMonthlySpendLimitUsd: '500', logRetentionDays: '365' });
+  const s = synth({ stage: 'prod', region: 'eu-west-1', smsSenderId: 'VigilUK', smsMonthlySpendLimitUsd: '500', logRetentionDays: '365', iotDataEndpoint: 'a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com' });
 
   test('stage names every resource; region is the stack\'s', () => {
     assert.equal(s.stack.stackName, 'Vigil-prod');
@@ -71,6 +81,15 @@ describe('context overrides reach the template', () => {
       { DefaultSMSType: 'Transactional', MonthlySpendLimit: '500', DefaultSenderID: 'VigilUK' },
       { DefaultSMSType: 'Transactional', MonthlySpendLimit: '500', DefaultSenderID: 'VigilUK' },
     ]);
+  });
+
+  // Without the setting the variable is absent (stack.test.ts lists the alert function's
+  // environment exactly), and aws-config uses the SDK's endpoint for the region.
+  test('iotDataEndpoint reaches the alert function as AWS_ENDPOINT_URL_IOT_DATA_PLANE (https), and only the alert function', () => {
+    const alert = s.json.Resources[logicalId(s, 'AWS::Lambda::Function', 'FunctionName', 'vigil-prod-alert')];
+    assert.equal(alert.Properties.Environment.Variables.AWS_ENDPOINT_URL_IOT_DATA_PLANE, 'https://a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com');
+    const ingest = s.json.Resources[logicalId(s, 'AWS::Lambda::Function', 'FunctionName', 'vigil-prod-ingest')];
+    assert.equal(ingest.Properties.Environment.Variables.AWS_ENDPOINT_URL_IOT_DATA_PLANE, undefined);
   });
 
   test('manageSmsSettings=false: another stage owns the account\'s SMS settings; this one prints the command', () => {

@@ -1,11 +1,14 @@
 // Least privilege, statement by statement: no wildcard actions, no "*" resource except the one
 // SMS statement, each role only the actions and resources its code uses, the ingest
-// function (offender-facing) can never read a victim's phone number, and nothing but the ingest
-// function can reach her device's tables (her position above all).
+// function (offender-facing) can never read a victim's phone number, nothing but the ingest
+// function can reach her positions, and her device's item only ingest (reads) and the alert
+// function (reads, and writes of the pursuit-mode command attribute alone) can reach. The alert
+// function's IoT grant is exactly the two command topics.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { physicalName } from '../lib/resources';
+import { COMMAND_ATTRIBUTE } from '../lib/vigil-stack';
 import { Statement, identityStatements, logicalId, ofType, synth, target } from './helpers';
 
 const s = synth();
@@ -157,24 +160,106 @@ describe('IAM', () => {
     assert.deepEqual(g[tableId('audit')], sorted('dynamodb:PutItem', 'dynamodb:Query'));
     const topic = logicalId(s, 'AWS::SNS::Topic', 'TopicName', physicalName(s.resources, stage, 'operators'));
     assert.deepEqual(g[topic], ['sns:Publish']);
-    for (const t of ['zone-cells', 'zones', 'tags', 'last-seen', 'quarantine']) assert.equal(g[tableId(t)], undefined, `alert has no business with ${t}`);
+    // Pursuit mode: the command last sent to his tag and her device (only `cmd` is written; the
+    // conditions are checked below).
+    assert.deepEqual(g[tableId('tags')], sorted('dynamodb:GetItem', 'dynamodb:UpdateItem'));
+    assert.deepEqual(g[tableId('devices')], sorted('dynamodb:GetItem', 'dynamodb:UpdateItem'));
+    for (const t of ['zone-cells', 'zones', 'last-seen', 'quarantine', 'victim-positions']) assert.equal(g[tableId(t)], undefined, `alert has no business with ${t}`);
+  });
+
+  // Which roles an Allow anywhere gives any DynamoDB action on the table, with those actions.
+  const reachingTable = (table: string): Record<string, string[]> => {
+    const arn = `arn:aws:dynamodb:${s.stack.region}:000000000000:table/${physicalName(s.resources, stage, table)}`;
+    const out: Record<string, Set<string>> = {};
+    for (const st of everyAllow().filter((x) => x.actions.some(actionOnTable) && x.resources.some((r) => covers(r, arn)))) {
+      for (const who of st.who) for (const a of st.actions.filter(actionOnTable)) (out[who] ??= new Set()).add(a);
+    }
+    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, [...v].sort()]));
+  };
+
+  // An identity statement's resources as ARN text: the partition and account written as
+  // `aws` and <account>, any other token as a wildcard.
+  const arnText = (r: unknown): string => {
+    if (typeof r === 'string') return r;
+    const j = (r as any)?.['Fn::Join'];
+    if (!j) return '*';
+    return j[1].map((p: any) => (typeof p === 'string' ? p : p.Ref === 'AWS::Partition' ? 'aws' : p.Ref === 'AWS::AccountId' ? '<account>' : '*')).join(j[0]);
+  };
+
+  test('alert: exactly iot:Publish and iot:RetainPublish (a retained publish needs both), on exactly the two command topics; nothing else on IoT', () => {
+    const alert = roleOf('alert');
+    const iot = statements.filter((st) => st.Action.some((a) => a.toLowerCase().startsWith('iot:')));
+    assert.equal(iot.length, 1, iot.map((st) => `${st.policy} ${st.Sid}`).join());
+    const [st] = iot;
+    assert.equal(st.role, alert);
+    assert.equal(st.Effect, 'Allow');
+    assert.equal(st.Condition, undefined);
+    assert.deepEqual([...st.Action].sort(), ['iot:Publish', 'iot:RetainPublish']);
+    const region = s.stack.region;
+    assert.deepEqual(st.Resource.map(arnText).sort(), [
+      `arn:aws:iot:${region}:<account>:topic/tags/*/cmd`,
+      `arn:aws:iot:${region}:<account>:topic/victims/*/cmd`,
+    ]);
+  });
+
+  test('ingest has no IoT action at all (it never commands a device), nor does any other role but alert', () => {
+    for (const st of statements.filter((x) => x.role !== roleOf('alert'))) {
+      for (const a of st.Action) assert.ok(!a.toLowerCase().startsWith('iot:'), `${st.policy} ${st.Sid ?? ''}: ${a}`);
+    }
+    const ingest = statements.filter((x) => x.role === roleOf('ingest'));
+    assert.ok(ingest.length > 5);
+    assert.ok(!ingest.some((st) => st.Action.includes('iot:Publish')));
+  });
+
+  for (const table of ['tags', 'devices']) {
+    test(`alert writes only ${COMMAND_ATTRIBUTE} (and the key) of ${table} items: UpdateItem under dynamodb:Attributes and dynamodb:ReturnValues; every other grant there is GetItem`, () => {
+      const key = s.resources.tables.find((t) => t.name === table)!.partition_key.name;
+      const onTable = statements.filter((st) => st.role === roleOf('alert') && st.Resource.some((r) => target(r) === tableId(table)));
+      const writes = onTable.filter((st) => st.Action.some((a) => a !== 'dynamodb:GetItem'));
+      assert.equal(writes.length, 1, writes.map((st) => st.Sid).join());
+      const [w] = writes;
+      assert.deepEqual(w.Action, ['dynamodb:UpdateItem']);
+      assert.deepEqual(w.Resource.map(target), [tableId(table)], 'one table per statement: the key attributes differ');
+      assert.deepEqual(w.Condition, {
+        'ForAllValues:StringEquals': { 'dynamodb:Attributes': [key, COMMAND_ATTRIBUTE] },
+        // ALL_OLD and ALL_NEW would return the whole item.
+        StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE', 'UPDATED_OLD', 'UPDATED_NEW'] },
+      });
+      for (const st of onTable.filter((x) => x !== w)) assert.deepEqual(st.Action, ['dynamodb:GetItem'], `${st.Sid}`);
+    });
+  }
+
+  test('alert cannot touch victim-positions: no identity grant reaches it, and the table\'s own Deny covers the alert role', () => {
+    const alert = roleOf('alert');
+    assert.equal(reachingTable('victim-positions')[alert], undefined);
+    // Nor through a wildcard of its own: no alert statement names the table, by reference or text.
+    for (const st of statements.filter((x) => x.role === alert)) {
+      for (const r of st.Resource) {
+        assert.notEqual(target(r), tableId('victim-positions'), `${st.Sid}`);
+        assert.doesNotMatch(JSON.stringify(r), /victim-positions|table\/\*/, `${st.Sid}`);
+      }
+    }
+    const deny = s.json.Resources[tableId('victim-positions')].Properties.ResourcePolicy.PolicyDocument.Statement[0];
+    assert.ok(![deny.Condition.ArnNotEquals['aws:PrincipalArn']].flat().map(target).includes(alert), 'the Deny exempts the alert role');
   });
 
   // Every policy statement of the template, whatever holds it (identity policies, inline role
   // policies, resource policies of tables, queues, topics, keys), is searched: not only the
   // functions' roles.
-  for (const [table, actions] of [
-    ['victim-positions', sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem')],
-    ['devices', sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem')],
-  ] as const) {
-    test(`only the ingest role may do anything to ${table}, and only ${actions.join(', ')}`, () => {
-      const arn = `arn:aws:dynamodb:${s.stack.region}:000000000000:table/${physicalName(s.resources, stage, table)}`;
-      const reaching = everyAllow().filter((st) => st.actions.some(actionOnTable) && st.resources.some((r) => covers(r, arn)));
-      assert.ok(reaching.length > 0);
-      for (const st of reaching) assert.deepEqual(st.who, [roleOf('ingest')], `${st.where} ${st.sid ?? ''} reaches ${table}`);
-      assert.deepEqual([...new Set(reaching.flatMap((st) => st.actions.filter(actionOnTable)))].sort(), actions);
+  test('only the ingest role may do anything to victim-positions, and only BatchGetItem, GetItem, PutItem', () => {
+    assert.deepEqual(reachingTable('victim-positions'), {
+      [roleOf('ingest')]: sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem'),
     });
-  }
+  });
+
+  // The devices table has no policy of its own (only her positions' table has one): the
+  // identity policies are all there is, and they allow exactly this.
+  test('devices: ingest reads (BatchGetItem, GetItem); alert reads and updates (only the command attribute, above); nobody else', () => {
+    assert.deepEqual(reachingTable('devices'), {
+      [roleOf('ingest')]: sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem'),
+      [roleOf('alert')]: sorted('dynamodb:GetItem', 'dynamodb:UpdateItem'),
+    });
+  });
 
   test('victim-positions\' own policy denies everyone but the ingest role every read, write and copy of her positions', () => {
     const table = s.json.Resources[tableId('victim-positions')];
