@@ -51,6 +51,15 @@ pub enum Failure {
         /// How many of those were matched.
         seen: usize,
     },
+    /// A device received other reporting commands than expected (only with `commands`).
+    Commands {
+        /// The tag or victim's device.
+        device: String,
+        /// The intervals expected, in order.
+        expected: Vec<u32>,
+        /// The intervals received, in order.
+        received: Vec<u32>,
+    },
 }
 
 fn redacted<S: serde::Serializer>(phone: &PhoneNumber, s: S) -> Result<S::Ok, S::Error> {
@@ -84,6 +93,14 @@ impl fmt::Display for Failure {
                 f,
                 "operator event {kind}: expected {expected}, matched {seen}"
             ),
+            Failure::Commands {
+                device,
+                expected,
+                received,
+            } => write!(
+                f,
+                "reporting commands to {device}: expected intervals {expected:?} s, received {received:?} s"
+            ),
         }
     }
 }
@@ -106,7 +123,45 @@ impl Verdict {
 pub fn compare(expect: &Expectations, run: &Run) -> Verdict {
     let mut failures = compare_sms(expect, run);
     failures.extend(compare_operator_events(expect, run));
+    failures.extend(compare_commands(expect, run));
     Verdict { failures }
+}
+
+/// Exact, per device, in order, when the scenario lists commands.
+fn compare_commands(expect: &Expectations, run: &Run) -> Vec<Failure> {
+    let Some(listed) = &expect.commands else {
+        return Vec::new();
+    };
+    let mut expected: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for c in listed {
+        expected
+            .entry(c.tag_id.as_str())
+            .or_default()
+            .push(c.report_interval_s);
+    }
+    let mut received: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for (_, c) in run.commands() {
+        received
+            .entry(c.thing.as_str())
+            .or_default()
+            .push(c.report_interval_s);
+    }
+    let devices: std::collections::BTreeSet<&str> =
+        expected.keys().chain(received.keys()).copied().collect();
+    devices
+        .into_iter()
+        .filter_map(|d| {
+            let (e, r) = (
+                expected.get(d).cloned().unwrap_or_default(),
+                received.get(d).cloned().unwrap_or_default(),
+            );
+            (e != r).then(|| Failure::Commands {
+                device: d.to_owned(),
+                expected: e,
+                received: r,
+            })
+        })
+        .collect()
 }
 
 fn compare_sms(expect: &Expectations, run: &Run) -> Vec<Failure> {
@@ -277,6 +332,7 @@ mod tests {
                     detail: String::new(),
                 })
                 .collect(),
+            commands: vec![],
         }
     }
 
@@ -303,6 +359,7 @@ mod tests {
                 })
                 .collect(),
             no_other_sms,
+            commands: None,
         }
     }
 
@@ -461,5 +518,36 @@ mod tests {
         let (a, b) = align(&[1, 2, 3], &[2, 3, 4]);
         assert_eq!(a, [false, true, true]);
         assert_eq!(b, [true, true, false]);
+    }
+
+    #[test]
+    fn commands_are_exact_per_device_when_listed() {
+        use crate::executor::SentCommand;
+        use crate::scenario::ExpectedCommand;
+        let mut s1 = step(0.0, &[], &[]);
+        s1.commands = vec![SentCommand {
+            thing: "t".into(),
+            victim_device: false,
+            report_interval_s: 15,
+        }];
+        let r = run(vec![s1]);
+        let mut e = expect(&[], &[], false);
+        assert!(compare(&e, &r).passed(), "not listed: not checked");
+        e.commands = Some(vec![]);
+        let f = compare(&e, &r).failures;
+        assert_eq!(
+            f,
+            [Failure::Commands {
+                device: "t".into(),
+                expected: vec![],
+                received: vec![15]
+            }]
+        );
+        assert!(f[0].to_string().contains("received [15] s"));
+        e.commands = Some(vec![ExpectedCommand {
+            tag_id: "t".into(),
+            report_interval_s: 15,
+        }]);
+        assert!(compare(&e, &r).passed());
     }
 }

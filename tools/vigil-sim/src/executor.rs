@@ -59,6 +59,44 @@ pub struct StepRecord {
     pub sms: Vec<SentSms>,
     /// Operator events published because of it.
     pub operator_events: Vec<SeenEvent>,
+    /// Reporting commands sent to devices because of it (pursuit mode).
+    pub commands: Vec<SentCommand>,
+}
+
+/// A reporting command a device received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SentCommand {
+    /// The thing commanded: a tag id, or her device's id.
+    pub thing: String,
+    /// Whether it is her device (`victims/{id}/cmd`) rather than a tag (`tags/{id}/cmd`).
+    pub victim_device: bool,
+    /// The interval it was told, seconds.
+    pub report_interval_s: u32,
+}
+
+impl SentCommand {
+    /// A command from its topic and payload as published.
+    ///
+    /// Fails on a topic that is not a command topic or a payload without an interval.
+    pub fn parse(topic: &str, payload: &[u8]) -> Result<SentCommand, String> {
+        let parts: Vec<&str> = topic.split('/').collect();
+        let (victim_device, thing) = match parts.as_slice() {
+            ["tags", id, "cmd"] => (false, *id),
+            ["victims", id, "cmd"] => (true, *id),
+            _ => return Err(format!("{topic} is not a command topic")),
+        };
+        let value: serde_json::Value = serde_json::from_slice(payload)
+            .map_err(|e| format!("the command on {topic} is not JSON: {e}"))?;
+        let report_interval_s = value["report_interval_s"]
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| format!("the command on {topic} has no report_interval_s"))?;
+        Ok(SentCommand {
+            thing: thing.to_owned(),
+            victim_device,
+            report_interval_s,
+        })
+    }
 }
 
 /// What the pipeline did with a message.
@@ -178,6 +216,13 @@ impl Run {
         self.steps
             .iter()
             .flat_map(|s| s.sms.iter().map(move |m| (s, m)))
+    }
+
+    /// Every command to a device, in order, with the step that caused it.
+    pub fn commands(&self) -> impl Iterator<Item = (&StepRecord, &SentCommand)> {
+        self.steps
+            .iter()
+            .flat_map(|s| s.commands.iter().map(move |c| (s, c)))
     }
 
     /// Every operator event, in order, with the step that caused it.

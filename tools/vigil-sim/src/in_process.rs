@@ -44,6 +44,7 @@ struct Functions {
     store: MemoryStore,
     queue: MemoryQueue,
     notifier: MemoryNotifier,
+    commander: MemoryCommander,
     metrics: MemoryMetrics,
     ingest: vigil_ingest::Ports<MemoryStore, MemoryQueue, MemoryMetrics>,
     alert:
@@ -62,6 +63,7 @@ impl Functions {
         // The same configuration the functions read from their environment, defaults
         // included (`VIGIL_SMS_COUNTRIES`).
         let config = vigil_aws::Config::from_lookup(|_| None).expect("the default configuration");
+        let commander = MemoryCommander::default();
         Functions {
             ingest: vigil_ingest::Ports {
                 store: store.clone(),
@@ -75,12 +77,13 @@ impl Functions {
                 notifier: notifier.clone(),
                 destination_mac: MemoryMac::default(),
                 metrics: metrics.clone(),
-                commander: MemoryCommander::default(),
+                commander: commander.clone(),
                 sms_countries: config.sms_countries,
             },
             store,
             queue,
             notifier,
+            commander,
             metrics,
             next_message_id: 0,
         }
@@ -194,8 +197,11 @@ impl InProcessExecutor {
         let mut observer = Observer::default();
         let mut steps = Vec::with_capacity(scenario.messages.len());
         for (index, message) in scenario.messages.iter().enumerate() {
-            let (sms_before, events_before) =
-                (f.notifier.sms().len(), f.notifier.operator_events().len());
+            let (sms_before, events_before, commands_before) = (
+                f.notifier.sms().len(),
+                f.notifier.operator_events().len(),
+                f.commander.published().len(),
+            );
             let duplicates_before = f.metrics.total("MessageDuplicate");
             let event = rule_event_of(message);
             vigil_ingest::handle(event, &f.ingest)
@@ -218,6 +224,10 @@ impl InProcessExecutor {
                 levels: order_levels(&f.store, scenario, &message.tag_id)
                     .await
                     .map_err(fail)?,
+                commands: f.commander.published()[commands_before..]
+                    .iter()
+                    .map(|c| (c.topic.clone(), c.payload.clone()))
+                    .collect(),
             };
             steps.push(
                 observer

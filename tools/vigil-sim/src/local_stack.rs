@@ -409,9 +409,21 @@ impl Session {
             .quarantined(&crate::in_process::quarantine_key(message))
             .await
             .map_err(|e| fail(format!("reading the quarantine table: {e}")))?;
+        // The commands the alert function published through the IoT data plane, as it reports
+        // them to operators (the local data plane does not reach the broker yet).
+        let commands = events
+            .iter()
+            .flat_map(|e| &e.commands)
+            .filter(|c| c.failed.is_none())
+            .map(|c| {
+                let payload = vigil_core::reporting::payload(c.report_interval_s);
+                (c.device.topic(), payload)
+            })
+            .collect();
         let readback = Readback {
             sms: new_sms,
             events,
+            commands,
             quarantined: observer.new_quarantine(&message.tag_id, quarantined),
             duplicates: duplicates - seen.2,
             levels: order_levels(&self.stack.functions.store, scenario, &message.tag_id)

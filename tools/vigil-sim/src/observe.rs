@@ -5,7 +5,7 @@
 //! order levels in the store. So a difference between the executors is a difference in the
 //! stack, never in how a run is recorded.
 
-use crate::executor::{OrderLevel, Outcome, SeenEvent, SentSms, StepRecord};
+use crate::executor::{OrderLevel, Outcome, SeenEvent, SentCommand, SentSms, StepRecord};
 use crate::scenario::{Channel, Message, Scenario};
 use std::collections::HashMap;
 use vigil_aws::ports::{AdminStore, QuarantineRecord};
@@ -27,6 +27,8 @@ pub struct Readback {
     pub duplicates: u64,
     /// The level of each order of the message's tag now.
     pub levels: Vec<OrderLevel>,
+    /// Commands published to devices since the previous message, in order: (topic, payload).
+    pub commands: Vec<(String, Vec<u8>)>,
 }
 
 /// What an executor keeps across a scenario to record its steps.
@@ -97,6 +99,11 @@ impl Observer {
             levels: rb.levels,
             sms,
             operator_events,
+            commands: rb
+                .commands
+                .iter()
+                .map(|(topic, payload)| SentCommand::parse(topic, payload))
+                .collect::<Result<_, _>>()?,
         })
     }
 

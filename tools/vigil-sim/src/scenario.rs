@@ -216,6 +216,20 @@ pub struct Expectations {
     pub operator_events: Vec<ExpectedOperatorEvent>,
     /// When true, any SMS not listed in `sms` is a failure.
     pub no_other_sms: bool,
+    /// The reporting commands (pursuit mode) each device receives, in order; when present,
+    /// exactly these and no others, for every tag and victim's device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Vec<ExpectedCommand>>,
+}
+
+/// One expected reporting command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedCommand {
+    /// The device: a tag id, or a victim's device id (`dev-<victim_id>`).
+    pub tag_id: String,
+    /// The interval it is told, seconds.
+    pub report_interval_s: u32,
 }
 
 /// One expected victim SMS.

@@ -21,7 +21,12 @@ fn scenario_dir() -> PathBuf {
 
 /// What one step caused: its message, the SMS (phone, level) and the operator event kinds,
 /// sorted.
-type StepEffects = (usize, Vec<(String, String)>, Vec<String>);
+type StepEffects = (
+    usize,
+    Vec<(String, String)>,
+    Vec<String>,
+    Vec<(String, u32)>,
+);
 
 /// Per step, what it caused.
 fn effects(run: &Run) -> Vec<StepEffects> {
@@ -35,7 +40,12 @@ fn effects(run: &Run) -> Vec<StepEffects> {
                 .collect();
             let mut kinds: Vec<String> = s.operator_events.iter().map(|e| e.kind.clone()).collect();
             kinds.sort();
-            (s.message, sms, kinds)
+            let commands = s
+                .commands
+                .iter()
+                .map(|c| (c.thing.clone(), c.report_interval_s))
+                .collect();
+            (s.message, sms, kinds, commands)
         })
         .collect()
 }

@@ -22,7 +22,7 @@ fn run(name: &str) -> (Scenario, Run) {
     (scenario, run)
 }
 
-const REQUIRED: [&str; 13] = [
+const REQUIRED: [&str; 15] = [
     "approach_and_retreat",
     "first_fix_inside",
     "polygon_zone",
@@ -36,6 +36,8 @@ const REQUIRED: [&str; 13] = [
     "expired_order",
     "malformed_fixes",
     "demo",
+    "pursuit_on_at_warning_off_after_clear",
+    "tag_ignores_pursuit_command",
 ];
 
 #[test]
@@ -242,7 +244,8 @@ fn kitchen_sink() -> Value {
             "order_id": "o-1", "tag_id": "t-1",
             "victim": {"victim_id": "v-1", "phone": "+447700900123", "language": "en"},
             "policy": {"reveal_offender_position": false, "cooldown_s": 900, "escalate_breach_after_s": 300,
-                       "repeat_breach_window_s": 3600, "notify_victim_on_tamper": true, "late_fix_victim_window_s": 600},
+                       "repeat_breach_window_s": 3600, "notify_victim_on_tamper": true, "late_fix_victim_window_s": 600,
+                       "report_interval_s": 60, "pursuit_report_interval_s": 15},
             "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2027-01-01T00:00:00Z",
             "zones": [{
                 "zone_id": "home", "kind": "home",
@@ -259,7 +262,8 @@ fn kitchen_sink() -> Value {
         "expect": {
             "sms": [{"to": "+447700900123", "level": "breach"}],
             "operator_events": [{"kind": "zone_breach"}],
-            "no_other_sms": true
+            "no_other_sms": true,
+            "commands": [{"tag_id": "t-1", "report_interval_s": 15}]
         }
     })
 }
@@ -316,6 +320,10 @@ fn schema_and_rust_format_list_the_same_fields() {
         (
             "/expect/operator_events/0",
             "/$defs/expect/properties/operator_events/items",
+        ),
+        (
+            "/expect/commands/0",
+            "/$defs/expect/properties/commands/items",
         ),
     ] {
         let def = schema.pointer(def).unwrap();
