@@ -1,7 +1,7 @@
 //! The IoT data plane adapter of the commander: `Publish` on a device's command topic, QoS 1,
-//! retained. The endpoint is the account's `iot:Data-ATS` endpoint, given to the function as
-//! `AWS_ENDPOINT_URL_IOT_DATA_PLANE` (read by aws-config; locally, the stack's own data-plane
-//! endpoint, which publishes to the local broker).
+//! retained. The endpoint is the SDK's regional default (`data-ats.iot.<region>.amazonaws.com`)
+//! unless `AWS_ENDPOINT_URL_IOT_DATA_PLANE` names another (read by aws-config; the CDK app's
+//! `iotDataEndpoint` setting sets it to the account's `iot:Data-ATS` endpoint, docs/DEPLOY.md).
 
 use crate::error::{StoreError, classify};
 use crate::ports::Commander;

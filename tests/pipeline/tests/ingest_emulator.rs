@@ -9,7 +9,7 @@ use vigil_aws::items::{self, table};
 use vigil_aws::metrics::MemoryMetrics;
 use vigil_aws::ports::{
     AdminStore, AlertQueue, AuditEntry, AuditLog, Commit, DeviceContext, IngestStore,
-    QuarantineRecord, TagContext,
+    QuarantineRecord, ReportingStore, TagContext,
 };
 use vigil_aws::{Config, DynamoStore, SqsQueue, StoreError};
 use vigil_core::cells::Cell;
@@ -17,6 +17,7 @@ use vigil_core::events::{AlertBody, AlertEvent};
 use vigil_core::fix::encode_fix;
 use vigil_core::ingest::ZoneRecord;
 use vigil_core::proximity::{VictimDevice, VictimPosition, VictimZoneTerms};
+use vigil_core::reporting::{Commanded, ReportingCommand};
 use vigil_core::{AlertLevel, DeviceId, Fix, OrderId, TagHistory, TagId, Zone, ZoneId, ZoneKey};
 use vigil_ingest::{Outcome, Ports, handle, rule_event};
 use vigil_local::Emulator;
@@ -143,7 +144,26 @@ async fn cost_per_fix_quiet_and_near() {
         Outcome::Evaluated { events: 1 }
     );
     let transition = ops(&s.counter);
-    // Near path without a transition: still in the buffer.
+    // The alert function tells the tag to report faster (pursuit mode) and keeps the command
+    // on the tag's item, under a condition on the one it read: a second writer that read
+    // none loses.
+    let tag = Commanded::Tag(TagId::new("tag-1").unwrap());
+    let pursuit = ReportingCommand {
+        report_interval_s: 15,
+        sent_at_ms: fix(2, 60, 400.0).at_ms,
+        attempts: 1,
+        pursuit: true,
+        order_id: OrderId::new("o1").unwrap(),
+    };
+    s.store
+        .save_command(&tag, Some(&pursuit), None)
+        .await
+        .unwrap();
+    let lost = s.store.save_command(&tag, Some(&pursuit), None).await;
+    assert!(matches!(lost, Err(StoreError::Conflict { .. })), "{lost:?}");
+    let read = s.store.tag_reporting(&TagId::new("tag-1").unwrap()).await;
+    assert_eq!(read.unwrap().unwrap().command, Some(pursuit));
+    // Near path without a transition: still in the buffer, the command kept.
     s.counter.reset();
     assert_eq!(
         publish(&p, &fix(3, 120, 420.0)).await,
@@ -352,7 +372,9 @@ async fn concurrent_ingest_of_the_same_transition_commits_it_once() {
             }
         })
         .sum::<usize>();
-    assert_eq!(total, 1, "exactly one breach event");
+    // The winner queued its event; the loser, re-reading, may find it still in the outbox and
+    // deliver it again (counted in its outcome); the FIFO queue keeps one per event id.
+    assert!((1..=2).contains(&total), "{total} events queued");
     assert_eq!(
         racing.conflicts.load(std::sync::atomic::Ordering::SeqCst),
         1,
@@ -525,10 +547,11 @@ async fn a_queue_outage_after_commit_is_recovered_by_the_retry() {
         [&ZoneId::new("home").unwrap()]
         .pending;
     assert_eq!(pending.len(), 1, "committed with its outbox");
-    // Lambda's retry of the same event delivers the outbox; the transition is not repeated.
+    // Lambda's retry of the same event delivers the outbox (one event); the transition is not
+    // repeated.
     assert_eq!(
         handle(event, &p).await.unwrap(),
-        Outcome::Evaluated { events: 0 }
+        Outcome::Evaluated { events: 1 }
     );
     assert_eq!(
         transitions(&queued(&s).await),

@@ -52,6 +52,15 @@ async fn warning_breach_and_all_clear_reach_the_victim_once_each() {
         (op["kind"].as_str(), op["urgency"].as_str()),
         (Some("zone_warning"), Some("high"))
     );
+    // Pursuit mode: the tag was told to report every 15 s, through the IoT data plane.
+    assert_eq!(
+        (
+            op["commands"][0]["device"]["id"].as_str(),
+            op["commands"][0]["report_interval_s"].as_u64(),
+            op["commands"][0]["failed"].as_str()
+        ),
+        (Some("tag-1"), Some(15), None)
+    );
     assert!(
         !ops[0].message.contains("7700900"),
         "operators' event never carries the victim's number"
@@ -86,7 +95,17 @@ async fn warning_breach_and_all_clear_reach_the_victim_once_each() {
                 .to_owned()
         })
         .collect();
-    assert_eq!(kinds, ["zone_warning", "zone_breach", "zone_clear"]);
+    // The tag kept reporting once a minute in pursuit: two minutes after the command, ingest
+    // asked and the command went out again (`reporting_command` on its own).
+    assert_eq!(
+        kinds,
+        [
+            "zone_warning",
+            "zone_breach",
+            "reporting_command",
+            "zone_clear"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -213,6 +232,7 @@ async fn the_audit_chain_of_ingest_and_alert_records_verifies_and_tampering_is_f
         [
             "zone_change",
             "sms_sent",
+            "command_sent",
             "operator_notified",
             "zone_change",
             "sms_sent",
