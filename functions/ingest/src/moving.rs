@@ -19,8 +19,8 @@ use tracing::{info, warn};
 use vigil_aws::ports::{AlertQueue, IngestStore, Metrics, QuarantineRecord, TagContext};
 use vigil_core::evaluate::{AlertLevel, assess};
 use vigil_core::proximity::{
-    Pairing, Sighting, VICTIM_ZONE_ID, VictimDevice, VictimPosition, VictimSilence, pair,
-    plan_moving_zone, silence_change,
+    Pairing, Sighting, VICTIM_ZONE_ID, VictimDevice, VictimPosition, VictimSilence, closing_zone,
+    pair, plan_moving_zone, silence_change,
 };
 use vigil_core::{DeviceId, Fix, OrderTerms, TagId};
 
@@ -213,6 +213,29 @@ async fn judge_order<S: IngestStore, Q: AlertQueue, M: Metrics>(
         };
         ports.metrics.count("VictimDevice", ("Change", kind), 1);
         info!(order_id = %order_id, change = kind, "victim device reporting changed: operators told");
+    }
+    if !matches!(pairing, Pairing::Compare { .. })
+        && j.open
+        && let Some(his) = j.his
+        && !j.terms.in_force(his.fix.at_ms)
+    {
+        // The order ended with the moving zone open while the two sides cannot be compared
+        // (her device silent): close it as a fixed zone closes, out of force.
+        let zone = match closing_zone(order_id, &j.device.zone, his.fix) {
+            Ok(z) => z,
+            Err(e) => {
+                warn!(order_id = %order_id, error = %e, "the moving zone's terms are invalid");
+                return Ok(queued);
+            }
+        };
+        queued += commit_with(
+            ports,
+            order_id,
+            tag_id,
+            |_| Vec::new(),
+            |records, _| plan_moving_zone(j.terms, records, &zone, his.fix, now_ms, &ports.rules),
+        )
+        .await?;
     }
     if let Pairing::Compare { fix, zone } = &pairing {
         let near =

@@ -258,3 +258,36 @@ async fn a_tag_event_channel_cannot_carry_a_position_nor_a_position_a_tag_event(
     assert!(matches!(outcome, Outcome::Rejected { .. }), "{outcome:?}");
     assert!(p.queue.sent().is_empty());
 }
+
+#[tokio::test]
+async fn an_order_ending_with_the_moving_zone_open_and_her_device_silent_closes_it() {
+    let p = setup().await;
+    hers(&p, 1, 0, HERE_M).await;
+    his(&p, 1, 30, HERE_M + 300.0).await;
+    assert_eq!(moving(&p), [(AlertLevel::Clear, AlertLevel::Breach)]);
+    // Her device falls silent; the order ends at +20 min.
+    let mut o = order();
+    o.victim_device = Some(VictimDevice {
+        device_id: DeviceId::new(DEVICE).unwrap(),
+        zone: VictimZoneTerms::default(),
+    });
+    o.valid_until = chrono::DateTime::from_timestamp_millis(T0 + 1_200_000);
+    p.store.put_order(&o).await.unwrap();
+    // Still in force, her device silent: the state is kept (no all-clear from silence).
+    his(&p, 2, 600, HERE_M + 300.0).await;
+    assert_eq!(moving(&p), [(AlertLevel::Clear, AlertLevel::Breach)]);
+    // Out of force: his next fix closes it, as a fixed zone closes.
+    his(&p, 3, 1_260, HERE_M + 300.0).await;
+    assert_eq!(
+        moving(&p),
+        [
+            (AlertLevel::Clear, AlertLevel::Breach),
+            (AlertLevel::Breach, AlertLevel::Clear)
+        ]
+    );
+    let last = p.queue.sent().into_iter().rev().find_map(|e| match e.body {
+        AlertBody::ZoneChange { change, .. } => change.transition,
+        _ => None,
+    });
+    assert_eq!(last.unwrap().cause, vigil_core::state::Cause::OutOfForce);
+}

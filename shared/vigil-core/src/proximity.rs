@@ -222,6 +222,33 @@ pub fn pair(
     })
 }
 
+/// The moving zone to close an order's open moving-zone alert with once the order is out of
+/// force at his `fix` while the two sides cannot be compared (her device silent): a circle
+/// of the order's radius around his fix. Out of force, no geometry is judged (the step is
+/// `zone_out_of_force`, as for a fixed zone); her position is not needed, and none is used.
+///
+/// Fails only if the terms make an invalid circle.
+pub fn closing_zone(
+    order_id: &OrderId,
+    terms: &VictimZoneTerms,
+    fix: &Fix,
+) -> Result<Zone, ZoneError> {
+    Zone::new(ZoneSpec {
+        zone_id: victim_zone_id(),
+        kind: ZoneKind::VictimLocation,
+        shape: ZoneShape::Circle {
+            lat: fix.lat,
+            lon: fix.lon,
+            radius_m: terms.radius_m,
+        },
+        buffer_m: terms.buffer_m,
+        schedule: None,
+        valid_from: None,
+        valid_until: None,
+        order_id: order_id.clone(),
+    })
+}
+
 /// Moves the order's moving zone with a compared fix ([`Pairing::Compare`]) and plans the
 /// commit, as [`plan_order`] does for fixed zones. `records` must hold every zone state of the
 /// order, so that the order's level before and after (which decides an all-clear) counts the
