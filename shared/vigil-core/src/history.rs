@@ -13,6 +13,12 @@ use crate::fix::{Fix, FixError, ValidationLimits, check_motion};
 use crate::ids::TagId;
 use serde::{Deserialize, Serialize};
 
+/// The worst accuracy radius at which a fix still counts as a usable position for the
+/// watchdog's "no GPS" rule, metres: a fix less precise than this cannot say whether the tag
+/// is inside a small zone (a 150 m home zone), so a tag sending only such fixes is treated as
+/// one without GPS (docs/WATCHDOG.md).
+pub const USABLE_ACCURACY_M: f64 = 100.0;
+
 /// How many accepted fixes the history keeps: the speed check needs the two newest, and one
 /// more lets a fix that arrives out of order find its neighbours.
 pub const KEPT_FIXES: usize = 3;
@@ -83,6 +89,14 @@ pub struct TagHistory {
     /// Server receive time of the newest accepted message of any kind, Unix ms.
     #[serde(default)]
     pub last_received_ms: Option<i64>,
+    /// Server receive time of the newest accepted fix at most [`USABLE_ACCURACY_M`] accurate,
+    /// Unix ms: the watchdog's "no GPS" rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_usable_ms: Option<i64>,
+    /// Server receive time of the first accepted message this history recorded, Unix ms: the
+    /// "no GPS" rule measures a tag that never sent a usable fix from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_received_ms: Option<i64>,
     /// Revision of the stored item; 0 when never written.
     #[serde(default)]
     pub rev: u64,
@@ -147,6 +161,10 @@ impl TagHistory {
         next.fixes.sort_by_key(|t| std::cmp::Reverse(t.key()));
         next.fixes.truncate(KEPT_FIXES);
         next.last_received_ms = next.last_received_ms.max(Some(received_at_ms));
+        next.first_received_ms = next.first_received_ms.or(Some(received_at_ms));
+        if fix.accuracy_m <= USABLE_ACCURACY_M {
+            next.last_usable_ms = next.last_usable_ms.max(Some(received_at_ms));
+        }
         next
     }
 
@@ -154,6 +172,7 @@ impl TagHistory {
     pub fn with_message(&self, received_at_ms: i64) -> TagHistory {
         let mut next = self.clone();
         next.last_received_ms = next.last_received_ms.max(Some(received_at_ms));
+        next.first_received_ms = next.first_received_ms.or(Some(received_at_ms));
         next
     }
 
@@ -169,6 +188,11 @@ impl TagHistory {
         next.fixes.sort_by_key(|t| std::cmp::Reverse(t.key()));
         next.fixes.truncate(KEPT_FIXES);
         next.last_received_ms = next.last_received_ms.max(other.last_received_ms);
+        next.last_usable_ms = next.last_usable_ms.max(other.last_usable_ms);
+        next.first_received_ms = match (next.first_received_ms, other.first_received_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         next
     }
 }

@@ -19,6 +19,8 @@
 //!   queue, what a rejected fix near a zone must tell operators.
 //! - [`proximity`]: the victim's moving zone: when her device's position and his fix may be
 //!   compared (freshness), what is judged, her device's silence.
+//! - [`watchdog`]: a tag's silence and lack of GPS as alerts: when each starts and ends per
+//!   order, when to look at the tag again, whether its last fix was near a victim's zone.
 //! - [`reporting`]: pursuit mode: the reporting rate a device should keep, the commands that
 //!   tell it, and the check that it obeys.
 //! - [`events`]: alert events between functions (ingest -> queue -> alert).
@@ -43,6 +45,7 @@ pub mod proximity;
 pub mod reporting;
 pub mod state;
 pub mod watch;
+pub mod watchdog;
 pub mod zone;
 
 pub use cells::Cell;

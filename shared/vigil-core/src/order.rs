@@ -177,6 +177,13 @@ pub struct OrderPolicy {
     pub report_interval_s: u32,
     /// How often they report while any zone of the order is at WARNING or BREACH, seconds.
     pub pursuit_report_interval_s: u32,
+    /// No message from the tag for longer than this is silence, seconds (docs/WATCHDOG.md).
+    pub silence_limit_s: u32,
+    /// Messages but no usable fix for longer than this is "no GPS", seconds.
+    pub no_gps_limit_s: u32,
+    /// The victim is told of silence (or no GPS) when the tag's last fix was within this
+    /// distance beyond the warning buffer of one of her zones, metres.
+    pub silent_victim_distance_m: f64,
 }
 
 impl Default for OrderPolicy {
@@ -193,6 +200,9 @@ impl Default for OrderPolicy {
             max_victim_sms_per_day: 20,
             report_interval_s: 60,
             pursuit_report_interval_s: 15,
+            silence_limit_s: 5 * 60,
+            no_gps_limit_s: 10 * 60,
+            silent_victim_distance_m: 2_000.0,
         }
     }
 }
@@ -259,7 +269,29 @@ impl OrderPolicy {
             u64::from(self.pursuit_report_interval_s),
             5,
             u64::from(self.report_interval_s),
-        )
+        )?;
+        // The watchdog runs once a minute: limits under two minutes would call a tag that
+        // reports once a minute silent after one lost message.
+        range(
+            "silence_limit_s",
+            u64::from(self.silence_limit_s),
+            120,
+            24 * 3600,
+        )?;
+        range(
+            "no_gps_limit_s",
+            u64::from(self.no_gps_limit_s),
+            120,
+            24 * 3600,
+        )?;
+        let d = self.silent_victim_distance_m;
+        if d.is_finite() && (0.0..=50_000.0).contains(&d) {
+            Ok(())
+        } else {
+            Err(format!(
+                "policy.silent_victim_distance_m is {d}; it must be between 0 and 50000 metres"
+            ))
+        }
     }
 }
 

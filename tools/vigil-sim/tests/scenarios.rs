@@ -245,7 +245,8 @@ fn kitchen_sink() -> Value {
             "victim": {"victim_id": "v-1", "phone": "+447700900123", "language": "en"},
             "policy": {"reveal_offender_position": false, "cooldown_s": 900, "escalate_breach_after_s": 300,
                        "repeat_breach_window_s": 3600, "notify_victim_on_tamper": true, "late_fix_victim_window_s": 600,
-                       "report_interval_s": 60, "pursuit_report_interval_s": 15},
+                       "report_interval_s": 60, "pursuit_report_interval_s": 15,
+                       "silence_limit_s": 300, "no_gps_limit_s": 600, "silent_victim_distance_m": 2000},
             "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2027-01-01T00:00:00Z",
             "zones": [{
                 "zone_id": "home", "kind": "home",
