@@ -12,6 +12,7 @@ use vigil_core::ingest::ZoneRecord;
 use vigil_core::policy::VictimNotices;
 use vigil_core::proximity::VictimPosition;
 use vigil_core::reporting::ReportingCommand;
+use vigil_core::watchdog::{Condition, Told};
 use vigil_core::{
     DeviceId, OrderId, OrderTerms, ProtectionOrder, TagHistory, TagId, Zone, ZoneId, ZoneKey,
 };
@@ -45,9 +46,11 @@ pub mod table {
     pub const DEVICES: &str = "devices";
     /// Each victim device's newest position (her coordinates: ingest only).
     pub const VICTIM_POSITIONS: &str = "victim-positions";
+    /// The watchdog's deadline index: which tags are due at which minute, and its cursor.
+    pub const WATCH: &str = "watch";
 
     /// Every table, for configuration checks.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         ZONE_CELLS,
         ZONES,
         ORDERS,
@@ -60,6 +63,7 @@ pub mod table {
         LAST_SEEN,
         DEVICES,
         VICTIM_POSITIONS,
+        WATCH,
     ];
 }
 
@@ -72,6 +76,43 @@ pub const ORDER_ATTR: &str = "o#";
 pub const SILENT_ATTR: &str = "silent#";
 /// Prefix of an open `<order_id>/<zone_id>` pair's attribute in a `tags` item.
 pub const OPEN_ATTR: &str = "open#";
+
+/// Prefix of a watchdog mark in a `tags` item: `watch#<order_id>#<condition>` = the episode
+/// (the time the condition was measured from, -1 when unknown) while operators know of it.
+pub const WATCH_ATTR: &str = "watch#";
+
+/// The attribute of a watchdog mark.
+pub fn watch_attr(order_id: &OrderId, condition: Condition) -> String {
+    format!("{WATCH_ATTR}{order_id}#{}", condition.name())
+}
+
+/// The watchdog marks of a `tags` item.
+pub fn watch_marks(item: &Item) -> Result<Told, StoreError> {
+    let mut told = Told::new();
+    for (k, v) in item.iter() {
+        let Some(rest) = k.strip_prefix(WATCH_ATTR) else {
+            continue;
+        };
+        let (order, condition) = rest
+            .rsplit_once('#')
+            .ok_or_else(|| StoreError::corrupt(k, "expected watch#<order>#<condition>"))?;
+        let order = OrderId::new(order).map_err(|e| StoreError::corrupt(k, e))?;
+        let condition = Condition::ALL
+            .into_iter()
+            .find(|c| c.name() == condition)
+            .ok_or_else(|| StoreError::corrupt(k, "unknown condition"))?;
+        let ms: i64 = v
+            .as_n()
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| StoreError::corrupt(k, "expected a number"))?;
+        told.insert((order, condition), (ms >= 0).then_some(ms));
+    }
+    Ok(told)
+}
+
+/// The `watch` table's cursor item's key: minute 0, part `cursor`.
+pub const WATCH_CURSOR_PART: &str = "cursor";
 
 /// The attribute of a `tags` or `devices` item holding the reporting command the device was
 /// last sent (pursuit mode), as JSON.

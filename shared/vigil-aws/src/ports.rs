@@ -5,7 +5,7 @@
 use crate::error::StoreError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use vigil_core::audit::AuditRecord;
 use vigil_core::cells::Cell;
@@ -14,6 +14,7 @@ use vigil_core::ingest::{StateWrite, ZoneRecord};
 use vigil_core::policy::VictimNotices;
 use vigil_core::proximity::VictimPosition;
 use vigil_core::reporting::{Commanded, ReportingCommand};
+use vigil_core::watchdog::{Condition, Told};
 use vigil_core::{
     AlertLevel, DeviceId, OperatorEvent, OrderId, OrderTerms, PhoneNumber, ProtectionOrder,
     TagHistory, TagId, Zone, ZoneId, ZoneKey,
@@ -343,6 +344,74 @@ pub trait ReportingStore: Send + Sync {
         next: Option<&ReportingCommand>,
         expected: Option<&ReportingCommand>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// One tag as the watchdog reads it: its orders (terms only), the conditions operators were
+/// told of, and its history of accepted messages.
+#[derive(Debug, Clone)]
+pub struct WatchedTag {
+    /// The tag.
+    pub tag_id: TagId,
+    /// The orders restraining it.
+    pub orders: Vec<OrderTerms>,
+    /// Conditions told and not ended (the `watch#` marks of its item).
+    pub told: Told,
+    /// Its history (default when it has none).
+    pub history: TagHistory,
+}
+
+/// The watchdog's tables (docs/WATCHDOG.md): the deadline index (`watch`: per minute, the
+/// tags due then, in parts of many tags each, and the cursor of the minutes processed), the
+/// tags it reads, and its marks on them.
+pub trait WatchStore: Send + Sync {
+    /// The last minute processed (Unix minutes), `None` before the first run.
+    fn watch_cursor(&self) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+    /// Moves the cursor from `expected` to `through`; [`StoreError::Conflict`] if another run
+    /// moved it (one watchdog at a time).
+    fn advance_watch_cursor(
+        &self,
+        expected: Option<i64>,
+        through: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The tags due at `minute`, every part together.
+    fn due_tags(
+        &self,
+        minute: i64,
+    ) -> impl Future<Output = Result<BTreeSet<TagId>, StoreError>> + Send;
+    /// Writes the part `part` of `minute` (replacing a part of that name): the tags due then.
+    fn arm(
+        &self,
+        minute: i64,
+        part: &str,
+        tags: &[TagId],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every part of the minutes `from..=to`: (minute, part) -> its tags.
+    fn armed(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<BTreeMap<(i64, String), BTreeSet<TagId>>, StoreError>> + Send;
+    /// Every tag that has an order (the sweep's list).
+    fn tags_with_orders(&self) -> impl Future<Output = Result<Vec<TagId>, StoreError>> + Send;
+    /// The tags as the watchdog judges them; tags without an item are left out.
+    fn watched(
+        &self,
+        tags: &[TagId],
+    ) -> impl Future<Output = Result<Vec<WatchedTag>, StoreError>> + Send;
+    /// The zones of an order.
+    fn order_zones(
+        &self,
+        order_id: &OrderId,
+    ) -> impl Future<Output = Result<Vec<Zone>, StoreError>> + Send;
+    /// Sets (`Some(episode)`) or removes (`None`) the mark of a condition of an order on the
+    /// tag's item, once: returns whether it changed.
+    fn mark_watch(
+        &self,
+        tag_id: &TagId,
+        order_id: &OrderId,
+        condition: Condition,
+        episode: Option<Option<i64>>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Commands to devices: the AWS IoT data plane's `Publish`, QoS 1 and retained, so a device

@@ -10,9 +10,10 @@
 //! - Each condition is judged per order in force (each order has its own limits) and told once
 //!   per episode: a mark per (order, condition) holds the episode (the time the condition is
 //!   measured from), set when operators are told, removed when it ends.
-//! - **When to look again** ([`next_check_ms`]): the earliest moment a condition not yet told
-//!   can start, never sooner than a minute and never later than [`IDLE_RECHECK_MS`]; the
-//!   watchdog reads only the tags that are due (see `functions/watchdog`).
+//! - **When to look again** ([`next_check_ms`]): the earliest moment a condition can start,
+//!   never sooner than a minute and never later than [`IDLE_RECHECK_MS`]; every minute while a
+//!   condition is told, so its end is seen within a minute. The watchdog reads only the tags
+//!   that are due (see `functions/watchdog`).
 //!
 //! A tag that never sent an accepted message has nothing to measure from: the watchdog starts
 //! judging it with its first message (operators see a tag that never reported in `vigil tags`).
@@ -143,9 +144,13 @@ pub fn judge(orders: &[OrderTerms], history: &TagHistory, told: &Told, now_ms: i
 }
 
 /// When to look at the tag again after judging it at `now_ms` with `told` as it is after the
-/// changes: the earliest moment a condition not told could start (its limit passed by 1 ms),
-/// at least [`MIN_RECHECK_MS`] and at most [`IDLE_RECHECK_MS`] from now.
+/// changes: in a minute while a condition is told (its end, contact restored, is seen within
+/// a minute), otherwise the earliest moment a condition could start (its limit passed by
+/// 1 ms), at least [`MIN_RECHECK_MS`] and at most [`IDLE_RECHECK_MS`] from now.
 pub fn next_check_ms(orders: &[OrderTerms], history: &TagHistory, told: &Told, now_ms: i64) -> i64 {
+    if !told.is_empty() {
+        return now_ms + MIN_RECHECK_MS;
+    }
     let mut next = now_ms + IDLE_RECHECK_MS;
     for terms in orders.iter().filter(|t| t.in_force(now_ms)) {
         for condition in Condition::ALL {
@@ -347,15 +352,10 @@ mod tests {
         assert_eq!(next_check_ms(&o, &h, &none, T0 + 10_000), T0 + 300_001);
         // Close to the deadline: not sooner than a minute.
         assert_eq!(next_check_ms(&o, &h, &none, T0 + 290_000), T0 + 350_000);
-        // Silence told: the no-GPS deadline is later than the idle recheck? No: 10 min.
+        // A condition told: every minute, to see it end.
         let mut told = Told::new();
         told.insert((o[0].order_id.clone(), Condition::Silence), Some(T0));
-        assert_eq!(next_check_ms(&o, &h, &told, T0 + 400_000), T0 + 600_001);
-        told.insert((o[0].order_id.clone(), Condition::NoGps), Some(T0));
-        assert_eq!(
-            next_check_ms(&o, &h, &told, T0 + 700_000),
-            T0 + 700_000 + IDLE_RECHECK_MS
-        );
+        assert_eq!(next_check_ms(&o, &h, &told, T0 + 400_000), T0 + 460_000);
         assert_eq!(
             next_check_ms(&o, &TagHistory::default(), &none, T0),
             T0 + IDLE_RECHECK_MS

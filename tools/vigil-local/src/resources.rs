@@ -386,7 +386,7 @@ mod tests {
     #[test]
     fn bundled_file_declares_what_vigil_needs() {
         let r = Resources::bundled().unwrap();
-        assert_eq!(r.tables.len(), 12);
+        assert_eq!(r.tables.len(), 13);
         // Her positions expire (docs/PROXIMITY.md); her device's orders do not.
         let positions = r.table("victim-positions").unwrap();
         assert_eq!(positions.partition_key.name, "device_id");

@@ -17,6 +17,7 @@ mod alert;
 mod audit;
 mod ingest;
 mod reporting;
+mod watch;
 mod victim;
 
 use crate::config::Config;
@@ -46,6 +47,7 @@ struct TableNames {
     last_seen: String,
     devices: String,
     victim_positions: String,
+    watch: String,
 }
 
 impl TableNames {
@@ -63,6 +65,7 @@ impl TableNames {
             last_seen: config.name(table::LAST_SEEN),
             devices: config.name(table::DEVICES),
             victim_positions: config.name(table::VICTIM_POSITIONS),
+            watch: config.name(table::WATCH),
         }
     }
 }

@@ -6,11 +6,13 @@
 //! - this module: [`MemoryStore`] with the ingest, alert and audit ports.
 //! - `admin`: [`crate::ports::AdminStore`] on the same store.
 //! - `outbound`: [`MemoryQueue`], [`MemoryNotifier`], [`MemoryMac`] and [`MemoryCommander`].
-//! - `victim`: the victim's device's side of the ingest port.
+//! - `victim`: the victim's device's side of the ingest port, and the reporting store (pursuit mode).
+//! - `watch`: the watchdog's store.
 
 mod admin;
 mod outbound;
 mod victim;
+mod watch;
 
 pub use outbound::{
     MemoryCommander, MemoryMac, MemoryNotifier, MemoryQueue, RecordedCommand, RecordedSms,
@@ -29,6 +31,7 @@ use vigil_core::ingest::ZoneRecord;
 use vigil_core::policy::VictimNotices;
 use vigil_core::proximity::VictimPosition;
 use vigil_core::reporting::{Commanded, ReportingCommand};
+use vigil_core::watchdog::Condition;
 use vigil_core::{
     AlertLevel, DeviceId, OrderId, OrderTerms, ProtectionOrder, TagHistory, TagId, Zone, ZoneId,
     ZoneKey,
@@ -61,6 +64,12 @@ struct Inner {
     silent: BTreeMap<(TagId, OrderId), Option<i64>>,
     /// The reporting command each device was last sent.
     commands: BTreeMap<Commanded, ReportingCommand>,
+    /// The watchdog's deadline index: (minute, part) -> tags.
+    watch_parts: BTreeMap<(i64, String), BTreeSet<TagId>>,
+    /// The last minute the watchdog processed.
+    watch_cursor: Option<i64>,
+    /// The watchdog's marks: (tag, order, condition) -> episode.
+    watch_marks: BTreeMap<(TagId, OrderId, Condition), Option<i64>>,
     fail_next: Vec<StoreError>,
 }
 
