@@ -134,6 +134,23 @@ pub fn event_record(event: &AlertEvent, digest: &str) -> AuditEntry {
                 "last_report_ms": last_report_ms,
             })),
         ),
+        // The offender's last known position, as for his fixes; the zone by id and distance.
+        AlertBody::Watch {
+            condition,
+            started,
+            episode_ms,
+            last_fix,
+            near,
+        } => entry(
+            "watch",
+            common(json!({
+                "condition": condition,
+                "started": started,
+                "episode_ms": episode_ms,
+                "last_fix": last_fix.as_ref().map(|f| json!({ "seq": f.seq, "at_ms": f.at_ms, "received_at_ms": f.received_at_ms, "lat": f.lat, "lon": f.lon, "accuracy_m": f.accuracy_m })),
+                "near": near,
+            })),
+        ),
         AlertBody::Reporting {
             device,
             ask,

@@ -130,6 +130,16 @@ where
         AlertBody::TagEvent { kind, .. } => {
             policy::decide_tag_event(*kind, &order.policy, &notices, &at)
         }
+        // The watchdog: the victim hears of lost contact near her zones, and of its return
+        // if she heard of the loss.
+        AlertBody::Watch {
+            started: true,
+            near,
+            ..
+        } => policy::decide_tag_silent(near.is_some(), &order.policy, &notices, &at),
+        AlertBody::Watch { started: false, .. } => {
+            policy::decide_contact_restored(&order.policy, &notices, &at)
+        }
         AlertBody::RejectedNearZone { .. }
         | AlertBody::MessageConflict { .. }
         | AlertBody::VictimDevice { .. }
@@ -165,6 +175,9 @@ where
         VictimDecision::Send { alert } => {
             let (zone_kind, fix) = match &event.body {
                 AlertBody::ZoneChange { zone_kind, fix, .. } => (*zone_kind, Some(fix)),
+                AlertBody::Watch {
+                    near: Some(near), ..
+                } => (near.zone_kind, None),
                 _ => (ZoneKind::Other, None),
             };
             let text = messages::render_for_order(alert, &order, zone_kind, fix);

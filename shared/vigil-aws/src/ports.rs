@@ -378,7 +378,8 @@ pub trait WatchStore: Send + Sync {
         &self,
         minute: i64,
     ) -> impl Future<Output = Result<BTreeSet<TagId>, StoreError>> + Send;
-    /// Writes the part `part` of `minute` (replacing a part of that name): the tags due then.
+    /// Writes the part `part` of `minute` (replacing a part of that name): the tags due then;
+    /// no tags removes the part.
     fn arm(
         &self,
         minute: i64,

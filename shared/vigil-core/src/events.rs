@@ -7,9 +7,11 @@
 
 use crate::evaluate::{AlertLevel, Assessment};
 use crate::fix::{Fix, TagEventKind};
+use crate::history::TrackedFix;
 use crate::ids::{DeviceId, OrderId, TagId, ZoneId};
 use crate::policy::OrderChange;
 use crate::reporting::{Ask, Commanded};
+use crate::watchdog::Condition;
 use crate::zone::ZoneKind;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -123,6 +125,33 @@ pub enum AlertBody {
         /// The command ingest saw ignored: its send time, Unix ms (`ask` = `ignored`).
         sent_at_ms: Option<i64>,
     },
+    /// The watchdog found a tag's silence or lack of GPS starting or ending
+    /// (docs/WATCHDOG.md).
+    Watch {
+        /// What.
+        condition: Condition,
+        /// Started (true) or ended.
+        started: bool,
+        /// The time the condition is measured from (the last message, or the last usable fix),
+        /// server time, Unix ms: it names the episode.
+        episode_ms: Option<i64>,
+        /// The tag's last known position: its newest accepted fix, with its receive time.
+        last_fix: Option<TrackedFix>,
+        /// For a start: the order's zone the last fix was nearest to, within its warning
+        /// buffer plus the order's `silent_victim_distance_m` (the victim is told).
+        near: Option<NearZone>,
+    },
+}
+
+/// A zone the tag's last fix was near when it went silent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NearZone {
+    /// The zone, within its order.
+    pub zone_id: ZoneId,
+    /// What it protects.
+    pub zone_kind: ZoneKind,
+    /// Signed distance from the last fix to the zone's edge, metres (negative inside).
+    pub distance_m: f64,
 }
 
 impl AlertEvent {
@@ -151,6 +180,18 @@ impl AlertEvent {
     /// once per command however many asks arrive).
     pub fn reporting_id(device: &Commanded, received_at_ms: i64) -> String {
         format!("rc:{}:{}:{received_at_ms}", device.kind(), device.id())
+    }
+
+    /// The id of a watchdog change: the order, the condition, start or end, and the episode.
+    pub fn watch_id(
+        order_id: &OrderId,
+        condition: Condition,
+        started: bool,
+        episode_ms: Option<i64>,
+    ) -> String {
+        let what = if started { "start" } else { "end" };
+        let episode = episode_ms.map_or_else(|| "none".to_owned(), |t| t.to_string());
+        format!("wd:{order_id}:{}:{what}:{episode}", condition.name())
     }
 
     /// The id of a rejected fix near a zone.
@@ -196,6 +237,7 @@ impl AlertEvent {
             AlertBody::MessageConflict { .. } => "message_conflict",
             AlertBody::VictimDevice { .. } => "victim_device",
             AlertBody::Reporting { .. } => "reporting",
+            AlertBody::Watch { .. } => "watch",
         }
     }
 }

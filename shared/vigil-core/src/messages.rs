@@ -119,6 +119,9 @@ pub fn render(alert: VictimAlert, lang: Language, ctx: &MessageContext<'_>) -> S
         (En, TagSilent) => format!(
             "Vigil: we have lost contact with the tag of the person named in your protection order {n}. Stay alert; if you feel unsafe, call {e}."
         ),
+        (En, ContactRestored) => format!(
+            "Vigil: contact with the tag of the person named in your protection order is back. The monitoring centre is watching. If you feel unsafe, call {e}."
+        ),
         (En, Tamper) => format!(
             "Vigil URGENT: the tag of the person named in your protection order may have been removed. Stay alert, go somewhere safe if you can, and call {e} if you see them."
         ),
@@ -133,6 +136,9 @@ pub fn render(alert: VictimAlert, lang: Language, ctx: &MessageContext<'_>) -> S
         ),
         (Es, TagSilent) => format!(
             "Vigil: hemos perdido la señal del dispositivo de la persona de su orden de protección {n}. Esté alerta; si se siente en peligro, llame al {e}."
+        ),
+        (Es, ContactRestored) => format!(
+            "Vigil: hemos recuperado la señal del dispositivo de la persona de su orden de protección. El centro de control sigue vigilando. Si se siente en peligro, llame al {e}."
         ),
         (Es, Tamper) => format!(
             "Vigil URGENTE: el dispositivo de la persona de su orden de protección puede haber sido manipulado. Esté alerta, vaya a un lugar seguro si puede y llame al {e} si la ve."
@@ -149,6 +155,9 @@ pub fn render(alert: VictimAlert, lang: Language, ctx: &MessageContext<'_>) -> S
         (Fr, TagSilent) => format!(
             "Vigil : nous avons perdu le contact avec le bracelet de la personne visée par votre ordonnance de protection {n}. Restez vigilant(e) ; en cas de danger, appelez le {e}."
         ),
+        (Fr, ContactRestored) => format!(
+            "Vigil : le contact avec le bracelet de la personne visée par votre ordonnance de protection est rétabli. Le centre de surveillance veille. En cas de danger, appelez le {e}."
+        ),
         (Fr, Tamper) => format!(
             "Vigil URGENT : le bracelet de la personne visée par votre ordonnance de protection a peut-être été retiré. Restez vigilant(e), mettez-vous en sécurité si possible et appelez le {e} si vous la voyez."
         ),
@@ -163,6 +172,9 @@ pub fn render(alert: VictimAlert, lang: Language, ctx: &MessageContext<'_>) -> S
         ),
         (De, TagSilent) => format!(
             "Vigil: Die Verbindung zur Fußfessel der Person aus Ihrer Schutzanordnung {n} ist abgebrochen. Bleiben Sie aufmerksam; wenn Sie sich bedroht fühlen, rufen Sie {e} an."
+        ),
+        (De, ContactRestored) => format!(
+            "Vigil: Die Verbindung zur Fußfessel der Person aus Ihrer Schutzanordnung besteht wieder. Die Leitstelle überwacht weiter. Wenn Sie sich bedroht fühlen, rufen Sie {e} an."
         ),
         (De, Tamper) => format!(
             "Vigil DRINGEND: Die Fußfessel der Person aus Ihrer Schutzanordnung wurde möglicherweise entfernt. Bleiben Sie aufmerksam, gehen Sie wenn möglich an einen sicheren Ort und rufen Sie {e} an, wenn Sie die Person sehen."
@@ -236,12 +248,13 @@ pub fn sms_segments(text: &str) -> usize {
 mod tests {
     use super::*;
 
-    const ALERTS: [VictimAlert; 5] = [
+    const ALERTS: [VictimAlert; 6] = [
         VictimAlert::Warning,
         VictimAlert::Breach,
         VictimAlert::AllClear,
         VictimAlert::TagSilent,
         VictimAlert::Tamper,
+        VictimAlert::ContactRestored,
     ];
     const KINDS: [ZoneKind; 5] = [
         ZoneKind::Home,

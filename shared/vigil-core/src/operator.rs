@@ -7,12 +7,14 @@
 //! zone's coordinates; it carries the offender's position (operators and courts see it).
 
 use crate::evaluate::AlertLevel;
+use crate::events::NearZone;
 use crate::events::{AlertBody, AlertEvent};
 use crate::fix::TagEventKind;
 use crate::ids::{DeviceId, OrderId, TagId, ZoneId};
 use crate::policy::{Decision, Urgency};
 use crate::reporting::{Commanded, Reason};
 use crate::state::{Cause, Escalation, Transition};
+use crate::watchdog::Condition;
 use crate::zone::ZoneKind;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -63,11 +65,19 @@ pub enum OperatorKind {
     /// A device kept its old rate through every attempt at a command: it may be faulty or
     /// tampered with.
     DeviceIgnoresCommands,
+    /// The watchdog: no message from the tag for longer than the order's limit.
+    TagSilent,
+    /// The watchdog: the tag reports again after a silence operators were told of.
+    ContactRestored,
+    /// The watchdog: messages, but no usable fix for longer than the order's limit.
+    GpsLost,
+    /// The watchdog: a usable fix again after "GPS lost".
+    GpsRestored,
 }
 
 impl OperatorKind {
     /// Every kind without a parameter, for documentation and tests.
-    pub const PLAIN: [OperatorKind; 15] = [
+    pub const PLAIN: [OperatorKind; 19] = [
         Self::ZoneWarning,
         Self::ZoneBreach,
         Self::ZoneStepDown,
@@ -83,6 +93,10 @@ impl OperatorKind {
         Self::VictimDeviceBack,
         Self::ReportingCommand,
         Self::DeviceIgnoresCommands,
+        Self::TagSilent,
+        Self::ContactRestored,
+        Self::GpsLost,
+        Self::GpsRestored,
     ];
 
     /// The kinds of a zone change: the level change (with `late_fix` for a raise by a late
@@ -127,6 +141,14 @@ impl OperatorKind {
             AlertBody::VictimDevice { silent: true, .. } => vec![Self::VictimDeviceSilent],
             AlertBody::VictimDevice { silent: false, .. } => vec![Self::VictimDeviceBack],
             AlertBody::Reporting { .. } => vec![Self::ReportingCommand],
+            AlertBody::Watch {
+                condition, started, ..
+            } => vec![match (condition, started) {
+                (Condition::Silence, true) => Self::TagSilent,
+                (Condition::Silence, false) => Self::ContactRestored,
+                (Condition::NoGps, true) => Self::GpsLost,
+                (Condition::NoGps, false) => Self::GpsRestored,
+            }],
         }
     }
 }
@@ -160,6 +182,10 @@ impl fmt::Display for OperatorKind {
             Self::VictimDeviceBack => "victim_device_back",
             Self::ReportingCommand => "reporting_command",
             Self::DeviceIgnoresCommands => "device_ignores_commands",
+            Self::TagSilent => "tag_silent",
+            Self::ContactRestored => "contact_restored",
+            Self::GpsLost => "gps_lost",
+            Self::GpsRestored => "gps_restored",
             Self::TagEvent(k) => return write!(f, "tag_event:{}", tag_event_name(*k)),
             Self::FixRejected(r) => return write!(f, "fix_rejected:{r}"),
         })
@@ -293,6 +319,21 @@ pub struct VictimDeviceReport {
     pub last_report_ms: Option<i64>,
 }
 
+/// What the watchdog found (docs/WATCHDOG.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchReport {
+    /// `silence` or `no_gps`.
+    pub condition: Condition,
+    /// Started (true) or ended.
+    pub started: bool,
+    /// The time the condition is measured from, Unix ms (server time).
+    pub since_ms: Option<i64>,
+    /// How long ago the tag's last known position was received, seconds.
+    pub last_fix_age_s: Option<i64>,
+    /// The zone the last fix was near when it started, if any (the victim was told).
+    pub near: Option<NearZone>,
+}
+
 /// A reporting command sent while handling the event (pursuit mode).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandReport {
@@ -354,6 +395,9 @@ pub struct OperatorEvent {
     /// Reporting commands sent (pursuit mode).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<CommandReport>,
+    /// What the watchdog found, for its events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<WatchReport>,
     /// What the victim got: `none`, `sent:<alert>` or `held:<alert>:<reason>`
     /// ([`crate::VictimDecision::label`]).
     pub victim_sms: String,
@@ -391,6 +435,7 @@ impl OperatorEvent {
             conflict: None,
             victim_device: None,
             commands: Vec::new(),
+            watch: None,
             victim_sms: decision.victim.label(),
         };
         let position = |fix: &crate::Fix| OffenderPosition {
@@ -489,6 +534,32 @@ impl OperatorEvent {
             }
             // The commands it led to are added by the alert function.
             AlertBody::Reporting { .. } => {}
+            AlertBody::Watch {
+                condition,
+                started,
+                episode_ms,
+                last_fix,
+                near,
+            } => {
+                if let Some(f) = last_fix {
+                    out.offender = Some(OffenderPosition {
+                        lat: f.lat,
+                        lon: f.lon,
+                        accuracy_m: f.accuracy_m,
+                        seq: f.seq,
+                    });
+                    out.battery_pct = f.battery_pct;
+                }
+                out.watch = Some(WatchReport {
+                    condition: *condition,
+                    started: *started,
+                    since_ms: *episode_ms,
+                    last_fix_age_s: last_fix
+                        .as_ref()
+                        .map(|f| (event.received_at_ms - f.received_at_ms) / 1000),
+                    near: near.clone(),
+                });
+            }
         }
         out
     }

@@ -47,6 +47,8 @@ pub enum VictimAlert {
     TagSilent,
     /// The offender's tag strap was tampered with.
     Tamper,
+    /// Contact with the offender's tag is back, after she was told it was lost.
+    ContactRestored,
 }
 
 /// How fast operators must act.
@@ -77,6 +79,9 @@ pub struct VictimNotices {
     /// When each SMS of the last 24 hours was sent (server time, ms), oldest first: the rate
     /// cap counts them.
     pub sent_ms: Vec<i64>,
+    /// She was told contact with the tag was lost, and not yet that it is back.
+    #[serde(default)]
+    pub told_silent: bool,
 }
 
 /// Why an SMS that the change would call for is not sent.
@@ -145,6 +150,7 @@ impl VictimAlert {
             Self::AllClear => "all_clear",
             Self::TagSilent => "tag_silent",
             Self::Tamper => "tamper",
+            Self::ContactRestored => "contact_restored",
         }
     }
 }
@@ -217,7 +223,7 @@ fn level_of(alert: VictimAlert) -> Option<AlertLevel> {
         VictimAlert::Warning => Some(AlertLevel::Warning),
         VictimAlert::Breach => Some(AlertLevel::Breach),
         VictimAlert::AllClear => Some(AlertLevel::Clear),
-        VictimAlert::TagSilent | VictimAlert::Tamper => None,
+        VictimAlert::TagSilent | VictimAlert::Tamper | VictimAlert::ContactRestored => None,
     }
 }
 
@@ -285,7 +291,12 @@ fn after(decision: &VictimDecision, notices: &VictimNotices, now_ms: i64) -> Vic
                 next.in_danger_episode = true;
                 next.told_level = level_of(alert).unwrap_or_default();
             }
-            VictimAlert::Tamper | VictimAlert::TagSilent => next.in_danger_episode = true,
+            VictimAlert::Tamper => next.in_danger_episode = true,
+            VictimAlert::TagSilent => {
+                next.in_danger_episode = true;
+                next.told_silent = true;
+            }
+            VictimAlert::ContactRestored => next.told_silent = false,
         }
     }
     next
@@ -404,6 +415,33 @@ pub fn decide_tag_silent(
         Decision {
             victim,
             urgency: Urgency::Urgent,
+        },
+        next,
+    )
+}
+
+/// Decides who hears that contact with a tag is back: operators always (for the record); the
+/// victim only if she was told it was lost (`contact_restored`, through the same gates).
+pub fn decide_contact_restored(
+    policy: &OrderPolicy,
+    notices: &VictimNotices,
+    at: &Moment,
+) -> (Decision, VictimNotices) {
+    if !notices.told_silent {
+        return (
+            Decision {
+                victim: VictimDecision::Nothing,
+                urgency: Urgency::Info,
+            },
+            notices.clone(),
+        );
+    }
+    let victim = gate(VictimAlert::ContactRestored, policy, notices, at);
+    let next = after(&victim, notices, at.now_ms);
+    (
+        Decision {
+            victim,
+            urgency: Urgency::Info,
         },
         next,
     )
@@ -766,6 +804,25 @@ mod tests {
         );
         assert_eq!(
             decide_tag_silent(false, &policy, &n, &at(0)).0.victim,
+            Nothing
+        );
+        // Contact back: the victim hears it only if she was told it was lost, once.
+        let (_, told) = decide_tag_silent(true, &policy, &n, &at(0));
+        assert!(told.told_silent);
+        assert_eq!(
+            decide_contact_restored(&policy, &n, &at(60)).0.victim,
+            Nothing
+        );
+        let (d, after_back) = decide_contact_restored(&policy, &told, &at(600));
+        assert_eq!(
+            (d.victim, d.urgency),
+            (send(VictimAlert::ContactRestored), Urgency::Info)
+        );
+        assert!(!after_back.told_silent);
+        assert_eq!(
+            decide_contact_restored(&policy, &after_back, &at(660))
+                .0
+                .victim,
             Nothing
         );
         // A tamper event handled long after it was received: operators only.

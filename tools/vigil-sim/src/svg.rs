@@ -350,7 +350,7 @@ fn marker_colour(kind: MarkerKind) -> &'static str {
     match kind {
         MarkerKind::Sms(VictimAlert::Warning) => "#f59e0b",
         MarkerKind::Sms(VictimAlert::Breach) => "#dc2626",
-        MarkerKind::Sms(VictimAlert::AllClear) => "#16a34a",
+        MarkerKind::Sms(VictimAlert::AllClear | VictimAlert::ContactRestored) => "#16a34a",
         MarkerKind::Sms(VictimAlert::TagSilent | VictimAlert::Tamper) => "#db2777",
         MarkerKind::OperatorOnly => "#64748b",
     }

@@ -17,8 +17,8 @@ mod alert;
 mod audit;
 mod ingest;
 mod reporting;
-mod watch;
 mod victim;
+mod watch;
 
 use crate::config::Config;
 use crate::error::{StoreError, classify};

@@ -106,6 +106,14 @@ impl WatchStore for DynamoStore {
 
     async fn arm(&self, minute: i64, part: &str, tags: &[TagId]) -> Result<(), StoreError> {
         if tags.is_empty() {
+            self.client
+                .delete_item()
+                .table_name(&self.tables.watch)
+                .key("minute", n(minute))
+                .key("part", s(part))
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, "watch", e))?;
             return Ok(());
         }
         let list: Vec<String> = tags.iter().map(ToString::to_string).collect();

@@ -42,9 +42,13 @@ impl WatchStore for MemoryStore {
 
     async fn arm(&self, minute: i64, part: &str, tags: &[TagId]) -> Result<(), StoreError> {
         self.injected()?;
-        self.lock()
-            .watch_parts
-            .insert((minute, part.to_owned()), tags.iter().cloned().collect());
+        let mut g = self.lock();
+        if tags.is_empty() {
+            g.watch_parts.remove(&(minute, part.to_owned()));
+        } else {
+            g.watch_parts
+                .insert((minute, part.to_owned()), tags.iter().cloned().collect());
+        }
         Ok(())
     }
 
@@ -120,14 +124,13 @@ impl WatchStore for MemoryStore {
         }
         let key = (tag_id.clone(), order_id.clone(), condition);
         Ok(match episode {
-            Some(e) => {
-                if g.watch_marks.contains_key(&key) {
-                    false
-                } else {
-                    g.watch_marks.insert(key, e);
+            Some(e) => match g.watch_marks.entry(key) {
+                std::collections::btree_map::Entry::Occupied(_) => false,
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(e);
                     true
                 }
-            }
+            },
             None => g.watch_marks.remove(&key).is_some(),
         })
     }

@@ -1,0 +1,193 @@
+//! The watchdog on the in-memory ports, minute by minute: silence far from and near a zone,
+//! its end, no GPS, what a healthy fleet costs in reads, and the sweep's repairs.
+
+use vigil_aws::memory::{MemoryQueue, MemoryStore};
+use vigil_aws::metrics::MemoryMetrics;
+use vigil_aws::ports::{AdminStore, IngestStore, WatchStore};
+use vigil_core::events::AlertBody;
+use vigil_core::watchdog::Condition;
+use vigil_core::{TagHistory, TagId};
+use vigil_testkit::{fix_north, home_zone, order};
+use vigil_watchdog::{Ports, run};
+
+/// A whole minute, 2026-01-01T00:00:00Z.
+const T0: i64 = 1_767_225_600_000;
+const MIN: i64 = 60_000;
+
+type TestPorts = Ports<MemoryStore, MemoryQueue, MemoryMetrics>;
+
+async fn setup() -> TestPorts {
+    let store = MemoryStore::new();
+    store.put_order(&order()).await.unwrap();
+    store.put_zone(&home_zone()).await.unwrap();
+    Ports {
+        store,
+        queue: MemoryQueue::default(),
+        metrics: MemoryMetrics::default(),
+    }
+}
+
+fn tag() -> TagId {
+    TagId::new("tag-1").unwrap()
+}
+
+/// The tag reports a fix `north_m` metres north of home at `at_ms` (accepted, as ingest
+/// records it).
+async fn report(p: &TestPorts, seq: u64, at_ms: i64, north_m: f64) {
+    let h = p.store.history(&tag()).await.unwrap();
+    let next = h.with_fix(&fix_north(seq, at_ms, north_m), at_ms);
+    p.store.save_history(&tag(), &next).await.unwrap();
+}
+
+/// The watchdog's changes queued so far: (condition, started, near a zone).
+fn changes(p: &TestPorts) -> Vec<(Condition, bool, bool)> {
+    p.queue
+        .sent()
+        .iter()
+        .filter_map(|e| match &e.body {
+            AlertBody::Watch {
+                condition,
+                started,
+                near,
+                ..
+            } => Some((*condition, *started, near.is_some())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs the watchdog once a minute from `from` to `to` (inclusive), as EventBridge would.
+async fn every_minute(p: &TestPorts, from: i64, to: i64) {
+    let mut t = from;
+    while t <= to {
+        run(p, t).await.unwrap();
+        t += MIN;
+    }
+}
+
+#[tokio::test]
+async fn silence_far_from_every_zone_is_told_once_to_operators_and_ends_with_contact() {
+    let p = setup().await;
+    report(&p, 1, T0, 5_000.0).await;
+    // Healthy for five minutes: nothing.
+    every_minute(&p, T0, T0 + 5 * MIN).await;
+    assert!(changes(&p).is_empty());
+    // Silent from T0: the first run after T0 + 5 min says so, once.
+    every_minute(&p, T0 + 6 * MIN, T0 + 20 * MIN).await;
+    assert_eq!(changes(&p), [(Condition::Silence, true, false)]);
+    let e = &p.queue.sent()[0];
+    assert_eq!(e.received_at_ms, T0 + 6 * MIN, "found at the first run past the limit");
+    // Back: contact restored at the next run.
+    report(&p, 2, T0 + 20 * MIN + 10_000, 5_000.0).await;
+    every_minute(&p, T0 + 21 * MIN, T0 + 23 * MIN).await;
+    assert_eq!(
+        changes(&p),
+        [
+            (Condition::Silence, true, false),
+            (Condition::Silence, false, false)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn silence_near_home_names_the_zone() {
+    let p = setup().await;
+    report(&p, 1, T0, 300.0).await;
+    every_minute(&p, T0, T0 + 7 * MIN).await;
+    assert_eq!(changes(&p), [(Condition::Silence, true, true)]);
+    let AlertBody::Watch { near, last_fix, .. } = &p.queue.sent()[0].body else {
+        panic!("a watch event")
+    };
+    let near = near.as_ref().unwrap();
+    assert_eq!(near.zone_id.as_str(), "home");
+    assert!(near.distance_m > 0.0 && near.distance_m < 300.0, "{near:?}");
+    assert_eq!(last_fix.as_ref().unwrap().seq, 1);
+}
+
+#[tokio::test]
+async fn a_tag_reporting_only_poor_fixes_loses_gps_after_its_limit() {
+    let p = setup().await;
+    report(&p, 1, T0, 5_000.0).await;
+    let mut seq = 2;
+    let mut t = T0;
+    while t <= T0 + 15 * MIN {
+        run(&p, t).await.unwrap();
+        // Indoors: a fix a minute, 400 m accurate.
+        let h = p.store.history(&tag()).await.unwrap();
+        let mut f = fix_north(seq, t + 30_000, 5_000.0);
+        f.accuracy_m = 400.0;
+        p.store
+            .save_history(&tag(), &h.with_fix(&f, t + 30_000))
+            .await
+            .unwrap();
+        seq += 1;
+        t += MIN;
+    }
+    assert_eq!(changes(&p), [(Condition::NoGps, true, false)]);
+    assert_eq!(p.queue.sent()[0].received_at_ms, T0 + 11 * MIN);
+}
+
+#[tokio::test]
+async fn a_healthy_fleet_is_read_once_per_silence_limit_not_every_minute() {
+    let p = setup().await;
+    let tags: Vec<TagId> = (0..100)
+        .map(|i| TagId::new(format!("tag-{i:03}")).unwrap())
+        .collect();
+    for (i, t) in tags.iter().enumerate() {
+        let mut o = order();
+        o.order_id = vigil_core::OrderId::new(format!("o-{i:03}")).unwrap();
+        o.tag_id = t.clone();
+        p.store.put_order(&o).await.unwrap();
+    }
+    let mut checked = 0;
+    for m in 0..60 {
+        let now = T0 + m * MIN;
+        for (i, t) in tags.iter().enumerate() {
+            // Every tag reports once a minute, at its own second.
+            let at = now + (i as i64 % 60) * 1000;
+            let h: TagHistory = p.store.history(t).await.unwrap();
+            let f = fix_north(m as u64 + 1, at, 5_000.0);
+            p.store.save_history(t, &h.with_fix(&f, at)).await.unwrap();
+        }
+        checked += run(&p, now + 59_000).await.unwrap().checked;
+    }
+    assert!(changes(&p).is_empty());
+    // 101 tags (the setup's one never reports: it is looked at every 15 minutes) over an
+    // hour: about 12 checks each at a 5-minute limit, against 60 for reading them all.
+    let per_tag_hour = checked as f64 / 101.0;
+    eprintln!("WATCHDOG checks per tag-hour: {per_tag_hour:.1} ({checked} checks, 101 tags, 60 runs)");
+    assert!(per_tag_hour < 14.0, "{checked} checks");
+    assert!(per_tag_hour > 5.0, "{checked} checks");
+}
+
+#[tokio::test]
+async fn the_sweep_arms_new_tags_and_keeps_only_the_earliest_of_two_checks() {
+    let p = setup().await;
+    // First run: the sweep arms the tag for the next minute.
+    let out = run(&p, T0).await.unwrap();
+    assert_eq!(out.swept, Some(1));
+    assert_eq!(
+        p.store.due_tags(T0 / MIN + 1).await.unwrap(),
+        [tag()].into()
+    );
+    // A crash left it armed twice ahead.
+    p.store.arm(T0 / MIN + 5, "p-lost#0", &[tag()]).await.unwrap();
+    p.store.arm(T0 / MIN + 9, "p-lost#0", &[tag()]).await.unwrap();
+    every_minute(&p, T0 + MIN, T0 + 15 * MIN).await;
+    let armed = p.store.armed(T0 / MIN + 16, T0 / MIN + 31).await.unwrap();
+    let count = armed.values().filter(|t| t.contains(&tag())).count();
+    assert_eq!(count, 1, "{armed:?}");
+    // The cursor went minute by minute.
+    assert_eq!(p.store.watch_cursor().await.unwrap(), Some(T0 / MIN + 15));
+}
+
+#[tokio::test]
+async fn a_run_after_an_outage_catches_up_and_finds_the_silence() {
+    let p = setup().await;
+    report(&p, 1, T0, 5_000.0).await;
+    run(&p, T0).await.unwrap();
+    // No run for 30 minutes.
+    let out = run(&p, T0 + 30 * MIN).await.unwrap();
+    assert_eq!(out.minutes.len(), 30);
+    assert_eq!(changes(&p), [(Condition::Silence, true, false)]);
+}
