@@ -6,7 +6,9 @@
 //! Every function is one line of [`deploy`]: its name, its [`Trigger`] (how AWS invokes it)
 //! and its [`Handler`] on ports built as its `main.rs` builds them. The stack wires each
 //! trigger the same way for every function: an IoT rule's Lambda action and the Lambda Invoke
-//! API by name, or a queue's event source mapping.
+//! API by name, a queue's event source mapping, or an EventBridge schedule (the watchdog,
+//! every minute: at a scenario's clock through [`Functions::run_schedules`], or at the wall
+//! clock in [`Functions::spawn_event_sources`]).
 //!
 //! Time: messages carry the receive time the rule would give them. The alert function handles
 //! a batch at the functions' clock, which follows the newest receive time published (a
@@ -32,6 +34,9 @@ use vigil_mqtt::ActionError;
 /// The ingest function's ports on the emulator.
 pub type IngestPorts = vigil_ingest::Ports<DynamoStore, SqsQueue, MemoryMetrics>;
 
+/// The watchdog's ports on the emulator.
+pub type WatchdogPorts = vigil_watchdog::Ports<DynamoStore, SqsQueue, MemoryMetrics>;
+
 /// The alert function's ports on the emulator.
 pub type AlertPorts =
     vigil_alert::Ports<DynamoStore, SnsNotifier, KmsDestinationMac, MemoryMetrics, IotCommander>;
@@ -50,6 +55,13 @@ pub enum Trigger {
         queue: &'static str,
         /// The function's timeout as deployed.
         timeout: Duration,
+    },
+    /// An EventBridge schedule: `rate(every)`, fired at the start of each period (for a
+    /// minute, at :00), with a scheduled event; the stack fires it at its clock (a scenario's,
+    /// [`Functions::run_schedules`], or the wall clock in [`Functions::spawn_event_sources`]).
+    Schedule {
+        /// The rate.
+        every: Duration,
     },
 }
 
@@ -86,10 +98,11 @@ impl std::fmt::Debug for Deployed {
 /// function goes here, with its handler adapter below (its Lambda signature, as its `main.rs`
 /// serves it).
 #[rustfmt::skip]
-fn deploy(ingest: &Arc<IngestPorts>, alert: &Arc<AlertPorts>, o: &FunctionOptions) -> Vec<Deployed> {
+fn deploy(ingest: &Arc<IngestPorts>, alert: &Arc<AlertPorts>, watchdog: &Arc<WatchdogPorts>, o: &FunctionOptions) -> Vec<Deployed> {
     vec![
         Deployed::rule("ingest", ingest_handler(ingest.clone())),
         Deployed::queue("alert", "alerts", o.alert_timeout, alert_handler(alert.clone())),
+        Deployed::schedule("watchdog", Duration::from_secs(60), watchdog_handler(watchdog.clone())),
     ]
 }
 
@@ -99,6 +112,15 @@ impl Deployed {
         Deployed {
             name,
             trigger: Trigger::IotRule,
+            handler,
+        }
+    }
+
+    /// A function an EventBridge schedule invokes every `every`.
+    pub fn schedule(name: &'static str, every: Duration, handler: Handler) -> Deployed {
+        Deployed {
+            name,
+            trigger: Trigger::Schedule { every },
             handler,
         }
     }
@@ -151,6 +173,51 @@ fn alert_handler(ports: Arc<AlertPorts>) -> Handler {
     })
 }
 
+/// The watchdog as its `main.rs` serves it: a scheduled event in, a summary out, at the
+/// stack's clock (the schedule's time).
+fn watchdog_handler(ports: Arc<WatchdogPorts>) -> Handler {
+    Arc::new(move |_event, now_ms| {
+        let ports = ports.clone();
+        Box::pin(async move {
+            match vigil_watchdog::run(&ports, now_ms).await {
+                Ok(o) => Ok(serde_json::json!({
+                    "minutes": o.minutes.len(),
+                    "checked": o.checked,
+                    "started": o.started,
+                    "ended": o.ended,
+                })),
+                Err(e) => Err(ActionError {
+                    retryable: e.0.is_retryable(),
+                    message: format!("watchdog failed: {e}"),
+                }),
+            }
+        })
+    })
+}
+
+/// A scheduled function and the time it last fired (ms; 0: never).
+struct Scheduled {
+    name: &'static str,
+    every_ms: i64,
+    handler: Handler,
+    last_ms: AtomicI64,
+}
+
+/// EventBridge's scheduled event for `at_ms`.
+fn scheduled_event(name: &str, at_ms: i64) -> Value {
+    let time = chrono::DateTime::from_timestamp_millis(at_ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    serde_json::json!({
+        "version": "0",
+        "source": "aws.events",
+        "detail-type": "Scheduled Event",
+        "time": time,
+        "resources": [format!("local:rule/vigil-{name}")],
+        "detail": {},
+    })
+}
+
 /// A queue-triggered function and its event source mapping.
 struct Consumer {
     name: &'static str,
@@ -171,8 +238,11 @@ pub struct Functions {
     pub ingest: Arc<IngestPorts>,
     /// The alert function's ports.
     pub alert: Arc<AlertPorts>,
+    /// The watchdog's ports.
+    pub watchdog: Arc<WatchdogPorts>,
     deployed: Vec<Deployed>,
     consumers: Vec<Consumer>,
+    schedules: Vec<Scheduled>,
     now_ms: Arc<AtomicI64>,
     options: FunctionOptions,
     timeouts: AtomicU64,
@@ -259,9 +329,23 @@ impl Functions {
             commander: aws.commander(),
             sms_countries: config.sms_countries.clone(),
         });
-        let deployed = deploy(&ingest, &alert, &options);
+        let watchdog = Arc::new(vigil_watchdog::Ports {
+            store: store.clone(),
+            queue: aws.queue().map_err(|e| format!("alert queue: {e}"))?,
+            metrics: MemoryMetrics::default(),
+        });
+        let deployed = deploy(&ingest, &alert, &watchdog, &options);
         let mut consumers = Vec::new();
+        let mut schedules = Vec::new();
         for d in &deployed {
+            if let Trigger::Schedule { every } = d.trigger {
+                schedules.push(Scheduled {
+                    name: d.name,
+                    every_ms: every.as_millis() as i64,
+                    handler: d.handler.clone(),
+                    last_ms: AtomicI64::new(0),
+                });
+            }
             if let Trigger::Queue { queue, timeout } = d.trigger {
                 let url = emulator
                     .queue_url(queue)
@@ -284,8 +368,10 @@ impl Functions {
             store,
             ingest,
             alert,
+            watchdog,
             deployed,
             consumers,
+            schedules,
             now_ms: Arc::new(AtomicI64::new(0)),
             options,
             timeouts: AtomicU64::new(0),
@@ -335,14 +421,51 @@ impl Functions {
         self.now_ms.fetch_max(now_ms, Ordering::SeqCst);
     }
 
-    /// Starts the functions' clock again (a new scenario's timeline, after an emulator reset).
+    /// Starts the functions' clock again (a new scenario's timeline, after an emulator reset),
+    /// the schedules' too.
     pub fn reset_clock(&self) {
         self.now_ms.store(0, Ordering::SeqCst);
+        for s in &self.schedules {
+            s.last_ms.store(0, Ordering::SeqCst);
+        }
     }
 
     /// The functions' clock: the newest receive time published (or advanced to).
     pub fn now_ms(&self) -> i64 {
         self.now_ms.load(Ordering::SeqCst)
+    }
+
+    /// Fires every scheduled function (the watchdog) at each of its times after the last one
+    /// and up to `until_ms`, at that time, draining the queues after each run, as EventBridge
+    /// and the event source mappings would; returns the runs made. A schedule that never fired
+    /// fires first at the start of the period that holds `until_ms`. Also moves the functions'
+    /// clock to `until_ms`.
+    ///
+    /// Fails when a run fails (the error names the function) or a queue cannot be drained.
+    pub async fn run_schedules(&self, until_ms: i64) -> Result<usize, String> {
+        let mut runs = 0;
+        for s in &self.schedules {
+            let last = s.last_ms.load(Ordering::SeqCst);
+            let mut at = if last == 0 {
+                until_ms.div_euclid(s.every_ms) * s.every_ms
+            } else {
+                last + s.every_ms
+            };
+            while at <= until_ms {
+                self.advance_clock(at);
+                (s.handler)(scheduled_event(s.name, at), at)
+                    .await
+                    .map_err(|e| format!("{} at {at}: {}", s.name, e.message))?;
+                s.last_ms.store(at, Ordering::SeqCst);
+                runs += 1;
+                self.try_drain()
+                    .await
+                    .map_err(|e| format!("draining after {}: {e}", s.name))?;
+                at += s.every_ms;
+            }
+        }
+        self.advance_clock(until_ms);
+        Ok(runs)
     }
 
     /// Runs the queue-triggered functions (the alert function) on everything in their queues,
@@ -384,14 +507,28 @@ impl Functions {
     /// clock, partial batch failures returned to the queue. An unreadable queue is logged and
     /// retried.
     pub fn spawn_event_sources(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
-        (0..self.consumers.len())
-            .map(|i| {
-                let functions = self.clone();
-                tokio::spawn(
-                    async move { functions.run_event_source(&functions.consumers[i]).await },
-                )
-            })
-            .collect()
+        let queues = (0..self.consumers.len()).map(|i| {
+            let functions = self.clone();
+            tokio::spawn(async move { functions.run_event_source(&functions.consumers[i]).await })
+        });
+        let schedules = (0..self.schedules.len()).map(|i| {
+            let functions = self.clone();
+            tokio::spawn(async move { functions.run_schedule(&functions.schedules[i]).await })
+        });
+        queues.chain(schedules).collect()
+    }
+
+    /// A schedule at the wall clock: fires at the start of each period, as EventBridge does.
+    async fn run_schedule(&self, s: &Scheduled) {
+        loop {
+            let now = wall_clock_ms();
+            let next = (now.div_euclid(s.every_ms) + 1) * s.every_ms;
+            tokio::time::sleep(Duration::from_millis((next - now).max(0) as u64)).await;
+            if let Err(e) = (s.handler)(scheduled_event(s.name, next), wall_clock_ms()).await {
+                tracing::warn!(function = s.name, error = %e.message, "a scheduled run failed");
+            }
+            s.last_ms.store(next, Ordering::SeqCst);
+        }
     }
 
     async fn run_event_source(&self, consumer: &Consumer) {
