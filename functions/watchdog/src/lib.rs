@@ -85,6 +85,7 @@ pub async fn run<S: WatchStore, Q: AlertQueue, M: Metrics>(
         None => now_min,
     };
     let gap = cursor.is_some_and(|done| first > done + 1);
+    let first_run = cursor.is_none();
     let mut out = Outcome::default();
     for minute in first..=now_min {
         let due: Vec<TagId> = ports.store.due_tags(minute).await?.into_iter().collect();
@@ -106,7 +107,7 @@ pub async fn run<S: WatchStore, Q: AlertQueue, M: Metrics>(
         ("Function", "watchdog"),
         out.checked as u64,
     );
-    if cursor.is_none() || gap || out.minutes.len() > 1 || now_min % SWEEP_EVERY_MINUTES == 0 {
+    if first_run || gap || out.minutes.len() > 1 || now_min % SWEEP_EVERY_MINUTES == 0 {
         out.swept = Some(sweep(&ports.store, now_min).await?);
     }
     info!(

@@ -76,7 +76,11 @@ async fn silence_far_from_every_zone_is_told_once_to_operators_and_ends_with_con
     every_minute(&p, T0 + 6 * MIN, T0 + 20 * MIN).await;
     assert_eq!(changes(&p), [(Condition::Silence, true, false)]);
     let e = &p.queue.sent()[0];
-    assert_eq!(e.received_at_ms, T0 + 6 * MIN, "found at the first run past the limit");
+    assert_eq!(
+        e.received_at_ms,
+        T0 + 6 * MIN,
+        "found at the first run past the limit"
+    );
     // Back: contact restored at the next run.
     report(&p, 2, T0 + 20 * MIN + 10_000, 5_000.0).await;
     every_minute(&p, T0 + 21 * MIN, T0 + 23 * MIN).await;
@@ -155,7 +159,9 @@ async fn a_healthy_fleet_is_read_once_per_silence_limit_not_every_minute() {
     // 101 tags (the setup's one never reports: it is looked at every 15 minutes) over an
     // hour: about 12 checks each at a 5-minute limit, against 60 for reading them all.
     let per_tag_hour = checked as f64 / 101.0;
-    eprintln!("WATCHDOG checks per tag-hour: {per_tag_hour:.1} ({checked} checks, 101 tags, 60 runs)");
+    eprintln!(
+        "WATCHDOG checks per tag-hour: {per_tag_hour:.1} ({checked} checks, 101 tags, 60 runs)"
+    );
     assert!(per_tag_hour < 14.0, "{checked} checks");
     assert!(per_tag_hour > 5.0, "{checked} checks");
 }
@@ -163,22 +169,26 @@ async fn a_healthy_fleet_is_read_once_per_silence_limit_not_every_minute() {
 #[tokio::test]
 async fn the_sweep_arms_new_tags_and_keeps_only_the_earliest_of_two_checks() {
     let p = setup().await;
-    // First run: the sweep arms the tag for the next minute.
-    let out = run(&p, T0).await.unwrap();
+    // First run (at a minute the regular sweep skips): the sweep arms the tag for the next.
+    let t0 = T0 + 7 * MIN;
+    let out = run(&p, t0).await.unwrap();
     assert_eq!(out.swept, Some(1));
     assert_eq!(
-        p.store.due_tags(T0 / MIN + 1).await.unwrap(),
+        p.store.due_tags(t0 / MIN + 1).await.unwrap(),
         [tag()].into()
     );
-    // A crash left it armed twice ahead.
-    p.store.arm(T0 / MIN + 5, "p-lost#0", &[tag()]).await.unwrap();
-    p.store.arm(T0 / MIN + 9, "p-lost#0", &[tag()]).await.unwrap();
-    every_minute(&p, T0 + MIN, T0 + 15 * MIN).await;
-    let armed = p.store.armed(T0 / MIN + 16, T0 / MIN + 31).await.unwrap();
+    assert_eq!(run(&p, t0 + MIN).await.unwrap().swept, None);
+    // A crash left it armed twice more ahead.
+    let m1 = t0 / MIN + 1;
+    p.store.arm(m1 + 5, "p-lost#0", &[tag()]).await.unwrap();
+    p.store.arm(m1 + 9, "p-lost#0", &[tag()]).await.unwrap();
+    every_minute(&p, (m1 + 1) * MIN, (m1 + 15) * MIN).await;
+    // The sweep at the quarter hour kept one check; each check planned one more.
+    let armed = p.store.armed(m1 + 16, m1 + 31).await.unwrap();
     let count = armed.values().filter(|t| t.contains(&tag())).count();
     assert_eq!(count, 1, "{armed:?}");
     // The cursor went minute by minute.
-    assert_eq!(p.store.watch_cursor().await.unwrap(), Some(T0 / MIN + 15));
+    assert_eq!(p.store.watch_cursor().await.unwrap(), Some(m1 + 15));
 }
 
 #[tokio::test]

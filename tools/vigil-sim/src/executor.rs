@@ -145,6 +145,8 @@ pub enum Outcome {
         /// The repeated counter.
         seq: u64,
     },
+    /// Not a message: the watchdog ran at this minute (`until_s`).
+    Tick,
 }
 
 /// An order's level at some point.
@@ -242,6 +244,7 @@ impl Run {
                 Outcome::Position { .. } => c.positions_accepted += 1,
                 Outcome::Rejected { .. } => c.rejected += 1,
                 Outcome::Duplicate { .. } => c.duplicates += 1,
+                Outcome::Tick => {}
             }
             c.sms += s.sms.len();
             c.operator_events += s.operator_events.len();

@@ -47,6 +47,7 @@ struct Functions {
     commander: MemoryCommander,
     metrics: MemoryMetrics,
     ingest: vigil_ingest::Ports<MemoryStore, MemoryQueue, MemoryMetrics>,
+    watchdog: vigil_watchdog::Ports<MemoryStore, MemoryQueue, MemoryMetrics>,
     alert:
         vigil_alert::Ports<MemoryStore, MemoryNotifier, MemoryMac, MemoryMetrics, MemoryCommander>,
     next_message_id: u64,
@@ -65,6 +66,11 @@ impl Functions {
         let config = vigil_aws::Config::from_lookup(|_| None).expect("the default configuration");
         let commander = MemoryCommander::default();
         Functions {
+            watchdog: vigil_watchdog::Ports {
+                store: store.clone(),
+                queue: queue.clone(),
+                metrics: metrics.clone(),
+            },
             ingest: vigil_ingest::Ports {
                 store: store.clone(),
                 queue: queue.clone(),
@@ -203,10 +209,16 @@ impl InProcessExecutor {
                 f.commander.published().len(),
             );
             let duplicates_before = f.metrics.total("MessageDuplicate");
-            let event = rule_event_of(message);
-            vigil_ingest::handle(event, &f.ingest)
-                .await
-                .map_err(|e| fail(format!("{}: ingest failed in memory: {e}", message.source)))?;
+            if message.channel == Channel::Tick {
+                vigil_watchdog::run(&f.watchdog, message.received_at_ms)
+                    .await
+                    .map_err(|e| fail(format!("{}: the watchdog failed: {e}", message.source)))?;
+            } else {
+                let event = rule_event_of(message);
+                vigil_ingest::handle(event, &f.ingest).await.map_err(|e| {
+                    fail(format!("{}: ingest failed in memory: {e}", message.source))
+                })?;
+            }
             f.drain(message.received_at_ms).await?;
             let quarantined = f
                 .store
@@ -261,6 +273,8 @@ fn rule_event_of(message: &Message) -> serde_json::Value {
         Channel::Fix => vigil_ingest::rule_event(thing, "fix", payload, at),
         Channel::Event => vigil_ingest::rule_event(thing, "event", payload, at),
         Channel::Position => vigil_ingest::position_event(thing, payload, at),
+        // Not delivered to ingest: the watchdog runs instead.
+        Channel::Tick => serde_json::Value::Null,
     }
 }
 
@@ -268,6 +282,6 @@ fn rule_event_of(message: &Message) -> serde_json::Value {
 pub(crate) fn quarantine_key(message: &Message) -> String {
     match message.channel {
         Channel::Position => vigil_ingest::moving::quarantine_key(message.tag_id.as_str()),
-        Channel::Fix | Channel::Event => message.tag_id.to_string(),
+        Channel::Fix | Channel::Event | Channel::Tick => message.tag_id.to_string(),
     }
 }

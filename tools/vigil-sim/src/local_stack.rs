@@ -275,6 +275,19 @@ impl Session {
         seen: &mut (usize, usize, u64),
         latencies: &mut Vec<Duration>,
     ) -> Result<StepRecord, ExecutorError> {
+        if message.channel == Channel::Tick {
+            // EventBridge's schedule: the watchdog runs at this minute, then the queues drain.
+            self.clock.set_ms(message.received_at_ms);
+            self.stack
+                .functions
+                .run_schedules(message.received_at_ms)
+                .await
+                .map_err(|e| fail(format!("{}: {e}", message.source)))?;
+            let readback = self.readback(scenario, message, observer, seen).await?;
+            return observer
+                .step(scenario, index, message, readback)
+                .map_err(|e| fail(format!("{}: {e}", message.source)));
+        }
         let topic = message.topic();
         let before = self.stack.bridge.stats();
         let expected: BTreeMap<String, u64> = self
@@ -344,7 +357,7 @@ impl Session {
             let pki = &self.stack.pki;
             let identity = match message.channel {
                 Channel::Position => pki.device(thing),
-                Channel::Fix | Channel::Event => pki.client(thing),
+                Channel::Fix | Channel::Event | Channel::Tick => pki.client(thing),
             }
             .map_err(|e| fail(format!("{thing}'s certificate: {e}")))?;
             let connection = connect_as(&self.stack.endpoint(), thing, &identity)?;

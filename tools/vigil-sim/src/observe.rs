@@ -113,6 +113,7 @@ impl Observer {
         let payload = message.payload.as_bytes();
         let (tag, at) = (&message.tag_id, message.received_at_ms);
         let parsed = match message.channel {
+            Channel::Tick => Ok(Outcome::Tick),
             Channel::Fix => parse_fix(payload, tag, at, &limits).map(|fix| {
                 if duplicate {
                     return Outcome::Duplicate { seq: fix.seq };

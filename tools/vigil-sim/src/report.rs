@@ -35,10 +35,12 @@ pub fn describe(scenario: &Scenario, step: &StepRecord) -> String {
                 Channel::Fix => "fix",
                 Channel::Event => "event",
                 Channel::Position => "position",
+                Channel::Tick => "watchdog run",
             };
             format!("{what} ({source}) REJECTED {reason}: {detail}")
         }
         Outcome::Duplicate { seq } => format!("seq {seq} again: duplicate dropped"),
+        Outcome::Tick => "the watchdog's scheduled run".to_owned(),
     }
 }
 
@@ -77,13 +79,26 @@ pub fn write_table(out: &mut dyn Write, scenario: &Scenario, run: &Run) -> io::R
         "time", "tag", "what happened"
     )?;
     for (step, what) in run.steps.iter().zip(&what) {
+        // The watchdog's runs that found nothing would fill the table: shown when they did.
+        if step.outcome == Outcome::Tick
+            && step.operator_events.is_empty()
+            && step.sms.is_empty()
+            && step.commands.is_empty()
+        {
+            continue;
+        }
+        let levels = if step.outcome == Outcome::Tick {
+            String::new()
+        } else {
+            levels(step)
+        };
         writeln!(
             out,
             "  {:<9} {:<tag_w$}  {:<what_w$}  {}",
             fmt_offset(step.at_s),
             step.tag_id.as_str(),
             what,
-            levels(step)
+            levels
         )?;
         for e in &step.operator_events {
             let urgency = e.urgency.map(|u| serde_name(&u)).unwrap_or_default();

@@ -47,6 +47,12 @@ pub struct ScenarioFile {
     /// after the fixes and events of the same second, as her device publishes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub victim_positions: Vec<VictimPositionEntry>,
+    /// Run the scenario clock to this many seconds after `start`, the watchdog running once a
+    /// scenario minute (at each whole minute, after the messages of that instant), as
+    /// EventBridge runs it. Without it the watchdog does not run (scenarios about single
+    /// messages stay about them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_s: Option<f64>,
     /// What must happen.
     pub expect: Expectations,
 }
@@ -261,7 +267,16 @@ pub enum Channel {
     Event,
     /// `victims/{device_id}/position`: a victim's own device.
     Position,
+    /// Not a message: the scenario clock reached a whole minute and the watchdog ran (only
+    /// with `until_s`). Its `tag_id` is [`WATCHDOG`].
+    Tick,
 }
+
+/// The longest `until_s`: a week of scenario minutes.
+const MAX_UNTIL_S: f64 = 7.0 * 24.0 * 3600.0;
+
+/// The name a [`Channel::Tick`] step carries in place of a tag.
+pub const WATCHDOG: &str = "watchdog";
 
 /// One message a tag publishes during a scenario.
 #[derive(Debug, Clone, PartialEq)]
@@ -290,6 +305,7 @@ impl Message {
             Channel::Fix => format!("tags/{}/fix", self.tag_id),
             Channel::Event => format!("tags/{}/event", self.tag_id),
             Channel::Position => format!("victims/{}/position", self.tag_id),
+            Channel::Tick => "(the watchdog's schedule)".to_owned(),
         }
     }
 }
@@ -682,6 +698,38 @@ fn messages(file: &ScenarioFile) -> Result<Vec<Message>, ScenarioError> {
                 note: p.note.clone(),
             },
         ));
+    }
+    if let Some(until_s) = file.until_s {
+        if !(0.0..=MAX_UNTIL_S).contains(&until_s) {
+            return Err(ScenarioError::at(
+                "until_s",
+                format!(
+                    "{until_s} is not a number of seconds between 0 and {MAX_UNTIL_S} (a week)"
+                ),
+            ));
+        }
+        let until_ms = start_ms + offset_ms(until_s);
+        // EventBridge fires at each whole minute; the first after the start.
+        let mut at_ms = (start_ms.div_euclid(60_000) + 1) * 60_000;
+        let mut i = 0;
+        while at_ms <= until_ms {
+            out.push((
+                at_ms,
+                3,
+                i,
+                Message {
+                    source: format!("until_s (minute {})", i + 1),
+                    at_s: (at_ms - start_ms) as f64 / 1000.0,
+                    received_at_ms: at_ms,
+                    tag_id: TagId::new(WATCHDOG).expect("a valid thing name"),
+                    channel: Channel::Tick,
+                    payload: String::new(),
+                    note: None,
+                },
+            ));
+            at_ms += 60_000;
+            i += 1;
+        }
     }
     out.sort_by_key(|&(at_ms, channel, index, _)| (at_ms, channel, index));
     Ok(out.into_iter().map(|(.., m)| m).collect())

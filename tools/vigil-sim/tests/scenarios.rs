@@ -22,7 +22,7 @@ fn run(name: &str) -> (Scenario, Run) {
     (scenario, run)
 }
 
-const REQUIRED: [&str; 15] = [
+const REQUIRED: [&str; 19] = [
     "approach_and_retreat",
     "first_fix_inside",
     "polygon_zone",
@@ -38,6 +38,10 @@ const REQUIRED: [&str; 15] = [
     "demo",
     "pursuit_on_at_warning_off_after_clear",
     "tag_ignores_pursuit_command",
+    "tag_silent_far_from_every_zone",
+    "tag_silent_near_home",
+    "no_gps_indoors_near_a_zone",
+    "burst_after_outage",
 ];
 
 #[test]
@@ -260,6 +264,7 @@ fn kitchen_sink() -> Value {
         "fixes": [{"tag_id": "t-1", "at_s": 0, "lat": 51.5, "lon": -0.12, "accuracy_m": 10, "seq": 1, "note": "n"}],
         "events": [{"tag_id": "t-1", "at_s": 0, "kind": "strap_tamper", "seq": 2, "note": "n"}],
         "victim_positions": [{"victim_id": "v-1", "at_s": 0, "lat": 51.6, "lon": -0.12, "accuracy_m": 10, "seq": 1, "note": "n"}],
+        "until_s": 120,
         "expect": {
             "sms": [{"to": "+447700900123", "level": "breach"}],
             "operator_events": [{"kind": "zone_breach"}],
