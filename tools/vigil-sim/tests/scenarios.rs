@@ -97,8 +97,14 @@ fn fixes_are_realistic() {
                     "{}: ({lat}, {lon}) is not in London",
                     scenario.name
                 );
+                // Indoors, by design: valid fixes too poor to judge a zone (docs/WATCHDOG.md).
+                let worst = if scenario.name == "no_gps_indoors_near_a_zone" {
+                    250.0
+                } else {
+                    30.0
+                };
                 assert!(
-                    (5.0..=30.0).contains(&accuracy_m),
+                    (5.0..=worst).contains(&accuracy_m),
                     "{}: accuracy {accuracy_m}",
                     scenario.name
                 );
