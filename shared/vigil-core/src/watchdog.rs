@@ -15,8 +15,9 @@
 //!   condition is told, so its end is seen within a minute. The watchdog reads only the tags
 //!   that are due (see `functions/watchdog`).
 //!
-//! A tag that never sent an accepted message has nothing to measure from: the watchdog starts
-//! judging it with its first message (operators see a tag that never reported in `vigil tags`).
+//! A tag that never sent an accepted message is silent from the moment its order came into
+//! force (`valid_from`); for an order in force from its creation, with no such time, from its
+//! first message.
 
 use crate::history::{TagHistory, TrackedFix};
 use crate::ids::{OrderId, ZoneId};
@@ -55,12 +56,15 @@ impl Condition {
         }
     }
 
-    /// The time the condition is measured from: the last accepted message (silence) or the
-    /// last usable fix (no GPS), server receive time; `None` when there is none yet.
-    pub fn measured_from(self, history: &TagHistory) -> Option<i64> {
+    /// The time the condition is measured from for an order: the last accepted message
+    /// (silence; for a tag that never sent one, the moment the order came into force, when it
+    /// says) or the last usable fix (no GPS; for a tag that never sent one, its first
+    /// message), server receive time; `None` when there is nothing to measure from.
+    pub fn measured_from(self, terms: &OrderTerms, history: &TagHistory) -> Option<i64> {
         match self {
-            Self::Silence => history.last_received_ms,
-            // A tag that never sent a usable fix is measured from its first message.
+            Self::Silence => history
+                .last_received_ms
+                .or(terms.valid_from.map(|t| t.timestamp_millis())),
             Self::NoGps => history.last_usable_ms.or(history.first_received_ms),
         }
     }
@@ -75,11 +79,18 @@ impl Condition {
     /// Whether the condition holds for an order at `now_ms`: strictly longer than the limit.
     pub fn holds(self, terms: &OrderTerms, history: &TagHistory, now_ms: i64) -> bool {
         let over = |from: Option<i64>, limit| from.is_some_and(|t| now_ms - t > limit);
-        let silent = over(history.last_received_ms, Self::Silence.limit_ms(terms));
+        let silent = over(
+            Self::Silence.measured_from(terms, history),
+            Self::Silence.limit_ms(terms),
+        );
         match self {
             Self::Silence => silent,
             Self::NoGps => {
-                !silent && over(Self::NoGps.measured_from(history), self.limit_ms(terms))
+                !silent
+                    && over(
+                        Self::NoGps.measured_from(terms, history),
+                        self.limit_ms(terms),
+                    )
             }
         }
     }
@@ -117,7 +128,7 @@ pub fn judge(orders: &[OrderTerms], history: &TagHistory, told: &Told, now_ms: i
                     order_id: terms.order_id.clone(),
                     condition,
                     started: true,
-                    episode_ms: condition.measured_from(history),
+                    episode_ms: condition.measured_from(terms, history),
                 }),
                 (Some(episode), false) => out.push(Change {
                     order_id: terms.order_id.clone(),
@@ -157,7 +168,7 @@ pub fn next_check_ms(orders: &[OrderTerms], history: &TagHistory, told: &Told, n
             if told.contains_key(&(terms.order_id.clone(), condition)) {
                 continue;
             }
-            if let Some(from) = condition.measured_from(history) {
+            if let Some(from) = condition.measured_from(terms, history) {
                 next = next.min(from + condition.limit_ms(terms) + 1);
             }
         }
@@ -316,9 +327,25 @@ mod tests {
     }
 
     #[test]
-    fn a_tag_that_never_reported_is_not_judged_and_orders_out_of_force_end_their_marks() {
+    fn a_tag_that_never_reported_is_silent_from_its_order_s_start_and_orders_out_of_force_end_their_marks()
+     {
         let o = [terms("o1")];
         assert!(judge(&o, &TagHistory::default(), &Told::new(), T0).is_empty());
+        let mut dated = terms("o1");
+        dated.valid_from = chrono::DateTime::from_timestamp_millis(T0);
+        let never = TagHistory::default();
+        assert!(
+            judge(
+                std::slice::from_ref(&dated),
+                &never,
+                &Told::new(),
+                T0 + 300_000
+            )
+            .is_empty()
+        );
+        let c = judge(&[dated], &never, &Told::new(), T0 + 300_001);
+        assert_eq!(started(&c), [(Condition::Silence, true)]);
+        assert_eq!(c[0].episode_ms, Some(T0));
         let mut ended = terms("o1");
         ended.valid_until = chrono::DateTime::from_timestamp_millis(T0 + 1000);
         let mut told = Told::new();
