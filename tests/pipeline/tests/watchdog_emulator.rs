@@ -125,13 +125,19 @@ async fn the_store_keeps_the_index_the_cursor_and_the_marks_as_in_memory() {
         .arm(105, "p101#0", &[a.clone(), b.clone()])
         .await
         .unwrap();
-    s.store.arm(105, "s101#0", &[a.clone()]).await.unwrap();
+    s.store
+        .arm(105, "s101#0", std::slice::from_ref(&a))
+        .await
+        .unwrap();
     assert_eq!(
         s.store.due_tags(105).await.unwrap(),
         [a.clone(), b.clone()].into()
     );
     // A rerun replaces its part; no tags removes it.
-    s.store.arm(105, "p101#0", &[b.clone()]).await.unwrap();
+    s.store
+        .arm(105, "p101#0", std::slice::from_ref(&b))
+        .await
+        .unwrap();
     s.store.arm(105, "s101#0", &[]).await.unwrap();
     assert_eq!(s.store.due_tags(105).await.unwrap(), [b.clone()].into());
     assert_eq!(s.store.armed(104, 106).await.unwrap().len(), 1);
