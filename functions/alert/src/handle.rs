@@ -12,6 +12,7 @@ use vigil_aws::ports::{
 use vigil_core::events::{AlertBody, AlertEvent};
 use vigil_core::operator::{CommandReport, OperatorEvent, OperatorKind};
 use vigil_core::policy::{self, Decision, Hold, Moment};
+use vigil_core::watchdog::Condition;
 use vigil_core::{AlertLevel, Urgency, VictimDecision, ZoneKind, messages};
 
 /// Handles one alert event at `now_ms`, idempotently by its id: claim (bound to the event's
@@ -133,13 +134,32 @@ where
         // The watchdog: the victim hears of lost contact near her zones, and of its return
         // if she heard of the loss.
         AlertBody::Watch {
-            started: true,
+            condition,
+            started,
             near,
             ..
-        } => policy::decide_tag_silent(near.is_some(), &order.policy, &notices, &at),
-        AlertBody::Watch { started: false, .. } => {
-            policy::decide_contact_restored(&order.policy, &notices, &at)
+        } if condition.loses_contact() => {
+            if *started {
+                policy::decide_tag_silent(near.is_some(), &order.policy, &notices, &at)
+            } else {
+                policy::decide_contact_restored(&order.policy, &notices, &at)
+            }
         }
+        // A strap still cut, a battery still low: operators (the tag's own event already
+        // told the victim what her order allows).
+        AlertBody::Watch {
+            condition, started, ..
+        } => (
+            Decision {
+                victim: VictimDecision::Nothing,
+                urgency: match (condition, started) {
+                    (_, false) => Urgency::Info,
+                    (Condition::Tamper, true) => Urgency::Urgent,
+                    _ => Urgency::High,
+                },
+            },
+            notices.clone(),
+        ),
         AlertBody::RejectedNearZone { .. }
         | AlertBody::MessageConflict { .. }
         | AlertBody::VictimDevice { .. }

@@ -54,7 +54,7 @@ pub async fn handle_tag_event<S: IngestStore, Q: AlertQueue, M: Metrics>(
         .save_event_digest(&ev.tag_id, ev.seq, &digest, received_at_ms)
         .await?;
     save_history(ports, &ev.tag_id, ctx.history, |h| {
-        h.with_message(received_at_ms)
+        h.with_event(ev.kind, received_at_ms)
     })
     .await?;
     let kind = OperatorKind::TagEvent(ev.kind).to_string();

@@ -174,7 +174,7 @@ async fn event_of<S: WatchStore, Q, M>(
     now_ms: i64,
 ) -> Result<AlertEvent, WatchdogError> {
     let last = watchdog::last_known(&tag.history).cloned();
-    let near = match (&last, change.started) {
+    let near = match (&last, change.started && change.condition.loses_contact()) {
         (Some(fix), true) => {
             let extra = tag
                 .orders

@@ -9,7 +9,7 @@
 //! The ingest function keeps it in the `last-seen` table, one item per tag, written after the
 //! fix's state changes are committed, conditionally on [`TagHistory::rev`].
 
-use crate::fix::{Fix, FixError, ValidationLimits, check_motion};
+use crate::fix::{Fix, FixError, TagEventKind, ValidationLimits, check_motion};
 use crate::ids::TagId;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 /// is inside a small zone (a 150 m home zone), so a tag sending only such fixes is treated as
 /// one without GPS (docs/WATCHDOG.md).
 pub const USABLE_ACCURACY_M: f64 = 100.0;
+
+/// A fix reporting at least this charge ends a `battery_low` condition (the tag is charging).
+pub const BATTERY_OK_PCT: u8 = 30;
 
 /// How many accepted fixes the history keeps: the speed check needs the two newest, and one
 /// more lets a fix that arrives out of order find its neighbours.
@@ -97,6 +100,14 @@ pub struct TagHistory {
     /// "no GPS" rule measures a tag that never sent a usable fix from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_received_ms: Option<i64>,
+    /// Server receive time of the `strap_tamper` event not yet followed by `strap_restored`,
+    /// Unix ms: the watchdog's "tamper unresolved" rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tamper_since_ms: Option<i64>,
+    /// Server receive time of the `battery_low` event not yet followed by a fix with at least
+    /// [`BATTERY_OK_PCT`] charge (charging), Unix ms: the "battery low unresolved" rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery_low_since_ms: Option<i64>,
     /// Revision of the stored item; 0 when never written.
     #[serde(default)]
     pub rev: u64,
@@ -165,6 +176,26 @@ impl TagHistory {
         if fix.accuracy_m <= USABLE_ACCURACY_M {
             next.last_usable_ms = next.last_usable_ms.max(Some(received_at_ms));
         }
+        if fix.battery_pct.is_some_and(|p| p >= BATTERY_OK_PCT) {
+            next.battery_low_since_ms = None;
+        }
+        next
+    }
+
+    /// The history after accepting a tag event of `kind`: a message, and the start or end of
+    /// an unresolved strap tamper or low battery.
+    pub fn with_event(&self, kind: TagEventKind, received_at_ms: i64) -> TagHistory {
+        let mut next = self.with_message(received_at_ms);
+        match kind {
+            TagEventKind::StrapTamper => {
+                next.tamper_since_ms = next.tamper_since_ms.or(Some(received_at_ms));
+            }
+            TagEventKind::StrapRestored => next.tamper_since_ms = None,
+            TagEventKind::BatteryLow => {
+                next.battery_low_since_ms = next.battery_low_since_ms.or(Some(received_at_ms));
+            }
+            TagEventKind::NoGps | TagEventKind::PowerOff | TagEventKind::PowerOn => {}
+        }
         next
     }
 
@@ -189,6 +220,10 @@ impl TagHistory {
         next.fixes.truncate(KEPT_FIXES);
         next.last_received_ms = next.last_received_ms.max(other.last_received_ms);
         next.last_usable_ms = next.last_usable_ms.max(other.last_usable_ms);
+        // An unresolved condition either writer saw is kept: a missed tamper is worse than
+        // one reported once too long.
+        next.tamper_since_ms = next.tamper_since_ms.or(other.tamper_since_ms);
+        next.battery_low_since_ms = next.battery_low_since_ms.or(other.battery_low_since_ms);
         next.first_received_ms = match (next.first_received_ms, other.first_received_ms) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -73,11 +73,19 @@ pub enum OperatorKind {
     GpsLost,
     /// The watchdog: a usable fix again after "GPS lost".
     GpsRestored,
+    /// The watchdog: a strap tamper not restored within the order's grace period.
+    TamperUnresolved,
+    /// The watchdog: the strap restored after `tamper_unresolved`.
+    TamperResolved,
+    /// The watchdog: a low battery not charged within the order's grace period.
+    BatteryLowUnresolved,
+    /// The watchdog: charging again after `battery_low_unresolved`.
+    BatteryResolved,
 }
 
 impl OperatorKind {
     /// Every kind without a parameter, for documentation and tests.
-    pub const PLAIN: [OperatorKind; 19] = [
+    pub const PLAIN: [OperatorKind; 23] = [
         Self::ZoneWarning,
         Self::ZoneBreach,
         Self::ZoneStepDown,
@@ -97,6 +105,10 @@ impl OperatorKind {
         Self::ContactRestored,
         Self::GpsLost,
         Self::GpsRestored,
+        Self::TamperUnresolved,
+        Self::TamperResolved,
+        Self::BatteryLowUnresolved,
+        Self::BatteryResolved,
     ];
 
     /// The kinds of a zone change: the level change (with `late_fix` for a raise by a late
@@ -148,6 +160,10 @@ impl OperatorKind {
                 (Condition::Silence, false) => Self::ContactRestored,
                 (Condition::NoGps, true) => Self::GpsLost,
                 (Condition::NoGps, false) => Self::GpsRestored,
+                (Condition::Tamper, true) => Self::TamperUnresolved,
+                (Condition::Tamper, false) => Self::TamperResolved,
+                (Condition::BatteryLow, true) => Self::BatteryLowUnresolved,
+                (Condition::BatteryLow, false) => Self::BatteryResolved,
             }],
         }
     }
@@ -186,6 +202,10 @@ impl fmt::Display for OperatorKind {
             Self::ContactRestored => "contact_restored",
             Self::GpsLost => "gps_lost",
             Self::GpsRestored => "gps_restored",
+            Self::TamperUnresolved => "tamper_unresolved",
+            Self::TamperResolved => "tamper_resolved",
+            Self::BatteryLowUnresolved => "battery_low_unresolved",
+            Self::BatteryResolved => "battery_resolved",
             Self::TagEvent(k) => return write!(f, "tag_event:{}", tag_event_name(*k)),
             Self::FixRejected(r) => return write!(f, "fix_rejected:{r}"),
         })

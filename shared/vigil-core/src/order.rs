@@ -184,6 +184,11 @@ pub struct OrderPolicy {
     /// The victim is told of silence (or no GPS) when the tag's last fix was within this
     /// distance beyond the warning buffer of one of her zones, metres.
     pub silent_victim_distance_m: f64,
+    /// A strap tamper not restored within this many seconds is raised again to operators
+    /// (urgent), seconds.
+    pub tamper_grace_s: u32,
+    /// A low battery not charged within this many seconds is raised to operators, seconds.
+    pub battery_low_grace_s: u32,
 }
 
 impl Default for OrderPolicy {
@@ -203,6 +208,8 @@ impl Default for OrderPolicy {
             silence_limit_s: 5 * 60,
             no_gps_limit_s: 10 * 60,
             silent_victim_distance_m: 2_000.0,
+            tamper_grace_s: 5 * 60,
+            battery_low_grace_s: 30 * 60,
         }
     }
 }
@@ -283,6 +290,18 @@ impl OrderPolicy {
             u64::from(self.no_gps_limit_s),
             120,
             24 * 3600,
+        )?;
+        range(
+            "tamper_grace_s",
+            u64::from(self.tamper_grace_s),
+            60,
+            24 * 3600,
+        )?;
+        range(
+            "battery_low_grace_s",
+            u64::from(self.battery_low_grace_s),
+            60,
+            7 * 24 * 3600,
         )?;
         let d = self.silent_victim_distance_m;
         if d.is_finite() && (0.0..=50_000.0).contains(&d) {

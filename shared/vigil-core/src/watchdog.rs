@@ -42,18 +42,35 @@ pub enum Condition {
     Silence,
     /// Messages, but no usable fix for longer than the limit.
     NoGps,
+    /// A strap tamper not restored within the grace period.
+    Tamper,
+    /// A low battery not charged within the grace period.
+    BatteryLow,
 }
 
 impl Condition {
     /// Every condition.
-    pub const ALL: [Condition; 2] = [Condition::Silence, Condition::NoGps];
+    pub const ALL: [Condition; 4] = [
+        Condition::Silence,
+        Condition::NoGps,
+        Condition::Tamper,
+        Condition::BatteryLow,
+    ];
 
-    /// `silence` or `no_gps`.
+    /// `silence`, `no_gps`, `tamper` or `battery_low`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Silence => "silence",
             Self::NoGps => "no_gps",
+            Self::Tamper => "tamper",
+            Self::BatteryLow => "battery_low",
         }
+    }
+
+    /// Whether the victim may be told of it (`tag_silent` near her zones): contact lost.
+    /// Tamper keeps its own rule (the tag's event already told her, `notify_victim_on_tamper`).
+    pub fn loses_contact(self) -> bool {
+        matches!(self, Self::Silence | Self::NoGps)
     }
 
     /// The time the condition is measured from for an order: the last accepted message
@@ -66,6 +83,8 @@ impl Condition {
                 .last_received_ms
                 .or(terms.valid_from.map(|t| t.timestamp_millis())),
             Self::NoGps => history.last_usable_ms.or(history.first_received_ms),
+            Self::Tamper => history.tamper_since_ms,
+            Self::BatteryLow => history.battery_low_since_ms,
         }
     }
 
@@ -73,6 +92,8 @@ impl Condition {
         i64::from(match self {
             Self::Silence => terms.policy.silence_limit_s,
             Self::NoGps => terms.policy.no_gps_limit_s,
+            Self::Tamper => terms.policy.tamper_grace_s,
+            Self::BatteryLow => terms.policy.battery_low_grace_s,
         }) * 1000
     }
 
@@ -91,6 +112,10 @@ impl Condition {
                         Self::NoGps.measured_from(terms, history),
                         self.limit_ms(terms),
                     )
+            }
+            // A silent tag's strap and battery stay as they were last reported.
+            Self::Tamper | Self::BatteryLow => {
+                over(self.measured_from(terms, history), self.limit_ms(terms))
             }
         }
     }
@@ -204,6 +229,7 @@ pub fn last_known(history: &TagHistory) -> Option<&TrackedFix> {
 mod tests {
     use super::*;
     use crate::fix::Fix;
+    use crate::fix::TagEventKind;
     use crate::history::USABLE_ACCURACY_M;
     use crate::ids::TagId;
     use crate::order::OrderPolicy;
@@ -423,5 +449,35 @@ mod tests {
         assert!(near_zone(&at(150.0 + 2_500.0), &zones, 2_000.0).is_some());
         assert!(near_zone(&at(150.0 + 2_530.0), &zones, 2_000.0).is_none());
         assert!(near_zone(&at(450.0), &[], 2_000.0).is_none());
+    }
+
+    #[test]
+    fn tamper_and_battery_unresolved_after_their_grace_and_ended_by_restore_and_charge() {
+        let o = [terms("o1")];
+        let h = history(T0, 10.0).with_event(TagEventKind::StrapTamper, T0 + 1_000);
+        assert_eq!(h.tamper_since_ms, Some(T0 + 1_000));
+        // Still reporting (no silence), strap still cut: at the grace's edge, then after.
+        let live = |h: &TagHistory, t: i64| h.with_fix(&fix(t, 10.0), t);
+        let h = live(&h, T0 + 290_000);
+        assert!(judge(&o, &h, &Told::new(), T0 + 301_000).is_empty());
+        let c = judge(&o, &h, &Told::new(), T0 + 301_001);
+        assert_eq!(started(&c), [(Condition::Tamper, true)]);
+        let mut told = Told::new();
+        told.insert((o[0].order_id.clone(), Condition::Tamper), Some(T0 + 1_000));
+        let restored = h.with_event(TagEventKind::StrapRestored, T0 + 400_000);
+        assert_eq!(
+            started(&judge(&o, &restored, &told, T0 + 400_500)),
+            [(Condition::Tamper, false)]
+        );
+        // Battery low: a fix at 30 % ends it; 29 % does not.
+        let b = history(T0, 10.0).with_event(TagEventKind::BatteryLow, T0);
+        let mut low = fix(T0 + 60_000, 10.0);
+        low.battery_pct = Some(29);
+        assert_eq!(b.with_fix(&low, T0 + 60_000).battery_low_since_ms, Some(T0));
+        low.battery_pct = Some(30);
+        assert_eq!(b.with_fix(&low, T0 + 60_000).battery_low_since_ms, None);
+        let still = live(&b, T0 + 1_790_000);
+        let c = judge(&o, &still, &Told::new(), T0 + 1_800_001);
+        assert_eq!(started(&c), [(Condition::BatteryLow, true)]);
     }
 }

@@ -22,7 +22,7 @@ fn run(name: &str) -> (Scenario, Run) {
     (scenario, run)
 }
 
-const REQUIRED: [&str; 19] = [
+const REQUIRED: [&str; 21] = [
     "approach_and_retreat",
     "first_fix_inside",
     "polygon_zone",
@@ -42,6 +42,8 @@ const REQUIRED: [&str; 19] = [
     "tag_silent_near_home",
     "no_gps_indoors_near_a_zone",
     "burst_after_outage",
+    "strap_cut_then_restored",
+    "battery_low_then_dead",
 ];
 
 #[test]
@@ -256,7 +258,8 @@ fn kitchen_sink() -> Value {
             "policy": {"reveal_offender_position": false, "cooldown_s": 900, "escalate_breach_after_s": 300,
                        "repeat_breach_window_s": 3600, "notify_victim_on_tamper": true, "late_fix_victim_window_s": 600,
                        "report_interval_s": 60, "pursuit_report_interval_s": 15,
-                       "silence_limit_s": 300, "no_gps_limit_s": 600, "silent_victim_distance_m": 2000},
+                       "silence_limit_s": 300, "no_gps_limit_s": 600, "silent_victim_distance_m": 2000,
+                       "tamper_grace_s": 300, "battery_low_grace_s": 1800},
             "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2027-01-01T00:00:00Z",
             "zones": [{
                 "zone_id": "home", "kind": "home",
