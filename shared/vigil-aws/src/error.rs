@@ -103,6 +103,9 @@ const UNAVAILABLE_CODES: &[&str] = &[
     "InternalFailure",
     "ServiceUnavailable",
     "InternalError",
+    // The IoT data plane's (the commander's) 503 and 500.
+    "ServiceUnavailableException",
+    "InternalFailureException",
 ];
 
 /// Classifies an SDK error of any AWS service. `what` names the item for conflicts.

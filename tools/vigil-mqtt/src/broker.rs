@@ -201,7 +201,10 @@ fn broker_config(listen: SocketAddr) -> Config {
         next_connection_delay_ms: 0,
         connections: ConnectionSettings {
             connection_timeout_ms: 5_000,
-            max_payload_size: MAX_PAYLOAD_BYTES,
+            // rumqttd's limit is on the whole packet after its fixed header (topic, packet id
+            // and payload): the front's, which checks the payload itself against IoT Core's
+            // 128 KiB, so that a payload of exactly 128 KiB fits.
+            max_payload_size: crate::front::MAX_PACKET_BYTES,
             max_inflight_count: 500,
             auth: None,
             external_auth: None,

@@ -9,7 +9,7 @@
 //! - `CONNECT`: `iot:Connect` on `client/<client id>`; refused with CONNACK 5 (not
 //!   authorised) and the connection closed, so another tag cannot take a tag's client id;
 //! - `PUBLISH`: `iot:Publish` on `topic/<topic>`; refused by closing the connection, as IoT
-//!   Core does for MQTT 3.1.1;
+//!   Core does for MQTT 3.1.1; so is a payload over 128 KiB, IoT Core's limit, from anyone;
 //! - `SUBSCRIBE`: `iot:Subscribe` on `topicfilter/<filter>` for every filter; refused by
 //!   closing the connection (stricter than IoT Core, which answers SUBACK 0x80 per filter).
 //!
@@ -37,8 +37,9 @@ use crate::policy::{Action, Policies, Policy};
 /// Certificate CNs that are AWS-side services, not things: no IoT policy applies to them.
 pub const SERVICE_IDENTITIES: [&str; 2] = [BRIDGE_CLIENT_ID, OPERATOR_CLIENT_ID];
 
-/// The largest MQTT packet relayed: IoT Core's payload limit plus room for a topic.
-const MAX_PACKET_BYTES: usize = crate::client::MAX_PAYLOAD_BYTES + 64 * 1024;
+/// The largest MQTT packet relayed: IoT Core's payload limit plus room for a topic (the
+/// payload limit itself is checked on every PUBLISH).
+pub(crate) const MAX_PACKET_BYTES: usize = crate::client::MAX_PAYLOAD_BYTES + 64 * 1024;
 /// How many refusals are kept for inspection.
 const KEPT_DENIALS: usize = 1_000;
 /// CONNACK, return code 5: not authorised (MQTT 3.1.1, 3.2.2.3).
@@ -284,6 +285,24 @@ async fn relay(
             while let Some((frame, packet)) = next_packet(&mut buf)? {
                 match &packet {
                     Packet::Connect(_) => return Err("a second CONNECT".to_owned()),
+                    // IoT Core's limit, for things and services alike; MQTT 3.1.1 has no way
+                    // to refuse one message, so the connection is closed.
+                    Packet::Publish(publish)
+                        if publish.payload.len() > crate::client::MAX_PAYLOAD_BYTES =>
+                    {
+                        tracing::warn!(
+                            thing = %thing,
+                            client_id = %client_id,
+                            topic = %publish.topic,
+                            bytes = publish.payload.len(),
+                            "a payload over 128 KiB; connection closed"
+                        );
+                        return Err(format!(
+                            "{client_id}: a payload of {} bytes on {}, over 128 KiB",
+                            publish.payload.len(),
+                            publish.topic
+                        ));
+                    }
                     Packet::Publish(publish) if !service => {
                         let topic = publish.topic.as_str();
                         if !policy.allows(&thing, &client_id, Action::Publish, topic) {

@@ -115,3 +115,55 @@ fn keys_are_private_and_leaf_certificates_short_lived() {
     assert!(days_left(&again.cert) <= pki::LEAF_VALIDITY_DAYS);
     assert_eq!(mode(&dir.join("clients")), 0o700);
 }
+
+#[tokio::test]
+async fn a_payload_of_128_kib_is_taken_and_one_byte_more_closes_the_connection() {
+    use rumqttc::{Event, Packet, QoS};
+    use vigil_mqtt::client::MAX_PAYLOAD_BYTES;
+    // IoT Core's limit is on the payload: exactly 128 KiB, with its topic, is a message.
+    let (pki, broker) = common::broker("payload-limit");
+    let tag = pki.client("tag-1").unwrap();
+    let (client, mut eventloop) = common::connect(&broker.endpoint(), "tag-1", &tag)
+        .await
+        .expect("connects");
+    let publish = |payload: usize| {
+        let client = client.clone();
+        async move {
+            client
+                .publish(
+                    "tags/tag-1/event",
+                    QoS::AtLeastOnce,
+                    false,
+                    vec![b'x'; payload],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    publish(MAX_PAYLOAD_BYTES).await;
+    let acked = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await
+    .expect("an answer within 10 s");
+    assert_eq!(acked, Ok(()), "128 KiB was refused");
+    publish(MAX_PAYLOAD_BYTES + 1).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => return false,
+                Ok(_) => {}
+                Err(_) => return true,
+            }
+        }
+    })
+    .await
+    .expect("an answer within 10 s");
+    assert!(closed, "a payload over 128 KiB was acknowledged");
+}

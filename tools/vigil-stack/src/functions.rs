@@ -254,6 +254,10 @@ pub struct FunctionOptions {
     /// Where the functions' AWS clients connect instead of the emulator's own endpoint (a
     /// [`vigil_local::FaultProxy`] in front of it).
     pub endpoint_url: Option<String>,
+    /// The IoT data plane's endpoint (`AWS_ENDPOINT_URL_IOT_DATA_PLANE`), where the alert
+    /// function's commander publishes: the stack's [`crate::IotDataApi`], which forwards to
+    /// the local broker. `None`: the emulator's, which keeps commands to itself.
+    pub iot_data_endpoint_url: Option<String>,
     /// The alert function's timeout: a batch not handled by then is abandoned mid-way, as
     /// Lambda stops a function that runs out of time, and comes back after the queue's
     /// visibility timeout. Default: 30 s, as `infra/` deploys it.
@@ -267,6 +271,7 @@ impl Default for FunctionOptions {
     fn default() -> Self {
         FunctionOptions {
             endpoint_url: None,
+            iot_data_endpoint_url: None,
             alert_timeout: ALERT_TIMEOUT,
             retry_after: None,
         }
@@ -294,8 +299,8 @@ impl Functions {
         Functions::on_with(emulator, FunctionOptions::default())
     }
 
-    /// As [`Functions::on`], with options (an endpoint in front of the emulator, the alert
-    /// function's timeout, a shorter retry delay).
+    /// As [`Functions::on`], with options (an endpoint in front of the emulator, the IoT data
+    /// plane's endpoint, the alert function's timeout, a shorter retry delay).
     ///
     /// Fails as [`Functions::on`].
     pub fn on_with(emulator: Emulator, options: FunctionOptions) -> Result<Functions, String> {
@@ -305,6 +310,10 @@ impl Functions {
         let sdk = match &options.endpoint_url {
             Some(url) => emulator.sdk_config_via(url),
             None => emulator.sdk_config(),
+        };
+        let sdk = match &options.iot_data_endpoint_url {
+            Some(url) => crate::iot_data::with_endpoint(&sdk, url),
+            None => sdk,
         };
         let aws = Aws {
             config: config.clone(),

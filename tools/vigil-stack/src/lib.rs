@@ -13,17 +13,22 @@
 //!   optional fault proxy.
 //! - [`invoke`]: [`InvokeApi`], the functions' Lambda Invoke API (`AWS_ENDPOINT_URL_LAMBDA`),
 //!   through which `vigil dlq redrive` invokes ingest again as it would in AWS.
+//! - [`iot_data`]: [`IotDataApi`], the IoT data plane's `Publish`
+//!   (`AWS_ENDPOINT_URL_IOT_DATA_PLANE`), through which the alert function's commander (and
+//!   `aws iot-data publish`) sends devices their commands over the local broker.
 //!
 //! Binary: `vigil-stack up` (docs/MQTT.md, docs/LOCAL_STACK.md).
 
 pub mod functions;
 pub mod invoke;
+pub mod iot_data;
 pub mod stack;
 
 pub use functions::{
     ALERT_TIMEOUT, AlertPorts, Deployed, FunctionOptions, Functions, Handler, IngestPorts, Trigger,
 };
 pub use invoke::InvokeApi;
+pub use iot_data::IotDataApi;
 pub use stack::{
     IngestRunner, LocalStack, StackClock, StackError, StackOptions, wait_for_stop_signal,
 };

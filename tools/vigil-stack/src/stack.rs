@@ -5,19 +5,22 @@
 //! 1. the AWS emulator: moto started on a free port (or one already running, `endpoint_url`),
 //!    with `infra/resources.json` provisioned; DynamoDB is moto's, or AWS's DynamoDB Local on
 //!    a port of its own (`dynamodb`, `VIGIL_DYNAMODB=local`);
-//! 2. the functions on it ([`Functions`]);
-//! 3. the MQTT broker on a free port, behind its TLS front that applies the shipped tag policy;
-//! 4. the IoT rule bridge, whose Lambda action invokes ingest ([`IngestRunner`]): in-process,
+//! 2. the MQTT broker on a free port, behind its TLS front that applies the shipped tag policy;
+//! 3. the IoT data plane's `Publish` ([`IotDataApi`], `AWS_ENDPOINT_URL_IOT_DATA_PLANE` in the
+//!    env), which publishes to that broker: the alert function's commander sends devices their
+//!    commands through it, as it does through IoT in AWS;
+//! 4. the functions on the emulator ([`Functions`]), their IoT data plane endpoint that one;
+//! 5. the IoT rule bridge, whose Lambda action invokes ingest ([`IngestRunner`]): in-process,
 //!    through a Lambda Invoke API you run, or the real ingest binary under a `cargo lambda
-//!    watch` the stack starts with the emulator's environment;
-//! 5. the alert function: with the wall clock, a task drains the alert queue as Lambda's event
+//!    watch` the stack starts with the emulator's environment (and the IoT data plane's);
+//! 6. the alert function: with the wall clock, a task drains the alert queue as Lambda's event
 //!    source mapping does; with a scenario clock, the caller drains it
 //!    ([`Functions::try_drain`]) after each step, at the scenario's time;
-//! 6. the error path: what the bridge could not deliver (after its retries) goes to the
+//! 7. the error path: what the bridge could not deliver (after its retries) goes to the
 //!    `rule-errors` queue as Lambda's on-failure destination records it, and the functions'
 //!    Lambda Invoke API ([`InvokeApi`], `AWS_ENDPOINT_URL_LAMBDA` in the env) lets
 //!    `vigil dlq redrive` invoke ingest again, as in AWS;
-//! 7. with [`StackOptions::faults`], a [`FaultProxy`] between the functions and the emulator,
+//! 8. with [`StackOptions::faults`], a [`FaultProxy`] between the functions and the emulator,
 //!    for fault injection (docs/FAULTS.md).
 //!
 //! [`LocalStack::stop`] stops them in reverse order and removes the env file, if one was
@@ -35,7 +38,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use vigil_local::{DynamoDb, Emulator, FaultProxy};
 use vigil_mqtt::bridge::default_rules_dir;
-use vigil_mqtt::pki::BRIDGE_CLIENT_ID;
+use vigil_mqtt::pki::{BRIDGE_CLIENT_ID, OPERATOR_CLIENT_ID};
 use vigil_mqtt::{
     Bridge, Clock, Endpoint, HttpLambda, InProcessLambda, LambdaWatch, LocalBroker, Pki,
     RuleAction, RuleTargets, ScenarioClock, Statement, WallClock,
@@ -43,6 +46,7 @@ use vigil_mqtt::{
 
 use crate::functions::{ALERT_TIMEOUT, FunctionOptions, Functions, IngestPorts, Trigger};
 use crate::invoke::InvokeApi;
+use crate::iot_data::{self, IotDataApi};
 
 /// How the bridge's Lambda action runs the functions IoT rules invoke (ingest).
 #[derive(Debug, Clone, Default)]
@@ -156,6 +160,8 @@ pub struct LocalStack {
     pub faults: Option<FaultProxy>,
     /// The functions' Lambda Invoke API.
     pub invoke_api: InvokeApi,
+    /// The IoT data plane's `Publish`, to the broker (the alert function's commands).
+    pub iot_data: IotDataApi,
     error_path: JoinHandle<()>,
     env_file: Option<PathBuf>,
 }
@@ -202,8 +208,18 @@ impl LocalStack {
         } else {
             None
         };
+        let pki = Pki::ensure(&options.pki_dir).map_err(|e| err("the local PKI")(e.to_string()))?;
+        let broker = LocalBroker::start_for_stage(&pki, &stage)
+            .map_err(|e| err("the MQTT broker")(e.to_string()))?;
+        let operator = pki
+            .client(OPERATOR_CLIENT_ID)
+            .map_err(|e| err("the operators' certificate")(e.to_string()))?;
+        let iot_data = IotDataApi::start(&broker.endpoint(), &operator)
+            .await
+            .map_err(|e| err("the IoT data plane")(e.to_string()))?;
         let function_options = FunctionOptions {
             endpoint_url: faults.as_ref().map(|f| f.url().to_owned()),
+            iot_data_endpoint_url: Some(iot_data.url().to_owned()),
             alert_timeout: options.alert_timeout,
             retry_after: options.alert_retry_after,
         };
@@ -229,7 +245,8 @@ impl LocalStack {
                 IngestRunner::InvokeApi(url) => Arc::new(HttpLambda::new(url, d.name)),
                 IngestRunner::CargoLambdaWatch => {
                     let dir = vigil_local::workspace_root().join("functions").join(d.name);
-                    let env = functions.emulator.env_vars();
+                    let mut env = functions.emulator.env_vars();
+                    env.push((iot_data::ENDPOINT_VAR.to_owned(), iot_data.url().to_owned()));
                     let watch = tokio::task::spawn_blocking(move || LambdaWatch::start(&dir, &env))
                         .await
                         .map_err(|e| err("cargo lambda watch")(e.to_string()))?
@@ -254,9 +271,6 @@ impl LocalStack {
                 |table| functions.emulator.table_name(table).ok().map(str::to_owned),
             )
             .map_err(err("the rule actions"))?;
-        let pki = Pki::ensure(&options.pki_dir).map_err(|e| err("the local PKI")(e.to_string()))?;
-        let broker = LocalBroker::start_for_stage(&pki, &stage)
-            .map_err(|e| err("the MQTT broker")(e.to_string()))?;
         let identity = pki
             .client(BRIDGE_CLIENT_ID)
             .map_err(|e| err("the bridge's certificate")(e.to_string()))?;
@@ -306,6 +320,7 @@ impl LocalStack {
             lambda_watch,
             faults,
             invoke_api,
+            iot_data,
             error_path,
             env_file: None,
         })
@@ -333,8 +348,10 @@ impl LocalStack {
         }
     }
 
-    /// The environment a client of the stack needs: the emulator's (`AWS_*`, `VIGIL_*`) and
-    /// the broker's (`VIGIL_MQTT_HOST`, `VIGIL_MQTT_PORT`, `VIGIL_MQTT_CA`).
+    /// The environment a client of the stack needs: the emulator's (`AWS_*`, `VIGIL_*`), the
+    /// broker's (`VIGIL_MQTT_HOST`, `VIGIL_MQTT_PORT`, `VIGIL_MQTT_CA`), the functions' Lambda
+    /// Invoke API (`AWS_ENDPOINT_URL_LAMBDA`) and the IoT data plane
+    /// (`AWS_ENDPOINT_URL_IOT_DATA_PLANE`).
     pub fn env(&self) -> BTreeMap<String, String> {
         let endpoint = self.endpoint();
         let mut env: BTreeMap<String, String> = self.emulator().env_vars().into_iter().collect();
@@ -347,6 +364,10 @@ impl LocalStack {
         env.insert(
             "AWS_ENDPOINT_URL_LAMBDA".into(),
             self.invoke_api.url().to_owned(),
+        );
+        env.insert(
+            iot_data::ENDPOINT_VAR.to_owned(),
+            self.iot_data.url().to_owned(),
         );
         env
     }
@@ -365,9 +386,9 @@ impl LocalStack {
         Ok(())
     }
 
-    /// Stops everything, in reverse order: the alert task, the bridge, the emulator (when
-    /// this stack started it), and removes the env file. The broker's front stops with it;
-    /// rumqttd's threads end with the process.
+    /// Stops everything, in reverse order: the alert task, the bridge, the IoT data plane, the
+    /// emulator (when this stack started it), and removes the env file. The broker's front
+    /// stops with it; rumqttd's threads end with the process.
     pub async fn stop(self) {
         for task in self.event_sources {
             task.abort();
@@ -379,6 +400,7 @@ impl LocalStack {
             let _ = std::fs::remove_file(path);
         }
         drop(self.lambda_watch);
+        drop(self.iot_data);
         drop(self.broker);
         drop(self.functions);
     }

@@ -1,7 +1,8 @@
 //! `vigil-stack up` as a user runs it: the binary, not the library. A fix published to the
 //! broker it starts, at the host its env file names, must end as an SMS in the emulator (both
-//! functions run: issue 11.5), and SIGTERM must stop it as Ctrl-C does: the emulator it
-//! started is gone and the env file removed (it would otherwise point at dead ports).
+//! functions run: issue 11.5), the IoT data plane the env file names must publish to the
+//! broker, and SIGTERM must stop it as Ctrl-C does: the emulator it started and the data plane
+//! are gone and the env file removed (it would otherwise point at dead ports).
 //!
 //! The fix goes out with `mosquitto_pub` when it is installed: a client nobody here wrote, on
 //! OpenSSL, which sends the host as SNI and was refused for `127.0.0.1` (issue 11.6). Without
@@ -204,6 +205,20 @@ async fn up_texts_the_victim_and_sigterm_stops_everything_with(dynamodb: &str) {
     assert_eq!(sms[0].phone_number, PHONE);
     assert!(sms[0].message.contains("inside"), "{}", sms[0].message);
 
+    // The IoT data plane the env file names publishes to the broker (as the alert function's
+    // commands do), answering once the broker acknowledged.
+    let iot_data = env["AWS_ENDPOINT_URL_IOT_DATA_PLANE"].clone();
+    let published = reqwest::Client::new()
+        .post(format!(
+            "{iot_data}/topics/tags%2F{TAG}%2Fcmd?qos=1&retain=true"
+        ))
+        .body(r#"{"report_interval_s":15}"#)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status().as_u16(), 200);
+
     // SIGTERM: everything `up` started stops, and the env file goes.
     let mut child = up.0.take().unwrap();
     terminate(&child);
@@ -214,7 +229,11 @@ async fn up_texts_the_victim_and_sigterm_stops_everything_with(dynamodb: &str) {
     assert!(status.success(), "up exited with {status}");
     assert!(!env_file.exists(), "the env file outlived `up`");
     let http = reqwest::Client::new();
-    for url in [format!("{endpoint_url}/moto-api/data.json"), dynamodb_url] {
+    for url in [
+        format!("{endpoint_url}/moto-api/data.json"),
+        dynamodb_url,
+        iot_data,
+    ] {
         let gone = http.get(&url).timeout(Duration::from_secs(2)).send().await;
         assert!(gone.is_err(), "{url} outlived `up`: {gone:?}");
     }

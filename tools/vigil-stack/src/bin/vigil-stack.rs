@@ -1,6 +1,7 @@
 //! `vigil-stack up`: the whole local stack (the AWS emulator, both functions, the MQTT broker
-//! with the tag policy, the IoT rule bridge) until Ctrl-C or SIGTERM; writes `.local/mqtt.env`
-//! for clients and removes it when it stops. See docs/MQTT.md.
+//! with the tag policy, the IoT rule bridge, the IoT data plane's Publish) until Ctrl-C or
+//! SIGTERM; writes `.local/mqtt.env` for clients and removes it when it stops. See
+//! docs/MQTT.md.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -167,6 +168,11 @@ async fn up(options: StackOptions, env_file: PathBuf) -> Result<(), String> {
         None => println!("ingest  {ingest}"),
     }
     println!("alert   in-process, draining the alert queue");
+    println!(
+        "iotdata {} (IoT data plane Publish to the broker: the alert function's commands, \
+         `aws iot-data publish`)",
+        stack.iot_data.url()
+    );
     println!(
         "env     {}  (source it, then run vigil-tagsim or mosquitto_pub)",
         env_file.display()
