@@ -62,6 +62,99 @@ struct Session {
     /// The stack's scenario clock (a clone shares its time).
     clock: ScenarioClock,
     tags: HashMap<String, TagConnection>,
+    /// Every command published on a device's `cmd` topic, as a subscriber on the broker
+    /// received it; and how many of them the steps so far have taken.
+    commands: CommandListener,
+}
+
+/// A command as received: (topic, payload).
+type Command = (String, Vec<u8>);
+
+/// A subscriber to every device's command topic (`tags/+/cmd`, `victims/+/cmd`) on the
+/// broker, with the operators' identity: what the devices receive.
+struct CommandListener {
+    received: Arc<std::sync::Mutex<Vec<Command>>>,
+    taken: usize,
+    client: AsyncClient,
+    task: JoinHandle<()>,
+}
+
+impl CommandListener {
+    async fn start(stack: &LocalStack) -> Result<CommandListener, ExecutorError> {
+        let identity = stack
+            .pki
+            .client(vigil_mqtt::pki::OPERATOR_CLIENT_ID)
+            .map_err(|e| fail(format!("the operators' certificate: {e}")))?;
+        let options =
+            vigil_mqtt::client::mqtt_options(&stack.endpoint(), "vigil-operator-sim", &identity)
+                .map_err(|e| fail(format!("the command listener's MQTT options: {e}")))?;
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (subscribed_tx, mut subscribed) = mpsc::unbounded_channel();
+        let sink = received.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        sink.lock()
+                            .expect("command list")
+                            .push((p.topic.clone(), p.payload.to_vec()));
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = subscribed_tx.send(());
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        });
+        for filter in ["tags/+/cmd", "victims/+/cmd"] {
+            client
+                .subscribe(filter, QoS::AtLeastOnce)
+                .await
+                .map_err(|e| fail(format!("subscribing to {filter}: {e}")))?;
+        }
+        for _ in 0..2 {
+            tokio::time::timeout(STEP_TIMEOUT, subscribed.recv())
+                .await
+                .map_err(|_| fail("the broker did not acknowledge the command subscriptions"))?;
+        }
+        Ok(CommandListener {
+            received,
+            taken: 0,
+            client,
+            task,
+        })
+    }
+
+    /// The commands received since the last call, once as many as the stack's data plane
+    /// has published have arrived.
+    async fn take(&mut self, published: u64) -> Result<Vec<Command>, ExecutorError> {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            {
+                let all = self.received.lock().expect("command list");
+                // The listener subscribed before the first step, on a broker of its own
+                // session: every command it receives is one the data plane published.
+                if all.len() as u64 >= published {
+                    let new = all[self.taken..].to_vec();
+                    self.taken = all.len();
+                    return Ok(new);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(fail(format!(
+                    "the broker delivered fewer commands than the data plane published ({published}) within {STEP_TIMEOUT:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn close(self) {
+        let _ = self.client.disconnect().await;
+        self.task.abort();
+    }
 }
 
 /// One tag's MQTT connection: its client and the PUBACKs (or connection errors) its event loop
@@ -211,10 +304,12 @@ impl Session {
         })
         .await
         .map_err(|e| fail(e.to_string()))?;
+        let commands = CommandListener::start(&stack).await?;
         Ok(Session {
             stack,
             clock,
             tags: HashMap::new(),
+            commands,
         })
     }
 
@@ -222,6 +317,7 @@ impl Session {
         for (_, tag) in self.tags {
             tag.close().await;
         }
+        self.commands.close().await;
         self.stack.stop().await;
     }
 
@@ -373,7 +469,7 @@ impl Session {
     /// What the stack recorded since the previous message: SMS and operator events from the
     /// emulator, the tag's quarantine records, the ingest's duplicate counter, the levels.
     async fn readback(
-        &self,
+        &mut self,
         scenario: &Scenario,
         message: &Message,
         observer: &mut Observer,
@@ -422,17 +518,9 @@ impl Session {
             .quarantined(&crate::in_process::quarantine_key(message))
             .await
             .map_err(|e| fail(format!("reading the quarantine table: {e}")))?;
-        // The commands the alert function published through the IoT data plane, as it reports
-        // them to operators (the local data plane does not reach the broker yet).
-        let commands = events
-            .iter()
-            .flat_map(|e| &e.commands)
-            .filter(|c| c.failed.is_none())
-            .map(|c| {
-                let payload = vigil_core::reporting::payload(c.report_interval_s);
-                (c.device.topic(), payload)
-            })
-            .collect();
+        // The commands the alert function published through the IoT data plane, as the devices
+        // receive them from the broker.
+        let commands = self.commands.take(self.stack.iot_data.published()).await?;
         let readback = Readback {
             sms: new_sms,
             events,

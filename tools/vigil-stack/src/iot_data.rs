@@ -27,6 +27,8 @@
 //! Local only: it listens on 127.0.0.1 and checks no signature (any credentials do, as with
 //! the emulator); never expose it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_types::SdkConfig;
@@ -73,6 +75,7 @@ pub struct IotDataApi {
     url: String,
     server: JoinHandle<()>,
     publisher: JoinHandle<()>,
+    published: Arc<AtomicU64>,
 }
 
 impl IotDataApi {
@@ -86,7 +89,8 @@ impl IotDataApi {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
         let (requests, queue) = mpsc::channel(64);
-        let publisher = tokio::spawn(run_publisher(options, queue));
+        let published = Arc::new(AtomicU64::new(0));
+        let publisher = tokio::spawn(run_publisher(options, queue, published.clone()));
         let server = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -104,12 +108,19 @@ impl IotDataApi {
             url,
             server,
             publisher,
+            published,
         })
     }
 
     /// Its URL (`AWS_ENDPOINT_URL_IOT_DATA_PLANE`).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// How many publishes the broker has acknowledged so far: a reader of the command topics
+    /// (the simulator) waits until it has received as many.
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::SeqCst)
     }
 }
 
@@ -161,7 +172,11 @@ struct Publish {
 /// The one MQTT connection: publishes one request at a time (connecting first when there is no
 /// connection) and, between requests, keeps the connection alive (pings) and notices when it
 /// is lost.
-async fn run_publisher(options: MqttOptions, mut queue: mpsc::Receiver<Publish>) {
+async fn run_publisher(
+    options: MqttOptions,
+    mut queue: mpsc::Receiver<Publish>,
+    published: Arc<AtomicU64>,
+) {
     let mut connection: Option<EventLoop> = None;
     let mut client: Option<AsyncClient> = None;
     loop {
@@ -208,6 +223,7 @@ async fn run_publisher(options: MqttOptions, mut queue: mpsc::Receiver<Publish>)
             };
             match publish(c, eventloop, &request).await {
                 Ok(()) => {
+                    published.fetch_add(1, Ordering::SeqCst);
                     outcome = Ok(());
                     break;
                 }
