@@ -23,7 +23,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import type { VigilConfig } from './config';
-import { Protection, VICTIM_POSITIONS } from './protection';
+import { DERIVED_TABLES, NOT_BACKED_UP, Protection, VICTIM_POSITIONS } from './protection';
 import { SmsSettings, smsAttributes } from './sms';
 import { INFRA_DIR, REPO_ROOT, Resources, physicalName, queueName, ruleSql } from './resources';
 
@@ -173,8 +173,8 @@ export class VigilStack extends Stack {
         billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
         encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
         encryptionKey: this.key,
-        // Every table but her positions (protection.ts, VICTIM_POSITIONS).
-        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: def.name !== VICTIM_POSITIONS },
+        // Every table but her positions and the derived ones (protection.ts, NOT_BACKED_UP).
+        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: !NOT_BACKED_UP.includes(def.name) },
         // Orders, audit chains and zones are evidence: a stack deletion never deletes them,
         // and nobody deletes one by accident or alone (deletion protection must be turned off
         // first, a separate, logged API call).
@@ -220,6 +220,13 @@ export class VigilStack extends Stack {
     const noHistory = 'Victims\' latest positions, expiring after minutes: point-in-time recovery would keep a history of her whereabouts restorable for 35 days; a position older than 5 minutes is never used.';
     Validations.of(positions).acknowledge({ id: 'AwsSolutions::AwsSolutions-DDB3', reason: noHistory });
     waive(positions, [{ id: 'CKV_AWS_28', why: noHistory }]);
+    // The derived tables (the watchdog's deadline index): rebuilt by the watchdog's sweep, so
+    // neither point-in-time recovery nor backups (protection.ts, DERIVED_TABLES, says why).
+    for (const logical of DERIVED_TABLES) {
+      const derived = 'A derived index with a one-day TTL (the watchdog\'s due tags per minute, and its cursor): the watchdog\'s sweep rebuilds it from the tags table within 15 minutes, and a restored copy would only bring back a past schedule.';
+      Validations.of(table(logical)).acknowledge({ id: 'AwsSolutions::AwsSolutions-DDB3', reason: derived });
+      waive(table(logical), [{ id: 'CKV_AWS_28', why: derived }]);
+    }
     const alerts = this.must(this.queues, 'alerts', 'queue');
     const operators = this.must(this.topics, 'operators', 'topic');
 
