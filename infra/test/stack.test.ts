@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { VICTIM_POSITIONS } from '../lib/protection';
 import { INFRA_DIR, physicalName } from '../lib/resources';
-import { ruleName } from '../lib/vigil-stack';
+import { WATCHDOG_TIMEOUT_S, ruleName } from '../lib/vigil-stack';
 import { identityStatements, logicalId, ofType, smsSettingsCalls, synth, target } from './helpers';
 
 const s = synth();
@@ -18,18 +18,19 @@ const queueId = (logical: string) => logicalId(s, 'AWS::SQS::Queue', 'QueueName'
 const topicId = logicalId(s, 'AWS::SNS::Topic', 'TopicName', physicalName(s.resources, stage, 'operators'));
 const ingestId = logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-ingest`);
 const alertId = logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-alert`);
+const watchdogId = logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-watchdog`);
 const ruleErrorsId = queueId('rule-errors');
 // The rule files as the local bridge reads them (one line each).
 const sqlFile = (f: string) => readFileSync(path.join(INFRA_DIR, 'rules', f), 'utf8').trim();
 
 describe('functions', () => {
-  test('both are arm64 on provided.al2023 with the bootstrap handler, memory and reserved concurrency', () => {
-    for (const id of [ingestId, alertId]) {
+  test('each is arm64 on provided.al2023 with the bootstrap handler, memory and reserved concurrency', () => {
+    for (const id of [ingestId, alertId, watchdogId]) {
       const p = R[id].Properties;
       assert.deepEqual(p.Architectures, ['arm64']);
       assert.equal(p.Runtime, 'provided.al2023');
       assert.equal(p.Handler, 'bootstrap');
-      assert.ok(p.MemorySize >= 128 && p.MemorySize <= 256, 'ingest and alert fit in 128-256 MB');
+      assert.ok(p.MemorySize >= 128 && p.MemorySize <= 256, 'the functions fit in 128-256 MB');
       assert.ok(p.ReservedConcurrentExecutions >= 1);
     }
   });
@@ -73,14 +74,46 @@ describe('functions', () => {
     s.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
   });
 
+  test('watchdog: once a minute by EventBridge (rate(1 minute)), one run at a time, ending before the next; env as ingest\'s', () => {
+    const p = R[watchdogId].Properties;
+    assert.equal(p.ReservedConcurrentExecutions, 1);
+    assert.equal(p.Timeout, WATCHDOG_TIMEOUT_S);
+    assert.ok(p.Timeout < 60, 'a run ends before the next minute\'s starts');
+    assert.equal(p.Handler, 'bootstrap');
+    assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_ALERTS_QUEUE_URL', 'VIGIL_STAGE']);
+    assert.equal(p.Environment.Variables.VIGIL_STAGE, stage);
+    assert.equal(target(p.Environment.Variables.VIGIL_ALERTS_QUEUE_URL), logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`));
+    // One schedule, targeting the watchdog alone, with retries within the minute.
+    const rules = (Object.entries(ofType(s, 'AWS::Events::Rule')) as [string, any][]).filter(([, r]) => r.Properties.ScheduleExpression);
+    assert.equal(rules.length, 1);
+    const [ruleId, rule] = rules[0];
+    assert.equal(rule.Properties.ScheduleExpression, 'rate(1 minute)');
+    assert.equal(rule.Properties.State, 'ENABLED');
+    assert.equal(rule.Properties.Name, `vigil-${stage}-watchdog`);
+    assert.deepEqual(rule.Properties.Targets.map((t: any) => target(t.Arn)), [watchdogId]);
+    assert.deepEqual(rule.Properties.Targets[0].RetryPolicy, { MaximumEventAgeInSeconds: 60, MaximumRetryAttempts: 2 });
+    // Lambda's own async handling: no retry (the next run resumes from the cursor), an event
+    // older than a minute dropped, no destination.
+    s.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { FunctionName: { Ref: watchdogId }, MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 60 });
+    const config = Object.values(ofType(s, 'AWS::Lambda::EventInvokeConfig')).find((c: any) => c.Properties.FunctionName.Ref === watchdogId);
+    assert.equal(config.Properties.DestinationConfig, undefined);
+    // Invoked by this rule only: one permission, nothing from IoT or any other source.
+    const perms = Object.values(ofType(s, 'AWS::Lambda::Permission')).filter((x: any) => target(x.Properties.FunctionName) === watchdogId) as any[];
+    assert.equal(perms.length, 1);
+    assert.equal(perms[0].Properties.Principal, 'events.amazonaws.com');
+    assert.equal(target(perms[0].Properties.SourceArn), ruleId);
+    // No event source mapping: it reads no queue.
+    assert.ok(!Object.values(ofType(s, 'AWS::Lambda::EventSourceMapping')).some((m: any) => target(m.Properties.FunctionName) === watchdogId));
+  });
+
   test('log groups: one per function, retention from settings, encrypted, wired to the function', () => {
     const groups = ofType(s, 'AWS::Logs::LogGroup');
-    assert.equal(Object.keys(groups).length, 2);
+    assert.equal(Object.keys(groups).length, 3);
     for (const [id, g] of Object.entries(groups)) {
       assert.equal(g.Properties.RetentionInDays, 90);
       assert.ok(g.Properties.KmsKeyId, `${id} encrypted`);
     }
-    for (const fn of [ingestId, alertId]) assert.ok(target(R[fn].Properties.LoggingConfig.LogGroup) in groups);
+    for (const fn of [ingestId, alertId, watchdogId]) assert.ok(target(R[fn].Properties.LoggingConfig.LogGroup) in groups);
   });
 });
 
@@ -183,7 +216,7 @@ describe('encryption, alarms, outputs', () => {
     for (const [id, g] of Object.entries(ofType(s, 'AWS::Logs::LogGroup')) as [string, any][]) assert.equal(g.DeletionPolicy, 'Retain', id);
   });
 
-  test('only ingest, and the redrive role, may send to the alerts queue (16.7)', () => {
+  test('only ingest, the watchdog, and the redrive role, may send to the alerts queue (16.7)', () => {
     const alertsId = logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`);
     const policies = (Object.values(ofType(s, 'AWS::SQS::QueuePolicy')) as any[])
       .filter((p) => p.Properties.Queues.some((q: any) => target(q) === alertsId));
@@ -193,8 +226,9 @@ describe('encryption, alarms, outputs', () => {
     assert.deepEqual(deny[0].Principal, { AWS: '*' });
     const exempt = deny[0].Condition.ArnNotEquals['aws:PrincipalArn'].map(target);
     const ingestRoleId = target(R[ingestId].Properties.Role);
+    const watchdogRoleId = target(R[watchdogId].Properties.Role);
     const redriveId = logicalId(s, 'AWS::IAM::Role', 'RoleName', `vigil-${stage}-alert-redrive`);
-    assert.deepEqual(exempt.sort(), [ingestRoleId, redriveId].sort());
+    assert.deepEqual(exempt.sort(), [ingestRoleId, watchdogRoleId, redriveId].sort());
     // The redrive role moves from alerts-dlq to alerts and does nothing else.
     const actions = identityStatements(s).filter((st) => st.role === redriveId).flatMap((st) => st.Action).sort();
     assert.deepEqual(actions, ['kms:Decrypt', 'kms:GenerateDataKey', 'sqs:CancelMessageMoveTask', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueAttributes', 'sqs:ListMessageMoveTasks', 'sqs:ReceiveMessage', 'sqs:SendMessage', 'sqs:StartMessageMoveTask']);
@@ -343,7 +377,7 @@ describe('evidence that outlives an insider (16.6, 16.10)', () => {
 
   test('a key disabled or scheduled for deletion pages the operators', () => {
     const rules = Object.values(ofType(s, 'AWS::Events::Rule')) as any[];
-    const rule = rules.find((r) => JSON.stringify(r.Properties.EventPattern).includes('ScheduleKeyDeletion'))!;
+    const rule = rules.find((r) => JSON.stringify(r.Properties.EventPattern ?? {}).includes('ScheduleKeyDeletion'))!;
     assert.deepEqual(rule.Properties.EventPattern.detail.eventName.sort(), ['DisableKey', 'ScheduleKeyDeletion']);
     assert.equal(target(rule.Properties.Targets[0].Arn), topicId);
   });
