@@ -629,15 +629,17 @@ export class VigilStack extends Stack {
 
     // ---- Alarms: every one goes to the operators' topic ----
     const toOperators = new SnsAction(operators);
-    const alarm = (id: string, description: string, metric: cloudwatch.IMetric, threshold = 1) => {
+    // At or above the threshold, no data being no trouble, unless an alarm says otherwise
+    // (a metric whose absence is the trouble: runs that stop).
+    const alarm = (id: string, description: string, metric: cloudwatch.IMetric, threshold = 1, below = false) => {
       const a = new cloudwatch.Alarm(this, id, {
         alarmName: `vigil-${stage}-${id.replace(/[A-Z]/g, (c, i) => (i ? '-' : '') + c.toLowerCase())}`,
         alarmDescription: description,
         metric,
         threshold,
         evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        comparisonOperator: below ? cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD : cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: below ? cloudwatch.TreatMissingData.BREACHING : cloudwatch.TreatMissingData.NOT_BREACHING,
       });
       a.addAlarmAction(toOperators);
       a.addOkAction(toOperators);
@@ -651,6 +653,17 @@ export class VigilStack extends Stack {
       this.ruleErrors.metricApproximateNumberOfMessagesVisible({ period: fiveMin, statistic: 'Maximum' }));
     alarm('IngestErrors', 'The ingest function failed (it retries; failures end in rule-errors).', this.ingest.metricErrors({ period: fiveMin, statistic: 'Sum' }));
     alarm('AlertErrors', 'The alert function failed (messages retry, then go to alerts-dlq).', this.alert.metricErrors({ period: fiveMin, statistic: 'Sum' }));
+    // The watchdog: a run that fails, runs that stop (the schedule disabled or deleted, the
+    // function unable to start: no data is the alarm), runs close to the timeout (the next
+    // minute's run would be throttled behind one), and throttled runs (two at once).
+    alarm('WatchdogErrors', 'A watchdog run failed: silent tags may not be reported until a run succeeds (each run resumes from the last minute done).',
+      this.watchdog.metricErrors({ period: fiveMin, statistic: 'Sum' }));
+    alarm('WatchdogStopped', `The watchdog ran fewer than 4 times in 5 minutes (it runs every minute): silent tags are not being reported. Check the schedule (EventBridge rule vigil-${stage}-watchdog) and the function.`,
+      this.watchdog.metricInvocations({ period: fiveMin, statistic: 'Sum' }), 4, true);
+    alarm('WatchdogNearTimeout', `A watchdog run took more than 80% of its ${WATCHDOG_TIMEOUT_S} s timeout: runs may soon fail or overlap the next minute's.`,
+      this.watchdog.metricDuration({ period: fiveMin, statistic: 'Maximum' }), WATCHDOG_TIMEOUT_S * 1000 * 0.8);
+    alarm('WatchdogThrottles', 'A watchdog run was throttled (it runs one at a time): a run lasted into the next minute.',
+      this.watchdog.metricThrottles({ period: fiveMin, statistic: 'Sum' }));
     // SMS published straight to phone numbers report under PhoneNumber=PhoneNumberDirect.
     alarm('SmsFailures', 'A victim SMS could not be delivered: call the victim.', new cloudwatch.Metric({
       namespace: 'AWS/SNS',

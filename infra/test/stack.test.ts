@@ -254,7 +254,7 @@ describe('encryption, alarms, outputs', () => {
     assert.equal(target(R[topicId].Properties.KmsMasterKeyId), keyId);
   });
 
-  test('alarms on both dead-letter queues, both functions, SMS failures and SMS spend, all to the operators topic', () => {
+  test('alarms on both dead-letter queues, every function, the watchdog\'s runs, SMS failures and SMS spend, all to the operators topic', () => {
     const alarms = Object.values(ofType(s, 'AWS::CloudWatch::Alarm')) as any[];
     const find = (metric: string, dim?: (d: any[]) => boolean) =>
       alarms.filter((a) => a.Properties.MetricName === metric && (!dim || dim(a.Properties.Dimensions ?? [])));
@@ -268,10 +268,30 @@ describe('encryption, alarms, outputs', () => {
     assert.equal(sms[0].Properties.Namespace, 'AWS/SNS');
     assert.deepEqual(sms[0].Properties.Dimensions, [{ Name: 'PhoneNumber', Value: 'PhoneNumberDirect' }]);
     assert.equal(find('SMSMonthToDateSpentUSD')[0].Properties.Threshold, 80);
+    // The watchdog: errors; runs that stop (fewer than 4 in 5 minutes, no data is the alarm);
+    // runs near the timeout; throttled runs.
+    assert.equal(find('Errors', on(watchdogId)).length, 1);
+    const stopped = find('Invocations', on(watchdogId));
+    assert.equal(stopped.length, 1);
+    assert.equal(stopped[0].Properties.AlarmName, `vigil-${stage}-watchdog-stopped`);
+    assert.equal(stopped[0].Properties.ComparisonOperator, 'LessThanThreshold');
+    assert.equal(stopped[0].Properties.Threshold, 4);
+    assert.equal(stopped[0].Properties.Period, 300);
+    assert.equal(stopped[0].Properties.Statistic, 'Sum');
+    assert.equal(stopped[0].Properties.TreatMissingData, 'breaching');
+    const slow = find('Duration', on(watchdogId));
+    assert.equal(slow.length, 1);
+    assert.equal(slow[0].Properties.Statistic, 'Maximum');
+    assert.ok(slow[0].Properties.Threshold >= WATCHDOG_TIMEOUT_S * 1000 * 0.5 && slow[0].Properties.Threshold < WATCHDOG_TIMEOUT_S * 1000, 'close to, and below, the timeout (ms)');
+    assert.equal(find('Throttles', on(watchdogId)).length, 1);
     for (const a of alarms) {
       assert.deepEqual(a.Properties.AlarmActions, [{ Ref: topicId }], a.Properties.AlarmName);
-      assert.equal(a.Properties.TreatMissingData, 'notBreaching');
+      assert.deepEqual(a.Properties.OKActions, [{ Ref: topicId }], a.Properties.AlarmName);
+      // Missing data is no trouble, but for the one alarm whose trouble is missing data.
+      assert.equal(a.Properties.TreatMissingData, a === stopped[0] ? 'breaching' : 'notBreaching', a.Properties.AlarmName);
+      if (a !== stopped[0]) assert.equal(a.Properties.ComparisonOperator, 'GreaterThanOrEqualToThreshold', a.Properties.AlarmName);
     }
+    assert.equal(alarms.length, 10);
   });
 
   test('no account id or phone number is written into the template', () => {
