@@ -653,8 +653,8 @@ export class VigilStack extends Stack {
       this.ruleErrors.metricApproximateNumberOfMessagesVisible({ period: fiveMin, statistic: 'Maximum' }));
     alarm('IngestErrors', 'The ingest function failed (it retries; failures end in rule-errors).', this.ingest.metricErrors({ period: fiveMin, statistic: 'Sum' }));
     alarm('AlertErrors', 'The alert function failed (messages retry, then go to alerts-dlq).', this.alert.metricErrors({ period: fiveMin, statistic: 'Sum' }));
-    // The watchdog: a run that fails, runs that stop (the schedule disabled or deleted, the
-    // function unable to start: no data is the alarm), runs close to the timeout (the next
+    // The watchdog: a run that fails, runs that stop (the schedule disabled or deleted, its
+    // deliveries failing: no data is the alarm), runs close to the timeout (the next
     // minute's run would be throttled behind one), and throttled runs (two at once).
     alarm('WatchdogErrors', 'A watchdog run failed: silent tags may not be reported until a run succeeds (each run resumes from the last minute done).',
       this.watchdog.metricErrors({ period: fiveMin, statistic: 'Sum' }));
