@@ -2,7 +2,8 @@
 // backups of every table into a locked vault, a CloudTrail trail with data events on the
 // tables that hold orders, zones, tags and victims' devices (who wrote what, whatever tool
 // they used), and an alarm to the operators when a KMS key is disabled or scheduled for
-// deletion. One table is kept out of all of it, on purpose: victims' positions (below).
+// deletion. One table is kept out of all of it, on purpose: victims' positions (below); the
+// watchdog's deadline index, derived and rebuilt by the watchdog itself, has no backups either.
 
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as backup from 'aws-cdk-lib/aws-backup';
@@ -28,6 +29,19 @@ export const AUDITED_TABLES = ['orders', 'zones', 'tags', 'devices'] as const;
  * the trail bucket keeps them). Nothing is lost for safety: a position older than the age
  * limit (5 minutes by default) is never compared, so a restored one would be worthless. */
 export const VICTIM_POSITIONS = 'victim-positions';
+/** The watchdog's deadline index (`watch`): per minute, the tags due then, and the watchdog's
+ * cursor; each part expires a day after its minute (TTL). It is derived, not a record: the
+ * watchdog's sweep arms every tag with an order, read from `tags`, on its first run, after a
+ * gap and every 15 minutes, so a lost or emptied table costs one sweep, and a restored one
+ * would bring back a past schedule and cursor for the next runs to undo. So: no point-in-time
+ * recovery and no backup (a 35-day locked copy of a one-day index is cost without use), and
+ * no CloudTrail data events (several writes a minute, none of them a person's: cost and
+ * noise; the watchdog's marks on `tags` are recorded, since `tags` is audited). Like every
+ * table it is encrypted with the data key, deletion-protected and retained. */
+export const DERIVED_TABLES = ['watch'] as const;
+/** The tables kept out of point-in-time recovery and backups: her positions (privacy) and the
+ * derived ones (rebuildable). */
+export const NOT_BACKED_UP: readonly string[] = [VICTIM_POSITIONS, ...DERIVED_TABLES];
 
 export interface ProtectionProps {
   readonly stage: string;
@@ -61,7 +75,7 @@ export class Protection extends Construct {
       deleteAfter: Duration.days(BACKUP_RETENTION_DAYS),
     }));
     const selection = plan.addSelection('Tables', {
-      resources: [...tables].filter(([name]) => name !== VICTIM_POSITIONS).map(([, t]) => backup.BackupResource.fromDynamoDbTable(t)),
+      resources: [...tables].filter(([name]) => !NOT_BACKED_UP.includes(name)).map(([, t]) => backup.BackupResource.fromDynamoDbTable(t)),
     });
     Validations.of(selection).acknowledge({
       id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup]',

@@ -12,6 +12,8 @@ import { ArnFormat, Aws, CfnOutput, CfnResource, CfnRule, Duration, Fn, RemovalP
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as iot from 'aws-cdk-lib/aws-iot';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -23,7 +25,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import type { VigilConfig } from './config';
-import { Protection, VICTIM_POSITIONS } from './protection';
+import { DERIVED_TABLES, NOT_BACKED_UP, Protection, VICTIM_POSITIONS } from './protection';
 import { SmsSettings, smsAttributes } from './sms';
 import { INFRA_DIR, REPO_ROOT, Resources, physicalName, queueName, ruleSql } from './resources';
 
@@ -42,6 +44,12 @@ export const PURSUIT_COMMAND_TOPICS = ['tags/*/cmd', 'victims/*/cmd'] as const;
 /** The one attribute the alert function writes on `tags` and `devices` items: the last
  * command sent to that device. */
 export const COMMAND_ATTRIBUTE = 'cmd';
+
+/** The watchdog's marks on `tags` items, `watch#<order_id>#<condition>` (the episode of a
+ * silence or loss of GPS it has told): the only attributes it writes there. */
+export const WATCH_MARK_PATTERN = 'watch#*';
+/** The watchdog runs once a minute; it must end before the next run starts. */
+export const WATCHDOG_TIMEOUT_S = 50;
 
 /** Every IoT rule is named vigil_<stage>_<name>: rule names allow only [A-Za-z0-9_]. */
 export function ruleName(stage: string, name: string): string {
@@ -103,6 +111,7 @@ export class VigilStack extends Stack {
   readonly macKeys = new Map<string, kms.Key>();
   readonly ingest: lambda.Function;
   readonly alert: lambda.Function;
+  readonly watchdog: lambda.Function;
   readonly ruleErrors: sqs.Queue;
 
   constructor(scope: Construct, id: string, props: VigilStackProps) {
@@ -173,8 +182,8 @@ export class VigilStack extends Stack {
         billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
         encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
         encryptionKey: this.key,
-        // Every table but her positions (protection.ts, VICTIM_POSITIONS).
-        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: def.name !== VICTIM_POSITIONS },
+        // Every table but her positions and the derived ones (protection.ts, NOT_BACKED_UP).
+        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: !NOT_BACKED_UP.includes(def.name) },
         // Orders, audit chains and zones are evidence: a stack deletion never deletes them,
         // and nobody deletes one by accident or alone (deletion protection must be turned off
         // first, a separate, logged API call).
@@ -220,6 +229,13 @@ export class VigilStack extends Stack {
     const noHistory = 'Victims\' latest positions, expiring after minutes: point-in-time recovery would keep a history of her whereabouts restorable for 35 days; a position older than 5 minutes is never used.';
     Validations.of(positions).acknowledge({ id: 'AwsSolutions::AwsSolutions-DDB3', reason: noHistory });
     waive(positions, [{ id: 'CKV_AWS_28', why: noHistory }]);
+    // The derived tables (the watchdog's deadline index): rebuilt by the watchdog's sweep, so
+    // neither point-in-time recovery nor backups (protection.ts, DERIVED_TABLES, says why).
+    for (const logical of DERIVED_TABLES) {
+      const derived = 'A derived index with a one-day TTL (the watchdog\'s due tags per minute, and its cursor): the watchdog\'s sweep rebuilds it from the tags table within 15 minutes, and a restored copy would only bring back a past schedule.';
+      Validations.of(table(logical)).acknowledge({ id: 'AwsSolutions::AwsSolutions-DDB3', reason: derived });
+      waive(table(logical), [{ id: 'CKV_AWS_28', why: derived }]);
+    }
     const alerts = this.must(this.queues, 'alerts', 'queue');
     const operators = this.must(this.topics, 'operators', 'topic');
 
@@ -334,16 +350,15 @@ export class VigilStack extends Stack {
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QuarantineBadInput', actions: ['dynamodb:PutItem'], resources: arns('quarantine') }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QueueAlertEvents', actions: ['sqs:SendMessage'], resources: [alerts.queueArn] }));
 
-    // Only ingest writes alert events (16.7). A Deny in the queue's own policy holds whatever
-    // an identity policy grants (an administrator's sqs:* included): a forged breach or
-    // all-clear cannot be queued by anyone else. Moving parked events back from alerts-dlq
-    // (StartMessageMoveTask) sends with the caller's rights, so it needs the one role made for
-    // it, which the account's administrators assume (docs/DEPLOY.md); its use is in CloudTrail.
+    // Only ingest and the watchdog write alert events (16.7; the queue's Deny is below, after
+    // the watchdog). Moving parked events back from alerts-dlq (StartMessageMoveTask) sends
+    // with the caller's rights, so it needs the one role made for it, which the account's
+    // administrators assume (docs/DEPLOY.md); its use is in CloudTrail.
     const alertsDlqQueue = this.must(this.queues, 'alerts-dlq', 'queue');
     const redrive = new iam.Role(this, 'AlertRedrive', {
       roleName: `vigil-${stage}-alert-redrive`,
       assumedBy: new iam.AccountRootPrincipal(),
-      description: 'Moves alert events parked in alerts-dlq back to the alerts queue (the only principal besides ingest that may send to it)',
+      description: 'Moves alert events parked in alerts-dlq back to the alerts queue (the only principal besides ingest and the watchdog that may send to it)',
       maxSessionDuration: Duration.hours(1),
     });
     redrive.addToPolicy(new iam.PolicyStatement({
@@ -353,14 +368,6 @@ export class VigilStack extends Stack {
     }));
     redrive.addToPolicy(new iam.PolicyStatement({ sid: 'MoveToAlerts', actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes'], resources: [alerts.queueArn] }));
     redrive.addToPolicy(kmsUse('DataKey', this.key, ['kms:Decrypt', 'kms:GenerateDataKey'], ['sqs']));
-    alerts.addToResourcePolicy(new iam.PolicyStatement({
-      sid: 'OnlyIngestQueuesAlertEvents',
-      effect: iam.Effect.DENY,
-      principals: [new iam.AnyPrincipal()],
-      actions: ['sqs:SendMessage'],
-      resources: [alerts.queueArn],
-      conditions: { ArnNotEquals: { 'aws:PrincipalArn': [ingestRole.roleArn, redrive.roleArn] } },
-    }));
     ingestRole.addToPolicy(kmsUse('DataKey', this.key, ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'], ['dynamodb', 'sqs']));
 
     const alertProps = fnProps('Alert');
@@ -438,6 +445,89 @@ export class VigilStack extends Stack {
     alertRole.addToPolicy(new iam.PolicyStatement({ sid: 'SendVictimSms', actions: ['sns:Publish'], resources: ['*'] }));
     alertRole.addToPolicy(kmsUse('DataKey', this.key, ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'], ['dynamodb', 'sns']));
 
+    // The watchdog (issue 10): once a minute it reads the tags due (the `watch` table's parts
+    // for the minutes since its cursor), judges silence and loss of GPS, queues the starts and
+    // ends as alert events, marks them on the tag, and arms each tag again at its next check;
+    // every 15 minutes a sweep arms tags nobody armed. It never reads orders (her contact),
+    // victim-positions, notices or audit: the alert function texts her, from its own reads.
+    const watchdogProps = fnProps('Watchdog');
+    this.watchdog = new RustFunction(this, 'Watchdog', {
+      ...watchdogProps,
+      description: 'Every minute: the tags due, silence and no-GPS starts and ends as alert events, next checks',
+      // Below the schedule's minute: a run ends before the next one starts.
+      timeout: Duration.seconds(WATCHDOG_TIMEOUT_S),
+      // One run at a time (the cursor's conditional write guards as well: a second run would
+      // fail on it; its events have deterministic ids). Fixed, not a setting.
+      reservedConcurrentExecutions: 1,
+      environment: { VIGIL_STAGE: stage, VIGIL_ALERTS_QUEUE_URL: alerts.queueUrl },
+      // EventBridge invokes asynchronously. No Lambda retries and a one-minute max event age
+      // (the least Lambda accepts): the next run starts from the cursor a minute later and
+      // does the failed run's work, so a retry would only overlap it, and a run throttled
+      // behind the previous one is not kept queued. No on-failure destination: the event
+      // carries only the time; a failure is in the logs and alarms (WatchdogErrors; runs that
+      // stop, WatchdogStopped), and a record in rule-errors could not be redriven there.
+      retryAttempts: 0,
+      maxEventAge: Duration.minutes(1),
+    });
+    const schedule = new events.Rule(this, 'WatchdogSchedule', {
+      ruleName: `vigil-${stage}-watchdog`,
+      description: 'Runs the watchdog once a minute',
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      // Delivery retries (EventBridge's, for an Invoke call that failed) within the minute
+      // only: a late run would pile up behind the next one. The target adds the invoke
+      // permission for this rule alone.
+      targets: [new targets.LambdaFunction(this.watchdog, { retryAttempts: 2, maxEventAge: Duration.minutes(1) })],
+    });
+    Validations.of(schedule).acknowledge({
+      id: 'Serverless::Serverless-EventBusDLQ',
+      reason: 'A scheduled event carries only the time: an undelivered one is a missed run, which the next run makes up from the cursor, and runs that stop alarm (WatchdogStopped, on the function\'s invocations).',
+    });
+    const watchdogRole = watchdogProps.role;
+    // The deadline index: the cursor (GetItem, conditional PutItem), each minute's parts
+    // (Query by `minute`), parts replaced (PutItem) or emptied (DeleteItem).
+    watchdogRole.addToPolicy(new iam.PolicyStatement({
+      sid: 'DeadlineIndex',
+      actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+      resources: arns('watch'),
+    }));
+    // The tags due with their histories (the items ingest reads too), one BatchGetItem per 50.
+    watchdogRole.addToPolicy(new iam.PolicyStatement({ sid: 'ReadTagsDue', actions: ['dynamodb:BatchGetItem'], resources: arns('tags', 'last-seen') }));
+    // The sweep, every 15 minutes: which tags have an order (the one read of the whole fleet).
+    watchdogRole.addToPolicy(new iam.PolicyStatement({ sid: 'SweepTags', actions: ['dynamodb:Scan'], resources: arns('tags') }));
+    // The order's zones, for the zone a silent tag was last near (its summary on the tag item
+    // holds no geometry; `orders` is never read).
+    watchdogRole.addToPolicy(new iam.PolicyStatement({ sid: 'ReadOrderZones', actions: ['dynamodb:Query'], resources: arns('zones') }));
+    // Its marks on the tag, `watch#<order_id>#<condition>`, set and removed once (conditional
+    // on the item, and on the mark): UpdateItem of those attributes alone (and the key, which
+    // every item request names), by dynamodb:Attributes with StringLike, which IAM applies to
+    // multivalued keys with ForAllValues (each name must match one pattern). It cannot change
+    // a tag's orders, open zones, silent marks or command. ReturnValues as the alert role's
+    // `cmd` write: no whole-item return values.
+    watchdogRole.addToPolicy(new iam.PolicyStatement({
+      sid: 'MarkWatchConditions',
+      actions: ['dynamodb:UpdateItem'],
+      resources: arns('tags'),
+      conditions: {
+        'ForAllValues:StringLike': { 'dynamodb:Attributes': [resources.tables.find((t) => t.name === 'tags')!.partition_key.name, WATCH_MARK_PATTERN] },
+        StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE', 'UPDATED_OLD', 'UPDATED_NEW'] },
+      },
+    }));
+    watchdogRole.addToPolicy(new iam.PolicyStatement({ sid: 'QueueAlertEvents', actions: ['sqs:SendMessage'], resources: [alerts.queueArn] }));
+    watchdogRole.addToPolicy(kmsUse('DataKey', this.key, ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'], ['dynamodb', 'sqs']));
+
+    // Only ingest and the watchdog write alert events (16.7), and the redrive role moves them
+    // back. A Deny in the queue's own policy holds whatever an identity policy grants (an
+    // administrator's sqs:* included): a forged breach, all-clear or silence cannot be queued
+    // by anyone else.
+    alerts.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'OnlyIngestAndWatchdogQueueAlertEvents',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['sqs:SendMessage'],
+      resources: [alerts.queueArn],
+      conditions: { ArnNotEquals: { 'aws:PrincipalArn': [ingestRole.roleArn, watchdogRole.roleArn, redrive.roleArn] } },
+    }));
+
     // ---- Checkov findings accepted on the functions, each with its reason ----
     const lambdaWaivers = (invokedBy: string): Waiver[] => [
       { id: 'CKV_AWS_117', why: 'No VPC: the functions call only AWS APIs over TLS with IAM; a VPC would add NAT or endpoint cost and no protection.' },
@@ -471,6 +561,13 @@ export class VigilStack extends Stack {
       reason: 'Pursuit-mode commands: iot:Publish and iot:RetainPublish on the per-device command topics only; the wildcard is the device id (IoT thing name), and each device may subscribe to its own command topic only.',
     })));
     waive(this.alert, lambdaWaivers('Invoked only by the SQS event source: failed messages go to the alerts queue redrive (alerts-dlq), not to a function DLQ.'), dependsOnRole);
+    const watchdogNoDlq = 'Run by a schedule whose event carries only the time: the next run, a minute later, resumes from the cursor and does the failed run\'s work; failures alarm (errors, and invocations that stop).';
+    waive(this.watchdog, lambdaWaivers(watchdogNoDlq), dependsOnRole);
+    Validations.of(this.watchdog).acknowledge(
+      { id: 'Serverless::Serverless-LambdaDLQ', reason: watchdogNoDlq },
+      { id: 'Serverless::Serverless-LambdaAsyncFailureDestination', reason: watchdogNoDlq },
+      noTracing,
+    );
     // The SMS statement's "*" (see SendVictimSms above) is the only wildcard resource.
     waive(alertRole.node.findChild('DefaultPolicy'), [
       { id: 'CKV_AWS_111', why: 'sns:Publish to a phone number (victim SMS) has no resource ARN; the statement allows sns:Publish only.' },
@@ -532,15 +629,17 @@ export class VigilStack extends Stack {
 
     // ---- Alarms: every one goes to the operators' topic ----
     const toOperators = new SnsAction(operators);
-    const alarm = (id: string, description: string, metric: cloudwatch.IMetric, threshold = 1) => {
+    // At or above the threshold, no data being no trouble, unless an alarm says otherwise
+    // (a metric whose absence is the trouble: runs that stop).
+    const alarm = (id: string, description: string, metric: cloudwatch.IMetric, threshold = 1, below = false) => {
       const a = new cloudwatch.Alarm(this, id, {
         alarmName: `vigil-${stage}-${id.replace(/[A-Z]/g, (c, i) => (i ? '-' : '') + c.toLowerCase())}`,
         alarmDescription: description,
         metric,
         threshold,
         evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        comparisonOperator: below ? cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD : cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: below ? cloudwatch.TreatMissingData.BREACHING : cloudwatch.TreatMissingData.NOT_BREACHING,
       });
       a.addAlarmAction(toOperators);
       a.addOkAction(toOperators);
@@ -554,6 +653,17 @@ export class VigilStack extends Stack {
       this.ruleErrors.metricApproximateNumberOfMessagesVisible({ period: fiveMin, statistic: 'Maximum' }));
     alarm('IngestErrors', 'The ingest function failed (it retries; failures end in rule-errors).', this.ingest.metricErrors({ period: fiveMin, statistic: 'Sum' }));
     alarm('AlertErrors', 'The alert function failed (messages retry, then go to alerts-dlq).', this.alert.metricErrors({ period: fiveMin, statistic: 'Sum' }));
+    // The watchdog: a run that fails, runs that stop (the schedule disabled or deleted, its
+    // deliveries failing: no data is the alarm), runs close to the timeout (the next
+    // minute's run would be throttled behind one), and throttled runs (two at once).
+    alarm('WatchdogErrors', 'A watchdog run failed: silent tags may not be reported until a run succeeds (each run resumes from the last minute done).',
+      this.watchdog.metricErrors({ period: fiveMin, statistic: 'Sum' }));
+    alarm('WatchdogStopped', `The watchdog ran fewer than 4 times in 5 minutes (it runs every minute): silent tags are not being reported. Check the schedule (EventBridge rule vigil-${stage}-watchdog) and the function.`,
+      this.watchdog.metricInvocations({ period: fiveMin, statistic: 'Sum' }), 4, true);
+    alarm('WatchdogNearTimeout', `A watchdog run took more than 80% of its ${WATCHDOG_TIMEOUT_S} s timeout: runs may soon fail or overlap the next minute's.`,
+      this.watchdog.metricDuration({ period: fiveMin, statistic: 'Maximum' }), WATCHDOG_TIMEOUT_S * 1000 * 0.8);
+    alarm('WatchdogThrottles', 'A watchdog run was throttled (it runs one at a time): a run lasted into the next minute.',
+      this.watchdog.metricThrottles({ period: fiveMin, statistic: 'Sum' }));
     // SMS published straight to phone numbers report under PhoneNumber=PhoneNumberDirect.
     alarm('SmsFailures', 'A victim SMS could not be delivered: call the victim.', new cloudwatch.Metric({
       namespace: 'AWS/SNS',

@@ -3,12 +3,14 @@
 // function (offender-facing) can never read a victim's phone number, nothing but the ingest
 // function can reach her positions, and her device's item only ingest (reads) and the alert
 // function (reads, and writes of the pursuit-mode command attribute alone) can reach. The alert
-// function's IoT grant is exactly the two command topics.
+// function's IoT grant is exactly the two command topics. The watchdog reads the tags due and
+// writes only its deadline index, its own marks on tags and alert events; it never reaches
+// orders, her positions, notices or audit.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { physicalName } from '../lib/resources';
-import { COMMAND_ATTRIBUTE } from '../lib/vigil-stack';
+import { COMMAND_ATTRIBUTE, WATCH_MARK_PATTERN } from '../lib/vigil-stack';
 import { Statement, identityStatements, logicalId, ofType, synth, target } from './helpers';
 
 const s = synth();
@@ -312,5 +314,121 @@ describe('IAM', () => {
       assert.deepEqual([st.Action].flat(), ['kms:*']);
       assert.match(JSON.stringify(st.Principal), /:root/);
     }
+  });
+  // Each function role's statements, written out: Sid, actions, resources by logical name. A
+  // grant added to ingest or alert (the watchdog's arrival included) must be added here too.
+  const named = (r: unknown): string => {
+    const id = target(r);
+    const res = s.json.Resources[id];
+    if (id === keyId) return 'key:data';
+    if (!res) return id.startsWith('{') ? arnText(r) : id;
+    const p = res.Properties ?? {};
+    switch (res.Type) {
+      case 'AWS::DynamoDB::Table': return `table:${p.TableName.replace(`vigil-${stage}-`, '')}`;
+      case 'AWS::SQS::Queue': return `queue:${p.QueueName.replace(`vigil-${stage}-`, '')}`;
+      case 'AWS::SNS::Topic': return `topic:${p.TopicName.replace(`vigil-${stage}-`, '')}`;
+      case 'AWS::Logs::LogGroup': return `logs:${p.LogGroupName}`;
+      case 'AWS::KMS::Key': return `key:${p.KeySpec}`;
+      default: return `${res.Type}:${id}`;
+    }
+  };
+  const written = (fn: string) => statements.filter((st) => st.role === roleOf(fn))
+    .map((st) => `${st.Sid ?? '(cdk)'} ${[...st.Action].sort().join(',')} ${st.Resource.map(named).sort().join(',')}${st.Condition ? ` if ${JSON.stringify(st.Condition)}` : ''}`);
+  const kmsVia = (...services: string[]) => ` if ${JSON.stringify({ StringEquals: { 'kms:ViaService': services.map((x) => `${x}.${s.stack.region}.amazonaws.com`) } })}`;
+  const updateIf = (key: string, attribute: string, op = 'StringEquals') =>
+    ` if ${JSON.stringify({ [`ForAllValues:${op}`]: { 'dynamodb:Attributes': [key, attribute] }, StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE', 'UPDATED_OLD', 'UPDATED_NEW'] } })}`;
+
+  test('ingest\'s and alert\'s statements are exactly these (the watchdog changed neither)', () => {
+    assert.deepEqual(written('ingest'), [
+      `WriteOwnLogs logs:CreateLogStream,logs:PutLogEvents logs:/aws/lambda/vigil-${stage}-ingest`,
+      'OnFailureDestination sqs:SendMessage queue:rule-errors',
+      `OnFailureDestinationKey kms:Decrypt,kms:GenerateDataKey key:data${kmsVia('sqs')}`,
+      'ReadZonesTagsAndStates dynamodb:BatchGetItem,dynamodb:GetItem,dynamodb:Query table:last-seen,table:tags,table:zone-cells,table:zone-state,table:zones',
+      'WriteTagHistory dynamodb:PutItem table:last-seen',
+      'TagEventDigests dynamodb:GetItem,dynamodb:PutItem table:idempotency',
+      'CommitTransitions dynamodb:ConditionCheckItem,dynamodb:PutItem,dynamodb:UpdateItem table:zone-state',
+      'TrackOpenZones dynamodb:UpdateItem table:tags',
+      'ReadVictimDevicesAndPositions dynamodb:BatchGetItem,dynamodb:GetItem table:devices,table:victim-positions',
+      'RecordVictimPositions dynamodb:PutItem table:victim-positions',
+      'QuarantineBadInput dynamodb:PutItem table:quarantine',
+      'QueueAlertEvents sqs:SendMessage queue:alerts.fifo',
+      `DataKey kms:Decrypt,kms:DescribeKey,kms:Encrypt,kms:GenerateDataKey key:data${kmsVia('dynamodb', 'sqs')}`,
+    ]);
+    const region = s.stack.region;
+    assert.deepEqual(written('alert'), [
+      `WriteOwnLogs logs:CreateLogStream,logs:PutLogEvents logs:/aws/lambda/vigil-${stage}-alert`,
+      '(cdk) sqs:ChangeMessageVisibility,sqs:DeleteMessage,sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:ReceiveMessage queue:alerts.fifo',
+      '(cdk) kms:Decrypt key:data',
+      'ReadOrders dynamodb:GetItem table:orders',
+      'VictimNotices dynamodb:GetItem,dynamodb:PutItem table:notices',
+      'ClaimEvents dynamodb:DeleteItem,dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem table:idempotency',
+      'AppendAudit dynamodb:PutItem,dynamodb:Query table:audit',
+      'ReadCurrentStates dynamodb:Query table:zone-state',
+      'HashSmsDestinations kms:GenerateMac key:HMAC_256',
+      `CommandDevices iot:Publish,iot:RetainPublish arn:aws:iot:${region}:<account>:topic/tags/*/cmd,arn:aws:iot:${region}:<account>:topic/victims/*/cmd`,
+      'ReadCommandState dynamodb:GetItem table:devices,table:tags',
+      `WriteTagCommandState dynamodb:UpdateItem table:tags${updateIf('tag_id', COMMAND_ATTRIBUTE)}`,
+      `WriteDeviceCommandState dynamodb:UpdateItem table:devices${updateIf('device_id', COMMAND_ATTRIBUTE)}`,
+      'NotifyOperators sns:Publish topic:operators',
+      'SendVictimSms sns:Publish *',
+      `DataKey kms:Decrypt,kms:DescribeKey,kms:Encrypt,kms:GenerateDataKey key:data${kmsVia('dynamodb', 'sns')}`,
+    ]);
+  });
+
+  test('watchdog: exactly its deadline index, the tags due with their histories, the sweep, the order\'s zones, its own marks on tags, alert events, its log group', () => {
+    assert.deepEqual(written('watchdog'), [
+      `WriteOwnLogs logs:CreateLogStream,logs:PutLogEvents logs:/aws/lambda/vigil-${stage}-watchdog`,
+      // The cursor (GetItem, conditional PutItem) and each minute's parts (Query, PutItem, DeleteItem).
+      'DeadlineIndex dynamodb:DeleteItem,dynamodb:GetItem,dynamodb:PutItem,dynamodb:Query table:watch',
+      'ReadTagsDue dynamodb:BatchGetItem table:last-seen,table:tags',
+      'SweepTags dynamodb:Scan table:tags',
+      'ReadOrderZones dynamodb:Query table:zones',
+      `MarkWatchConditions dynamodb:UpdateItem table:tags${updateIf('tag_id', WATCH_MARK_PATTERN, 'StringLike')}`,
+      'QueueAlertEvents sqs:SendMessage queue:alerts.fifo',
+      `DataKey kms:Decrypt,kms:DescribeKey,kms:Encrypt,kms:GenerateDataKey key:data${kmsVia('dynamodb', 'sqs')}`,
+    ]);
+    const g = grants(roleOf('watchdog'));
+    assert.deepEqual(g[tableId('watch')], sorted('dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'));
+    assert.deepEqual(g[tableId('tags')], sorted('dynamodb:BatchGetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'));
+    assert.deepEqual(g[tableId('last-seen')], ['dynamodb:BatchGetItem']);
+    assert.deepEqual(g[tableId('zones')], ['dynamodb:Query']);
+    assert.equal(Object.keys(g).length, 4 + 1 + 1, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts + log group
+  });
+
+  test('watchdog writes only watch#* marks (and the key) of tags items: its one write there is UpdateItem under dynamodb:Attributes (StringLike) and dynamodb:ReturnValues', () => {
+    const onTags = statements.filter((st) => st.role === roleOf('watchdog') && st.Resource.some((r) => target(r) === tableId('tags')));
+    const writes = onTags.filter((st) => st.Action.some((a) => !['dynamodb:BatchGetItem', 'dynamodb:Scan'].includes(a)));
+    assert.equal(writes.length, 1, writes.map((st) => st.Sid).join());
+    const [w] = writes;
+    assert.deepEqual(w.Action, ['dynamodb:UpdateItem']);
+    assert.deepEqual(w.Resource.map(target), [tableId('tags')]);
+    // Every attribute the request names must match one of these: the key, or a watch# mark.
+    assert.deepEqual(w.Condition, {
+      'ForAllValues:StringLike': { 'dynamodb:Attributes': ['tag_id', 'watch#*'] },
+      StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE', 'UPDATED_OLD', 'UPDATED_NEW'] },
+    });
+    // The patterns let nothing else through: not the orders, open zones, silent marks or command.
+    const allowed = (attr: string) => w.Condition!['ForAllValues:StringLike']['dynamodb:Attributes'].some((p: string) => matches(p, attr));
+    for (const ok of ['tag_id', 'watch#ord-1#silence', 'watch#ord-1#no_gps']) assert.ok(allowed(ok), ok);
+    for (const no of ['o#ord-1', 'open#ord-1/z1', 'silent#ord-1', 'cmd', 'watch', 'xwatch#a']) assert.ok(!allowed(no), no);
+  });
+
+  test('watchdog never reaches orders (her contact), victim-positions, notices or audit, by reference or by name; nor does ingest or alert reach the watch table', () => {
+    const wd = roleOf('watchdog');
+    for (const t of ['orders', 'victim-positions', 'notices', 'audit']) {
+      assert.equal(reachingTable(t)[wd], undefined, `watchdog reaches ${t}`);
+      for (const st of statements.filter((x) => x.role === wd)) {
+        for (const r of st.Resource) {
+          assert.notEqual(target(r), tableId(t), `${st.Sid}`);
+          assert.doesNotMatch(JSON.stringify(r), new RegExp(`${t}|table/\\*`), `${st.Sid}`);
+        }
+      }
+    }
+    // Nor any IoT, SNS or other KMS key: the watchdog tells people only through alert events.
+    for (const st of statements.filter((x) => x.role === wd)) {
+      for (const a of st.Action) assert.match(a, /^(dynamodb|sqs|logs|kms):/, `${st.Sid}: ${a}`);
+    }
+    const watch = reachingTable('watch');
+    assert.deepEqual(Object.keys(watch), [wd], 'only the watchdog role reaches the watch table');
   });
 });
