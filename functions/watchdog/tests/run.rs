@@ -201,3 +201,27 @@ async fn a_run_after_an_outage_catches_up_and_finds_the_silence() {
     assert_eq!(out.minutes.len(), 30);
     assert_eq!(changes(&p), [(Condition::Silence, true, false)]);
 }
+
+#[tokio::test]
+async fn at_the_wall_clock_a_told_silence_ends_at_the_next_minute_s_run() {
+    // EventBridge's runs start a little after each minute.
+    let late = 33;
+    let p = setup().await;
+    report(&p, 1, T0 + 49_000, 5_000.0).await;
+    let mut t = T0 + late;
+    while changes(&p).is_empty() {
+        run(&p, t).await.unwrap();
+        t += MIN;
+    }
+    assert_eq!(changes(&p), [(Condition::Silence, true, false)]);
+    // Contact again just after that run: the next run (within a minute) sees it.
+    report(&p, 2, t - MIN + 1_000, 5_000.0).await;
+    run(&p, t).await.unwrap();
+    assert_eq!(
+        changes(&p),
+        [
+            (Condition::Silence, true, false),
+            (Condition::Silence, false, false)
+        ]
+    );
+}

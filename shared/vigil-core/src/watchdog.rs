@@ -11,8 +11,8 @@
 //!   per episode: a mark per (order, condition) holds the episode (the time the condition is
 //!   measured from), set when operators are told, removed when it ends.
 //! - **When to look again** ([`next_check_ms`]): the earliest moment a condition can start,
-//!   never sooner than a minute and never later than [`IDLE_RECHECK_MS`]; every minute while a
-//!   condition is told, so its end is seen within a minute. The watchdog reads only the tags
+//!   never before the next minute's run and never later than [`IDLE_RECHECK_MS`]; at every
+//!   minute's run while a condition is told, so its end is seen within a minute. The watchdog reads only the tags
 //!   that are due (see `functions/watchdog`).
 //!
 //! A tag that never sent an accepted message is silent from the moment its order came into
@@ -31,8 +31,11 @@ use std::collections::BTreeMap;
 /// within it.
 pub const IDLE_RECHECK_MS: i64 = 15 * 60_000;
 
-/// The watchdog runs once a minute: no check is planned sooner.
-pub const MIN_RECHECK_MS: i64 = 60_000;
+/// The watchdog runs once a minute, at the start of each minute (a run starts a little after
+/// it): no check is planned before the next minute's run.
+pub fn next_run_ms(now_ms: i64) -> i64 {
+    (now_ms.div_euclid(60_000) + 1) * 60_000
+}
 
 /// What the watchdog watches for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -180,12 +183,13 @@ pub fn judge(orders: &[OrderTerms], history: &TagHistory, told: &Told, now_ms: i
 }
 
 /// When to look at the tag again after judging it at `now_ms` with `told` as it is after the
-/// changes: in a minute while a condition is told (its end, contact restored, is seen within
-/// a minute), otherwise the earliest moment a condition could start (its limit passed by
-/// 1 ms), at least [`MIN_RECHECK_MS`] and at most [`IDLE_RECHECK_MS`] from now.
+/// changes: the next minute's run while a condition is told (its end, contact restored, is
+/// seen within a minute), otherwise the earliest moment a condition could start (its limit
+/// passed by 1 ms), not before the next minute's run ([`next_run_ms`]) and at most
+/// [`IDLE_RECHECK_MS`] from now.
 pub fn next_check_ms(orders: &[OrderTerms], history: &TagHistory, told: &Told, now_ms: i64) -> i64 {
     if !told.is_empty() {
-        return now_ms + MIN_RECHECK_MS;
+        return next_run_ms(now_ms);
     }
     let mut next = now_ms + IDLE_RECHECK_MS;
     for terms in orders.iter().filter(|t| t.in_force(now_ms)) {
@@ -198,7 +202,7 @@ pub fn next_check_ms(orders: &[OrderTerms], history: &TagHistory, told: &Told, n
             }
         }
     }
-    next.max(now_ms + MIN_RECHECK_MS)
+    next.max(next_run_ms(now_ms))
 }
 
 /// The zone of `zones` the tag's last fix was nearest to, when within its warning buffer plus
@@ -403,12 +407,15 @@ mod tests {
         let h = history(T0, 10.0);
         let none = Told::new();
         assert_eq!(next_check_ms(&o, &h, &none, T0 + 10_000), T0 + 300_001);
-        // Close to the deadline: not sooner than a minute.
-        assert_eq!(next_check_ms(&o, &h, &none, T0 + 290_000), T0 + 350_000);
-        // A condition told: every minute, to see it end.
+        // Close to the deadline: the deadline, but never before the next minute's run.
+        assert_eq!(next_check_ms(&o, &h, &none, T0 + 290_000), T0 + 300_001);
+        assert_eq!(next_check_ms(&o, &h, &none, T0 + 300_500), T0 + 360_000);
+        // A condition told: the next minute's run, even when this one ran late in its minute
+        // (a wall-clock run starts a little after the minute).
         let mut told = Told::new();
         told.insert((o[0].order_id.clone(), Condition::Silence), Some(T0));
-        assert_eq!(next_check_ms(&o, &h, &told, T0 + 400_000), T0 + 460_000);
+        assert_eq!(next_check_ms(&o, &h, &told, T0 + 420_033), T0 + 480_000);
+        assert_eq!(next_check_ms(&o, &h, &told, T0 + 400_000), T0 + 420_000);
         assert_eq!(
             next_check_ms(&o, &TagHistory::default(), &none, T0),
             T0 + IDLE_RECHECK_MS
