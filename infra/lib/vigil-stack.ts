@@ -48,6 +48,9 @@ export const COMMAND_ATTRIBUTE = 'cmd';
 /** The watchdog's marks on `tags` items, `watch#<order_id>#<condition>` (the episode of a
  * silence or loss of GPS it has told): the only attributes it writes there. */
 export const WATCH_MARK_PATTERN = 'watch#*';
+/** The attribute of an escalation part (`watch` item `e#<event_id>`) holding the alert event
+ * the watchdog queues at its minute: with the key and the TTL, all the alert function writes there. */
+export const ESCALATION_ATTRIBUTE = 'event';
 /** The watchdog runs once a minute; it must end before the next run starts. */
 export const WATCHDOG_TIMEOUT_S = 50;
 
@@ -439,6 +442,22 @@ export class VigilStack extends Stack {
         },
       }));
     }
+    // Escalation of an unacknowledged urgent alert (issue 10, docs/WATCHDOG.md "Escalation"):
+    // with each urgent operator event it puts one `watch` part, `e#<event_id>`, which the
+    // watchdog queues at its minute. PutItem only, of the key, `event` and the TTL
+    // (dynamodb:Attributes, as for `cmd`), no old item returned: it never reads the schedule
+    // nor writes a part's `tags` or the cursor's `done_through` (a put on their keys would
+    // replace them: IAM cannot limit the sort key's values; the sweep re-arms lost tags).
+    const watch = resources.tables.find((t) => t.name === 'watch')!;
+    alertRole.addToPolicy(new iam.PolicyStatement({
+      sid: 'ArmEscalations',
+      actions: ['dynamodb:PutItem'],
+      resources: arns('watch'),
+      conditions: {
+        'ForAllValues:StringEquals': { 'dynamodb:Attributes': [watch.partition_key.name, watch.sort_key!.name, ESCALATION_ATTRIBUTE, watch.ttl_attribute!] },
+        StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
+      },
+    }));
     alertRole.addToPolicy(new iam.PolicyStatement({ sid: 'NotifyOperators', actions: ['sns:Publish'], resources: [operators.topicArn] }));
     // Publish(PhoneNumber) has no resource ARN: IAM evaluates it against "*", so this is the one
     // statement in the stack that cannot name its resource. It grants sns:Publish only.

@@ -3,14 +3,15 @@
 // function (offender-facing) can never read a victim's phone number, nothing but the ingest
 // function can reach her positions, and her device's item only ingest (reads) and the alert
 // function (reads, and writes of the pursuit-mode command attribute alone) can reach. The alert
-// function's IoT grant is exactly the two command topics. The watchdog reads the tags due and
+// function's IoT grant is exactly the two command topics, and its one grant on the watchdog's
+// `watch` table puts escalation parts (key, event, TTL only). The watchdog reads the tags due and
 // writes only its deadline index, its own marks on tags and alert events; it never reaches
 // orders, her positions, notices or audit.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { physicalName } from '../lib/resources';
-import { COMMAND_ATTRIBUTE, WATCH_MARK_PATTERN } from '../lib/vigil-stack';
+import { COMMAND_ATTRIBUTE, ESCALATION_ATTRIBUTE, WATCH_MARK_PATTERN } from '../lib/vigil-stack';
 import { Statement, identityStatements, logicalId, ofType, synth, target } from './helpers';
 
 const s = synth();
@@ -150,7 +151,7 @@ describe('IAM', () => {
     }
   });
 
-  test('alert: orders read-only, notices, idempotency, audit, current states, the MAC key, the operators topic, SMS', () => {
+  test('alert: orders read-only, notices, idempotency, audit, current states, the MAC key, the operators topic, SMS, escalation parts', () => {
     const g = grants(roleOf('alert'));
     // Re-reads the order's current level: never a message it contradicts.
     assert.deepEqual(g[tableId('zone-state')], ['dynamodb:Query']);
@@ -166,6 +167,8 @@ describe('IAM', () => {
     // conditions are checked below).
     assert.deepEqual(g[tableId('tags')], sorted('dynamodb:GetItem', 'dynamodb:UpdateItem'));
     assert.deepEqual(g[tableId('devices')], sorted('dynamodb:GetItem', 'dynamodb:UpdateItem'));
+    // Escalation: puts its parts in the watchdog's index, nothing more (conditions below).
+    assert.deepEqual(g[tableId('watch')], ['dynamodb:PutItem']);
     for (const t of ['zone-cells', 'zones', 'last-seen', 'quarantine', 'victim-positions']) assert.equal(g[tableId(t)], undefined, `alert has no business with ${t}`);
   });
 
@@ -230,6 +233,26 @@ describe('IAM', () => {
       for (const st of onTable.filter((x) => x !== w)) assert.deepEqual(st.Action, ['dynamodb:GetItem'], `${st.Sid}`);
     });
   }
+
+  test('alert arms escalations in watch by PutItem alone, of the key, event and expires_at, no old item returned: its one statement there', () => {
+    const onWatch = statements.filter((st) => st.role === roleOf('alert') && st.Resource.some((r) => target(r) === tableId('watch')));
+    assert.equal(onWatch.length, 1, onWatch.map((st) => st.Sid).join());
+    const [w] = onWatch;
+    assert.equal(w.Sid, 'ArmEscalations');
+    assert.equal(w.Effect, 'Allow');
+    assert.deepEqual(w.Action, ['dynamodb:PutItem']);
+    assert.deepEqual(w.Resource.map(target), [tableId('watch')], 'the watch table only (no index, no other table)');
+    assert.deepEqual(w.Condition, {
+      'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['minute', 'part', ESCALATION_ATTRIBUTE, 'expires_at'] },
+      // ALL_OLD would return the item it replaced.
+      StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
+    });
+    // The names IAM checks are the table's own: its key and TTL attribute.
+    const watch = s.resources.tables.find((t) => t.name === 'watch')!;
+    assert.deepEqual([watch.partition_key.name, watch.sort_key?.name, watch.ttl_attribute], ['minute', 'part', 'expires_at']);
+    // Not a part's tags, nor the cursor's done_through.
+    for (const no of ['tags', 'done_through']) assert.ok(!w.Condition!['ForAllValues:StringEquals']['dynamodb:Attributes'].includes(no), no);
+  });
 
   test('alert cannot touch victim-positions: no identity grant reaches it, and the table\'s own Deny covers the alert role', () => {
     const alert = roleOf('alert');
@@ -338,7 +361,7 @@ describe('IAM', () => {
   const updateIf = (key: string, attribute: string, op = 'StringEquals') =>
     ` if ${JSON.stringify({ [`ForAllValues:${op}`]: { 'dynamodb:Attributes': [key, attribute] }, StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE', 'UPDATED_OLD', 'UPDATED_NEW'] } })}`;
 
-  test('ingest\'s and alert\'s statements are exactly these (the watchdog changed neither)', () => {
+  test('ingest\'s and alert\'s statements are exactly these (the watchdog changed neither; escalation added ArmEscalations to alert)', () => {
     assert.deepEqual(written('ingest'), [
       `WriteOwnLogs logs:CreateLogStream,logs:PutLogEvents logs:/aws/lambda/vigil-${stage}-ingest`,
       'OnFailureDestination sqs:SendMessage queue:rule-errors',
@@ -369,6 +392,7 @@ describe('IAM', () => {
       'ReadCommandState dynamodb:GetItem table:devices,table:tags',
       `WriteTagCommandState dynamodb:UpdateItem table:tags${updateIf('tag_id', COMMAND_ATTRIBUTE)}`,
       `WriteDeviceCommandState dynamodb:UpdateItem table:devices${updateIf('device_id', COMMAND_ATTRIBUTE)}`,
+      `ArmEscalations dynamodb:PutItem table:watch if ${JSON.stringify({ 'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['minute', 'part', ESCALATION_ATTRIBUTE, 'expires_at'] }, StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' } })}`,
       'NotifyOperators sns:Publish topic:operators',
       'SendVictimSms sns:Publish *',
       `DataKey kms:Decrypt,kms:DescribeKey,kms:Encrypt,kms:GenerateDataKey key:data${kmsVia('dynamodb', 'sns')}`,
@@ -413,7 +437,7 @@ describe('IAM', () => {
     for (const no of ['o#ord-1', 'open#ord-1/z1', 'silent#ord-1', 'cmd', 'watch', 'xwatch#a']) assert.ok(!allowed(no), no);
   });
 
-  test('watchdog never reaches orders (her contact), victim-positions, notices or audit, by reference or by name; nor does ingest or alert reach the watch table', () => {
+  test('watchdog never reaches orders (her contact), victim-positions, notices or audit, by reference or by name; ingest never reaches the watch table, and alert only puts there', () => {
     const wd = roleOf('watchdog');
     for (const t of ['orders', 'victim-positions', 'notices', 'audit']) {
       assert.equal(reachingTable(t)[wd], undefined, `watchdog reaches ${t}`);
@@ -428,7 +452,12 @@ describe('IAM', () => {
     for (const st of statements.filter((x) => x.role === wd)) {
       for (const a of st.Action) assert.match(a, /^(dynamodb|sqs|logs|kms):/, `${st.Sid}: ${a}`);
     }
+    // Any Allow in the template, by reference, by name or wildcard: the watchdog, and the alert
+    // role's escalation puts (no GetItem, Query, Scan, UpdateItem, DeleteItem, batch or
+    // transaction there).
     const watch = reachingTable('watch');
-    assert.deepEqual(Object.keys(watch), [wd], 'only the watchdog role reaches the watch table');
+    assert.deepEqual(Object.keys(watch).sort(), [wd, roleOf('alert')].sort(), 'only the watchdog and alert roles reach the watch table');
+    assert.deepEqual(watch[roleOf('alert')], ['dynamodb:PutItem']);
+    assert.equal(watch[roleOf('ingest')], undefined);
   });
 });
