@@ -151,6 +151,21 @@ pub fn event_record(event: &AlertEvent, digest: &str) -> AuditEntry {
                 "near": near,
             })),
         ),
+        // An urgent alert not acknowledged: which one, and how many times it was sent again.
+        AlertBody::Escalation {
+            original_id,
+            kind,
+            zone_id,
+            count,
+        } => entry(
+            "escalation",
+            common(json!({
+                "original_id": original_id,
+                "kind": kind,
+                "zone_id": zone_id,
+                "count": count,
+            })),
+        ),
         AlertBody::Reporting {
             device,
             ask,
@@ -236,6 +251,7 @@ pub fn operator_notified(
         json!({
             "event_id": event.event_id,
             "kinds": kinds(event),
+            "zone_id": vigil_core::escalation::zone_of(event),
             "urgency": urgency,
             "message_id": message_id,
             "victim_sms": victim_sms,

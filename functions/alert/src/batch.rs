@@ -6,7 +6,8 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::collections::HashSet;
 use tracing::{error, warn};
 use vigil_aws::ports::{
-    AlertStore, AuditLog, Commander, DestinationMac, Metrics, Notifier, ReportingStore,
+    AlertStore, AuditLog, Commander, DestinationMac, EscalationStore, Metrics, Notifier,
+    ReportingStore,
 };
 use vigil_core::events::AlertEvent;
 
@@ -51,7 +52,7 @@ pub async fn handle_batch<S, N, D, M, C>(
     now_ms: i64,
 ) -> SqsBatchResponse
 where
-    S: AlertStore + AuditLog + ReportingStore,
+    S: AlertStore + AuditLog + ReportingStore + EscalationStore,
     N: Notifier,
     D: DestinationMac,
     M: Metrics,

@@ -6,14 +6,14 @@ use crate::{AlertError, CLAIM_STALE_AFTER_MS, Outcome, Ports, pursuit};
 use tracing::{info, warn};
 use vigil_aws::StoreError;
 use vigil_aws::ports::{
-    AlertStore, AuditEntry, AuditLog, Claim, Commander, DestinationMac, Metrics, Notifier,
-    ReportingStore,
+    AlertStore, AuditEntry, AuditLog, Claim, Commander, DestinationMac, EscalationStore, Metrics,
+    Notifier, ReportingStore,
 };
 use vigil_core::events::{AlertBody, AlertEvent};
 use vigil_core::operator::{CommandReport, OperatorEvent, OperatorKind};
 use vigil_core::policy::{self, Decision, Hold, Moment};
 use vigil_core::watchdog::Condition;
-use vigil_core::{AlertLevel, Urgency, VictimDecision, ZoneKind, messages};
+use vigil_core::{AlertLevel, Urgency, VictimDecision, ZoneKind, escalation, messages};
 
 /// Handles one alert event at `now_ms`, idempotently by its id: claim (bound to the event's
 /// content), order, notices, the order's current level, decision, victim SMS (or a held
@@ -31,7 +31,7 @@ pub async fn handle_event<S, N, D, M, C>(
     now_ms: i64,
 ) -> Result<Outcome, AlertError>
 where
-    S: AlertStore + AuditLog + ReportingStore,
+    S: AlertStore + AuditLog + ReportingStore + EscalationStore,
     N: Notifier,
     D: DestinationMac,
     M: Metrics,
@@ -88,7 +88,7 @@ async fn handle_claimed<S, N, D, M, C>(
     now_ms: i64,
 ) -> Result<Outcome, AlertError>
 where
-    S: AlertStore + AuditLog + ReportingStore,
+    S: AlertStore + AuditLog + ReportingStore + EscalationStore,
     N: Notifier,
     D: DestinationMac,
     M: Metrics,
@@ -104,8 +104,12 @@ where
     } = ports;
     let event_id = event.event_id.as_str();
     let order_id = &event.order_id;
-    if let AlertBody::Reporting { .. } = &event.body {
-        return handle_ask(event, digest, ports, now_ms).await;
+    match &event.body {
+        AlertBody::Reporting { .. } => return handle_ask(event, digest, ports, now_ms).await,
+        AlertBody::Escalation { .. } => {
+            return handle_escalation(event, digest, ports, now_ms).await;
+        }
+        _ => {}
     }
 
     let order = store
@@ -163,7 +167,8 @@ where
         AlertBody::RejectedNearZone { .. }
         | AlertBody::MessageConflict { .. }
         | AlertBody::VictimDevice { .. }
-        | AlertBody::Reporting { .. } => (
+        | AlertBody::Reporting { .. }
+        | AlertBody::Escalation { .. } => (
             Decision {
                 victim: VictimDecision::Nothing,
                 urgency: operators_only(event),
@@ -246,6 +251,16 @@ where
     }
     let command_entries = with_commands(&mut operator, event_id, commands);
     let victim_sms = decision.victim.label();
+    // Armed before operators are told: once they are, nothing may stop the escalation.
+    if let Some(armed) = escalation::next(
+        event,
+        &operator.kind,
+        operator.urgency,
+        &order.policy,
+        now_ms,
+    ) {
+        store.arm_escalation(&armed).await?;
+    }
     let message_id = notifier.publish_operator(&operator).await?;
     metrics.count("OperatorEvents", ("Urgency", operator.urgency.name()), 1);
     let mut entries = command_entries;
@@ -311,7 +326,7 @@ async fn handle_ask<S, N, D, M, C>(
     now_ms: i64,
 ) -> Result<Outcome, AlertError>
 where
-    S: AlertStore + AuditLog + ReportingStore,
+    S: AlertStore + AuditLog + ReportingStore + EscalationStore,
     N: Notifier,
     D: DestinationMac,
     M: Metrics,
@@ -371,5 +386,97 @@ where
         victim: VictimDecision::Nothing,
         urgency: operator.urgency,
         kinds,
+    })
+}
+
+/// An escalation the watchdog queued: if an acknowledgement in the order's audit chain covers
+/// the urgent event, it stops (nothing is sent); otherwise operators are told again
+/// (`unacknowledged`, urgent), it is audited, and the next one is armed `renotify_every_s`
+/// later.
+async fn handle_escalation<S, N, D, M, C>(
+    event: &AlertEvent,
+    digest: &str,
+    ports: &Ports<S, N, D, M, C>,
+    now_ms: i64,
+) -> Result<Outcome, AlertError>
+where
+    S: AlertStore + AuditLog + ReportingStore + EscalationStore,
+    N: Notifier,
+    D: DestinationMac,
+    M: Metrics,
+    C: Commander,
+{
+    let Ports {
+        store,
+        notifier,
+        metrics,
+        ..
+    } = ports;
+    let event_id = event.event_id.as_str();
+    let order_id = &event.order_id;
+    let AlertBody::Escalation {
+        original_id,
+        zone_id,
+        count,
+        ..
+    } = &event.body
+    else {
+        unreachable!("handle_escalation takes escalations")
+    };
+    let order = store
+        .order(order_id)
+        .await?
+        .ok_or_else(|| AlertError::UnknownOrder(order_id.clone()))?;
+    let chain = store.read(order_id).await?;
+    if let Some(ack) = escalation::acknowledgement(&chain, original_id, zone_id.as_ref()) {
+        metrics.count("EscalationStopped", ("Function", "alert"), 1);
+        store.finish(event_id, now_ms).await?;
+        info!(event_id, order_id = %order_id, acknowledged_in = ack.seq, "acknowledged: escalation stops");
+        return Ok(Outcome::Handled {
+            victim: VictimDecision::Nothing,
+            urgency: Urgency::Info,
+            kinds: Vec::new(),
+        });
+    }
+    let decision = Decision {
+        victim: VictimDecision::Nothing,
+        urgency: Urgency::Urgent,
+    };
+    let late = now_ms - event.received_at_ms > order.policy.max_event_age_s as i64 * 1000;
+    let operator = OperatorEvent::new(event, &decision, late, None);
+    store
+        .append(order_id, &[audit::event_record(event, digest)], now_ms)
+        .await?;
+    if let Some(armed) = escalation::next(
+        event,
+        &operator.kind,
+        operator.urgency,
+        &order.policy,
+        now_ms,
+    ) {
+        store.arm_escalation(&armed).await?;
+    }
+    let message_id = notifier.publish_operator(&operator).await?;
+    metrics.count("OperatorEvents", ("Urgency", operator.urgency.name()), 1);
+    metrics.count("Escalations", ("Function", "alert"), 1);
+    store
+        .append(
+            order_id,
+            &[audit::operator_notified(
+                event,
+                operator.urgency,
+                &message_id,
+                "none",
+                late,
+            )],
+            now_ms,
+        )
+        .await?;
+    store.finish(event_id, now_ms).await?;
+    warn!(event_id, order_id = %order_id, original = %original_id, count, "urgent alert not acknowledged: operators told again");
+    Ok(Outcome::Handled {
+        victim: VictimDecision::Nothing,
+        urgency: operator.urgency,
+        kinds: vec![OperatorKind::Unacknowledged.to_string()],
     })
 }

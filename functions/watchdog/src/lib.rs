@@ -13,6 +13,8 @@
 //!    again at its next check, many tags per part (one write per part, not per tag). A tag
 //!    with no order in force and nothing told is not armed again. The cursor moves,
 //!    conditionally: one run at a time.
+//!    The escalations armed for the minute (urgent alerts not acknowledged) are queued as they
+//!    are; the alert function decides whether each still stands.
 //! 3. **The sweep**, on the first run, after a gap, and every [`SWEEP_EVERY_MINUTES`]: every
 //!    tag with an order that no part of the next [`IDLE_RECHECK_MS`] holds (a new order, a
 //!    part lost to a crash) is armed for the next minute; a tag armed twice (a rerun after a
@@ -35,6 +37,10 @@ pub const MAX_CATCH_UP_MINUTES: i64 = 60;
 
 /// The sweep runs on minutes divisible by this (and on the first run, and after a gap).
 pub const SWEEP_EVERY_MINUTES: i64 = 15;
+
+/// Minutes before the ones a run processes in which it still queues escalations after an
+/// outage: as long as a part lives.
+pub const ESCALATION_CATCH_UP_MINUTES: i64 = 24 * 60;
 
 /// Tags per part of a minute: a part is one item, about 30 bytes a tag, far below
 /// DynamoDB's 400 KB.
@@ -63,6 +69,8 @@ pub struct Outcome {
     pub ended: usize,
     /// Whether the sweep ran, and how many tags it armed.
     pub swept: Option<usize>,
+    /// Escalations queued (urgent alerts not acknowledged, armed by the alert function).
+    pub escalations: usize,
 }
 
 /// Why a run failed: a store error (the next run resumes from the cursor).
@@ -87,9 +95,19 @@ pub async fn run<S: WatchStore, Q: AlertQueue, M: Metrics>(
     let gap = cursor.is_some_and(|done| first > done + 1);
     let first_run = cursor.is_none();
     let mut out = Outcome::default();
+    // Minutes an outage skipped: their tags are left to the sweep, but an escalation armed in
+    // one is never dropped (a part lives a day).
+    if let Some(done) = cursor {
+        for minute in (done + 1).max(now_min - ESCALATION_CATCH_UP_MINUTES)..first {
+            let due = ports.store.due(minute).await?;
+            out.escalations += queue_escalations(ports, &due.events).await?;
+        }
+    }
     for minute in first..=now_min {
-        let due: Vec<TagId> = ports.store.due_tags(minute).await?.into_iter().collect();
-        let watched = ports.store.watched(&due).await?;
+        let due = ports.store.due(minute).await?;
+        out.escalations += queue_escalations(ports, &due.events).await?;
+        let tags: Vec<TagId> = due.tags.into_iter().collect();
+        let watched = ports.store.watched(&tags).await?;
         let mut arms: BTreeMap<i64, Vec<TagId>> = BTreeMap::new();
         for tag in &watched {
             out.checked += 1;
@@ -115,10 +133,32 @@ pub async fn run<S: WatchStore, Q: AlertQueue, M: Metrics>(
         checked = out.checked,
         started = out.started,
         ended = out.ended,
+        escalations = out.escalations,
         swept = ?out.swept,
         "watchdog run"
     );
     Ok(out)
+}
+
+/// Queues the escalations due (their ids are fixed: a rerun of the minute queues them again,
+/// and the alert function handles each once).
+async fn queue_escalations<S, Q: AlertQueue, M: Metrics>(
+    ports: &Ports<S, Q, M>,
+    events: &[AlertEvent],
+) -> Result<usize, WatchdogError> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    ports.queue.send(events).await?;
+    ports.metrics.count(
+        "EscalationsQueued",
+        ("Function", "watchdog"),
+        events.len() as u64,
+    );
+    for e in events {
+        info!(event_id = %e.event_id, order_id = %e.order_id, "escalation queued");
+    }
+    Ok(events.len())
 }
 
 /// Judges one tag, queues and marks its changes; returns the minute of its next check, or

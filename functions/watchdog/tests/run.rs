@@ -225,3 +225,72 @@ async fn at_the_wall_clock_a_told_silence_ends_at_the_next_minute_s_run() {
         ]
     );
 }
+
+/// The `n`th escalation of a strap tamper, as the alert function arms it (the minute is set
+/// by each test).
+fn escalation(n: u32) -> vigil_core::escalation::Armed {
+    use vigil_core::events::AlertEvent;
+    vigil_core::escalation::Armed {
+        minute: 0,
+        event: AlertEvent {
+            event_id: AlertEvent::escalation_id("te:o1:tag-1:7:ab", n),
+            order_id: vigil_core::OrderId::new("o1").unwrap(),
+            tag_id: tag(),
+            at_ms: T0,
+            received_at_ms: T0 + 5 * MIN,
+            body: AlertBody::Escalation {
+                original_id: "te:o1:tag-1:7:ab".into(),
+                kind: vigil_core::OperatorKind::TagEvent(vigil_core::TagEventKind::StrapTamper),
+                zone_id: None,
+                count: n,
+            },
+        },
+    }
+}
+
+fn escalations(p: &TestPorts) -> Vec<String> {
+    p.queue
+        .sent()
+        .iter()
+        .filter(|e| matches!(e.body, AlertBody::Escalation { .. }))
+        .map(|e| e.event_id.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_escalation_is_queued_by_the_run_of_its_minute_exactly_and_a_rerun_repeats_its_id() {
+    use vigil_aws::ports::EscalationStore;
+    let p = setup().await;
+    let mut armed = escalation(1);
+    armed.minute = T0 / MIN + 5;
+    p.store.arm_escalation(&armed).await.unwrap();
+    every_minute(&p, T0, T0 + 4 * MIN).await;
+    assert!(escalations(&p).is_empty(), "not before its minute");
+    let out = run(&p, T0 + 5 * MIN).await.unwrap();
+    assert_eq!(out.escalations, 1);
+    assert_eq!(escalations(&p), ["esc:te:o1:tag-1:7:ab:1"]);
+    // Queued as armed: the alert function binds the id to this content.
+    assert_eq!(p.queue.sent().last().unwrap(), &armed.event);
+    every_minute(&p, T0 + 6 * MIN, T0 + 10 * MIN).await;
+    assert_eq!(escalations(&p).len(), 1, "once");
+    assert_eq!(p.metrics.get("EscalationsQueued", "watchdog"), 1);
+}
+
+#[tokio::test]
+async fn after_an_outage_longer_than_the_catch_up_an_escalation_in_a_skipped_minute_is_still_queued()
+ {
+    use vigil_aws::ports::EscalationStore;
+    let p = setup().await;
+    run(&p, T0).await.unwrap();
+    let mut armed = escalation(2);
+    armed.minute = T0 / MIN + 10;
+    p.store.arm_escalation(&armed).await.unwrap();
+    // The watchdog is down for three hours: the run after it processes only the last 60
+    // minutes' tags, but the escalation of minute 10 is not lost.
+    let out = run(&p, T0 + 180 * MIN).await.unwrap();
+    assert_eq!(
+        out.minutes.len() as i64,
+        vigil_watchdog::MAX_CATCH_UP_MINUTES
+    );
+    assert_eq!(escalations(&p), ["esc:te:o1:tag-1:7:ab:2"]);
+}

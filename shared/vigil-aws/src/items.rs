@@ -114,6 +114,9 @@ pub fn watch_marks(item: &Item) -> Result<Told, StoreError> {
 /// The `watch` table's cursor item's key: minute 0, part `cursor`.
 pub const WATCH_CURSOR_PART: &str = "cursor";
 
+/// The prefix of an escalation's part in the `watch` table: `e#<event_id>`.
+pub const WATCH_ESCALATION_PREFIX: &str = "e#";
+
 /// The attribute of a `tags` or `devices` item holding the reporting command the device was
 /// last sent (pursuit mode), as JSON.
 pub const CMD_ATTR: &str = "cmd";

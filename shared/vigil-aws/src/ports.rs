@@ -373,11 +373,15 @@ pub trait WatchStore: Send + Sync {
         expected: Option<i64>,
         through: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// What is due at `minute`: the tags of every part, and the escalations armed for it.
+    fn due(&self, minute: i64) -> impl Future<Output = Result<Due, StoreError>> + Send;
     /// The tags due at `minute`, every part together.
     fn due_tags(
         &self,
         minute: i64,
-    ) -> impl Future<Output = Result<BTreeSet<TagId>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<BTreeSet<TagId>, StoreError>> + Send {
+        async move { Ok(self.due(minute).await?.tags) }
+    }
     /// Writes the part `part` of `minute` (replacing a part of that name): the tags due then;
     /// no tags removes the part.
     fn arm(
@@ -413,6 +417,25 @@ pub trait WatchStore: Send + Sync {
         condition: Condition,
         episode: Option<Option<i64>>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// What the watchdog finds due at a minute.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Due {
+    /// The tags to judge.
+    pub tags: BTreeSet<TagId>,
+    /// The escalations to queue (alert events, armed by the alert function).
+    pub events: Vec<vigil_core::events::AlertEvent>,
+}
+
+/// The alert function's one write to the watchdog's `watch` table: an escalation due at a
+/// minute (part `e#<event_id>`; docs/WATCHDOG.md, escalation).
+pub trait EscalationStore: Send + Sync {
+    /// Puts the escalation in its minute; putting the same one again changes nothing.
+    fn arm_escalation(
+        &self,
+        armed: &vigil_core::escalation::Armed,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Commands to devices: the AWS IoT data plane's `Publish`, QoS 1 and retained, so a device

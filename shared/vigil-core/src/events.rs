@@ -141,6 +141,18 @@ pub enum AlertBody {
         /// buffer plus the order's `silent_victim_distance_m` (the victim is told).
         near: Option<NearZone>,
     },
+    /// An urgent operator alert still not acknowledged: armed by the alert function when it
+    /// told operators, queued by the watchdog when due (docs/WATCHDOG.md, escalation).
+    Escalation {
+        /// The urgent event not acknowledged.
+        original_id: String,
+        /// Its main operator kind.
+        kind: crate::operator_kind::OperatorKind,
+        /// The zone it is about, if any (an acknowledgement of the zone covers it).
+        zone_id: Option<ZoneId>,
+        /// The how-manyth time operators are told again, from 1.
+        count: u32,
+    },
 }
 
 /// A zone the tag's last fix was near when it went silent.
@@ -194,6 +206,11 @@ impl AlertEvent {
         format!("wd:{order_id}:{}:{what}:{episode}", condition.name())
     }
 
+    /// The id of the `count`th escalation of the urgent event `original`.
+    pub fn escalation_id(original: &str, count: u32) -> String {
+        format!("esc:{original}:{count}")
+    }
+
     /// The id of a rejected fix near a zone.
     pub fn rejected_near_zone_id(
         order_id: &OrderId,
@@ -238,6 +255,7 @@ impl AlertEvent {
             AlertBody::VictimDevice { .. } => "victim_device",
             AlertBody::Reporting { .. } => "reporting",
             AlertBody::Watch { .. } => "watch",
+            AlertBody::Escalation { .. } => "escalation",
         }
     }
 }

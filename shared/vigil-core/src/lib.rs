@@ -29,6 +29,7 @@
 
 pub mod audit;
 pub mod cells;
+pub mod escalation;
 pub mod evaluate;
 pub mod events;
 pub mod fix;
@@ -39,6 +40,7 @@ pub mod index;
 pub mod ingest;
 pub mod messages;
 pub mod operator;
+pub mod operator_kind;
 pub mod order;
 pub mod policy;
 pub mod proximity;

@@ -189,6 +189,11 @@ pub struct OrderPolicy {
     pub tamper_grace_s: u32,
     /// A low battery not charged within this many seconds is raised to operators, seconds.
     pub battery_low_grace_s: u32,
+    /// An urgent operator alert not acknowledged within this many seconds of being sent is
+    /// sent again as `unacknowledged` (docs/WATCHDOG.md, escalation).
+    pub ack_within_s: u32,
+    /// While still not acknowledged, it is sent again every this many seconds.
+    pub renotify_every_s: u32,
 }
 
 impl Default for OrderPolicy {
@@ -210,6 +215,8 @@ impl Default for OrderPolicy {
             silent_victim_distance_m: 2_000.0,
             tamper_grace_s: 5 * 60,
             battery_low_grace_s: 30 * 60,
+            ack_within_s: 5 * 60,
+            renotify_every_s: 5 * 60,
         }
     }
 }
@@ -302,6 +309,14 @@ impl OrderPolicy {
             u64::from(self.battery_low_grace_s),
             60,
             7 * 24 * 3600,
+        )?;
+        // The watchdog looks once a minute: a shorter time could not be kept.
+        range("ack_within_s", u64::from(self.ack_within_s), 60, 3600)?;
+        range(
+            "renotify_every_s",
+            u64::from(self.renotify_every_s),
+            60,
+            3600,
         )?;
         let d = self.silent_victim_distance_m;
         if d.is_finite() && (0.0..=50_000.0).contains(&d) {

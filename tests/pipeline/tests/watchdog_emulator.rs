@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use vigil_aws::counting::RequestCounter;
 use vigil_aws::metrics::MemoryMetrics;
-use vigil_aws::ports::{AdminStore, IngestStore, WatchStore};
+use vigil_aws::ports::{AdminStore, EscalationStore, IngestStore, WatchStore};
 use vigil_aws::{Config, DynamoStore, SqsQueue};
 use vigil_core::events::AlertBody;
 use vigil_core::watchdog::Condition;
@@ -140,6 +140,31 @@ async fn the_store_keeps_the_index_the_cursor_and_the_marks_as_in_memory() {
         .unwrap();
     s.store.arm(105, "s101#0", &[]).await.unwrap();
     assert_eq!(s.store.due_tags(105).await.unwrap(), [b.clone()].into());
+    assert_eq!(s.store.armed(104, 106).await.unwrap().len(), 1);
+    // An escalation armed by the alert function in the same minute: read back as the event
+    // it was armed with, never taken for a part of tags (nor by the sweep); arming it again
+    // changes nothing.
+    let armed = vigil_core::escalation::Armed {
+        minute: 105,
+        event: vigil_core::events::AlertEvent {
+            event_id: vigil_core::events::AlertEvent::escalation_id("zc:o-00000:home:1", 1),
+            order_id: OrderId::new("o-00000").unwrap(),
+            tag_id: a.clone(),
+            at_ms: T0,
+            received_at_ms: T0 + 5 * MIN,
+            body: AlertBody::Escalation {
+                original_id: "zc:o-00000:home:1".into(),
+                kind: vigil_core::OperatorKind::ZoneBreach,
+                zone_id: Some(vigil_core::ZoneId::new("home").unwrap()),
+                count: 1,
+            },
+        },
+    };
+    s.store.arm_escalation(&armed).await.unwrap();
+    s.store.arm_escalation(&armed).await.unwrap();
+    let due = s.store.due(105).await.unwrap();
+    assert_eq!(due.tags, [b.clone()].into());
+    assert_eq!(due.events, std::slice::from_ref(&armed.event));
     assert_eq!(s.store.armed(104, 106).await.unwrap().len(), 1);
     // Marks: set once, removed once, read back with the tag.
     let o = OrderId::new("o-00000").unwrap();

@@ -1,14 +1,17 @@
 //! [`WatchStore`] on DynamoDB (docs/WATCHDOG.md, docs/TABLES.md W1-W6): the `watch` table
 //! (PK `minute` N, SK `part` S: one item per part of a minute's due tags, a string set, with a
-//! TTL a day later; the cursor at minute 0, part `cursor`), and the `tags` and `last-seen`
+//! TTL a day later; an escalation armed by the alert function, part `e#<event_id>`, holding the
+//! alert event; the cursor at minute 0, part `cursor`), and the `tags` and `last-seen`
 //! items the watchdog judges.
 
 use super::{DynamoStore, SERVICE};
 use crate::error::{StoreError, classify};
-use crate::items::{self, Item, ItemExt, WATCH_CURSOR_PART, n, s};
-use crate::ports::{WatchStore, WatchedTag};
+use crate::items::{self, Item, ItemExt, WATCH_CURSOR_PART, WATCH_ESCALATION_PREFIX, n, s};
+use crate::ports::{Due, EscalationStore, WatchStore, WatchedTag};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use vigil_core::escalation::Armed;
+use vigil_core::events::AlertEvent;
 use vigil_core::watchdog::Condition;
 use vigil_core::{OrderId, TagHistory, TagId, Zone};
 
@@ -20,9 +23,14 @@ const PART_TTL_S: i64 = 24 * 3600;
 const TAGS_PER_BATCH: usize = 50;
 
 impl DynamoStore {
-    /// Every part of `minute`, read consistently: (part, tags).
-    async fn parts(&self, minute: i64) -> Result<Vec<(String, BTreeSet<TagId>)>, StoreError> {
+    /// Every part of `minute`, read consistently: the tags' parts (part, tags), and the
+    /// escalations armed for it.
+    async fn parts(
+        &self,
+        minute: i64,
+    ) -> Result<(Vec<(String, BTreeSet<TagId>)>, Vec<AlertEvent>), StoreError> {
         let mut out = Vec::new();
+        let mut events = Vec::new();
         let mut start: Option<Item> = None;
         loop {
             let resp = self
@@ -42,6 +50,12 @@ impl DynamoStore {
                 if part == WATCH_CURSOR_PART {
                     continue;
                 }
+                if part.starts_with(WATCH_ESCALATION_PREFIX) {
+                    let event = serde_json::from_str(item.get_s("event")?)
+                        .map_err(|e| StoreError::corrupt("watch.event", e))?;
+                    events.push(event);
+                    continue;
+                }
                 let tags = match item.get("tags") {
                     Some(AttributeValue::Ss(list)) => list
                         .iter()
@@ -53,9 +67,30 @@ impl DynamoStore {
             }
             match resp.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
+                _ => return Ok((out, events)),
             }
         }
+    }
+}
+
+impl EscalationStore for DynamoStore {
+    async fn arm_escalation(&self, armed: &Armed) -> Result<(), StoreError> {
+        let event = serde_json::to_string(&armed.event)
+            .map_err(|e| StoreError::corrupt("escalation event", e))?;
+        self.client
+            .put_item()
+            .table_name(&self.tables.watch)
+            .item("minute", n(armed.minute))
+            .item(
+                "part",
+                s(format!("{WATCH_ESCALATION_PREFIX}{}", armed.event.event_id)),
+            )
+            .item("event", s(&event))
+            .item("expires_at", n(armed.minute * 60 + PART_TTL_S))
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "watch", e))?;
+        Ok(())
     }
 }
 
@@ -95,13 +130,12 @@ impl WatchStore for DynamoStore {
         Ok(())
     }
 
-    async fn due_tags(&self, minute: i64) -> Result<BTreeSet<TagId>, StoreError> {
-        Ok(self
-            .parts(minute)
-            .await?
-            .into_iter()
-            .flat_map(|(_, tags)| tags)
-            .collect())
+    async fn due(&self, minute: i64) -> Result<Due, StoreError> {
+        let (parts, events) = self.parts(minute).await?;
+        Ok(Due {
+            tags: parts.into_iter().flat_map(|(_, tags)| tags).collect(),
+            events,
+        })
     }
 
     async fn arm(&self, minute: i64, part: &str, tags: &[TagId]) -> Result<(), StoreError> {
@@ -137,7 +171,7 @@ impl WatchStore for DynamoStore {
     ) -> Result<BTreeMap<(i64, String), BTreeSet<TagId>>, StoreError> {
         let mut out = BTreeMap::new();
         for minute in from..=to {
-            for (part, tags) in self.parts(minute).await? {
+            for (part, tags) in self.parts(minute).await?.0 {
                 out.insert((minute, part), tags);
             }
         }

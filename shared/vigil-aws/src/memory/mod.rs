@@ -64,6 +64,8 @@ struct Inner {
     silent: BTreeMap<(TagId, OrderId), Option<i64>>,
     /// The reporting command each device was last sent.
     commands: BTreeMap<Commanded, ReportingCommand>,
+    /// Escalations armed: (minute, event id) -> the event.
+    watch_events: BTreeMap<(i64, String), vigil_core::events::AlertEvent>,
     /// The watchdog's deadline index: (minute, part) -> tags.
     watch_parts: BTreeMap<(i64, String), BTreeSet<TagId>>,
     /// The last minute the watchdog processed.

@@ -3,10 +3,24 @@
 
 use super::MemoryStore;
 use crate::error::StoreError;
-use crate::ports::{WatchStore, WatchedTag};
+use crate::ports::{Due, EscalationStore, WatchStore, WatchedTag};
 use std::collections::{BTreeMap, BTreeSet};
 use vigil_core::watchdog::{Condition, Told};
 use vigil_core::{OrderId, TagId, Zone};
+
+impl EscalationStore for MemoryStore {
+    async fn arm_escalation(
+        &self,
+        armed: &vigil_core::escalation::Armed,
+    ) -> Result<(), StoreError> {
+        self.injected()?;
+        self.lock().watch_events.insert(
+            (armed.minute, armed.event.event_id.clone()),
+            armed.event.clone(),
+        );
+        Ok(())
+    }
+}
 
 impl WatchStore for MemoryStore {
     async fn watch_cursor(&self) -> Result<Option<i64>, StoreError> {
@@ -30,14 +44,23 @@ impl WatchStore for MemoryStore {
         Ok(())
     }
 
-    async fn due_tags(&self, minute: i64) -> Result<BTreeSet<TagId>, StoreError> {
+    async fn due(&self, minute: i64) -> Result<Due, StoreError> {
         self.injected()?;
         let g = self.lock();
-        Ok(g.watch_parts
-            .range((minute, String::new())..)
-            .take_while(|((m, _), _)| *m == minute)
-            .flat_map(|(_, tags)| tags.iter().cloned())
-            .collect())
+        Ok(Due {
+            tags: g
+                .watch_parts
+                .range((minute, String::new())..)
+                .take_while(|((m, _), _)| *m == minute)
+                .flat_map(|(_, tags)| tags.iter().cloned())
+                .collect(),
+            events: g
+                .watch_events
+                .range((minute, String::new())..)
+                .take_while(|((m, _), _)| *m == minute)
+                .map(|(_, e)| e.clone())
+                .collect(),
+        })
     }
 
     async fn arm(&self, minute: i64, part: &str, tags: &[TagId]) -> Result<(), StoreError> {
