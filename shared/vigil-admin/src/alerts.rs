@@ -1,5 +1,7 @@
-//! Alerts: the open ones with who acknowledged each, and acknowledging one (an
-//! `alert_acknowledged` audit record).
+//! Alerts: the open ones with who acknowledged each, the urgent ones nobody acknowledged, and
+//! acknowledging (an `alert_acknowledged` audit record) an open alert of a zone, one operator
+//! event, or everything urgent on an order so far. An acknowledgement stops the escalation of
+//! what it covers (docs/WATCHDOG.md; the rule is [`vigil_core::escalation`]).
 
 use crate::error::{AdminError, Result};
 use crate::operator::Operator;
@@ -10,7 +12,8 @@ use vigil_core::audit::AuditRecord;
 use vigil_core::{OrderId, ZoneId};
 
 /// Audit record kind of an acknowledgement.
-pub const ACK_KIND: &str = "alert_acknowledged";
+pub use vigil_core::escalation::ACK_KIND;
+use vigil_core::escalation::{self, AckScope, Unacknowledged};
 
 /// An open alert with who acknowledged its current level, if anyone.
 #[derive(Debug, Clone, Serialize)]
@@ -122,4 +125,166 @@ pub async fn acknowledge<S: AdminStore + AuditLog>(
         .pop()
         .ok_or_else(|| AdminError::Invalid("the audit log wrote no record".into()))?;
     Ok(Acknowledged { alert, record })
+}
+
+/// The urgent events of an order that no acknowledgement covers, oldest first.
+///
+/// Fails with [`AdminError::NotFound`] for an order with no audit record, or
+/// [`AdminError::Store`].
+pub async fn unacknowledged<S: AuditLog>(
+    store: &S,
+    order: &OrderId,
+) -> Result<Vec<Unacknowledged>> {
+    Ok(escalation::unacknowledged(&chain_of(store, order).await?))
+}
+
+async fn chain_of<S: AuditLog>(store: &S, order: &OrderId) -> Result<Vec<AuditRecord>> {
+    let chain = store.read(order).await.map_err(AdminError::store(format!(
+        "reading the audit log of {order}"
+    )))?;
+    if chain.is_empty() {
+        return Err(AdminError::NotFound(format!(
+            "order {order} has no audit record: no alert to acknowledge"
+        )));
+    }
+    Ok(chain)
+}
+
+/// An acknowledgement of an event or of an order, written.
+#[derive(Debug, Clone, Serialize)]
+pub struct Acknowledgement {
+    /// The order.
+    pub order_id: OrderId,
+    /// `event` or `order`.
+    pub scope: &'static str,
+    /// The urgent events it acknowledged that were unacknowledged until now.
+    pub covers: Vec<String>,
+    /// The audit record written.
+    pub record: AuditRecord,
+}
+
+async fn write_ack<S: AuditLog>(
+    store: &S,
+    order: &OrderId,
+    detail: serde_json::Value,
+    now_ms: i64,
+) -> Result<AuditRecord> {
+    let entry = AuditEntry {
+        kind: ACK_KIND.into(),
+        detail,
+    };
+    store
+        .append(order, std::slice::from_ref(&entry), now_ms)
+        .await
+        .map_err(AdminError::store(format!(
+            "appending to the audit log of {order}"
+        )))?
+        .pop()
+        .ok_or_else(|| AdminError::Invalid("the audit log wrote no record".into()))
+}
+
+fn named(who: &Operator) -> Result<()> {
+    if who.is_blank() {
+        return Err(AdminError::Invalid(
+            "operator id is empty: every acknowledgement names who made it".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Acknowledges one operator event of the order (its id, or the id of one of its
+/// `unacknowledged` re-notifications): appends `alert_acknowledged` naming the event. Stops
+/// its escalation.
+///
+/// Fails with [`AdminError::Invalid`] for an operator that names nobody or an empty id,
+/// [`AdminError::NotFound`] when operators were never told of that event on this order, or
+/// [`AdminError::Store`].
+pub async fn acknowledge_event<S: AuditLog>(
+    store: &S,
+    who: &Operator,
+    order: &OrderId,
+    event_id: &str,
+    note: Option<&str>,
+    now_ms: i64,
+) -> Result<Acknowledgement> {
+    named(who)?;
+    let original = escalation::original_of(event_id.trim());
+    if original.is_empty() || original.len() > 512 {
+        return Err(AdminError::Invalid(
+            "event id is empty or too long: copy it from the operator event (event_id)".into(),
+        ));
+    }
+    let chain = chain_of(store, order).await?;
+    let told = chain
+        .iter()
+        .any(|r| r.kind == escalation::NOTIFIED_KIND && r.detail["event_id"] == original);
+    if !told {
+        return Err(AdminError::NotFound(format!(
+            "order {order} has no operator event {original:?}: see `vigil alerts unacked --order {order}`"
+        )));
+    }
+    let covers = escalation::unacknowledged(&chain)
+        .into_iter()
+        .filter(|u| u.event_id == original)
+        .map(|u| u.event_id)
+        .collect();
+    let record = write_ack(
+        store,
+        order,
+        json!({
+            "scope": AckScope::Event(original.to_owned()).name(),
+            "event_id": original,
+            "operator": who.label(),
+            "note": note,
+        }),
+        now_ms,
+    )
+    .await?;
+    Ok(Acknowledgement {
+        order_id: order.clone(),
+        scope: "event",
+        covers,
+        record,
+    })
+}
+
+/// Acknowledges every urgent event of the order that operators were told of so far:
+/// appends `alert_acknowledged` for the whole order, listing what it covers. Stops their
+/// escalations; an urgent event after it escalates on its own.
+///
+/// Fails with [`AdminError::Invalid`] for an operator that names nobody,
+/// [`AdminError::NotFound`] when nothing urgent is unacknowledged, or [`AdminError::Store`].
+pub async fn acknowledge_order<S: AuditLog>(
+    store: &S,
+    who: &Operator,
+    order: &OrderId,
+    note: Option<&str>,
+    now_ms: i64,
+) -> Result<Acknowledgement> {
+    named(who)?;
+    let open = escalation::unacknowledged(&chain_of(store, order).await?);
+    if open.is_empty() {
+        return Err(AdminError::NotFound(format!(
+            "order {order} has no unacknowledged urgent alert"
+        )));
+    }
+    let covers: Vec<String> = open.into_iter().map(|u| u.event_id).collect();
+    let record = write_ack(
+        store,
+        order,
+        json!({
+            "scope": AckScope::Order.name(),
+            "covers": covers,
+            "operator": who.label(),
+            "note": note,
+        }),
+        now_ms,
+    )
+    .await?;
+    Ok(Acknowledgement {
+        order_id: order.clone(),
+        scope: "order",
+        covers,
+        record,
+    })
 }

@@ -333,17 +333,31 @@ pub(crate) enum AlertCmd {
     /// List open alerts (WARNING or BREACH) and whether they were acknowledged.
     #[command(after_help = "Example:\n  vigil alerts list --json")]
     List,
-    /// Acknowledge an open alert (recorded in the order's audit log).
+    /// Urgent alerts of an order that nobody acknowledged: they are sent again to operators
+    /// (`unacknowledged`) until someone does.
+    #[command(after_help = "Example:\n  vigil alerts unacked --order o-1")]
+    Unacked {
+        /// The order.
+        #[arg(long)]
+        order: String,
+    },
+    /// Acknowledge, in the order's audit log: the open alert of a zone (--zone), one operator
+    /// event (--event, its event_id), or every urgent alert of the order so far (neither).
+    /// Stops their escalation.
     #[command(
-        after_help = "Example:\n  vigil alerts ack --order o-1 --zone home --note \"police dispatched\"\n\nThe operator recorded is the caller's identity (the IAM principal; locally VIGIL_OPERATOR)."
+        after_help = "Example:\n  vigil alerts ack --order o-1 --zone home --note \"police dispatched\"\n  vigil alerts ack --order o-1 --event te:o-1:tag-1:7:1f0c --note \"strap checked\"\n  vigil alerts ack --order o-1 --note \"victim called, safe\"\n\nThe operator recorded is the caller's identity (the IAM principal; locally VIGIL_OPERATOR)."
     )]
     Ack {
         /// The order.
         #[arg(long)]
         order: String,
-        /// The zone.
+        /// The zone whose open alert is acknowledged.
+        #[arg(long, conflicts_with = "event")]
+        zone: Option<String>,
+        /// The operator event acknowledged (its `event_id`, or that of an `unacknowledged`
+        /// notice about it).
         #[arg(long)]
-        zone: String,
+        event: Option<String>,
         /// A note for the record.
         #[arg(long)]
         note: Option<String>,

@@ -10,7 +10,7 @@ use crate::dlq::DlqCmd;
 use crate::error::{CliError, Result};
 use crate::input::{order_spec, zone_spec};
 use crate::ports::Ports;
-use crate::report::{AlertList, Done, OrderList, Report, ZoneList};
+use crate::report::{AlertList, Done, OrderList, Report, Unacked, ZoneList};
 use crate::{evidence, tags};
 use chrono::{DateTime, Utc};
 use vigil_admin::input::{order_id, parse_instant, tag_id, zone_id};
@@ -254,19 +254,46 @@ async fn run_alerts(cmd: AlertCmd, ports: &Ports, json: bool, now: DateTime<Utc>
             let alerts = alerts::list_alerts(store).await?;
             render(json, &AlertList { alerts })
         }
-        AlertCmd::Ack { order, zone, note } => {
+        AlertCmd::Unacked { order } => {
+            let order_id = order_id(&order)?;
+            let alerts = alerts::unacknowledged(store, &order_id).await?;
+            render(json, &Unacked { order_id, alerts })
+        }
+        AlertCmd::Ack {
+            order,
+            zone,
+            event,
+            note,
+        } => {
             let who = ports.operator().await?;
-            let (order, zone) = (order_id(&order)?, zone_id(&zone)?);
-            let a = alerts::acknowledge(
-                store,
-                &who,
-                &order,
-                &zone,
-                note.as_deref(),
-                now.timestamp_millis(),
-            )
-            .await?;
-            render(json, &a)
+            let order = order_id(&order)?;
+            let now_ms = now.timestamp_millis();
+            match (zone, event) {
+                (Some(zone), _) => {
+                    let zone = zone_id(&zone)?;
+                    let a =
+                        alerts::acknowledge(store, &who, &order, &zone, note.as_deref(), now_ms)
+                            .await?;
+                    render(json, &a)
+                }
+                (None, Some(event)) => {
+                    let a = alerts::acknowledge_event(
+                        store,
+                        &who,
+                        &order,
+                        &event,
+                        note.as_deref(),
+                        now_ms,
+                    )
+                    .await?;
+                    render(json, &a)
+                }
+                (None, None) => {
+                    let a = alerts::acknowledge_order(store, &who, &order, note.as_deref(), now_ms)
+                        .await?;
+                    render(json, &a)
+                }
+            }
         }
     }
 }

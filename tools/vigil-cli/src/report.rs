@@ -3,10 +3,12 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use vigil_admin::alerts::{Acknowledged, AlertView};
+use vigil_admin::alerts::{Acknowledged, Acknowledgement, AlertView};
 use vigil_admin::orders::OrderView;
 use vigil_admin::zones::ZoneView;
+use vigil_core::OrderId;
 use vigil_core::ZoneShape;
+use vigil_core::escalation::Unacknowledged;
 
 /// A command's result: [`Serialize`] gives the `--json` form, [`Report::human`] the default.
 pub trait Report: Serialize {
@@ -240,6 +242,56 @@ impl Report for AlertList {
             ["LEVEL", "ORDER", "ZONE", "TAG", "SINCE", "ACKNOWLEDGED"],
             &rows,
             &[],
+        )
+    }
+}
+
+/// `vigil alerts unacked`: an order's urgent alerts nobody acknowledged.
+#[derive(Debug, Serialize)]
+pub struct Unacked {
+    /// The order.
+    pub order_id: OrderId,
+    /// Oldest first.
+    pub alerts: Vec<Unacknowledged>,
+}
+
+impl Report for Unacked {
+    fn human(&self) -> String {
+        if self.alerts.is_empty() {
+            return format!("order {}: every urgent alert acknowledged", self.order_id);
+        }
+        let rows: Vec<[String; 5]> = self
+            .alerts
+            .iter()
+            .map(|a| {
+                [
+                    a.event_id.clone(),
+                    a.kinds.first().cloned().unwrap_or_default(),
+                    a.zone_id
+                        .as_ref()
+                        .map_or_else(|| "-".into(), ToString::to_string),
+                    rfc3339_ms(a.notified_at_ms),
+                    a.renotified.to_string(),
+                ]
+            })
+            .collect();
+        table(["EVENT", "KIND", "ZONE", "TOLD", "SENT AGAIN"], &rows, &[])
+    }
+}
+
+impl Report for Acknowledgement {
+    fn human(&self) -> String {
+        format!(
+            "acknowledged {} ({}) by {}: audit record {}; covers {}",
+            self.order_id,
+            self.scope,
+            self.record.detail["operator"].as_str().unwrap_or_default(),
+            self.record.seq,
+            if self.covers.is_empty() {
+                "nothing unacknowledged".to_owned()
+            } else {
+                self.covers.join(", ")
+            }
         )
     }
 }

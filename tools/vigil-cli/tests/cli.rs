@@ -976,6 +976,40 @@ async fn alerts_acknowledged_and_evidence_exported_and_verified() {
         (Some("o-json"), Some("home"))
     );
     assert_eq!(alerts[0]["acknowledged_by"], Value::Null);
+    // The breach is urgent: unacknowledged, so it escalates until someone acknowledges it.
+    let unacked = e
+        .ok(&["--json", "alerts", "unacked", "--order", "o-json"])
+        .json();
+    let open = unacked["alerts"].as_array().unwrap();
+    assert_eq!(open.len(), 1, "{unacked}");
+    assert_eq!(open[0]["zone_id"], "home");
+    assert_eq!(open[0]["kinds"][0], "zone_breach");
+    let breach_event = open[0]["event_id"].as_str().unwrap().to_owned();
+    assert!(
+        e.ok(&["alerts", "unacked", "--order", "o-json"])
+            .stdout
+            .contains(&breach_event)
+    );
+    // Naming an event operators were never told of changes nothing.
+    let r = e.fails(
+        2,
+        &[
+            "alerts",
+            "ack",
+            "--order",
+            "o-json",
+            "--event",
+            "zc:o-json:home:99",
+        ],
+    );
+    assert!(r.contains("no operator event"), "{r}");
+    let r = e.fails(
+        1,
+        &[
+            "alerts", "ack", "--order", "o-json", "--zone", "home", "--event", "x",
+        ],
+    );
+    assert!(r.contains("cannot be used with"), "{r}");
 
     let ack = e
         .ok(&[
@@ -999,6 +1033,31 @@ async fn alerts_acknowledged_and_evidence_exported_and_verified() {
         "{human}"
     );
     e.fails(2, &["alerts", "ack", "--order", "o-json", "--zone", "work"]);
+    // The zone's acknowledgement covers the breach: nothing urgent is left to acknowledge.
+    let unacked = e
+        .ok(&["--json", "alerts", "unacked", "--order", "o-json"])
+        .json();
+    assert_eq!(unacked["alerts"], serde_json::json!([]), "{unacked}");
+    let r = e.fails(2, &["alerts", "ack", "--order", "o-json"]);
+    assert!(r.contains("no unacknowledged urgent alert"), "{r}");
+    // Acknowledging the event itself still records who did (an operator may close it too).
+    let by_event = e
+        .ok(&[
+            "--json",
+            "alerts",
+            "ack",
+            "--order",
+            "o-json",
+            "--event",
+            &breach_event,
+        ])
+        .json();
+    assert_eq!(by_event["scope"], "event");
+    assert_eq!(
+        by_event["record"]["detail"]["event_id"],
+        breach_event.as_str()
+    );
+    assert_eq!(by_event["covers"], serde_json::json!([]));
 
     let bundle = e.path("bundle");
     let exported = e
@@ -1042,7 +1101,8 @@ async fn alerts_acknowledged_and_evidence_exported_and_verified() {
         ],
     );
 
-    // Tamper with the CSV: the acknowledgement's note.
+    // Tamper with the CSV: the zone acknowledgement's note.
+    let noted = ack["record"]["seq"].as_u64().unwrap();
     let copy = |to: &str| {
         let d = e.path(to);
         std::fs::create_dir_all(&d).unwrap();
@@ -1061,13 +1121,13 @@ async fn alerts_acknowledged_and_evidence_exported_and_verified() {
     assert_eq!(r.code, 4, "{} {}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains(&format!(
-            "audit.csv: record {count}: content does not match its hash"
+            "audit.csv: record {noted}: content does not match its hash"
         )),
         "{}",
         r.stdout
     );
     assert!(
-        r.stderr.contains(&format!("record {count}")),
+        r.stderr.contains(&format!("record {noted}")),
         "{}",
         r.stderr
     );
