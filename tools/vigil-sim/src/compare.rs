@@ -51,6 +51,15 @@ pub enum Failure {
         /// How many of those were matched.
         seen: usize,
     },
+    /// An operator event listed with `times` occurred more often.
+    TooManyOperatorEvents {
+        /// The kind.
+        kind: String,
+        /// How many times it may occur.
+        expected: usize,
+        /// How many times it occurred.
+        seen: usize,
+    },
     /// A device received other reporting commands than expected (only with `commands`).
     Commands {
         /// The tag or victim's device.
@@ -92,6 +101,14 @@ impl fmt::Display for Failure {
             } => write!(
                 f,
                 "operator event {kind}: expected {expected}, matched {seen}"
+            ),
+            Failure::TooManyOperatorEvents {
+                kind,
+                expected,
+                seen,
+            } => write!(
+                f,
+                "operator event {kind}: expected exactly {expected}, occurred {seen} times"
             ),
             Failure::Commands {
                 device,
@@ -249,31 +266,52 @@ fn align<T: PartialEq>(a: &[T], b: &[T]) -> (Vec<bool>, Vec<bool>) {
     (in_a, in_b)
 }
 
+/// Whether an event of kind `actual` is one a scenario listing `kind` means.
+fn kind_matches(kind: &str, actual: &str) -> bool {
+    actual == kind
+        || (!kind.contains(':')
+            && actual
+                .strip_prefix(kind)
+                .is_some_and(|rest| rest.starts_with(':')))
+}
+
 fn compare_operator_events(expect: &Expectations, run: &Run) -> Vec<Failure> {
     let mut available: BTreeMap<&str, usize> = BTreeMap::new();
     for (_, e) in run.operator_events() {
         *available.entry(e.kind.as_str()).or_default() += 1;
     }
+    let total = available.clone();
     // Listed kinds with their counts, in first-listed order; exact (`a:b`) kinds first, since
     // a bare kind can also take what they would need.
     let mut wanted: Vec<(&str, usize)> = Vec::new();
     for e in &expect.operator_events {
+        let n = e.times.unwrap_or(1);
         match wanted.iter_mut().find(|(k, _)| *k == e.kind) {
-            Some((_, n)) => *n += 1,
-            None => wanted.push((e.kind.as_str(), 1)),
+            Some((_, count)) => *count += n,
+            None => wanted.push((e.kind.as_str(), n)),
         }
     }
     wanted.sort_by_key(|(k, _)| !k.contains(':'));
     let mut failures = Vec::new();
+    for e in expect.operator_events.iter().filter(|e| e.times.is_some()) {
+        let seen: usize = total
+            .iter()
+            .filter(|(actual, _)| kind_matches(&e.kind, actual))
+            .map(|(_, n)| n)
+            .sum();
+        let expected = e.times.unwrap_or_default();
+        if seen > expected {
+            failures.push(Failure::TooManyOperatorEvents {
+                kind: e.kind.clone(),
+                expected,
+                seen,
+            });
+        }
+    }
     for (kind, expected) in wanted {
         let mut seen = 0;
         for (actual, left) in available.iter_mut() {
-            let matches = *actual == kind
-                || (!kind.contains(':')
-                    && actual
-                        .strip_prefix(kind)
-                        .is_some_and(|rest| rest.starts_with(':')));
-            if matches {
+            if kind_matches(kind, actual) {
                 let take = (*left).min(expected - seen);
                 *left -= take;
                 seen += take;
@@ -356,6 +394,7 @@ mod tests {
                 .iter()
                 .map(|k| ExpectedOperatorEvent {
                     kind: (*k).to_owned(),
+                    times: None,
                 })
                 .collect(),
             no_other_sms,
@@ -511,6 +550,49 @@ mod tests {
         // A prefix only matches at a `:` boundary.
         let e = expect(&[], &["zone"], true);
         assert!(!compare(&e, &r).passed());
+    }
+
+    #[test]
+    fn times_is_exact_fewer_and_more_both_fail() {
+        let r = run(vec![
+            step(300.0, &[], &["unacknowledged"]),
+            step(600.0, &[], &["unacknowledged", "zone_breach"]),
+            step(900.0, &[], &["unacknowledged"]),
+        ]);
+        let with = |n: usize| {
+            let mut e = expect(&[], &["zone_breach"], true);
+            e.operator_events.push(ExpectedOperatorEvent {
+                kind: "unacknowledged".into(),
+                times: Some(n),
+            });
+            e
+        };
+        assert!(compare(&with(3), &r).passed());
+        assert_eq!(
+            compare(&with(2), &r).failures,
+            [Failure::TooManyOperatorEvents {
+                kind: "unacknowledged".into(),
+                expected: 2,
+                seen: 3
+            }]
+        );
+        assert!(
+            compare(&with(2), &r).failures[0]
+                .to_string()
+                .contains("expected exactly 2, occurred 3 times")
+        );
+        assert_eq!(
+            compare(&with(4), &r).failures,
+            [Failure::MissingOperatorEvent {
+                kind: "unacknowledged".into(),
+                expected: 4,
+                seen: 3
+            }]
+        );
+        // Zero: never.
+        assert!(!compare(&with(0), &r).passed());
+        let none = run(vec![step(0.0, &[], &["zone_breach"])]);
+        assert!(compare(&with(0), &none).passed());
     }
 
     #[test]

@@ -147,6 +147,8 @@ pub enum Outcome {
     },
     /// Not a message: the watchdog ran at this minute (`until_s`).
     Tick,
+    /// Not a message: an operator acknowledged (`acks`).
+    Ack,
 }
 
 /// An order's level at some point.
@@ -244,11 +246,42 @@ impl Run {
                 Outcome::Position { .. } => c.positions_accepted += 1,
                 Outcome::Rejected { .. } => c.rejected += 1,
                 Outcome::Duplicate { .. } => c.duplicates += 1,
-                Outcome::Tick => {}
+                Outcome::Tick | Outcome::Ack => {}
             }
             c.sms += s.sms.len();
             c.operator_events += s.operator_events.len();
         }
         c
     }
+}
+
+/// An operator's acknowledgement step (`acks`), made through vigil-admin as `vigil alerts
+/// ack` makes it, recorded at the scenario clock under operator `local:scenario`: the open
+/// alert of the zone when the step names one, else every urgent alert of the order so far.
+pub(crate) async fn acknowledge<S>(
+    store: &S,
+    message: &crate::scenario::Message,
+) -> Result<(), String>
+where
+    S: vigil_aws::ports::AdminStore + vigil_aws::ports::AuditLog,
+{
+    #[derive(serde::Deserialize)]
+    struct Ack {
+        order_id: OrderId,
+        zone_id: Option<ZoneId>,
+    }
+    let ack: Ack =
+        serde_json::from_str(&message.payload).map_err(|e| format!("{}: {e}", message.source))?;
+    let who = vigil_admin::operator::Operator::local(Some(crate::scenario::SCENARIO_OPERATOR))
+        .map_err(|e| e.to_string())?;
+    let now = message.received_at_ms;
+    let done = match &ack.zone_id {
+        Some(zone) => vigil_admin::alerts::acknowledge(store, &who, &ack.order_id, zone, None, now)
+            .await
+            .map(|_| ()),
+        None => vigil_admin::alerts::acknowledge_order(store, &who, &ack.order_id, None, now)
+            .await
+            .map(|_| ()),
+    };
+    done.map_err(|e| format!("{}: the acknowledgement failed: {e}", message.source))
 }

@@ -213,6 +213,10 @@ impl InProcessExecutor {
                 vigil_watchdog::run(&f.watchdog, message.received_at_ms)
                     .await
                     .map_err(|e| fail(format!("{}: the watchdog failed: {e}", message.source)))?;
+            } else if message.channel == Channel::Ack {
+                crate::executor::acknowledge(&f.store, message)
+                    .await
+                    .map_err(fail)?;
             } else {
                 let event = rule_event_of(message);
                 vigil_ingest::handle(event, &f.ingest).await.map_err(|e| {
@@ -273,8 +277,8 @@ fn rule_event_of(message: &Message) -> serde_json::Value {
         Channel::Fix => vigil_ingest::rule_event(thing, "fix", payload, at),
         Channel::Event => vigil_ingest::rule_event(thing, "event", payload, at),
         Channel::Position => vigil_ingest::position_event(thing, payload, at),
-        // Not delivered to ingest: the watchdog runs instead.
-        Channel::Tick => serde_json::Value::Null,
+        // Not delivered to ingest: the watchdog runs, or an operator acknowledges.
+        Channel::Tick | Channel::Ack => serde_json::Value::Null,
     }
 }
 
@@ -282,6 +286,6 @@ fn rule_event_of(message: &Message) -> serde_json::Value {
 pub(crate) fn quarantine_key(message: &Message) -> String {
     match message.channel {
         Channel::Position => vigil_ingest::moving::quarantine_key(message.tag_id.as_str()),
-        Channel::Fix | Channel::Event | Channel::Tick => message.tag_id.to_string(),
+        Channel::Fix | Channel::Event | Channel::Tick | Channel::Ack => message.tag_id.to_string(),
     }
 }

@@ -371,6 +371,17 @@ impl Session {
         seen: &mut (usize, usize, u64),
         latencies: &mut Vec<Duration>,
     ) -> Result<StepRecord, ExecutorError> {
+        if message.channel == Channel::Ack {
+            // An operator, with the CLI's code, against the stack's tables.
+            self.clock.set_ms(message.received_at_ms);
+            crate::executor::acknowledge(&self.stack.functions.store, message)
+                .await
+                .map_err(fail)?;
+            let readback = self.readback(scenario, message, observer, seen).await?;
+            return observer
+                .step(scenario, index, message, readback)
+                .map_err(|e| fail(format!("{}: {e}", message.source)));
+        }
         if message.channel == Channel::Tick {
             // EventBridge's schedule: the watchdog runs at this minute, then the queues drain.
             self.clock.set_ms(message.received_at_ms);
@@ -453,7 +464,7 @@ impl Session {
             let pki = &self.stack.pki;
             let identity = match message.channel {
                 Channel::Position => pki.device(thing),
-                Channel::Fix | Channel::Event | Channel::Tick => pki.client(thing),
+                Channel::Fix | Channel::Event | Channel::Tick | Channel::Ack => pki.client(thing),
             }
             .map_err(|e| fail(format!("{thing}'s certificate: {e}")))?;
             let connection = connect_as(&self.stack.endpoint(), thing, &identity)?;

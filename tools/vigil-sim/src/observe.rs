@@ -114,6 +114,7 @@ impl Observer {
         let (tag, at) = (&message.tag_id, message.received_at_ms);
         let parsed = match message.channel {
             Channel::Tick => Ok(Outcome::Tick),
+            Channel::Ack => Ok(Outcome::Ack),
             Channel::Fix => parse_fix(payload, tag, at, &limits).map(|fix| {
                 if duplicate {
                     return Outcome::Duplicate { seq: fix.seq };
@@ -225,6 +226,16 @@ fn pair(
 /// A one-line description of an operator event for reports: the zone and the distance, what
 /// the victim got.
 fn describe(event: &OperatorEvent) -> String {
+    if let Some(e) = &event.escalation {
+        let zone = e
+            .zone_id
+            .as_ref()
+            .map_or_else(String::new, |z| format!(" on {z}"));
+        return format!(
+            "{}{zone} not acknowledged: told again ({})",
+            e.kind, e.count
+        );
+    }
     let what = match (&event.zone, &event.tag_event) {
         (Some(z), _) => {
             let d = z.distance_m;

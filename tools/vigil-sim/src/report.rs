@@ -36,11 +36,13 @@ pub fn describe(scenario: &Scenario, step: &StepRecord) -> String {
                 Channel::Event => "event",
                 Channel::Position => "position",
                 Channel::Tick => "watchdog run",
+                Channel::Ack => "acknowledgement",
             };
             format!("{what} ({source}) REJECTED {reason}: {detail}")
         }
         Outcome::Duplicate { seq } => format!("seq {seq} again: duplicate dropped"),
         Outcome::Tick => "the watchdog's scheduled run".to_owned(),
+        Outcome::Ack => "an operator acknowledges".to_owned(),
     }
 }
 
@@ -87,7 +89,7 @@ pub fn write_table(out: &mut dyn Write, scenario: &Scenario, run: &Run) -> io::R
         {
             continue;
         }
-        let levels = if step.outcome == Outcome::Tick {
+        let levels = if matches!(step.outcome, Outcome::Tick | Outcome::Ack) {
             String::new()
         } else {
             levels(step)

@@ -53,9 +53,36 @@ pub struct ScenarioFile {
     /// messages stay about them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until_s: Option<f64>,
+    /// Operators' acknowledgements, delivered by `at_s` after everything else of the same
+    /// second, through vigil-admin as `vigil alerts ack` makes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acks: Vec<AckEntry>,
     /// What must happen.
     pub expect: Expectations,
 }
+
+/// An operator's acknowledgement: of the open alert of a zone, or (without `zone_id`) of
+/// every urgent alert of the order so far (docs/WATCHDOG.md, escalation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckEntry {
+    /// Seconds after `start`.
+    pub at_s: f64,
+    /// The order.
+    pub order_id: OrderId,
+    /// The zone whose open alert is acknowledged; the whole order when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_id: Option<ZoneId>,
+    /// A narration line for reports and the demo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The operator a scenario's acknowledgements are recorded under (`local:scenario`).
+pub const SCENARIO_OPERATOR: &str = "scenario";
+
+/// The name an [`Channel::Ack`] step carries in place of a tag.
+pub const OPERATOR: &str = "operator";
 
 /// One protection order of a scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -255,6 +282,9 @@ pub struct ExpectedOperatorEvent {
     /// The kind, e.g. `zone_breach` or `fix_rejected:not_finite`. A kind without a `:` part
     /// also matches every kind that adds one (`fix_rejected` matches `fix_rejected:malformed`).
     pub kind: String,
+    /// Exactly this many events of this kind, no more (and the kind is listed once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<usize>,
 }
 
 /// Which MQTT topic a message goes to.
@@ -270,6 +300,9 @@ pub enum Channel {
     /// Not a message: the scenario clock reached a whole minute and the watchdog ran (only
     /// with `until_s`). Its `tag_id` is [`WATCHDOG`].
     Tick,
+    /// Not a message: an operator acknowledged (`acks`). Its `tag_id` is [`OPERATOR`]; its
+    /// payload `{"order_id", "zone_id"?}`.
+    Ack,
 }
 
 /// The longest `until_s`: a week of scenario minutes.
@@ -306,6 +339,7 @@ impl Message {
             Channel::Event => format!("tags/{}/event", self.tag_id),
             Channel::Position => format!("victims/{}/position", self.tag_id),
             Channel::Tick => "(the watchdog's schedule)".to_owned(),
+            Channel::Ack => "(an operator's acknowledgement)".to_owned(),
         }
     }
 }
@@ -498,6 +532,41 @@ impl Scenario {
                         "no victim in this scenario has the number {}; expect SMS only to a victim's phone",
                         sms.to
                     ),
+                ));
+            }
+        }
+
+        for (k, e) in file.expect.operator_events.iter().enumerate() {
+            let listed = file
+                .expect
+                .operator_events
+                .iter()
+                .filter(|o| o.kind == e.kind)
+                .count();
+            if e.times.is_some() && listed > 1 {
+                return Err(ScenarioError::at(
+                    format!("expect.operator_events[{k}].times"),
+                    format!(
+                        "{} is listed {listed} times: with times, list a kind once",
+                        e.kind
+                    ),
+                ));
+            }
+        }
+        for (k, a) in file.acks.iter().enumerate() {
+            let path = format!("acks[{k}]");
+            let Some(order) = orders.iter().find(|o| o.order_id == a.order_id) else {
+                return Err(ScenarioError::at(
+                    format!("{path}.order_id"),
+                    format!("no order {} in this scenario", a.order_id),
+                ));
+            };
+            if let Some(z) = &a.zone_id
+                && !order.zone_ids.contains(z)
+            {
+                return Err(ScenarioError::at(
+                    format!("{path}.zone_id"),
+                    format!("order {} has no zone {z}", a.order_id),
                 ));
             }
         }
@@ -730,6 +799,24 @@ fn messages(file: &ScenarioFile) -> Result<Vec<Message>, ScenarioError> {
             at_ms += 60_000;
             i += 1;
         }
+    }
+    for (i, a) in file.acks.iter().enumerate() {
+        let path = format!("acks[{i}]");
+        let at_ms = device_ms(start_ms, a.at_s, &path)?;
+        out.push((
+            at_ms,
+            4,
+            i,
+            Message {
+                source: path,
+                at_s: a.at_s,
+                received_at_ms: at_ms,
+                tag_id: TagId::new(OPERATOR).expect("a valid thing name"),
+                channel: Channel::Ack,
+                payload: json!({ "order_id": a.order_id, "zone_id": a.zone_id }).to_string(),
+                note: a.note.clone(),
+            },
+        ));
     }
     out.sort_by_key(|&(at_ms, channel, index, _)| (at_ms, channel, index));
     Ok(out.into_iter().map(|(.., m)| m).collect())

@@ -259,7 +259,8 @@ fn kitchen_sink() -> Value {
                        "repeat_breach_window_s": 3600, "notify_victim_on_tamper": true, "late_fix_victim_window_s": 600,
                        "report_interval_s": 60, "pursuit_report_interval_s": 15,
                        "silence_limit_s": 300, "no_gps_limit_s": 600, "silent_victim_distance_m": 2000,
-                       "tamper_grace_s": 300, "battery_low_grace_s": 1800},
+                       "tamper_grace_s": 300, "battery_low_grace_s": 1800,
+                       "ack_within_s": 300, "renotify_every_s": 300},
             "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2027-01-01T00:00:00Z",
             "zones": [{
                 "zone_id": "home", "kind": "home",
