@@ -92,7 +92,8 @@ pub async fn handle_fix<S: IngestStore, Q: AlertQueue, M: Metrics>(
     for w in &work {
         queued += evaluate_order(fix, newest_seen, w, ports, received_at_ms).await?;
     }
-    queued += crate::moving::judge_fix(fix, received_at_ms, &ctx, ports).await?;
+    let (moved, victim_edge_m) = crate::moving::judge_fix(fix, received_at_ms, &ctx, ports).await?;
+    queued += moved;
     if queued == 0 {
         queued += crate::pursuit::check_tag(fix, received_at_ms, &ctx, ports).await?;
     }
@@ -105,7 +106,7 @@ pub async fn handle_fix<S: IngestStore, Q: AlertQueue, M: Metrics>(
         queued += events.len();
     }
     save_history(ports, &fix.tag_id, ctx.history, |h| {
-        h.with_fix(fix, received_at_ms)
+        h.with_compared_fix(fix, received_at_ms, &victim_edge_m)
     })
     .await?;
     let path = if work.is_empty() { "quiet" } else { "near" };

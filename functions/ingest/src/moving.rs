@@ -15,6 +15,7 @@
 use crate::commit::commit_with;
 use crate::decode::{ReceivedPosition, RefusedPosition};
 use crate::{IngestError, Outcome, Ports};
+use std::collections::BTreeMap;
 use tracing::{info, warn};
 use vigil_aws::ports::{AlertQueue, IngestStore, Metrics, QuarantineRecord, TagContext};
 use vigil_core::evaluate::{AlertLevel, assess};
@@ -22,7 +23,7 @@ use vigil_core::proximity::{
     Pairing, Sighting, VICTIM_ZONE_ID, VictimDevice, VictimPosition, VictimSilence, closing_zone,
     pair, plan_moving_zone, silence_change,
 };
-use vigil_core::{DeviceId, Fix, OrderTerms, TagId};
+use vigil_core::{DeviceId, Fix, OrderId, OrderTerms, TagId};
 
 /// The quarantine's key for a victim device's message: `device:<id>` (`:` is in no thing
 /// name, so it can never be a tag's).
@@ -31,20 +32,23 @@ pub fn quarantine_key(device: &str) -> String {
 }
 
 /// Judges his accepted fix against the newest position of each of his orders' victims who
-/// carry a device; returns the number of alert events queued.
+/// carry a device; returns the number of alert events queued, and per order where the two
+/// could be compared the distance from his fix to her moving zone's edge (kept with the fix in
+/// his history, for the watchdog: a distance, never her position).
 pub(crate) async fn judge_fix<S: IngestStore, Q: AlertQueue, M: Metrics>(
     fix: &Fix,
     received_at_ms: i64,
     ctx: &TagContext,
     ports: &Ports<S, Q, M>,
-) -> Result<usize, IngestError> {
+) -> Result<(usize, BTreeMap<OrderId, f64>), IngestError> {
+    let mut compared = BTreeMap::new();
     let orders: Vec<(&OrderTerms, &VictimDevice)> = ctx
         .orders
         .iter()
         .filter_map(|t| t.victim_device.as_ref().map(|d| (t, d)))
         .collect();
     if orders.is_empty() {
-        return Ok(0);
+        return Ok((0, compared));
     }
     let devices: Vec<DeviceId> = orders.iter().map(|(_, d)| d.device_id.clone()).collect();
     let positions = ports.store.victim_positions(&devices).await?;
@@ -66,9 +70,13 @@ pub(crate) async fn judge_fix<S: IngestStore, Q: AlertQueue, M: Metrics>(
             open,
             mark: ctx.silent.get(&terms.order_id).copied(),
         };
-        queued += judge_order(&judged, received_at_ms, ports).await?;
+        let (n, edge_m) = judge_order(&judged, received_at_ms, ports).await?;
+        queued += n;
+        if let Some(d) = edge_m {
+            compared.insert(terms.order_id.clone(), d);
+        }
     }
-    Ok(queued)
+    Ok((queued, compared))
 }
 
 /// Handles a position from her device; see the module documentation.
@@ -135,7 +143,7 @@ pub(crate) async fn handle_position<S: IngestStore, Q: AlertQueue, M: Metrics>(
             open: order.moving_zone_open,
             mark: order.silent,
         };
-        queued += judge_order(&judged, now_ms, ports).await?;
+        queued += judge_order(&judged, now_ms, ports).await?.0;
     }
     if queued == 0 {
         let previous = ctx.latest.as_ref().map(|p| p.received_at_ms);
@@ -168,12 +176,12 @@ struct Judged<'a> {
 
 /// Pairs one order's two sides at `now_ms`: her device's silence told or ended, the moving
 /// zone moved when they are compared and near or its alert is open. Returns the events
-/// queued.
+/// queued, and the distance from his fix to her moving zone's edge when they were compared.
 async fn judge_order<S: IngestStore, Q: AlertQueue, M: Metrics>(
     j: &Judged<'_>,
     now_ms: i64,
     ports: &Ports<S, Q, M>,
-) -> Result<usize, IngestError> {
+) -> Result<(usize, Option<f64>), IngestError> {
     let order_id = &j.terms.order_id;
     let tag_id = j.tag_id;
     let pairing = match pair(order_id, &j.device.zone, j.his, j.hers, now_ms) {
@@ -185,10 +193,11 @@ async fn judge_order<S: IngestStore, Q: AlertQueue, M: Metrics>(
             ports
                 .metrics
                 .count("VictimZoneInvalid", ("Order", "any"), 1);
-            return Ok(0);
+            return Ok((0, None));
         }
     };
     let mut queued = 0;
+    let mut edge_m = None;
     if let Some(change) = silence_change(j.mark, &pairing) {
         // Queued first, then marked: a retry after a failed mark queues the same event id
         // again, which the alert function handles once.
@@ -225,7 +234,7 @@ async fn judge_order<S: IngestStore, Q: AlertQueue, M: Metrics>(
             Ok(z) => z,
             Err(e) => {
                 warn!(order_id = %order_id, error = %e, "the moving zone's terms are invalid");
-                return Ok(queued);
+                return Ok((queued, None));
             }
         };
         queued += commit_with(
@@ -238,8 +247,9 @@ async fn judge_order<S: IngestStore, Q: AlertQueue, M: Metrics>(
         .await?;
     }
     if let Pairing::Compare { fix, zone } = &pairing {
-        let near =
-            assess(fix, zone, j.terms.in_force(fix.at_ms), &ports.rules).exit > AlertLevel::Clear;
+        let assessment = assess(fix, zone, j.terms.in_force(fix.at_ms), &ports.rules);
+        edge_m = Some(assessment.distance_m);
+        let near = assessment.exit > AlertLevel::Clear;
         if near || j.open {
             queued += commit_with(
                 ports,
@@ -251,7 +261,7 @@ async fn judge_order<S: IngestStore, Q: AlertQueue, M: Metrics>(
             .await?;
         }
     }
-    Ok(queued)
+    Ok((queued, edge_m))
 }
 
 /// Logs (reason only), counts and keeps a refused message from a victim's device, without its

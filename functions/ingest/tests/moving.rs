@@ -291,3 +291,33 @@ async fn an_order_ending_with_the_moving_zone_open_and_her_device_silent_closes_
     });
     assert_eq!(last.unwrap().cause, vigil_core::state::Cause::OutOfForce);
 }
+
+#[tokio::test]
+async fn his_history_keeps_the_distance_to_her_zone_with_each_compared_fix_and_never_her_position()
+{
+    use vigil_aws::ports::IngestStore;
+    let p = setup().await;
+    let tag = vigil_core::TagId::new("tag-1").unwrap();
+    let order_id = order().order_id;
+    // Her device has not reported: his fix cannot be compared; nothing is kept.
+    his(&p, 1, 0, HERE_M + 4_000.0).await;
+    let h = p.store.history(&tag).await.unwrap();
+    assert!(h.fixes[0].victim_edge_m.is_empty(), "{:?}", h.fixes[0]);
+    // She reports; his next fix, 3 km from her (2.5 km from the 500 m circle's edge), is
+    // compared: the distance is kept with that fix.
+    hers(&p, 1, 30, HERE_M).await;
+    his(&p, 2, 60, HERE_M + 3_000.0).await;
+    let h = p.store.history(&tag).await.unwrap();
+    let newest = &h.fixes[0];
+    assert_eq!(newest.seq, 2);
+    let d = newest.victim_edge_m[&order_id];
+    assert!((d - 2_500.0).abs() < 5.0, "{d}");
+    assert!(
+        h.fixes[1].victim_edge_m.is_empty(),
+        "the older fix keeps its own"
+    );
+    // The stored history holds a distance, never her coordinates.
+    let json = serde_json::to_string(&h).unwrap();
+    let her_lat = format!("{:.4}", HOME.0 + HERE_M / M_PER_DEG_LAT);
+    assert!(!json.contains(&her_lat[..7]), "{json}");
+}

@@ -206,7 +206,8 @@ async fn judge_tag<S: WatchStore, Q: AlertQueue, M: Metrics>(
 }
 
 /// The alert event of a change: the tag's last known position, and for a start the zone
-/// of the order its last fix was near (the victim is told then).
+/// of the order its last fix was near, or her moving zone when that fix was near her device
+/// (the victim is told then).
 async fn event_of<S: WatchStore, Q, M>(
     tag: &WatchedTag,
     change: &Change,
@@ -216,13 +217,10 @@ async fn event_of<S: WatchStore, Q, M>(
     let last = watchdog::last_known(&tag.history).cloned();
     let near = match (&last, change.started && change.condition.loses_contact()) {
         (Some(fix), true) => {
-            let extra = tag
-                .orders
-                .iter()
-                .find(|o| o.order_id == change.order_id)
-                .map_or(0.0, |o| o.policy.silent_victim_distance_m);
+            let terms = tag.orders.iter().find(|o| o.order_id == change.order_id);
+            let extra = terms.map_or(0.0, |o| o.policy.silent_victim_distance_m);
             let zones = ports.store.order_zones(&change.order_id).await?;
-            watchdog::near_zone(fix, &zones, extra).map(|(id, d): (&ZoneId, f64)| {
+            let fixed = watchdog::near_zone(fix, &zones, extra).map(|(id, d): (&ZoneId, f64)| {
                 let kind = zones
                     .iter()
                     .find(|z| z.id() == id)
@@ -233,7 +231,20 @@ async fn event_of<S: WatchStore, Q, M>(
                     zone_kind: kind,
                     distance_m: d,
                 }
-            })
+            });
+            // Her device: the distance ingest kept with that fix when it compared it with her
+            // position (the watchdog never reads where she is).
+            let hers = terms
+                .and_then(|t| watchdog::near_victim(fix, t, extra))
+                .map(|d| NearZone {
+                    zone_id: vigil_core::proximity::victim_zone_id(),
+                    zone_kind: vigil_core::ZoneKind::VictimLocation,
+                    distance_m: d,
+                });
+            [fixed, hers]
+                .into_iter()
+                .flatten()
+                .min_by(|a, b| a.distance_m.total_cmp(&b.distance_m))
         }
         _ => None,
     };

@@ -10,8 +10,9 @@
 //! fix's state changes are committed, conditionally on [`TagHistory::rev`].
 
 use crate::fix::{Fix, FixError, TagEventKind, ValidationLimits, check_motion};
-use crate::ids::TagId;
+use crate::ids::{OrderId, TagId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The worst accuracy radius at which a fix still counts as a usable position for the
 /// watchdog's "no GPS" rule, metres: a fix less precise than this cannot say whether the tag
@@ -46,6 +47,12 @@ pub struct TrackedFix {
     pub received_at_ms: i64,
     /// Content digest ([`Fix::content_hash`]).
     pub hash: String,
+    /// Per order whose victim carries a device, when her position could be compared with this
+    /// fix (docs/PROXIMITY.md): the distance from this fix to the edge of her moving zone,
+    /// metres (negative inside). A distance only, never her position: the watchdog tells her
+    /// of a silence that starts near her (docs/WATCHDOG.md) without reading where she is.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub victim_edge_m: BTreeMap<OrderId, f64>,
 }
 
 impl TrackedFix {
@@ -60,6 +67,7 @@ impl TrackedFix {
             battery_pct: fix.battery_pct,
             received_at_ms,
             hash: fix.content_hash(),
+            victim_edge_m: BTreeMap::new(),
         }
     }
 
@@ -178,6 +186,22 @@ impl TagHistory {
         }
         if fix.battery_pct.is_some_and(|p| p >= BATTERY_OK_PCT) {
             next.battery_low_since_ms = None;
+        }
+        next
+    }
+
+    /// The history after accepting `fix` (as [`TagHistory::with_fix`]) that was compared with
+    /// her position for the orders of `victim_edge_m`: the distances are kept with the fix.
+    pub fn with_compared_fix(
+        &self,
+        fix: &Fix,
+        received_at_ms: i64,
+        victim_edge_m: &BTreeMap<OrderId, f64>,
+    ) -> TagHistory {
+        let mut next = self.with_fix(fix, received_at_ms);
+        let key = (fix.at_ms, fix.seq);
+        if let Some(t) = next.fixes.iter_mut().find(|t| t.key() == key) {
+            t.victim_edge_m = victim_edge_m.clone();
         }
         next
     }

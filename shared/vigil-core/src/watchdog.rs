@@ -224,6 +224,18 @@ pub fn near_zone<'a>(
         .map(|(z, d, _)| (z.id(), d))
 }
 
+/// How far the tag's last fix was from the edge of the victim's moving zone (her device),
+/// metres (negative inside), when that is within the moving zone's warning buffer plus
+/// `extra_m` (and the fix's accuracy): the distance ingest kept with the fix when it compared
+/// it with her position (`TrackedFix::victim_edge_m`). `None` when she carries no device under
+/// `terms`, or her position could not be compared with that fix (her device silent, too far
+/// apart in time), or it was further away.
+pub fn near_victim(fix: &TrackedFix, terms: &OrderTerms, extra_m: f64) -> Option<f64> {
+    let device = terms.victim_device.as_ref()?;
+    let d = *fix.victim_edge_m.get(&terms.order_id)?;
+    (d <= device.zone.buffer_m + extra_m + fix.accuracy_m).then_some(d)
+}
+
 /// The tag's last known position: its newest accepted fix by receive time.
 pub fn last_known(history: &TagHistory) -> Option<&TrackedFix> {
     history.fixes.iter().max_by_key(|f| f.received_at_ms)
@@ -420,6 +432,42 @@ mod tests {
             next_check_ms(&o, &TagHistory::default(), &none, T0),
             T0 + IDLE_RECHECK_MS
         );
+    }
+
+    #[test]
+    fn near_her_device_is_the_distance_kept_with_the_fix_within_her_buffer_plus_the_distance() {
+        use crate::order::{VictimDevice, VictimZoneTerms};
+        let mut carrying = terms("o1");
+        carrying.victim_device = Some(VictimDevice {
+            device_id: crate::ids::DeviceId::new("dev-1").unwrap(),
+            zone: VictimZoneTerms::default(), // buffer 1,000 m
+        });
+        let at = |edge_m: Option<f64>| {
+            let mut f = history(T0, 10.0).fixes[0].clone();
+            if let Some(d) = edge_m {
+                f.victim_edge_m.insert(OrderId::new("o1").unwrap(), d);
+            }
+            f
+        };
+        // Reach: 1,000 m buffer + 2,000 m + 10 m accuracy beyond her zone's edge.
+        assert_eq!(
+            near_victim(&at(Some(-50.0)), &carrying, 2_000.0),
+            Some(-50.0)
+        );
+        assert_eq!(
+            near_victim(&at(Some(3_010.0)), &carrying, 2_000.0),
+            Some(3_010.0),
+            "exactly at the reach"
+        );
+        assert_eq!(near_victim(&at(Some(3_010.5)), &carrying, 2_000.0), None);
+        // Not compared with that fix (her device silent, or too far apart in time): nothing.
+        assert_eq!(near_victim(&at(None), &carrying, 2_000.0), None);
+        // An order whose victim carries no device: nothing, whatever the fix holds.
+        assert_eq!(near_victim(&at(Some(0.0)), &terms("o1"), 2_000.0), None);
+        // Another order's distance does not count for this one.
+        let mut other = carrying.clone();
+        other.order_id = OrderId::new("o2").unwrap();
+        assert_eq!(near_victim(&at(Some(0.0)), &other, 2_000.0), None);
     }
 
     #[test]
