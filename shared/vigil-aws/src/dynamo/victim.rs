@@ -144,12 +144,25 @@ impl DynamoStore {
         order_id: &OrderId,
         episode: Option<Option<i64>>,
     ) -> Result<bool, StoreError> {
+        self.write_tag_mark(tag_id, items::silent_attr(order_id), episode)
+            .await
+    }
+
+    /// Sets (`Some(episode)`, -1 for none) or removes (`None`) a mark attribute on a tag's
+    /// item, once: returns whether it changed (a mark already set, or already gone, is no
+    /// change). Her device's silence marks and the watchdog's marks are both this.
+    pub(super) async fn write_tag_mark(
+        &self,
+        tag_id: &TagId,
+        attr: String,
+        episode: Option<Option<i64>>,
+    ) -> Result<bool, StoreError> {
         let req = self
             .client
             .update_item()
             .table_name(&self.tables.tags)
             .key("tag_id", s(tag_id.as_str()))
-            .expression_attribute_names("#m", items::silent_attr(order_id));
+            .expression_attribute_names("#m", attr);
         let req = match episode {
             Some(ms) => req
                 .update_expression("SET #m = :ms")

@@ -232,27 +232,7 @@ impl WatchStore for DynamoStore {
         condition: Condition,
         episode: Option<Option<i64>>,
     ) -> Result<bool, StoreError> {
-        let req = self
-            .client
-            .update_item()
-            .table_name(&self.tables.tags)
-            .key("tag_id", s(tag_id.as_str()))
-            .expression_attribute_names("#m", items::watch_attr(order_id, condition));
-        let req = match episode {
-            Some(ms) => req
-                .update_expression("SET #m = :ms")
-                .condition_expression("attribute_exists(tag_id) AND attribute_not_exists(#m)")
-                .expression_attribute_values(":ms", n(ms.unwrap_or(-1))),
-            None => req
-                .update_expression("REMOVE #m")
-                .condition_expression("attribute_exists(#m)"),
-        };
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) => match classify(SERVICE, "tags", e) {
-                StoreError::Conflict { .. } => Ok(false),
-                other => Err(other),
-            },
-        }
+        self.write_tag_mark(tag_id, items::watch_attr(order_id, condition), episode)
+            .await
     }
 }
