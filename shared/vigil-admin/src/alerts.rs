@@ -89,11 +89,7 @@ pub async fn acknowledge<S: AdminStore + AuditLog>(
     note: Option<&str>,
     now_ms: i64,
 ) -> Result<Acknowledged> {
-    if who.is_blank() {
-        return Err(AdminError::Invalid(
-            "operator id is empty: every acknowledgement names who made it".into(),
-        ));
-    }
+    named(who)?;
     let alert = store
         .open_alerts()
         .await
@@ -105,25 +101,15 @@ pub async fn acknowledge<S: AdminStore + AuditLog>(
                 "no open alert for order {order} zone {zone}: see `vigil alerts list`"
             ))
         })?;
-    let entry = AuditEntry {
-        kind: ACK_KIND.into(),
-        detail: json!({
-            "zone_id": zone.as_str(),
-            "tag_id": alert.tag_id.as_str(),
-            "level": alert.level,
-            "state_rev": alert.state_rev,
-            "operator": who.label(),
-            "note": note,
-        }),
-    };
-    let record = store
-        .append(order, std::slice::from_ref(&entry), now_ms)
-        .await
-        .map_err(AdminError::store(format!(
-            "appending to the audit log of {order}"
-        )))?
-        .pop()
-        .ok_or_else(|| AdminError::Invalid("the audit log wrote no record".into()))?;
+    let detail = json!({
+        "zone_id": zone.as_str(),
+        "tag_id": alert.tag_id.as_str(),
+        "level": alert.level,
+        "state_rev": alert.state_rev,
+        "operator": who.label(),
+        "note": note,
+    });
+    let record = write_ack(store, order, detail, now_ms).await?;
     Ok(Acknowledged { alert, record })
 }
 
@@ -183,6 +169,36 @@ async fn write_ack<S: AuditLog>(
         .ok_or_else(|| AdminError::Invalid("the audit log wrote no record".into()))
 }
 
+/// Writes an acknowledgement of `scope`: an event's names it, the order's lists what it
+/// covers (a zone's open alert has its own, [`acknowledge`], with the level it saw).
+async fn acknowledgement<S: AuditLog>(
+    store: &S,
+    who: &Operator,
+    order: &OrderId,
+    scope: AckScope,
+    covers: Vec<String>,
+    note: Option<&str>,
+    now_ms: i64,
+) -> Result<Acknowledgement> {
+    let mut detail = json!({
+        "scope": scope.name(),
+        "operator": who.label(),
+        "note": note,
+    });
+    match &scope {
+        AckScope::Event(id) => detail["event_id"] = json!(id),
+        AckScope::Order => detail["covers"] = json!(covers),
+        AckScope::Zone(z) => detail["zone_id"] = json!(z),
+    }
+    let record = write_ack(store, order, detail, now_ms).await?;
+    Ok(Acknowledgement {
+        order_id: order.clone(),
+        scope: scope.name(),
+        covers,
+        record,
+    })
+}
+
 fn named(who: &Operator) -> Result<()> {
     if who.is_blank() {
         return Err(AdminError::Invalid(
@@ -228,24 +244,8 @@ pub async fn acknowledge_event<S: AuditLog>(
         .filter(|u| u.event_id == original)
         .map(|u| u.event_id)
         .collect();
-    let record = write_ack(
-        store,
-        order,
-        json!({
-            "scope": AckScope::Event(original.to_owned()).name(),
-            "event_id": original,
-            "operator": who.label(),
-            "note": note,
-        }),
-        now_ms,
-    )
-    .await?;
-    Ok(Acknowledgement {
-        order_id: order.clone(),
-        scope: "event",
-        covers,
-        record,
-    })
+    let scope = AckScope::Event(original.to_owned());
+    acknowledgement(store, who, order, scope, covers, note, now_ms).await
 }
 
 /// Acknowledges every urgent event of the order that operators were told of so far:
@@ -268,23 +268,6 @@ pub async fn acknowledge_order<S: AuditLog>(
             "order {order} has no unacknowledged urgent alert"
         )));
     }
-    let covers: Vec<String> = open.into_iter().map(|u| u.event_id).collect();
-    let record = write_ack(
-        store,
-        order,
-        json!({
-            "scope": AckScope::Order.name(),
-            "covers": covers,
-            "operator": who.label(),
-            "note": note,
-        }),
-        now_ms,
-    )
-    .await?;
-    Ok(Acknowledgement {
-        order_id: order.clone(),
-        scope: "order",
-        covers,
-        record,
-    })
+    let covers = open.into_iter().map(|u| u.event_id).collect();
+    acknowledgement(store, who, order, AckScope::Order, covers, note, now_ms).await
 }
