@@ -13,7 +13,9 @@ use vigil_core::events::{AlertBody, AlertEvent};
 use vigil_core::operator::{CommandReport, OperatorEvent, OperatorKind};
 use vigil_core::policy::{self, Decision, Hold, Moment};
 use vigil_core::watchdog::Condition;
-use vigil_core::{AlertLevel, Urgency, VictimDecision, ZoneKind, escalation, messages};
+use vigil_core::{
+    AlertLevel, OrderPolicy, Urgency, VictimDecision, ZoneKind, escalation, messages,
+};
 
 /// Handles one alert event at `now_ms`, idempotently by its id: claim (bound to the event's
 /// content), order, notices, the order's current level, decision, victim SMS (or a held
@@ -251,26 +253,18 @@ where
     }
     let command_entries = with_commands(&mut operator, event_id, commands);
     let victim_sms = decision.victim.label();
-    // Armed before operators are told: once they are, nothing may stop the escalation.
-    if let Some(armed) = escalation::next(
+    let told = tell_operators(
+        ports,
         event,
-        &operator.kind,
-        operator.urgency,
-        &order.policy,
-        now_ms,
-    ) {
-        store.arm_escalation(&armed).await?;
-    }
-    let message_id = notifier.publish_operator(&operator).await?;
-    metrics.count("OperatorEvents", ("Urgency", operator.urgency.name()), 1);
-    let mut entries = command_entries;
-    entries.push(audit::operator_notified(
-        event,
-        operator.urgency,
-        &message_id,
+        &operator,
+        Some(&order.policy),
         &victim_sms,
         late,
-    ));
+        now_ms,
+    )
+    .await?;
+    let mut entries = command_entries;
+    entries.push(told);
     store.append(order_id, &entries, now_ms).await?;
 
     store.finish(event_id, now_ms).await?;
@@ -289,6 +283,42 @@ where
         urgency: operator.urgency,
         kinds,
     })
+}
+
+/// Tells operators of `event`: arms its escalation first when it is urgent (under `policy`,
+/// the order's; once operators are told, nothing may stop the escalation), publishes the
+/// operator event and counts it. Returns the `operator_notified` audit record, for the caller
+/// to append with its own.
+async fn tell_operators<S, N, D, M, C>(
+    ports: &Ports<S, N, D, M, C>,
+    event: &AlertEvent,
+    operator: &OperatorEvent,
+    policy: Option<&OrderPolicy>,
+    victim_sms: &str,
+    late: bool,
+    now_ms: i64,
+) -> Result<AuditEntry, AlertError>
+where
+    S: EscalationStore,
+    N: Notifier,
+    M: Metrics,
+{
+    if let Some(armed) =
+        policy.and_then(|p| escalation::next(event, &operator.kind, operator.urgency, p, now_ms))
+    {
+        ports.store.arm_escalation(&armed).await?;
+    }
+    let message_id = ports.notifier.publish_operator(operator).await?;
+    ports
+        .metrics
+        .count("OperatorEvents", ("Urgency", operator.urgency.name()), 1);
+    Ok(audit::operator_notified(
+        event,
+        operator.urgency,
+        &message_id,
+        victim_sms,
+        late,
+    ))
 }
 
 /// Adds the reporting commands sent to the operator event (a device that ignored every
@@ -334,7 +364,6 @@ where
 {
     let Ports {
         store,
-        notifier,
         commander,
         metrics,
         ..
@@ -364,21 +393,9 @@ where
     }
     operator.kind = operator.kinds[0].clone();
     store.append(&event.order_id, &entries, now_ms).await?;
-    let message_id = notifier.publish_operator(&operator).await?;
-    metrics.count("OperatorEvents", ("Urgency", operator.urgency.name()), 1);
-    store
-        .append(
-            &event.order_id,
-            &[audit::operator_notified(
-                event,
-                operator.urgency,
-                &message_id,
-                "none",
-                false,
-            )],
-            now_ms,
-        )
-        .await?;
+    // Never urgent (a device that ignores commands is high): nothing to escalate.
+    let told = tell_operators(ports, event, &operator, None, "none", false, now_ms).await?;
+    store.append(&event.order_id, &[told], now_ms).await?;
     store.finish(event_id, now_ms).await?;
     let kinds: Vec<String> = operator.kinds.iter().map(ToString::to_string).collect();
     info!(event_id, order_id = %event.order_id, kinds = ?kinds, "reporting ask handled");
@@ -406,12 +423,7 @@ where
     M: Metrics,
     C: Commander,
 {
-    let Ports {
-        store,
-        notifier,
-        metrics,
-        ..
-    } = ports;
+    let Ports { store, metrics, .. } = ports;
     let event_id = event.event_id.as_str();
     let order_id = &event.order_id;
     let AlertBody::Escalation {
@@ -447,31 +459,18 @@ where
     store
         .append(order_id, &[audit::event_record(event, digest)], now_ms)
         .await?;
-    if let Some(armed) = escalation::next(
+    let told = tell_operators(
+        ports,
         event,
-        &operator.kind,
-        operator.urgency,
-        &order.policy,
+        &operator,
+        Some(&order.policy),
+        "none",
+        late,
         now_ms,
-    ) {
-        store.arm_escalation(&armed).await?;
-    }
-    let message_id = notifier.publish_operator(&operator).await?;
-    metrics.count("OperatorEvents", ("Urgency", operator.urgency.name()), 1);
+    )
+    .await?;
     metrics.count("Escalations", ("Function", "alert"), 1);
-    store
-        .append(
-            order_id,
-            &[audit::operator_notified(
-                event,
-                operator.urgency,
-                &message_id,
-                "none",
-                late,
-            )],
-            now_ms,
-        )
-        .await?;
+    store.append(order_id, &[told], now_ms).await?;
     store.finish(event_id, now_ms).await?;
     warn!(event_id, order_id = %order_id, original = %original_id, count, "urgent alert not acknowledged: operators told again");
     Ok(Outcome::Handled {
