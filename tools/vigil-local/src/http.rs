@@ -1,7 +1,7 @@
 //! The little HTTP/1.1 the local stack speaks itself: reading one request (head and
-//! `Content-Length` body) off a connection, and reading a header. Used by the fault proxy
-//! ([`crate::faults`]) and the local Lambda Invoke API (vigil-stack); AWS SDK requests carry
-//! a `Content-Length` and no chunked bodies.
+//! `Content-Length` body) off a connection, reading a header, and writing a JSON response.
+//! Used by the fault proxy ([`crate::faults`]), and by the local Lambda Invoke API and IoT data
+//! plane (vigil-stack); AWS SDK requests carry a `Content-Length` and no chunked bodies.
 
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -61,6 +61,30 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         let (k, v) = line.split_once(':')?;
         k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
+}
+
+/// A JSON response: status line, `Content-Type`, `Content-Length`, `headers`, the body.
+pub fn json_response(status: u16, headers: &[(&str, &str)], body: &serde_json::Value) -> Vec<u8> {
+    let reason = match status {
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        503 => "Service Unavailable",
+        _ => "Not Found",
+    };
+    let body = body.to_string();
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.push_str(&body);
+    out.into_bytes()
 }
 
 /// The first position of `needle` in `haystack`.

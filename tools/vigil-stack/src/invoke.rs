@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use vigil_local::http::{header, read_request};
+use vigil_local::http::{header, json_response, read_request};
 use vigil_mqtt::{RuleAction, RuleOutput};
 
 /// The running Invoke API; stops when dropped.
@@ -104,9 +104,9 @@ async fn respond(head: &str, body: &[u8], functions: &[(String, Arc<dyn RuleActi
     };
     let asynchronous = header(head, "x-amz-invocation-type") == Some("Event");
     match action.execute(&RuleOutput::Json(event)).await {
-        Ok(()) if asynchronous => http(202, &[], &Value::Null),
-        Ok(()) => http(200, &[], &Value::Null),
-        Err(e) => http(
+        Ok(()) if asynchronous => json_response(202, &[], &Value::Null),
+        Ok(()) => json_response(200, &[], &Value::Null),
+        Err(e) => json_response(
             200,
             &[("X-Amz-Function-Error", "Unhandled")],
             &error(
@@ -128,29 +128,9 @@ fn error(kind: &str, message: &str) -> Value {
 
 /// A refused request, as the Lambda API answers it (`x-amzn-ErrorType`, `Type`/`message`).
 fn refused(status: u16, kind: &str, message: &str) -> Vec<u8> {
-    http(
+    json_response(
         status,
         &[("x-amzn-ErrorType", kind)],
         &json!({ "Type": "User", "message": message }),
     )
-}
-
-fn http(status: u16, headers: &[(&str, &str)], body: &Value) -> Vec<u8> {
-    let reason = match status {
-        200 => "OK",
-        202 => "Accepted",
-        400 => "Bad Request",
-        _ => "Not Found",
-    };
-    let body = body.to_string();
-    let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    out.push_str(&body);
-    out.into_bytes()
 }

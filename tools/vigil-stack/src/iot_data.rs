@@ -39,7 +39,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use vigil_local::http::read_request;
+use vigil_local::http::{json_response, read_request};
 use vigil_mqtt::client::MAX_PAYLOAD_BYTES;
 use vigil_mqtt::{CertPair, Endpoint};
 
@@ -354,7 +354,7 @@ async fn respond(head: &str, body: Vec<u8>, requests: &mpsc::Sender<Publish>) ->
         Err(_) => Err("the publisher stopped".to_owned()),
     };
     match outcome {
-        Ok(()) => http(200, &[], &json!({})),
+        Ok(()) => json_response(200, &[], &json!({})),
         Err(e) => {
             tracing::warn!(%topic, error = %e, "IoT data plane: publish failed");
             refused(503, "ServiceUnavailableException", &e)
@@ -457,33 +457,11 @@ fn percent_decode(s: &str) -> Vec<u8> {
 
 /// A refused request, as IoT's REST API answers it (`x-amzn-ErrorType`, `{"message"}`).
 fn refused(status: u16, kind: &str, message: &str) -> Vec<u8> {
-    http(
+    json_response(
         status,
         &[("x-amzn-ErrorType", kind)],
         &json!({ "message": message }),
     )
-}
-
-fn http(status: u16, headers: &[(&str, &str)], body: &serde_json::Value) -> Vec<u8> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        405 => "Method Not Allowed",
-        413 => "Payload Too Large",
-        503 => "Service Unavailable",
-        _ => "Not Found",
-    };
-    let body = body.to_string();
-    let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    out.push_str(&body);
-    out.into_bytes()
 }
 
 #[cfg(test)]
