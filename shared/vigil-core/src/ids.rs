@@ -115,6 +115,12 @@ id_type!(
     "victim id"
 );
 id_type!(
+    /// The identifier of a police force (docs/FORCES.md): every order, tag and device belongs
+    /// to exactly one.
+    ForceId,
+    "force id"
+);
+id_type!(
     /// The identifier of a victim's own device (a phone app or a dedicated unit): its AWS IoT
     /// thing name, as a tag's is.
     DeviceId,

@@ -340,6 +340,7 @@ mod tests {
 
     fn terms(id: &str) -> OrderTerms {
         OrderTerms {
+            force_id: None,
             order_id: OrderId::new(id).unwrap(),
             valid_from: None,
             valid_until: None,

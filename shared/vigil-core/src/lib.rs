@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`ids`]: identifiers (tag, order, zone, victim), checked where they enter.
 //! - [`fix`]: the wire format of fixes and tag events, parsing, and validation errors.
+//! - [`forces`]: the police forces a deployment serves, their settings and areas.
 //! - [`geodesy`]: geodesic and haversine distances; conservative latitude/longitude boxes.
 //! - [`cells`]: the geohash cells of the zone index (precision 6, polar caps) and covers.
 //! - [`zone`]: zones (circle or polygon), warning buffer, weekly schedule, validity.
@@ -33,6 +34,7 @@ pub mod escalation;
 pub mod evaluate;
 pub mod events;
 pub mod fix;
+pub mod forces;
 pub mod geodesy;
 pub mod history;
 pub mod ids;
@@ -54,7 +56,7 @@ pub use cells::Cell;
 pub use evaluate::{AlertLevel, Assessment, BreachRules};
 pub use fix::{Fix, FixError, TagEvent, TagEventKind, ValidationLimits};
 pub use history::TagHistory;
-pub use ids::{DeviceId, OrderId, TagId, VictimId, ZoneId, ZoneKey};
+pub use ids::{DeviceId, ForceId, OrderId, TagId, VictimId, ZoneId, ZoneKey};
 pub use index::MemoryZoneIndex;
 pub use operator::{OperatorEvent, OperatorKind};
 pub use order::{Language, OrderPolicy, OrderTerms, PhoneNumber, ProtectionOrder, Victim};

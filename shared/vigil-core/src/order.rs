@@ -1,6 +1,6 @@
 //! Protection orders: the offender's tag, the victim and how they are told, and the policy.
 
-use crate::ids::{DeviceId, OrderId, TagId, VictimId, ZoneId};
+use crate::ids::{DeviceId, ForceId, OrderId, TagId, VictimId, ZoneId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -406,6 +406,10 @@ pub struct VictimDevice {
 pub struct OrderTerms {
     /// The order.
     pub order_id: OrderId,
+    /// The force the order belongs to (docs/FORCES.md); absent on orders written before forces
+    /// existed, until `vigil admin migrate-forces` gives them one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_id: Option<ForceId>,
     /// In force from; at once when absent.
     #[serde(default)]
     pub valid_from: Option<DateTime<Utc>>,
@@ -439,6 +443,12 @@ pub struct ProtectionOrder {
     pub order_id: OrderId,
     /// The offender's tag.
     pub tag_id: TagId,
+    /// The force the order belongs to (docs/FORCES.md): its operators alone see and change it.
+    /// Absent on orders written before forces existed, until `vigil admin migrate-forces`
+    /// gives them one (until then only national administrators see them; they protect as
+    /// before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_id: Option<ForceId>,
     /// The protected person.
     pub victim: Victim,
     /// The zones that protect this victim from this offender.
@@ -464,6 +474,7 @@ impl ProtectionOrder {
     pub fn terms(&self) -> OrderTerms {
         OrderTerms {
             order_id: self.order_id.clone(),
+            force_id: self.force_id.clone(),
             valid_from: self.valid_from,
             valid_until: self.valid_until,
             policy: self.policy.clone(),

@@ -342,6 +342,7 @@ mod tests {
 
     fn terms() -> OrderTerms {
         OrderTerms {
+            force_id: None,
             order_id: order(),
             valid_from: None,
             valid_until: None,

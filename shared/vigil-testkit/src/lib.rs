@@ -49,6 +49,17 @@ pub fn fix_north(seq: u64, at_ms: i64, north_m: f64) -> Fix {
     }
 }
 
+/// The forces the deployment ships with (`infra/forces.json`: `met`, the default, and `tvp`).
+pub fn forces() -> vigil_core::forces::Forces {
+    vigil_core::forces::Forces::parse(include_str!("../../../infra/forces.json"))
+        .expect("infra/forces.json is valid")
+}
+
+/// A force of [`forces`] by id.
+pub fn force(id: &str) -> vigil_core::ForceId {
+    vigil_core::ForceId::new(id).expect("a force id")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
