@@ -14,7 +14,8 @@ use vigil_core::proximity::VictimPosition;
 use vigil_core::reporting::ReportingCommand;
 use vigil_core::watchdog::{Condition, Told};
 use vigil_core::{
-    DeviceId, OrderId, OrderTerms, ProtectionOrder, TagHistory, TagId, Zone, ZoneId, ZoneKey,
+    DeviceId, ForceId, OrderId, OrderTerms, ProtectionOrder, TagHistory, TagId, Zone, ZoneId,
+    ZoneKey,
 };
 
 /// A DynamoDB item.
@@ -343,11 +344,28 @@ pub fn open_attr(order_id: &OrderId, zone_id: &ZoneId) -> String {
 
 /// An `orders` item (with the victim).
 pub fn order_item(order: &ProtectionOrder) -> Item {
-    Item::from([
+    let mut item = Item::from([
         ("order_id".into(), s(order.order_id.as_str())),
         ("tag_id".into(), s(order.tag_id.as_str())),
         ("order".into(), s(to_json(order))),
-    ])
+    ]);
+    // Beside the JSON, so that a condition (`vigil admin migrate-forces`) can name it.
+    if let Some(f) = &order.force_id {
+        item.insert("force_id".into(), s(f.as_str()));
+    }
+    item
+}
+
+/// The `force_id` of an `orders`, `tags` or `devices` item, `None` when it has none.
+pub fn force_of(item: &Item) -> Result<Option<ForceId>, StoreError> {
+    item.get("force_id")
+        .map(|v| {
+            v.as_s()
+                .ok()
+                .and_then(|f| ForceId::new(f.as_str()).ok())
+                .ok_or_else(|| StoreError::corrupt("force_id", "expected a force id"))
+        })
+        .transpose()
 }
 
 /// The order of an `orders` item.

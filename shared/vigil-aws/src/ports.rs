@@ -16,8 +16,8 @@ use vigil_core::proximity::VictimPosition;
 use vigil_core::reporting::{Commanded, ReportingCommand};
 use vigil_core::watchdog::{Condition, Told};
 use vigil_core::{
-    AlertLevel, DeviceId, OperatorEvent, OrderId, OrderTerms, PhoneNumber, ProtectionOrder,
-    TagHistory, TagId, Zone, ZoneId, ZoneKey,
+    AlertLevel, DeviceId, ForceId, OperatorEvent, OrderId, OrderTerms, PhoneNumber,
+    ProtectionOrder, TagHistory, TagId, Zone, ZoneId, ZoneKey,
 };
 
 /// What ingest reads for every message in one request: the tag's orders (terms only, never a
@@ -561,4 +561,51 @@ pub trait AdminStore: Send + Sync {
         &self,
         tag_id: &TagId,
     ) -> impl Future<Output = Result<TagHistory, StoreError>> + Send;
+    /// The force a tag belongs to (its `tags` item's `force_id`); `None` when it has none.
+    fn tag_force(
+        &self,
+        tag_id: &TagId,
+    ) -> impl Future<Output = Result<Option<ForceId>, StoreError>> + Send;
+    /// Gives a tag the force `force` if its force is now `expected` (`None`: it has none),
+    /// creating its item if needed; `false` when its force is another (nothing changed).
+    fn set_tag_force(
+        &self,
+        tag_id: &TagId,
+        force: &ForceId,
+        expected: Option<&ForceId>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The force of a victim's device (its `devices` item's `force_id`); `None` when it has
+    /// none.
+    fn device_force(
+        &self,
+        device_id: &DeviceId,
+    ) -> impl Future<Output = Result<Option<ForceId>, StoreError>> + Send;
+    /// As [`AdminStore::set_tag_force`], for a victim's device.
+    fn set_device_force(
+        &self,
+        device_id: &DeviceId,
+        force: &ForceId,
+        expected: Option<&ForceId>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Gives an order the force `force` if its force is now `expected`: the order and the
+    /// tag's copy of its terms; `false` when there is no such order or its force is another.
+    fn set_order_force(
+        &self,
+        order_id: &OrderId,
+        force: &ForceId,
+        expected: Option<&ForceId>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The orders, tags and devices with no force (admin path: a Scan of each table).
+    fn unforced(&self) -> impl Future<Output = Result<Unforced, StoreError>> + Send;
+}
+
+/// Records written before forces existed: they have no `force_id` yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Unforced {
+    /// Orders without a force.
+    pub orders: Vec<OrderId>,
+    /// Tags without a force.
+    pub tags: Vec<TagId>,
+    /// Victims' devices without a force.
+    pub devices: Vec<DeviceId>,
 }

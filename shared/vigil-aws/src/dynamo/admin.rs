@@ -3,12 +3,14 @@
 use super::{DynamoStore, SERVICE};
 use crate::error::{StoreError, classify};
 use crate::items::{self, Item, n, s};
-use crate::ports::{AdminStore, IngestStore, OpenAlert, QuarantineRecord};
+use crate::ports::{AdminStore, IngestStore, OpenAlert, QuarantineRecord, Unforced};
 use aws_sdk_dynamodb::types::Update;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use vigil_core::ingest::ZoneRecord;
-use vigil_core::{OrderId, ProtectionOrder, TagHistory, TagId, Zone, ZoneId, ZoneKey};
+use vigil_core::{
+    DeviceId, ForceId, OrderId, ProtectionOrder, TagHistory, TagId, Zone, ZoneId, ZoneKey,
+};
 
 impl DynamoStore {
     fn zone_key_item(key: &ZoneKey) -> Item {
@@ -56,6 +58,60 @@ impl DynamoStore {
     async fn tag_item(&self, tag_id: &TagId) -> Result<Option<Item>, StoreError> {
         self.get(&self.tables.tags, Self::pk("tag_id", tag_id.as_str()))
             .await
+    }
+}
+
+impl DynamoStore {
+    /// Sets `force_id` on the item `key` of `table` when it is now `expected` (absent for
+    /// `None`); `false` when it is another.
+    async fn set_force(
+        &self,
+        table: &str,
+        key: Item,
+        force: &ForceId,
+        expected: Option<&ForceId>,
+    ) -> Result<bool, StoreError> {
+        let mut u = self
+            .client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .update_expression("SET force_id = :f")
+            .expression_attribute_values(":f", s(force.as_str()));
+        u = match expected {
+            None => u.condition_expression("attribute_not_exists(force_id)"),
+            Some(e) => u
+                .condition_expression("force_id = :e")
+                .expression_attribute_values(":e", s(e.as_str())),
+        };
+        match u.send().await {
+            Ok(_) => Ok(true),
+            Err(e) => match classify(SERVICE, table, e) {
+                StoreError::Conflict { .. } => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// The `force_id` of the item `key` of `table`.
+    async fn force_of(&self, table: &str, key: Item) -> Result<Option<ForceId>, StoreError> {
+        let Some(item) = self.get(table, key).await? else {
+            return Ok(None);
+        };
+        items::force_of(&item)
+    }
+
+    /// The keys (`key` attribute) of the items of `table` without a force.
+    async fn without_force(&self, table: &str, key: &str) -> Result<Vec<String>, StoreError> {
+        let mut out: Vec<String> = self
+            .scan_all(table)
+            .await?
+            .iter()
+            .filter(|i| !i.contains_key("force_id"))
+            .filter_map(|i| i.get(key).and_then(|v| v.as_s().ok()).cloned())
+            .collect();
+        out.sort();
+        Ok(out)
     }
 }
 
@@ -355,6 +411,106 @@ impl AdminStore for DynamoStore {
 
     async fn tag_history(&self, tag_id: &TagId) -> Result<TagHistory, StoreError> {
         IngestStore::history(self, tag_id).await
+    }
+
+    async fn tag_force(&self, tag_id: &TagId) -> Result<Option<ForceId>, StoreError> {
+        let key = Self::pk("tag_id", tag_id.as_str());
+        self.force_of(&self.tables.tags, key).await
+    }
+
+    async fn set_tag_force(
+        &self,
+        tag_id: &TagId,
+        force: &ForceId,
+        expected: Option<&ForceId>,
+    ) -> Result<bool, StoreError> {
+        let key = Self::pk("tag_id", tag_id.as_str());
+        self.set_force(&self.tables.tags, key, force, expected)
+            .await
+    }
+
+    async fn device_force(&self, device_id: &DeviceId) -> Result<Option<ForceId>, StoreError> {
+        let key = Self::pk("device_id", device_id.as_str());
+        self.force_of(&self.tables.devices, key).await
+    }
+
+    async fn set_device_force(
+        &self,
+        device_id: &DeviceId,
+        force: &ForceId,
+        expected: Option<&ForceId>,
+    ) -> Result<bool, StoreError> {
+        let key = Self::pk("device_id", device_id.as_str());
+        self.set_force(&self.tables.devices, key, force, expected)
+            .await
+    }
+
+    async fn set_order_force(
+        &self,
+        order_id: &OrderId,
+        force: &ForceId,
+        expected: Option<&ForceId>,
+    ) -> Result<bool, StoreError> {
+        let Some(item) = self
+            .get(&self.tables.orders, Self::pk("order_id", order_id.as_str()))
+            .await?
+        else {
+            return Ok(false);
+        };
+        let mut order = items::order_from_item(&item)?;
+        if order.force_id.as_ref() != expected {
+            return Ok(false);
+        }
+        order.force_id = Some(force.clone());
+        // Conditional on the order as read: a change made since (by another operator) wins and
+        // this one reports a conflict to retry, never overwrites it.
+        let old = item.get("order").cloned().unwrap_or_else(|| s(""));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.tables.orders)
+            .set_item(Some(items::order_item(&order)))
+            .condition_expression("#order = :old")
+            .expression_attribute_names("#order", "order")
+            .expression_attribute_values(":old", old)
+            .send()
+            .await;
+        if let Err(e) = put {
+            return Err(classify(SERVICE, "orders", e));
+        }
+        self.client
+            .update_item()
+            .table_name(&self.tables.tags)
+            .key("tag_id", s(order.tag_id.as_str()))
+            .update_expression("SET #o = :terms")
+            .expression_attribute_names("#o", items::order_attr(order_id))
+            .expression_attribute_values(":terms", items::order_terms_value(&order.terms()))
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "tags", e))?;
+        Ok(true)
+    }
+
+    async fn unforced(&self) -> Result<Unforced, StoreError> {
+        let orders = self.without_force(&self.tables.orders, "order_id").await?;
+        let tags = self.without_force(&self.tables.tags, "tag_id").await?;
+        let devices = self
+            .without_force(&self.tables.devices, "device_id")
+            .await?;
+        Ok(Unforced {
+            orders: orders
+                .into_iter()
+                .map(|o| OrderId::new(o).map_err(|e| StoreError::corrupt("orders.order_id", e)))
+                .collect::<Result<_, _>>()?,
+            tags: tags
+                .into_iter()
+                .map(|t| TagId::new(t).map_err(|e| StoreError::corrupt("tags.tag_id", e)))
+                .collect::<Result<_, _>>()?,
+            devices: devices
+                .into_iter()
+                .map(|d| DeviceId::new(d).map_err(|e| StoreError::corrupt("devices.device_id", e)))
+                .collect::<Result<_, _>>()?,
+        })
     }
 }
 

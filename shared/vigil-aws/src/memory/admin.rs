@@ -2,11 +2,13 @@
 
 use super::MemoryStore;
 use crate::error::StoreError;
-use crate::ports::{AdminStore, OpenAlert, QuarantineRecord};
+use crate::ports::{AdminStore, OpenAlert, QuarantineRecord, Unforced};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use vigil_core::ingest::ZoneRecord;
-use vigil_core::{OrderId, ProtectionOrder, TagHistory, TagId, Zone, ZoneId, ZoneKey};
+use vigil_core::{
+    DeviceId, ForceId, OrderId, ProtectionOrder, TagHistory, TagId, Zone, ZoneId, ZoneKey,
+};
 
 impl AdminStore for MemoryStore {
     async fn put_order(&self, order: &ProtectionOrder) -> Result<(), StoreError> {
@@ -215,5 +217,96 @@ impl AdminStore for MemoryStore {
 
     async fn tag_history(&self, tag_id: &TagId) -> Result<TagHistory, StoreError> {
         crate::ports::IngestStore::history(self, tag_id).await
+    }
+
+    async fn tag_force(&self, tag_id: &TagId) -> Result<Option<ForceId>, StoreError> {
+        self.injected()?;
+        Ok(self.lock().tag_forces.get(tag_id).cloned())
+    }
+
+    async fn set_tag_force(
+        &self,
+        tag_id: &TagId,
+        force: &ForceId,
+        expected: Option<&ForceId>,
+    ) -> Result<bool, StoreError> {
+        self.injected()?;
+        let mut g = self.lock();
+        if g.tag_forces.get(tag_id) != expected {
+            return Ok(false);
+        }
+        g.tag_forces.insert(tag_id.clone(), force.clone());
+        g.tags.entry(tag_id.clone()).or_default();
+        Ok(true)
+    }
+
+    async fn device_force(&self, device_id: &DeviceId) -> Result<Option<ForceId>, StoreError> {
+        self.injected()?;
+        Ok(self.lock().device_forces.get(device_id).cloned())
+    }
+
+    async fn set_device_force(
+        &self,
+        device_id: &DeviceId,
+        force: &ForceId,
+        expected: Option<&ForceId>,
+    ) -> Result<bool, StoreError> {
+        self.injected()?;
+        let mut g = self.lock();
+        if g.device_forces.get(device_id) != expected {
+            return Ok(false);
+        }
+        g.device_forces.insert(device_id.clone(), force.clone());
+        g.devices.entry(device_id.clone()).or_default();
+        Ok(true)
+    }
+
+    async fn set_order_force(
+        &self,
+        order_id: &OrderId,
+        force: &ForceId,
+        expected: Option<&ForceId>,
+    ) -> Result<bool, StoreError> {
+        self.injected()?;
+        let mut g = self.lock();
+        let Some(order) = g.orders.get_mut(order_id) else {
+            return Ok(false);
+        };
+        if order.force_id.as_ref() != expected {
+            return Ok(false);
+        }
+        order.force_id = Some(force.clone());
+        let (tag, terms) = (order.tag_id.clone(), order.terms());
+        g.tags
+            .entry(tag)
+            .or_default()
+            .0
+            .insert(order_id.clone(), terms);
+        Ok(true)
+    }
+
+    async fn unforced(&self) -> Result<Unforced, StoreError> {
+        self.injected()?;
+        let g = self.lock();
+        Ok(Unforced {
+            orders: g
+                .orders
+                .values()
+                .filter(|o| o.force_id.is_none())
+                .map(|o| o.order_id.clone())
+                .collect(),
+            tags: g
+                .tags
+                .keys()
+                .filter(|t| !g.tag_forces.contains_key(*t))
+                .cloned()
+                .collect(),
+            devices: g
+                .devices
+                .keys()
+                .filter(|d| !g.device_forces.contains_key(*d))
+                .cloned()
+                .collect(),
+        })
     }
 }

@@ -33,8 +33,8 @@ use vigil_core::proximity::VictimPosition;
 use vigil_core::reporting::{Commanded, ReportingCommand};
 use vigil_core::watchdog::Condition;
 use vigil_core::{
-    AlertLevel, DeviceId, OrderId, OrderTerms, ProtectionOrder, TagHistory, TagId, Zone, ZoneId,
-    ZoneKey,
+    AlertLevel, DeviceId, ForceId, OrderId, OrderTerms, ProtectionOrder, TagHistory, TagId, Zone,
+    ZoneId, ZoneKey,
 };
 
 /// A tag's order terms and open zones.
@@ -72,6 +72,9 @@ struct Inner {
     watch_cursor: Option<i64>,
     /// The watchdog's marks: (tag, order, condition) -> episode.
     watch_marks: BTreeMap<(TagId, OrderId, Condition), Option<i64>>,
+    /// The force of each tag and device (their items' `force_id`).
+    tag_forces: BTreeMap<TagId, ForceId>,
+    device_forces: BTreeMap<DeviceId, ForceId>,
     fail_next: Vec<StoreError>,
 }
 
