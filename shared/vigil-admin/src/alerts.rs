@@ -3,6 +3,7 @@
 //! event, or everything urgent on an order so far. An acknowledgement stops the escalation of
 //! what it covers (docs/WATCHDOG.md; the rule is [`vigil_core::escalation`]).
 
+use crate::access::{self, Caller};
 use crate::error::{AdminError, Result};
 use crate::operator::Operator;
 use serde::Serialize;
@@ -37,14 +38,26 @@ fn acknowledged_by(chain: &[AuditRecord], alert: &OpenAlert) -> Option<String> {
         .and_then(|r| r.detail["operator"].as_str().map(str::to_owned))
 }
 
-/// Every open alert, each with whether its current state was acknowledged (from the audit log).
+/// Every open alert of the orders `caller` may see, each with whether its current state was
+/// acknowledged (from the audit log).
 ///
 /// Fails with [`AdminError::Store`] if the store fails.
-pub async fn list_alerts<S: AdminStore + AuditLog>(store: &S) -> Result<Vec<AlertView>> {
-    let open = store
+pub async fn list_alerts<S: AdminStore + AuditLog>(
+    store: &S,
+    caller: &Caller,
+) -> Result<Vec<AlertView>> {
+    let visible: std::collections::BTreeSet<OrderId> = crate::orders::list_orders(store, caller)
+        .await?
+        .into_iter()
+        .map(|(o, _)| o.order_id)
+        .collect();
+    let open: Vec<OpenAlert> = store
         .open_alerts()
         .await
-        .map_err(AdminError::store("listing open alerts"))?;
+        .map_err(AdminError::store("listing open alerts"))?
+        .into_iter()
+        .filter(|a| visible.contains(&a.order_id))
+        .collect();
     let mut out = Vec::new();
     let mut chains: std::collections::BTreeMap<OrderId, Vec<AuditRecord>> = Default::default();
     for alert in open {
@@ -83,13 +96,15 @@ pub struct Acknowledged {
 /// [`AdminError::NotFound`] when the pair has no open alert, or [`AdminError::Store`].
 pub async fn acknowledge<S: AdminStore + AuditLog>(
     store: &S,
-    who: &Operator,
+    caller: &Caller,
     order: &OrderId,
     zone: &ZoneId,
     note: Option<&str>,
     now_ms: i64,
 ) -> Result<Acknowledged> {
+    let who = &caller.operator;
     named(who)?;
+    access::order_for(store, caller, "alerts ack", order, now_ms).await?;
     let alert = store
         .open_alerts()
         .await
@@ -117,10 +132,13 @@ pub async fn acknowledge<S: AdminStore + AuditLog>(
 ///
 /// Fails with [`AdminError::NotFound`] for an order with no audit record, or
 /// [`AdminError::Store`].
-pub async fn unacknowledged<S: AuditLog>(
+pub async fn unacknowledged<S: AdminStore + AuditLog>(
     store: &S,
+    caller: &Caller,
     order: &OrderId,
+    now_ms: i64,
 ) -> Result<Vec<Unacknowledged>> {
+    access::order_for(store, caller, "alerts unacked", order, now_ms).await?;
     Ok(escalation::unacknowledged(&chain_of(store, order).await?))
 }
 
@@ -215,14 +233,15 @@ fn named(who: &Operator) -> Result<()> {
 /// Fails with [`AdminError::Invalid`] for an operator that names nobody or an empty id,
 /// [`AdminError::NotFound`] when operators were never told of that event on this order, or
 /// [`AdminError::Store`].
-pub async fn acknowledge_event<S: AuditLog>(
+pub async fn acknowledge_event<S: AdminStore + AuditLog>(
     store: &S,
-    who: &Operator,
+    caller: &Caller,
     order: &OrderId,
     event_id: &str,
     note: Option<&str>,
     now_ms: i64,
 ) -> Result<Acknowledgement> {
+    let who = &caller.operator;
     named(who)?;
     let original = escalation::original_of(event_id.trim());
     if original.is_empty() || original.len() > 512 {
@@ -230,6 +249,7 @@ pub async fn acknowledge_event<S: AuditLog>(
             "event id is empty or too long: copy it from the operator event (event_id)".into(),
         ));
     }
+    access::order_for(store, caller, "alerts ack", order, now_ms).await?;
     let chain = chain_of(store, order).await?;
     let told = chain
         .iter()
@@ -254,14 +274,16 @@ pub async fn acknowledge_event<S: AuditLog>(
 ///
 /// Fails with [`AdminError::Invalid`] for an operator that names nobody,
 /// [`AdminError::NotFound`] when nothing urgent is unacknowledged, or [`AdminError::Store`].
-pub async fn acknowledge_order<S: AuditLog>(
+pub async fn acknowledge_order<S: AdminStore + AuditLog>(
     store: &S,
-    who: &Operator,
+    caller: &Caller,
     order: &OrderId,
     note: Option<&str>,
     now_ms: i64,
 ) -> Result<Acknowledgement> {
+    let who = &caller.operator;
     named(who)?;
+    access::order_for(store, caller, "alerts ack", order, now_ms).await?;
     let open = escalation::unacknowledged(&chain_of(store, order).await?);
     if open.is_empty() {
         return Err(AdminError::NotFound(format!(

@@ -1,9 +1,9 @@
 //! A victim's own device (docs/PROXIMITY.md): giving an order her device and the moving zone
 //! around it, once the CLI has registered the device in AWS IoT with the victim-device policy.
 
+use crate::access::{self, Caller};
 use crate::changes::{self, Change};
 use crate::error::{AdminError, Result};
-use crate::operator::Operator;
 use serde_json::json;
 use vigil_aws::ports::{AdminStore, AuditLog};
 use vigil_core::proximity::VictimDevice;
@@ -11,7 +11,8 @@ use vigil_core::{OrderId, ProtectionOrder};
 
 /// Gives order `id` her device with its moving zone's settings: the order, the tag's summary
 /// (what ingest reads) and the device's item are written, and `victim_device_set` is recorded in
-/// the order's audit chain, made by `who`. Returns the order as written.
+/// the order's audit chain, made by `caller`. The device belongs to the order's force (a device
+/// with none becomes so; one of another force is refused). Returns the order as written.
 ///
 /// Only this order changes: her other orders keep theirs, and no other victim's protection
 /// moves. A device already named by an order of another victim is refused: one device, one
@@ -22,13 +23,35 @@ use vigil_core::{OrderId, ProtectionOrder};
 /// [`AdminError::Store`].
 pub async fn set_victim_device<S: AdminStore + AuditLog>(
     store: &S,
-    who: &Operator,
+    caller: &Caller,
     id: &OrderId,
     device: VictimDevice,
     now_ms: i64,
 ) -> Result<ProtectionOrder> {
+    const ACTION: &str = "devices assign";
     device.zone.check().map_err(AdminError::Invalid)?;
-    let mut order = crate::orders::existing_order(store, id).await?;
+    let mut order = access::order_for(store, caller, ACTION, id, now_ms).await?;
+    let force = order.force_id.clone().ok_or_else(|| {
+        AdminError::Invalid(format!(
+            "order {id} has no force yet: run `vigil admin migrate-forces` first"
+        ))
+    })?;
+    let d = &device.device_id;
+    let read = || AdminError::store(format!("reading the force of device {d}"));
+    let mut current = store.device_force(d).await.map_err(read())?;
+    if current.is_none()
+        && !store
+            .set_device_force(d, &force, None)
+            .await
+            .map_err(AdminError::store(format!("giving device {d} its force")))?
+    {
+        current = store.device_force(d).await.map_err(read())?;
+    } else if current.is_none() {
+        current = Some(force.clone());
+    }
+    if current.as_ref() != Some(&force) {
+        return Err(access::refuse(caller, ACTION, "device"));
+    }
     let others = store
         .list_orders()
         .await
@@ -60,7 +83,7 @@ pub async fn set_victim_device<S: AdminStore + AuditLog>(
         .put_order(&order)
         .await
         .map_err(AdminError::store(format!("writing order {id}")))?;
-    changes::record(store, id, who, &[change], now_ms).await?;
+    changes::record(store, id, &caller.operator, &[change], now_ms).await?;
     Ok(order)
 }
 
@@ -74,7 +97,7 @@ mod tests {
 
     fn order(id: &str, victim: &str) -> ProtectionOrder {
         serde_json::from_value(json!({
-            "order_id": id, "tag_id": "t1",
+            "order_id": id, "tag_id": "t1", "force_id": "met",
             "victim": {"victim_id": victim, "phone": "+447700900123", "language": "en"}
         }))
         .unwrap()
@@ -93,7 +116,10 @@ mod tests {
     #[tokio::test]
     async fn her_device_reaches_ingest_is_audited_and_is_hers_alone() {
         let store = MemoryStore::new();
-        let who = Operator::Local("op-1".into());
+        let who = Caller::of_force(
+            crate::Operator::Local("op-1".into()),
+            vigil_testkit::force("met"),
+        );
         for (id, victim) in [("o1", "v1"), ("o2", "v1"), ("o3", "v2")] {
             store.put_order(&order(id, victim)).await.unwrap();
         }

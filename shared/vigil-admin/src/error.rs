@@ -13,6 +13,10 @@ pub enum AdminError {
     /// The order, zone or open alert named does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The record is not of the caller's force (docs/FORCES.md), or the action is national
+    /// administrators' alone. Nothing was changed or shown.
+    #[error("{0}")]
+    Forbidden(String),
     /// The change would replace something that exists, and replacing was not asked for.
     /// Nothing was changed.
     #[error("{0}")]

@@ -52,8 +52,9 @@ pub struct VictimSpec {
     pub victim_id: String,
     /// E.164 phone number.
     pub phone: String,
-    /// Language code.
-    pub language: String,
+    /// Language code; the force's default language when absent.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// A checked order and its checked zones, ready to write.
@@ -191,6 +192,18 @@ impl OrderSpec {
     ///
     /// Fails with [`AdminError::Invalid`] naming the first field that is wrong.
     pub fn check(&self) -> Result<CheckedOrder> {
+        self.check_with(None)
+    }
+
+    /// As [`OrderSpec::check`], with `language` for a victim whose spec names none (the
+    /// order's force's default).
+    ///
+    /// Fails with [`AdminError::Invalid`] naming the first field that is wrong.
+    pub fn check_with_default_language(&self, language: Language) -> Result<CheckedOrder> {
+        self.check_with(Some(language))
+    }
+
+    fn check_with(&self, default_language: Option<Language>) -> Result<CheckedOrder> {
         let order_id = OrderId::new(&self.order_id).map_err(|e| invalid("order_id", e))?;
         let tag_id = TagId::new(&self.tag_id).map_err(|e| invalid("tag_id", e))?;
         let victim_id =
@@ -199,7 +212,16 @@ impl OrderSpec {
             // The number itself is never echoed: it is a victim's.
             invalid("victim.phone", e)
         })?;
-        let language = parse_language(&self.victim.language)?;
+        let language = match (&self.victim.language, default_language) {
+            (Some(code), _) => parse_language(code)?,
+            (None, Some(default)) => default,
+            (None, None) => {
+                return Err(invalid(
+                    "victim.language",
+                    "missing: give the victim's language (en, es, fr, de)",
+                ));
+            }
+        };
         let tz = self
             .time_zone
             .as_deref()
@@ -223,6 +245,7 @@ impl OrderSpec {
             zones.push(zone);
         }
         let order = ProtectionOrder {
+            force_id: None,
             order_id,
             tag_id,
             victim: Victim {

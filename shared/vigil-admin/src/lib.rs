@@ -2,7 +2,8 @@
 //! written once for every front end. The CLI (`tools/vigil-cli`) calls it today, the console
 //! API (a `lambda_http` function) will call the same functions, and the pipeline tests, the
 //! simulator and the local stack provision orders through [`orders::provision_order`]. Forces
-//! (one deployment, many police forces) are to be enforced here, in one place, for both.
+//! (one deployment, many police forces) are enforced here, in one place, for both
+//! ([`access`], docs/FORCES.md).
 //!
 //! An action takes the ports it needs ([`AdminStore`], [`AuditLog`], [`DestinationMac`]), the
 //! [`Operator`] making the change and the time; it checks its input, changes the store, and
@@ -12,6 +13,10 @@
 //! the results (the views here are serializable as they are).
 //!
 //! # Layout
+//! - [`access`]: who may act on which force's records: [`Caller`] (who, and for which force or
+//!   national administration) and the one rule, [`access::authorize`], every action applies.
+//! - [`forces`]: moving an order to another force (transfer) and giving records written before
+//!   forces existed the default force (migration).
 //! - [`error`]: [`AdminError`]: invalid input, not found, conflict, store failures (which say
 //!   whether a retry can help).
 //! - [`input`]: typed operator input and its validation: [`OrderSpec`] with its victim and
@@ -33,16 +38,37 @@
 //! [`AuditLog`]: vigil_aws::ports::AuditLog
 //! [`DestinationMac`]: vigil_aws::ports::DestinationMac
 
+pub mod access;
 pub mod alerts;
 pub mod changes;
 pub mod devices;
 pub mod error;
+pub mod forces;
 pub mod input;
 pub mod operator;
 pub mod orders;
 pub mod tags;
 pub mod zones;
 
+pub use access::{Caller, Scope};
 pub use error::{AdminError, Result};
 pub use input::OrderSpec;
 pub use operator::Operator;
+
+/// Arms `tag` for the watchdog's next minute (its own part of the `watch` index), so that a
+/// new order's tag is judged from its first minute, not at the watchdog's next sweep.
+///
+/// Fails with [`AdminError::Store`].
+pub(crate) async fn watch_from_next_minute(
+    store: &impl vigil_aws::ports::WatchStore,
+    tag: &vigil_core::TagId,
+    now_ms: i64,
+) -> Result<()> {
+    let minute = now_ms.div_euclid(60_000) + 1;
+    store
+        .arm(minute, &format!("new#{tag}"), std::slice::from_ref(tag))
+        .await
+        .map_err(AdminError::store(format!(
+            "arming tag {tag} for the watchdog (the order is written; the watchdog's sweep finds it within 15 minutes)"
+        )))
+}

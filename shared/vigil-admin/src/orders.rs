@@ -1,15 +1,16 @@
 //! Orders: create (checked, with its zones), show, list, end; the one provisioning path that
 //! the CLI, the pipeline tests and the scenario runner write orders through.
 
+use crate::access::{self, Caller};
 use crate::changes::{self, Change};
 use crate::error::{AdminError, Result};
 use crate::input::OrderSpec;
-use crate::operator::Operator;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::json;
-use vigil_aws::ports::{AdminStore, AuditLog, DestinationMac};
-use vigil_core::{OrderId, ProtectionOrder, Zone};
+use vigil_aws::ports::{AdminStore, AuditLog, DestinationMac, WatchStore};
+use vigil_core::forces::Forces;
+use vigil_core::{ForceId, OrderId, ProtectionOrder, Zone};
 
 /// An order as operators see it: the victim's phone masked unless revealed.
 #[derive(Debug, Clone, Serialize)]
@@ -38,21 +39,37 @@ impl OrderView {
 }
 
 /// Creates an order (and the zones its spec holds) after checking all of it, and records
-/// `order_created` (with the keyed hash of the victim's phone, never the number) and a
-/// `zone_added` per zone in the order's audit chain, made by `who`. Refuses an order id that
-/// exists. Returns the order and zones written.
+/// `order_created` (with the keyed hash of the victim's phone, never the number, and the
+/// order's force) and a `zone_added` per zone in the order's audit chain, made by `caller`.
 ///
-/// Fails with [`AdminError::Invalid`] for a bad spec or an existing id (nothing is written),
+/// The order belongs to the caller's force (a national administrator names it: `force`); a
+/// victim without a language gets the force's default. Its tag must be of the same force: a
+/// tag with no force yet becomes the order's force's, a tag of another force is refused. The
+/// tag is armed for the watchdog's next minute, so a tag silent from the start is told within
+/// the watchdog's rules rather than at its next sweep. Refuses an order id that exists.
+/// Returns the order and zones written.
+///
+/// Fails with [`AdminError::Invalid`] for a bad spec, an unknown force or an existing id,
+/// [`AdminError::Forbidden`] for another force or another force's tag (nothing is written),
 /// or [`AdminError::Store`] if the store or the key service fails.
-pub async fn create_order<S: AdminStore + AuditLog>(
+#[allow(clippy::too_many_arguments)]
+pub async fn create_order<S: AdminStore + AuditLog + WatchStore>(
     store: &S,
     mac: &impl DestinationMac,
-    who: &Operator,
+    caller: &Caller,
+    forces: &Forces,
+    force: Option<&ForceId>,
     spec: &OrderSpec,
     now_ms: i64,
 ) -> Result<(ProtectionOrder, Vec<Zone>)> {
-    let checked = spec.check()?;
-    let (order, zones) = (checked.order, checked.zones);
+    const ACTION: &str = "orders create";
+    let force = caller.force_for_new(ACTION, force)?;
+    let settings = forces
+        .get(&force)
+        .ok_or_else(|| unknown_force(&force, forces))?;
+    let checked = spec.check_with_default_language(settings.default_language)?;
+    let (mut order, zones) = (checked.order, checked.zones);
+    order.force_id = Some(force.clone());
     let id = &order.order_id;
     if store
         .get_order(id)
@@ -65,6 +82,7 @@ pub async fn create_order<S: AdminStore + AuditLog>(
              `vigil orders end {id}`, or use another id"
         )));
     }
+    access::claim_tag(store, caller, ACTION, &order.tag_id, &force).await?;
     // The phone's keyed hash first: if the key service fails, nothing is written, so no order
     // exists without its `order_created` record.
     let phone_mac = changes::phone_mac(mac, &order.victim.phone).await?;
@@ -72,6 +90,7 @@ pub async fn create_order<S: AdminStore + AuditLog>(
     let mut recorded = vec![Change::new(
         "order_created",
         json!({
+            "force_id": force.as_str(),
             "tag_id": order.tag_id.as_str(),
             "victim_id": order.victim.victim_id.as_str(),
             "phone_mac": phone_mac,
@@ -80,7 +99,8 @@ pub async fn create_order<S: AdminStore + AuditLog>(
         }),
     )];
     recorded.extend(zones.iter().map(|z| Change::zone("zone_added", z)));
-    changes::record(store, id, who, &recorded, now_ms).await?;
+    changes::record(store, id, &caller.operator, &recorded, now_ms).await?;
+    crate::watch_from_next_minute(store, &order.tag_id, now_ms).await?;
     Ok((order, zones))
 }
 
@@ -108,75 +128,67 @@ pub async fn provision_order(
     Ok(())
 }
 
-/// The order `id`.
+pub(crate) use crate::access::{all_orders, existing_order, unknown_force};
+
+/// The order and its zones, for `caller` (a national administrator's look is recorded in the
+/// order's chain).
 ///
-/// Fails with [`AdminError::NotFound`] when there is no such order, or [`AdminError::Store`].
-pub(crate) async fn existing_order(
-    store: &impl AdminStore,
+/// Fails with [`AdminError::NotFound`] when there is no such order, or
+/// [`AdminError::Forbidden`] when it is another force's.
+pub async fn show_order<S: AdminStore + AuditLog>(
+    store: &S,
+    caller: &Caller,
     id: &OrderId,
-) -> Result<ProtectionOrder> {
-    store
-        .get_order(id)
-        .await
-        .map_err(AdminError::store(format!("reading order {id}")))?
-        .ok_or_else(|| {
-            AdminError::NotFound(format!("no order {id}: list them with `vigil orders list`"))
-        })
+    now_ms: i64,
+) -> Result<(ProtectionOrder, Vec<Zone>)> {
+    let order = access::order_for(store, caller, "orders show", id, now_ms).await?;
+    Ok((order, zones_of(store, id).await?))
 }
 
-/// The order and its zones.
-///
-/// Fails with [`AdminError::NotFound`] when there is no such order.
-pub async fn show_order(
-    store: &impl AdminStore,
-    id: &OrderId,
-) -> Result<(ProtectionOrder, Vec<Zone>)> {
-    let order = existing_order(store, id).await?;
-    let zones = store
+/// The zones of order `id`.
+pub(crate) async fn zones_of(store: &impl AdminStore, id: &OrderId) -> Result<Vec<Zone>> {
+    store
         .zones_of_order(id)
         .await
-        .map_err(AdminError::store(format!("listing zones of {id}")))?;
-    Ok((order, zones))
+        .map_err(AdminError::store(format!("listing zones of {id}")))
 }
 
-/// Every order, with its zones.
+/// Every order `caller` may see (their force's; a national administrator's: all, the listing
+/// logged), with its zones.
 ///
 /// Fails with [`AdminError::Store`] if the store fails.
-pub async fn list_orders(store: &impl AdminStore) -> Result<Vec<(ProtectionOrder, Vec<Zone>)>> {
-    let orders = store
-        .list_orders()
-        .await
-        .map_err(AdminError::store("listing orders"))?;
-    let zones = store
-        .list_zones()
-        .await
-        .map_err(AdminError::store("listing zones"))?;
-    Ok(orders
+pub async fn list_orders(
+    store: &impl AdminStore,
+    caller: &Caller,
+) -> Result<Vec<(ProtectionOrder, Vec<Zone>)>> {
+    let all = all_orders(store).await?;
+    if caller.scope == crate::access::Scope::National {
+        tracing::info!(
+            target: "vigil_admin::access",
+            operator = %caller.operator.label(),
+            orders = all.len(),
+            "national administrator listed orders of every force"
+        );
+    }
+    Ok(all
         .into_iter()
-        .map(|o| {
-            let z = zones
-                .iter()
-                .filter(|z| z.order_id() == &o.order_id)
-                .cloned()
-                .collect();
-            (o, z)
-        })
+        .filter(|(o, _)| caller.sees(o.force_id.as_ref()))
         .collect())
 }
 
 /// Ends an order at `at` (now, or a given instant) and records `order_ended` in its audit
-/// chain, made by `who`. Returns the updated order.
+/// chain, made by `caller`. Returns the updated order.
 ///
 /// Fails with [`AdminError::NotFound`] when there is no such order, [`AdminError::Invalid`]
 /// when `at` is before the order starts, or [`AdminError::Store`].
 pub async fn end_order<S: AdminStore + AuditLog>(
     store: &S,
-    who: &Operator,
+    caller: &Caller,
     id: &OrderId,
     at: DateTime<Utc>,
     now_ms: i64,
 ) -> Result<ProtectionOrder> {
-    let (order, _) = show_order(store, id).await?;
+    let order = access::order_for(store, caller, "orders end", id, now_ms).await?;
     if let Some(from) = order.valid_from.filter(|f| at <= *f) {
         return Err(AdminError::Invalid(format!(
             "order {id} starts at {}; an end at {at} would be before it",
@@ -189,7 +201,7 @@ pub async fn end_order<S: AdminStore + AuditLog>(
         .map_err(AdminError::store(format!("ending order {id}")))?
         .ok_or_else(|| AdminError::NotFound(format!("no order {id}")))?;
     let change = Change::new("order_ended", json!({ "valid_until": at }));
-    changes::record(store, id, who, &[change], now_ms).await?;
+    changes::record(store, id, &caller.operator, &[change], now_ms).await?;
     Ok(ended)
 }
 
@@ -208,8 +220,15 @@ pub(crate) mod tests {
         .unwrap()
     }
 
-    pub(crate) fn op() -> Operator {
-        Operator::Local("op-7".into())
+    pub(crate) fn op() -> Caller {
+        Caller::of_force(
+            crate::Operator::Local("op-7".into()),
+            vigil_testkit::force("met"),
+        )
+    }
+
+    pub(crate) fn forces() -> Forces {
+        vigil_testkit::forces()
     }
 
     /// A key service that is down.
@@ -230,33 +249,51 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn an_order_the_key_service_cannot_hash_is_not_written_unaudited() {
         let store = MemoryStore::new();
-        let e = create_order(&store, &MacDown, &op(), &spec(), 1_000)
+        let e = create_order(&store, &MacDown, &op(), &forces(), None, &spec(), 1_000)
             .await
             .unwrap_err();
         assert!(matches!(e, AdminError::Store { .. }), "{e}");
         assert!(
-            list_orders(&store).await.unwrap().is_empty(),
+            list_orders(&store, &op()).await.unwrap().is_empty(),
             "no order without its record"
         );
         // Once the key service answers, the same command succeeds.
-        create_order(&store, &MemoryMac::default(), &op(), &spec(), 2_000)
-            .await
-            .unwrap();
+        create_order(
+            &store,
+            &MemoryMac::default(),
+            &op(),
+            &forces(),
+            None,
+            &spec(),
+            2_000,
+        )
+        .await
+        .unwrap();
     }
 
     #[tokio::test]
     async fn create_show_end_and_refuse_duplicates() {
         let store = MemoryStore::new();
         let mac = MemoryMac::default();
-        let (order, zones) = create_order(&store, &mac, &op(), &spec(), 1_000)
+        let (order, zones) = create_order(&store, &mac, &op(), &forces(), None, &spec(), 1_000)
             .await
             .unwrap();
         assert_eq!(zones.len(), 1);
-        let e = create_order(&store, &mac, &op(), &spec(), 2_000)
+        // The tag is armed for the watchdog's next minute, not left to its next sweep.
+        let armed = vigil_aws::ports::WatchStore::armed(&store, 1, 1)
+            .await
+            .unwrap();
+        assert!(
+            armed.values().any(|tags| tags.contains(&order.tag_id)),
+            "{armed:?}"
+        );
+        let e = create_order(&store, &mac, &op(), &forces(), None, &spec(), 2_000)
             .await
             .unwrap_err();
         assert!(matches!(e, AdminError::Invalid(_)), "{e}");
-        let (shown, zones) = show_order(&store, &order.order_id).await.unwrap();
+        let (shown, zones) = show_order(&store, &op(), &order.order_id, 2_500)
+            .await
+            .unwrap();
         assert_eq!(shown, order);
         assert_eq!(zones.len(), 1);
         let now = Utc::now();
@@ -273,9 +310,11 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(ended.valid_until, Some(now));
         let missing = order_id("nope").unwrap();
-        let e = show_order(&store, &missing).await.unwrap_err();
+        let e = show_order(&store, &op(), &missing, 2_500)
+            .await
+            .unwrap_err();
         assert!(matches!(e, AdminError::NotFound(_)), "{e}");
-        assert_eq!(list_orders(&store).await.unwrap().len(), 1);
+        assert_eq!(list_orders(&store, &op()).await.unwrap().len(), 1);
         // Every change is in the order's chain, by its operator; the phone only as its hash.
         let chain = store.read(&order.order_id).await.unwrap();
         let actions: Vec<&str> = chain

@@ -2,26 +2,76 @@
 //! elsewhere (registering and deactivating a tag is IoT's, done by the CLI), recorded on every
 //! order that names the tag.
 
+use crate::access::all_orders;
+use crate::access::{self, Caller, authorize};
 use crate::changes::{self, Change};
 use crate::error::{AdminError, Result};
-use crate::operator::Operator;
-use crate::orders::list_orders;
 use serde_json::json;
-use vigil_aws::ports::{AdminStore, AuditLog};
-use vigil_core::{OrderId, TagId};
+use vigil_aws::ports::{AdminStore, AuditLog, WatchStore};
+use vigil_core::forces::Forces;
+use vigil_core::{ForceId, OrderId, TagId};
+
+/// Registers `tag` to a force before its certificate is made (`vigil tags register`): the
+/// caller's force (a national administrator names it). A tag already of that force stays so;
+/// a tag of another force is refused. Returns the force.
+///
+/// Fails with [`AdminError::Invalid`] for an unknown force or a national administrator naming
+/// none, [`AdminError::Forbidden`] for another force's tag, or [`AdminError::Store`].
+pub async fn register_to_force(
+    store: &impl AdminStore,
+    caller: &Caller,
+    forces: &Forces,
+    force: Option<&ForceId>,
+    tag: &TagId,
+) -> Result<ForceId> {
+    const ACTION: &str = "tags register";
+    let force = caller.force_for_new(ACTION, force)?;
+    if forces.get(&force).is_none() {
+        return Err(crate::access::unknown_force(&force, forces));
+    }
+    access::claim_tag(store, caller, ACTION, tag, &force).await?;
+    Ok(force)
+}
+
+/// Checks that `caller` may act on `tag` (`action`): its stored force is theirs.
+///
+/// Fails with [`AdminError::Forbidden`], or [`AdminError::Store`].
+pub async fn authorize_tag(
+    store: &impl AdminStore,
+    caller: &Caller,
+    action: &str,
+    tag: &TagId,
+) -> Result<()> {
+    let force = store
+        .tag_force(tag)
+        .await
+        .map_err(AdminError::store(format!("reading the force of tag {tag}")))?;
+    authorize(caller, action, "tag", force.as_ref())?;
+    Ok(())
+}
 
 /// Assigns a tag to an order (the order's `tag_id`, the tag item's summary and open-alert
 /// marks move in one transaction) and records `tag_assigned` in the order's audit chain, made
-/// by `who`. Returns the tag the order had before.
+/// by `caller`; the tag is armed for the watchdog's next minute. The tag must be of the
+/// order's force (a tag with none becomes so). Returns the tag the order had before.
 ///
-/// Fails with [`AdminError::NotFound`] when there is no such order, or [`AdminError::Store`].
-pub async fn assign_tag<S: AdminStore + AuditLog>(
+/// Fails with [`AdminError::NotFound`] when there is no such order, [`AdminError::Forbidden`]
+/// for an order or tag of another force, or [`AdminError::Store`].
+pub async fn assign_tag<S: AdminStore + AuditLog + WatchStore>(
     store: &S,
-    who: &Operator,
+    caller: &Caller,
     tag: &TagId,
     id: &OrderId,
     now_ms: i64,
 ) -> Result<TagId> {
+    const ACTION: &str = "tags assign";
+    let order = access::order_for(store, caller, ACTION, id, now_ms).await?;
+    let force = order.force_id.as_ref().ok_or_else(|| {
+        AdminError::Invalid(format!(
+            "order {id} has no force yet: run `vigil admin migrate-forces` first"
+        ))
+    })?;
+    access::claim_tag(store, caller, ACTION, tag, force).await?;
     let previous = store
         .assign_tag(id, tag)
         .await
@@ -35,7 +85,8 @@ pub async fn assign_tag<S: AdminStore + AuditLog>(
         "tag_assigned",
         json!({ "from": previous.as_str(), "to": tag.as_str() }),
     );
-    changes::record(store, id, who, &[change], now_ms).await?;
+    changes::record(store, id, &caller.operator, &[change], now_ms).await?;
+    crate::watch_from_next_minute(store, tag, now_ms).await?;
     Ok(previous)
 }
 
@@ -45,7 +96,7 @@ pub async fn assign_tag<S: AdminStore + AuditLog>(
 /// Fails with [`AdminError::Store`] if the store fails.
 pub async fn record_registered<S: AdminStore + AuditLog>(
     store: &S,
-    who: &Operator,
+    caller: &Caller,
     tag: &TagId,
     certificate_id: &str,
     now_ms: i64,
@@ -54,7 +105,7 @@ pub async fn record_registered<S: AdminStore + AuditLog>(
         "tag_registered",
         json!({ "tag_id": tag.as_str(), "certificate_id": certificate_id }),
     );
-    record_on_orders_of(store, tag, who, change, now_ms).await
+    record_on_orders_of(store, tag, caller, change, now_ms).await
 }
 
 /// Records that `tag`'s certificates were deactivated (`tag_deactivated`) on every order
@@ -63,12 +114,12 @@ pub async fn record_registered<S: AdminStore + AuditLog>(
 /// Fails with [`AdminError::Store`] if the store fails.
 pub async fn record_deactivated<S: AdminStore + AuditLog>(
     store: &S,
-    who: &Operator,
+    caller: &Caller,
     tag: &TagId,
     now_ms: i64,
 ) -> Result<()> {
     let change = Change::new("tag_deactivated", json!({ "tag_id": tag.as_str() }));
-    record_on_orders_of(store, tag, who, change, now_ms).await
+    record_on_orders_of(store, tag, caller, change, now_ms).await
 }
 
 /// Records a change of a tag in the audit chain of every order that names it (a tag no order
@@ -76,16 +127,16 @@ pub async fn record_deactivated<S: AdminStore + AuditLog>(
 async fn record_on_orders_of<S: AdminStore + AuditLog>(
     store: &S,
     tag: &TagId,
-    who: &Operator,
+    caller: &Caller,
     change: Change,
     now_ms: i64,
 ) -> Result<()> {
-    for (order, _) in list_orders(store).await? {
+    for (order, _) in all_orders(store).await? {
         if order.tag_id == *tag {
             changes::record(
                 store,
                 &order.order_id,
-                who,
+                &caller.operator,
                 std::slice::from_ref(&change),
                 now_ms,
             )
@@ -100,15 +151,23 @@ mod tests {
     use super::*;
     use crate::input::tag_id;
     use crate::orders::create_order;
-    use crate::orders::tests::{op, spec};
+    use crate::orders::tests::{forces, op, spec};
     use vigil_aws::memory::{MemoryMac, MemoryStore};
 
     #[tokio::test]
     async fn assigning_moves_the_summary() {
         let store = MemoryStore::new();
-        create_order(&store, &MemoryMac::default(), &op(), &spec(), 1)
-            .await
-            .unwrap();
+        create_order(
+            &store,
+            &MemoryMac::default(),
+            &op(),
+            &forces(),
+            None,
+            &spec(),
+            1,
+        )
+        .await
+        .unwrap();
         let o1 = crate::input::order_id("o1").unwrap();
         let previous = assign_tag(&store, &op(), &tag_id("t2").unwrap(), &o1, 2)
             .await
@@ -123,9 +182,17 @@ mod tests {
     #[tokio::test]
     async fn a_tag_change_is_recorded_on_every_order_that_names_the_tag() {
         let store = MemoryStore::new();
-        create_order(&store, &MemoryMac::default(), &op(), &spec(), 1)
-            .await
-            .unwrap();
+        create_order(
+            &store,
+            &MemoryMac::default(),
+            &op(),
+            &forces(),
+            None,
+            &spec(),
+            1,
+        )
+        .await
+        .unwrap();
         let t1 = tag_id("t1").unwrap();
         record_registered(&store, &op(), &t1, "cert-1", 2)
             .await

@@ -2,9 +2,9 @@
 //! goes through [`AdminStore`], which keeps the geohash index consistent. A zone belongs to
 //! one order: no action on one order's zone touches another order's zone of the same id.
 
+use crate::access::{self, Caller, Scope};
 use crate::changes::{self, Change};
 use crate::error::{AdminError, Result};
-use crate::operator::Operator;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
@@ -36,30 +36,28 @@ impl ZoneView {
 /// Adds a checked zone to its order; the store indexes it under every cell its buffer reaches
 /// and clears cells it left. Replacing the order's existing zone of the same id needs
 /// `replace`; nothing of another order is ever touched. Records `zone_added` or
-/// `zone_replaced` in the order's audit chain, made by `who`. Returns whether it replaced one.
+/// `zone_replaced` in the order's audit chain, made by `caller`. Returns whether it replaced one.
 ///
 /// Fails with [`AdminError::NotFound`] when the order does not exist, [`AdminError::Conflict`]
 /// when the order already has the zone and `replace` is not set, or [`AdminError::Store`].
 pub async fn add_zone<S: AdminStore + AuditLog>(
     store: &S,
-    who: &Operator,
+    caller: &Caller,
     zone: &Zone,
     replace: bool,
     now_ms: i64,
 ) -> Result<bool> {
     let o = zone.order_id();
     let key = zone.key();
-    if store
-        .get_order(o)
-        .await
-        .map_err(AdminError::store(format!("reading order {o}")))?
-        .is_none()
-    {
-        return Err(AdminError::NotFound(format!(
-            "zone {} belongs to order {o}, which does not exist: create it first with `vigil orders create`",
-            zone.id()
-        )));
-    }
+    match access::order_for(store, caller, "zones add", o, now_ms).await {
+        Err(AdminError::NotFound(_)) => {
+            return Err(AdminError::NotFound(format!(
+                "zone {} belongs to order {o}, which does not exist: create it first with `vigil orders create`",
+                zone.id()
+            )));
+        }
+        other => other?,
+    };
     let existing = store
         .get_zone(&key)
         .await
@@ -80,37 +78,52 @@ pub async fn add_zone<S: AdminStore + AuditLog>(
     } else {
         "zone_added"
     };
-    changes::record(store, o, who, &[Change::zone(action, zone)], now_ms).await?;
+    changes::record(
+        store,
+        o,
+        &caller.operator,
+        &[Change::zone(action, zone)],
+        now_ms,
+    )
+    .await?;
     Ok(replaced)
 }
 
-/// Every zone, or those of one order.
+/// Every zone `caller` may see, or those of one order.
 ///
-/// Fails with [`AdminError::Store`] if the store fails.
-pub async fn list_zones(store: &impl AdminStore, order: Option<&OrderId>) -> Result<Vec<Zone>> {
+/// Fails with [`AdminError::NotFound`] or [`AdminError::Forbidden`] for one order that does
+/// not exist or is another force's, or [`AdminError::Store`] if the store fails.
+pub async fn list_zones<S: AdminStore + AuditLog>(
+    store: &S,
+    caller: &Caller,
+    order: Option<&OrderId>,
+    now_ms: i64,
+) -> Result<Vec<Zone>> {
     match order {
-        Some(o) => store
-            .zones_of_order(o)
-            .await
-            .map_err(AdminError::store(format!("listing zones of {o}"))),
-        None => store
-            .list_zones()
-            .await
-            .map_err(AdminError::store("listing zones")),
+        Some(o) => {
+            access::order_for(store, caller, "zones list", o, now_ms).await?;
+            crate::orders::zones_of(store, o).await
+        }
+        None => Ok(crate::orders::list_orders(store, caller)
+            .await?
+            .into_iter()
+            .flat_map(|(_, zones)| zones)
+            .collect()),
     }
 }
 
 /// Removes one order's zone and every cell entry of it, and records `zone_removed` in the
-/// order's audit chain, made by `who`.
+/// order's audit chain, made by `caller`.
 ///
 /// Fails with [`AdminError::NotFound`] when the order has no such zone, or
 /// [`AdminError::Store`].
 pub async fn remove_zone<S: AdminStore + AuditLog>(
     store: &S,
-    who: &Operator,
+    caller: &Caller,
     key: &ZoneKey,
     now_ms: i64,
 ) -> Result<()> {
+    access::order_for(store, caller, "zones remove", &key.order_id, now_ms).await?;
     let existed = store
         .remove_zone(key)
         .await
@@ -122,31 +135,53 @@ pub async fn remove_zone<S: AdminStore + AuditLog>(
         )));
     }
     let change = Change::new("zone_removed", json!({ "zone_id": key.zone_id.as_str() }));
-    changes::record(store, &key.order_id, who, &[change], now_ms).await?;
+    changes::record(store, &key.order_id, &caller.operator, &[change], now_ms).await?;
     Ok(())
 }
 
 /// Removes every zone whose validity ended at or before `at`, with its cell entries, and
-/// records `zone_pruned` in each one's order's audit chain, made by `who`. Returns the keys
+/// records `zone_pruned` in each one's order's audit chain, made by `caller`. Returns the keys
 /// removed.
 ///
 /// Fails with [`AdminError::Store`] if the store fails.
 pub async fn prune_expired<S: AdminStore + AuditLog>(
     store: &S,
-    who: &Operator,
+    caller: &Caller,
     at: DateTime<Utc>,
     now_ms: i64,
 ) -> Result<Vec<ZoneKey>> {
-    let removed = store
-        .prune_expired_zones(at)
-        .await
-        .map_err(AdminError::store("pruning expired zones"))?;
+    let removed = match &caller.scope {
+        Scope::National => store
+            .prune_expired_zones(at)
+            .await
+            .map_err(AdminError::store("pruning expired zones"))?,
+        // A force's operator prunes their force's zones only, one by one: no other force's
+        // protection changes as a side effect.
+        Scope::Force(_) => {
+            let mut removed = Vec::new();
+            for (_, zones) in crate::orders::list_orders(store, caller).await? {
+                for z in zones {
+                    let expired = z.spec().valid_until.is_some_and(|u| u <= at);
+                    if expired
+                        && store
+                            .remove_zone(&z.key())
+                            .await
+                            .map_err(AdminError::store(format!("removing zone {}", z.key())))?
+                    {
+                        removed.push(z.key());
+                    }
+                }
+            }
+            removed.sort();
+            removed
+        }
+    };
     for key in &removed {
         let change = Change::new(
             "zone_pruned",
             json!({ "zone_id": key.zone_id.as_str(), "expired_by": at }),
         );
-        changes::record(store, &key.order_id, who, &[change], now_ms).await?;
+        changes::record(store, &key.order_id, &caller.operator, &[change], now_ms).await?;
     }
     Ok(removed)
 }
@@ -166,8 +201,8 @@ mod tests {
         Zone::new(serde_json::from_value(v).unwrap()).unwrap()
     }
 
-    fn op() -> Operator {
-        Operator::Local("op-7".into())
+    fn op() -> Caller {
+        crate::orders::tests::op()
     }
 
     #[tokio::test]
@@ -177,7 +212,7 @@ mod tests {
         let e = add_zone(&store, &op(), &z, false, 1).await.unwrap_err();
         assert!(matches!(e, AdminError::NotFound(_)), "{e}");
         let order: vigil_core::ProtectionOrder = serde_json::from_value(serde_json::json!({
-            "order_id": "o1", "tag_id": "t1",
+            "order_id": "o1", "tag_id": "t1", "force_id": "met",
             "victim": {"victim_id": "v1", "phone": "+447700900123", "language": "en"}}))
         .unwrap();
         store.put_order(&order).await.unwrap();
@@ -197,7 +232,7 @@ mod tests {
             .collect();
         assert!(!cells.is_empty());
         assert_eq!(
-            list_zones(&store, Some(&order.order_id))
+            list_zones(&store, &op(), Some(&order.order_id), 1)
                 .await
                 .unwrap()
                 .len(),
@@ -232,7 +267,7 @@ mod tests {
 
     fn order(id: &str) -> vigil_core::ProtectionOrder {
         serde_json::from_value(serde_json::json!({
-            "order_id": id, "tag_id": "t1",
+            "order_id": id, "tag_id": "t1", "force_id": "met",
             "victim": {"victim_id": "v1", "phone": "+447700900123", "language": "en"}}))
         .unwrap()
     }

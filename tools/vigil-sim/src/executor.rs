@@ -272,8 +272,11 @@ where
     }
     let ack: Ack =
         serde_json::from_str(&message.payload).map_err(|e| format!("{}: {e}", message.source))?;
-    let who = vigil_admin::operator::Operator::local(Some(crate::scenario::SCENARIO_OPERATOR))
-        .map_err(|e| e.to_string())?;
+    let who = vigil_admin::Caller::new(
+        vigil_admin::operator::Operator::local(Some(crate::scenario::SCENARIO_OPERATOR))
+            .map_err(|e| e.to_string())?,
+        vigil_admin::Scope::parse(crate::scenario::SCENARIO_FORCE).map_err(|e| e.to_string())?,
+    );
     let now = message.received_at_ms;
     let done = match &ack.zone_id {
         Some(zone) => vigil_admin::alerts::acknowledge(store, &who, &ack.order_id, zone, None, now)

@@ -78,6 +78,9 @@ pub struct AckEntry {
     pub note: Option<String>,
 }
 
+/// The force scenario orders belong to, and the scenario's operator acts for.
+pub const SCENARIO_FORCE: &str = "met";
+
 /// The operator a scenario's acknowledgements are recorded under (`local:scenario`).
 pub const SCENARIO_OPERATOR: &str = "scenario";
 
@@ -500,6 +503,10 @@ impl Scenario {
                 zones.push(Zone::new(spec).map_err(|e| ScenarioError::at(path, e.to_string()))?);
             }
             orders.push(ProtectionOrder {
+                // Scenarios play in the deployment's default force (infra/forces.json).
+                force_id: Some(
+                    vigil_core::ForceId::new(SCENARIO_FORCE).expect("the scenario force is an id"),
+                ),
                 order_id: entry.order_id.clone(),
                 tag_id: entry.tag_id.clone(),
                 victim: entry.victim.clone(),
