@@ -17,6 +17,12 @@ Exit codes:
   3  AWS or emulator error; the message says whether retrying can help
   4  evidence verification failed (bundle altered)
   5  conflict: the change would replace something that exists (nothing was changed)
+  6  refused: the record is not of your force, or the action is national administrators'
+     alone (nothing was shown or changed; docs/FORCES.md)
+
+Who you are: in AWS the role you assumed (vigil-<stage>-operator-<force>, or
+vigil-<stage>-national); against a local emulator VIGIL_OPERATOR and VIGIL_FORCE (a force's id,
+or national) stand in for it. Every command says on standard error whom it acts for.
 
 Configuration (the same as the functions): VIGIL_STAGE (default local) picks the resources
 vigil-<stage>-*; AWS_ENDPOINT_URL points every client at an emulator (unset: AWS), and
@@ -75,12 +81,33 @@ pub(crate) enum Group {
         after_help = "Example:\n  vigil evidence export --order o-1 --out ./o-1-evidence\n  vigil evidence verify ./o-1-evidence"
     )]
     Evidence(EvidenceCmd),
-    /// Dead-letter queues: what could not be processed; inspect and redrive.
+    /// Dead-letter queues: what could not be processed; inspect and redrive (national
+    /// administrators only: they hold messages of every force).
     #[command(
         subcommand,
         after_help = "Example:\n  vigil dlq list\n  vigil dlq redrive --queue alerts-dlq"
     )]
     Dlq(crate::dlq::DlqCmd),
+    /// Deployment-wide administration (national administrators only).
+    #[command(
+        subcommand,
+        after_help = "Example:\n  vigil admin migrate-forces --force met"
+    )]
+    Admin(AdminCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AdminCmd {
+    /// Give every order, tag and victim's device written before forces existed a force (the
+    /// deployment's default unless --force names one). Idempotent: a second run changes nothing.
+    #[command(
+        after_help = "Example:\n  vigil admin migrate-forces\n  vigil admin migrate-forces --force met"
+    )]
+    MigrateForces {
+        /// The force to give them (default: the deployment's default force).
+        #[arg(long)]
+        force: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -106,6 +133,17 @@ pub(crate) enum OrderCmd {
         #[arg(long)]
         reveal: bool,
     },
+    /// Move a case to another force (the offender moved): the tag, every order on it and the
+    /// victims' devices, audited in each order's chain (national administrators only).
+    #[command(after_help = "Example:\n  vigil orders transfer --order o-1 --to tvp")]
+    Transfer {
+        /// The order id.
+        #[arg(long)]
+        order: String,
+        /// The force it moves to.
+        #[arg(long)]
+        to: String,
+    },
     /// End an order now or at a given instant (sets valid_until).
     #[command(after_help = "Example:\n  vigil orders end o-1 --at 2026-12-01T00:00:00Z")]
     End {
@@ -119,6 +157,10 @@ pub(crate) enum OrderCmd {
 
 #[derive(Args, Debug)]
 pub(crate) struct CreateOrder {
+    /// The force the order is for: a national administrator must name it; a force's operator
+    /// creates for their own force (naming another is refused).
+    #[arg(long)]
+    pub(crate) force: Option<String>,
     /// Order file, JSON or YAML (.yaml/.yml).
     #[arg(long, conflicts_with_all = ["order_id", "tag", "victim_id", "phone_file", "language"])]
     pub(crate) file: Option<PathBuf>,
@@ -136,7 +178,7 @@ pub(crate) struct CreateOrder {
     /// logs would keep it.
     #[arg(long, value_name = "PATH")]
     pub(crate) phone_file: Option<PathBuf>,
-    /// The victim's language: en, es, fr or de.
+    /// The victim's language: en, es, fr or de (default: the force's).
     #[arg(long)]
     pub(crate) language: Option<String>,
     /// IANA time zone for local dates (e.g. Europe/London).
@@ -243,6 +285,10 @@ pub(crate) enum TagCmd {
         /// Where to write the certificate (created 0700 if missing).
         #[arg(long, default_value = ".")]
         out_dir: PathBuf,
+        /// The force the tag is registered to: a national administrator must name it; a
+        /// force's operator registers to their own force.
+        #[arg(long)]
+        force: Option<String>,
     },
     /// Make a key and CSR for a simulated or bench tag (a real tag makes its own).
     #[command(

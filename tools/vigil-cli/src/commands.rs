@@ -3,7 +3,8 @@
 //! prints the result for people or, with `--json`, as one JSON document.
 
 use crate::args::{
-    AlertCmd, Cli, DeviceCmd, EvidenceCmd, Group, MovingZoneArgs, OrderCmd, TagCmd, ZoneCmd,
+    AdminCmd, AlertCmd, Cli, DeviceCmd, EvidenceCmd, Group, MovingZoneArgs, OrderCmd, TagCmd,
+    ZoneCmd,
 };
 use crate::csr::{TagCsr, make_tag_csr};
 use crate::dlq::DlqCmd;
@@ -15,18 +16,21 @@ use crate::{evidence, tags};
 use chrono::{DateTime, Utc};
 use vigil_admin::input::{order_id, parse_instant, tag_id, zone_id};
 use vigil_admin::orders::OrderView;
-use vigil_admin::tags::{assign_tag, record_deactivated, record_registered};
+use vigil_admin::tags::{
+    assign_tag, authorize_tag, record_deactivated, record_registered, register_to_force,
+};
 use vigil_admin::zones::ZoneView;
-use vigil_admin::{alerts, devices, orders, zones};
-use vigil_core::DeviceId;
+use vigil_admin::{access, alerts, devices, forces, orders, zones};
 use vigil_core::ZoneKey;
 use vigil_core::proximity::{VictimDevice, VictimZoneTerms};
+use vigil_core::{DeviceId, ForceId};
 
 /// Runs one command.
 ///
 /// Fails with the command's [`CliError`]; what it printed before failing stays printed.
 pub async fn run(cli: Cli) -> Result<()> {
     let json = cli.json;
+    crate::ports::ANNOUNCE.store(!json, std::sync::atomic::Ordering::Relaxed);
     let now = Utc::now();
     match cli.command {
         Group::Orders(cmd) => run_orders(cmd, &Ports::from_env().await?, json, now).await,
@@ -36,10 +40,39 @@ pub async fn run(cli: Cli) -> Result<()> {
         Group::Alerts(cmd) => run_alerts(cmd, &Ports::from_env().await?, json, now).await,
         Group::Evidence(cmd) => run_evidence(cmd, json, now).await,
         Group::Dlq(cmd) => run_dlq(cmd, &Ports::from_env().await?, json).await,
+        Group::Admin(cmd) => run_admin(cmd, &Ports::from_env().await?, json, now).await,
+    }
+}
+
+/// A force id from a flag.
+fn force_id(flag: &str, text: &str) -> Result<ForceId> {
+    ForceId::new(text.trim()).map_err(|e| CliError::Invalid(format!("{flag}: {e}")))
+}
+
+async fn run_admin(cmd: AdminCmd, ports: &Ports, json: bool, now: DateTime<Utc>) -> Result<()> {
+    match cmd {
+        AdminCmd::MigrateForces { force } => {
+            let force = force
+                .as_deref()
+                .map(|f| force_id("--force", f))
+                .transpose()?;
+            let caller = ports.caller().await?;
+            let forces = ports.forces().await?;
+            let m = forces::migrate_forces(
+                &ports.store,
+                &caller,
+                &forces,
+                force.as_ref(),
+                now.timestamp_millis(),
+            )
+            .await?;
+            render(json, &m)
+        }
     }
 }
 
 async fn run_dlq(cmd: DlqCmd, ports: &Ports, json: bool) -> Result<()> {
+    access::national_only(&ports.caller().await?, "dlq")?;
     let queues = ports.dead_letter_queues();
     match cmd {
         DlqCmd::List { queue, limit } => render(json, &queues.list(queue, limit).await?),
@@ -60,20 +93,30 @@ async fn run_orders(cmd: OrderCmd, ports: &Ports, json: bool, now: DateTime<Utc>
     match cmd {
         OrderCmd::Create(c) => {
             let spec = order_spec(&c)?;
-            let who = ports.operator().await?;
+            let force = c
+                .force
+                .as_deref()
+                .map(|f| force_id("--force", f))
+                .transpose()?;
+            let caller = ports.caller().await?;
+            let forces = ports.forces().await?;
             let mac = ports.destination_mac()?;
-            let (order, zones) = orders::create_order(store, &mac, &who, &spec, now_ms).await?;
+            let (order, zones) =
+                orders::create_order(store, &mac, &caller, &forces, force.as_ref(), &spec, now_ms)
+                    .await?;
             render(json, &OrderView::new(&order, &zones, c.reveal, now))
         }
         OrderCmd::Show {
             order_id: id,
             reveal,
         } => {
-            let (order, zones) = orders::show_order(store, &order_id(&id)?).await?;
+            let caller = ports.caller().await?;
+            let (order, zones) =
+                orders::show_order(store, &caller, &order_id(&id)?, now_ms).await?;
             render(json, &OrderView::new(&order, &zones, reveal, now))
         }
         OrderCmd::List { reveal } => {
-            let all = orders::list_orders(store).await?;
+            let all = orders::list_orders(store, &ports.caller().await?).await?;
             let orders = all
                 .iter()
                 .map(|(o, z)| OrderView::new(o, z, reveal, now))
@@ -83,10 +126,17 @@ async fn run_orders(cmd: OrderCmd, ports: &Ports, json: bool, now: DateTime<Utc>
         OrderCmd::End { order_id: id, at } => {
             let at = now_or("--at", at.as_deref(), now)?;
             let id = order_id(&id)?;
-            let who = ports.operator().await?;
-            orders::end_order(store, &who, &id, at, now_ms).await?;
-            let (order, zones) = orders::show_order(store, &id).await?;
+            let caller = ports.caller().await?;
+            orders::end_order(store, &caller, &id, at, now_ms).await?;
+            let (order, zones) = orders::show_order(store, &caller, &id, now_ms).await?;
             render(json, &OrderView::new(&order, &zones, false, now))
+        }
+        OrderCmd::Transfer { order, to } => {
+            let (id, to) = (order_id(&order)?, force_id("--to", &to)?);
+            let caller = ports.caller().await?;
+            let forces = ports.forces().await?;
+            let t = forces::transfer_order(store, &caller, &forces, &id, &to, now_ms).await?;
+            render(json, &t)
         }
     }
 }
@@ -97,27 +147,28 @@ async fn run_zones(cmd: ZoneCmd, ports: &Ports, json: bool, now: DateTime<Utc>) 
     match cmd {
         ZoneCmd::Add(a) => {
             let zone = zone_spec(&a)?;
-            let who = ports.operator().await?;
-            zones::add_zone(store, &who, &zone, a.replace, now_ms).await?;
+            let caller = ports.caller().await?;
+            zones::add_zone(store, &caller, &zone, a.replace, now_ms).await?;
             render(json, &ZoneView::new(&zone, now))
         }
         ZoneCmd::List { order } => {
             let order = order.as_deref().map(order_id).transpose()?;
-            let list = zones::list_zones(store, order.as_ref()).await?;
+            let caller = ports.caller().await?;
+            let list = zones::list_zones(store, &caller, order.as_ref(), now_ms).await?;
             let zones = list.iter().map(|z| ZoneView::new(z, now)).collect();
             render(json, &ZoneList { zones })
         }
         ZoneCmd::Remove { order, zone_id: id } => {
             let key = ZoneKey::new(order_id(&order)?, zone_id(&id)?);
-            let who = ports.operator().await?;
-            zones::remove_zone(store, &who, &key, now_ms).await?;
+            let caller = ports.caller().await?;
+            zones::remove_zone(store, &caller, &key, now_ms).await?;
             let message = format!("zone {key} removed with all its cell entries");
             render(json, &Done { message })
         }
         ZoneCmd::PruneExpired { now: at } => {
             let at = now_or("--now", at.as_deref(), now)?;
-            let who = ports.operator().await?;
-            let removed = zones::prune_expired(store, &who, at, now_ms).await?;
+            let caller = ports.caller().await?;
+            let removed = zones::prune_expired(store, &caller, at, now_ms).await?;
             let ids: Vec<String> = removed.iter().map(|z| z.to_string()).collect();
             let message = if ids.is_empty() {
                 "no expired zones".into()
@@ -136,17 +187,25 @@ async fn run_tags(cmd: TagCmd, json: bool, now: DateTime<Utc>) -> Result<()> {
             tag_id: tag,
             csr,
             out_dir,
+            force,
         } => {
             let tag = tag_id(&tag)?;
+            let force = force
+                .as_deref()
+                .map(|f| force_id("--force", f))
+                .transpose()?;
             // Checked before anything else: a CSR for another tag, or one that does not verify,
             // changes nothing.
             let csr = TagCsr::read(&csr, &tag)?;
             let ports = Ports::from_env().await?;
-            let who = ports.operator().await?;
+            let caller = ports.caller().await?;
+            let forces = ports.forces().await?;
+            // The tag's force first: another force's tag gets no certificate from this caller.
+            register_to_force(&ports.store, &caller, &forces, force.as_ref(), &tag).await?;
             let registry = ports.tag_registry();
             let r =
                 tags::register_tag(&registry, &tag, &ports.tag_policy(), &csr, &out_dir).await?;
-            record_registered(&ports.store, &who, &tag, &r.certificate_id, now_ms).await?;
+            record_registered(&ports.store, &caller, &tag, &r.certificate_id, now_ms).await?;
             render(json, &r)
         }
         TagCmd::Csr {
@@ -157,16 +216,17 @@ async fn run_tags(cmd: TagCmd, json: bool, now: DateTime<Utc>) -> Result<()> {
         TagCmd::Deactivate { tag_id: tag } => {
             let tag = tag_id(&tag)?;
             let ports = Ports::from_env().await?;
-            let who = ports.operator().await?;
+            let caller = ports.caller().await?;
+            authorize_tag(&ports.store, &caller, "tags deactivate", &tag).await?;
             let d = tags::deactivate_tag(&ports.tag_registry(), &tag).await?;
-            record_deactivated(&ports.store, &who, &tag, now_ms).await?;
+            record_deactivated(&ports.store, &caller, &tag, now_ms).await?;
             render(json, &d)
         }
         TagCmd::Assign { tag_id: tag, order } => {
             let (tag, order) = (tag_id(&tag)?, order_id(&order)?);
             let ports = Ports::from_env().await?;
-            let who = ports.operator().await?;
-            let previous = assign_tag(&ports.store, &who, &tag, &order, now_ms).await?;
+            let caller = ports.caller().await?;
+            let previous = assign_tag(&ports.store, &caller, &tag, &order, now_ms).await?;
             let message = if previous == tag {
                 format!("order {order} already on tag {tag}")
             } else {
@@ -215,8 +275,9 @@ async fn run_devices(cmd: DeviceCmd, json: bool, now: DateTime<Utc>) -> Result<(
         None => None,
     };
     let ports = Ports::from_env().await?;
-    let who = ports.operator().await?;
-    orders::show_order(&ports.store, &order).await?;
+    let caller = ports.caller().await?;
+    // The order's force is checked before a certificate is made.
+    access::order_for(&ports.store, &caller, "devices register", &order, now_ms).await?;
     let mut message = String::new();
     if let (Some(csr), Some((_, out_dir))) = (csr, &registration) {
         let r = tags::register_tag(
@@ -235,7 +296,7 @@ async fn run_devices(cmd: DeviceCmd, json: bool, now: DateTime<Utc>) -> Result<(
             r.data_endpoint
         );
     }
-    let written = devices::set_victim_device(&ports.store, &who, &order, device, now_ms).await?;
+    let written = devices::set_victim_device(&ports.store, &caller, &order, device, now_ms).await?;
     let d = written
         .victim_device
         .as_ref()
@@ -251,12 +312,14 @@ async fn run_alerts(cmd: AlertCmd, ports: &Ports, json: bool, now: DateTime<Utc>
     let store = &ports.store;
     match cmd {
         AlertCmd::List => {
-            let alerts = alerts::list_alerts(store).await?;
+            let alerts = alerts::list_alerts(store, &ports.caller().await?).await?;
             render(json, &AlertList { alerts })
         }
         AlertCmd::Unacked { order } => {
             let order_id = order_id(&order)?;
-            let alerts = alerts::unacknowledged(store, &order_id).await?;
+            let caller = ports.caller().await?;
+            let now_ms = now.timestamp_millis();
+            let alerts = alerts::unacknowledged(store, &caller, &order_id, now_ms).await?;
             render(json, &Unacked { order_id, alerts })
         }
         AlertCmd::Ack {
@@ -265,7 +328,7 @@ async fn run_alerts(cmd: AlertCmd, ports: &Ports, json: bool, now: DateTime<Utc>
             event,
             note,
         } => {
-            let who = ports.operator().await?;
+            let who = ports.caller().await?;
             let order = order_id(&order)?;
             let now_ms = now.timestamp_millis();
             match (zone, event) {
@@ -302,7 +365,17 @@ async fn run_evidence(cmd: EvidenceCmd, json: bool, now: DateTime<Utc>) -> Resul
     match cmd {
         EvidenceCmd::Export { order, out } => {
             let ports = Ports::from_env().await?;
-            let manifest = evidence::export(&ports.store, &order_id(&order)?, &out, now).await?;
+            let id = order_id(&order)?;
+            let caller = ports.caller().await?;
+            let o = access::order_for(
+                &ports.store,
+                &caller,
+                "evidence export",
+                &id,
+                now.timestamp_millis(),
+            )
+            .await?;
+            let manifest = evidence::export(&ports.store, &o, &out, now).await?;
             let dir = out.display().to_string();
             render(json, &evidence::Exported { dir, manifest })
         }

@@ -17,6 +17,9 @@ pub const EXIT_VERIFY: i32 = 4;
 /// Exit code: the change would replace something that exists, and replacing was not asked
 /// for (nothing was changed).
 pub const EXIT_CONFLICT: i32 = 5;
+/// Refused: the record is not of the caller's force, or the action is national
+/// administrators' alone (nothing was shown or changed; docs/FORCES.md).
+pub const EXIT_FORBIDDEN: i32 = 6;
 
 /// Everything a command can fail with. [`CliError::exit_code`] maps it to the documented
 /// exit code.
@@ -85,6 +88,7 @@ impl CliError {
                 AdminError::Invalid(_) => EXIT_INVALID,
                 AdminError::NotFound(_) => EXIT_NOT_FOUND,
                 AdminError::Conflict(_) => EXIT_CONFLICT,
+                AdminError::Forbidden(_) => EXIT_FORBIDDEN,
                 AdminError::Store { .. } => EXIT_AWS,
             },
             CliError::Invalid(_) | CliError::Io { .. } => EXIT_INVALID,
@@ -102,6 +106,7 @@ impl CliError {
                 AdminError::Invalid(_) => "invalid",
                 AdminError::NotFound(_) => "not_found",
                 AdminError::Conflict(_) => "conflict",
+                AdminError::Forbidden(_) => "forbidden",
                 AdminError::Store { .. } => "aws",
             },
             CliError::Invalid(_) => "invalid",

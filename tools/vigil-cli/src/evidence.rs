@@ -32,6 +32,9 @@ const CSV_HEADER: [&str; 6] = ["seq", "recorded_at", "kind", "prev_hash", "hash"
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// The force the order belongs to (docs/FORCES.md); absent in bundles made before forces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_id: Option<vigil_core::ForceId>,
     /// The order whose chain this is.
     pub order_id: OrderId,
     /// When the bundle was made.
@@ -108,10 +111,11 @@ fn records_from_csv(
 /// [`CliError::Io`] when a file cannot be written, or [`AdminError::Store`].
 pub async fn export<S: AdminStore + AuditLog>(
     store: &S,
-    order_id: &OrderId,
+    order: &vigil_core::ProtectionOrder,
     out: &Path,
     now: DateTime<Utc>,
 ) -> Result<Manifest> {
+    let order_id = &order.order_id;
     let records = store
         .read(order_id)
         .await
@@ -136,6 +140,7 @@ pub async fn export<S: AdminStore + AuditLog>(
     owner_only::create_dir(out)?;
     let manifest = Manifest {
         order_id: order_id.clone(),
+        force_id: order.force_id.clone(),
         exported_at: now,
         record_count: records.len(),
         first_hash: records.first().map_or(GENESIS_HASH, |r| &r.hash).to_owned(),
@@ -318,6 +323,13 @@ mod tests {
         d
     }
 
+    /// An order with id `id` (export takes the order as the caller's access check read it).
+    fn order(id: &OrderId) -> vigil_core::ProtectionOrder {
+        let mut o = vigil_testkit::order();
+        o.order_id = id.clone();
+        o
+    }
+
     async fn store_with_chain() -> (MemoryStore, OrderId) {
         let store = MemoryStore::new();
         let o = OrderId::new("o1").unwrap();
@@ -338,13 +350,13 @@ mod tests {
     async fn export_verifies_and_each_file_alone_is_checked() {
         let (store, o) = store_with_chain().await;
         let dir = tmp("ok");
-        let m = export(&store, &o, &dir, Utc::now()).await.unwrap();
+        let m = export(&store, &order(&o), &dir, Utc::now()).await.unwrap();
         assert_eq!(m.record_count, 4);
         assert!(m.chain_verified_at_export);
         let v = verify(&dir).unwrap();
         assert!(v.ok(), "{}", v.human());
         assert!(
-            export(&store, &o, &dir, Utc::now()).await.is_err(),
+            export(&store, &order(&o), &dir, Utc::now()).await.is_err(),
             "never overwrites"
         );
 
@@ -369,7 +381,7 @@ mod tests {
     async fn a_removed_json_record_is_named() {
         let (store, o) = store_with_chain().await;
         let dir = tmp("rm");
-        export(&store, &o, &dir, Utc::now()).await.unwrap();
+        export(&store, &order(&o), &dir, Utc::now()).await.unwrap();
         let mut records: Vec<AuditRecord> =
             serde_json::from_slice(&std::fs::read(dir.join(AUDIT_JSON)).unwrap()).unwrap();
         records.remove(1);
@@ -382,10 +394,15 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
-            export(&store, &OrderId::new("none").unwrap(), &dir, Utc::now())
-                .await
-                .unwrap_err()
-                .exit_code(),
+            export(
+                &store,
+                &order(&OrderId::new("none").unwrap()),
+                &dir,
+                Utc::now()
+            )
+            .await
+            .unwrap_err()
+            .exit_code(),
             2
         );
     }

@@ -95,7 +95,7 @@ pub(crate) fn order_spec(c: &CreateOrder) -> Result<OrderSpec> {
         victim: VictimSpec {
             victim_id: need(&c.victim_id, "--victim-id")?,
             phone: read_phone(c.phone_file.as_deref())?,
-            language: need(&c.language, "--language")?,
+            language: c.language.clone(),
         },
         time_zone: c.time_zone.clone(),
         valid_from: c.valid_from.clone(),

@@ -80,6 +80,39 @@ impl Report for Done {
     }
 }
 
+impl Report for vigil_admin::forces::Migrated {
+    fn human(&self) -> String {
+        let c = &self.changed;
+        let mut out = format!(
+            "gave force {} to {} order(s), {} tag(s), {} device(s) that had none",
+            self.force,
+            c.orders.len(),
+            c.tags.len(),
+            c.devices.len()
+        );
+        if c.orders.is_empty() && c.tags.is_empty() && c.devices.is_empty() {
+            out.push_str(" (nothing to migrate)");
+        }
+        out
+    }
+}
+
+impl Report for vigil_admin::forces::Transferred {
+    fn human(&self) -> String {
+        if self.orders.is_empty() {
+            return format!("the case is of force {} already: nothing moved", self.to);
+        }
+        let moved: Vec<String> = self.orders.iter().map(|(o, _)| o.to_string()).collect();
+        format!(
+            "moved to force {}: tag {}, order(s) {}, {} device(s); each order's chain records it",
+            self.to,
+            self.tag_id,
+            moved.join(", "),
+            self.devices.len()
+        )
+    }
+}
+
 /// A field of an order view's JSON as text (`-` for null).
 fn field(order: &OrderView, path: &[&str]) -> String {
     let mut v = &order.order;

@@ -63,11 +63,24 @@ async fn env(name: &str) -> Env {
 
 impl Env {
     fn vigil(&self, args: &[&str]) -> Run {
+        self.vigil_as("met", args)
+    }
+
+    /// `vigil` as an operator of `force` (or `national`).
+    fn vigil_as(&self, force: &str, args: &[&str]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
             .args(args)
             .env_remove("AWS_PROFILE")
             .envs(self.emulator.env_vars())
-            .env("VIGIL_OPERATOR", "op-7")
+            .env(
+                "VIGIL_OPERATOR",
+                if force == "met" {
+                    "op-7".to_owned()
+                } else {
+                    format!("op-{force}")
+                },
+            )
+            .env("VIGIL_FORCE", force)
             .output()
             .expect("vigil runs");
         Run {
@@ -78,7 +91,11 @@ impl Env {
     }
 
     fn ok(&self, args: &[&str]) -> Run {
-        let r = self.vigil(args);
+        self.ok_as("met", args)
+    }
+
+    fn ok_as(&self, force: &str, args: &[&str]) -> Run {
+        let r = self.vigil_as(force, args);
         assert_eq!(
             r.code, 0,
             "vigil {args:?}\nstdout: {}\nstderr: {}",
@@ -88,7 +105,11 @@ impl Env {
     }
 
     fn fails(&self, code: i32, args: &[&str]) -> String {
-        let r = self.vigil(args);
+        self.fails_as("met", code, args)
+    }
+
+    fn fails_as(&self, force: &str, code: i32, args: &[&str]) -> String {
+        let r = self.vigil_as(force, args);
         assert_eq!(
             r.code, code,
             "vigil {args:?}\nstdout: {}\nstderr: {}",
@@ -170,6 +191,7 @@ async fn orders_from_files_and_flags_with_clear_validation_errors() {
         .env_remove("AWS_PROFILE")
         .envs(e.emulator.env_vars())
         .env("VIGIL_OPERATOR", "op-7")
+        .env("VIGIL_FORCE", "met")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -342,6 +364,8 @@ async fn orders_from_files_and_flags_with_clear_validation_errors() {
     assert_eq!(body["error"]["kind"], "not_found");
     let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["orders", "list"])
+        .env("VIGIL_OPERATOR", "op-7")
+        .env("VIGIL_FORCE", "met")
         .envs(e.emulator.env_vars())
         .env("VIGIL_STAGE", "nostage")
         .output()
@@ -853,7 +877,12 @@ async fn tags_register_from_a_csr_roll_back_on_failure_deactivate_and_assign_in_
     let d = e.ok(&["--json", "tags", "deactivate", "tag-1"]).json();
     assert_eq!(d["certificates"], serde_json::json!([cert_id]));
     assert_eq!(status(iot.clone(), cert_id.into()).await, "INACTIVE");
-    e.fails(2, &["tags", "deactivate", "nope"]);
+    // A tag of no force is national administrators' alone; one IoT does not know is not found.
+    e.fails(6, &["tags", "deactivate", "nope"]);
+    assert_eq!(
+        e.vigil_as("national", &["tags", "deactivate", "nope"]).code,
+        2
+    );
 
     e.ok(&[
         "orders",
@@ -1164,6 +1193,8 @@ fn an_unreachable_emulator_is_named_with_how_to_start_one() {
     let url = a_closed_port_url();
     let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["orders", "list"])
+        .env("VIGIL_OPERATOR", "op-7")
+        .env("VIGIL_FORCE", "met")
         .env("AWS_ENDPOINT_URL", &url)
         .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
         .env("AWS_REGION", "us-east-1")
@@ -1211,7 +1242,7 @@ async fn dlq_lists_both_queues_and_redrives_alert_events_in_their_group_once() {
         .await
         .unwrap();
 
-    let listed = e.ok(&["--json", "dlq", "list"]).json();
+    let listed = e.ok_as("national", &["--json", "dlq", "list"]).json();
     assert_eq!(listed["counts"]["alerts-dlq"], 1, "{listed}");
     assert_eq!(listed["counts"]["rule-errors"], 1, "{listed}");
     let messages = listed["messages"].as_array().unwrap();
@@ -1226,11 +1257,14 @@ async fn dlq_lists_both_queues_and_redrives_alert_events_in_their_group_once() {
     );
     assert_eq!(messages[1]["reason"], "throttled");
     // Listing left both visible: a second listing sees them again.
-    let human = e.ok(&["dlq", "list"]).stdout;
+    let human = e.ok_as("national", &["dlq", "list"]).stdout;
     assert!(human.contains("alerts-dlq: 1, rule-errors: 1"), "{human}");
 
     let redriven = e
-        .ok(&["--json", "dlq", "redrive", "--queue", "alerts-dlq"])
+        .ok_as(
+            "national",
+            &["--json", "dlq", "redrive", "--queue", "alerts-dlq"],
+        )
         .json();
     assert_eq!(redriven["moved"].as_array().unwrap().len(), 1, "{redriven}");
     let back = sqs
@@ -1256,12 +1290,15 @@ async fn dlq_lists_both_queues_and_redrives_alert_events_in_their_group_once() {
     );
 
     // The rule error cannot be invoked again: left, with why; exit 0.
-    let left = e.ok(&["dlq", "redrive", "--queue", "rule-errors"]).stdout;
+    let left = e
+        .ok_as("national", &["dlq", "redrive", "--queue", "rule-errors"])
+        .stdout;
     assert!(
         left.contains("redriven: 0") && left.contains("holds no event"),
         "{left}"
     );
-    let gone = e.fails(
+    let gone = e.fails_as(
+        "national",
         2,
         &[
             "dlq",
@@ -1282,6 +1319,8 @@ fn an_unreachable_dynamodb_endpoint_is_named_too() {
     let (url, dynamodb) = (a_closed_port_url(), a_closed_port_url());
     let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["orders", "list"])
+        .env("VIGIL_OPERATOR", "op-7")
+        .env("VIGIL_FORCE", "met")
         .env("AWS_ENDPOINT_URL", &url)
         .env("AWS_ENDPOINT_URL_DYNAMODB", &dynamodb)
         .env("AWS_REGION", "us-east-1")
@@ -1421,4 +1460,112 @@ async fn devices_register_with_the_victim_device_policy_and_give_the_order_her_z
     ]);
     let shown = e.ok(&["--json", "orders", "show", "o-json"]).json();
     assert_eq!(shown["order"]["victim_device"]["zone"]["radius_m"], 300.0);
+}
+
+#[tokio::test]
+async fn each_force_sees_and_changes_only_its_own_and_national_moves_a_case() {
+    let e = env("forces").await;
+    let file = e.file("order.json", ORDER_JSON);
+    let made = e.ok(&["orders", "create", "--file", &file]);
+    assert!(
+        made.stderr.contains("acting for force met as local:op-7"),
+        "{}",
+        made.stderr
+    );
+    let o = OrderId::new("o-json").unwrap();
+    assert_eq!(
+        e.store
+            .get_order(&o)
+            .await
+            .unwrap()
+            .unwrap()
+            .force_id
+            .unwrap()
+            .as_str(),
+        "met"
+    );
+    // Another force's operator: refused (exit 6), nothing shown, nothing changed.
+    let chain = e.store.read(&o).await.unwrap().len();
+    let out = e.path("bundle");
+    for args in [
+        vec!["orders", "show", "o-json"],
+        vec!["orders", "end", "o-json"],
+        vec!["zones", "list", "--order", "o-json"],
+        vec!["zones", "remove", "--order", "o-json", "home"],
+        vec!["alerts", "ack", "--order", "o-json"],
+        vec!["alerts", "unacked", "--order", "o-json"],
+        vec!["evidence", "export", "--order", "o-json", "--out", &out],
+        vec!["tags", "assign", "tag-9", "--order", "o-json"],
+        vec!["orders", "transfer", "--order", "o-json", "--to", "tvp"],
+        vec!["admin", "migrate-forces"],
+        vec!["dlq", "list"],
+    ] {
+        let r = e.vigil_as("tvp", &args);
+        assert_eq!(r.code, 6, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains("refused"), "{args:?}: {}", r.stderr);
+        assert!(!r.stdout.contains("o-json") && !r.stderr.contains("7700900123"));
+    }
+    assert!(!Path::new(&out).join("manifest.json").exists());
+    let listed = e.vigil_as("tvp", &["--json", "orders", "list"]).json();
+    assert_eq!(listed["orders"].as_array().unwrap().len(), 0, "{listed}");
+    assert_eq!(e.store.read(&o).await.unwrap().len(), chain);
+    // No force, no action; an unknown force is named.
+    let r = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["orders", "list"])
+        .envs(e.emulator.env_vars())
+        .env("VIGIL_OPERATOR", "op-7")
+        .env_remove("VIGIL_FORCE")
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("VIGIL_FORCE"));
+    let r = e.vigil_as(
+        "national",
+        &[
+            "orders",
+            "create",
+            "--force",
+            "kent",
+            "--file",
+            &e.file("o3.json", &ORDER_JSON.replace("o-json", "o-3")),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not a force of this deployment"),
+        "{}",
+        r.stderr
+    );
+    // National administration: sees across forces (audited), moves the case.
+    let shown = e.vigil_as("national", &["orders", "show", "o-json"]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(shown.stderr.contains("acting for national administration"));
+    let moved = e.vigil_as(
+        "national",
+        &["orders", "transfer", "--order", "o-json", "--to", "tvp"],
+    );
+    assert_eq!(moved.code, 0, "{}", moved.stderr);
+    assert!(
+        moved.stdout.contains("moved to force tvp"),
+        "{}",
+        moved.stdout
+    );
+    assert_eq!(e.vigil_as("tvp", &["orders", "show", "o-json"]).code, 0);
+    assert_eq!(e.vigil_as("met", &["orders", "show", "o-json"]).code, 6);
+    let records = e.store.read(&o).await.unwrap();
+    assert!(records.iter().any(|r| r.kind == "national_access"));
+    assert!(
+        records
+            .iter()
+            .any(|r| r.detail["action"] == "order_transferred")
+    );
+    vigil_core::audit::verify_chain(&records).unwrap();
+    // The migration has nothing to do here: every record has a force.
+    let m = e.vigil_as("national", &["admin", "migrate-forces"]);
+    assert!(
+        m.stdout.contains("nothing to migrate"),
+        "{}{}",
+        m.stdout,
+        m.stderr
+    );
 }

@@ -449,6 +449,15 @@ impl Emulator {
                 TEST_SECRET_ACCESS_KEY.to_owned(),
             ),
             ("VIGIL_STAGE".to_owned(), self.stage.clone()),
+            // The forces the deployment serves (docs/FORCES.md): in AWS the CDK app's parameter
+            // `/vigil/<stage>/forces`; locally the file it is made from.
+            (
+                "VIGIL_FORCES_FILE".to_owned(),
+                crate::workspace_root()
+                    .join("infra/forces.json")
+                    .display()
+                    .to_string(),
+            ),
         ];
         let kinds = [
             (ResourceKind::Table, &self.provisioned.tables),
