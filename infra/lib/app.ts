@@ -36,6 +36,7 @@ export function buildApp(options: { context?: Record<string, unknown>; env?: Nod
   const stack = new VigilStack(app, `Vigil-${config.stage}`, {
     config,
     resources,
+    forces,
     description: `Vigil (${config.stage}): GPS tag alerts for victim protection`,
     // The account is whatever the deploying credentials belong to; never written down.
     env: { account: env.CDK_DEFAULT_ACCOUNT, region: config.region },

@@ -196,3 +196,22 @@ export function checkDeployable(forces: Forces, stage: string): void {
   }
 }
 
+/** SSM String parameters: 4 KB in the Standard tier, 8 KB in the Advanced (which costs). */
+export const PARAMETER_STANDARD_MAX_BYTES = 4096;
+export const PARAMETER_ADVANCED_MAX_BYTES = 8192;
+
+/** The runtime document of /vigil/<stage>/forces: the file without `$comment`, each force
+ * with one more field, `operators_topic_arn`, its topic's ARN (`arnOf`, a token in the stack). */
+export function runtimeDocument(forces: Forces, arnOf: (forceId: string) => string): Record<string, unknown> {
+  return {
+    ...forces.document,
+    forces: forces.document.forces.map((f, i) => ({ ...f, operators_topic_arn: arnOf(forces.forces[i].id) })),
+  };
+}
+
+/** The largest the runtime document can be once deployed, in bytes: each topic ARN at its
+ * longest (the longest partition name, a 12-digit account). */
+export function runtimeDocumentMaxBytes(forces: Forces, stage: string, region: string): number {
+  const arn = (id: string) => `arn:aws-us-gov:sns:${region}:000000000000:${forceTopicName(stage, id)}`;
+  return Buffer.byteLength(JSON.stringify(runtimeDocument(forces, arn)), 'utf8');
+}

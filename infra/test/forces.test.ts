@@ -1,13 +1,15 @@
 // Many forces on one deployment (issue 17, docs/FORCES.md): infra/forces.json is checked as
-// strictly as resources.json, and a mistake fails synthesis naming the force and the field.
+// strictly as resources.json; each force gets its operators' topic; the runtime parameter
+// /vigil/<stage>/forces carries the file with each force's topic ARN; the functions read it,
+// and the alert function publishes to every force's topic.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { FORCES_FILE, checkDeployable, loadForces, parseForces } from '../lib/forces';
-import { synth } from './helpers';
+import { FORCES_FILE, checkDeployable, loadForces, parseForces, runtimeDocumentMaxBytes } from '../lib/forces';
+import { Synth, identityStatements, logicalId, ofType, synth, target } from './helpers';
 
 const shipped = JSON.parse(readFileSync(FORCES_FILE, 'utf8'));
 const copy = () => JSON.parse(JSON.stringify(shipped));
@@ -18,6 +20,23 @@ const file = (name: string, content: unknown) => {
   writeFileSync(p, JSON.stringify(content, null, 2));
   return p;
 };
+
+/** A square area around (lon, lat). */
+const square = (lon: number, lat: number, d = 0.1) => ({
+  type: 'Polygon',
+  coordinates: [[[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d], [lon - d, lat + d], [lon - d, lat - d]]],
+});
+const kent = { id: 'kent', name: 'Kent Police', sms_sender_id: null, default_language: 'en', audit_retention_years: 10, area: square(0.8, 51.2) };
+
+/** The parameter's value as its JSON, each topic reference written `<ref:LogicalId>`. */
+function parameterDocument(s: Synth): any {
+  const p = s.json.Resources[logicalId(s, 'AWS::SSM::Parameter', 'Name', `/vigil/${s.config.stage}/forces`)].Properties;
+  const v = p.Value;
+  const text = typeof v === 'string' ? v : v['Fn::Join'][1].map((x: any) => (typeof x === 'string' ? x : `<ref:${x.Ref}>`)).join(v['Fn::Join'][0]);
+  return JSON.parse(text);
+}
+
+const topicId = (s: Synth, name: string) => logicalId(s, 'AWS::SNS::Topic', 'TopicName', name);
 
 describe('forces.json is checked: each mistake fails synth naming the force and the field', () => {
   const bad = (mutate: (f: any) => void, message: RegExp) => {
@@ -126,5 +145,144 @@ describe('forces.json is checked: each mistake fails synth naming the force and 
     const p = file('bad-years.json', f);
     assert.throws(() => synth({ forcesFile: p }), /bad-years.json: force "tvp": audit_retention_years is 0/);
     assert.throws(() => synth({}, { VIGIL_FORCES_FILE: p }), /bad-years.json: force "tvp": audit_retention_years is 0/);
+  });
+});
+
+describe('two forces (the shipped forces.json): topics, the parameter, the functions', () => {
+  const s = synth();
+  const stage = s.config.stage;
+  const R = s.json.Resources;
+  const keyId = Object.keys(ofType(s, 'AWS::KMS::Key')).find((id) => id.startsWith('DataKey'))!;
+  const met = topicId(s, `vigil-${stage}-operators-met`);
+  const tvp = topicId(s, `vigil-${stage}-operators-tvp`);
+  const national = topicId(s, `vigil-${stage}-operators`);
+  const fn = (name: string) => R[logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-${name}`)].Properties;
+  const parameterId = logicalId(s, 'AWS::SSM::Parameter', 'Name', `/vigil/${stage}/forces`);
+
+  test('one topic per force, vigil-<stage>-operators-<id>, encrypted with the stack key, TLS only; the national topic stays', () => {
+    const topics = Object.values(ofType(s, 'AWS::SNS::Topic')).map((t: any) => t.Properties.TopicName).sort();
+    assert.deepEqual(topics, [`vigil-${stage}-operators`, `vigil-${stage}-operators-met`, `vigil-${stage}-operators-tvp`]);
+    for (const id of [met, tvp]) {
+      assert.equal(target(R[id].Properties.KmsMasterKeyId), keyId);
+      const policies = (Object.values(ofType(s, 'AWS::SNS::TopicPolicy')) as any[]).filter((p) => p.Properties.Topics.some((t: any) => target(t) === id));
+      assert.equal(policies.length, 1);
+      const deny = policies[0].Properties.PolicyDocument.Statement.find((st: any) => st.Effect === 'Deny');
+      assert.deepEqual(deny.Condition, { Bool: { 'aws:SecureTransport': 'false' } });
+    }
+    // Alarms stay on the national topic.
+    for (const a of Object.values(ofType(s, 'AWS::CloudWatch::Alarm')) as any[]) assert.deepEqual(a.Properties.AlarmActions, [{ Ref: national }]);
+  });
+
+  const statements = identityStatements(s);
+  const named = (r: unknown): string => {
+    const id = target(r);
+    const res = R[id];
+    if (id === keyId) return 'key:data';
+    if (!res) {
+      const j = (r as any)?.['Fn::Join'];
+      if (r === '*' || !j) return String(r === '*' ? '*' : id);
+      return j[1].map((p: any) => (typeof p === 'string' ? p : p.Ref === 'AWS::Partition' ? 'aws' : p.Ref === 'AWS::AccountId' ? '<account>' : '*')).join(j[0]);
+    }
+    const p = res.Properties ?? {};
+    switch (res.Type) {
+      case 'AWS::DynamoDB::Table': return `table:${p.TableName.replace(`vigil-${stage}-`, '')}`;
+      case 'AWS::SQS::Queue': return `queue:${p.QueueName.replace(`vigil-${stage}-`, '')}`;
+      case 'AWS::SNS::Topic': return `topic:${p.TopicName.replace(`vigil-${stage}-`, '')}`;
+      case 'AWS::KMS::Key': return `key:${p.KeySpec}`;
+      case 'AWS::Lambda::Function': return `function:${p.FunctionName}`;
+      default: return `${res.Type}:${id}`;
+    }
+  };
+  const region = s.stack.region;
+
+  test('/vigil/<stage>/forces: exactly forces.json without $comment, each force with its topic\'s ARN; Standard tier', () => {
+    const { $comment: _c, ...expected } = copy();
+    expected.forces = expected.forces.map((f: any) => ({ ...f, operators_topic_arn: `<ref:${topicId(s, `vigil-${stage}-operators-${f.id}`)}>` }));
+    assert.deepEqual(parameterDocument(s), expected);
+    assert.deepEqual(Object.keys(parameterDocument(s).forces[0]), [...Object.keys(shipped.forces[0]), 'operators_topic_arn'], 'the file\'s order of fields');
+    const p = R[parameterId].Properties;
+    assert.equal(p.Type, 'String');
+    assert.equal(p.Tier, 'Standard');
+    assert.equal(target(s.json.Outputs.ForcesParameterName.Value), parameterId);
+  });
+
+  test('the alert function: VIGIL_FORCES_PARAMETER, GetParameter on that parameter only, Publish to every force\'s topic and the national one', () => {
+    assert.equal(target(fn('alert').Environment.Variables.VIGIL_FORCES_PARAMETER), parameterId);
+    const alertRole = target(fn('alert').Role);
+    const publish = statements.filter((st) => st.role === alertRole && st.Action.includes('sns:Publish') && !st.Resource.includes('*'));
+    assert.deepEqual(publish.flatMap((st) => st.Resource.map(target)).sort(), [met, national, tvp].sort());
+    const ssm = statements.filter((st) => st.role === alertRole && st.Action.some((a) => a.startsWith('ssm:')));
+    assert.equal(ssm.length, 1);
+    assert.deepEqual(ssm[0].Action, ['ssm:GetParameter']);
+    assert.deepEqual(ssm[0].Resource.map(named), [`arn:aws:ssm:${region}:<account>:parameter/vigil/${stage}/forces`]);
+  });
+
+  test('ingest and the watchdog: VIGIL_FORCES_PARAMETER and GetParameter on it (the force as a metrics dimension), nothing on the topics', () => {
+    for (const name of ['ingest', 'watchdog']) {
+      assert.equal(target(fn(name).Environment.Variables.VIGIL_FORCES_PARAMETER), parameterId, name);
+      const role = target(fn(name).Role);
+      const ssm = statements.filter((st) => st.role === role && st.Action.some((a) => a.startsWith('ssm:')));
+      assert.deepEqual(ssm.map((st) => `${st.Action} ${st.Resource.map(named)}`), [`ssm:GetParameter arn:aws:ssm:${region}:<account>:parameter/vigil/${stage}/forces`], name);
+      assert.ok(!statements.some((st) => st.role === role && st.Action.some((a) => a.startsWith('sns:'))), `${name} publishes nothing`);
+    }
+  });
+});
+
+describe('three forces (a file named by the forcesFile setting)', () => {
+  const three = copy();
+  three.forces.push(kent);
+  const s = synth({ forcesFile: file('three.json', three), stage: 'ci' });
+
+  test('three topics, a parameter with the three', () => {
+    const topics = Object.values(ofType(s, 'AWS::SNS::Topic')).map((t: any) => t.Properties.TopicName).sort();
+    assert.deepEqual(topics, ['vigil-ci-operators', 'vigil-ci-operators-kent', 'vigil-ci-operators-met', 'vigil-ci-operators-tvp']);
+    const doc = parameterDocument(s);
+    assert.deepEqual(doc.forces.map((f: any) => [f.id, f.operators_topic_arn]), ['met', 'tvp', 'kent'].map((id) => [id, `<ref:${topicId(s, `vigil-ci-operators-${id}`)}>`]));
+    assert.equal(doc.forces[2].sms_sender_id, null);
+    assert.equal(doc.default_force, 'met');
+    const alertRole = target(s.json.Resources[logicalId(s, 'AWS::Lambda::Function', 'FunctionName', 'vigil-ci-alert')].Properties.Role);
+    const notify = identityStatements(s).find((st) => st.role === alertRole && st.Sid === 'NotifyForces')!;
+    assert.deepEqual(notify.Resource.map(target).sort(), ['kent', 'met', 'tvp'].map((id) => topicId(s, `vigil-ci-operators-${id}`)).sort());
+  });
+
+  test('VIGIL_FORCES_FILE names it too (the context setting wins)', () => {
+    const e = synth({}, { VIGIL_FORCES_FILE: file('three-env.json', three) });
+    assert.equal(e.forces.forces.length, 3);
+    const c = synth({ forcesFile: FORCES_FILE }, { VIGIL_FORCES_FILE: file('three-env.json', three) });
+    assert.equal(c.forces.forces.length, 2);
+  });
+});
+
+describe('the parameter\'s tier follows the document\'s size', () => {
+  /** n forces, each with a ring of `points` points. */
+  const many = (n: number, points: number) => {
+    const f = copy();
+    f.forces = Array.from({ length: n }, (_, i) => {
+      const ring = Array.from({ length: points - 1 }, (_, j) => {
+        const a = (2 * Math.PI * j) / (points - 1);
+        return [Number((-1 + 0.3 * Math.cos(a)).toFixed(5)), Number((52 + 0.2 * Math.sin(a)).toFixed(5))];
+      });
+      return { ...kent, id: `force-${i}`, name: `Force ${i}`, area: { type: 'Polygon', coordinates: [[...ring, ring[0]]] } };
+    });
+    f.default_force = 'force-0';
+    return f;
+  };
+
+  const tier = (f: unknown, name: string) => {
+    const t = synth({ forcesFile: file(name, f) });
+    return t.json.Resources[logicalId(t, 'AWS::SSM::Parameter', 'Name', '/vigil/dev/forces')].Properties.Tier;
+  };
+  const bytes = (f: unknown) => runtimeDocumentMaxBytes(parseForces(f), 'dev', 'eu-west-2');
+
+  test('Standard up to 4 KB with its ARNs at their longest, Advanced above; refused past 8 KB, saying what to do', () => {
+    // The shipped file is far below: ~750 bytes.
+    assert.ok(bytes(shipped) < 1024);
+    const under = many(4, 40);
+    assert.ok(bytes(under) > 4000 && bytes(under) <= 4096, String(bytes(under)));
+    assert.equal(tier(under, 'under.json'), 'Standard');
+    const over = many(4, 60);
+    assert.ok(bytes(over) > 4096 && bytes(over) <= 8192, String(bytes(over)));
+    assert.equal(tier(over, 'over.json'), 'Advanced');
+    assert.throws(() => synth({ forcesFile: file('huge.json', many(8, 60)) }), /huge.json: the forces document would be up to \d+ bytes with its topic ARNs, over the 8192 bytes an SSM parameter holds: simplify the areas/);
   });
 });

@@ -136,7 +136,7 @@ describe('IAM', () => {
     assert.deepEqual(g[tableId('victim-positions')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem'));
     const alerts = logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`);
     assert.deepEqual(g[alerts], ['sqs:SendMessage']);
-    assert.equal(Object.keys(g).length, 9 + 1 + 2, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts, rule-errors + log group
+    assert.equal(Object.keys(g).length, 9 + 1 + 2 + 1, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts, rule-errors + log group, forces parameter
   });
 
   test('ingest can never touch orders (victim phone numbers) or notices', () => {
@@ -357,11 +357,12 @@ describe('IAM', () => {
   };
   const written = (fn: string) => statements.filter((st) => st.role === roleOf(fn))
     .map((st) => `${st.Sid ?? '(cdk)'} ${[...st.Action].sort().join(',')} ${st.Resource.map(named).sort().join(',')}${st.Condition ? ` if ${JSON.stringify(st.Condition)}` : ''}`);
+  const forcesRead = `ReadForces ssm:GetParameter arn:aws:ssm:${s.stack.region}:<account>:parameter/vigil/${stage}/forces`;
   const kmsVia = (...services: string[]) => ` if ${JSON.stringify({ StringEquals: { 'kms:ViaService': services.map((x) => `${x}.${s.stack.region}.amazonaws.com`) } })}`;
   const updateIf = (key: string, attribute: string, op = 'StringEquals') =>
     ` if ${JSON.stringify({ [`ForAllValues:${op}`]: { 'dynamodb:Attributes': [key, attribute] }, StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE', 'UPDATED_OLD', 'UPDATED_NEW'] } })}`;
 
-  test('ingest\'s and alert\'s statements are exactly these (the watchdog changed neither; escalation added ArmEscalations to alert)', () => {
+  test('ingest\'s and alert\'s statements are exactly these (the watchdog changed neither; escalation added ArmEscalations to alert; the forces added ReadForces to both, NotifyForces to alert)', () => {
     assert.deepEqual(written('ingest'), [
       `WriteOwnLogs logs:CreateLogStream,logs:PutLogEvents logs:/aws/lambda/vigil-${stage}-ingest`,
       'OnFailureDestination sqs:SendMessage queue:rule-errors',
@@ -375,6 +376,7 @@ describe('IAM', () => {
       'RecordVictimPositions dynamodb:PutItem table:victim-positions',
       'QuarantineBadInput dynamodb:PutItem table:quarantine',
       'QueueAlertEvents sqs:SendMessage queue:alerts.fifo',
+      forcesRead,
       `DataKey kms:Decrypt,kms:DescribeKey,kms:Encrypt,kms:GenerateDataKey key:data${kmsVia('dynamodb', 'sqs')}`,
     ]);
     const region = s.stack.region;
@@ -394,6 +396,8 @@ describe('IAM', () => {
       `WriteDeviceCommandState dynamodb:UpdateItem table:devices${updateIf('device_id', COMMAND_ATTRIBUTE)}`,
       `ArmEscalations dynamodb:PutItem table:watch if ${JSON.stringify({ 'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['minute', 'part', ESCALATION_ATTRIBUTE, 'expires_at'] }, StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' } })}`,
       'NotifyOperators sns:Publish topic:operators',
+      `NotifyForces sns:Publish ${s.forces.forces.map((f) => `topic:operators-${f.id}`).sort().join(',')}`,
+      forcesRead,
       'SendVictimSms sns:Publish *',
       `DataKey kms:Decrypt,kms:DescribeKey,kms:Encrypt,kms:GenerateDataKey key:data${kmsVia('dynamodb', 'sns')}`,
     ]);
@@ -409,6 +413,7 @@ describe('IAM', () => {
       'ReadOrderZones dynamodb:Query table:zones',
       `MarkWatchConditions dynamodb:UpdateItem table:tags${updateIf('tag_id', WATCH_MARK_PATTERN, 'StringLike')}`,
       'QueueAlertEvents sqs:SendMessage queue:alerts.fifo',
+      forcesRead,
       `DataKey kms:Decrypt,kms:DescribeKey,kms:Encrypt,kms:GenerateDataKey key:data${kmsVia('dynamodb', 'sqs')}`,
     ]);
     const g = grants(roleOf('watchdog'));
@@ -416,7 +421,7 @@ describe('IAM', () => {
     assert.deepEqual(g[tableId('tags')], sorted('dynamodb:BatchGetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'));
     assert.deepEqual(g[tableId('last-seen')], ['dynamodb:BatchGetItem']);
     assert.deepEqual(g[tableId('zones')], ['dynamodb:Query']);
-    assert.equal(Object.keys(g).length, 4 + 1 + 1, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts + log group
+    assert.equal(Object.keys(g).length, 4 + 1 + 1 + 1, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts + log group, forces parameter
   });
 
   test('watchdog writes only watch#* marks (and the key) of tags items: its one write there is UpdateItem under dynamodb:Attributes (StringLike) and dynamodb:ReturnValues', () => {
@@ -448,9 +453,10 @@ describe('IAM', () => {
         }
       }
     }
-    // Nor any IoT, SNS or other KMS key: the watchdog tells people only through alert events.
+    // Nor any IoT, SNS or other KMS key: the watchdog tells people only through alert events
+    // (it reads the forces parameter, for its metrics).
     for (const st of statements.filter((x) => x.role === wd)) {
-      for (const a of st.Action) assert.match(a, /^(dynamodb|sqs|logs|kms):/, `${st.Sid}: ${a}`);
+      for (const a of st.Action) assert.match(a, /^(dynamodb|sqs|logs|kms):|^ssm:GetParameter$/, `${st.Sid}: ${a}`);
     }
     // Any Allow in the template, by reference, by name or wildcard: the watchdog, and the alert
     // role's escalation puts (no GetItem, Query, Scan, UpdateItem, DeleteItem, batch or
