@@ -31,6 +31,7 @@ import type { VigilConfig } from './config';
 import {
   Forces, PARAMETER_ADVANCED_MAX_BYTES, PARAMETER_STANDARD_MAX_BYTES, forceTopicName, forcesParameterName, runtimeDocument, runtimeDocumentMaxBytes,
 } from './forces';
+import { OperatorRoles } from './operators';
 import { DERIVED_TABLES, NOT_BACKED_UP, Protection, VICTIM_POSITIONS } from './protection';
 import { SmsSettings, smsAttributes } from './sms';
 import { INFRA_DIR, REPO_ROOT, Resources, physicalName, queueName, ruleSql } from './resources';
@@ -127,6 +128,7 @@ export class VigilStack extends Stack {
   readonly forceTopics = new Map<string, sns.Topic>();
   /** /vigil/<stage>/forces: the forces document the functions and the CLI read. */
   readonly forcesParameter: ssm.StringParameter;
+  readonly operatorRoles: OperatorRoles;
 
   constructor(scope: Construct, id: string, props: VigilStackProps) {
     super(scope, id, props);
@@ -636,6 +638,22 @@ export class VigilStack extends Stack {
       { id: 'CKV_AWS_111', why: 'sns:Publish to a phone number (victim SMS) has no resource ARN; the statement allows sns:Publish only.' },
     ]);
 
+    // ---- The operators' roles: one per force and the national one (lib/operators.ts) ----
+    this.operatorRoles = new OperatorRoles(this, 'Operators', {
+      stage,
+      forces,
+      forceTopics: this.forceTopics,
+      operatorsTopic: operators,
+      tables: this.tables,
+      key: this.key,
+      macKeys: [...this.macKeys.values()],
+      forcesParameterArn,
+      alertsDlq: alertsDlqQueue,
+      ruleErrors: this.ruleErrors,
+      ingest: this.ingest,
+      kmsUse,
+    });
+
     // ---- IoT: the rules read their SQL from infra/rules, verbatim ----
     const errorsRole = new iam.Role(this, 'RuleErrorsRole', {
       assumedBy: new iam.ServicePrincipal('iot.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': this.account } } }),
@@ -766,6 +784,7 @@ export class VigilStack extends Stack {
     }
     new CfnOutput(this, 'OperatorsTopicArn', { value: operators.topicArn });
     new CfnOutput(this, 'ForcesParameterName', { description: 'The forces this deployment serves, with each force\'s operators\' topic (docs/FORCES.md)', value: this.forcesParameter.parameterName });
+    new CfnOutput(this, 'NationalRoleArn', { description: 'Assume (with MFA) as a national administrator; a force\'s operators assume vigil-<stage>-operator-<force> (docs/DEPLOY.md, Forces)', value: this.operatorRoles.national.roleArn });
     new CfnOutput(this, 'AlertsQueueUrl', { value: alerts.queueUrl });
     new CfnOutput(this, 'AlertRedriveRoleArn', { description: 'Assume to move alert events from alerts-dlq back to the alerts queue (docs/DEPLOY.md)', value: redrive.roleArn });
     new CfnOutput(this, 'IngestRuleName', { value: ingestRuleName });

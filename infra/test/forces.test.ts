@@ -1,7 +1,9 @@
 // Many forces on one deployment (issue 17, docs/FORCES.md): infra/forces.json is checked as
-// strictly as resources.json; each force gets its operators' topic; the runtime parameter
-// /vigil/<stage>/forces carries the file with each force's topic ARN; the functions read it,
-// and the alert function publishes to every force's topic.
+// strictly as resources.json; each force gets its operators' topic and its operator role (the
+// names are a contract with the CLI), the national administrators one role; the runtime
+// parameter /vigil/<stage>/forces carries the file with each force's topic ARN; the functions
+// read it, and the alert function publishes to every force's topic. A force's role subscribes
+// to its own force's topic only.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -9,6 +11,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { FORCES_FILE, checkDeployable, loadForces, parseForces, runtimeDocumentMaxBytes } from '../lib/forces';
+import { FORCE_SESSION_HOURS, NATIONAL_SESSION_HOURS } from '../lib/operators';
 import { Synth, identityStatements, logicalId, ofType, synth, target } from './helpers';
 
 const shipped = JSON.parse(readFileSync(FORCES_FILE, 'utf8'));
@@ -36,7 +39,12 @@ function parameterDocument(s: Synth): any {
   return JSON.parse(text);
 }
 
+const roleId = (s: Synth, name: string) => logicalId(s, 'AWS::IAM::Role', 'RoleName', name);
 const topicId = (s: Synth, name: string) => logicalId(s, 'AWS::SNS::Topic', 'TopicName', name);
+
+/** What a role may subscribe to: the topics (logical ids) of every Allow of sns:Subscribe. */
+const subscribable = (s: Synth, role: string) =>
+  identityStatements(s).filter((st) => st.role === role && st.Effect === 'Allow' && st.Action.includes('sns:Subscribe')).flatMap((st) => st.Resource.map(target)).sort();
 
 describe('forces.json is checked: each mistake fails synth naming the force and the field', () => {
   const bad = (mutate: (f: any) => void, message: RegExp) => {
@@ -148,7 +156,7 @@ describe('forces.json is checked: each mistake fails synth naming the force and 
   });
 });
 
-describe('two forces (the shipped forces.json): topics, the parameter, the functions', () => {
+describe('two forces (the shipped forces.json): topics, roles, the parameter, the functions', () => {
   const s = synth();
   const stage = s.config.stage;
   const R = s.json.Resources;
@@ -156,6 +164,9 @@ describe('two forces (the shipped forces.json): topics, the parameter, the funct
   const met = topicId(s, `vigil-${stage}-operators-met`);
   const tvp = topicId(s, `vigil-${stage}-operators-tvp`);
   const national = topicId(s, `vigil-${stage}-operators`);
+  const metRole = roleId(s, `vigil-${stage}-operator-met`);
+  const tvpRole = roleId(s, `vigil-${stage}-operator-tvp`);
+  const nationalRole = roleId(s, `vigil-${stage}-national`);
   const fn = (name: string) => R[logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-${name}`)].Properties;
   const parameterId = logicalId(s, 'AWS::SSM::Parameter', 'Name', `/vigil/${stage}/forces`);
 
@@ -173,6 +184,40 @@ describe('two forces (the shipped forces.json): topics, the parameter, the funct
     for (const a of Object.values(ofType(s, 'AWS::CloudWatch::Alarm')) as any[]) assert.deepEqual(a.Properties.AlarmActions, [{ Ref: national }]);
   });
 
+  test('the roles, by the names the CLI reads: vigil-<stage>-operator-<id> per force, vigil-<stage>-national; no other operator role', () => {
+    const names = Object.values(ofType(s, 'AWS::IAM::Role')).map((r: any) => r.Properties.RoleName).filter((n) => typeof n === 'string' && /operator|national/.test(n)).sort();
+    assert.deepEqual(names, [`vigil-${stage}-national`, `vigil-${stage}-operator-met`, `vigil-${stage}-operator-tvp`]);
+    assert.match(JSON.stringify(s.json.Outputs.NationalRoleArn.Value), new RegExp(nationalRole));
+  });
+
+  test('each is assumed by this account\'s principals with MFA only, for at most 1-4 hours', () => {
+    for (const [id, hours] of [[metRole, FORCE_SESSION_HOURS], [tvpRole, FORCE_SESSION_HOURS], [nationalRole, NATIONAL_SESSION_HOURS]] as const) {
+      const p = R[id].Properties;
+      assert.ok(hours >= 1 && hours <= 4);
+      assert.equal(p.MaxSessionDuration, hours * 3600);
+      const trust = p.AssumeRolePolicyDocument.Statement;
+      assert.equal(trust.length, 1);
+      assert.equal(trust[0].Effect, 'Allow');
+      assert.equal(trust[0].Action, 'sts:AssumeRole');
+      assert.deepEqual(trust[0].Condition, { Bool: { 'aws:MultiFactorAuthPresent': 'true' } });
+      assert.match(JSON.stringify(trust[0].Principal), /"arn:",\{"Ref":"AWS::Partition"\},":iam::",\{"Ref":"AWS::AccountId"\},":root"/, 'this account only');
+    }
+  });
+
+  test('a force\'s role subscribes to its own force\'s topic only; the national role to every force\'s and the national one', () => {
+    assert.deepEqual(subscribable(s, metRole), [met]);
+    assert.deepEqual(subscribable(s, tvpRole), [tvp]);
+    assert.ok(!subscribable(s, metRole).includes(tvp), 'met cannot subscribe to tvp\'s topic');
+    assert.ok(!subscribable(s, tvpRole).includes(met), 'tvp cannot subscribe to met\'s topic');
+    assert.deepEqual(subscribable(s, nationalRole), [met, national, tvp].sort());
+    // Nor by any other Allow of the template: no topic policy lets anyone subscribe.
+    for (const p of Object.values(ofType(s, 'AWS::SNS::TopicPolicy')) as any[]) {
+      for (const st of p.Properties.PolicyDocument.Statement) if (st.Effect === 'Allow') assert.ok(![st.Action].flat().some((a: string) => /subscribe|\*/i.test(a)), JSON.stringify(st));
+    }
+  });
+
+  // Statement by statement, as iam.test.ts does for the functions: a grant added here must be
+  // added to the test too.
   const statements = identityStatements(s);
   const named = (r: unknown): string => {
     const id = target(r);
@@ -193,7 +238,60 @@ describe('two forces (the shipped forces.json): topics, the parameter, the funct
       default: return `${res.Type}:${id}`;
     }
   };
+  const written = (role: string) => statements.filter((st) => st.role === role)
+    .map((st) => `${st.Sid ?? '(cdk)'} ${[...st.Action].sort().join(',')} ${st.Resource.map(named).sort().join(',')}${st.Condition ? ` if ${JSON.stringify(st.Condition)}` : ''}`);
   const region = s.stack.region;
+  const via = (...services: string[]) => ` if ${JSON.stringify({ StringEquals: { 'kms:ViaService': services.map((x) => `${x}.${region}.amazonaws.com`) } })}`;
+  const common = [
+    'Orders dynamodb:GetItem,dynamodb:PutItem,dynamodb:Scan table:orders',
+    'Zones dynamodb:DeleteItem,dynamodb:GetItem,dynamodb:PutItem,dynamodb:Query,dynamodb:Scan table:zones',
+    'ZoneIndex dynamodb:UpdateItem table:zone-cells',
+    'TagsOfOrders dynamodb:GetItem,dynamodb:Scan,dynamodb:UpdateItem table:tags',
+    'DevicesOfOrders dynamodb:UpdateItem table:devices',
+    'ReadZoneStates dynamodb:Query table:zone-state',
+    'AuditChains dynamodb:PutItem,dynamodb:Query table:audit',
+    `DataKey kms:Decrypt,kms:DescribeKey,kms:Encrypt,kms:GenerateDataKey key:data${via('dynamodb')}`,
+    'HashSmsDestinations kms:GenerateMac key:HMAC_256',
+    `ReadForces ssm:GetParameter arn:aws:ssm:${region}:<account>:parameter/vigil/${stage}/forces`,
+    `RegisterThings iot:CreateThing,iot:DeleteThing,iot:DescribeThing,iot:ListThingPrincipals arn:aws:iot:${region}:<account>:thing/*`,
+    `RegisterCertificates iot:AttachPolicy,iot:AttachThingPrincipal,iot:DeleteCertificate,iot:DetachPolicy,iot:DetachThingPrincipal,iot:UpdateCertificate arn:aws:iot:${region}:<account>:cert/*`,
+    'SignCsrsFindEndpoint iot:CreateCertificateFromCsr,iot:DescribeEndpoint *',
+  ];
+
+  test('a force\'s role: exactly what the vigil CLI calls, on this stage\'s resources, and its own topic', () => {
+    assert.deepEqual(written(metRole), [
+      'SubscribeToOwnForce sns:ListSubscriptionsByTopic,sns:Subscribe topic:operators-met',
+      ...common,
+    ]);
+    assert.deepEqual(written(tvpRole), [
+      'SubscribeToOwnForce sns:ListSubscriptionsByTopic,sns:Subscribe topic:operators-tvp',
+      ...common,
+    ]);
+  });
+
+  test('the national role: the same, every topic, and `vigil dlq` (list both queues, redrive rule-errors by invoking ingest)', () => {
+    assert.deepEqual(written(nationalRole), [
+      'SubscribeToEveryForce sns:ListSubscriptionsByTopic,sns:Subscribe topic:operators,topic:operators-met,topic:operators-tvp',
+      'InspectDeadLetters sqs:ChangeMessageVisibility,sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:ReceiveMessage queue:alerts-dlq.fifo,queue:rule-errors',
+      'RedriveRuleErrors sqs:DeleteMessage queue:rule-errors',
+      `InvokeIngestAgain lambda:InvokeFunction function:vigil-${stage}-ingest`,
+      `DeadLetterKey kms:Decrypt key:data${via('sqs')}`,
+      ...common,
+    ]);
+    // Dead letters hold every force's messages: no force's role reaches them.
+    for (const role of [metRole, tvpRole]) assert.ok(!statements.some((st) => st.role === role && st.Action.some((a) => a.startsWith('sqs:') || a.startsWith('lambda:'))));
+  });
+
+  test('no operator role reaches her positions, her notices, the claims, the histories, the quarantine or the watchdog\'s index', () => {
+    const forbidden = ['victim-positions', 'notices', 'idempotency', 'last-seen', 'quarantine', 'watch']
+      .map((t) => logicalId(s, 'AWS::DynamoDB::Table', 'TableName', `vigil-${stage}-${t}`));
+    for (const st of statements.filter((x) => [metRole, tvpRole, nationalRole].includes(x.role))) {
+      for (const r of st.Resource) {
+        assert.ok(!forbidden.includes(target(r)), `${st.Sid} reaches ${target(r)}`);
+        assert.doesNotMatch(JSON.stringify(r), /table\/|victim-positions|notices|idempotency|last-seen|quarantine/, `${st.Sid}`);
+      }
+    }
+  });
 
   test('/vigil/<stage>/forces: exactly forces.json without $comment, each force with its topic\'s ARN; Standard tier', () => {
     const { $comment: _c, ...expected } = copy();
@@ -233,9 +331,14 @@ describe('three forces (a file named by the forcesFile setting)', () => {
   three.forces.push(kent);
   const s = synth({ forcesFile: file('three.json', three), stage: 'ci' });
 
-  test('three topics, a parameter with the three', () => {
+  test('three topics, three force roles and the national one, a parameter with the three', () => {
     const topics = Object.values(ofType(s, 'AWS::SNS::Topic')).map((t: any) => t.Properties.TopicName).sort();
     assert.deepEqual(topics, ['vigil-ci-operators', 'vigil-ci-operators-kent', 'vigil-ci-operators-met', 'vigil-ci-operators-tvp']);
+    for (const id of ['met', 'tvp', 'kent']) {
+      const role = roleId(s, `vigil-ci-operator-${id}`);
+      assert.deepEqual(subscribable(s, role), [topicId(s, `vigil-ci-operators-${id}`)], id);
+    }
+    roleId(s, 'vigil-ci-national');
     const doc = parameterDocument(s);
     assert.deepEqual(doc.forces.map((f: any) => [f.id, f.operators_topic_arn]), ['met', 'tvp', 'kent'].map((id) => [id, `<ref:${topicId(s, `vigil-ci-operators-${id}`)}>`]));
     assert.equal(doc.forces[2].sms_sender_id, null);
