@@ -29,6 +29,9 @@ export interface VigilConfig {
    * account's `iot:Data-ATS` endpoint, `aws iot describe-endpoint --endpoint-type
    * iot:Data-ATS`); none: the SDK's default for the region (`data-ats.iot.<region>.amazonaws.com`). */
   readonly iotDataEndpoint?: string;
+  /** The forces file (docs/FORCES.md) when not the shipped infra/forces.json: a path, relative
+   * to the working directory. */
+  readonly forcesFile?: string;
 }
 
 /** Anything that has CDK context: an App, or a plain lookup in tests. */
@@ -49,6 +52,7 @@ export const SETTINGS = {
   alertReservedConcurrency: 'VIGIL_ALERT_RESERVED_CONCURRENCY',
   skipBundling: 'VIGIL_SKIP_BUNDLING',
   iotDataEndpoint: 'VIGIL_IOT_DATA_ENDPOINT',
+  forcesFile: 'VIGIL_FORCES_FILE',
 } as const;
 
 export const DEFAULTS = {
@@ -129,5 +133,6 @@ export function readConfig(ctx: ContextSource, env: NodeJS.ProcessEnv = process.
     manageSmsSettings: flag('manageSmsSettings', true),
     skipBundling: flag('skipBundling', false),
     iotDataEndpoint,
+    forcesFile: get('forcesFile'),
   };
 }

@@ -1,6 +1,8 @@
 // Vigil's whole system in one stack: tables, queues and topics from infra/resources.json, the
 // two Rust functions, the IoT rules from infra/rules/*.sql, the IoT policies (tags, victims'
-// devices) from infra/iot/, least-privilege roles, alarms to the operators' topic.
+// devices) from infra/iot/, least-privilege roles, alarms to the operators' topic; per force
+// (infra/forces.json) an operators' topic and an operator role, and the runtime parameter
+// /vigil/<stage>/forces.
 //
 // IAM is written out statement by statement instead of with CDK's grant helpers: the grants
 // add actions the functions never call (and `kms:GenerateDataKey*`-style wildcards), and a
@@ -22,9 +24,14 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import type { VigilConfig } from './config';
+import {
+  Forces, PARAMETER_ADVANCED_MAX_BYTES, PARAMETER_STANDARD_MAX_BYTES, forceTopicName, forcesParameterName, runtimeDocument, runtimeDocumentMaxBytes,
+} from './forces';
+import { OperatorRoles } from './operators';
 import { DERIVED_TABLES, NOT_BACKED_UP, Protection, VICTIM_POSITIONS } from './protection';
 import { SmsSettings, smsAttributes } from './sms';
 import { INFRA_DIR, REPO_ROOT, Resources, physicalName, queueName, ruleSql } from './resources';
@@ -32,6 +39,7 @@ import { INFRA_DIR, REPO_ROOT, Resources, physicalName, queueName, ruleSql } fro
 export interface VigilStackProps extends StackProps {
   readonly config: VigilConfig;
   readonly resources: Resources;
+  readonly forces: Forces;
 }
 
 /** The rule DLQ is cloud-only plumbing (IoT error actions and Lambda async failures do not
@@ -116,10 +124,15 @@ export class VigilStack extends Stack {
   readonly alert: lambda.Function;
   readonly watchdog: lambda.Function;
   readonly ruleErrors: sqs.Queue;
+  /** Each force's operators' topic, by force id (forces.json). */
+  readonly forceTopics = new Map<string, sns.Topic>();
+  /** /vigil/<stage>/forces: the forces document the functions and the CLI read. */
+  readonly forcesParameter: ssm.StringParameter;
+  readonly operatorRoles: OperatorRoles;
 
   constructor(scope: Construct, id: string, props: VigilStackProps) {
     super(scope, id, props);
-    const { config, resources } = props;
+    const { config, resources, forces } = props;
     const stage = config.stage;
     const name = (logical: string) => physicalName(resources, stage, logical);
 
@@ -240,7 +253,31 @@ export class VigilStack extends Stack {
       waive(table(logical), [{ id: 'CKV_AWS_28', why: derived }]);
     }
     const alerts = this.must(this.queues, 'alerts', 'queue');
+    // The national operators' topic: every operator event and every alarm.
     const operators = this.must(this.topics, 'operators', 'topic');
+
+    // ---- Forces (forces.json, docs/FORCES.md): each force's operators' topic, encrypted and
+    // TLS-only as the national one, for its own operator events (and urgent events in its area);
+    // the runtime document, with each topic's ARN ----
+    for (const force of forces.forces) {
+      this.forceTopics.set(force.id, new sns.Topic(this, `ForceTopic-${force.id}`, { topicName: forceTopicName(stage, force.id), masterKey: this.key, enforceSSL: true }));
+    }
+    // Exactly the file without `$comment`, each force with `operators_topic_arn`; the Advanced
+    // tier (which costs) only when the document could outgrow the Standard tier's 4 KB.
+    const forcesBytes = runtimeDocumentMaxBytes(forces, stage, this.region);
+    if (forcesBytes > PARAMETER_ADVANCED_MAX_BYTES) {
+      throw new Error(`${forces.source}: the forces document would be up to ${forcesBytes} bytes with its topic ARNs, over the ${PARAMETER_ADVANCED_MAX_BYTES} bytes an SSM parameter holds: simplify the areas (fewer points, fewer decimals)`);
+    }
+    this.forcesParameter = new ssm.StringParameter(this, 'ForcesParameter', {
+      parameterName: forcesParameterName(stage),
+      description: `Vigil ${stage}: the forces this deployment serves (infra/forces.json with each force's operators' topic ARN)`,
+      stringValue: this.toJsonString(runtimeDocument(forces, (id) => this.forceTopics.get(id)!.topicArn)),
+      tier: forcesBytes > PARAMETER_STANDARD_MAX_BYTES ? ssm.ParameterTier.ADVANCED : ssm.ParameterTier.STANDARD,
+    });
+    // Read by the functions and operator roles by ARN, from its name (a reference to the
+    // parameter would add nothing but a dependency IAM does not need).
+    const forcesParameterArn = this.formatArn({ service: 'ssm', resource: 'parameter', resourceName: forcesParameterName(stage).slice(1) });
+    const readForces = () => new iam.PolicyStatement({ sid: 'ReadForces', actions: ['ssm:GetParameter'], resources: [forcesParameterArn] });
 
     // Where IoT rule errors and failed asynchronous ingest invocations go, declared in
     // resources.json like every queue (so the local stack has it too). Standard, not FIFO:
@@ -288,7 +325,8 @@ export class VigilStack extends Stack {
       // Longer than one SDK operation's own 20 s timeout, so a slow call fails with its reason.
       timeout: Duration.seconds(25),
       reservedConcurrentExecutions: config.ingestReservedConcurrency,
-      environment: { VIGIL_STAGE: stage, VIGIL_ALERTS_QUEUE_URL: alerts.queueUrl },
+      // The forces: the force of each fix is a dimension of its metrics.
+      environment: { VIGIL_STAGE: stage, VIGIL_ALERTS_QUEUE_URL: alerts.queueUrl, VIGIL_FORCES_PARAMETER: this.forcesParameter.parameterName },
       // The IoT rule invokes asynchronously. Lambda's defaults would keep retrying an event for
       // 6 hours: a fix that old tells a victim nothing current. Two retries within 10 minutes
       // (the alert function's default max event age: older alerts reach operators only), then
@@ -352,6 +390,7 @@ export class VigilStack extends Stack {
     }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QuarantineBadInput', actions: ['dynamodb:PutItem'], resources: arns('quarantine') }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QueueAlertEvents', actions: ['sqs:SendMessage'], resources: [alerts.queueArn] }));
+    ingestRole.addToPolicy(readForces());
 
     // Only ingest and the watchdog write alert events (16.7; the queue's Deny is below, after
     // the watchdog). Moving parked events back from alerts-dlq (StartMessageMoveTask) sends
@@ -383,6 +422,8 @@ export class VigilStack extends Stack {
       environment: {
         VIGIL_STAGE: stage,
         VIGIL_OPERATORS_TOPIC_ARN: operators.topicArn,
+        // The forces, with each force's topic: where a force's operator events go.
+        VIGIL_FORCES_PARAMETER: this.forcesParameter.parameterName,
         VIGIL_SMS_COUNTRIES: config.smsCountries.join(','),
         ...Object.fromEntries(resources.keys.map((k) => [k.env, this.macKeys.get(k.name)!.keyArn])),
         ...(config.smsSenderId ? { VIGIL_SMS_SENDER_ID: config.smsSenderId } : {}),
@@ -459,6 +500,9 @@ export class VigilStack extends Stack {
       },
     }));
     alertRole.addToPolicy(new iam.PolicyStatement({ sid: 'NotifyOperators', actions: ['sns:Publish'], resources: [operators.topicArn] }));
+    // Each force's topic: its own events, and urgent events in its area (docs/FORCES.md).
+    alertRole.addToPolicy(new iam.PolicyStatement({ sid: 'NotifyForces', actions: ['sns:Publish'], resources: [...this.forceTopics.values()].map((t) => t.topicArn) }));
+    alertRole.addToPolicy(readForces());
     // Publish(PhoneNumber) has no resource ARN: IAM evaluates it against "*", so this is the one
     // statement in the stack that cannot name its resource. It grants sns:Publish only.
     alertRole.addToPolicy(new iam.PolicyStatement({ sid: 'SendVictimSms', actions: ['sns:Publish'], resources: ['*'] }));
@@ -478,7 +522,8 @@ export class VigilStack extends Stack {
       // One run at a time (the cursor's conditional write guards as well: a second run would
       // fail on it; its events have deterministic ids). Fixed, not a setting.
       reservedConcurrentExecutions: 1,
-      environment: { VIGIL_STAGE: stage, VIGIL_ALERTS_QUEUE_URL: alerts.queueUrl },
+      // The forces: the force of each tag is a dimension of its metrics.
+      environment: { VIGIL_STAGE: stage, VIGIL_ALERTS_QUEUE_URL: alerts.queueUrl, VIGIL_FORCES_PARAMETER: this.forcesParameter.parameterName },
       // EventBridge invokes asynchronously. No Lambda retries and a one-minute max event age
       // (the least Lambda accepts): the next run starts from the cursor a minute later and
       // does the failed run's work, so a retry would only overlap it, and a run throttled
@@ -532,6 +577,7 @@ export class VigilStack extends Stack {
       },
     }));
     watchdogRole.addToPolicy(new iam.PolicyStatement({ sid: 'QueueAlertEvents', actions: ['sqs:SendMessage'], resources: [alerts.queueArn] }));
+    watchdogRole.addToPolicy(readForces());
     watchdogRole.addToPolicy(kmsUse('DataKey', this.key, ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'], ['dynamodb', 'sqs']));
 
     // Only ingest and the watchdog write alert events (16.7), and the redrive role moves them
@@ -550,7 +596,7 @@ export class VigilStack extends Stack {
     // ---- Checkov findings accepted on the functions, each with its reason ----
     const lambdaWaivers = (invokedBy: string): Waiver[] => [
       { id: 'CKV_AWS_117', why: 'No VPC: the functions call only AWS APIs over TLS with IAM; a VPC would add NAT or endpoint cost and no protection.' },
-      { id: 'CKV_AWS_173', why: 'Environment holds only the stage, a queue URL, a topic ARN, a key ARN, the SMS country list, a sender ID and the IoT data endpoint, all public in this template; no secrets.' },
+      { id: 'CKV_AWS_173', why: 'Environment holds only the stage, a queue URL, a topic ARN, a key ARN, the forces parameter\'s name, the SMS country list, a sender ID and the IoT data endpoint, all public in this template; no secrets.' },
       { id: 'CKV_AWS_116', why: invokedBy },
     ];
     // cfn-lint W3005: CDK's Function adds DependsOn on its role (so the role's policy exists
@@ -591,6 +637,22 @@ export class VigilStack extends Stack {
     waive(alertRole.node.findChild('DefaultPolicy'), [
       { id: 'CKV_AWS_111', why: 'sns:Publish to a phone number (victim SMS) has no resource ARN; the statement allows sns:Publish only.' },
     ]);
+
+    // ---- The operators' roles: one per force and the national one (lib/operators.ts) ----
+    this.operatorRoles = new OperatorRoles(this, 'Operators', {
+      stage,
+      forces,
+      forceTopics: this.forceTopics,
+      operatorsTopic: operators,
+      tables: this.tables,
+      key: this.key,
+      macKeys: [...this.macKeys.values()],
+      forcesParameterArn,
+      alertsDlq: alertsDlqQueue,
+      ruleErrors: this.ruleErrors,
+      ingest: this.ingest,
+      kmsUse,
+    });
 
     // ---- IoT: the rules read their SQL from infra/rules, verbatim ----
     const errorsRole = new iam.Role(this, 'RuleErrorsRole', {
@@ -721,6 +783,8 @@ export class VigilStack extends Stack {
       });
     }
     new CfnOutput(this, 'OperatorsTopicArn', { value: operators.topicArn });
+    new CfnOutput(this, 'ForcesParameterName', { description: 'The forces this deployment serves, with each force\'s operators\' topic (docs/FORCES.md)', value: this.forcesParameter.parameterName });
+    new CfnOutput(this, 'NationalRoleArn', { description: 'Assume (with MFA) as a national administrator; a force\'s operators assume vigil-<stage>-operator-<force> (docs/DEPLOY.md, Forces)', value: this.operatorRoles.national.roleArn });
     new CfnOutput(this, 'AlertsQueueUrl', { value: alerts.queueUrl });
     new CfnOutput(this, 'AlertRedriveRoleArn', { description: 'Assume to move alert events from alerts-dlq back to the alerts queue (docs/DEPLOY.md)', value: redrive.roleArn });
     new CfnOutput(this, 'IngestRuleName', { value: ingestRuleName });

@@ -16,6 +16,7 @@ describe('settings', () => {
     assert.equal(c.smsSenderId, undefined);
     assert.equal(c.logRetentionDays, 90);
     assert.equal(c.skipBundling, false);
+    assert.equal(c.forcesFile, undefined, 'infra/forces.json');
   });
 
   test('the CLI\'s CDK_DEFAULT_REGION (us-east-1 without a profile) does not pick the region', () => {

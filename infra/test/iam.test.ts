@@ -1,12 +1,15 @@
-// Least privilege, statement by statement: no wildcard actions, no "*" resource except the one
-// SMS statement, each role only the actions and resources its code uses, the ingest
+// Least privilege, statement by statement: no wildcard actions, no "*" resource but for actions
+// IAM gives no resource ARN (SMS, the SMS settings, IoT CSR signing), each role only the actions and resources its code uses, the ingest
 // function (offender-facing) can never read a victim's phone number, nothing but the ingest
-// function can reach her positions, and her device's item only ingest (reads) and the alert
-// function (reads, and writes of the pursuit-mode command attribute alone) can reach. The alert
+// function can reach her positions, and her device's item only ingest (reads), the alert
+// function (reads, and writes of the pursuit-mode command attribute alone) and the operator
+// roles (which set the order on it) can reach. The alert
 // function's IoT grant is exactly the two command topics, and its one grant on the watchdog's
 // `watch` table puts escalation parts (key, event, TTL only). The watchdog reads the tags due and
 // writes only its deadline index, its own marks on tags and alert events; it never reaches
-// orders, her positions, notices or audit.
+// orders, her positions, notices or audit. The operator roles (one per force and the national
+// one; their statements are in forces.test.ts) touch IoT only through the registry, never the
+// data plane.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -20,6 +23,12 @@ const statements = identityStatements(s);
 const roleOf = (fn: string) => target(s.json.Resources[logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-${fn}`)].Properties.Role);
 const tableId = (logical: string) => logicalId(s, 'AWS::DynamoDB::Table', 'TableName', physicalName(s.resources, stage, logical));
 const keyId = Object.keys(ofType(s, 'AWS::KMS::Key')).find((id) => id.startsWith('DataKey'))!;
+const functionRoles = ['ingest', 'alert', 'watchdog'].map(roleOf);
+/** The operator roles (lib/operators.ts): each force's, and the national one. */
+const operatorRoleId = (name: string) => logicalId(s, 'AWS::IAM::Role', 'RoleName', `vigil-${stage}-${name}`);
+const operatorRoles = [...s.forces.forces.map((f) => operatorRoleId(`operator-${f.id}`)), operatorRoleId('national')];
+/** IoT data-plane actions (MQTT and shadows), as opposed to the registry's. */
+const iotDataPlane = /^iot:(Connect|Publish|RetainPublish|Subscribe|Receive|GetRetainedMessage|ListRetainedMessages|\w*ThingShadow\w*)$/i;
 
 /** role -> "resource logical id or *" -> sorted allowed actions (the key excluded). */
 function grants(role: string): Record<string, string[]> {
@@ -97,8 +106,14 @@ describe('IAM', () => {
     for (const st of statements) for (const a of st.Action) assert.doesNotMatch(a, /\*/, `${st.policy} ${st.Sid ?? ''}: ${a}`);
   });
 
-  test('the only "*" resources are actions with no resource ARN: the alert role\'s SMS (sns:Publish) and the deployment-time SMS settings (sns:SetSMSAttributes)', () => {
-    const star = statements.filter((st) => st.Resource.includes('*'));
+  test('the only "*" resources are actions with no resource ARN: the alert role\'s SMS (sns:Publish), the deployment-time SMS settings (sns:SetSMSAttributes), and the operators\' CSR signing and IoT endpoint', () => {
+    const everyStar = statements.filter((st) => st.Resource.includes('*'));
+    // The operators' one is in their shared managed policy: once per role it is attached to.
+    const csr = everyStar.filter((st) => st.Sid === 'SignCsrsFindEndpoint');
+    assert.deepEqual(csr.map((st) => st.role).sort(), [...operatorRoles].sort());
+    for (const st of csr) assert.deepEqual([...st.Action].sort(), ['iot:CreateCertificateFromCsr', 'iot:DescribeEndpoint']);
+    assert.equal(new Set(csr.map((st) => st.policy)).size, 1, 'one statement, in one policy');
+    const star = everyStar.filter((st) => !csr.includes(st));
     assert.equal(star.length, 2, star.map((x) => `${x.policy} ${x.Sid}`).join());
     const sms = star.find((st) => st.Sid === 'SendVictimSms')!;
     assert.equal(sms.role, roleOf('alert'));
@@ -136,7 +151,7 @@ describe('IAM', () => {
     assert.deepEqual(g[tableId('victim-positions')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem'));
     const alerts = logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`);
     assert.deepEqual(g[alerts], ['sqs:SendMessage']);
-    assert.equal(Object.keys(g).length, 9 + 1 + 2, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts, rule-errors + log group
+    assert.equal(Object.keys(g).length, 9 + 1 + 2 + 1, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts, rule-errors + log group, forces parameter
   });
 
   test('ingest can never touch orders (victim phone numbers) or notices', () => {
@@ -191,9 +206,9 @@ describe('IAM', () => {
     return j[1].map((p: any) => (typeof p === 'string' ? p : p.Ref === 'AWS::Partition' ? 'aws' : p.Ref === 'AWS::AccountId' ? '<account>' : '*')).join(j[0]);
   };
 
-  test('alert: exactly iot:Publish and iot:RetainPublish (a retained publish needs both), on exactly the two command topics; nothing else on IoT', () => {
+  test('alert: exactly iot:Publish and iot:RetainPublish (a retained publish needs both), on exactly the two command topics; nothing else on IoT, nor any other role on the data plane', () => {
     const alert = roleOf('alert');
-    const iot = statements.filter((st) => st.Action.some((a) => a.toLowerCase().startsWith('iot:')));
+    const iot = statements.filter((st) => st.Action.some((a) => iotDataPlane.test(a)) || (functionRoles.includes(st.role) && st.Action.some((a) => a.toLowerCase().startsWith('iot:'))));
     assert.equal(iot.length, 1, iot.map((st) => `${st.policy} ${st.Sid}`).join());
     const [st] = iot;
     assert.equal(st.role, alert);
@@ -207,9 +222,12 @@ describe('IAM', () => {
     ]);
   });
 
-  test('ingest has no IoT action at all (it never commands a device), nor does any other role but alert', () => {
+  test('ingest has no IoT action at all (it never commands a device), nor does any other function but alert; the operator roles only the registry\'s', () => {
     for (const st of statements.filter((x) => x.role !== roleOf('alert'))) {
-      for (const a of st.Action) assert.ok(!a.toLowerCase().startsWith('iot:'), `${st.policy} ${st.Sid ?? ''}: ${a}`);
+      for (const a of st.Action) {
+        if (operatorRoles.includes(st.role)) assert.doesNotMatch(a, iotDataPlane, `${st.policy} ${st.Sid ?? ''}: ${a}`);
+        else assert.ok(!a.toLowerCase().startsWith('iot:'), `${st.policy} ${st.Sid ?? ''}: ${a}`);
+      }
     }
     const ingest = statements.filter((x) => x.role === roleOf('ingest'));
     assert.ok(ingest.length > 5);
@@ -279,10 +297,11 @@ describe('IAM', () => {
 
   // The devices table has no policy of its own (only her positions' table has one): the
   // identity policies are all there is, and they allow exactly this.
-  test('devices: ingest reads (BatchGetItem, GetItem); alert reads and updates (only the command attribute, above); nobody else', () => {
+  test('devices: ingest reads (BatchGetItem, GetItem); alert reads and updates (only the command attribute, above); the operator roles set the order on it (UpdateItem); nobody else', () => {
     assert.deepEqual(reachingTable('devices'), {
       [roleOf('ingest')]: sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem'),
       [roleOf('alert')]: sorted('dynamodb:GetItem', 'dynamodb:UpdateItem'),
+      ...Object.fromEntries(operatorRoles.map((r) => [r, ['dynamodb:UpdateItem']])),
     });
   });
 
@@ -357,11 +376,12 @@ describe('IAM', () => {
   };
   const written = (fn: string) => statements.filter((st) => st.role === roleOf(fn))
     .map((st) => `${st.Sid ?? '(cdk)'} ${[...st.Action].sort().join(',')} ${st.Resource.map(named).sort().join(',')}${st.Condition ? ` if ${JSON.stringify(st.Condition)}` : ''}`);
+  const forcesRead = `ReadForces ssm:GetParameter arn:aws:ssm:${s.stack.region}:<account>:parameter/vigil/${stage}/forces`;
   const kmsVia = (...services: string[]) => ` if ${JSON.stringify({ StringEquals: { 'kms:ViaService': services.map((x) => `${x}.${s.stack.region}.amazonaws.com`) } })}`;
   const updateIf = (key: string, attribute: string, op = 'StringEquals') =>
     ` if ${JSON.stringify({ [`ForAllValues:${op}`]: { 'dynamodb:Attributes': [key, attribute] }, StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE', 'UPDATED_OLD', 'UPDATED_NEW'] } })}`;
 
-  test('ingest\'s and alert\'s statements are exactly these (the watchdog changed neither; escalation added ArmEscalations to alert)', () => {
+  test('ingest\'s and alert\'s statements are exactly these (the watchdog changed neither; escalation added ArmEscalations to alert; the forces added ReadForces to both, NotifyForces to alert)', () => {
     assert.deepEqual(written('ingest'), [
       `WriteOwnLogs logs:CreateLogStream,logs:PutLogEvents logs:/aws/lambda/vigil-${stage}-ingest`,
       'OnFailureDestination sqs:SendMessage queue:rule-errors',
@@ -375,6 +395,7 @@ describe('IAM', () => {
       'RecordVictimPositions dynamodb:PutItem table:victim-positions',
       'QuarantineBadInput dynamodb:PutItem table:quarantine',
       'QueueAlertEvents sqs:SendMessage queue:alerts.fifo',
+      forcesRead,
       `DataKey kms:Decrypt,kms:DescribeKey,kms:Encrypt,kms:GenerateDataKey key:data${kmsVia('dynamodb', 'sqs')}`,
     ]);
     const region = s.stack.region;
@@ -394,6 +415,8 @@ describe('IAM', () => {
       `WriteDeviceCommandState dynamodb:UpdateItem table:devices${updateIf('device_id', COMMAND_ATTRIBUTE)}`,
       `ArmEscalations dynamodb:PutItem table:watch if ${JSON.stringify({ 'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['minute', 'part', ESCALATION_ATTRIBUTE, 'expires_at'] }, StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' } })}`,
       'NotifyOperators sns:Publish topic:operators',
+      `NotifyForces sns:Publish ${s.forces.forces.map((f) => `topic:operators-${f.id}`).sort().join(',')}`,
+      forcesRead,
       'SendVictimSms sns:Publish *',
       `DataKey kms:Decrypt,kms:DescribeKey,kms:Encrypt,kms:GenerateDataKey key:data${kmsVia('dynamodb', 'sns')}`,
     ]);
@@ -409,6 +432,7 @@ describe('IAM', () => {
       'ReadOrderZones dynamodb:Query table:zones',
       `MarkWatchConditions dynamodb:UpdateItem table:tags${updateIf('tag_id', WATCH_MARK_PATTERN, 'StringLike')}`,
       'QueueAlertEvents sqs:SendMessage queue:alerts.fifo',
+      forcesRead,
       `DataKey kms:Decrypt,kms:DescribeKey,kms:Encrypt,kms:GenerateDataKey key:data${kmsVia('dynamodb', 'sqs')}`,
     ]);
     const g = grants(roleOf('watchdog'));
@@ -416,7 +440,7 @@ describe('IAM', () => {
     assert.deepEqual(g[tableId('tags')], sorted('dynamodb:BatchGetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'));
     assert.deepEqual(g[tableId('last-seen')], ['dynamodb:BatchGetItem']);
     assert.deepEqual(g[tableId('zones')], ['dynamodb:Query']);
-    assert.equal(Object.keys(g).length, 4 + 1 + 1, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts + log group
+    assert.equal(Object.keys(g).length, 4 + 1 + 1 + 1, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts + log group, forces parameter
   });
 
   test('watchdog writes only watch#* marks (and the key) of tags items: its one write there is UpdateItem under dynamodb:Attributes (StringLike) and dynamodb:ReturnValues', () => {
@@ -448,9 +472,10 @@ describe('IAM', () => {
         }
       }
     }
-    // Nor any IoT, SNS or other KMS key: the watchdog tells people only through alert events.
+    // Nor any IoT, SNS or other KMS key: the watchdog tells people only through alert events
+    // (it reads the forces parameter, for its metrics).
     for (const st of statements.filter((x) => x.role === wd)) {
-      for (const a of st.Action) assert.match(a, /^(dynamodb|sqs|logs|kms):/, `${st.Sid}: ${a}`);
+      for (const a of st.Action) assert.match(a, /^(dynamodb|sqs|logs|kms):|^ssm:GetParameter$/, `${st.Sid}: ${a}`);
     }
     // Any Allow in the template, by reference, by name or wildcard: the watchdog, and the alert
     // role's escalation puts (no GetItem, Query, Scan, UpdateItem, DeleteItem, batch or

@@ -12,6 +12,7 @@ import { VICTIM_POSITIONS } from '../lib/protection';
  * the watchdog's deadline index (derived, rebuilt by its sweep). Written out, not imported: a
  * table added to the list in lib/ must be added here on purpose. */
 const NO_PITR = [VICTIM_POSITIONS, 'watch'];
+import { forceTopicName } from '../lib/forces';
 import { INFRA_DIR, parseResources, physicalName, queueName } from '../lib/resources';
 import { logicalId, ofType, synth, target } from './helpers';
 
@@ -74,10 +75,13 @@ describe('the template agrees with resources.json', () => {
     }
   });
 
-  test('nothing else: no table, topic or queue that resources.json does not declare', () => {
+  test('nothing else: no table, topic or queue that resources.json does not declare (but the forces\' topics, one per force of forces.json)', () => {
     const names = (type: string, prop: string) => Object.values(ofType(s, type)).map((r: any) => r.Properties[prop]).sort();
     assert.deepEqual(names('AWS::DynamoDB::Table', 'TableName'), raw.tables.map((t: any) => physicalName(s.resources, stage, t.name)).sort());
-    assert.deepEqual(names('AWS::SNS::Topic', 'TopicName'), raw.topics.map((t: any) => physicalName(s.resources, stage, t.name)).sort());
+    assert.deepEqual(names('AWS::SNS::Topic', 'TopicName'), [
+      ...raw.topics.map((t: any) => physicalName(s.resources, stage, t.name)),
+      ...s.forces.forces.map((f) => forceTopicName(stage, f.id)),
+    ].sort());
     assert.deepEqual(
       names('AWS::SQS::Queue', 'QueueName'),
       raw.queues.map((q: any) => queueName(s.resources, stage, q)).sort(),

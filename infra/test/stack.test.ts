@@ -20,6 +20,7 @@ const ingestId = logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${
 const alertId = logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-alert`);
 const watchdogId = logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-watchdog`);
 const ruleErrorsId = queueId('rule-errors');
+const forcesParameterId = logicalId(s, 'AWS::SSM::Parameter', 'Name', `/vigil/${stage}/forces`);
 // The rule files as the local bridge reads them (one line each).
 const sqlFile = (f: string) => readFileSync(path.join(INFRA_DIR, 'rules', f), 'utf8').trim();
 
@@ -37,9 +38,10 @@ describe('functions', () => {
 
   test('ingest: environment, async retries, on-failure destination to the rule-errors queue', () => {
     const p = R[ingestId].Properties;
-    assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_ALERTS_QUEUE_URL', 'VIGIL_STAGE']);
+    assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_ALERTS_QUEUE_URL', 'VIGIL_FORCES_PARAMETER', 'VIGIL_STAGE']);
     assert.equal(p.Environment.Variables.VIGIL_STAGE, stage);
     assert.equal(target(p.Environment.Variables.VIGIL_ALERTS_QUEUE_URL), logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`));
+    assert.equal(target(p.Environment.Variables.VIGIL_FORCES_PARAMETER), forcesParameterId);
     // Not Lambda's 6-hour default: a fix that old tells a victim nothing current (16.1).
     s.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
       FunctionName: { Ref: ingestId },
@@ -56,8 +58,9 @@ describe('functions', () => {
     assert.equal(p.Timeout, 30);
     assert.ok(p.Timeout < 50, 'below the 50 s stale-claim window');
     assert.ok(p.Timeout < visibility, `below the queue visibility timeout (${visibility} s)`);
-    assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_DESTINATION_MAC_KEY', 'VIGIL_OPERATORS_TOPIC_ARN', 'VIGIL_SMS_COUNTRIES', 'VIGIL_STAGE']);
+    assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_DESTINATION_MAC_KEY', 'VIGIL_FORCES_PARAMETER', 'VIGIL_OPERATORS_TOPIC_ARN', 'VIGIL_SMS_COUNTRIES', 'VIGIL_STAGE']);
     assert.equal(target(p.Environment.Variables.VIGIL_OPERATORS_TOPIC_ARN), topicId);
+    assert.equal(target(p.Environment.Variables.VIGIL_FORCES_PARAMETER), forcesParameterId);
     // The deployment's own country only, unless configured (16.9).
     assert.equal(p.Environment.Variables.VIGIL_SMS_COUNTRIES, 'GB');
     const macKey = target(p.Environment.Variables.VIGIL_DESTINATION_MAC_KEY);
@@ -80,9 +83,10 @@ describe('functions', () => {
     assert.equal(p.Timeout, WATCHDOG_TIMEOUT_S);
     assert.ok(p.Timeout < 60, 'a run ends before the next minute\'s starts');
     assert.equal(p.Handler, 'bootstrap');
-    assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_ALERTS_QUEUE_URL', 'VIGIL_STAGE']);
+    assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_ALERTS_QUEUE_URL', 'VIGIL_FORCES_PARAMETER', 'VIGIL_STAGE']);
     assert.equal(p.Environment.Variables.VIGIL_STAGE, stage);
     assert.equal(target(p.Environment.Variables.VIGIL_ALERTS_QUEUE_URL), logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`));
+    assert.equal(target(p.Environment.Variables.VIGIL_FORCES_PARAMETER), forcesParameterId);
     // One schedule, targeting the watchdog alone, with retries within the minute.
     const rules = (Object.entries(ofType(s, 'AWS::Events::Rule')) as [string, any][]).filter(([, r]) => r.Properties.ScheduleExpression);
     assert.equal(rules.length, 1);
