@@ -75,6 +75,9 @@ pub struct Ports<S, N, D, M, C> {
     pub commander: C,
     /// ISO 3166 alpha-2 codes of the countries whose numbers may be texted.
     pub sms_countries: Vec<String>,
+    /// The forces of the deployment (docs/FORCES.md): each force's operators' topic, SMS
+    /// sender id and area. `None`: every operator event goes to the national topic alone.
+    pub forces: Option<std::sync::Arc<vigil_core::forces::Forces>>,
 }
 
 /// What handling one event did.

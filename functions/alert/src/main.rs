@@ -24,6 +24,7 @@ async fn main() -> Result<(), Error> {
         metrics: EmfMetrics,
         commander: aws.commander(),
         sms_countries: aws.config.sms_countries.clone(),
+        forces: aws.function_forces().await,
     };
     let ports = &ports;
 

@@ -34,6 +34,7 @@ async fn ports() -> TestPorts {
         metrics: MemoryMetrics::default(),
         commander: MemoryCommander::default(),
         sms_countries: vec!["GB".into()],
+        forces: None,
     };
     ports.store.put_order(&order).await.unwrap();
     ports

@@ -52,6 +52,7 @@ async fn ports_with_notifier<N: Notifier>(orders: &[ProtectionOrder], notifier: 
         metrics: MemoryMetrics::default(),
         commander: MemoryCommander::default(),
         sms_countries: countries(),
+        forces: None,
     };
     for o in orders {
         ports.store.put_order(o).await.unwrap();
@@ -722,7 +723,12 @@ struct FlakyNotifier {
 }
 
 impl Notifier for FlakyNotifier {
-    async fn send_sms(&self, to: &PhoneNumber, text: &str) -> Result<String, StoreError> {
+    async fn send_sms(
+        &self,
+        to: &PhoneNumber,
+        text: &str,
+        sender_id: Option<&str>,
+    ) -> Result<String, StoreError> {
         if std::mem::take(&mut *self.reject_sms.lock().unwrap()) {
             return Err(StoreError::Rejected {
                 service: "sns",
@@ -733,7 +739,7 @@ impl Notifier for FlakyNotifier {
                 ),
             });
         }
-        self.inner.send_sms(to, text).await
+        self.inner.send_sms(to, text, sender_id).await
     }
 
     async fn publish_operator(&self, event: &OperatorEvent) -> Result<String, StoreError> {
@@ -744,6 +750,13 @@ impl Notifier for FlakyNotifier {
             });
         }
         self.inner.publish_operator(event).await
+    }
+
+    async fn publish_to_force(
+        &self,
+        message: &vigil_aws::ports::ForceMessage,
+    ) -> Result<String, StoreError> {
+        self.inner.publish_to_force(message).await
     }
 }
 

@@ -53,6 +53,7 @@ async fn ports(with_device: bool) -> TestPorts {
         metrics: MemoryMetrics::default(),
         commander: MemoryCommander::default(),
         sms_countries: vec!["GB".into()],
+        forces: None,
     };
     ports.store.put_order(&order).await.unwrap();
     ports

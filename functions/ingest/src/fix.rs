@@ -46,6 +46,12 @@ pub async fn handle_fix<S: IngestStore, Q: AlertQueue, M: Metrics>(
     let Some(ctx) = ports.store.load_context(&fix.tag_id, &cells).await? else {
         return unknown_tag(ports, &fix.tag_id, received_at_ms, &m.payload).await;
     };
+    // The tag's force (its orders share it): the dimension per-force figures are counted by.
+    let force = ctx
+        .orders
+        .iter()
+        .find_map(|o| o.force_id.clone())
+        .map_or_else(|| "none".to_owned(), String::from);
     let conflict = match ctx.history.sighting(fix) {
         Sighting::Duplicate => {
             ports
@@ -110,7 +116,9 @@ pub async fn handle_fix<S: IngestStore, Q: AlertQueue, M: Metrics>(
     })
     .await?;
     let path = if work.is_empty() { "quiet" } else { "near" };
-    ports.metrics.count("FixesEvaluated", ("Path", path), 1);
+    ports
+        .metrics
+        .count_each("FixesEvaluated", &[("Path", path), ("Force", &force)], 1);
     Ok(if work.is_empty() && queued == 0 {
         Outcome::Quiet
     } else {

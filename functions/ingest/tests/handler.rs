@@ -66,6 +66,22 @@ async fn a_fix_far_away_is_the_quiet_path() {
     assert_eq!(send(&p, &fix(1, 0, 5_000.0)).await.unwrap(), Outcome::Quiet);
     assert!(p.queue.sent().is_empty());
     assert!(home_state(&p).is_none(), "nothing written");
+    // Counted for the tag's force (this order has none yet).
+    assert_eq!(p.metrics.get("FixesEvaluated", "none"), 1);
+}
+
+#[tokio::test]
+async fn fixes_are_counted_per_force() {
+    let store = MemoryStore::new();
+    let mut o = order();
+    o.force_id = Some(vigil_testkit::force("tvp"));
+    store.put_order(&o).await.unwrap();
+    store.put_zone(&home_zone()).await.unwrap();
+    let p = Ports::new(store, MemoryQueue::default(), MemoryMetrics::default());
+    send(&p, &fix(1, 0, 5_000.0)).await.unwrap();
+    send(&p, &fix(2, 60, 5_000.0)).await.unwrap();
+    assert_eq!(p.metrics.get("FixesEvaluated", "tvp"), 2);
+    assert_eq!(p.metrics.get("FixesEvaluated", "quiet"), 2);
 }
 
 #[tokio::test]

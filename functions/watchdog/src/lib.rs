@@ -126,7 +126,7 @@ pub async fn run<S: WatchStore, Q: AlertQueue, M: Metrics>(
         out.checked as u64,
     );
     if first_run || gap || out.minutes.len() > 1 || now_min % SWEEP_EVERY_MINUTES == 0 {
-        out.swept = Some(sweep(&ports.store, now_min).await?);
+        out.swept = Some(sweep(&ports.store, &ports.metrics, now_min).await?);
     }
     info!(
         minutes = out.minutes.len(),
@@ -287,9 +287,13 @@ async fn write_arms<S: WatchStore>(
 }
 
 /// Arms every tag with an order that no part of the coming [`IDLE_RECHECK_MS`] holds, for
-/// the next minute; removes a tag armed twice from all but its earliest part. Returns the
-/// number of tags armed.
-async fn sweep<S: WatchStore>(store: &S, now_min: i64) -> Result<usize, WatchdogError> {
+/// the next minute; removes a tag armed twice from all but its earliest part; counts the tags
+/// with an order per force (`Tags`, every sweep). Returns the number of tags armed.
+async fn sweep<S: WatchStore>(
+    store: &S,
+    metrics: &impl Metrics,
+    now_min: i64,
+) -> Result<usize, WatchdogError> {
     let horizon = now_min + IDLE_RECHECK_MS / 60_000;
     let armed = store.armed(now_min + 1, horizon).await?;
     let mut earliest: BTreeMap<&TagId, (i64, &str)> = BTreeMap::new();
@@ -316,10 +320,20 @@ async fn sweep<S: WatchStore>(store: &S, now_min: i64) -> Result<usize, Watchdog
         warn!(minute, part = %part, removed = extra.len(), "tags armed twice: the later check removed");
         store.arm(*minute, part, &keep).await?;
     }
-    let missing: Vec<TagId> = store
-        .tags_with_orders()
-        .await?
+    let tags = store.tags_with_orders().await?;
+    // The fleet per force, for each force's figures (docs/FORCES.md).
+    let mut per_force: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, force) in &tags {
+        *per_force
+            .entry(force.as_ref().map_or("none", |f| f.as_str()).to_owned())
+            .or_default() += 1;
+    }
+    for (force, n) in &per_force {
+        metrics.count("Tags", ("Force", force), *n);
+    }
+    let missing: Vec<TagId> = tags
         .into_iter()
+        .map(|(t, _)| t)
         .filter(|t| !earliest.contains_key(t))
         .collect();
     let n = missing.len();

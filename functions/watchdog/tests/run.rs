@@ -167,12 +167,39 @@ async fn a_healthy_fleet_is_read_once_per_silence_limit_not_every_minute() {
 }
 
 #[tokio::test]
+async fn the_sweep_counts_the_tags_of_each_force() {
+    let p = setup().await;
+    for (order, tag, force) in [
+        ("o-m1", "t-m1", "met"),
+        ("o-m2", "t-m2", "met"),
+        ("o-t1", "t-t1", "tvp"),
+    ] {
+        let mut o = order_with(order, tag);
+        o.force_id = Some(vigil_testkit::force(force));
+        p.store.put_order(&o).await.unwrap();
+    }
+    run(&p, T0 + 7 * MIN).await.unwrap();
+    assert_eq!(p.metrics.get("Tags", "met"), 2);
+    assert_eq!(p.metrics.get("Tags", "tvp"), 1);
+    assert_eq!(p.metrics.get("Tags", "none"), 1);
+}
+
+fn order_with(order_id: &str, tag_id: &str) -> vigil_core::ProtectionOrder {
+    let mut o = order();
+    o.order_id = vigil_core::OrderId::new(order_id).unwrap();
+    o.tag_id = TagId::new(tag_id).unwrap();
+    o
+}
+
+#[tokio::test]
 async fn the_sweep_arms_new_tags_and_keeps_only_the_earliest_of_two_checks() {
     let p = setup().await;
     // First run (at a minute the regular sweep skips): the sweep arms the tag for the next.
     let t0 = T0 + 7 * MIN;
     let out = run(&p, t0).await.unwrap();
     assert_eq!(out.swept, Some(1));
+    // The fleet per force, for each force's figures (this order has none yet).
+    assert_eq!(p.metrics.get("Tags", "none"), 1);
     assert_eq!(
         p.store.due_tags(t0 / MIN + 1).await.unwrap(),
         [tag()].into()

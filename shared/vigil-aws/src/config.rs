@@ -30,6 +30,10 @@ pub struct Config {
     pub sms_sender_id: Option<String>,
     /// ARN (or id) of the KMS HMAC key for SMS destinations.
     pub destination_mac_key: Option<String>,
+    /// The parameter holding the forces' run-time document (`VIGIL_FORCES_PARAMETER`;
+    /// docs/FORCES.md); none: `/vigil/<stage>/forces` where a tool needs it, no per-force
+    /// topics or routing in the functions.
+    pub forces_parameter: Option<String>,
 }
 
 impl Config {
@@ -79,6 +83,7 @@ impl Config {
             sms_countries,
             sms_sender_id: non_empty(get("VIGIL_SMS_SENDER_ID")),
             destination_mac_key: non_empty(get("VIGIL_DESTINATION_MAC_KEY")),
+            forces_parameter: non_empty(get("VIGIL_FORCES_PARAMETER")),
         })
     }
 
@@ -148,6 +153,42 @@ impl Aws {
             self.config.operators_topic_arn()?,
             self.config.sms_sender_id.clone(),
         ))
+    }
+
+    /// The forces' run-time document from the parameter `name` (SSM `GetParameter`).
+    ///
+    /// Fails with [`StoreError::Config`] when it cannot be read or is not valid.
+    pub async fn load_forces(&self, name: &str) -> Result<vigil_core::forces::Forces, StoreError> {
+        let text = aws_sdk_ssm::Client::new(&self.sdk)
+            .get_parameter()
+            .name(name)
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::Config(format!(
+                    "could not read the forces parameter {name}: {}",
+                    aws_sdk_ssm::error::DisplayErrorContext(e)
+                ))
+            })?
+            .parameter
+            .and_then(|p| p.value)
+            .ok_or_else(|| StoreError::Config(format!("parameter {name} has no value")))?;
+        vigil_core::forces::Forces::parse(&text).map_err(|e| StoreError::Config(e.to_string()))
+    }
+
+    /// The forces for a function (`VIGIL_FORCES_PARAMETER`): `None` when none is configured,
+    /// and when it cannot be read, logged as an error: a broken forces document must never
+    /// keep a victim's SMS from going out; every operator event still reaches the national
+    /// topic.
+    pub async fn function_forces(&self) -> Option<std::sync::Arc<vigil_core::forces::Forces>> {
+        let name = self.config.forces_parameter.as_deref()?;
+        match self.load_forces(name).await {
+            Ok(forces) => Some(std::sync::Arc::new(forces)),
+            Err(e) => {
+                tracing::error!(error = %e, "forces unavailable: operator events go to the national topic only, no routing by place");
+                None
+            }
+        }
     }
 
     /// The commander (IoT data plane `Publish`).

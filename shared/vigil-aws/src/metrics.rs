@@ -29,11 +29,39 @@ pub fn emf_line(name: &str, dimension: (&str, &str), n: u64, timestamp_ms: i64) 
     .to_string()
 }
 
+/// The EMF line for a count under several dimension sets (one dimension each), at
+/// `timestamp_ms`: one log line, one metric per dimension set.
+pub fn emf_line_each(name: &str, dimensions: &[(&str, &str)], n: u64, timestamp_ms: i64) -> String {
+    let sets: Vec<[&str; 1]> = dimensions.iter().map(|(d, _)| [*d]).collect();
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": sets,
+                "Metrics": [{"Name": name, "Unit": "Count"}]
+            }]
+        },
+        name: n
+    });
+    for (d, v) in dimensions {
+        line[*d] = serde_json::Value::String((*v).to_owned());
+    }
+    line.to_string()
+}
+
 impl Metrics for EmfMetrics {
     fn count(&self, name: &str, dimension: (&str, &str), n: u64) {
         println!(
             "{}",
             emf_line(name, dimension, n, chrono::Utc::now().timestamp_millis())
+        );
+    }
+
+    fn count_each(&self, name: &str, dimensions: &[(&str, &str)], n: u64) {
+        println!(
+            "{}",
+            emf_line_each(name, dimensions, n, chrono::Utc::now().timestamp_millis())
         );
     }
 }
@@ -87,6 +115,26 @@ impl Metrics for MemoryMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_counts_under_each_dimension_set() {
+        let line = emf_line_each(
+            "FixesEvaluated",
+            &[("Path", "quiet"), ("Force", "met")],
+            1,
+            7,
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Path"], ["Force"]])
+        );
+        assert_eq!(
+            (v["Path"].as_str(), v["Force"].as_str()),
+            (Some("quiet"), Some("met"))
+        );
+        assert_eq!(v["FixesEvaluated"], 1);
+    }
 
     #[test]
     fn emf_shape() {

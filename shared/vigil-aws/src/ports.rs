@@ -286,19 +286,48 @@ pub trait AuditLog: Send + Sync {
     ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
 }
 
-/// SMS and the operators' topic.
+/// SMS, the operators' (national) topic and the forces' topics.
 pub trait Notifier: Send + Sync {
-    /// Sends a transactional SMS; returns the provider's message id.
+    /// Sends a transactional SMS, from `sender_id` (the order's force's) or the deployment's
+    /// sender when `None`; returns the provider's message id.
     fn send_sms(
         &self,
         to: &PhoneNumber,
         text: &str,
+        sender_id: Option<&str>,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
-    /// Publishes an event to the operators' topic; returns the message id.
+    /// Publishes an event to the operators' (national) topic; returns the message id.
     fn publish_operator(
         &self,
         event: &OperatorEvent,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    /// Publishes a message to a force's operators' topic (docs/FORCES.md); returns the message
+    /// id.
+    fn publish_to_force(
+        &self,
+        message: &ForceMessage,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+}
+
+/// A message to one force's operators' topic: the case's own operator event, or an urgent
+/// event routed to the force whose area it happened in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForceMessage {
+    /// The force.
+    pub force_id: ForceId,
+    /// Its topic.
+    pub topic_arn: String,
+    /// Subject line (no personal data).
+    pub subject: String,
+    /// The JSON body.
+    pub body: String,
+    /// `case` (the force's own case) or `responders` (routed by place): a message attribute
+    /// subscribers filter on, with `kind` and `urgency`.
+    pub audience: &'static str,
+    /// The event's kind.
+    pub kind: String,
+    /// The event's urgency.
+    pub urgency: &'static str,
 }
 
 /// A tag's side of pursuit mode, as the alert function reads it (consistently) from the
@@ -396,8 +425,11 @@ pub trait WatchStore: Send + Sync {
         from: i64,
         to: i64,
     ) -> impl Future<Output = Result<BTreeMap<(i64, String), BTreeSet<TagId>>, StoreError>> + Send;
-    /// Every tag that has an order (the sweep's list).
-    fn tags_with_orders(&self) -> impl Future<Output = Result<Vec<TagId>, StoreError>> + Send;
+    /// Every tag that has an order (the sweep's list), sorted, each with its force (the
+    /// tag's, else its orders'; `None` for records not migrated yet).
+    fn tags_with_orders(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(TagId, Option<ForceId>)>, StoreError>> + Send;
     /// The tags as the watchdog judges them; tags without an item are left out.
     fn watched(
         &self,
@@ -461,6 +493,13 @@ pub trait DestinationMac: Send + Sync {
 pub trait Metrics: Send + Sync {
     /// Adds `n` to the counter `name` with one dimension.
     fn count(&self, name: &str, dimension: (&str, &str), n: u64);
+    /// Adds `n` to the counter `name` under each of `dimensions` (e.g. by path and by force):
+    /// one record where the adapter can (one EMF line with a dimension set each).
+    fn count_each(&self, name: &str, dimensions: &[(&str, &str)], n: u64) {
+        for d in dimensions {
+            self.count(name, *d, n);
+        }
+    }
 }
 
 /// An open alert: an (order, zone) pair whose state is not CLEAR, as operators see it.

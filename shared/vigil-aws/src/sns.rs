@@ -2,7 +2,7 @@
 //! topic.
 
 use crate::error::{StoreError, classify};
-use crate::ports::Notifier;
+use crate::ports::{ForceMessage, Notifier};
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
 use vigil_core::{OperatorEvent, PhoneNumber};
@@ -40,14 +40,19 @@ impl SnsNotifier {
 }
 
 impl Notifier for SnsNotifier {
-    async fn send_sms(&self, to: &PhoneNumber, text: &str) -> Result<String, StoreError> {
+    async fn send_sms(
+        &self,
+        to: &PhoneNumber,
+        text: &str,
+        sender_id: Option<&str>,
+    ) -> Result<String, StoreError> {
         let mut req = self
             .client
             .publish()
             .phone_number(to.e164())
             .message(text)
             .message_attributes("AWS.SNS.SMS.SMSType", string_attr("Transactional")?);
-        if let Some(sender) = &self.sender_id {
+        if let Some(sender) = sender_id.or(self.sender_id.as_deref()) {
             req = req.message_attributes("AWS.SNS.SMS.SenderID", string_attr(sender)?);
         }
         let resp = req.send().await.map_err(|e| classify("sns", "sms", e))?;
@@ -74,6 +79,28 @@ impl Notifier for SnsNotifier {
             .send()
             .await
             .map_err(|e| classify("sns", "operators topic", e))?;
+        Ok(resp.message_id.unwrap_or_default())
+    }
+
+    async fn publish_to_force(&self, message: &ForceMessage) -> Result<String, StoreError> {
+        let subject: String = message
+            .subject
+            .chars()
+            .filter(char::is_ascii)
+            .take(100)
+            .collect();
+        let resp = self
+            .client
+            .publish()
+            .topic_arn(&message.topic_arn)
+            .subject(subject)
+            .message(&message.body)
+            .message_attributes("audience", string_attr(message.audience)?)
+            .message_attributes("kind", string_attr(&message.kind)?)
+            .message_attributes("urgency", string_attr(message.urgency)?)
+            .send()
+            .await
+            .map_err(|e| classify("sns", "a force's operators topic", e))?;
         Ok(resp.message_id.unwrap_or_default())
     }
 }

@@ -189,6 +189,14 @@ impl Forces {
         self.forces.iter().map(|(f, _)| f)
     }
 
+    /// How long `force` keeps its audit and evidence, in years (`None` for no force, or one
+    /// the deployment does not serve).
+    pub fn retention_years(&self, force: Option<&ForceId>) -> Option<u32> {
+        force
+            .and_then(|f| self.get(f))
+            .map(|f| f.audit_retention_years)
+    }
+
     /// The forces whose area holds the point (an outline's edge counts as outside; areas of
     /// neighbouring forces share edges).
     pub fn containing(&self, lat: f64, lon: f64) -> Vec<&ForceId> {

@@ -185,6 +185,34 @@ pub struct CommandReport {
     pub failed: Option<String>,
 }
 
+/// An urgent event routed to another force, whose area it happened in: what a response needs
+/// and nothing of the victim ([`OperatorEvent::for_responders`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponderEvent {
+    /// JSON version.
+    pub v: u32,
+    /// Always `responders`: this is not the case's own operator event.
+    pub audience: String,
+    /// The event's main kind.
+    pub kind: OperatorKind,
+    /// Always urgent.
+    pub urgency: Urgency,
+    /// A random reference, recorded in the case's audit chain beside the event it stands for.
+    pub reference: String,
+    /// The force whose case it is, to call.
+    pub case_force: Option<crate::ForceId>,
+    /// The offender's tag.
+    pub tag_id: TagId,
+    /// Where the tag said the offender was.
+    pub offender: OffenderPosition,
+    /// Device time, RFC 3339.
+    pub at: Option<String>,
+    /// Device time, Unix ms.
+    pub at_ms: i64,
+    /// Server receive time, Unix ms.
+    pub received_at_ms: i64,
+}
+
 /// One event as the monitoring centre receives it (JSON version [`OPERATOR_EVENT_VERSION`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OperatorEvent {
@@ -236,6 +264,9 @@ pub struct OperatorEvent {
     /// The alert not acknowledged, for `unacknowledged`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<EscalationReport>,
+    /// The force the order belongs to (docs/FORCES.md); absent for an order not migrated yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_id: Option<crate::ForceId>,
     /// What the victim got: `none`, `sent:<alert>` or `held:<alert>:<reason>`
     /// ([`crate::VictimDecision::label`]).
     pub victim_sms: String,
@@ -275,6 +306,7 @@ impl OperatorEvent {
             commands: Vec::new(),
             watch: None,
             escalation: None,
+            force_id: None,
             victim_sms: decision.victim.label(),
         };
         let position = |fix: &crate::Fix| OffenderPosition {
@@ -414,6 +446,32 @@ impl OperatorEvent {
             }
         }
         out
+    }
+
+    /// What another force's operators get when this urgent event happened inside their area
+    /// (docs/FORCES.md, routing by place): where the offender is, when, what kind, and whose
+    /// case it is; nothing of the victim (no order or zone id, which name her places, no
+    /// phone, no zone geometry). `reference` is a random token the caller records in the
+    /// case's audit chain, so the case's force can match the two and nobody else can derive
+    /// the case from it. `None` for an event that is not urgent or has no position.
+    pub fn for_responders(&self, reference: String) -> Option<ResponderEvent> {
+        if self.urgency != Urgency::Urgent {
+            return None;
+        }
+        let offender = self.offender.clone()?;
+        Some(ResponderEvent {
+            v: OPERATOR_EVENT_VERSION,
+            audience: "responders".into(),
+            kind: self.kind.clone(),
+            urgency: self.urgency,
+            reference,
+            case_force: self.force_id.clone(),
+            tag_id: self.tag_id.clone(),
+            offender,
+            at: self.at.clone(),
+            at_ms: self.at_ms,
+            received_at_ms: self.received_at_ms,
+        })
     }
 
     /// The subject line for the operators' topic: urgency, kind, order. No personal data.

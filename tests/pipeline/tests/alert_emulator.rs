@@ -51,10 +51,13 @@ async fn stack() -> Stack {
         metrics: MemoryMetrics::default(),
         commander: MemoryCommander::default(),
         sms_countries: config.sms_countries.clone(),
+        // From the parameter the harness put, as main.rs reads it (SSM GetParameter).
+        forces: aws.function_forces().await,
     };
     let order: ProtectionOrder = serde_json::from_value(json!({
         "order_id": ORDER,
         "tag_id": "t-1",
+        "force_id": "met",
         "victim": {"victim_id": "v-1", "phone": PHONE, "language": "en"},
         "zone_ids": ["home"],
     }))
@@ -102,6 +105,17 @@ async fn set_level(stack: &Stack, level: AlertLevel, rev: u64) {
 /// A zone change of `o-123`'s home zone, in the queue's wire format: zone and order level
 /// `from` -> `to`, `rev` the zone state's revision (it makes the event id).
 fn zone_change(rev: u64, from: &str, to: &str, at_ms: i64) -> AlertEvent {
+    zone_change_at(rev, from, to, at_ms, (51.501234, -0.141234))
+}
+
+/// As [`zone_change`], with the fix at `(lat, lon)`.
+fn zone_change_at(
+    rev: u64,
+    from: &str,
+    to: &str,
+    at_ms: i64,
+    (lat, lon): (f64, f64),
+) -> AlertEvent {
     let cause = if to == "clear" {
         "sustained_exit"
     } else {
@@ -130,7 +144,7 @@ fn zone_change(rev: u64, from: &str, to: &str, at_ms: i64) -> AlertEvent {
             "at_ms": at_ms
         },
         "fix": {
-            "tag_id": "t-1", "seq": rev, "at_ms": at_ms, "lat": 51.501234, "lon": -0.141234,
+            "tag_id": "t-1", "seq": rev, "at_ms": at_ms, "lat": lat, "lon": lon,
             "accuracy_m": 12.0, "speed_mps": null, "heading_deg": null, "battery_pct": 80
         }
     }))
@@ -339,4 +353,68 @@ async fn a_redriven_all_clear_never_texts_while_the_offender_is_near() {
     assert_eq!(last["kind"], "zone_clear");
     assert_eq!(last["victim_sms"], "held:all_clear:superseded");
     assert_eq!(last["levels"]["order_level_now"], "warning");
+}
+
+/// Forces on SNS and SSM as deployed (docs/FORCES.md): the function reads the forces parameter,
+/// publishes the case to its force's topic, and routes a breach in Thames Valley's area to
+/// Thames Valley's topic without the victim's data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breach_in_another_forces_area_reaches_both_forces_topics() {
+    let stack = stack().await;
+    assert!(
+        stack.ports.forces.is_some(),
+        "the forces parameter was read"
+    );
+    set_level(&stack, AlertLevel::Breach, 1).await;
+    let reading = (51.4543, -0.9781);
+    let event = zone_change_at(1, "clear", "breach", now_ms(), reading);
+    let batch = through_the_queue(&stack, &[event]).await;
+    let response = handle(&stack, &batch).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(stack.emulator.sent_sms().await.unwrap().len(), 1);
+    assert_eq!(
+        stack.emulator.operator_events().await.unwrap().len(),
+        1,
+        "national topic"
+    );
+    let met = stack.emulator.force_events("met").await.unwrap();
+    assert_eq!(met.len(), 1, "{met:?}");
+    assert_eq!(
+        met[0].attributes.get("audience").map(String::as_str),
+        Some("case")
+    );
+    let case: Value = serde_json::from_str(&met[0].message).unwrap();
+    assert_eq!(case["order_id"], ORDER);
+    assert_eq!(case["force_id"], "met");
+    let tvp = stack.emulator.force_events("tvp").await.unwrap();
+    assert_eq!(tvp.len(), 1, "{tvp:?}");
+    assert_eq!(
+        tvp[0].attributes.get("audience").map(String::as_str),
+        Some("responders")
+    );
+    assert_eq!(
+        tvp[0].attributes.get("urgency").map(String::as_str),
+        Some("urgent")
+    );
+    let routed: Value = serde_json::from_str(&tvp[0].message).unwrap();
+    assert_eq!(routed["case_force"], "met");
+    assert_eq!(routed["offender"]["lat"], reading.0);
+    for secret in [ORDER, "home", &PHONE[1..], "v-1"] {
+        assert!(
+            !tvp[0].message.contains(secret),
+            "{secret}: {}",
+            tvp[0].message
+        );
+    }
+    let chain = stack
+        .ports
+        .store
+        .read(&OrderId::new(ORDER).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        chain
+            .iter()
+            .any(|r| r.detail["routed_to_forces"] == json!(["tvp"]))
+    );
 }

@@ -198,7 +198,11 @@ async fn the_store_keeps_the_index_the_cursor_and_the_marks_as_in_memory() {
             .await
             .unwrap()
     );
-    assert_eq!(s.store.tags_with_orders().await.unwrap(), [a, b]);
+    // Each with its force: none here (orders provisioned without one).
+    assert_eq!(
+        s.store.tags_with_orders().await.unwrap(),
+        [(a, None), (b, None)]
+    );
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use vigil_core::escalation::Armed;
 use vigil_core::events::AlertEvent;
 use vigil_core::watchdog::Condition;
-use vigil_core::{OrderId, TagHistory, TagId, Zone};
+use vigil_core::{ForceId, OrderId, TagHistory, TagId, Zone};
 
 /// How long a part is kept after its minute, seconds: long enough to look at after an
 /// incident, short enough that the index stays small.
@@ -178,11 +178,18 @@ impl WatchStore for DynamoStore {
         Ok(out)
     }
 
-    async fn tags_with_orders(&self) -> Result<Vec<TagId>, StoreError> {
+    async fn tags_with_orders(&self) -> Result<Vec<(TagId, Option<ForceId>)>, StoreError> {
         let mut out = Vec::new();
         for item in self.scan_all(&self.tables.tags).await? {
             if item.keys().any(|k| k.starts_with(items::ORDER_ATTR)) {
-                out.push(items::tag_id_of(&item)?);
+                let force = match items::force_of(&item)? {
+                    Some(f) => Some(f),
+                    None => items::tag_context(&item)?
+                        .0
+                        .into_iter()
+                        .find_map(|o| o.force_id),
+                };
+                out.push((items::tag_id_of(&item)?, force));
             }
         }
         out.sort();

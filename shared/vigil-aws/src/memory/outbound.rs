@@ -2,7 +2,7 @@
 //! destination hash.
 
 use crate::error::StoreError;
-use crate::ports::{AlertQueue, Commander, DestinationMac, Notifier};
+use crate::ports::{AlertQueue, Commander, DestinationMac, ForceMessage, Notifier};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
 use vigil_core::events::AlertEvent;
@@ -59,6 +59,8 @@ pub struct RecordedSms {
     pub to: PhoneNumber,
     /// Text.
     pub text: String,
+    /// The sender id asked for (`None`: the deployment's).
+    pub sender_id: Option<String>,
 }
 
 /// SMS and operator events in memory. Clones share one record.
@@ -66,6 +68,7 @@ pub struct RecordedSms {
 pub struct MemoryNotifier {
     sms: Arc<Mutex<Vec<RecordedSms>>>,
     operator: Arc<Mutex<Vec<OperatorEvent>>>,
+    forces: Arc<Mutex<Vec<ForceMessage>>>,
     failures: Arc<Mutex<u32>>,
 }
 
@@ -73,6 +76,11 @@ impl MemoryNotifier {
     /// SMS sent so far.
     pub fn sms(&self) -> Vec<RecordedSms> {
         self.sms.lock().expect("notifier lock").clone()
+    }
+
+    /// Messages published to forces' topics so far.
+    pub fn force_messages(&self) -> Vec<ForceMessage> {
+        self.forces.lock().expect("notifier lock").clone()
     }
 
     /// Operator events published so far.
@@ -99,12 +107,18 @@ impl MemoryNotifier {
 }
 
 impl Notifier for MemoryNotifier {
-    async fn send_sms(&self, to: &PhoneNumber, text: &str) -> Result<String, StoreError> {
+    async fn send_sms(
+        &self,
+        to: &PhoneNumber,
+        text: &str,
+        sender_id: Option<&str>,
+    ) -> Result<String, StoreError> {
         self.injected()?;
         let mut sms = self.sms.lock().expect("notifier lock");
         sms.push(RecordedSms {
             to: to.clone(),
             text: text.to_owned(),
+            sender_id: sender_id.map(str::to_owned),
         });
         Ok(format!("sms-{}", sms.len()))
     }
@@ -114,6 +128,13 @@ impl Notifier for MemoryNotifier {
         let mut ops = self.operator.lock().expect("notifier lock");
         ops.push(event.clone());
         Ok(format!("op-{}", ops.len()))
+    }
+
+    async fn publish_to_force(&self, message: &ForceMessage) -> Result<String, StoreError> {
+        self.injected()?;
+        let mut all = self.forces.lock().expect("notifier lock");
+        all.push(message.clone());
+        Ok(format!("force-{}", all.len()))
     }
 }
 

@@ -6,7 +6,7 @@ use crate::error::StoreError;
 use crate::ports::{Due, EscalationStore, WatchStore, WatchedTag};
 use std::collections::{BTreeMap, BTreeSet};
 use vigil_core::watchdog::{Condition, Told};
-use vigil_core::{OrderId, TagId, Zone};
+use vigil_core::{ForceId, OrderId, TagId, Zone};
 
 impl EscalationStore for MemoryStore {
     async fn arm_escalation(
@@ -89,13 +89,20 @@ impl WatchStore for MemoryStore {
             .collect())
     }
 
-    async fn tags_with_orders(&self) -> Result<Vec<TagId>, StoreError> {
+    async fn tags_with_orders(&self) -> Result<Vec<(TagId, Option<ForceId>)>, StoreError> {
         self.injected()?;
         let g = self.lock();
         Ok(g.tags
             .iter()
             .filter(|(_, (orders, _))| !orders.is_empty())
-            .map(|(t, _)| t.clone())
+            .map(|(t, (orders, _))| {
+                let force = g
+                    .tag_forces
+                    .get(t)
+                    .cloned()
+                    .or_else(|| orders.values().find_map(|o| o.force_id.clone()));
+                (t.clone(), force)
+            })
             .collect())
     }
 
