@@ -33,6 +33,46 @@ pub async fn register_to_force(
     Ok(force)
 }
 
+/// The messages kept in quarantine under `key` (a tag id as the topic named it, or
+/// `device:<id>` for a victim's device), newest last. A quarantine record belongs to the
+/// force of its tag or device, read from the store; a key no tag or device of a force has (an
+/// unknown tag, a malformed id) belongs to no force, and only national administrators see it.
+///
+/// Fails with [`AdminError::Forbidden`] for another force's records or a record of no force,
+/// or [`AdminError::Store`].
+pub async fn quarantined(
+    store: &impl AdminStore,
+    caller: &Caller,
+    key: &str,
+) -> Result<Vec<vigil_aws::ports::QuarantineRecord>> {
+    const ACTION: &str = "tags quarantined";
+    let force = match key.strip_prefix("device:") {
+        Some(device) => match vigil_core::DeviceId::new(device) {
+            Ok(d) => store
+                .device_force(&d)
+                .await
+                .map_err(AdminError::store(format!(
+                    "reading the force of device {d}"
+                )))?,
+            Err(_) => None,
+        },
+        None => match TagId::new(key) {
+            Ok(t) => store
+                .tag_force(&t)
+                .await
+                .map_err(AdminError::store(format!("reading the force of tag {t}")))?,
+            Err(_) => None,
+        },
+    };
+    authorize(caller, ACTION, "quarantine record", force.as_ref())?;
+    let mut records = store
+        .quarantined(key)
+        .await
+        .map_err(AdminError::store("reading the quarantine"))?;
+    records.sort_by_key(|r| r.received_at_ms);
+    Ok(records)
+}
+
 /// Checks that `caller` may act on `tag` (`action`): its stored force is theirs.
 ///
 /// Fails with [`AdminError::Forbidden`], or [`AdminError::Store`].

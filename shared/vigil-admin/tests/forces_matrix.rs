@@ -246,6 +246,14 @@ async fn every_action_is_refused_on_another_forces_records_and_allowed_on_its_ow
         forces::migrate_forces(&store, &met, &forces, None, 9).await,
     );
     is_forbidden("dlq", access::national_only(&met, "dlq list"));
+    is_forbidden(
+        "tags quarantined (another force's tag)",
+        tags::quarantined(&store, &met, "t-tvp").await,
+    );
+    is_forbidden(
+        "tags quarantined (an unknown tag: no force)",
+        tags::quarantined(&store, &met, "t-unknown").await,
+    );
     // Listings leave the other force's records out.
     let listed = orders::list_orders(&store, &met).await.unwrap();
     assert_eq!(
@@ -312,6 +320,10 @@ async fn every_action_is_refused_on_another_forces_records_and_allowed_on_its_ow
         tags::authorize_tag(&store, &met, "tags deactivate", &tag_id("t-met").unwrap()).await,
     );
     not_forbidden(
+        "tags quarantined",
+        tags::quarantined(&store, &met, "t-met").await,
+    );
+    not_forbidden(
         "alerts unacked",
         alerts::unacknowledged(&store, &met, &o_own, 10).await,
     );
@@ -361,6 +373,10 @@ async fn every_action_is_refused_on_another_forces_records_and_allowed_on_its_ow
         orders::list_orders(&store, &national).await.unwrap().len(),
         2
     );
+    // Messages of unknown tags: national administrators only.
+    tags::quarantined(&store, &national, "t-unknown")
+        .await
+        .unwrap();
     // A national administrator must say which force a new record is for.
     let e = orders::create_order(
         &store,

@@ -310,6 +310,15 @@ pub(crate) enum TagCmd {
         /// The tag id.
         tag_id: String,
     },
+    /// The tag's rejected messages kept in quarantine (reason, detail, payload), oldest first.
+    /// A message from an unknown tag belongs to no force: national administrators only.
+    #[command(
+        after_help = "Example:\n  vigil tags quarantined tag-0042\n  vigil tags quarantined device:phone-v1"
+    )]
+    Quarantined {
+        /// The tag id as the topic named it, or device:<id> for a victim's device.
+        key: String,
+    },
     /// Assign a tag to an order (moves the order from its previous tag).
     #[command(after_help = "Example:\n  vigil tags assign tag-0043 --order o-1")]
     Assign {

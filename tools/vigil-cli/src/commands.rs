@@ -222,6 +222,12 @@ async fn run_tags(cmd: TagCmd, json: bool, now: DateTime<Utc>) -> Result<()> {
             record_deactivated(&ports.store, &caller, &tag, now_ms).await?;
             render(json, &d)
         }
+        TagCmd::Quarantined { key } => {
+            let ports = Ports::from_env().await?;
+            let caller = ports.caller().await?;
+            let records = vigil_admin::tags::quarantined(&ports.store, &caller, &key).await?;
+            render(json, &crate::report::Quarantined { key, records })
+        }
         TagCmd::Assign { tag_id: tag, order } => {
             let (tag, order) = (tag_id(&tag)?, order_id(&order)?);
             let ports = Ports::from_env().await?;
@@ -375,7 +381,8 @@ async fn run_evidence(cmd: EvidenceCmd, json: bool, now: DateTime<Utc>) -> Resul
                 now.timestamp_millis(),
             )
             .await?;
-            let manifest = evidence::export(&ports.store, &o, &out, now).await?;
+            let retention = ports.forces().await?.retention_years(o.force_id.as_ref());
+            let manifest = evidence::export(&ports.store, &o, retention, &out, now).await?;
             let dir = out.display().to_string();
             render(json, &evidence::Exported { dir, manifest })
         }

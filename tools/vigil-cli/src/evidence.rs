@@ -35,6 +35,10 @@ pub struct Manifest {
     /// The force the order belongs to (docs/FORCES.md); absent in bundles made before forces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force_id: Option<vigil_core::ForceId>,
+    /// Until when the force keeps its audit and evidence (`audit_retention_years` of
+    /// infra/forces.json, from the export): the bundle must be kept at least as long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_until: Option<DateTime<Utc>>,
     /// The order whose chain this is.
     pub order_id: OrderId,
     /// When the bundle was made.
@@ -112,6 +116,7 @@ fn records_from_csv(
 pub async fn export<S: AdminStore + AuditLog>(
     store: &S,
     order: &vigil_core::ProtectionOrder,
+    retention_years: Option<u32>,
     out: &Path,
     now: DateTime<Utc>,
 ) -> Result<Manifest> {
@@ -141,6 +146,8 @@ pub async fn export<S: AdminStore + AuditLog>(
     let manifest = Manifest {
         order_id: order_id.clone(),
         force_id: order.force_id.clone(),
+        retain_until: retention_years
+            .and_then(|y| now.checked_add_months(chrono::Months::new(12 * y))),
         exported_at: now,
         record_count: records.len(),
         first_hash: records.first().map_or(GENESIS_HASH, |r| &r.hash).to_owned(),
@@ -350,13 +357,19 @@ mod tests {
     async fn export_verifies_and_each_file_alone_is_checked() {
         let (store, o) = store_with_chain().await;
         let dir = tmp("ok");
-        let m = export(&store, &order(&o), &dir, Utc::now()).await.unwrap();
+        let m = export(&store, &order(&o), Some(7), &dir, Utc::now())
+            .await
+            .unwrap();
+        let kept = m.retain_until.unwrap() - m.exported_at;
+        assert!((2555..=2558).contains(&kept.num_days()), "7 years: {kept}");
         assert_eq!(m.record_count, 4);
         assert!(m.chain_verified_at_export);
         let v = verify(&dir).unwrap();
         assert!(v.ok(), "{}", v.human());
         assert!(
-            export(&store, &order(&o), &dir, Utc::now()).await.is_err(),
+            export(&store, &order(&o), Some(7), &dir, Utc::now())
+                .await
+                .is_err(),
             "never overwrites"
         );
 
@@ -381,7 +394,9 @@ mod tests {
     async fn a_removed_json_record_is_named() {
         let (store, o) = store_with_chain().await;
         let dir = tmp("rm");
-        export(&store, &order(&o), &dir, Utc::now()).await.unwrap();
+        export(&store, &order(&o), Some(7), &dir, Utc::now())
+            .await
+            .unwrap();
         let mut records: Vec<AuditRecord> =
             serde_json::from_slice(&std::fs::read(dir.join(AUDIT_JSON)).unwrap()).unwrap();
         records.remove(1);
@@ -397,6 +412,7 @@ mod tests {
             export(
                 &store,
                 &order(&OrderId::new("none").unwrap()),
+                None,
                 &dir,
                 Utc::now()
             )

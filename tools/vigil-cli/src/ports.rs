@@ -121,32 +121,26 @@ impl Ports {
     ///
     /// Fails with [`CliError::Invalid`] when it cannot be read or is not valid.
     pub async fn forces(&self) -> Result<Forces> {
-        let text = if let Some(path) = std::env::var_os("VIGIL_FORCES_FILE") {
-            std::fs::read_to_string(&path).map_err(|e| {
+        if let Some(path) = std::env::var_os("VIGIL_FORCES_FILE") {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
                 CliError::Invalid(format!(
                     "VIGIL_FORCES_FILE {}: {e}",
                     std::path::Path::new(&path).display()
                 ))
-            })?
+            })?;
+            Forces::parse(&text).map_err(|e| CliError::Invalid(e.to_string()))
         } else {
-            let name = std::env::var("VIGIL_FORCES_PARAMETER")
-                .unwrap_or_else(|_| format!("/vigil/{}/forces", self.aws.config.stage));
-            aws_sdk_ssm::Client::new(&self.aws.sdk)
-                .get_parameter()
-                .name(&name)
-                .send()
+            let name = self
+                .aws
+                .config
+                .forces_parameter
+                .clone()
+                .unwrap_or_else(|| format!("/vigil/{}/forces", self.aws.config.stage));
+            self.aws
+                .load_forces(&name)
                 .await
-                .map_err(|e| {
-                    CliError::Invalid(format!(
-                        "could not read the forces parameter {name}: {}",
-                        aws_sdk_ssm::error::DisplayErrorContext(e)
-                    ))
-                })?
-                .parameter
-                .and_then(|p| p.value)
-                .ok_or_else(|| CliError::Invalid(format!("parameter {name} has no value")))?
-        };
-        Forces::parse(&text).map_err(|e| CliError::Invalid(e.to_string()))
+                .map_err(|e| CliError::Invalid(e.to_string()))
+        }
     }
 
     /// The keyed hash of SMS destinations (KMS).

@@ -80,6 +80,37 @@ impl Report for Done {
     }
 }
 
+/// A tag's (or device's) quarantined messages.
+#[derive(Debug, Serialize)]
+pub struct Quarantined {
+    /// The tag id or `device:<id>`.
+    pub key: String,
+    /// Its records, oldest first.
+    pub records: Vec<vigil_aws::ports::QuarantineRecord>,
+}
+
+impl Report for Quarantined {
+    fn human(&self) -> String {
+        if self.records.is_empty() {
+            return format!("nothing in quarantine for {}", self.key);
+        }
+        let mut out = format!(
+            "{} message(s) in quarantine for {}:",
+            self.records.len(),
+            self.key
+        );
+        for r in &self.records {
+            out.push_str(&format!(
+                "\n{}  {}  {}",
+                rfc3339_ms(r.received_at_ms),
+                r.reason,
+                r.detail
+            ));
+        }
+        out
+    }
+}
+
 impl Report for vigil_admin::forces::Migrated {
     fn human(&self) -> String {
         let c = &self.changed;

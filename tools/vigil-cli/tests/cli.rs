@@ -962,6 +962,7 @@ async fn publish_fix(e: &Env, seq: u64, north_m: f64) {
         metrics: MemoryMetrics::default(),
         commander: aws.commander(),
         sms_countries: e.config.sms_countries.clone(),
+        forces: None,
     };
     let source = vigil_local::SqsEventSource::new(
         aws_sdk_sqs::Client::new(&aws.sdk),
@@ -1496,6 +1497,8 @@ async fn each_force_sees_and_changes_only_its_own_and_national_moves_a_case() {
         vec!["alerts", "unacked", "--order", "o-json"],
         vec!["evidence", "export", "--order", "o-json", "--out", &out],
         vec!["tags", "assign", "tag-9", "--order", "o-json"],
+        vec!["tags", "quarantined", "tag-1"],
+        vec!["tags", "deactivate", "tag-1"],
         vec!["orders", "transfer", "--order", "o-json", "--to", "tvp"],
         vec!["admin", "migrate-forces"],
         vec!["dlq", "list"],

@@ -449,14 +449,11 @@ impl Emulator {
                 TEST_SECRET_ACCESS_KEY.to_owned(),
             ),
             ("VIGIL_STAGE".to_owned(), self.stage.clone()),
-            // The forces the deployment serves (docs/FORCES.md): in AWS the CDK app's parameter
-            // `/vigil/<stage>/forces`; locally the file it is made from.
+            // The forces the deployment serves (docs/FORCES.md): the parameter the harness puts
+            // as the CDK app does.
             (
-                "VIGIL_FORCES_FILE".to_owned(),
-                crate::workspace_root()
-                    .join("infra/forces.json")
-                    .display()
-                    .to_string(),
+                "VIGIL_FORCES_PARAMETER".to_owned(),
+                self.provisioned.forces_parameter.clone(),
             ),
         ];
         let kinds = [
@@ -495,6 +492,36 @@ impl Emulator {
             }
             EmulatorKind::LocalStack => self.operator_events_from_tap().await,
         }
+    }
+
+    /// The forces' run-time document, as put in the parameter `VIGIL_FORCES_PARAMETER` names
+    /// (`infra/forces.json` with each force's operators' topic).
+    pub fn forces_document(&self) -> &str {
+        &self.provisioned.forces_document
+    }
+
+    /// Every message published to force `force`'s operators' topic since start or the last
+    /// reset, oldest first (moto's record of publishes; other emulators keep none).
+    ///
+    /// Fails with [`Error::Definition`] for a force `infra/forces.json` does not list.
+    pub async fn force_events(&self, force: &str) -> Result<Vec<TopicMessage>> {
+        let arn = self
+            .provisioned
+            .force_topic_arns
+            .get(force)
+            .ok_or_else(|| {
+                let declared: Vec<&str> = self
+                    .provisioned
+                    .force_topic_arns
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                Error::Definition(format!(
+                    "no force {force:?} in infra/forces.json (declared: {})",
+                    declared.join(", ")
+                ))
+            })?;
+        self.readback.moto_topic_messages(arn).await
     }
 
     /// The operators topic's messages as delivered to the harness's `vigil-<stage>-operators-tap`

@@ -31,6 +31,7 @@ pub(crate) struct Clients {
     pub(crate) sns: aws_sdk_sns::Client,
     pub(crate) iot: aws_sdk_iot::Client,
     pub(crate) kms: aws_sdk_kms::Client,
+    pub(crate) ssm: aws_sdk_ssm::Client,
     pub(crate) endpoint: String,
     /// Where the DynamoDB client goes (DynamoDB Local's port, or `endpoint`), for errors.
     pub(crate) dynamodb_endpoint: String,
@@ -55,6 +56,7 @@ impl Clients {
             sns: aws_sdk_sns::Client::new(config),
             iot: aws_sdk_iot::Client::new(config),
             kms: aws_sdk_kms::Client::new(config),
+            ssm: aws_sdk_ssm::Client::new(config),
             endpoint: endpoint.to_owned(),
             dynamodb_endpoint: dynamodb_endpoint.to_owned(),
         }
@@ -96,6 +98,58 @@ pub(crate) struct Provisioned {
     /// the same key after an emulator reset recreates it (the ARN would not).
     pub(crate) key_ids: BTreeMap<String, String>,
     pub(crate) operators_tap_url: Option<String>,
+    /// Each force's operators' topic (`vigil-<stage>-operators-<force>`), by force id.
+    pub(crate) force_topic_arns: BTreeMap<String, String>,
+    /// The forces' run-time document (`infra/forces.json` with each topic's ARN) and the
+    /// parameter it was put in (`/vigil/<stage>/forces`), as the CDK app makes them.
+    pub(crate) forces_document: String,
+    pub(crate) forces_parameter: String,
+}
+
+/// The forces of the deployment (docs/FORCES.md), one definition with the CDK app.
+const FORCES: &str = include_str!("../../../infra/forces.json");
+
+/// Creates each force's operators' topic and puts the run-time document (`infra/forces.json`
+/// without its comment, each force with `operators_topic_arn`) in the parameter
+/// `/vigil/<stage>/forces`, as the CDK app does.
+async fn provision_forces(clients: &Clients, stage: &str, out: &mut Provisioned) -> Result<()> {
+    let mut doc: serde_json::Value = serde_json::from_str(FORCES)
+        .map_err(|e| Error::Definition(format!("infra/forces.json: {e}")))?;
+    if let Some(o) = doc.as_object_mut() {
+        o.remove("$comment");
+    }
+    let forces = doc["forces"]
+        .as_array_mut()
+        .ok_or_else(|| Error::Definition("infra/forces.json: no forces list".into()))?;
+    for force in forces {
+        let id = force["id"].as_str().unwrap_or_default().to_owned();
+        let name = format!("vigil-{stage}-operators-{id}");
+        let created = clients
+            .sns
+            .create_topic()
+            .name(&name)
+            .send()
+            .await
+            .map_err(clients.fail(format!("CreateTopic {name}")))?;
+        let arn = created.topic_arn().unwrap_or_default().to_owned();
+        force["operators_topic_arn"] = serde_json::Value::String(arn.clone());
+        out.force_topic_arns.insert(id, arn);
+    }
+    let parameter = format!("/vigil/{stage}/forces");
+    let document = doc.to_string();
+    clients
+        .ssm
+        .put_parameter()
+        .name(&parameter)
+        .value(&document)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .map_err(clients.fail(format!("PutParameter {parameter}")))?;
+    out.forces_document = document;
+    out.forces_parameter = parameter;
+    Ok(())
 }
 
 /// The account of emulators that do not say otherwise: moto's default (`DEFAULT_ACCOUNT_ID`,
@@ -174,6 +228,7 @@ pub(crate) async fn provision(
             .map_err(clients.fail(format!("Subscribe {name} to {topic_arn}")))?;
         out.operators_tap_url = Some(url);
     }
+    provision_forces(clients, stage, &mut out).await?;
     Ok(out)
 }
 

@@ -85,6 +85,12 @@ impl Functions {
                 metrics: metrics.clone(),
                 commander: commander.clone(),
                 sms_countries: config.sms_countries,
+                // The shipped forces (sender ids, areas); no topics in process.
+                forces: vigil_core::forces::Forces::parse(include_str!(
+                    "../../../infra/forces.json"
+                ))
+                .ok()
+                .map(std::sync::Arc::new),
             },
             store,
             queue,

@@ -337,6 +337,10 @@ impl Functions {
             metrics: MemoryMetrics::default(),
             commander: aws.commander(),
             sms_countries: config.sms_countries.clone(),
+            // The document the harness put in the forces parameter, as main.rs reads it.
+            forces: vigil_core::forces::Forces::parse(emulator.forces_document())
+                .ok()
+                .map(Arc::new),
         });
         let watchdog = Arc::new(vigil_watchdog::Ports {
             store: store.clone(),
