@@ -18,7 +18,8 @@ export const NATIONAL = 'national';
 /** Alphanumeric SMS sender ids: 3-11 letters and digits, at least one letter. */
 export const SMS_SENDER_ID = /^(?=.*[A-Za-z])[A-Za-z0-9]{3,11}$/;
 /** A language tag as the victims' messages are chosen by: `en`, `cy`, `pt-BR`. */
-export const LANGUAGE = /^[a-z]{2,3}(-[A-Z]{2})?$/;
+// The languages the victims' message templates exist in (vigil_core::Language).
+export const LANGUAGE = /^(en|es|fr|de)$/;
 /** IAM allows role names of at most 64 characters. */
 const ROLE_NAME_MAX = 64;
 
@@ -113,7 +114,7 @@ export function parseForces(raw: unknown, source = 'forces.json'): Forces {
       field('sms_sender_id', 'must be null (the deployment\'s) or 3-11 letters and digits with at least one letter');
     }
     if (typeof f.default_language !== 'string' || !LANGUAGE.test(f.default_language)) {
-      field('default_language', 'must be a language such as en, cy or pt-BR (^[a-z]{2,3}(-[A-Z]{2})?$)');
+      field('default_language', 'must be a language the victims\' messages exist in: en, es, fr or de');
     }
     const years = f.audit_retention_years;
     if (typeof years !== 'number' || !Number.isInteger(years) || years < 1 || years > 100) field('audit_retention_years', 'must be a whole number of years, 1 to 100');

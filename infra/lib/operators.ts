@@ -92,8 +92,23 @@ export class OperatorRoles extends Construct {
         // A tag's summary of its orders (and open marks, moved with the order), read when an
         // order moves; open alerts are listed from the tags (Scan).
         new iam.PolicyStatement({ sid: 'TagsOfOrders', actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Scan'], resources: arns('tags') }),
-        // Her device names the order and its tag: set with the order, never read here.
-        new iam.PolicyStatement({ sid: 'DevicesOfOrders', actions: ['dynamodb:UpdateItem'], resources: arns('devices') }),
+        // Her device names the order and its tag, set with the order; its force (force_id) is
+        // read before an order may take it, and the migration lists devices without one (Scan).
+        new iam.PolicyStatement({ sid: 'DevicesOfOrders', actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Scan'], resources: arns('devices') }),
+        // A tag's rejected messages (`vigil tags quarantined`): Query by tag. Which force may
+        // see which is vigil-admin's rule (a message of an unknown tag: national only).
+        new iam.PolicyStatement({ sid: 'ReadQuarantine', actions: ['dynamodb:Query'], resources: arns('quarantine') }),
+        // A new order's tag is armed for the watchdog's next minute (vigil-admin, one part
+        // `new#<tag>`): PutItem of the key, the tags and the TTL only, nothing returned.
+        new iam.PolicyStatement({
+          sid: 'ArmNewTags',
+          actions: ['dynamodb:PutItem'],
+          resources: [props.tables.get('watch')!.tableArn],
+          conditions: {
+            'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['minute', 'part', 'tags', 'expires_at'] },
+            StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
+          },
+        }),
         // Open alerts: the order's current zone states.
         new iam.PolicyStatement({ sid: 'ReadZoneStates', actions: ['dynamodb:Query'], resources: arns('zone-state') }),
         // The order's audit chain: every change appended (conditional puts in a transaction),

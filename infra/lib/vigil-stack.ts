@@ -326,7 +326,7 @@ export class VigilStack extends Stack {
       timeout: Duration.seconds(25),
       reservedConcurrentExecutions: config.ingestReservedConcurrency,
       // The forces: the force of each fix is a dimension of its metrics.
-      environment: { VIGIL_STAGE: stage, VIGIL_ALERTS_QUEUE_URL: alerts.queueUrl, VIGIL_FORCES_PARAMETER: this.forcesParameter.parameterName },
+      environment: { VIGIL_STAGE: stage, VIGIL_ALERTS_QUEUE_URL: alerts.queueUrl },
       // The IoT rule invokes asynchronously. Lambda's defaults would keep retrying an event for
       // 6 hours: a fix that old tells a victim nothing current. Two retries within 10 minutes
       // (the alert function's default max event age: older alerts reach operators only), then
@@ -390,7 +390,6 @@ export class VigilStack extends Stack {
     }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QuarantineBadInput', actions: ['dynamodb:PutItem'], resources: arns('quarantine') }));
     ingestRole.addToPolicy(new iam.PolicyStatement({ sid: 'QueueAlertEvents', actions: ['sqs:SendMessage'], resources: [alerts.queueArn] }));
-    ingestRole.addToPolicy(readForces());
 
     // Only ingest and the watchdog write alert events (16.7; the queue's Deny is below, after
     // the watchdog). Moving parked events back from alerts-dlq (StartMessageMoveTask) sends
@@ -523,7 +522,7 @@ export class VigilStack extends Stack {
       // fail on it; its events have deterministic ids). Fixed, not a setting.
       reservedConcurrentExecutions: 1,
       // The forces: the force of each tag is a dimension of its metrics.
-      environment: { VIGIL_STAGE: stage, VIGIL_ALERTS_QUEUE_URL: alerts.queueUrl, VIGIL_FORCES_PARAMETER: this.forcesParameter.parameterName },
+      environment: { VIGIL_STAGE: stage, VIGIL_ALERTS_QUEUE_URL: alerts.queueUrl },
       // EventBridge invokes asynchronously. No Lambda retries and a one-minute max event age
       // (the least Lambda accepts): the next run starts from the cursor a minute later and
       // does the failed run's work, so a retry would only overlap it, and a run throttled
@@ -577,7 +576,6 @@ export class VigilStack extends Stack {
       },
     }));
     watchdogRole.addToPolicy(new iam.PolicyStatement({ sid: 'QueueAlertEvents', actions: ['sqs:SendMessage'], resources: [alerts.queueArn] }));
-    watchdogRole.addToPolicy(readForces());
     watchdogRole.addToPolicy(kmsUse('DataKey', this.key, ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'], ['dynamodb', 'sqs']));
 
     // Only ingest and the watchdog write alert events (16.7), and the redrive role moves them

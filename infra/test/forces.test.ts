@@ -89,9 +89,9 @@ describe('forces.json is checked: each mistake fails synth naming the force and 
     assert.equal(parseForces(ok).forces[1].sms_sender_id, null);
   });
 
-  test('default_language: ^[a-z]{2,3}(-[A-Z]{2})?$', () => {
-    for (const l of ['EN', 'english', 'en_GB', 'en-gb', '']) bad((f) => { f.forces[0].default_language = l; }, /force "met": default_language is .*: must be a language/);
-    for (const l of ['cy', 'pt-BR', 'haw']) {
+  test('default_language: one the victims\' messages exist in (en, es, fr, de)', () => {
+    for (const l of ['EN', 'english', 'en_GB', 'en-gb', '', 'cy', 'pt-BR']) bad((f) => { f.forces[0].default_language = l; }, /force "met": default_language is .*: must be a language/);
+    for (const l of ['en', 'es', 'fr', 'de']) {
       const ok = copy();
       ok.forces[0].default_language = l;
       assert.equal(parseForces(ok).forces[0].default_language, l);
@@ -247,7 +247,9 @@ describe('two forces (the shipped forces.json): topics, roles, the parameter, th
     'Zones dynamodb:DeleteItem,dynamodb:GetItem,dynamodb:PutItem,dynamodb:Query,dynamodb:Scan table:zones',
     'ZoneIndex dynamodb:UpdateItem table:zone-cells',
     'TagsOfOrders dynamodb:GetItem,dynamodb:Scan,dynamodb:UpdateItem table:tags',
-    'DevicesOfOrders dynamodb:UpdateItem table:devices',
+    'DevicesOfOrders dynamodb:GetItem,dynamodb:Scan,dynamodb:UpdateItem table:devices',
+    'ReadQuarantine dynamodb:Query table:quarantine',
+    `ArmNewTags dynamodb:PutItem table:watch if ${JSON.stringify({ 'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['minute', 'part', 'tags', 'expires_at'] }, StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' } })}`,
     'ReadZoneStates dynamodb:Query table:zone-state',
     'AuditChains dynamodb:PutItem,dynamodb:Query table:audit',
     `DataKey kms:Decrypt,kms:DescribeKey,kms:Encrypt,kms:GenerateDataKey key:data${via('dynamodb')}`,
@@ -282,13 +284,19 @@ describe('two forces (the shipped forces.json): topics, roles, the parameter, th
     for (const role of [metRole, tvpRole]) assert.ok(!statements.some((st) => st.role === role && st.Action.some((a) => a.startsWith('sqs:') || a.startsWith('lambda:'))));
   });
 
-  test('no operator role reaches her positions, her notices, the claims, the histories, the quarantine or the watchdog\'s index', () => {
-    const forbidden = ['victim-positions', 'notices', 'idempotency', 'last-seen', 'quarantine', 'watch']
+  test('no operator role reaches her positions, her notices, the claims or the histories; the quarantine only by Query, the watchdog\'s index only by the conditional put of a new tag', () => {
+    const forbidden = ['victim-positions', 'notices', 'idempotency', 'last-seen']
       .map((t) => logicalId(s, 'AWS::DynamoDB::Table', 'TableName', `vigil-${stage}-${t}`));
+    const table = (t: string) => logicalId(s, 'AWS::DynamoDB::Table', 'TableName', `vigil-${stage}-${t}`);
     for (const st of statements.filter((x) => [metRole, tvpRole, nationalRole].includes(x.role))) {
       for (const r of st.Resource) {
         assert.ok(!forbidden.includes(target(r)), `${st.Sid} reaches ${target(r)}`);
-        assert.doesNotMatch(JSON.stringify(r), /table\/|victim-positions|notices|idempotency|last-seen|quarantine/, `${st.Sid}`);
+        assert.doesNotMatch(JSON.stringify(r), /table\/|victim-positions|notices|idempotency|last-seen/, `${st.Sid}`);
+        if (target(r) === table('quarantine')) assert.deepEqual([st.Sid, st.Action], ['ReadQuarantine', ['dynamodb:Query']]);
+        if (target(r) === table('watch')) {
+          assert.deepEqual([st.Sid, st.Action], ['ArmNewTags', ['dynamodb:PutItem']]);
+          assert.ok(st.Condition, 'attribute-limited');
+        }
       }
     }
   });
@@ -315,12 +323,11 @@ describe('two forces (the shipped forces.json): topics, roles, the parameter, th
     assert.deepEqual(ssm[0].Resource.map(named), [`arn:aws:ssm:${region}:<account>:parameter/vigil/${stage}/forces`]);
   });
 
-  test('ingest and the watchdog: VIGIL_FORCES_PARAMETER and GetParameter on it (the force as a metrics dimension), nothing on the topics', () => {
+  test('ingest and the watchdog: no forces parameter (the force of a record comes with the order\'s terms they read anyway), nothing on SSM or the topics', () => {
     for (const name of ['ingest', 'watchdog']) {
-      assert.equal(target(fn(name).Environment.Variables.VIGIL_FORCES_PARAMETER), parameterId, name);
+      assert.equal(fn(name).Environment.Variables.VIGIL_FORCES_PARAMETER, undefined, name);
       const role = target(fn(name).Role);
-      const ssm = statements.filter((st) => st.role === role && st.Action.some((a) => a.startsWith('ssm:')));
-      assert.deepEqual(ssm.map((st) => `${st.Action} ${st.Resource.map(named)}`), [`ssm:GetParameter arn:aws:ssm:${region}:<account>:parameter/vigil/${stage}/forces`], name);
+      assert.ok(!statements.some((st) => st.role === role && st.Action.some((a) => a.startsWith('ssm:'))), `${name} reads no parameter`);
       assert.ok(!statements.some((st) => st.role === role && st.Action.some((a) => a.startsWith('sns:'))), `${name} publishes nothing`);
     }
   });

@@ -151,7 +151,7 @@ describe('IAM', () => {
     assert.deepEqual(g[tableId('victim-positions')], sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem'));
     const alerts = logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`);
     assert.deepEqual(g[alerts], ['sqs:SendMessage']);
-    assert.equal(Object.keys(g).length, 9 + 1 + 2 + 1, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts, rule-errors + log group, forces parameter
+    assert.equal(Object.keys(g).length, 9 + 1 + 2, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts, rule-errors + log group
   });
 
   test('ingest can never touch orders (victim phone numbers) or notices', () => {
@@ -297,11 +297,11 @@ describe('IAM', () => {
 
   // The devices table has no policy of its own (only her positions' table has one): the
   // identity policies are all there is, and they allow exactly this.
-  test('devices: ingest reads (BatchGetItem, GetItem); alert reads and updates (only the command attribute, above); the operator roles set the order on it (UpdateItem); nobody else', () => {
+  test('devices: ingest reads (BatchGetItem, GetItem); alert reads and updates (only the command attribute, above); the operator roles set the order and force on it and read its force (GetItem, UpdateItem, Scan for the migration); nobody else', () => {
     assert.deepEqual(reachingTable('devices'), {
       [roleOf('ingest')]: sorted('dynamodb:BatchGetItem', 'dynamodb:GetItem'),
       [roleOf('alert')]: sorted('dynamodb:GetItem', 'dynamodb:UpdateItem'),
-      ...Object.fromEntries(operatorRoles.map((r) => [r, ['dynamodb:UpdateItem']])),
+      ...Object.fromEntries(operatorRoles.map((r) => [r, sorted('dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem')])),
     });
   });
 
@@ -381,7 +381,7 @@ describe('IAM', () => {
   const updateIf = (key: string, attribute: string, op = 'StringEquals') =>
     ` if ${JSON.stringify({ [`ForAllValues:${op}`]: { 'dynamodb:Attributes': [key, attribute] }, StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE', 'UPDATED_OLD', 'UPDATED_NEW'] } })}`;
 
-  test('ingest\'s and alert\'s statements are exactly these (the watchdog changed neither; escalation added ArmEscalations to alert; the forces added ReadForces to both, NotifyForces to alert)', () => {
+  test('ingest\'s and alert\'s statements are exactly these (the watchdog changed neither; escalation added ArmEscalations to alert; the forces added ReadForces and NotifyForces to alert)', () => {
     assert.deepEqual(written('ingest'), [
       `WriteOwnLogs logs:CreateLogStream,logs:PutLogEvents logs:/aws/lambda/vigil-${stage}-ingest`,
       'OnFailureDestination sqs:SendMessage queue:rule-errors',
@@ -395,7 +395,6 @@ describe('IAM', () => {
       'RecordVictimPositions dynamodb:PutItem table:victim-positions',
       'QuarantineBadInput dynamodb:PutItem table:quarantine',
       'QueueAlertEvents sqs:SendMessage queue:alerts.fifo',
-      forcesRead,
       `DataKey kms:Decrypt,kms:DescribeKey,kms:Encrypt,kms:GenerateDataKey key:data${kmsVia('dynamodb', 'sqs')}`,
     ]);
     const region = s.stack.region;
@@ -432,7 +431,6 @@ describe('IAM', () => {
       'ReadOrderZones dynamodb:Query table:zones',
       `MarkWatchConditions dynamodb:UpdateItem table:tags${updateIf('tag_id', WATCH_MARK_PATTERN, 'StringLike')}`,
       'QueueAlertEvents sqs:SendMessage queue:alerts.fifo',
-      forcesRead,
       `DataKey kms:Decrypt,kms:DescribeKey,kms:Encrypt,kms:GenerateDataKey key:data${kmsVia('dynamodb', 'sqs')}`,
     ]);
     const g = grants(roleOf('watchdog'));
@@ -440,7 +438,7 @@ describe('IAM', () => {
     assert.deepEqual(g[tableId('tags')], sorted('dynamodb:BatchGetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'));
     assert.deepEqual(g[tableId('last-seen')], ['dynamodb:BatchGetItem']);
     assert.deepEqual(g[tableId('zones')], ['dynamodb:Query']);
-    assert.equal(Object.keys(g).length, 4 + 1 + 1 + 1, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts + log group, forces parameter
+    assert.equal(Object.keys(g).length, 4 + 1 + 1, `unexpected grants: ${Object.keys(g).join(', ')}`); // tables, alerts + log group
   });
 
   test('watchdog writes only watch#* marks (and the key) of tags items: its one write there is UpdateItem under dynamodb:Attributes (StringLike) and dynamodb:ReturnValues', () => {
@@ -472,17 +470,28 @@ describe('IAM', () => {
         }
       }
     }
-    // Nor any IoT, SNS or other KMS key: the watchdog tells people only through alert events
-    // (it reads the forces parameter, for its metrics).
+    // Nor any IoT, SNS, SSM or other KMS key: the watchdog tells people only through alert
+    // events (the force it counts tags by comes with the tags it reads).
     for (const st of statements.filter((x) => x.role === wd)) {
-      for (const a of st.Action) assert.match(a, /^(dynamodb|sqs|logs|kms):|^ssm:GetParameter$/, `${st.Sid}: ${a}`);
+      for (const a of st.Action) assert.match(a, /^(dynamodb|sqs|logs|kms):/, `${st.Sid}: ${a}`);
     }
     // Any Allow in the template, by reference, by name or wildcard: the watchdog, and the alert
     // role's escalation puts (no GetItem, Query, Scan, UpdateItem, DeleteItem, batch or
     // transaction there).
     const watch = reachingTable('watch');
-    assert.deepEqual(Object.keys(watch).sort(), [wd, roleOf('alert')].sort(), 'only the watchdog and alert roles reach the watch table');
+    assert.deepEqual(Object.keys(watch).sort(), [wd, roleOf('alert'), ...operatorRoles].sort(), 'only the watchdog, alert and operator roles reach the watch table');
     assert.deepEqual(watch[roleOf('alert')], ['dynamodb:PutItem']);
+    // Operators arm a new order's tag: PutItem of the key, the tags and the TTL, nothing returned.
+    for (const r of operatorRoles) assert.deepEqual(watch[r], ['dynamodb:PutItem']);
+    const arm = statements.filter((st) => operatorRoles.includes(st.role) && st.Resource.some((x) => target(x) === tableId('watch')));
+    assert.ok(arm.length > 0);
+    for (const st of arm) {
+      assert.equal(st.Sid, 'ArmNewTags');
+      assert.deepEqual(st.Condition, {
+        'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['minute', 'part', 'tags', 'expires_at'] },
+        StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
+      });
+    }
     assert.equal(watch[roleOf('ingest')], undefined);
   });
 });

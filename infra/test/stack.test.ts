@@ -38,10 +38,9 @@ describe('functions', () => {
 
   test('ingest: environment, async retries, on-failure destination to the rule-errors queue', () => {
     const p = R[ingestId].Properties;
-    assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_ALERTS_QUEUE_URL', 'VIGIL_FORCES_PARAMETER', 'VIGIL_STAGE']);
+    assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_ALERTS_QUEUE_URL', 'VIGIL_STAGE']);
     assert.equal(p.Environment.Variables.VIGIL_STAGE, stage);
     assert.equal(target(p.Environment.Variables.VIGIL_ALERTS_QUEUE_URL), logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`));
-    assert.equal(target(p.Environment.Variables.VIGIL_FORCES_PARAMETER), forcesParameterId);
     // Not Lambda's 6-hour default: a fix that old tells a victim nothing current (16.1).
     s.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
       FunctionName: { Ref: ingestId },
@@ -83,10 +82,9 @@ describe('functions', () => {
     assert.equal(p.Timeout, WATCHDOG_TIMEOUT_S);
     assert.ok(p.Timeout < 60, 'a run ends before the next minute\'s starts');
     assert.equal(p.Handler, 'bootstrap');
-    assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_ALERTS_QUEUE_URL', 'VIGIL_FORCES_PARAMETER', 'VIGIL_STAGE']);
+    assert.deepEqual(Object.keys(p.Environment.Variables).sort(), ['VIGIL_ALERTS_QUEUE_URL', 'VIGIL_STAGE']);
     assert.equal(p.Environment.Variables.VIGIL_STAGE, stage);
     assert.equal(target(p.Environment.Variables.VIGIL_ALERTS_QUEUE_URL), logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-alerts.fifo`));
-    assert.equal(target(p.Environment.Variables.VIGIL_FORCES_PARAMETER), forcesParameterId);
     // One schedule, targeting the watchdog alone, with retries within the minute.
     const rules = (Object.entries(ofType(s, 'AWS::Events::Rule')) as [string, any][]).filter(([, r]) => r.Properties.ScheduleExpression);
     assert.equal(rules.length, 1);
