@@ -189,7 +189,20 @@ pub async fn record_national<S: AuditLog>(
 pub fn national_only(caller: &Caller, action: &str) -> Result<()> {
     match caller.scope {
         Scope::National => Ok(()),
-        Scope::Force(_) => Err(refuse(caller, action, "deployment-wide record")),
+        Scope::Force(_) => {
+            tracing::warn!(
+                target: "vigil_admin::access",
+                operator = %caller.operator.label(),
+                scope = caller.scope.name(),
+                action,
+                "refused: national administrators only"
+            );
+            Err(AdminError::Forbidden(format!(
+                "{action}: refused: national administrators only (it reaches every force's \
+                 records); you act for {}",
+                caller.scope.describe()
+            )))
+        }
     }
 }
 

@@ -1563,12 +1563,62 @@ async fn each_force_sees_and_changes_only_its_own_and_national_moves_a_case() {
             .any(|r| r.detail["action"] == "order_transferred")
     );
     vigil_core::audit::verify_chain(&records).unwrap();
-    // The migration has nothing to do here: every record has a force.
+    // An order written before forces (no force on the order, its tag or her device): only
+    // national administrators see it, the migration gives it the default force once, and
+    // loses nothing.
+    let mut old = vigil_testkit::order();
+    old.order_id = OrderId::new("o-old").unwrap();
+    old.tag_id = TagId::new("tag-old").unwrap();
+    old.victim_device = Some(vigil_core::proximity::VictimDevice {
+        device_id: vigil_core::DeviceId::new("phone-old").unwrap(),
+        zone: Default::default(),
+    });
+    e.store.put_order(&old).await.unwrap();
+    assert_eq!(e.vigil_as("met", &["orders", "show", "o-old"]).code, 6);
+    let m = e
+        .vigil_as("national", &["--json", "admin", "migrate-forces"])
+        .json();
+    assert_eq!(m["force"], "met");
+    assert_eq!(m["changed"]["orders"], serde_json::json!(["o-old"]), "{m}");
+    assert_eq!(m["changed"]["tags"], serde_json::json!(["tag-old"]), "{m}");
+    assert_eq!(
+        m["changed"]["devices"],
+        serde_json::json!(["phone-old"]),
+        "{m}"
+    );
+    let migrated = e
+        .store
+        .get_order(&OrderId::new("o-old").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut expected = old.clone();
+    expected.force_id = migrated.force_id.clone();
+    assert_eq!(migrated, expected, "nothing but the force changed");
+    assert_eq!(migrated.force_id.unwrap().as_str(), "met");
+    assert_eq!(e.vigil_as("met", &["orders", "show", "o-old"]).code, 0);
+    // Ingest reads the force with the order's terms from the tag's item.
+    let ctx = e
+        .store
+        .load_context(&TagId::new("tag-old").unwrap(), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ctx.orders[0].force_id.as_ref().unwrap().as_str(), "met");
+    // A second run changes nothing.
     let m = e.vigil_as("national", &["admin", "migrate-forces"]);
     assert!(
         m.stdout.contains("nothing to migrate"),
         "{}{}",
         m.stdout,
         m.stderr
+    );
+    let chain = e.store.read(&OrderId::new("o-old").unwrap()).await.unwrap();
+    assert_eq!(
+        chain
+            .iter()
+            .filter(|r| r.detail["action"] == "force_assigned")
+            .count(),
+        1
     );
 }
