@@ -6,15 +6,15 @@ use crate::{AlertError, CLAIM_STALE_AFTER_MS, Outcome, Ports, pursuit};
 use tracing::{info, warn};
 use vigil_aws::StoreError;
 use vigil_aws::ports::{
-    AlertStore, AuditEntry, AuditLog, Claim, Commander, DestinationMac, EscalationStore,
-    ForceMessage, Metrics, Notifier, ReportingStore,
+    AlertStore, AuditEntry, AuditLog, Claim, Commander, DestinationMac, EscalationStore, Metrics,
+    Notifier, ReportingStore,
 };
 use vigil_core::events::{AlertBody, AlertEvent};
 use vigil_core::operator::{CommandReport, OperatorEvent, OperatorKind};
 use vigil_core::policy::{self, Decision, Hold, Moment};
 use vigil_core::watchdog::Condition;
 use vigil_core::{
-    AlertLevel, ForceId, OrderPolicy, Urgency, VictimDecision, ZoneKind, escalation, messages,
+    AlertLevel, OrderPolicy, Urgency, VictimDecision, ZoneKind, escalation, messages,
 };
 
 /// Handles one alert event at `now_ms`, idempotently by its id: claim (bound to the event's
@@ -228,7 +228,7 @@ where
                 "SmsSent",
                 &[
                     ("Alert", alert.name()),
-                    force_dimension(order.force_id.as_ref()),
+                    crate::forces::force_dimension(order.force_id.as_ref()),
                 ],
                 1,
             );
@@ -327,72 +327,21 @@ where
     let force = operator.force_id.as_ref();
     ports.metrics.count_each(
         "OperatorEvents",
-        &[("Urgency", operator.urgency.name()), force_dimension(force)],
+        &[
+            ("Urgency", operator.urgency.name()),
+            crate::forces::force_dimension(force),
+        ],
         1,
     );
     let mut told = audit::operator_notified(event, operator.urgency, &message_id, victim_sms, late);
-    let Some(forces) = ports.forces.as_deref() else {
-        return Ok(told);
-    };
-    // The case's own force: its operators' topic too.
-    if let Some((f, topic)) =
-        force.and_then(|f| Some((f, forces.get(f)?.operators_topic_arn.clone()?)))
-    {
-        let message = ForceMessage {
-            force_id: f.clone(),
-            topic_arn: topic,
-            subject: operator.subject(),
-            body: serde_json::to_string(operator).expect("operator events serialize"),
-            audience: "case",
-            kind: operator.kind.to_string(),
-            urgency: operator.urgency.name(),
-        };
-        ports.notifier.publish_to_force(&message).await?;
-    }
-    // Routing by place: an urgent event inside another force's area goes to that force's
-    // operators too, with what a response needs and nothing of the victim.
-    let mut routed = Vec::new();
-    let reference = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-    if let Some(r) = operator.for_responders(reference) {
-        for other in forces.others_at(force, r.offender.lat, r.offender.lon) {
-            let Some(topic) = forces
-                .get(&other)
-                .and_then(|c| c.operators_topic_arn.clone())
-            else {
-                warn!(force = %other, "an urgent event in this force's area: it has no operators' topic to route to");
-                continue;
-            };
-            let message = ForceMessage {
-                force_id: other.clone(),
-                topic_arn: topic,
-                subject: format!(
-                    "Vigil URGENT {} in your area (case of force {})",
-                    r.kind,
-                    r.case_force.as_ref().map_or("-", |f| f.as_str())
-                ),
-                body: serde_json::to_string(&r).expect("responder events serialize"),
-                audience: "responders",
-                kind: r.kind.to_string(),
-                urgency: r.urgency.name(),
-            };
-            ports.notifier.publish_to_force(&message).await?;
-            ports
-                .metrics
-                .count("RoutedEvents", ("Force", other.as_str()), 1);
-            routed
-                .push(serde_json::json!({ "force_id": other.as_str(), "reference": &r.reference }));
+    if let Some(forces) = ports.forces.as_deref() {
+        let routed =
+            crate::forces::tell_forces(&ports.notifier, &ports.metrics, forces, operator).await?;
+        if !routed.is_empty() {
+            told.detail["routed_to_forces"] = serde_json::json!(routed);
         }
     }
-    if !routed.is_empty() {
-        told.detail["routed_to_forces"] = serde_json::json!(routed);
-    }
     Ok(told)
-}
-
-/// The force as a metric dimension (`none` for an order not migrated yet), so a shared
-/// deployment can report and charge each force.
-fn force_dimension(force: Option<&ForceId>) -> (&'static str, &str) {
-    ("Force", force.map_or("none", ForceId::as_str))
 }
 
 /// Adds the reporting commands sent to the operator event (a device that ignored every

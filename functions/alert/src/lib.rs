@@ -11,6 +11,8 @@
 //!   victim's notices and the order's current level, decide with the core policy, send the
 //!   SMS, save the notices, publish the typed operator event, append the audit records,
 //!   finish.
+//! - [`forces`]: the event to its order's force's topic too, and an urgent one inside another
+//!   force's area to that force as a responder event (docs/FORCES.md).
 //! - [`audit`]: the audit records of an event, built in one place.
 //! - [`redact`]: phone numbers out of error texts.
 //! - [`Ports`], [`Outcome`], [`AlertError`]: what the handler runs on, returns and fails with.
@@ -35,13 +37,15 @@
 //! (`VIGIL_SMS_COUNTRIES`) is never texted.
 //!
 //! # Metrics (CloudWatch EMF, namespace `Vigil`)
-//! `SmsSent{Alert}`, `SmsHeld{Reason}`, `OperatorEvents{Urgency}`, `AlertDuplicate{Type}`,
+//! `SmsSent{Alert}` and `{Force}`, `SmsHeld{Reason}`, `OperatorEvents{Urgency}` and `{Force}`,
+//! `RoutedEvents{Force}` (by the force routed to), `AlertDuplicate{Type}`,
 //! `ClaimMismatch{Type}` (alarmed: a claim written for other content),
 //! `AlertRejected{Reason=bad_message|unknown_order}` (poison: ends in the dead-letter queue),
 //! `AlertFailed{Reason}` (in_progress, group_blocked, or the store error's kind).
 
 pub mod audit;
 pub mod batch;
+pub mod forces;
 pub mod handle;
 pub mod pursuit;
 pub mod redact;
