@@ -412,9 +412,13 @@ async fn a_breach_in_another_forces_area_reaches_both_forces_topics() {
         .read(&OrderId::new(ORDER).unwrap())
         .await
         .unwrap();
-    assert!(
-        chain
-            .iter()
-            .any(|r| r.detail["routed_to_forces"] == json!(["tvp"]))
+    let told = chain
+        .iter()
+        .find(|r| r.kind == "operator_notified")
+        .expect("operators told");
+    assert_eq!(told.detail["routed_to_forces"][0]["force_id"], "tvp");
+    assert_eq!(
+        told.detail["routed_to_forces"][0]["reference"],
+        routed["reference"]
     );
 }
