@@ -14,19 +14,7 @@ pub struct EmfMetrics;
 
 /// The EMF line for a count, at `timestamp_ms`.
 pub fn emf_line(name: &str, dimension: (&str, &str), n: u64, timestamp_ms: i64) -> String {
-    serde_json::json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [[dimension.0]],
-                "Metrics": [{"Name": name, "Unit": "Count"}]
-            }]
-        },
-        dimension.0: dimension.1,
-        name: n
-    })
-    .to_string()
+    emf_line_each(name, &[dimension], n, timestamp_ms)
 }
 
 /// The EMF line for a count under several dimension sets (one dimension each), at

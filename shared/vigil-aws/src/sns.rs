@@ -23,6 +23,11 @@ fn string_attr(v: &str) -> Result<MessageAttributeValue, StoreError> {
         .map_err(|e| StoreError::Config(e.to_string()))
 }
 
+/// A topic message's subject as SNS accepts it: ASCII, at most 100 characters.
+fn subject_line(subject: &str) -> String {
+    subject.chars().filter(char::is_ascii).take(100).collect()
+}
+
 impl SnsNotifier {
     /// A notifier publishing operator events to `operators_topic_arn`; `sender_id` is the
     /// alphanumeric sender shown on SMS where the country allows it.
@@ -60,12 +65,7 @@ impl Notifier for SnsNotifier {
     }
 
     async fn publish_operator(&self, event: &OperatorEvent) -> Result<String, StoreError> {
-        let subject: String = event
-            .subject()
-            .chars()
-            .filter(char::is_ascii)
-            .take(100)
-            .collect();
+        let subject = subject_line(&event.subject());
         // Subscribers filter on these attributes (e.g. only urgent events to a pager).
         let req = self
             .client
@@ -83,12 +83,7 @@ impl Notifier for SnsNotifier {
     }
 
     async fn publish_to_force(&self, message: &ForceMessage) -> Result<String, StoreError> {
-        let subject: String = message
-            .subject
-            .chars()
-            .filter(char::is_ascii)
-            .take(100)
-            .collect();
+        let subject = subject_line(&message.subject);
         let resp = self
             .client
             .publish()

@@ -123,15 +123,7 @@ async fn provision_forces(clients: &Clients, stage: &str, out: &mut Provisioned)
         .ok_or_else(|| Error::Definition("infra/forces.json: no forces list".into()))?;
     for force in forces {
         let id = force["id"].as_str().unwrap_or_default().to_owned();
-        let name = format!("vigil-{stage}-operators-{id}");
-        let created = clients
-            .sns
-            .create_topic()
-            .name(&name)
-            .send()
-            .await
-            .map_err(clients.fail(format!("CreateTopic {name}")))?;
-        let arn = created.topic_arn().unwrap_or_default().to_owned();
+        let arn = ensure_topic(clients, &format!("vigil-{stage}-operators-{id}")).await?;
         force["operators_topic_arn"] = serde_json::Value::String(arn.clone());
         out.force_topic_arns.insert(id, arn);
     }
@@ -183,15 +175,7 @@ pub(crate) async fn provision(
         out.queue_urls.insert(queue.name.clone(), url);
     }
     for topic in &resources.topics {
-        let name = resources.physical_name(stage, &topic.name);
-        let created = clients
-            .sns
-            .create_topic()
-            .name(&name)
-            .send()
-            .await
-            .map_err(clients.fail(format!("CreateTopic {name}")))?;
-        let arn = created.topic_arn().unwrap_or_default().to_owned();
+        let arn = ensure_topic(clients, &resources.physical_name(stage, &topic.name)).await?;
         out.topic_arns.insert(topic.name.clone(), arn);
     }
     // The emulator's account, as its own ARNs spell it: policies name resources by ARN.
@@ -230,6 +214,18 @@ pub(crate) async fn provision(
     }
     provision_forces(clients, stage, &mut out).await?;
     Ok(out)
+}
+
+/// The topic `name`'s ARN, created when missing (`CreateTopic` returns an existing topic's).
+async fn ensure_topic(clients: &Clients, name: &str) -> Result<String> {
+    let created = clients
+        .sns
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .map_err(clients.fail(format!("CreateTopic {name}")))?;
+    Ok(created.topic_arn().unwrap_or_default().to_owned())
 }
 
 /// The key behind `alias`, created (with the alias) when missing.
