@@ -15,9 +15,9 @@
 use crate::error::{AdminError, Result};
 use crate::operator::Operator;
 use serde_json::json;
-use vigil_aws::ports::{AdminStore, AuditEntry, AuditLog};
+use vigil_aws::ports::{AdminStore, AuditEntry, AuditLog, ForceRecord};
 use vigil_core::forces::{Forces, NATIONAL};
-use vigil_core::{ForceId, OrderId, ProtectionOrder, TagId, Zone};
+use vigil_core::{ForceId, OrderId, ProtectionOrder, Zone};
 
 /// The audit record kind of a national administrator's access to an order of a force.
 pub const NATIONAL_ACCESS_KIND: &str = "national_access";
@@ -256,41 +256,69 @@ pub(crate) fn unknown_force(force: &ForceId, forces: &Forces) -> AdminError {
     ))
 }
 
-/// Makes `tag` a tag of `force` if it has no force yet; refuses a tag of another force (an
-/// order may take only a tag of its own force).
+/// Makes a tag or a victim's device one of `force` if it has no force yet; refuses one of
+/// another force (an order may take only a tag and a device of its own force).
 ///
-/// Fails with [`AdminError::Forbidden`] for another force's tag, or [`AdminError::Store`].
-pub(crate) async fn claim_tag(
+/// Fails with [`AdminError::Forbidden`] for another force's record, or [`AdminError::Store`].
+pub(crate) async fn claim(
     store: &impl AdminStore,
     caller: &Caller,
     action: &str,
-    tag: &TagId,
+    record: ForceRecord<'_>,
     force: &ForceId,
 ) -> Result<()> {
-    let context = || format!("reading the force of tag {tag}");
-    let mut current = store
-        .tag_force(tag)
-        .await
-        .map_err(AdminError::store(context()))?;
+    let mut current = force_of(store, record).await?;
     if current.is_none() {
-        let claimed = store
-            .set_tag_force(tag, force, None)
-            .await
-            .map_err(AdminError::store(format!("giving tag {tag} its force")))?;
+        let claimed =
+            store
+                .set_record_force(record, force, None)
+                .await
+                .map_err(AdminError::store(format!(
+                    "giving {} {} its force",
+                    record.kind(),
+                    record.id()
+                )))?;
         if claimed {
             return Ok(());
         }
         // Someone gave it a force in between: judge what it has now.
-        current = store
-            .tag_force(tag)
-            .await
-            .map_err(AdminError::store(context()))?;
+        current = force_of(store, record).await?;
     }
     if current.as_ref() == Some(force) {
         Ok(())
     } else {
-        Err(refuse(caller, action, "tag"))
+        Err(refuse(caller, action, record.kind()))
     }
+}
+
+/// The stored force of a tag or a victim's device.
+///
+/// Fails with [`AdminError::Store`].
+pub(crate) async fn force_of(
+    store: &impl AdminStore,
+    record: ForceRecord<'_>,
+) -> Result<Option<ForceId>> {
+    store
+        .record_force(record)
+        .await
+        .map_err(AdminError::store(format!(
+            "reading the force of {} {}",
+            record.kind(),
+            record.id()
+        )))
+}
+
+/// The force of an order that acts on another record (a tag, a device): an order not migrated
+/// yet has none, and gets one first.
+///
+/// Fails with [`AdminError::Invalid`] for an order without a force.
+pub(crate) fn order_force(order: &ProtectionOrder) -> Result<&ForceId> {
+    order.force_id.as_ref().ok_or_else(|| {
+        AdminError::Invalid(format!(
+            "order {} has no force yet: run `vigil admin migrate-forces` first",
+            order.order_id
+        ))
+    })
 }
 
 /// A refusal: logged (operator label, action, kind; never an id of the record, a phone or a

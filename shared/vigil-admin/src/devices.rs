@@ -5,7 +5,7 @@ use crate::access::{self, Caller};
 use crate::changes::{self, Change};
 use crate::error::{AdminError, Result};
 use serde_json::json;
-use vigil_aws::ports::{AdminStore, AuditLog};
+use vigil_aws::ports::{AdminStore, AuditLog, ForceRecord};
 use vigil_core::proximity::VictimDevice;
 use vigil_core::{OrderId, ProtectionOrder};
 
@@ -31,27 +31,9 @@ pub async fn set_victim_device<S: AdminStore + AuditLog>(
     const ACTION: &str = "devices assign";
     device.zone.check().map_err(AdminError::Invalid)?;
     let mut order = access::order_for(store, caller, ACTION, id, now_ms).await?;
-    let force = order.force_id.clone().ok_or_else(|| {
-        AdminError::Invalid(format!(
-            "order {id} has no force yet: run `vigil admin migrate-forces` first"
-        ))
-    })?;
-    let d = &device.device_id;
-    let read = || AdminError::store(format!("reading the force of device {d}"));
-    let mut current = store.device_force(d).await.map_err(read())?;
-    if current.is_none()
-        && !store
-            .set_device_force(d, &force, None)
-            .await
-            .map_err(AdminError::store(format!("giving device {d} its force")))?
-    {
-        current = store.device_force(d).await.map_err(read())?;
-    } else if current.is_none() {
-        current = Some(force.clone());
-    }
-    if current.as_ref() != Some(&force) {
-        return Err(access::refuse(caller, ACTION, "device"));
-    }
+    let force = access::order_force(&order)?.clone();
+    let d = ForceRecord::Device(&device.device_id);
+    access::claim(store, caller, ACTION, d, &force).await?;
     let others = store
         .list_orders()
         .await

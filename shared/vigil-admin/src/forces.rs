@@ -7,7 +7,7 @@ use crate::error::{AdminError, Result};
 use crate::orders::{all_orders, existing_order, unknown_force};
 use serde::Serialize;
 use serde_json::json;
-use vigil_aws::ports::{AdminStore, AuditLog, Unforced};
+use vigil_aws::ports::{AdminStore, AuditLog, ForceRecord, Unforced};
 use vigil_core::forces::Forces;
 use vigil_core::{DeviceId, ForceId, OrderId};
 
@@ -48,47 +48,17 @@ pub async fn transfer_order<S: AdminStore + AuditLog>(
         return Err(unknown_force(to, forces));
     }
     let tag = existing_order(store, id).await?.tag_id;
-    let conflict = |what: String| {
-        AdminError::Conflict(format!(
-            "{what} changed force while the transfer ran: run the transfer again"
-        ))
-    };
-    let tag_force = store
-        .tag_force(&tag)
-        .await
-        .map_err(AdminError::store(format!("reading the force of tag {tag}")))?;
-    if tag_force.as_ref() != Some(to)
-        && !store
-            .set_tag_force(&tag, to, tag_force.as_ref())
-            .await
-            .map_err(AdminError::store(format!("moving tag {tag}")))?
-    {
-        return Err(conflict(format!("tag {tag}")));
-    }
+    move_record(store, ForceRecord::Tag(&tag), to).await?;
     let mut moved = Vec::new();
     let mut devices = Vec::new();
     for (o, _) in all_orders(store).await? {
         if o.tag_id != tag {
             continue;
         }
-        if let Some(device) = &o.victim_device {
-            let d = &device.device_id;
-            let now = store
-                .device_force(d)
-                .await
-                .map_err(AdminError::store(format!(
-                    "reading the force of device {d}"
-                )))?;
-            if now.as_ref() != Some(to) {
-                if !store
-                    .set_device_force(d, to, now.as_ref())
-                    .await
-                    .map_err(AdminError::store(format!("moving device {d}")))?
-                {
-                    return Err(conflict(format!("device {d}")));
-                }
-                devices.push(d.clone());
-            }
+        if let Some(device) = &o.victim_device
+            && move_record(store, ForceRecord::Device(&device.device_id), to).await?
+        {
+            devices.push(device.device_id.clone());
         }
         if o.force_id.as_ref() == Some(to) {
             continue;
@@ -99,7 +69,7 @@ pub async fn transfer_order<S: AdminStore + AuditLog>(
             .await
             .map_err(AdminError::store(format!("moving order {oid}")))?
         {
-            return Err(conflict(format!("order {oid}")));
+            return Err(changed_meanwhile(&format!("order {oid}")));
         }
         let change = Change::new(
             "order_transferred",
@@ -119,6 +89,45 @@ pub async fn transfer_order<S: AdminStore + AuditLog>(
         tag_id: tag,
         devices,
     })
+}
+
+/// Moves a tag or a victim's device to force `to` if it is not there yet, only if its force
+/// is still the one read; returns whether it moved.
+///
+/// Fails with [`AdminError::Conflict`] when its force changed meanwhile, or
+/// [`AdminError::Store`].
+async fn move_record(
+    store: &impl AdminStore,
+    record: ForceRecord<'_>,
+    to: &ForceId,
+) -> Result<bool> {
+    let now = access::force_of(store, record).await?;
+    if now.as_ref() == Some(to) {
+        return Ok(false);
+    }
+    let moved = store
+        .set_record_force(record, to, now.as_ref())
+        .await
+        .map_err(AdminError::store(format!(
+            "moving {} {}",
+            record.kind(),
+            record.id()
+        )))?;
+    if !moved {
+        return Err(changed_meanwhile(&format!(
+            "{} {}",
+            record.kind(),
+            record.id()
+        )));
+    }
+    Ok(true)
+}
+
+/// A record changed force while a transfer ran.
+fn changed_meanwhile(what: &str) -> AdminError {
+    AdminError::Conflict(format!(
+        "{what} changed force while the transfer ran: run the transfer again"
+    ))
 }
 
 /// What a migration changed.
@@ -167,7 +176,7 @@ pub async fn migrate_forces<S: AdminStore + AuditLog>(
     }
     for t in todo.tags {
         if store
-            .set_tag_force(&t, &force, None)
+            .set_record_force(ForceRecord::Tag(&t), &force, None)
             .await
             .map_err(AdminError::store(format!("giving tag {t} its force")))?
         {
@@ -176,7 +185,7 @@ pub async fn migrate_forces<S: AdminStore + AuditLog>(
     }
     for d in todo.devices {
         if store
-            .set_device_force(&d, &force, None)
+            .set_record_force(ForceRecord::Device(&d), &force, None)
             .await
             .map_err(AdminError::store(format!("giving device {d} its force")))?
         {

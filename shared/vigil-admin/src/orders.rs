@@ -8,7 +8,7 @@ use crate::input::OrderSpec;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::json;
-use vigil_aws::ports::{AdminStore, AuditLog, DestinationMac, WatchStore};
+use vigil_aws::ports::{AdminStore, AuditLog, DestinationMac, ForceRecord, WatchStore};
 use vigil_core::forces::Forces;
 use vigil_core::{ForceId, OrderId, ProtectionOrder, Zone};
 
@@ -82,7 +82,14 @@ pub async fn create_order<S: AdminStore + AuditLog + WatchStore>(
              `vigil orders end {id}`, or use another id"
         )));
     }
-    access::claim_tag(store, caller, ACTION, &order.tag_id, &force).await?;
+    access::claim(
+        store,
+        caller,
+        ACTION,
+        ForceRecord::Tag(&order.tag_id),
+        &force,
+    )
+    .await?;
     // The phone's keyed hash first: if the key service fails, nothing is written, so no order
     // exists without its `order_created` record.
     let phone_mac = changes::phone_mac(mac, &order.victim.phone).await?;

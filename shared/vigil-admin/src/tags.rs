@@ -7,7 +7,7 @@ use crate::access::{self, Caller, authorize};
 use crate::changes::{self, Change};
 use crate::error::{AdminError, Result};
 use serde_json::json;
-use vigil_aws::ports::{AdminStore, AuditLog, WatchStore};
+use vigil_aws::ports::{AdminStore, AuditLog, ForceRecord, WatchStore};
 use vigil_core::forces::Forces;
 use vigil_core::{ForceId, OrderId, TagId};
 
@@ -29,7 +29,7 @@ pub async fn register_to_force(
     if forces.get(&force).is_none() {
         return Err(crate::access::unknown_force(&force, forces));
     }
-    access::claim_tag(store, caller, ACTION, tag, &force).await?;
+    access::claim(store, caller, ACTION, ForceRecord::Tag(tag), &force).await?;
     Ok(force)
 }
 
@@ -46,23 +46,18 @@ pub async fn quarantined(
     key: &str,
 ) -> Result<Vec<vigil_aws::ports::QuarantineRecord>> {
     const ACTION: &str = "tags quarantined";
-    let force = match key.strip_prefix("device:") {
-        Some(device) => match vigil_core::DeviceId::new(device) {
-            Ok(d) => store
-                .device_force(&d)
-                .await
-                .map_err(AdminError::store(format!(
-                    "reading the force of device {d}"
-                )))?,
-            Err(_) => None,
-        },
-        None => match TagId::new(key) {
-            Ok(t) => store
-                .tag_force(&t)
-                .await
-                .map_err(AdminError::store(format!("reading the force of tag {t}")))?,
-            Err(_) => None,
-        },
+    let (device, tag) = match key.strip_prefix("device:") {
+        Some(d) => (vigil_core::DeviceId::new(d).ok(), None),
+        None => (None, TagId::new(key).ok()),
+    };
+    let record = match (&device, &tag) {
+        (Some(d), _) => Some(ForceRecord::Device(d)),
+        (_, Some(t)) => Some(ForceRecord::Tag(t)),
+        _ => None,
+    };
+    let force = match record {
+        Some(r) => access::force_of(store, r).await?,
+        None => None,
     };
     authorize(caller, ACTION, "quarantine record", force.as_ref())?;
     let mut records = store
@@ -82,10 +77,7 @@ pub async fn authorize_tag(
     action: &str,
     tag: &TagId,
 ) -> Result<()> {
-    let force = store
-        .tag_force(tag)
-        .await
-        .map_err(AdminError::store(format!("reading the force of tag {tag}")))?;
+    let force = access::force_of(store, ForceRecord::Tag(tag)).await?;
     authorize(caller, action, "tag", force.as_ref())?;
     Ok(())
 }
@@ -106,12 +98,8 @@ pub async fn assign_tag<S: AdminStore + AuditLog + WatchStore>(
 ) -> Result<TagId> {
     const ACTION: &str = "tags assign";
     let order = access::order_for(store, caller, ACTION, id, now_ms).await?;
-    let force = order.force_id.as_ref().ok_or_else(|| {
-        AdminError::Invalid(format!(
-            "order {id} has no force yet: run `vigil admin migrate-forces` first"
-        ))
-    })?;
-    access::claim_tag(store, caller, ACTION, tag, force).await?;
+    let force = access::order_force(&order)?;
+    access::claim(store, caller, ACTION, ForceRecord::Tag(tag), force).await?;
     let previous = store
         .assign_tag(id, tag)
         .await

@@ -2,32 +2,16 @@
 //! (docs/FORCES.md), over the in-memory store. (The isolation matrix is `forces_matrix.rs`,
 //! alone in its binary so that its log capture sees every refusal.)
 
-use vigil_admin::input::{order_id, parse_json, tag_id};
-use vigil_admin::{AdminError, Caller, Operator, OrderSpec, devices, forces, orders};
+mod common;
+
+use common::{caller, spec};
+use vigil_admin::input::{order_id, tag_id};
+use vigil_admin::{AdminError, devices, forces, orders};
 use vigil_aws::memory::{MemoryMac, MemoryStore};
-use vigil_aws::ports::{AdminStore, AuditLog};
+use vigil_aws::ports::{AdminStore, AuditLog, ForceRecord};
 use vigil_core::DeviceId;
 use vigil_core::proximity::{VictimDevice, VictimZoneTerms};
 use vigil_testkit::{force, forces};
-
-fn spec(order: &str, tag: &str, victim: &str, phone: &str, lat: f64) -> OrderSpec {
-    parse_json(&format!(
-        r#"{{"order_id":"{order}","tag_id":"{tag}",
-        "victim":{{"victim_id":"{victim}","phone":"{phone}"}},
-        "zones":[{{"zone_id":"home","circle":{{"lat":{lat},"lon":-0.12,"radius_m":100}},"buffer_m":500,
-                   "valid_until":"2030-01-01T00:00:00Z"}},
-                 {{"zone_id":"old","circle":{{"lat":{lat},"lon":-0.2,"radius_m":100}},"buffer_m":500,
-                   "valid_until":"2020-01-02T00:00:00Z"}}]}}"#
-    ))
-    .unwrap()
-}
-
-fn caller(name: &str, scope: &str) -> Caller {
-    Caller::new(
-        Operator::Local(name.into()),
-        vigil_admin::Scope::parse(scope).unwrap(),
-    )
-}
 
 #[tokio::test]
 async fn a_transfer_moves_the_whole_case_and_keeps_its_chain() {
@@ -71,7 +55,10 @@ async fn a_transfer_moves_the_whole_case_and_keeps_its_chain() {
     assert_eq!(t.orders.len(), 2);
     assert_eq!(t.devices, [DeviceId::new("d-1").unwrap()]);
     let t1 = tag_id("t-1").unwrap();
-    assert_eq!(store.tag_force(&t1).await.unwrap(), Some(force("tvp")));
+    assert_eq!(
+        store.record_force(ForceRecord::Tag(&t1)).await.unwrap(),
+        Some(force("tvp"))
+    );
     // The new force sees and acts on it; the old one no longer does.
     orders::show_order(&store, &tvp, &o1, 4).await.unwrap();
     assert!(matches!(

@@ -6,11 +6,14 @@
 //! caches whether a log line is wanted when it is first hit, and a test on another thread
 //! without the capture would make the capture miss refusals.
 
+mod common;
+
+use common::{caller, spec};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use vigil_admin::access::{self, NATIONAL_ACCESS_KIND};
-use vigil_admin::input::{order_id, parse_json, tag_id, zone_id};
-use vigil_admin::{AdminError, Caller, Operator, OrderSpec, alerts, devices, forces, orders};
+use vigil_admin::input::{order_id, tag_id, zone_id};
+use vigil_admin::{AdminError, alerts, devices, forces, orders};
 use vigil_admin::{tags, zones};
 use vigil_aws::memory::{MemoryMac, MemoryStore};
 use vigil_aws::ports::{AdminStore, AuditEntry, AuditLog};
@@ -36,25 +39,6 @@ impl Logs {
     fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
-}
-
-fn spec(order: &str, tag: &str, victim: &str, phone: &str, lat: f64) -> OrderSpec {
-    parse_json(&format!(
-        r#"{{"order_id":"{order}","tag_id":"{tag}",
-        "victim":{{"victim_id":"{victim}","phone":"{phone}"}},
-        "zones":[{{"zone_id":"home","circle":{{"lat":{lat},"lon":-0.12,"radius_m":100}},"buffer_m":500,
-                   "valid_until":"2030-01-01T00:00:00Z"}},
-                 {{"zone_id":"old","circle":{{"lat":{lat},"lon":-0.2,"radius_m":100}},"buffer_m":500,
-                   "valid_until":"2020-01-02T00:00:00Z"}}]}}"#
-    ))
-    .unwrap()
-}
-
-fn caller(name: &str, scope: &str) -> Caller {
-    Caller::new(
-        Operator::Local(name.into()),
-        vigil_admin::Scope::parse(scope).unwrap(),
-    )
 }
 
 /// Operators were told of an urgent event on `order` (what the alert function records).

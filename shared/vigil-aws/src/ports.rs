@@ -600,29 +600,18 @@ pub trait AdminStore: Send + Sync {
         &self,
         tag_id: &TagId,
     ) -> impl Future<Output = Result<TagHistory, StoreError>> + Send;
-    /// The force a tag belongs to (its `tags` item's `force_id`); `None` when it has none.
-    fn tag_force(
+    /// The force of a tag or a victim's device (its item's `force_id`); `None` when it has
+    /// none (or no item).
+    fn record_force(
         &self,
-        tag_id: &TagId,
+        record: ForceRecord<'_>,
     ) -> impl Future<Output = Result<Option<ForceId>, StoreError>> + Send;
-    /// Gives a tag the force `force` if its force is now `expected` (`None`: it has none),
-    /// creating its item if needed; `false` when its force is another (nothing changed).
-    fn set_tag_force(
+    /// Gives a tag or a victim's device the force `force` if its force is now `expected`
+    /// (`None`: it has none), creating its item if needed; `false` when its force is another
+    /// (nothing changed).
+    fn set_record_force(
         &self,
-        tag_id: &TagId,
-        force: &ForceId,
-        expected: Option<&ForceId>,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// The force of a victim's device (its `devices` item's `force_id`); `None` when it has
-    /// none.
-    fn device_force(
-        &self,
-        device_id: &DeviceId,
-    ) -> impl Future<Output = Result<Option<ForceId>, StoreError>> + Send;
-    /// As [`AdminStore::set_tag_force`], for a victim's device.
-    fn set_device_force(
-        &self,
-        device_id: &DeviceId,
+        record: ForceRecord<'_>,
         force: &ForceId,
         expected: Option<&ForceId>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -636,6 +625,33 @@ pub trait AdminStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// The orders, tags and devices with no force (admin path: a Scan of each table).
     fn unforced(&self) -> impl Future<Output = Result<Unforced, StoreError>> + Send;
+}
+
+/// A record that carries its force itself, not through an order (docs/FORCES.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForceRecord<'a> {
+    /// A tag (`tags` item).
+    Tag(&'a TagId),
+    /// A victim's device (`devices` item).
+    Device(&'a DeviceId),
+}
+
+impl ForceRecord<'_> {
+    /// `tag` or `device`, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ForceRecord::Tag(_) => "tag",
+            ForceRecord::Device(_) => "device",
+        }
+    }
+
+    /// Its id.
+    pub fn id(&self) -> &str {
+        match self {
+            ForceRecord::Tag(t) => t.as_str(),
+            ForceRecord::Device(d) => d.as_str(),
+        }
+    }
 }
 
 /// Records written before forces existed: they have no `force_id` yet.

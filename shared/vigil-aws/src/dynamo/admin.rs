@@ -3,7 +3,7 @@
 use super::{DynamoStore, SERVICE};
 use crate::error::{StoreError, classify};
 use crate::items::{self, Item, n, s};
-use crate::ports::{AdminStore, IngestStore, OpenAlert, QuarantineRecord, Unforced};
+use crate::ports::{AdminStore, ForceRecord, IngestStore, OpenAlert, QuarantineRecord, Unforced};
 use aws_sdk_dynamodb::types::Update;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -99,6 +99,14 @@ impl DynamoStore {
             return Ok(None);
         };
         items::force_of(&item)
+    }
+
+    /// The table and key of a record that carries its force.
+    fn force_record_key(&self, record: ForceRecord<'_>) -> (&str, Item) {
+        match record {
+            ForceRecord::Tag(t) => (&self.tables.tags, Self::pk("tag_id", t.as_str())),
+            ForceRecord::Device(d) => (&self.tables.devices, Self::pk("device_id", d.as_str())),
+        }
     }
 
     /// The keys (`key` attribute) of the items of `table` without a force.
@@ -413,36 +421,19 @@ impl AdminStore for DynamoStore {
         IngestStore::history(self, tag_id).await
     }
 
-    async fn tag_force(&self, tag_id: &TagId) -> Result<Option<ForceId>, StoreError> {
-        let key = Self::pk("tag_id", tag_id.as_str());
-        self.force_of(&self.tables.tags, key).await
+    async fn record_force(&self, record: ForceRecord<'_>) -> Result<Option<ForceId>, StoreError> {
+        let (table, key) = self.force_record_key(record);
+        self.force_of(table, key).await
     }
 
-    async fn set_tag_force(
+    async fn set_record_force(
         &self,
-        tag_id: &TagId,
+        record: ForceRecord<'_>,
         force: &ForceId,
         expected: Option<&ForceId>,
     ) -> Result<bool, StoreError> {
-        let key = Self::pk("tag_id", tag_id.as_str());
-        self.set_force(&self.tables.tags, key, force, expected)
-            .await
-    }
-
-    async fn device_force(&self, device_id: &DeviceId) -> Result<Option<ForceId>, StoreError> {
-        let key = Self::pk("device_id", device_id.as_str());
-        self.force_of(&self.tables.devices, key).await
-    }
-
-    async fn set_device_force(
-        &self,
-        device_id: &DeviceId,
-        force: &ForceId,
-        expected: Option<&ForceId>,
-    ) -> Result<bool, StoreError> {
-        let key = Self::pk("device_id", device_id.as_str());
-        self.set_force(&self.tables.devices, key, force, expected)
-            .await
+        let (table, key) = self.force_record_key(record);
+        self.set_force(table, key, force, expected).await
     }
 
     async fn set_order_force(

@@ -2,13 +2,11 @@
 
 use super::MemoryStore;
 use crate::error::StoreError;
-use crate::ports::{AdminStore, OpenAlert, QuarantineRecord, Unforced};
+use crate::ports::{AdminStore, ForceRecord, OpenAlert, QuarantineRecord, Unforced};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use vigil_core::ingest::ZoneRecord;
-use vigil_core::{
-    DeviceId, ForceId, OrderId, ProtectionOrder, TagHistory, TagId, Zone, ZoneId, ZoneKey,
-};
+use vigil_core::{ForceId, OrderId, ProtectionOrder, TagHistory, TagId, Zone, ZoneId, ZoneKey};
 
 impl AdminStore for MemoryStore {
     async fn put_order(&self, order: &ProtectionOrder) -> Result<(), StoreError> {
@@ -219,45 +217,40 @@ impl AdminStore for MemoryStore {
         crate::ports::IngestStore::history(self, tag_id).await
     }
 
-    async fn tag_force(&self, tag_id: &TagId) -> Result<Option<ForceId>, StoreError> {
+    async fn record_force(&self, record: ForceRecord<'_>) -> Result<Option<ForceId>, StoreError> {
         self.injected()?;
-        Ok(self.lock().tag_forces.get(tag_id).cloned())
+        let g = self.lock();
+        Ok(match record {
+            ForceRecord::Tag(t) => g.tag_forces.get(t).cloned(),
+            ForceRecord::Device(d) => g.device_forces.get(d).cloned(),
+        })
     }
 
-    async fn set_tag_force(
+    async fn set_record_force(
         &self,
-        tag_id: &TagId,
+        record: ForceRecord<'_>,
         force: &ForceId,
         expected: Option<&ForceId>,
     ) -> Result<bool, StoreError> {
         self.injected()?;
         let mut g = self.lock();
-        if g.tag_forces.get(tag_id) != expected {
+        let current = match record {
+            ForceRecord::Tag(t) => g.tag_forces.get(t),
+            ForceRecord::Device(d) => g.device_forces.get(d),
+        };
+        if current != expected {
             return Ok(false);
         }
-        g.tag_forces.insert(tag_id.clone(), force.clone());
-        g.tags.entry(tag_id.clone()).or_default();
-        Ok(true)
-    }
-
-    async fn device_force(&self, device_id: &DeviceId) -> Result<Option<ForceId>, StoreError> {
-        self.injected()?;
-        Ok(self.lock().device_forces.get(device_id).cloned())
-    }
-
-    async fn set_device_force(
-        &self,
-        device_id: &DeviceId,
-        force: &ForceId,
-        expected: Option<&ForceId>,
-    ) -> Result<bool, StoreError> {
-        self.injected()?;
-        let mut g = self.lock();
-        if g.device_forces.get(device_id) != expected {
-            return Ok(false);
+        match record {
+            ForceRecord::Tag(t) => {
+                g.tag_forces.insert(t.clone(), force.clone());
+                g.tags.entry(t.clone()).or_default();
+            }
+            ForceRecord::Device(d) => {
+                g.device_forces.insert(d.clone(), force.clone());
+                g.devices.entry(d.clone()).or_default();
+            }
         }
-        g.device_forces.insert(device_id.clone(), force.clone());
-        g.devices.entry(device_id.clone()).or_default();
         Ok(true)
     }
 
