@@ -10,7 +10,9 @@
 //! | [`iot_sql`] | a rule SQL statement (`vigil_mqtt::sql`), then an evaluation of it | no panic; an accepted statement parses the same from its own text twice |
 //! | [`scenario`] | a scenario file (`vigil_sim::scenario`) | no panic |
 
-use vigil_core::fix::{encode_event, encode_fix, parse_event, parse_fix};
+use vigil_core::fix::{
+    encode_batch, encode_event, encode_fix, parse_event, parse_fix, parse_fixes,
+};
 use vigil_core::{TagId, ValidationLimits};
 
 /// The receive time every target uses: device times are judged against it.
@@ -40,6 +42,40 @@ pub fn wire(data: &[u8]) {
             let again = parse_fix(&encode_fix(&fix), &tag, RECEIVED_AT_MS, &limits)
                 .expect("an accepted fix re-encodes to a valid fix");
             assert_eq!(again, fix, "a fix does not round-trip");
+        }
+        Err(e) => assert!(
+            REASONS.contains(&e.reason()),
+            "undocumented reason {}",
+            e.reason()
+        ),
+    }
+    // The fix channel: a v1 fix or a v2 batch. Every accepted fix round-trips through a batch,
+    // and every refusal, of the message or of one fix, has a documented reason.
+    match parse_fixes(data, &tag, RECEIVED_AT_MS, &limits) {
+        Ok(items) => {
+            let fixes: Vec<_> = items
+                .iter()
+                .filter_map(|i| match i {
+                    Ok(f) => Some(f.clone()),
+                    Err((e, _)) => {
+                        assert!(REASONS.contains(&e.reason()), "undocumented {}", e.reason());
+                        None
+                    }
+                })
+                .collect();
+            let wire = encode_batch(&fixes);
+            // Numbers re-print in their shortest round-trip form, which can be longer than
+            // sent (`1e5`): a batch that no longer fits is not a round-trip failure.
+            if !fixes.is_empty() && wire.len() <= limits.max_batch_payload_bytes {
+                let again: Vec<_> = parse_fixes(&wire, &tag, RECEIVED_AT_MS, &limits)
+                    .expect("accepted fixes re-encode to a valid batch")
+                    .into_iter()
+                    .map(|i| i.expect("each re-encoded fix is accepted"))
+                    .collect();
+                let mut sorted = fixes.clone();
+                sorted.sort_by_key(|f| f.seq);
+                assert_eq!(again, sorted, "a batch does not round-trip");
+            }
         }
         Err(e) => assert!(
             REASONS.contains(&e.reason()),

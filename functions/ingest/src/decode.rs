@@ -7,11 +7,12 @@
 //! ([`vigil_core::fix::parse_fix`] / [`parse_event`]).
 
 use crate::Rejection;
+use crate::fix::Fixes;
 use base64::Engine;
 use serde::Deserialize;
-use vigil_core::fix::{parse_event, parse_fix};
+use vigil_core::fix::{parse_event, parse_fixes};
 use vigil_core::proximity::{VictimPosition, parse_position};
-use vigil_core::{DeviceId, Fix, FixError, TagEvent, TagId, ValidationLimits};
+use vigil_core::{DeviceId, FixError, TagEvent, TagId, ValidationLimits};
 
 /// The event the IoT rule sends (see `infra/rules/ingest.sql`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -56,8 +57,9 @@ pub struct Refused {
 /// What a rule event decodes to.
 #[derive(Debug, Clone)]
 pub enum Decoded {
-    /// A valid fix.
-    Fix(Received<Fix>),
+    /// A message on the fix channel that passed the message's checks: a v1 fix, or a v2 batch
+    /// whose fixes were each checked on their own.
+    Fixes(Received<Fixes>),
     /// A valid tag event.
     Event(Received<TagEvent>),
     /// A valid position from a victim's own device (`infra/rules/victim.sql`).
@@ -159,11 +161,13 @@ pub fn decode(event: serde_json::Value, limits: &ValidationLimits) -> Decoded {
     let engine = base64::engine::general_purpose::STANDARD;
     // Base64 is 4/3 of the payload: an oversized one is refused before decoding it whole,
     // keeping what the quarantine keeps of any payload (its first bytes).
-    let max_b64 = limits.max_payload_bytes.div_ceil(3) * 4 + 4;
+    // A tag's fixes may come as a v2 batch, up to its own limit.
+    let limit = limits.max_payload_bytes.max(limits.max_batch_payload_bytes);
+    let max_b64 = limit.div_ceil(3) * 4 + 4;
     if rule.payload.len() > max_b64 {
         let e = FixError::PayloadTooLarge {
             bytes: rule.payload.len() / 4 * 3,
-            limit: limits.max_payload_bytes,
+            limit,
         };
         let keep = (crate::QUARANTINE_PAYLOAD_BYTES.div_ceil(3) * 4).min(rule.payload.len());
         let mut head = engine
@@ -209,9 +213,9 @@ pub fn decode(event: serde_json::Value, limits: &ValidationLimits) -> Decoded {
         return rejected("client_mismatch", detail, payload);
     }
     match rule.channel.as_str() {
-        "fix" => match parse_fix(&payload, &tag_id, received_at_ms, limits) {
-            Ok(message) => Decoded::Fix(Received {
-                message,
+        "fix" => match parse_fixes(&payload, &tag_id, received_at_ms, limits) {
+            Ok(items) => Decoded::Fixes(Received {
+                message: Fixes { tag_id, items },
                 received_at_ms,
                 payload,
             }),

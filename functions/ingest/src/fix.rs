@@ -18,46 +18,179 @@
 use crate::commit::evaluate_order;
 use crate::decode::Received;
 use crate::{IngestError, Outcome, Ports, Rejection, pause, quarantine};
+use std::collections::BTreeMap;
 use tracing::info;
 use vigil_aws::StoreError;
-use vigil_aws::ports::{AlertQueue, IngestStore, Metrics};
-use vigil_core::cells::cover_disc;
+use vigil_aws::ports::{AlertQueue, IngestStore, Metrics, TagContext};
+use vigil_core::cells::{Cell, cover_disc};
+use vigil_core::fix::{BatchItem, encode_fix};
 use vigil_core::history::Sighting;
 use vigil_core::ingest::{Repeated, conflict_events, orders_to_evaluate, rejected_near_zones};
-use vigil_core::{Fix, TagHistory, TagId};
+use vigil_core::{Fix, OrderId, TagHistory, TagId};
+
+/// The fixes of one message on a tag's fix channel, as decoded: the topic's tag, and each fix
+/// in counter order, accepted by the wire checks or refused with its bytes.
+#[derive(Debug, Clone)]
+pub struct Fixes {
+    /// The tag (the topic's).
+    pub tag_id: TagId,
+    /// One (v1) or more (v2) fixes.
+    pub items: Vec<BatchItem>,
+}
 
 /// Attempts at writing the tag's history before giving up (Lambda retries the event).
 const HISTORY_ATTEMPTS: u32 = 6;
 
-/// Handles a validated fix; see the module docs for the steps.
-pub async fn handle_fix<S: IngestStore, Q: AlertQueue, M: Metrics>(
-    m: Received<Fix>,
+/// Most geohash cells read in one `BatchGetItem` with the tag and its history (DynamoDB takes
+/// 100 keys a request): a batch whose fixes touch more cells is handled in parts, each one read
+/// and one history write.
+const CELLS_PER_READ: usize = 96;
+
+/// Handles the fixes of one message on the fix channel: a v1 fix, or a v2 batch (in counter
+/// order). One read for the whole message (the union of the fixes' lookup cells), each fix
+/// judged in turn by the steps in the module docs against the history as the fixes before it
+/// left it, then one history write. A batch of one is a v1 fix; a longer one gives an
+/// outcome per fix.
+pub async fn handle_fixes<S: IngestStore, Q: AlertQueue, M: Metrics>(
+    m: Received<Fixes>,
     ports: &Ports<S, Q, M>,
 ) -> Result<Outcome, IngestError> {
-    let fix = &m.message;
-    let received_at_ms = m.received_at_ms;
-    let mut cells = Vec::with_capacity(4);
-    cover_disc(
-        fix.lat,
-        fix.lon,
-        ports.rules.lookup_radius_m(fix.accuracy_m),
-        &mut cells,
-    );
-    let Some(ctx) = ports.store.load_context(&fix.tag_id, &cells).await? else {
-        return unknown_tag(ports, &fix.tag_id, received_at_ms, &m.payload).await;
-    };
-    // The tag's force (its orders share it): the dimension per-force figures are counted by.
-    let force = ctx
-        .orders
-        .iter()
-        .find_map(|o| o.force_id.clone())
-        .map_or_else(|| "none".to_owned(), String::from);
+    let Received {
+        message: Fixes { tag_id, items },
+        received_at_ms,
+        payload,
+    } = m;
+    let n = items.len();
+    let mut outcomes = Vec::with_capacity(n);
+    let mut rest = items.into_iter().peekable();
+    let mut paths = Paths::default();
+    let mut previous_message_ms = None;
+    while rest.peek().is_some() {
+        // The next part: as many fixes as one read's cells allow (all of them, almost always).
+        let mut part: Vec<BatchItem> = Vec::new();
+        let mut cells: Vec<Cell> = Vec::new();
+        while let Some(item) = rest.peek() {
+            let mut more = Vec::with_capacity(4);
+            if let Ok(fix) = item {
+                cover_disc(
+                    fix.lat,
+                    fix.lon,
+                    ports.rules.lookup_radius_m(fix.accuracy_m),
+                    &mut more,
+                );
+            }
+            more.retain(|c| !cells.contains(c));
+            if !part.is_empty() && cells.len() + more.len() > CELLS_PER_READ {
+                break;
+            }
+            cells.extend(more);
+            part.push(rest.next().expect("peeked"));
+        }
+        let Some(mut ctx) = ports.store.load_context(&tag_id, &cells).await? else {
+            // No order restrains the tag: the message is kept once, whole.
+            return unknown_tag(ports, &tag_id, received_at_ms, &payload).await;
+        };
+        let before = ctx.history.clone();
+        previous_message_ms =
+            previous_message_ms.or_else(|| before.fixes.iter().map(|f| f.received_at_ms).max());
+        let mut accepted: Vec<(Fix, BTreeMap<OrderId, f64>)> = Vec::new();
+        let mut queued = 0;
+        for item in part {
+            let outcome = match item {
+                Err((e, bytes)) => refuse(ports, &tag_id, received_at_ms, e, &bytes).await?,
+                Ok(fix) => {
+                    // A v1 fix is kept as published if refused later; a batch's fix as its own
+                    // v1 encoding, not the whole batch.
+                    let own = if n == 1 {
+                        payload.clone()
+                    } else {
+                        encode_fix(&fix)
+                    };
+                    let judged = judge(&fix, received_at_ms, &own, &ctx, ports).await?;
+                    let more_follow = outcomes.len() + 1 < n;
+                    if more_follow && (judged.near || judged.queued > 0) {
+                        // The fix may have opened or closed a zone (his or her moving one):
+                        // the next fix is judged against the open marks as they are now (read
+                        // again, as a fix of its own would), with the history as this message
+                        // left it. Near fixes in a batch are rare: batches come from far away.
+                        if let Some(now) = ports.store.load_context(&tag_id, &cells).await? {
+                            ctx = TagContext {
+                                history: ctx.history,
+                                ..now
+                            };
+                        }
+                    }
+                    if let Some(edge) = judged.accepted {
+                        ctx.history = ctx.history.with_compared_fix(&fix, received_at_ms, &edge);
+                        accepted.push((fix, edge));
+                        paths.count(judged.near, &ctx);
+                    }
+                    queued += judged.queued;
+                    judged.outcome
+                }
+            };
+            outcomes.push(outcome);
+        }
+        let Some((newest, _)) = accepted.last() else {
+            continue;
+        };
+        if queued == 0 && rest.peek().is_none() {
+            let fixes = accepted.len().max(1);
+            let newest = newest.clone();
+            let checked = crate::pursuit::check_tag(
+                &newest,
+                previous_message_ms,
+                fixes,
+                received_at_ms,
+                &ctx,
+                ports,
+            )
+            .await?;
+            if checked > 0 && n == 1 {
+                outcomes = vec![Outcome::Evaluated { events: checked }];
+            }
+        }
+        save_history(ports, &tag_id, before, |h| {
+            accepted.iter().fold(h.clone(), |h, (fix, edge)| {
+                h.with_compared_fix(fix, received_at_ms, edge)
+            })
+        })
+        .await?;
+    }
+    paths.emit(ports);
+    Ok(one_or_batch(outcomes))
+}
+
+/// What judging one fix gave: its outcome, the events queued, and (when accepted) what its
+/// history entry keeps of the comparisons with her device.
+struct Judged {
+    outcome: Outcome,
+    queued: usize,
+    /// Whether a zone of its orders was near or open (the near path).
+    near: bool,
+    accepted: Option<BTreeMap<OrderId, f64>>,
+}
+
+/// One fix against the context read for its message (steps 2 to 4 of the module docs); the
+/// history is the caller's to extend.
+async fn judge<S: IngestStore, Q: AlertQueue, M: Metrics>(
+    fix: &Fix,
+    received_at_ms: i64,
+    payload: &[u8],
+    ctx: &TagContext,
+    ports: &Ports<S, Q, M>,
+) -> Result<Judged, IngestError> {
     let conflict = match ctx.history.sighting(fix) {
         Sighting::Duplicate => {
             ports
                 .metrics
                 .count("MessageDuplicate", ("Channel", "fix"), 1);
-            return Ok(Outcome::Duplicate);
+            return Ok(Judged {
+                outcome: Outcome::Duplicate,
+                queued: 0,
+                near: false,
+                accepted: None,
+            });
         }
         Sighting::Conflict { previous_hash } => Some(previous_hash),
         Sighting::New => None,
@@ -77,7 +210,7 @@ pub async fn handle_fix<S: IngestStore, Q: AlertQueue, M: Metrics>(
             fix.tag_id.as_str(),
             received_at_ms,
             &rejection,
-            &m.payload,
+            payload,
         )
         .await?;
         if !events.is_empty() {
@@ -87,9 +220,14 @@ pub async fn handle_fix<S: IngestStore, Q: AlertQueue, M: Metrics>(
                 .count("RejectedNearZone", ("Reason", &rejection.reason), 1);
             info!(tag_id = %fix.tag_id, zones = events.len(), "rejected fix near a zone: operators told");
         }
-        return Ok(Outcome::Rejected {
-            reason: rejection.reason,
-            operator_events: events.len(),
+        return Ok(Judged {
+            outcome: Outcome::Rejected {
+                reason: rejection.reason,
+                operator_events: events.len(),
+            },
+            queued: events.len(),
+            near: false,
+            accepted: None,
         });
     }
     let work = orders_to_evaluate(&ctx.orders, &ctx.zones, &ctx.open, fix, &ports.rules);
@@ -98,11 +236,8 @@ pub async fn handle_fix<S: IngestStore, Q: AlertQueue, M: Metrics>(
     for w in &work {
         queued += evaluate_order(fix, newest_seen, w, ports, received_at_ms).await?;
     }
-    let (moved, victim_edge_m) = crate::moving::judge_fix(fix, received_at_ms, &ctx, ports).await?;
+    let (moved, victim_edge_m) = crate::moving::judge_fix(fix, received_at_ms, ctx, ports).await?;
     queued += moved;
-    if queued == 0 {
-        queued += crate::pursuit::check_tag(fix, received_at_ms, &ctx, ports).await?;
-    }
     if let Some(previous) = conflict {
         let events = conflict_events(&ctx.orders, Repeated::Fix(fix), &previous, received_at_ms);
         ports.queue.send(&events).await?;
@@ -111,19 +246,69 @@ pub async fn handle_fix<S: IngestStore, Q: AlertQueue, M: Metrics>(
             .count("MessageConflict", ("Channel", "fix"), 1);
         queued += events.len();
     }
-    save_history(ports, &fix.tag_id, ctx.history, |h| {
-        h.with_compared_fix(fix, received_at_ms, &victim_edge_m)
+    Ok(Judged {
+        outcome: if work.is_empty() && queued == 0 {
+            Outcome::Quiet
+        } else {
+            Outcome::Evaluated { events: queued }
+        },
+        queued,
+        near: !work.is_empty(),
+        accepted: Some(victim_edge_m),
     })
-    .await?;
-    let path = if work.is_empty() { "quiet" } else { "near" };
-    ports
-        .metrics
-        .count_each("FixesEvaluated", &[("Path", path), ("Force", &force)], 1);
-    Ok(if work.is_empty() && queued == 0 {
-        Outcome::Quiet
+}
+
+/// Quarantines one refused fix of a v2 batch with its own bytes, so the record shows what was
+/// wrong with it (the batch's other fixes are judged as usual).
+async fn refuse<S: IngestStore, Q, M: Metrics>(
+    ports: &Ports<S, Q, M>,
+    tag_id: &TagId,
+    received_at_ms: i64,
+    e: vigil_core::FixError,
+    bytes: &[u8],
+) -> Result<Outcome, IngestError> {
+    let rejection = Rejection::from(e);
+    quarantine(ports, tag_id.as_str(), received_at_ms, &rejection, bytes).await?;
+    Ok(Outcome::Rejected {
+        reason: rejection.reason,
+        operator_events: 0,
+    })
+}
+
+fn one_or_batch(mut outcomes: Vec<Outcome>) -> Outcome {
+    if outcomes.len() == 1 {
+        outcomes.pop().expect("one")
     } else {
-        Outcome::Evaluated { events: queued }
-    })
+        Outcome::Batch(outcomes)
+    }
+}
+
+/// The accepted fixes of a message by path and force, counted as one metric line per
+/// message (the figures of a batch in one line, not one per fix).
+#[derive(Default)]
+struct Paths {
+    counts: BTreeMap<(&'static str, String), u64>,
+}
+
+impl Paths {
+    fn count(&mut self, near: bool, ctx: &TagContext) {
+        let path = if near { "near" } else { "quiet" };
+        // The tag's force (its orders share it): the dimension per-force figures are counted by.
+        let force = ctx
+            .orders
+            .iter()
+            .find_map(|o| o.force_id.clone())
+            .map_or_else(|| "none".to_owned(), String::from);
+        *self.counts.entry((path, force)).or_default() += 1;
+    }
+
+    fn emit<S, Q, M: Metrics>(&self, ports: &Ports<S, Q, M>) {
+        for ((path, force), n) in &self.counts {
+            ports
+                .metrics
+                .count_each("FixesEvaluated", &[("Path", path), ("Force", force)], *n);
+        }
+    }
 }
 
 /// Quarantines a message from a tag no order restrains.

@@ -76,6 +76,8 @@ pub enum Outcome {
     },
     /// A message already handled (same counter, same content): nothing written.
     Duplicate,
+    /// A v2 batch: what each of its fixes led to, in counter order.
+    Batch(Vec<Outcome>),
     /// A tag event queued for `orders` orders.
     TagEvent {
         /// Orders it was queued for.
@@ -182,7 +184,7 @@ pub async fn handle<S: IngestStore, Q: AlertQueue, M: Metrics>(
     ports: &Ports<S, Q, M>,
 ) -> Result<Outcome, IngestError> {
     match decode::decode(event, &ports.limits) {
-        decode::Decoded::Fix(m) => fix::handle_fix(m, ports).await,
+        decode::Decoded::Fixes(m) => fix::handle_fixes(m, ports).await,
         decode::Decoded::Event(m) => event::handle_tag_event(m, ports).await,
         decode::Decoded::Position(m) => moving::handle_position(m, ports).await,
         decode::Decoded::Rejected(r) => {

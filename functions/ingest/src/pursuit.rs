@@ -14,9 +14,13 @@ use vigil_core::events::{AlertBody, AlertEvent};
 use vigil_core::reporting::{self, Commanded, ReportingCommand, Wanted};
 use vigil_core::{DeviceId, Fix, OrderId, TagId};
 
-/// Checks the tag that sent `fix`; returns the number of events queued (0 or 1).
+/// Checks the tag that sent `fix`, the newest of the `fixes` accepted fixes of its message,
+/// with `previous_ms` the receive time of its previous message; returns the number of events
+/// queued (0 or 1).
 pub(crate) async fn check_tag<S, Q: AlertQueue, M: Metrics>(
     fix: &Fix,
+    previous_ms: Option<i64>,
+    fixes: usize,
     received_at_ms: i64,
     ctx: &TagContext,
     ports: &Ports<S, Q, M>,
@@ -29,7 +33,6 @@ pub(crate) async fn check_tag<S, Q: AlertQueue, M: Metrics>(
     let Some(wanted) = reporting::wanted(says) else {
         return Ok(0);
     };
-    let previous = ctx.history.fixes.iter().map(|f| f.received_at_ms).max();
     let fallback = ctx
         .open
         .first()
@@ -43,7 +46,8 @@ pub(crate) async fn check_tag<S, Q: AlertQueue, M: Metrics>(
         fallback,
         at_ms: fix.at_ms,
     };
-    ask.send_if_needed(previous, received_at_ms, ports).await
+    ask.send_if_needed(previous_ms, fixes, received_at_ms, ports)
+        .await
 }
 
 /// Checks her device after an accepted position; returns the number of events queued.
@@ -75,7 +79,8 @@ pub(crate) async fn check_device<S, Q: AlertQueue, M: Metrics>(
         fallback: Some(&order.terms.order_id),
         at_ms,
     };
-    ask.send_if_needed(previous_ms, received_at_ms, ports).await
+    ask.send_if_needed(previous_ms, 1, received_at_ms, ports)
+        .await
 }
 
 /// One device's check.
@@ -95,10 +100,12 @@ impl Ask<'_> {
     async fn send_if_needed<S, Q: AlertQueue, M: Metrics>(
         self,
         previous_ms: Option<i64>,
+        fixes: usize,
         received_at_ms: i64,
         ports: &Ports<S, Q, M>,
     ) -> Result<usize, IngestError> {
-        let Some(ask) = reporting::check(&self.wanted, self.told, previous_ms, received_at_ms)
+        let Some(ask) =
+            reporting::check(&self.wanted, self.told, previous_ms, fixes, received_at_ms)
         else {
             return Ok(0);
         };

@@ -199,7 +199,7 @@ async fn bad_input_is_quarantined_counted_and_changes_no_state() {
         (rule_event("tag-1", "fix", br#"{"v":1,"seq":9,"at_ms":1764432000000,"lat":51.5,"lon":-0.12,"accuracy_m":5000}"#, T0), "accuracy_out_of_range"),
         (rule_event("tag-1", "fix", br#"{"v":1,"seq":9,"at_ms":1764439200000,"lat":51.5,"lon":-0.12,"accuracy_m":5}"#, T0), "device_time_in_future"),
         (rule_event("tag-1", "fix", br#"{"v":7,"seq":9}"#, T0), "unknown_version"),
-        (rule_event("tag-1", "fix", &vec![b' '; 5000], T0), "payload_too_large"),
+        (rule_event("tag-1", "fix", &vec![b' '; 6000], T0), "payload_too_large"),
         (rule_event("tag-1", "gossip", b"{}", T0), "unknown_channel"),
         (rule_event("a/b", "fix", b"{}", T0), "bad_tag_id"),
         (serde_json::json!({"tag_id": "tag-1", "hello": 1}), "bad_event"),

@@ -1,7 +1,9 @@
-//! GPS fixes and tag events: the wire format (JSON, version 1), parsing and validation.
+//! GPS fixes and tag events: the wire format (JSON, versions 1 and 2), parsing and validation.
 //!
 //! A tag publishes a fix on `tags/{tag_id}/fix` and an event on `tags/{tag_id}/event`; the topic,
-//! not the payload, says which tag it is. Everything a tag sends is untrusted: parsing and
+//! not the payload, says which tag it is. On the fix channel a version 2 message carries a batch
+//! of fixes ([`parse_fixes`]): adaptive reporting lets a tag far from every zone send its fixes a
+//! few at a time (docs/WIRE_FORMAT.md). Everything a tag sends is untrusted: parsing and
 //! validation give one specific [`FixError`] per problem so that a rejected message can be
 //! counted by reason and kept for inspection. The format is documented in `docs/WIRE_FORMAT.md`.
 
@@ -9,14 +11,23 @@ use crate::geodesy;
 use crate::ids::TagId;
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// The only wire version this build understands.
+/// The wire version of a single fix, a tag event and a victim's device's position.
 pub const WIRE_VERSION: u32 = 1;
+
+/// The wire version of a batch of fixes (tags' fix channel only).
+pub const BATCH_VERSION: u32 = 2;
 
 /// Limits applied to everything a tag sends. The defaults suit a UK-style scheme.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidationLimits {
     /// Largest payload accepted, in bytes. A v1 fix is under 250 bytes.
     pub max_payload_bytes: usize,
+    /// Largest v2 batch accepted, in bytes: one IoT Core billing unit (5 KB), about 30 fixes.
+    #[serde(default = "default_batch_bytes")]
+    pub max_batch_payload_bytes: usize,
+    /// Most fixes one v2 batch may carry.
+    #[serde(default = "default_batch_fixes")]
+    pub max_batch_fixes: usize,
     /// Worst horizontal accuracy (radius, metres) a fix may report and still be evaluated.
     pub max_accuracy_m: f64,
     /// How far ahead of the receive time a device clock may be.
@@ -30,10 +41,20 @@ pub struct ValidationLimits {
     pub motion_window_ms: i64,
 }
 
+fn default_batch_bytes() -> usize {
+    5 * 1024
+}
+
+fn default_batch_fixes() -> usize {
+    30
+}
+
 impl Default for ValidationLimits {
     fn default() -> Self {
         Self {
             max_payload_bytes: 2048,
+            max_batch_payload_bytes: default_batch_bytes(),
+            max_batch_fixes: default_batch_fixes(),
             max_accuracy_m: 250.0,
             max_future_ms: 2 * 60_000,
             max_age_ms: 6 * 3_600_000,
@@ -124,16 +145,18 @@ pub enum FixError {
         limit: usize,
     },
     /// The payload is not the JSON object the wire format describes.
-    #[error("payload is not a valid v1 message: {detail}")]
+    #[error("payload is not a valid message: {detail}")]
     Malformed {
         /// What the JSON parser reported (position and expectation; no payload content).
         detail: String,
     },
     /// The payload's `v` is not a version this build understands.
-    #[error("wire version {v} is not supported; this build reads version {WIRE_VERSION}")]
+    #[error("wire version {v} is not supported here; this build reads {reads}")]
     UnknownVersion {
         /// The version sent.
         v: u64,
+        /// What is read on this channel: `version 1`, or `versions 1 and 2` on a tag's fixes.
+        reads: &'static str,
     },
     /// A numeric field is NaN or infinite.
     #[error("{field} is not a finite number")]
@@ -265,6 +288,11 @@ struct WireFixV1 {
 }
 
 #[derive(Deserialize)]
+struct WireBatch {
+    fixes: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
 struct WireEventV1 {
     seq: u64,
     at_ms: i64,
@@ -314,19 +342,33 @@ fn not_an_object(payload: &[u8]) -> Option<FixError> {
     })
 }
 
-fn check_version(payload: &[u8], limits: &ValidationLimits) -> Result<(), FixError> {
-    if payload.len() > limits.max_payload_bytes {
+fn too_large(payload: &[u8], limit: usize) -> Result<(), FixError> {
+    if payload.len() > limit {
         return Err(FixError::PayloadTooLarge {
             bytes: payload.len(),
-            limit: limits.max_payload_bytes,
+            limit,
         });
     }
+    Ok(())
+}
+
+/// The message's `v`, after the size and shape checks every version shares.
+fn version(payload: &[u8], size_limit: usize) -> Result<u64, FixError> {
+    too_large(payload, size_limit)?;
     if let Some(e) = not_an_object(payload) {
         return Err(e);
     }
     let VersionOnly { v } = serde_json::from_slice(payload).map_err(malformed)?;
+    Ok(v)
+}
+
+fn check_version(payload: &[u8], limits: &ValidationLimits) -> Result<(), FixError> {
+    let v = version(payload, limits.max_payload_bytes)?;
     if v != u64::from(WIRE_VERSION) {
-        return Err(FixError::UnknownVersion { v });
+        return Err(FixError::UnknownVersion {
+            v,
+            reads: "version 1",
+        });
     }
     Ok(())
 }
@@ -388,6 +430,89 @@ pub fn parse_fix(
 ) -> Result<Fix, FixError> {
     check_version(payload, limits)?;
     let w: WireFixV1 = serde_json::from_slice(payload).map_err(malformed)?;
+    validate_fix(w, tag_id, received_at_ms, limits)
+}
+
+/// One fix of a message on a tag's fix channel: the fix, or why it was refused with the bytes
+/// it came in (a v2 batch's element, kept for inspection like a whole refused message).
+pub type BatchItem = Result<Fix, (FixError, Vec<u8>)>;
+
+/// Parses a message on a tag's fix channel: a v1 fix, or a v2 batch of fixes
+/// (`{"v":2,"fixes":[{...}, ...]}`, each element a v1 fix without `v`).
+///
+/// The message as a whole fails on the checks every message gets (size: 2 KiB for v1,
+/// [`ValidationLimits::max_batch_payload_bytes`] for v2; JSON shape; version) and, for a
+/// batch, on holding no fix or more than [`ValidationLimits::max_batch_fixes`]. Each fix of a
+/// batch is then validated on its own, as [`parse_fix`] validates a v1 fix: a bad fix is
+/// refused alone, so one corrupt element never costs the others (a real approach must not go
+/// unseen because a neighbour in its batch was garbled). The fixes come back in counter
+/// order, the order a tag sending them one by one would have used.
+pub fn parse_fixes(
+    payload: &[u8],
+    tag_id: &TagId,
+    received_at_ms: i64,
+    limits: &ValidationLimits,
+) -> Result<Vec<BatchItem>, FixError> {
+    let size_limit = limits.max_payload_bytes.max(limits.max_batch_payload_bytes);
+    match version(payload, size_limit)? {
+        v if v == u64::from(WIRE_VERSION) => {
+            too_large(payload, limits.max_payload_bytes)?;
+            let fix = parse_fix(payload, tag_id, received_at_ms, limits)?;
+            Ok(vec![Ok(fix)])
+        }
+        v if v == u64::from(BATCH_VERSION) => {
+            let batch: WireBatch = serde_json::from_slice(payload).map_err(malformed)?;
+            let n = batch.fixes.len();
+            if n == 0 || n > limits.max_batch_fixes {
+                return Err(FixError::Malformed {
+                    detail: format!(
+                        "a v2 batch holds 1 to {} fixes; this one holds {n}",
+                        limits.max_batch_fixes
+                    ),
+                });
+            }
+            let mut items: Vec<(u64, BatchItem)> = batch
+                .fixes
+                .into_iter()
+                .map(|element| {
+                    let bytes = serde_json::to_vec(&element).expect("a JSON value serializes");
+                    let seq = element.get("seq").and_then(serde_json::Value::as_u64);
+                    let item = batch_element(&bytes, tag_id, received_at_ms, limits)
+                        .map_err(|e| (e, bytes));
+                    (seq.unwrap_or(u64::MAX), item)
+                })
+                .collect();
+            items.sort_by_key(|(seq, _)| *seq);
+            Ok(items.into_iter().map(|(_, item)| item).collect())
+        }
+        v => Err(FixError::UnknownVersion {
+            v,
+            reads: "versions 1 and 2",
+        }),
+    }
+}
+
+/// One element of a v2 batch: a v1 fix without `v` (a `v` present is ignored).
+fn batch_element(
+    bytes: &[u8],
+    tag_id: &TagId,
+    received_at_ms: i64,
+    limits: &ValidationLimits,
+) -> Result<Fix, FixError> {
+    if let Some(e) = not_an_object(bytes) {
+        return Err(e);
+    }
+    let w: WireFixV1 = serde_json::from_slice(bytes).map_err(malformed)?;
+    validate_fix(w, tag_id, received_at_ms, limits)
+}
+
+/// The checks of a fix's values, in the documented order: finiteness, ranges, device time.
+fn validate_fix(
+    w: WireFixV1,
+    tag_id: &TagId,
+    received_at_ms: i64,
+    limits: &ValidationLimits,
+) -> Result<Fix, FixError> {
     let lat = finite("lat", w.lat)?;
     let lon = finite("lon", w.lon)?;
     let accuracy_m = finite("accuracy_m", w.accuracy_m)?;
@@ -502,6 +627,22 @@ pub fn encode_fix(fix: &Fix) -> Vec<u8> {
     serde_json::to_vec(&m).expect("a JSON map serializes")
 }
 
+/// The v2 wire payload of a batch of fixes, in the order given. [`parse_fixes`] of it gives
+/// the fixes back exactly, in counter order.
+pub fn encode_batch(fixes: &[Fix]) -> Vec<u8> {
+    let elements: Vec<serde_json::Value> = fixes
+        .iter()
+        .map(|f| {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&encode_fix(f)).expect("encode_fix writes JSON");
+            v.as_object_mut().expect("an object").remove("v");
+            v
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({"v": BATCH_VERSION, "fixes": elements}))
+        .expect("a JSON value serializes")
+}
+
 /// The v1 wire payload of a tag event. [`parse_event`] of it gives the event back exactly.
 pub fn encode_event(event: &TagEvent) -> Vec<u8> {
     let mut m = serde_json::Map::new();
@@ -605,7 +746,13 @@ mod tests {
     #[test]
     fn unknown_version() {
         let err = parse(&fix_json("").replace("\"v\":1", "\"v\":2")).unwrap_err();
-        assert_eq!(err, FixError::UnknownVersion { v: 2 });
+        assert_eq!(
+            err,
+            FixError::UnknownVersion {
+                v: 2,
+                reads: "version 1"
+            }
+        );
         assert!(err.to_string().contains("reads version 1"));
     }
 
@@ -740,7 +887,126 @@ mod tests {
             &limits,
         )
         .unwrap_err();
-        assert_eq!(err, FixError::UnknownVersion { v: 9 });
+        assert_eq!(
+            err,
+            FixError::UnknownVersion {
+                v: 9,
+                reads: "version 1"
+            }
+        );
+    }
+
+    fn batch(json: &str) -> Result<Vec<BatchItem>, FixError> {
+        parse_fixes(json.as_bytes(), &tag(), NOW, &ValidationLimits::default())
+    }
+
+    fn element(seq: u64, lat: &str) -> String {
+        format!(
+            r#"{{"seq":{seq},"at_ms":{},"lat":{lat},"lon":-0.12,"accuracy_m":10}}"#,
+            NOW - 60_000 * (10 - seq as i64)
+        )
+    }
+
+    #[test]
+    fn a_v1_fix_on_the_fix_channel_is_a_batch_of_one() {
+        let items = batch(&fix_json("")).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].as_ref().unwrap(), &parse(&fix_json("")).unwrap());
+        // v1 keeps its own size limit.
+        let big = fix_json(&format!(r#","pad":"{}""#, "x".repeat(3000)));
+        assert!(matches!(
+            batch(&big),
+            Err(FixError::PayloadTooLarge { limit: 2048, .. })
+        ));
+    }
+
+    #[test]
+    fn a_v2_batch_gives_each_fix_in_counter_order() {
+        let json = format!(
+            r#"{{"v":2,"fixes":[{},{},{}]}}"#,
+            element(9, "51.52"),
+            element(7, "51.50"),
+            element(8, "51.51")
+        );
+        let fixes: Vec<Fix> = batch(&json)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.unwrap())
+            .collect();
+        assert_eq!(
+            fixes.iter().map(|f| (f.seq, f.lat)).collect::<Vec<_>>(),
+            [(7, 51.50), (8, 51.51), (9, 51.52)]
+        );
+        assert!(fixes.iter().all(|f| f.tag_id == tag()));
+        // Encoded and parsed again: the same fixes.
+        let again: Vec<Fix> = batch(std::str::from_utf8(&encode_batch(&fixes)).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|i| i.unwrap())
+            .collect();
+        assert_eq!(again, fixes);
+    }
+
+    #[test]
+    fn a_bad_fix_in_a_batch_is_refused_alone_with_its_own_bytes() {
+        let json = format!(
+            r#"{{"v":2,"fixes":[{},{},{},[1]]}}"#,
+            element(7, "51.50"),
+            element(8, "\"NaN\""),
+            element(9, "91")
+        );
+        let items = batch(&json).unwrap();
+        assert_eq!(items.len(), 4);
+        assert_eq!(items[0].as_ref().unwrap().seq, 7);
+        let (e, bytes) = items[1].as_ref().unwrap_err();
+        assert_eq!(e, &FixError::NotFinite { field: "lat" });
+        assert!(String::from_utf8_lossy(bytes).contains(r#""seq":8"#));
+        assert_eq!(
+            items[2].as_ref().unwrap_err().0.reason(),
+            "latitude_out_of_range"
+        );
+        // An element that is not an object has no counter: it comes last, refused.
+        let (e, _) = items[3].as_ref().unwrap_err();
+        assert!(e.to_string().contains("found an array"), "{e}");
+    }
+
+    #[test]
+    fn a_batch_as_a_whole_is_refused_for_size_count_shape_and_version() {
+        let limits = ValidationLimits::default();
+        assert!(
+            batch(r#"{"v":2,"fixes":[]}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("holds 1 to 30 fixes; this one holds 0")
+        );
+        let many: Vec<String> = (0..31).map(|i| element(i, "51.5")).collect();
+        let json = format!(r#"{{"v":2,"fixes":[{}]}}"#, many.join(","));
+        assert!(json.len() < limits.max_batch_payload_bytes);
+        assert!(
+            batch(&json)
+                .unwrap_err()
+                .to_string()
+                .contains("this one holds 31")
+        );
+        let pad = "x".repeat(limits.max_batch_payload_bytes);
+        let json = format!(
+            r#"{{"v":2,"fixes":[{}],"pad":"{pad}"}}"#,
+            element(1, "51.5")
+        );
+        assert!(matches!(
+            batch(&json),
+            Err(FixError::PayloadTooLarge { limit: 5120, .. })
+        ));
+        assert_eq!(
+            batch(r#"{"v":2,"fixes":{}}"#).unwrap_err().reason(),
+            "malformed"
+        );
+        assert_eq!(batch(r#"{"v":2}"#).unwrap_err().reason(), "malformed");
+        let err = batch(r#"{"v":3,"fixes":[]}"#).unwrap_err();
+        assert!(err.to_string().contains("reads versions 1 and 2"), "{err}");
+        // A v2 payload is never a single fix elsewhere (her device, an event).
+        let err = parse_fix(br#"{"v":2,"fixes":[]}"#, &tag(), NOW, &limits).unwrap_err();
+        assert_eq!(err.reason(), "unknown_version");
     }
 
     #[test]

@@ -162,12 +162,15 @@ impl Ask {
     }
 }
 
-/// Ingest's check on an accepted message received at `received_ms`, with `previous_ms` the
-/// receive time of the device's previous accepted message: whether to ask for a command.
+/// Ingest's check on an accepted message of `fixes` fixes (more than one in a v2 batch)
+/// received at `received_ms`, with `previous_ms` the receive time of the device's previous
+/// accepted message: whether to ask for a command. The rate is judged per fix: a message of
+/// four fixes four minutes after the last one is a fix a minute.
 pub fn check(
     wanted: &Wanted,
     told: Option<&ReportingCommand>,
     previous_ms: Option<i64>,
+    fixes: usize,
     received_ms: i64,
 ) -> Option<Ask> {
     let told_s = told.map_or(wanted.normal_s, |c| c.report_interval_s);
@@ -176,8 +179,10 @@ pub fn check(
         return told.is_none_or(waited).then_some(Ask::Differs);
     }
     let c = told?;
-    let gap = received_ms - previous_ms?;
-    (c.attempts < MAX_ATTEMPTS && waited(c) && contradicts(c.report_interval_s, gap))
+    let gap = (received_ms - previous_ms?) / i64::try_from(fixes.max(1)).unwrap_or(i64::MAX);
+    // In pursuit every fix is to be sent at once: several in one message were held back.
+    let held_back = c.pursuit && fixes > 1;
+    (c.attempts < MAX_ATTEMPTS && waited(c) && (held_back || contradicts(c.report_interval_s, gap)))
         .then_some(Ask::Ignored)
 }
 
@@ -296,7 +301,7 @@ mod tests {
     fn a_quiet_device_never_told_anything_gets_nothing() {
         let w = wanted([(&OrderPolicy::default(), false)]).unwrap();
         assert_eq!(next_command(&w, None, None, &order(), 1_000), None);
-        assert_eq!(check(&w, None, Some(0), 60_000), None);
+        assert_eq!(check(&w, None, Some(0), 1, 60_000), None);
     }
 
     #[test]
@@ -322,12 +327,12 @@ mod tests {
         let p = OrderPolicy::default();
         let open = wanted([(&p, true)]).unwrap();
         // Never told, zone open: ask at once.
-        assert_eq!(check(&open, None, Some(0), 60_000), Some(Ask::Differs));
+        assert_eq!(check(&open, None, Some(0), 1, 60_000), Some(Ask::Differs));
         // Told normal at t=0 (lost pursuit): wait two normal intervals.
         let normal = told(60, 0, 1);
-        assert_eq!(check(&open, Some(&normal), Some(0), 119_999), None);
+        assert_eq!(check(&open, Some(&normal), Some(0), 1, 119_999), None);
         assert_eq!(
-            check(&open, Some(&normal), Some(0), 120_000),
+            check(&open, Some(&normal), Some(0), 1, 120_000),
             Some(Ask::Differs)
         );
     }
@@ -338,25 +343,50 @@ mod tests {
         let open = wanted([(&p, true)]).unwrap();
         let fast = told(15, 0, 1);
         // Within the wait: its rate does not count yet.
-        assert_eq!(check(&open, Some(&fast), Some(60_000), 119_000), None);
+        assert_eq!(check(&open, Some(&fast), Some(60_000), 1, 119_000), None);
         // After it: one minute between messages contradicts 15 s.
         assert_eq!(
-            check(&open, Some(&fast), Some(120_000), 180_000),
+            check(&open, Some(&fast), Some(120_000), 1, 180_000),
             Some(Ask::Ignored)
         );
         // Obeying (15 s gaps, or up to 35 s with a lost message): fine.
-        assert_eq!(check(&open, Some(&fast), Some(165_000), 180_000), None);
-        assert_eq!(check(&open, Some(&fast), Some(145_000), 180_000), None);
+        assert_eq!(check(&open, Some(&fast), Some(165_000), 1, 180_000), None);
+        assert_eq!(check(&open, Some(&fast), Some(145_000), 1, 180_000), None);
         // At the cap: ingest stops asking.
         let capped = told(15, 0, MAX_ATTEMPTS);
-        assert_eq!(check(&open, Some(&capped), Some(120_000), 180_000), None);
+        assert_eq!(check(&open, Some(&capped), Some(120_000), 1, 180_000), None);
         // Told normal but reporting every 15 s: too fast, asked again too.
         let clear = wanted([(&p, false)]).unwrap();
         let slow = told(60, 0, 1);
         assert_eq!(
-            check(&clear, Some(&slow), Some(165_000), 180_000),
+            check(&clear, Some(&slow), Some(165_000), 1, 180_000),
             Some(Ask::Ignored)
         );
+    }
+
+    #[test]
+    fn a_batch_is_judged_per_fix_and_never_in_pursuit() {
+        let p = OrderPolicy::default();
+        let clear = wanted([(&p, false)]).unwrap();
+        let normal = told(60, 0, 1);
+        // Five fixes five minutes after the last message: a fix a minute, as told.
+        assert_eq!(
+            check(&clear, Some(&normal), Some(300_000), 5, 600_000),
+            None
+        );
+        // One fix five minutes after: too slow.
+        assert_eq!(
+            check(&clear, Some(&normal), Some(300_000), 1, 600_000),
+            Some(Ask::Ignored)
+        );
+        // In pursuit, four fixes a minute in one message are held back, whatever the rate.
+        let open = wanted([(&p, true)]).unwrap();
+        let fast = told(15, 0, 1);
+        assert_eq!(
+            check(&open, Some(&fast), Some(120_000), 4, 180_000),
+            Some(Ask::Ignored)
+        );
+        assert_eq!(check(&open, Some(&fast), Some(165_000), 1, 180_000), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use vigil_aws::ports::{
 use vigil_aws::{Config, DynamoStore, SqsQueue, StoreError};
 use vigil_core::cells::Cell;
 use vigil_core::events::{AlertBody, AlertEvent};
-use vigil_core::fix::encode_fix;
+use vigil_core::fix::{encode_batch, encode_fix};
 use vigil_core::ingest::ZoneRecord;
 use vigil_core::proximity::{VictimDevice, VictimPosition, VictimZoneTerms};
 use vigil_core::reporting::{Commanded, ReportingCommand};
@@ -183,6 +183,42 @@ async fn cost_per_fix_quiet_and_near() {
         transitions(&queued(&s).await),
         vec![(AlertLevel::Clear, AlertLevel::Warning)]
     );
+}
+
+/// A v2 batch of quiet fixes (adaptive reporting, far from every zone): the requests of one
+/// quiet fix for the whole batch.
+#[tokio::test]
+async fn cost_of_a_batch_is_the_cost_of_one_fix() {
+    let s = stack().await;
+    let p = ports(
+        s.store.clone(),
+        SqsQueue::new(s.sqs.clone(), s.queue_url.clone()),
+    );
+    // Ten fixes a minute apart, driving 30 to 25 km from the zone: a few cells each.
+    let fixes: Vec<Fix> = (0..10)
+        .map(|i| fix(i + 1, 60 * i as i64, 30_000.0 - 500.0 * i as f64))
+        .collect();
+    s.counter.reset();
+    let out = handle(
+        rule_event("tag-1", "fix", &encode_batch(&fixes), fixes[9].at_ms + 500),
+        &p,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, Outcome::Batch(vec![Outcome::Quiet; 10]));
+    let batch = s.counter.snapshot();
+    eprintln!("COST quiet_batch_of_10={batch:?}");
+    assert_eq!(
+        batch,
+        BTreeMap::from([("BatchGetItem".to_owned(), 1), ("PutItem".to_owned(), 1)]),
+        "{batch:?}"
+    );
+    let history = s
+        .store
+        .history(&TagId::new("tag-1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(history.newest(), Some((fixes[9].at_ms, 10)));
 }
 
 /// With her device (docs/PROXIMITY.md): what his fix and her position cost, in requests.
