@@ -12,7 +12,9 @@
 
 use proptest::prelude::*;
 use vigil_core::evaluate::AlertLevel;
-use vigil_core::fix::{encode_event, encode_fix, parse_event, parse_fix};
+use vigil_core::fix::{
+    encode_batch, encode_event, encode_fix, parse_event, parse_fix, parse_fixes,
+};
 use vigil_core::policy::{Moment, OrderChange, VictimNotices, decide, decide_tag_event};
 use vigil_core::state::{Cause, Transition};
 use vigil_core::{Fix, OrderPolicy, TagEvent, TagEventKind, TagId, ValidationLimits, VictimAlert};
@@ -179,7 +181,7 @@ fn documented_examples() -> Vec<String> {
 #[test]
 fn the_documented_examples_are_what_the_code_reads_and_writes() {
     let examples = documented_examples();
-    assert!(examples.len() >= 2, "docs/WIRE_FORMAT.md lost its examples");
+    assert!(examples.len() >= 3, "docs/WIRE_FORMAT.md lost its examples");
     let tag = TagId::new("tag-0042").unwrap();
     let limits = ValidationLimits::default();
     let as_value = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap();
@@ -187,7 +189,16 @@ fn the_documented_examples_are_what_the_code_reads_and_writes() {
     let at = as_value(fix_doc)["at_ms"].as_i64().unwrap();
     let fix = parse_fix(fix_doc, &tag, at, &limits).unwrap();
     assert_eq!(as_value(&encode_fix(&fix)), as_value(fix_doc));
-    let event_doc = examples[1].as_bytes();
+    let batch_doc = examples[1].as_bytes();
+    let at = as_value(batch_doc)["fixes"][1]["at_ms"].as_i64().unwrap();
+    let fixes: Vec<_> = parse_fixes(batch_doc, &tag, at, &limits)
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(fixes.len(), 2);
+    assert_eq!(as_value(&encode_batch(&fixes)), as_value(batch_doc));
+    let event_doc = examples[2].as_bytes();
     let at = as_value(event_doc)["at_ms"].as_i64().unwrap();
     let event = parse_event(event_doc, &tag, at, &limits).unwrap();
     assert_eq!(as_value(&encode_event(&event)), as_value(event_doc));
