@@ -29,6 +29,7 @@
 //! - [`audit`]: the audit log's per-order hash chain: building and verifying records.
 
 pub mod audit;
+pub mod batching;
 pub mod cells;
 pub mod escalation;
 pub mod evaluate;
