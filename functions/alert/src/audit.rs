@@ -170,12 +170,14 @@ pub fn event_record(event: &AlertEvent, digest: &str) -> AuditEntry {
             device,
             ask,
             sent_at_ms,
+            window,
         } => entry(
             "reporting_ask",
             common(json!({
                 "device": device,
                 "ask": ask,
                 "sent_at_ms": sent_at_ms,
+                "window": window,
             })),
         ),
     }

@@ -118,21 +118,40 @@ where
 {
     let mut reports = Vec::new();
     for device in devices {
-        let resend = match &event.body {
+        let (resend, window) = match &event.body {
             AlertBody::Reporting {
                 device: asked,
                 ask: Ask::Ignored,
                 sent_at_ms,
-            } if asked == device => *sent_at_ms,
-            _ => None,
+                ..
+            } if asked == device => (*sent_at_ms, None),
+            AlertBody::Reporting {
+                device: asked,
+                ask: Ask::Window,
+                window,
+                ..
+            } if asked == device => (None, *window),
+            _ => (None, None),
         };
         for attempt in 0..SAVE_ATTEMPTS {
             let Some((wanted, told)) = read(device, store, now_ms).await? else {
                 break;
             };
-            let Some((next, reason)) =
+            // A change of rate first (it ends any window); else the window ingest judged.
+            let decided =
                 reporting::next_command(&wanted, told.as_ref(), resend, &event.order_id, now_ms)
-            else {
+                    .or_else(|| {
+                        window.and_then(|w| {
+                            reporting::next_window(
+                                &wanted,
+                                told.as_ref(),
+                                w,
+                                &event.order_id,
+                                now_ms,
+                            )
+                        })
+                    });
+            let Some((next, reason)) = decided else {
                 break;
             };
             match store.save_command(device, Some(&next), told.as_ref()).await {
@@ -140,7 +159,7 @@ where
                 Err(StoreError::Conflict { .. }) if attempt + 1 < SAVE_ATTEMPTS => continue,
                 Err(e) => return Err(e),
             }
-            let payload = reporting::payload(next.report_interval_s);
+            let payload = reporting::payload(&next);
             let failed = match commander.publish(&device.topic(), &payload).await {
                 Ok(()) => {
                     metrics.count("CommandsSent", ("Reason", reason.name()), 1);

@@ -12,7 +12,7 @@ use vigil_core::events::{AlertBody, AlertEvent};
 use vigil_core::fix::Fix;
 use vigil_core::ingest::StateWrite;
 use vigil_core::policy::OrderChange;
-use vigil_core::reporting::{Ask, Commanded, MAX_ATTEMPTS, Reason, ReportingCommand};
+use vigil_core::reporting::{Ask, Commanded, MAX_ATTEMPTS, Reason, ReportingCommand, Window};
 use vigil_core::state::{Cause, Transition, ZoneState};
 use vigil_core::{
     AlertLevel, Assessment, DeviceId, OperatorKind, OrderId, ProtectionOrder, TagId, Urgency,
@@ -151,6 +151,7 @@ fn ask(device: Commanded, ask: Ask, sent_at_ms: Option<i64>, received_at_ms: i64
             device,
             ask,
             sent_at_ms,
+            window: None,
         },
     }
 }
@@ -371,6 +372,8 @@ async fn a_device_another_handler_already_told_is_not_told_again() {
         attempts: 1,
         pursuit: true,
         order_id: order_id(),
+        batch_s: 0,
+        window_basis_ms: None,
     };
     p.store
         .save_command(&Commanded::Tag(tag()), Some(&other), None)
@@ -380,4 +383,68 @@ async fn a_device_another_handler_already_told_is_not_told_again() {
         .await
         .unwrap();
     assert!(published(&p).is_empty());
+}
+
+fn window_ask(batch_s: u32, basis_ms: i64) -> AlertEvent {
+    let device = Commanded::Tag(tag());
+    AlertEvent {
+        event_id: format!("{}:w{batch_s}", AlertEvent::reporting_id(&device, basis_ms)),
+        body: AlertBody::Reporting {
+            device: device.clone(),
+            ask: Ask::Window,
+            sent_at_ms: None,
+            window: Some(Window { batch_s, basis_ms }),
+        },
+        ..ask(device, Ask::Window, None, basis_ms)
+    }
+}
+
+/// The raw payloads published so far.
+fn payloads(ports: &TestPorts) -> Vec<String> {
+    ports
+        .commander
+        .published()
+        .into_iter()
+        .map(|c| String::from_utf8(c.payload).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_window_is_told_shrunk_at_once_never_grown_by_a_late_ask_and_ended_by_pursuit() {
+    use AlertLevel::*;
+    let p = ports(false).await;
+    // Ingest judged 900 s allowed.
+    handle_event(&window_ask(900, T0), &p, T0 + 500)
+        .await
+        .unwrap();
+    assert_eq!(payloads(&p), [r#"{"report_interval_s":60,"batch_s":900}"#]);
+    let t = told(&p, &Commanded::Tag(tag())).await.unwrap();
+    assert_eq!((t.batch_s, t.window_basis_ms), (900, Some(T0)));
+    assert!(audit_kinds(&p).await.contains(&"command_sent".to_owned()));
+    // A later judgement: 120 s, told at once.
+    handle_event(&window_ask(120, T0 + 600_000), &p, T0 + 600_500)
+        .await
+        .unwrap();
+    // An older ask arriving late (judged before the shrink): never grows it back.
+    handle_event(&window_ask(900, T0 + 300_000), &p, T0 + 601_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        payloads(&p)[1..],
+        [r#"{"report_interval_s":60,"batch_s":120}"#]
+    );
+    // A zone opens: pursuit, and no window.
+    set_level(&p, Warning).await;
+    handle_event(&change(1, Clear, Warning, 700), &p, T0 + 700_500)
+        .await
+        .unwrap();
+    assert_eq!(
+        payloads(&p)[2..],
+        [r#"{"report_interval_s":15,"batch_s":0}"#]
+    );
+    // A window asked in pursuit: nothing.
+    handle_event(&window_ask(900, T0 + 800_000), &p, T0 + 800_500)
+        .await
+        .unwrap();
+    assert_eq!(payloads(&p).len(), 3);
 }

@@ -134,26 +134,36 @@ pub async fn handle_fixes<S: IngestStore, Q: AlertQueue, M: Metrics>(
         let Some((newest, _)) = accepted.last() else {
             continue;
         };
-        if queued == 0 && rest.peek().is_none() {
-            let fixes = accepted.len().max(1);
+        let mut window_checked = None;
+        if rest.peek().is_none() {
             let newest = newest.clone();
-            let checked = crate::pursuit::check_tag(
-                &newest,
-                previous_message_ms,
-                fixes,
-                received_at_ms,
-                &ctx,
-                ports,
-            )
-            .await?;
-            if checked > 0 && n == 1 {
-                outcomes = vec![Outcome::Evaluated { events: checked }];
+            let mut asked = 0;
+            if queued == 0 {
+                asked += crate::pursuit::check_tag(
+                    &newest,
+                    previous_message_ms,
+                    accepted.len(),
+                    received_at_ms,
+                    &ctx,
+                    ports,
+                )
+                .await?;
+            }
+            // Whatever else the message did: a window that must shrink never waits.
+            let (window, checked) =
+                crate::window::check(&newest, received_at_ms, &ctx, ports).await?;
+            asked += window;
+            window_checked = checked;
+            if asked > 0 && n == 1 && queued == 0 {
+                outcomes = vec![Outcome::Evaluated { events: asked }];
             }
         }
         save_history(ports, &tag_id, before, |h| {
-            accepted.iter().fold(h.clone(), |h, (fix, edge)| {
+            let mut next = accepted.iter().fold(h.clone(), |h, (fix, edge)| {
                 h.with_compared_fix(fix, received_at_ms, edge)
-            })
+            });
+            next.window_checked_ms = window_checked.or(next.window_checked_ms);
+            next
         })
         .await?;
     }

@@ -29,12 +29,14 @@ pub mod event;
 pub mod fix;
 pub mod moving;
 pub mod pursuit;
+pub mod window;
 
 pub use decode::{PositionEvent, RuleEvent, position_event, rule_event};
 
 use tracing::warn;
 use vigil_aws::StoreError;
 use vigil_aws::ports::{AlertQueue, IngestStore, Metrics, QuarantineRecord};
+use vigil_core::batching::BatchRules;
 use vigil_core::{BreachRules, ValidationLimits};
 
 /// The ports the handler uses, and its settings.
@@ -49,6 +51,8 @@ pub struct Ports<S, Q, M> {
     pub limits: ValidationLimits,
     /// Breach thresholds.
     pub rules: BreachRules,
+    /// Adaptive reporting: how long a tag far from everything may batch its fixes.
+    pub batching: BatchRules,
 }
 
 impl<S, Q, M> Ports<S, Q, M> {
@@ -60,6 +64,7 @@ impl<S, Q, M> Ports<S, Q, M> {
             metrics,
             limits: ValidationLimits::default(),
             rules: BreachRules::default(),
+            batching: BatchRules::default(),
         }
     }
 }

@@ -123,6 +123,7 @@ impl Ask<'_> {
                 device: self.device,
                 ask,
                 sent_at_ms: self.told.map(|c| c.sent_at_ms),
+                window: None,
             },
         };
         ports.queue.send(std::slice::from_ref(&event)).await?;

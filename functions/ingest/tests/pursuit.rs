@@ -55,6 +55,8 @@ async fn told(p: &TestPorts, interval: u32, at_s: i64) {
         attempts: 1,
         pursuit: interval == 15,
         order_id: OrderId::new("o1").unwrap(),
+        batch_s: 0,
+        window_basis_ms: None,
     };
     let before = p.store.tag_reporting(&TagId::new("tag-1").unwrap()).await;
     let before = before.unwrap().unwrap().command;

@@ -169,7 +169,9 @@ async fn judge_tag<S: WatchStore, Q: AlertQueue, M: Metrics>(
     now_ms: i64,
     out: &mut Outcome,
 ) -> Result<Option<i64>, WatchdogError> {
-    let changes = watchdog::judge(&tag.orders, &tag.history, &tag.told, now_ms);
+    // A tag told a batching window sends that much less often (adaptive reporting).
+    let orders = watchdog::allowing_window(&tag.orders, tag.window_s);
+    let changes = watchdog::judge(&orders, &tag.history, &tag.told, now_ms);
     let mut told = tag.told.clone();
     for change in &changes {
         let event = event_of(tag, change, ports, now_ms).await?;
@@ -199,7 +201,7 @@ async fn judge_tag<S: WatchStore, Q: AlertQueue, M: Metrics>(
     }
     let watched = tag.orders.iter().any(|o| o.in_force(now_ms)) || !told.is_empty();
     Ok(watched.then(|| {
-        let next = watchdog::next_check_ms(&tag.orders, &tag.history, &told, now_ms);
+        let next = watchdog::next_check_ms(&orders, &tag.history, &told, now_ms);
         // Processed when the minute has begun: the first minute starting at or after it.
         next.div_euclid(60_000) + i64::from(next.rem_euclid(60_000) != 0)
     }))

@@ -145,6 +145,12 @@ pub trait IngestStore: Send + Sync {
     /// Zones by key (missing ones are left out).
     fn zones(&self, keys: &[ZoneKey])
     -> impl Future<Output = Result<Vec<Zone>, StoreError>> + Send;
+    /// Every zone of an order (a consistent Query of `zones`): adaptive reporting measures a
+    /// batching tag's distance to all of them (`vigil_core::batching`).
+    fn order_zones(
+        &self,
+        order_id: &OrderId,
+    ) -> impl Future<Output = Result<Vec<Zone>, StoreError>> + Send;
     /// Every zone state of an order, read consistently.
     fn states(
         &self,
@@ -387,6 +393,9 @@ pub struct WatchedTag {
     pub told: Told,
     /// Its history (default when it has none).
     pub history: TagHistory,
+    /// The batching window it was last told, seconds (adaptive reporting; 0: none): its
+    /// messages come that much further apart.
+    pub window_s: u32,
 }
 
 /// The watchdog's tables (docs/WATCHDOG.md): the deadline index (`watch`: per minute, the

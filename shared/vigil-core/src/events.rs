@@ -124,6 +124,9 @@ pub enum AlertBody {
         ask: Ask,
         /// The command ingest saw ignored: its send time, Unix ms (`ask` = `ignored`).
         sent_at_ms: Option<i64>,
+        /// The batching window ingest judged allowed (`ask` = `window`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<crate::reporting::Window>,
     },
     /// The watchdog found a tag's silence or lack of GPS starting or ending
     /// (docs/WATCHDOG.md).

@@ -116,6 +116,11 @@ pub struct TagHistory {
     /// [`BATTERY_OK_PCT`] charge (charging), Unix ms: the "battery low unresolved" rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub battery_low_since_ms: Option<i64>,
+    /// Server receive time of the message from which ingest last judged the tag's batching
+    /// window (adaptive reporting, [`crate::batching`]), Unix ms: a tag told no window is
+    /// judged again at most every few minutes (a Query of its orders' zones each time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_checked_ms: Option<i64>,
     /// Revision of the stored item; 0 when never written.
     #[serde(default)]
     pub rev: u64,

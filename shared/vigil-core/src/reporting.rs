@@ -85,11 +85,37 @@ pub struct ReportingCommand {
     pub pursuit: bool,
     /// The order whose state asked for it; its audit chain records the command.
     pub order_id: OrderId,
+    /// The batching window it was told, seconds (adaptive reporting, [`crate::batching`]):
+    /// it may hold its fixes this long and send them as one v2 batch; 0: every fix at once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub batch_s: u32,
+    /// The receive time of the message the window was judged from, Unix ms: a window is
+    /// grown only from a newer judgement than the one kept (asks may arrive out of order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_basis_ms: Option<i64>,
 }
 
-/// The payload of a command: `{"report_interval_s":15}`.
-pub fn payload(report_interval_s: u32) -> Vec<u8> {
-    format!("{{\"report_interval_s\":{report_interval_s}}}").into_bytes()
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The payload of a command: `{"report_interval_s":60,"batch_s":300}` (`batch_s` 0: send every
+/// fix at once).
+pub fn payload(command: &ReportingCommand) -> Vec<u8> {
+    format!(
+        "{{\"report_interval_s\":{},\"batch_s\":{}}}",
+        command.report_interval_s, command.batch_s
+    )
+    .into_bytes()
+}
+
+/// A window ingest judged allowed for a tag (adaptive reporting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// The window, seconds.
+    pub batch_s: u32,
+    /// Receive time of the message it was judged from, Unix ms.
+    pub basis_ms: i64,
 }
 
 /// What a device should do now, by its orders' states.
@@ -150,6 +176,8 @@ pub enum Ask {
     Differs,
     /// The device keeps a rate the command it was sent at `sent_at_ms` contradicts.
     Ignored,
+    /// The batching window the tag may use differs from the one it was told.
+    Window,
 }
 
 impl Ask {
@@ -158,6 +186,7 @@ impl Ask {
         match self {
             Self::Differs => "differs",
             Self::Ignored => "ignored",
+            Self::Window => "window",
         }
     }
 }
@@ -180,8 +209,9 @@ pub fn check(
     }
     let c = told?;
     let gap = (received_ms - previous_ms?) / i64::try_from(fixes.max(1)).unwrap_or(i64::MAX);
-    // In pursuit every fix is to be sent at once: several in one message were held back.
-    let held_back = c.pursuit && fixes > 1;
+    // Told to send every fix at once (in pursuit, or no window): several in one message were
+    // held back.
+    let held_back = (c.pursuit || c.batch_s == 0) && fixes > 1;
     (c.attempts < MAX_ATTEMPTS && waited(c) && (held_back || contradicts(c.report_interval_s, gap)))
         .then_some(Ask::Ignored)
 }
@@ -196,6 +226,8 @@ pub enum Reason {
     Normal,
     /// The same command again: the device kept its old rate.
     Resend,
+    /// The batching window changed (adaptive reporting).
+    Window,
 }
 
 impl Reason {
@@ -205,6 +237,7 @@ impl Reason {
             Self::Pursuit => "pursuit",
             Self::Normal => "normal",
             Self::Resend => "resend",
+            Self::Window => "window",
         }
     }
 }
@@ -234,6 +267,10 @@ pub fn next_command(
                 attempts: 1,
                 pursuit: wanted.pursuit,
                 order_id: order_id.clone(),
+                // A change of rate ends any batching: the tag is near a zone (pursuit) or was
+                // (back to normal after a clear); ingest judges a window afresh.
+                batch_s: 0,
+                window_basis_ms: None,
             },
             reason,
         ));
@@ -252,6 +289,43 @@ pub fn next_command(
                 ..c.clone()
             },
             Reason::Resend,
+        )
+    })
+}
+
+/// The alert function's decision on a window ingest judged (`proposed`): the command to
+/// publish and keep, if any. Only at the normal rate (in pursuit there is no window, and a
+/// change of rate is [`next_command`]'s). A shorter window is told at once; a longer one only
+/// when judged from a newer message than the window kept, so an old ask arriving late never
+/// lengthens a window a newer one shortened.
+pub fn next_window(
+    wanted: &Wanted,
+    told: Option<&ReportingCommand>,
+    proposed: Window,
+    order_id: &OrderId,
+    now_ms: i64,
+) -> Option<(ReportingCommand, Reason)> {
+    let told_s = told.map_or(wanted.normal_s, |c| c.report_interval_s);
+    if wanted.pursuit || told_s != wanted.report_interval_s {
+        return None;
+    }
+    let current = told.map_or(0, |c| c.batch_s);
+    let newer = told
+        .and_then(|c| c.window_basis_ms)
+        .is_none_or(|b| proposed.basis_ms > b);
+    let change = proposed.batch_s < current || (proposed.batch_s > current && newer);
+    change.then(|| {
+        (
+            ReportingCommand {
+                report_interval_s: wanted.report_interval_s,
+                sent_at_ms: now_ms,
+                attempts: 1,
+                pursuit: false,
+                order_id: order_id.clone(),
+                batch_s: proposed.batch_s,
+                window_basis_ms: Some(proposed.basis_ms),
+            },
+            Reason::Window,
         )
     })
 }
@@ -279,6 +353,8 @@ mod tests {
             attempts,
             pursuit: interval == 15,
             order_id: order(),
+            batch_s: 0,
+            window_basis_ms: None,
         }
     }
 
@@ -319,7 +395,7 @@ mod tests {
         let clear = wanted([(&p, false)]).unwrap();
         let (back, why) = next_command(&clear, Some(&c), None, &order(), 7_000).unwrap();
         assert_eq!((back.report_interval_s, why), (60, Reason::Normal));
-        assert_eq!(payload(15), br#"{"report_interval_s":15}"#);
+        assert_eq!(payload(&c), br#"{"report_interval_s":15,"batch_s":0}"#);
     }
 
     #[test]
@@ -368,8 +444,11 @@ mod tests {
     fn a_batch_is_judged_per_fix_and_never_in_pursuit() {
         let p = OrderPolicy::default();
         let clear = wanted([(&p, false)]).unwrap();
-        let normal = told(60, 0, 1);
-        // Five fixes five minutes after the last message: a fix a minute, as told.
+        let normal = ReportingCommand {
+            batch_s: 300,
+            ..told(60, 0, 1)
+        };
+        // Told a window: five fixes five minutes after the last message, a fix a minute.
         assert_eq!(
             check(&clear, Some(&normal), Some(300_000), 5, 600_000),
             None
@@ -387,6 +466,56 @@ mod tests {
             Some(Ask::Ignored)
         );
         assert_eq!(check(&open, Some(&fast), Some(165_000), 1, 180_000), None);
+    }
+
+    #[test]
+    fn windows_shrink_at_once_and_grow_only_from_a_newer_judgement() {
+        let p = OrderPolicy::default();
+        let clear = wanted([(&p, false)]).unwrap();
+        let w = |batch_s, basis_ms| Window { batch_s, basis_ms };
+        // Never told: a window of 600 s judged at t=1000.
+        let (c, why) = next_window(&clear, None, w(600, 1_000), &order(), 1_500).unwrap();
+        assert_eq!(
+            (why, c.batch_s, c.window_basis_ms, c.report_interval_s),
+            (Reason::Window, 600, Some(1_000), 60)
+        );
+        assert_eq!(payload(&c), br#"{"report_interval_s":60,"batch_s":600}"#);
+        // The same again: nothing.
+        assert_eq!(
+            next_window(&clear, Some(&c), w(600, 2_000), &order(), 2_500),
+            None
+        );
+        // Shorter, even judged from an older message: at once.
+        let (s, _) = next_window(&clear, Some(&c), w(120, 900), &order(), 3_000).unwrap();
+        assert_eq!(s.batch_s, 120);
+        // Longer from an older judgement than the kept one: never.
+        assert_eq!(
+            next_window(&clear, Some(&s), w(900, 800), &order(), 3_500),
+            None
+        );
+        // Longer from a newer one: yes.
+        assert_eq!(
+            next_window(&clear, Some(&s), w(900, 4_000), &order(), 4_500)
+                .unwrap()
+                .0
+                .batch_s,
+            900
+        );
+        // In pursuit: no window; a change of rate ends batching.
+        let open = wanted([(&p, true)]).unwrap();
+        assert_eq!(
+            next_window(&open, Some(&c), w(900, 5_000), &order(), 5_500),
+            None
+        );
+        let (pursuit, _) = next_command(&open, Some(&c), None, &order(), 6_000).unwrap();
+        assert_eq!((pursuit.report_interval_s, pursuit.batch_s), (15, 0));
+        // Told a window, several fixes a message are expected; told none, they are held back.
+        assert_eq!(check(&clear, Some(&c), Some(0), 10, 600_000), None);
+        let none = told(60, 0, 1);
+        assert_eq!(
+            check(&clear, Some(&none), Some(0), 10, 600_000),
+            Some(Ask::Ignored)
+        );
     }
 
     #[test]

@@ -124,6 +124,23 @@ impl Condition {
     }
 }
 
+/// The orders' terms as the watchdog judges a tag told a batching window of `window_s`
+/// (adaptive reporting, [`crate::batching`]): its messages come up to that much further
+/// apart, so its silence and no-GPS limits are that much longer. The window is allowed only
+/// where the tag cannot reach any zone's buffer within it (plus an interval and the command's
+/// travel), so the later notice of a tag gone silent far away is bounded by the same margin.
+pub fn allowing_window(orders: &[OrderTerms], window_s: u32) -> Vec<OrderTerms> {
+    orders
+        .iter()
+        .map(|o| {
+            let mut o = o.clone();
+            o.policy.silence_limit_s = o.policy.silence_limit_s.saturating_add(window_s);
+            o.policy.no_gps_limit_s = o.policy.no_gps_limit_s.saturating_add(window_s);
+            o
+        })
+        .collect()
+}
+
 /// The conditions operators were told of and that have not ended: (order, condition) ->
 /// the episode (the time the condition was measured from when it started).
 pub type Told = BTreeMap<(OrderId, Condition), Option<i64>>;
@@ -298,6 +315,19 @@ mod tests {
         let c = judge(&o, &h, &told, T0 + 300_001);
         assert_eq!(started(&c), [(Condition::Silence, true)]);
         assert_eq!(c[0].episode_ms, Some(T0));
+    }
+
+    #[test]
+    fn a_batching_tag_is_silent_only_after_its_window_too() {
+        let o = allowing_window(&[terms("o1")], 900);
+        let h = history(T0, 10.0);
+        let told = Told::new();
+        // Fifteen minutes between batches is not silence; the limit counts after them.
+        assert!(judge(&o, &h, &told, T0 + 1_200_000).is_empty());
+        let c = judge(&o, &h, &told, T0 + 1_200_001);
+        assert_eq!(started(&c), [(Condition::Silence, true)]);
+        // No window: the order's own limits.
+        assert_eq!(allowing_window(&[terms("o1")], 0), [terms("o1")]);
     }
 
     #[test]

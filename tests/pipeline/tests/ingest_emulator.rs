@@ -154,6 +154,8 @@ async fn cost_per_fix_quiet_and_near() {
         attempts: 1,
         pursuit: true,
         order_id: OrderId::new("o1").unwrap(),
+        batch_s: 0,
+        window_basis_ms: None,
     };
     s.store
         .save_command(&tag, Some(&pursuit), None)
@@ -313,6 +315,9 @@ impl IngestStore for RacingStore {
     }
     async fn history(&self, t: &TagId) -> Result<TagHistory, StoreError> {
         self.inner.history(t).await
+    }
+    async fn order_zones(&self, o: &OrderId) -> Result<Vec<Zone>, StoreError> {
+        self.inner.order_zones(o).await
     }
     async fn save_history(&self, t: &TagId, h: &TagHistory) -> Result<(), StoreError> {
         self.inner.save_history(t, h).await

@@ -77,6 +77,7 @@ impl Functions {
                 metrics: metrics.clone(),
                 limits: executor.limits.clone(),
                 rules: executor.rules.clone(),
+                batching: vigil_core::batching::BatchRules::default(),
             },
             alert: vigil_alert::Ports {
                 store: store.clone(),

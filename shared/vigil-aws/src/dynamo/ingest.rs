@@ -120,6 +120,10 @@ impl IngestStore for DynamoStore {
         Ok(())
     }
 
+    async fn order_zones(&self, order_id: &OrderId) -> Result<Vec<Zone>, StoreError> {
+        crate::ports::AdminStore::zones_of_order(self, order_id).await
+    }
+
     async fn zones(&self, keys: &[ZoneKey]) -> Result<Vec<Zone>, StoreError> {
         let mut zones = Vec::new();
         for chunk in keys.chunks(100) {

@@ -218,6 +218,7 @@ impl WatchStore for DynamoStore {
                 let (orders, _) = items::tag_context(&item)?;
                 out.push(WatchedTag {
                     told: items::watch_marks(&item)?,
+                    window_s: items::command_of(&item)?.map_or(0, |c| c.batch_s),
                     history: histories.remove(&tag_id).unwrap_or_default(),
                     orders,
                     tag_id,

@@ -211,6 +211,10 @@ impl IngestStore for MemoryStore {
         Ok(())
     }
 
+    async fn order_zones(&self, order_id: &OrderId) -> Result<Vec<Zone>, StoreError> {
+        crate::ports::AdminStore::zones_of_order(self, order_id).await
+    }
+
     async fn zones(&self, keys: &[ZoneKey]) -> Result<Vec<Zone>, StoreError> {
         self.injected()?;
         let g = self.lock();

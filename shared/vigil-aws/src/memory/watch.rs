@@ -119,7 +119,12 @@ impl WatchStore for MemoryStore {
                     .filter(|((t, _, _), _)| t == tag_id)
                     .map(|((_, o, c), e)| ((o.clone(), *c), *e))
                     .collect();
+                let window_s = g
+                    .commands
+                    .get(&vigil_core::reporting::Commanded::Tag(tag_id.clone()))
+                    .map_or(0, |c| c.batch_s);
                 Some(WatchedTag {
+                    window_s,
                     tag_id: tag_id.clone(),
                     orders: orders.values().cloned().collect(),
                     told,

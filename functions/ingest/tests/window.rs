@@ -1,0 +1,142 @@
+//! Adaptive reporting in ingest, on the in-memory ports: the batching window judged from the
+//! newest fix, asked for when it changes; shrinking never waits, growing is judged at most
+//! every ten minutes; no window in pursuit or where her device is judged.
+
+use vigil_aws::memory::{MemoryQueue, MemoryStore};
+use vigil_aws::metrics::MemoryMetrics;
+use vigil_aws::ports::{AdminStore, ReportingStore};
+use vigil_core::events::AlertBody;
+use vigil_core::fix::encode_fix;
+use vigil_core::proximity::{VictimDevice, VictimZoneTerms};
+use vigil_core::reporting::{Ask, Commanded, ReportingCommand, Window};
+use vigil_core::{DeviceId, OrderId, TagId};
+use vigil_ingest::{Outcome, Ports, handle, rule_event};
+use vigil_testkit::{fix_north, home_zone, order};
+
+const T0: i64 = 1_764_432_000_000;
+
+type TestPorts = Ports<MemoryStore, MemoryQueue, MemoryMetrics>;
+
+async fn setup() -> TestPorts {
+    let store = MemoryStore::new();
+    store.put_order(&order()).await.unwrap();
+    store.put_zone(&home_zone()).await.unwrap();
+    Ports::new(store, MemoryQueue::default(), MemoryMetrics::default())
+}
+
+fn tag() -> Commanded {
+    Commanded::Tag(TagId::new("tag-1").unwrap())
+}
+
+/// A fix `north_km` north of home's centre, `at_s` seconds after T0, received 2 s later.
+async fn send(p: &TestPorts, seq: u64, at_s: i64, north_km: f64) -> Outcome {
+    let f = fix_north(seq, T0 + at_s * 1000, north_km * 1000.0);
+    handle(
+        rule_event("tag-1", "fix", &encode_fix(&f), f.at_ms + 2_000),
+        p,
+    )
+    .await
+    .unwrap()
+}
+
+/// The windows asked for so far.
+fn windows(p: &TestPorts) -> Vec<Window> {
+    p.queue
+        .sent()
+        .iter()
+        .filter_map(|e| match &e.body {
+            AlertBody::Reporting {
+                ask: Ask::Window,
+                window,
+                ..
+            } => *window,
+            _ => None,
+        })
+        .collect()
+}
+
+/// As the alert function keeps it after telling the tag a window.
+async fn told_window(p: &TestPorts, batch_s: u32, basis_ms: i64) {
+    let before = p
+        .store
+        .tag_reporting(&TagId::new("tag-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .command;
+    let command = ReportingCommand {
+        report_interval_s: 60,
+        sent_at_ms: basis_ms + 100,
+        attempts: 1,
+        pursuit: false,
+        order_id: OrderId::new("o1").unwrap(),
+        batch_s,
+        window_basis_ms: Some(basis_ms),
+    };
+    p.store
+        .save_command(&tag(), Some(&command), before.as_ref())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn far_from_every_zone_a_window_is_asked_for_and_judged_again_only_after_ten_minutes() {
+    let p = setup().await;
+    assert_eq!(send(&p, 1, 0, 80.0).await, Outcome::Evaluated { events: 1 });
+    let w = windows(&p);
+    assert_eq!(w.len(), 1);
+    assert_eq!((w[0].batch_s, w[0].basis_ms), (900, T0 + 2_000));
+    // Not told yet (the alert function has not run): no new judgement within ten minutes.
+    for i in 1..10 {
+        assert_eq!(send(&p, i + 1, i as i64 * 60, 80.0).await, Outcome::Quiet);
+    }
+    assert_eq!(windows(&p).len(), 1);
+    // Ten minutes on, judged again (still not told): asked again.
+    send(&p, 11, 600, 80.0).await;
+    assert_eq!(windows(&p).len(), 2);
+}
+
+#[tokio::test]
+async fn a_tag_told_a_window_is_judged_on_every_message_and_shrunk_at_once() {
+    let p = setup().await;
+    told_window(&p, 900, T0 - 60_000).await;
+    // Still 80 km out: the window holds, nothing asked, on every message.
+    assert_eq!(send(&p, 1, 0, 80.0).await, Outcome::Quiet);
+    assert_eq!(send(&p, 2, 60, 79.0).await, Outcome::Quiet);
+    assert!(windows(&p).is_empty());
+    // 30 km out, the next message (no ten-minute wait): down to 300 s at once.
+    send(&p, 3, 1_200, 30.0).await;
+    assert_eq!(windows(&p).last().map(|w| w.batch_s), Some(300));
+    told_window(&p, 300, T0 + 1_202_000).await;
+    // 8 km: send every fix at once.
+    send(&p, 4, 1_800, 8.0).await;
+    assert_eq!(windows(&p).last().map(|w| w.batch_s), Some(0));
+}
+
+#[tokio::test]
+async fn no_window_where_her_device_is_judged() {
+    let store = MemoryStore::new();
+    let mut o = order();
+    o.victim_device = Some(VictimDevice {
+        device_id: DeviceId::new("phone-v1").unwrap(),
+        zone: VictimZoneTerms::default(),
+    });
+    store.put_order(&o).await.unwrap();
+    store.put_zone(&home_zone()).await.unwrap();
+    let p = Ports::new(store, MemoryQueue::default(), MemoryMetrics::default());
+    send(&p, 1, 0, 300.0).await;
+    assert!(windows(&p).is_empty(), "every fix at once");
+    // Told a window before her device was added: shrunk to none.
+    told_window(&p, 900, T0).await;
+    send(&p, 2, 60, 300.0).await;
+    assert_eq!(windows(&p).last().map(|w| w.batch_s), Some(0));
+}
+
+#[tokio::test]
+async fn no_window_in_pursuit() {
+    let p = setup().await;
+    // Into the buffer: a warning, pursuit asked for by the alert function (not a window).
+    send(&p, 1, 0, 0.4).await;
+    send(&p, 2, 60, 0.4).await;
+    assert!(windows(&p).is_empty());
+}
