@@ -1,7 +1,8 @@
 //! The tag simulator: many tags, each its own MQTT connection with its own client certificate
 //! (client id = tag id = thing name, as IoT Core's policy requires), publishing wire-format v1
 //! fixes on `tags/{tag}/fix` and events on `tags/{tag}/event` at QoS 1, and obeying
-//! `{"report_interval_s": n}` on `tags/{tag}/cmd`. A run is bounded by a fix count per tag and
+//! `{"report_interval_s": n, "batch_s": w}` on `tags/{tag}/cmd`: a fix every `n` seconds,
+//! held up to `w` seconds and sent as one v2 batch (adaptive reporting; 0: each at once). A run is bounded by a fix count per tag and
 //! by a duration; it ends with a [`Summary`].
 //!
 //! Positions follow a random walk around a point (deterministic per seed and tag), or a track
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::watch;
-use vigil_core::fix::{TagEvent, TagEventKind, encode_event, encode_fix};
+use vigil_core::fix::{TagEvent, TagEventKind, encode_batch, encode_event, encode_fix};
 use vigil_core::{Fix, TagId};
 
 use crate::client::{Endpoint, tag_options};
@@ -27,6 +28,8 @@ const M_PER_DEG: f64 = 111_320.0;
 const DRAIN: Duration = Duration::from_secs(5);
 /// Fixes per 1 % of simulated battery drain.
 const FIXES_PER_BATTERY_PCT: u64 = 10;
+/// Most fixes in one v2 batch (`ValidationLimits::max_batch_fixes`).
+const MAX_BATCH_FIXES: usize = 30;
 /// Battery level at which a tag reports `battery_low`.
 const BATTERY_LOW_PCT: u64 = 15;
 
@@ -162,6 +165,8 @@ pub struct Summary {
     pub tags_connected: u64,
     /// Fixes published.
     pub fixes: u64,
+    /// Of the fix messages, the v2 batches of more than one fix.
+    pub batches: u64,
     /// Events published.
     pub events: u64,
     /// Publishes the broker acknowledged (PUBACK).
@@ -185,10 +190,11 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "tags connected {}, published {} ({} fixes, {} events), acked {}, commands {}, errors {}, in {:.1} s",
+            "tags connected {}, published {} ({} fixes, {} in batches, {} events), acked {}, commands {}, errors {}, in {:.1} s",
             self.tags_connected,
             self.published(),
             self.fixes,
+            self.batches,
             self.events,
             self.acked,
             self.commands,
@@ -202,6 +208,7 @@ impl std::fmt::Display for Summary {
 struct Counters {
     connected: AtomicU64,
     fixes: AtomicU64,
+    batches: AtomicU64,
     events: AtomicU64,
     acked: AtomicU64,
     commands: AtomicU64,
@@ -213,6 +220,7 @@ impl Counters {
         Summary {
             tags_connected: self.connected.load(Ordering::Relaxed),
             fixes: self.fixes.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
             events: self.events.load(Ordering::Relaxed),
             acked: self.acked.load(Ordering::Relaxed),
             commands: self.commands.load(Ordering::Relaxed),
@@ -222,9 +230,20 @@ impl Counters {
     }
 }
 
-/// A command to a tag: `{"report_interval_s": 15}`. Returns the new interval, or why the
-/// command was refused (not JSON, no such field, not a number in 0.05-86400 s).
-pub fn parse_command(payload: &[u8]) -> Result<Duration, String> {
+/// What a tag was told: its reporting interval, and how long it may hold fixes to send them
+/// as one batch (zero: each at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Command {
+    /// Time between fixes.
+    pub interval: Duration,
+    /// Longest a fix may wait to be sent.
+    pub batch: Duration,
+}
+
+/// A command to a tag: `{"report_interval_s": 15, "batch_s": 0}` (`batch_s` may be absent:
+/// 0). Returns it, or why it was refused (not JSON, no interval, a value out of range:
+/// interval 0.05-86400 s, batch 0-3600 s).
+pub fn parse_command(payload: &[u8]) -> Result<Command, String> {
     let value: serde_json::Value =
         serde_json::from_slice(payload).map_err(|e| format!("command is not JSON: {e}"))?;
     let seconds = value
@@ -236,7 +255,17 @@ pub fn parse_command(payload: &[u8]) -> Result<Duration, String> {
             "report_interval_s {seconds} is outside [0.05, 86400]"
         ));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    let batch = match value.get("batch_s") {
+        None => 0.0,
+        Some(v) => v.as_f64().ok_or("batch_s is not a number")?,
+    };
+    if !(0.0..=3_600.0).contains(&batch) {
+        return Err(format!("batch_s {batch} is outside [0, 3600]"));
+    }
+    Ok(Command {
+        interval: Duration::from_secs_f64(seconds),
+        batch: Duration::from_secs_f64(batch),
+    })
 }
 
 /// Runs the simulation until every tag has sent its fixes or the duration is over; returns
@@ -311,7 +340,10 @@ async fn run_tag(
         };
     let (client, mut eventloop) = AsyncClient::new(options, 100);
     let cmd_topic = format!("tags/{tag}/cmd");
-    let (interval_tx, mut interval_rx) = watch::channel(config.report_interval);
+    let (interval_tx, mut interval_rx) = watch::channel(Command {
+        interval: config.report_interval,
+        batch: Duration::ZERO,
+    });
     let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel::<bool>();
     let poll_counters = counters.clone();
     let poll_tag = tag.clone();
@@ -336,10 +368,10 @@ async fn run_tag(
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) if p.topic == poll_cmd_topic => {
                     match parse_command(&p.payload) {
-                        Ok(interval) => {
+                        Ok(command) => {
                             poll_counters.commands.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!(tag = %poll_tag, ?interval, "report interval changed");
-                            let _ = interval_tx.send(interval);
+                            tracing::info!(tag = %poll_tag, ?command, "reporting changed");
+                            let _ = interval_tx.send(command);
                         }
                         Err(e) => {
                             poll_counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -400,6 +432,38 @@ async fn run_tag(
     }
     let mut fixes: u64 = 0;
     let mut next = tokio::time::Instant::now();
+    // Fixes held for a batch, with when the oldest was taken.
+    let mut held: Vec<Fix> = Vec::new();
+    let mut held_since = tokio::time::Instant::now();
+    let send_held = |held: Vec<Fix>| {
+        let publish = &publish;
+        let counters = &counters;
+        let bar = &bar;
+        let tag = &tag;
+        let error = &error;
+        async move {
+            if held.is_empty() {
+                return;
+            }
+            let body = if held.len() == 1 {
+                encode_fix(&held[0])
+            } else {
+                encode_batch(&held)
+            };
+            match publish(format!("tags/{tag}/fix"), body).await {
+                Ok(()) => {
+                    counters
+                        .fixes
+                        .fetch_add(held.len() as u64, Ordering::Relaxed);
+                    if held.len() > 1 {
+                        counters.batches.fetch_add(1, Ordering::Relaxed);
+                    }
+                    bar.inc(held.len() as u64);
+                }
+                Err(e) => error(format!("publishing: {e}")),
+            }
+        }
+    };
     loop {
         if config.max_fixes_per_tag.is_some_and(|max| fixes >= max) {
             break;
@@ -410,17 +474,22 @@ async fn run_tag(
             changed = interval_rx.changed() => {
                 if changed.is_ok() {
                     // A new rate applies from now: the next fix is one new interval away, or
-                    // due at once if that is sooner than the old schedule.
+                    // due at once if that is sooner than the old schedule. Fixes held longer
+                    // than the new window allows go at once.
                     let now = tokio::time::Instant::now();
-                    next = next.min(now + *interval_rx.borrow_and_update());
+                    let command = *interval_rx.borrow_and_update();
+                    next = next.min(now + command.interval);
+                    if !held.is_empty() && now.duration_since(held_since) >= command.batch {
+                        send_held(std::mem::take(&mut held)).await;
+                    }
                 }
                 continue;
             }
         }
-        let interval = *interval_rx.borrow();
+        let Command { interval, batch } = *interval_rx.borrow();
         let (lat, lon) = walker.step(interval);
         seq += 1;
-        let body = encode_fix(&Fix {
+        let fix = Fix {
             tag_id: tag_id.clone(),
             seq,
             at_ms: now_ms(),
@@ -430,14 +499,17 @@ async fn run_tag(
             speed_mps: None,
             heading_deg: None,
             battery_pct: u8::try_from(battery).ok(),
-        });
-        match publish(format!("tags/{tag}/fix"), body).await {
-            Ok(()) => {
-                fixes += 1;
-                counters.fixes.fetch_add(1, Ordering::Relaxed);
-                bar.inc(1);
-            }
-            Err(e) => error(format!("publishing: {e}")),
+        };
+        fixes += 1;
+        if held.is_empty() {
+            held_since = tokio::time::Instant::now();
+        }
+        held.push(fix);
+        // Sent when the next fix would make the oldest wait longer than the window (at once
+        // with no window), or when a batch is full.
+        let waited = tokio::time::Instant::now().duration_since(held_since);
+        if waited + interval > batch || held.len() >= MAX_BATCH_FIXES {
+            send_held(std::mem::take(&mut held)).await;
         }
         if fixes.is_multiple_of(FIXES_PER_BATTERY_PCT) && battery > 0 {
             battery -= 1;
@@ -451,6 +523,7 @@ async fn run_tag(
         }
         next += interval;
     }
+    send_held(std::mem::take(&mut held)).await;
     // Let outstanding PUBACKs arrive (counted across tags; close enough for the drain).
     let drain_until = tokio::time::Instant::now() + DRAIN;
     while tokio::time::Instant::now() < drain_until

@@ -8,13 +8,28 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{Event, Packet, QoS};
 use vigil_mqtt::pki::OPERATOR_CLIENT_ID;
-use vigil_mqtt::tagsim::{self, Route, SimConfig};
+use vigil_mqtt::tagsim::{self, Command, Route, SimConfig};
 
 #[test]
 fn commands_are_parsed_or_refused_with_a_reason() {
     assert_eq!(
         tagsim::parse_command(br#"{"report_interval_s": 15}"#),
-        Ok(Duration::from_secs(15))
+        Ok(Command {
+            interval: Duration::from_secs(15),
+            batch: Duration::ZERO
+        })
+    );
+    assert_eq!(
+        tagsim::parse_command(br#"{"report_interval_s": 60, "batch_s": 300}"#),
+        Ok(Command {
+            interval: Duration::from_secs(60),
+            batch: Duration::from_secs(300)
+        })
+    );
+    assert!(
+        tagsim::parse_command(br#"{"report_interval_s": 60, "batch_s": -1}"#)
+            .unwrap_err()
+            .contains("batch_s")
     );
     assert!(
         tagsim::parse_command(b"15")
@@ -122,6 +137,87 @@ async fn a_command_changes_the_reporting_rate() {
         assert!(f["at_ms"].as_i64().unwrap() > 1_700_000_000_000);
         assert_eq!(f["accuracy_m"], 8.0);
     }
+}
+
+/// Told a window, the tag holds its fixes and sends them as v2 batches; told none again, each
+/// at once (and what it held goes at once).
+#[tokio::test]
+async fn a_window_makes_the_tag_send_batches() {
+    let (pki, broker) = common::broker("tagsim-batch");
+    let observer_id = pki.client(OPERATOR_CLIENT_ID).unwrap();
+    let (observer, mut events) =
+        common::connect(&broker.endpoint(), OPERATOR_CLIENT_ID, &observer_id)
+            .await
+            .unwrap();
+    observer
+        .subscribe("tags/+/fix", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    loop {
+        if let Event::Incoming(Packet::SubAck(_)) = events.poll().await.unwrap() {
+            break;
+        }
+    }
+    // The command is retained, as the alert function publishes it: the tag reads it when it
+    // subscribes, before its first fix.
+    observer
+        .publish(
+            "tags/tag-batch/cmd",
+            QoS::AtLeastOnce,
+            true,
+            br#"{"report_interval_s": 0.1, "batch_s": 0.45}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    let identity_pki = pki.clone();
+    let config = SimConfig {
+        endpoint: broker.endpoint(),
+        tags: vec!["tag-batch".to_owned()],
+        identity: Arc::new(move |tag| identity_pki.client(tag)),
+        route: Route::Walk {
+            lat: 51.5,
+            lon: -0.12,
+            radius_m: 500.0,
+            speed_mps: 1.4,
+        },
+        report_interval: Duration::from_secs(60),
+        max_fixes_per_tag: Some(20),
+        duration: Duration::from_secs(30),
+        accuracy_m: 8.0,
+        events: false,
+        seed: 7,
+        progress: false,
+    };
+    let sim = tokio::spawn(tagsim::run(config));
+    let mut seqs = Vec::new();
+    let mut messages = 0;
+    while seqs.len() < 20 {
+        let event = tokio::time::timeout(Duration::from_secs(20), events.poll())
+            .await
+            .expect("messages keep coming")
+            .unwrap();
+        let Event::Incoming(Packet::Publish(p)) = event else {
+            continue;
+        };
+        let body: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+        messages += 1;
+        match body["v"].as_u64() {
+            Some(2) => {
+                let fixes = body["fixes"].as_array().unwrap();
+                assert!(fixes.len() <= 5, "a window of 0.45 s holds 5 fixes: {body}");
+                seqs.extend(fixes.iter().map(|f| f["seq"].as_u64().unwrap()));
+            }
+            _ => seqs.push(body["seq"].as_u64().unwrap()),
+        }
+    }
+    let summary = sim.await.unwrap();
+    assert_eq!((summary.fixes, summary.errors), (20, 0), "{summary}");
+    assert!(summary.batches >= 3, "{summary}");
+    assert!(messages <= 8, "20 fixes in {messages} messages");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "every fix once, in order: {seqs:?}"
+    );
 }
 
 #[test]
