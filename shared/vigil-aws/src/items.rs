@@ -189,6 +189,77 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("domain types serialize")
 }
 
+/// DynamoDB's largest item: 400 KB, names and values together.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// One read unit covers an item of up to 4 KB (strongly consistent: one unit; eventually
+/// consistent: half of one).
+pub const READ_UNIT_BYTES: usize = 4 * 1024;
+
+/// One write unit covers an item of up to 1 KB.
+pub const WRITE_UNIT_BYTES: usize = 1024;
+
+/// The size DynamoDB counts for one attribute (against [`MAX_ITEM_BYTES`], and for read and
+/// write units), by the rules of "DynamoDB item sizes and formats"
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html>):
+/// the UTF-8 bytes of the name, plus the value's: a string's UTF-8 bytes, a binary's raw
+/// bytes, a number's 1 byte per two significant digits plus 1, a Boolean or null 1 byte, a set
+/// the sum of its members, and a list or map 3 bytes plus 1 byte and the size of each element
+/// (a map's element with its name).
+pub fn attribute_size_bytes(name: &str, value: &AttributeValue) -> usize {
+    name.len() + value_size_bytes(value)
+}
+
+/// The size DynamoDB counts for an item: the sum of its attributes' ([`attribute_size_bytes`]).
+pub fn item_size_bytes(item: &Item) -> usize {
+    item.iter().map(|(k, v)| attribute_size_bytes(k, v)).sum()
+}
+
+/// The read units one read of an item of `size_bytes` costs: rounded up to whole 4 KB, as
+/// `GetItem` and each item of a `BatchGetItem` are; half for an eventually consistent read.
+pub fn read_units(size_bytes: usize, consistent: bool) -> f64 {
+    let units = size_bytes.div_ceil(READ_UNIT_BYTES).max(1) as f64;
+    if consistent { units } else { units / 2.0 }
+}
+
+/// The write units one write of an item of `size_bytes` costs: 1 KB each, rounded up. An
+/// `UpdateItem` is charged for the larger of the item before and after it, so adding one
+/// attribute to a large item costs the whole item.
+pub fn write_units(size_bytes: usize) -> usize {
+    size_bytes.div_ceil(WRITE_UNIT_BYTES).max(1)
+}
+
+fn value_size_bytes(value: &AttributeValue) -> usize {
+    use AttributeValue as V;
+    match value {
+        V::S(text) => text.len(),
+        V::N(number) => number_size_bytes(number),
+        V::B(bytes) => bytes.as_ref().len(),
+        V::Bool(_) | V::Null(_) => 1,
+        V::Ss(texts) => texts.iter().map(String::len).sum(),
+        V::Ns(numbers) => numbers.iter().map(|n| number_size_bytes(n)).sum(),
+        V::Bs(blobs) => blobs.iter().map(|b| b.as_ref().len()).sum(),
+        V::L(list) => 3 + list.iter().map(|v| 1 + value_size_bytes(v)).sum::<usize>(),
+        V::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + attribute_size_bytes(k, v))
+                .sum::<usize>()
+        }
+        // A type newer than this SDK: none of ours.
+        _ => 0,
+    }
+}
+
+/// A number's size: its significant digits (leading and trailing zeroes trimmed), 1 byte per
+/// two, plus 1.
+fn number_size_bytes(number: &str) -> usize {
+    let mantissa = number.split(['e', 'E']).next().unwrap_or_default();
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    significant.div_ceil(2) + 1
+}
+
 /// The attribute name of a zone in a cell item: `z#<order_id>/<zone_id>`.
 pub fn zone_attr(key: &ZoneKey) -> String {
     format!("{ZONE_ATTR}{key}")
@@ -522,6 +593,43 @@ mod tests {
             (zone_attr(&z.key()), zone_value(&z)),
         ]);
         assert_eq!(zones_of_cell(&item).unwrap(), vec![z]);
+    }
+
+    #[test]
+    fn item_sizes_follow_dynamodbs_rules() {
+        // A string: name and value bytes (UTF-8: "é" is two).
+        assert_eq!(attribute_size_bytes("cell", &s("gcpvj0")), 10);
+        assert_eq!(attribute_size_bytes("n", &s("é")), 3);
+        // Numbers: 1 byte per two significant digits, plus 1; zeroes at either end trimmed.
+        assert_eq!(attribute_size_bytes("rev", &n(7)), 3 + 2);
+        assert_eq!(attribute_size_bytes("rev", &n(1234567)), 3 + 5);
+        assert_eq!(attribute_size_bytes("t", &n("-0012.500")), 1 + 3);
+        assert_eq!(attribute_size_bytes("b", &AttributeValue::Bool(true)), 2);
+        // A list: 3 bytes, plus 1 byte and the size of each element.
+        let list = AttributeValue::L(vec![s("ab"), s("c")]);
+        assert_eq!(
+            attribute_size_bytes("cells", &list),
+            5 + 3 + (1 + 2) + (1 + 1)
+        );
+        assert_eq!(attribute_size_bytes("e", &AttributeValue::L(vec![])), 1 + 3);
+        let map = AttributeValue::M(HashMap::from([("k".to_owned(), s("vv"))]));
+        assert_eq!(attribute_size_bytes("m", &map), 1 + 3 + (1 + 1 + 2));
+        let set = AttributeValue::Ss(vec!["t1".into(), "t22".into()]);
+        assert_eq!(attribute_size_bytes("tags", &set), 4 + 5);
+        let item = Item::from([("cell".into(), s("gcpvj0")), ("rev".into(), n(7))]);
+        assert_eq!(item_size_bytes(&item), 10 + 5);
+    }
+
+    #[test]
+    fn read_and_write_units_round_each_item_up() {
+        assert_eq!(read_units(1, true), 1.0);
+        assert_eq!(read_units(4_096, true), 1.0);
+        assert_eq!(read_units(4_097, true), 2.0);
+        assert_eq!(read_units(4_097, false), 1.0);
+        assert_eq!(read_units(MAX_ITEM_BYTES, false), 50.0);
+        assert_eq!(write_units(10), 1);
+        assert_eq!(write_units(1_025), 2);
+        assert_eq!(write_units(MAX_ITEM_BYTES), 400);
     }
 
     #[test]

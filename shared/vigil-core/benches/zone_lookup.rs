@@ -4,14 +4,14 @@
 //! are in `docs/PERFORMANCE.md`.
 //!
 //! # Workload
-//! One deterministic stream of 100,000 zones (a fixed-seed splitmix64, no `rand`) placed where
-//! people live in Great Britain: 70 % within a few kilometres of one of 26 towns and cities,
-//! picked in proportion to population, and 30 % in the countryside around them (tens of
-//! kilometres). Homes, workplaces and schools; circles of 50-300 m radius and, for one zone in
-//! ten, a 5-12 vertex polygon of the same size; warning buffers of 200-1500 m; schools and half
-//! the workplaces only in force on weekday hours (Europe/London). The 1k, 10k and 100k indexes
-//! hold the first 1k, 10k and 100k zones of that stream, so a bigger deployment is the same
-//! country, denser.
+//! One deterministic stream of 100,000 zones (`vigil_testkit::zone_stream`: a fixed-seed
+//! splitmix64, no `rand`) placed where people live in Great Britain: 70 % within a few
+//! kilometres of one of 26 towns and cities, picked in proportion to population, and 30 % in
+//! the countryside around them (tens of kilometres). Homes, workplaces and schools; circles of
+//! 50-300 m radius and, for one zone in ten, a 5-12 vertex polygon of the same size; warning
+//! buffers of 200-1500 m; schools and half the workplaces only in force on weekday hours
+//! (Europe/London). The 1k, 10k and 100k indexes hold the first 1k, 10k and 100k zones of that
+//! stream, so a bigger deployment is the same country, denser.
 //!
 //! Each size gets 4,096 fixes, cycled so that one iteration judges one fix: 45 % anywhere in
 //! the region (sea and moorland included), 45 % where people are (the same population model as
@@ -34,192 +34,24 @@
 //! distribution: criterion's figure is the cost per fix averaged over the mix.
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use vigil_core::evaluate::assess;
 use vigil_core::geodesy::GeoBox;
 use vigil_core::index::fix_cells;
 use vigil_core::{AlertLevel, Assessment, BreachRules, Fix, MemoryZoneIndex, TagId, Zone};
+use vigil_testkit::zone_stream::{
+    self, EAST, NORTH, SEED, SOUTH, Site, SplitMix64, WEST, offset, populated_point,
+};
 
 /// Index sizes benchmarked.
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 /// Fixes per size; a power of two so that cycling through them is a mask.
 const FIXES: usize = 4_096;
-/// Seed of every random choice, so each run measures the same workload.
-const SEED: u64 = 0x5EED_F1C3;
 /// Monday 2026-03-02T00:00:00Z, Unix ms: fixes fall in the week that follows.
 const WEEK_START_MS: i64 = 1_772_409_600_000;
 const WEEK_MS: i64 = 7 * 24 * 3_600_000;
-
-/// The region: Great Britain's bounding box (latitude, longitude in degrees).
-const SOUTH: f64 = 50.0;
-const NORTH: f64 = 58.5;
-const WEST: f64 = -5.5;
-const EAST: f64 = 1.8;
-const M_PER_DEG_LAT: f64 = 111_320.0;
-
-/// Towns and cities: latitude, longitude, urban-area population in millions (approximate).
-const TOWNS: [(f64, f64, f64); 26] = [
-    (51.507, -0.128, 9.0),  // London
-    (52.486, -1.890, 2.9),  // Birmingham
-    (53.480, -2.242, 2.8),  // Manchester
-    (53.800, -1.549, 1.9),  // Leeds and Bradford
-    (55.864, -4.252, 1.7),  // Glasgow
-    (53.408, -2.992, 1.4),  // Liverpool
-    (54.978, -1.618, 1.1),  // Newcastle
-    (53.381, -1.470, 1.0),  // Sheffield
-    (50.910, -1.404, 0.9),  // Southampton and Portsmouth
-    (52.954, -1.158, 0.8),  // Nottingham
-    (51.455, -2.588, 0.7),  // Bristol
-    (51.482, -3.179, 0.6),  // Cardiff
-    (55.953, -3.188, 0.55), // Edinburgh
-    (52.637, -1.135, 0.55), // Leicester
-    (50.823, -0.138, 0.5),  // Brighton
-    (53.003, -2.180, 0.37), // Stoke-on-Trent
-    (53.768, -0.333, 0.3),  // Hull
-    (51.621, -3.944, 0.3),  // Swansea
-    (50.376, -4.143, 0.26), // Plymouth
-    (57.150, -2.094, 0.23), // Aberdeen
-    (52.630, 1.297, 0.2),   // Norwich
-    (56.462, -2.971, 0.15), // Dundee
-    (52.205, 0.122, 0.15),  // Cambridge
-    (51.752, -1.258, 0.15), // Oxford
-    (50.718, -3.534, 0.13), // Exeter
-    (57.478, -4.225, 0.06), // Inverness
-];
-
-/// splitmix64: tiny, fast, and good enough to spread a workload; fixed seed, so reproducible.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in [lo, hi).
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-
-    /// Uniform in 0..n.
-    fn below(&mut self, n: usize) -> usize {
-        (self.unit() * n as f64) as usize
-    }
-
-    /// Two independent standard normal deviates (Box-Muller).
-    fn normal_pair(&mut self) -> (f64, f64) {
-        let r = (-2.0 * (1.0 - self.unit()).ln()).sqrt();
-        let theta = std::f64::consts::TAU * self.unit();
-        (r * theta.cos(), r * theta.sin())
-    }
-}
-
-/// The point `north_m`, `east_m` metres from (lat, lon); a flat approximation, fine at zone scale.
-fn offset(lat: f64, lon: f64, north_m: f64, east_m: f64) -> (f64, f64) {
-    (
-        lat + north_m / M_PER_DEG_LAT,
-        lon + east_m / (M_PER_DEG_LAT * lat.to_radians().cos()),
-    )
-}
-
-fn in_region(lat: f64, lon: f64) -> bool {
-    (SOUTH..=NORTH).contains(&lat) && (WEST..=EAST).contains(&lon)
-}
-
-/// A point where people are: near a town picked by population, or in the country around it.
-fn populated_point(rng: &mut SplitMix64) -> (f64, f64) {
-    let total: f64 = TOWNS.iter().map(|t| t.2).sum();
-    loop {
-        let mut pick = rng.range(0.0, total);
-        let &(lat, lon, pop_m) = TOWNS
-            .iter()
-            .find(|t| {
-                pick -= t.2;
-                pick < 0.0
-            })
-            .unwrap_or(&TOWNS[0]);
-        let sigma_m = if rng.unit() < 0.7 {
-            2_500.0 + 3_500.0 * pop_m.sqrt()
-        } else {
-            30_000.0
-        };
-        let (n, e) = rng.normal_pair();
-        let (lat, lon) = offset(lat, lon, n * sigma_m, e * sigma_m);
-        if in_region(lat, lon) {
-            return (lat, lon);
-        }
-    }
-}
-
-/// Where a generated zone is, for placing fixes near it.
-struct Site {
-    lat: f64,
-    lon: f64,
-    radius_m: f64,
-    buffer_m: f64,
-}
-
-/// Zone number `i` of the stream, as the JSON operators would send.
-fn zone_json(i: usize, rng: &mut SplitMix64) -> (Value, Site) {
-    let (lat, lon) = populated_point(rng);
-    let roll = rng.unit();
-    let kind = if roll < 0.55 {
-        "home"
-    } else if roll < 0.85 {
-        "work"
-    } else {
-        "school"
-    };
-    let radius_m = rng.range(50.0, 300.0);
-    let buffer_m = rng.range(200.0, 1_500.0).round();
-    let mut zone = json!({
-        "zone_id": format!("zone-{i:06}"),
-        "kind": kind,
-        "buffer_m": buffer_m,
-        "order_id": format!("order-{:06}", i / 2),
-    });
-    if rng.unit() < 0.1 {
-        // A star-shaped ring (angles increasing, so it is simple) of about the same size.
-        let n = 5 + rng.below(8);
-        let ring: Vec<[f64; 2]> = (0..n)
-            .map(|k| {
-                let angle = std::f64::consts::TAU * (k as f64 + rng.range(0.1, 0.9)) / n as f64;
-                let r = radius_m * rng.range(0.6, 1.0);
-                let (plat, plon) = offset(lat, lon, r * angle.cos(), r * angle.sin());
-                [plon, plat]
-            })
-            .collect();
-        zone["polygon"] = json!(ring);
-    } else {
-        zone["circle"] = json!({"lat": lat, "lon": lon, "radius_m": radius_m});
-    }
-    let hours = match kind {
-        "school" => Some(("07:30", "17:00")),
-        "work" if rng.unit() < 0.5 => Some(("07:00", "19:00")),
-        _ => None,
-    };
-    if let Some((start, end)) = hours {
-        zone["schedule"] = json!({"time_zone": "Europe/London", "windows": [
-            {"days": ["mon", "tue", "wed", "thu", "fri"], "start": start, "end": end}]});
-    }
-    let site = Site {
-        lat,
-        lon,
-        radius_m,
-        buffer_m,
-    };
-    (zone, site)
-}
 
 /// Where a fix was drawn from.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -406,10 +238,8 @@ fn print_latency_distribution(index: &MemoryZoneIndex, fixes: &[(Fix, FixClass)]
 
 fn per_fix(c: &mut Criterion) {
     let rules = BreachRules::default();
-    let mut rng = SplitMix64(SEED);
     let largest = SIZES[SIZES.len() - 1];
-    let (specs, sites): (Vec<Value>, Vec<Site>) =
-        (0..largest).map(|i| zone_json(i, &mut rng)).unzip();
+    let (specs, sites): (Vec<Value>, Vec<Site>) = zone_stream::zones().take(largest).unzip();
     let zones: Vec<Zone> = specs
         .into_iter()
         .map(|v| serde_json::from_value(v).expect("generated zones are valid"))

@@ -5,8 +5,12 @@
 //!   English).
 //! - [`home_zone`]: zone `home` of order `o1`: a 100 m circle at [`HOME`] with a 500 m buffer.
 //! - [`fix_north`]: a fix of `tag-1` some metres due north of [`HOME`].
+//! - [`zone_stream`]: the benchmarks' and the scale model's zones where people live in Great
+//!   Britain, from a fixed seed.
 
 use vigil_core::{Fix, ProtectionOrder, TagId, Zone};
+
+pub mod zone_stream;
 
 /// Centre of the home zone: latitude, longitude.
 pub const HOME: (f64, f64) = (51.5, -0.12);
