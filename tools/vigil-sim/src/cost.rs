@@ -98,6 +98,22 @@ impl Prices {
     pub fn shipped() -> Result<Prices, serde_json::Error> {
         serde_json::from_str(PRICES_JSON)
     }
+
+    /// Every price with what it is for, in report order.
+    pub fn each(&self) -> [(&'static str, &Price); 10] {
+        [
+            ("IoT connection-minutes", &self.iot_connection_minutes),
+            ("IoT messages (5 KB each)", &self.iot_messages),
+            ("IoT rules triggered", &self.iot_rules_triggered),
+            ("IoT rule actions", &self.iot_rule_actions),
+            ("Lambda requests", &self.lambda_requests),
+            ("Lambda GB-seconds (arm64)", &self.lambda_gb_seconds),
+            ("DynamoDB read request units", &self.dynamodb_read_units),
+            ("DynamoDB write request units", &self.dynamodb_write_units),
+            ("SQS FIFO requests", &self.sqs_fifo_requests),
+            ("CloudWatch Logs bytes ingested", &self.log_gb_ingested),
+        ]
+    }
 }
 
 /// IoT Core meters a message in increments of this many bytes.
@@ -965,7 +981,21 @@ pub fn render(m: &Measurements, p: &Prices) -> String {
         Logging::TextWithPlatformLines.platform_bytes(),
         trim(estimated)
     );
-    let _ = writeln!(w, "Prices: {}", p.caveat);
+    let _ = writeln!(
+        w,
+        "\nPrices used (tools/vigil-sim/prices.json, read {}):\n",
+        p.read_on
+    );
+    let _ = writeln!(w, "| item | USD | per | source |");
+    let _ = writeln!(w, "|---|---:|---:|---|");
+    for (item, price) in p.each() {
+        let _ = writeln!(
+            w,
+            "| {item} | {} | {} | {} |",
+            price.usd, price.per, price.source
+        );
+    }
+    let _ = writeln!(w, "\n{}", p.caveat);
     out
 }
 

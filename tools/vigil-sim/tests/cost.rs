@@ -75,18 +75,7 @@ async fn the_table_is_built_from_these_requests() {
 #[test]
 fn every_price_names_its_source() {
     let p = Prices::shipped().expect("prices.json parses");
-    for price in [
-        &p.iot_connection_minutes,
-        &p.iot_messages,
-        &p.iot_rules_triggered,
-        &p.iot_rule_actions,
-        &p.lambda_requests,
-        &p.lambda_gb_seconds,
-        &p.dynamodb_read_units,
-        &p.dynamodb_write_units,
-        &p.sqs_fifo_requests,
-        &p.log_gb_ingested,
-    ] {
+    for (_, price) in p.each() {
         assert!(price.usd > 0.0 && price.per > 0.0, "{price:?}");
         assert!(price.source.starts_with("aws.amazon.com/"), "{price:?}");
     }
