@@ -16,6 +16,7 @@
 //! A new path (a batch of fixes in one message) is one entry of [`PATHS`], one arm of
 //! [`Measurer::measure`] and one entry of [`ROWS`].
 
+use crate::bench::{START, fix, fleet_orders, provision};
 use crate::executor::ExecutorError;
 use crate::scenario::Scenario;
 use serde::Deserialize;
@@ -453,44 +454,20 @@ fn log_subscriber(bytes: LoggedBytes) -> impl tracing::Subscriber + Send + Sync 
         .finish()
 }
 
-/// The scenario start; device times are in the past, as in the scenario files.
-const START: &str = "2026-03-10T18:00:00Z";
 const MIN_MS: i64 = 60_000;
 
-/// The generated fleet: `n` orders, tag `{prefix}-{i}` restrained from a 100 m zone with a
-/// 400 m buffer, zones 11 km apart from latitude `lat0`; with `device`, each victim carries one
-/// (`dev-v-{prefix}-{i}`, default moving zone).
+/// A generated fleet ([`fleet_orders`]) as a scenario.
 fn fleet(prefix: &str, n: usize, lat0: f64, device: bool) -> Result<Scenario, ExecutorError> {
-    let orders: Vec<_> = (0..n)
-        .map(|i| {
-            let mut o = json!({
-                "order_id": format!("o-{prefix}-{i}"), "tag_id": format!("{prefix}-{i}"),
-                "victim": {"victim_id": format!("v-{prefix}-{i}"), "phone": format!("+447700{:06}", 900_000 + i), "language": "en"},
-                "zones": [{"zone_id": format!("z-{prefix}-{i}"), "kind": "home",
-                    "circle": {"lat": lat0 + i as f64 * 0.1, "lon": 10.0, "radius_m": 100}, "buffer_m": 400}]
-            });
-            if device {
-                o["victim_zone"] = json!({});
-            }
-            o
-        })
-        .collect();
-    let file = json!({"name": format!("cost-{prefix}"), "start": START, "orders": orders, "fixes": [], "expect": {"sms": [], "no_other_sms": true}});
+    let file = json!({
+        "name": format!("cost-{prefix}"), "start": START, "fixes": [],
+        "orders": fleet_orders(prefix, n, lat0, device),
+        "expect": {"sms": [], "no_other_sms": true}
+    });
     Scenario::from_json(&file.to_string()).map_err(|e| fail(format!("generated scenario: {e}")))
 }
 
 fn fix_at(tag: &str, seq: u64, at_ms: i64, lat: f64) -> Result<Fix, ExecutorError> {
-    Ok(Fix {
-        tag_id: TagId::new(tag).map_err(|e| fail(e.to_string()))?,
-        seq,
-        at_ms,
-        lat,
-        lon: 10.0,
-        accuracy_m: 8.0,
-        speed_mps: None,
-        heading_deg: None,
-        battery_pct: None,
-    })
+    fix(tag, seq, at_ms, (lat, 10.0))
 }
 
 /// The handlers' ports on the counted clients.
@@ -545,18 +522,7 @@ impl Measurer {
     }
 
     async fn provision(&self, scenario: &Scenario) -> Result<(), ExecutorError> {
-        for order in &scenario.orders {
-            let zones: Vec<_> = scenario
-                .zones
-                .iter()
-                .filter(|z| order.zone_ids.contains(z.id()))
-                .cloned()
-                .collect();
-            vigil_admin::orders::provision_order(&self.store, order, &zones)
-                .await
-                .map_err(|e| fail(format!("provisioning: {e}")))?;
-        }
-        Ok(())
+        provision(&self.store, scenario).await
     }
 
     /// Runs `work` with the counter and the log bytes at zero; what it consumed.
