@@ -756,16 +756,50 @@ pub enum Entry {
 }
 
 /// One tag-month's cost, by item, USD.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct TagMonth {
-    /// The items, in report order.
-    pub items: Vec<(&'static str, f64)>,
+    /// IoT Core connection-minutes (his tag, and her device when she has one).
+    pub connectivity: f64,
+    /// IoT Core messages (none with Basic Ingest).
+    pub messaging: f64,
+    /// IoT rules triggered and their actions.
+    pub rules: f64,
+    /// Ingest's invocations.
+    pub lambda_requests: f64,
+    /// Ingest's duration (estimated).
+    pub lambda_duration: f64,
+    /// Ingest's DynamoDB read units.
+    pub reads: f64,
+    /// Ingest's DynamoDB write units.
+    pub writes: f64,
+    /// Ingest's SQS requests.
+    pub sqs: f64,
+    /// Ingest's log bytes.
+    pub logs: f64,
+    /// The tag's share of the watchdog: its requests, units, invocations, duration and logs.
+    pub watchdog: f64,
 }
 
 impl TagMonth {
+    /// The items, named, in report order.
+    pub fn items(&self) -> [(&'static str, f64); 10] {
+        [
+            ("IoT connectivity", self.connectivity),
+            ("IoT messaging", self.messaging),
+            ("IoT rules (trigger + action)", self.rules),
+            ("Lambda requests", self.lambda_requests),
+            ("Lambda duration (estimated)", self.lambda_duration),
+            ("DynamoDB reads", self.reads),
+            ("DynamoDB writes", self.writes),
+            ("SQS", self.sqs),
+            ("CloudWatch Logs", self.logs),
+            ("watchdog share", self.watchdog),
+        ]
+    }
+
     /// The total.
     pub fn total(&self) -> f64 {
-        self.items.iter().map(|(_, usd)| usd).sum()
+        self.items().iter().map(|(_, usd)| usd).sum()
     }
 }
 
@@ -777,65 +811,44 @@ pub fn tag_month(
     m: &Measurements,
     p: &Prices,
 ) -> TagMonth {
-    let mut connection_minutes = MINUTES_A_MONTH;
-    // Messages a month, and their units, of his tag and her device.
-    let mut streams = vec![row.tag];
-    if let Some(device) = row.device {
-        streams.push(device);
-        connection_minutes += MINUTES_A_MONTH;
-    }
-    let (mut iot, mut rules, mut requests, mut duration, mut reads, mut writes, mut sqs, mut logs) =
-        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    for path in streams {
-        let s = spec(path);
+    // The watchdog: the tag's share of each minute's run.
+    let w = &m.watchdog_per_tag_minute;
+    let runs_per_tag = MINUTES_A_MONTH / m.watchdog_tags as f64;
+    let mut month = TagMonth {
+        watchdog: p.dynamodb_read_units.of(MINUTES_A_MONTH * w.read_units)
+            + p.dynamodb_write_units.of(MINUTES_A_MONTH * w.write_units)
+            + p.sqs_fifo_requests.of(MINUTES_A_MONTH * w.sqs_requests())
+            + p.log_gb_ingested
+                .of(MINUTES_A_MONTH * w.log_bytes + runs_per_tag * logging.platform_bytes())
+            + p.lambda_requests.of(runs_per_tag)
+            + p.lambda_gb_seconds
+                .of(runs_per_tag * WATCHDOG_LAMBDA.gb_seconds()),
+        ..TagMonth::default()
+    };
+    // His tag's messages, and her device's: each connected all month.
+    for path in std::iter::once(row.tag).chain(row.device) {
         let units = &m.paths[&path];
-        let messages = row.fixes_per_minute * MINUTES_A_MONTH / f64::from(s.fixes_per_message);
+        let messages =
+            row.fixes_per_minute * MINUTES_A_MONTH / f64::from(spec(path).fixes_per_message);
+        month.connectivity += p.iot_connection_minutes.of(MINUTES_A_MONTH);
         if entry == Entry::PlainTopic {
-            iot += p
-                .iot_messages
-                .of(messages * (units.payload_bytes / IOT_MESSAGE_BYTES).ceil().max(1.0));
+            let increments = (units.payload_bytes / IOT_MESSAGE_BYTES).ceil().max(1.0);
+            month.messaging += p.iot_messages.of(messages * increments);
         }
         // One rule (ingest.sql or victim.sql), one action (the Lambda) per message.
-        rules += p.iot_rules_triggered.of(messages) + p.iot_rule_actions.of(messages);
-        requests += p.lambda_requests.of(messages);
-        duration += p
+        month.rules += p.iot_rules_triggered.of(messages) + p.iot_rule_actions.of(messages);
+        month.lambda_requests += p.lambda_requests.of(messages);
+        month.lambda_duration += p
             .lambda_gb_seconds
             .of(messages * INGEST_LAMBDA.gb_seconds());
-        reads += p.dynamodb_read_units.of(messages * units.read_units);
-        writes += p.dynamodb_write_units.of(messages * units.write_units);
-        sqs += p.sqs_fifo_requests.of(messages * units.sqs_requests());
-        logs += p
+        month.reads += p.dynamodb_read_units.of(messages * units.read_units);
+        month.writes += p.dynamodb_write_units.of(messages * units.write_units);
+        month.sqs += p.sqs_fifo_requests.of(messages * units.sqs_requests());
+        month.logs += p
             .log_gb_ingested
             .of(messages * (units.log_bytes + logging.platform_bytes()));
     }
-    // The watchdog: its per-tag share of a minute's run, every minute.
-    let w = &m.watchdog_per_tag_minute;
-    let runs_per_tag = MINUTES_A_MONTH / m.watchdog_tags as f64;
-    let watchdog = p.dynamodb_read_units.of(MINUTES_A_MONTH * w.read_units)
-        + p.dynamodb_write_units.of(MINUTES_A_MONTH * w.write_units)
-        + p.sqs_fifo_requests.of(MINUTES_A_MONTH * w.sqs_requests())
-        + p.log_gb_ingested
-            .of(MINUTES_A_MONTH * w.log_bytes + runs_per_tag * logging.platform_bytes())
-        + p.lambda_requests.of(runs_per_tag)
-        + p.lambda_gb_seconds
-            .of(runs_per_tag * WATCHDOG_LAMBDA.gb_seconds());
-    TagMonth {
-        items: vec![
-            (
-                "IoT connectivity",
-                p.iot_connection_minutes.of(connection_minutes),
-            ),
-            ("IoT messaging", iot),
-            ("IoT rules (trigger + action)", rules),
-            ("Lambda requests", requests),
-            ("Lambda duration (estimated)", duration),
-            ("DynamoDB reads", reads),
-            ("DynamoDB writes", writes),
-            ("SQS", sqs),
-            ("CloudWatch Logs", logs),
-            ("watchdog share", watchdog),
-        ],
-    }
+    month
 }
 
 fn usd(x: f64) -> String {
@@ -891,8 +904,8 @@ pub fn render(m: &Measurements, p: &Prices) -> String {
     let _ = writeln!(w, "| item | no device | her device |");
     let _ = writeln!(w, "|---|---:|---:|");
     if let Some(first) = months.first() {
-        for (i, (item, _)) in first.items.iter().enumerate() {
-            let cells: Vec<_> = months.iter().map(|t| usd(t.items[i].1)).collect();
+        for (i, (item, _)) in first.items().iter().enumerate() {
+            let cells: Vec<_> = months.iter().map(|t| usd(t.items()[i].1)).collect();
             let _ = writeln!(w, "| {item} | {} |", cells.join(" | "));
         }
         let totals: Vec<_> = months
