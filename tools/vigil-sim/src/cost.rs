@@ -13,8 +13,9 @@
 //! position, ...) with the fixes it carries; its [`PerMessage`] units are measured. A [`Row`]
 //! is a reporting rate with the paths its tag (and her device) take; [`tag_month`] multiplies
 //! the units by the prices in `prices.json` (one reviewed file, each price with its source).
-//! A new path (a batch of fixes in one message) is one entry of [`PATHS`], one arm of
-//! [`Measurer::measure`] and one entry of [`ROWS`].
+//! A new path (a batch of fixes in one message) is a [`Path`] with its [`PATHS`] entry (its
+//! `fixes_per_message`), its messages delivered and recorded in `Measurer::ingest_paths`, and
+//! one entry of [`ROWS`]; the pricing needs no change.
 
 use crate::bench::{START, fix, fleet_orders, provision};
 use crate::executor::ExecutorError;

@@ -20,7 +20,7 @@
 //! - [`svg`]: a hand-written SVG picture of a run: zones, buffers, tracks, alert markers.
 //! - [`demo`]: the built-in narrated scenario.
 //! - [`runner`]: the `run` command: files in, report out, exit status.
-//! - [`bench`]: the `bench-local` command: latency and throughput of the whole local pipeline,
+//! - [`mod@bench`]: the `bench-local` command: latency and throughput of the whole local pipeline,
 //!   and the emulator's own ceiling for the same requests.
 //! - [`cost`]: the `cost` command: the requests and DynamoDB capacity units each kind of
 //!   message consumes, counted on the emulator through the product's handlers, priced from
