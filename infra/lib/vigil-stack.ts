@@ -314,6 +314,12 @@ export class VigilStack extends Stack {
         architecture: lambda.Architecture.ARM_64,
         memorySize: 256,
         logGroup,
+        // JSON format with system logs at WARN: Lambda's START, END and REPORT lines (about
+        // 260 bytes per invocation, more than the handler's own EMF line on the quiet path)
+        // are not ingested; duration, errors and throttles stay in Lambda's metrics, which the
+        // alarms use. The application's lines (EMF, tracing JSON) are kept (docs/PERFORMANCE.md).
+        loggingFormat: lambda.LoggingFormat.JSON,
+        systemLogLevelV2: lambda.SystemLogLevel.WARN,
         role,
       };
     };

@@ -117,6 +117,16 @@ describe('functions', () => {
     }
     for (const fn of [ingestId, alertId, watchdogId]) assert.ok(target(R[fn].Properties.LoggingConfig.LogGroup) in groups);
   });
+
+  test('logs: JSON format, system logs at WARN (no START/END/REPORT per invocation), application logs kept', () => {
+    for (const fn of [ingestId, alertId, watchdogId]) {
+      const c = R[fn].Properties.LoggingConfig;
+      assert.equal(c.LogFormat, 'JSON', fn);
+      assert.equal(c.SystemLogLevel, 'WARN', fn);
+      // Unset: Lambda's default (INFO) keeps the EMF lines, which carry no level.
+      assert.equal(c.ApplicationLogLevel, undefined, fn);
+    }
+  });
 });
 
 describe('IoT', () => {

@@ -14,9 +14,10 @@ use crate::executor::ExecutorError;
 use crate::local_stack::{LocalStackExecutor, StackParts, TagConnection, connect_tag};
 use crate::scenario::Scenario;
 use crate::{ScenarioExecutor, compare};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
+use vigil_aws::DynamoStore;
 use vigil_core::{Fix, TagId};
 use vigil_mqtt::Clock;
 
@@ -42,24 +43,34 @@ fn fail(message: impl Into<String>) -> ExecutorError {
 const LATENCY_BATCH: usize = 20;
 
 /// The scenario start of generated scenarios; device times are in the past, as in the files.
-const START: &str = "2026-03-10T18:00:00Z";
+pub(crate) const START: &str = "2026-03-10T18:00:00Z";
 
-/// A generated scenario: `n` orders, tag `{prefix}-{i}` restrained from a 100 m zone with a
-/// 400 m buffer, zones 11 km apart; with `breach_fixes`, each tag's one fix is at its zone's
-/// centre, one second after the previous tag's.
-fn generated(prefix: &str, n: usize, breach_fixes: bool) -> Result<Scenario, ExecutorError> {
-    let centre = |i: usize| (40.0 + i as f64 * 0.1, 10.0);
-    let orders: Vec<_> = (0..n)
+/// The orders of a generated fleet: tag `{prefix}-{i}` restrained from a 100 m zone with a
+/// 400 m buffer at latitude `lat0 + i * 0.1` (zones 11 km apart), longitude 10; with
+/// `victim_devices`, each victim carries her own device (`dev-v-{prefix}-{i}`, the default
+/// moving zone).
+pub(crate) fn fleet_orders(prefix: &str, n: usize, lat0: f64, victim_devices: bool) -> Vec<Value> {
+    (0..n)
         .map(|i| {
-            let (lat, lon) = centre(i);
-            json!({
+            let mut order = json!({
                 "order_id": format!("o-{prefix}-{i}"), "tag_id": format!("{prefix}-{i}"),
                 "victim": {"victim_id": format!("v-{prefix}-{i}"), "phone": format!("+447700{:06}", 900_000 + i), "language": "en"},
                 "zones": [{"zone_id": format!("z-{prefix}-{i}"), "kind": "home",
-                    "circle": {"lat": lat, "lon": lon, "radius_m": 100}, "buffer_m": 400}]
-            })
+                    "circle": {"lat": lat0 + i as f64 * 0.1, "lon": 10.0, "radius_m": 100}, "buffer_m": 400}]
+            });
+            if victim_devices {
+                order["victim_zone"] = json!({});
+            }
+            order
         })
-        .collect();
+        .collect()
+}
+
+/// A generated scenario: `n` orders ([`fleet_orders`] from latitude 40); with `breach_fixes`,
+/// each tag's one fix is at its zone's centre, one second after the previous tag's.
+fn generated(prefix: &str, n: usize, breach_fixes: bool) -> Result<Scenario, ExecutorError> {
+    let centre = |i: usize| (40.0 + i as f64 * 0.1, 10.0);
+    let orders = fleet_orders(prefix, n, 40.0, false);
     let fixes: Vec<_> = if breach_fixes {
         (0..n)
             .map(|i| {
@@ -82,6 +93,26 @@ fn generated(prefix: &str, n: usize, breach_fixes: bool) -> Result<Scenario, Exe
         "expect": {"sms": sms, "no_other_sms": true}
     });
     Scenario::from_json(&file.to_string()).map_err(|e| fail(format!("generated scenario: {e}")))
+}
+
+/// Provisions every order of `scenario` with its zones through the operators' provisioning
+/// code (vigil-admin).
+pub(crate) async fn provision(
+    store: &DynamoStore,
+    scenario: &Scenario,
+) -> Result<(), ExecutorError> {
+    for order in &scenario.orders {
+        let zones: Vec<_> = scenario
+            .zones
+            .iter()
+            .filter(|z| order.zone_ids.contains(z.id()))
+            .cloned()
+            .collect();
+        vigil_admin::orders::provision_order(store, order, &zones)
+            .await
+            .map_err(|e| fail(format!("provisioning: {e}")))?;
+    }
+    Ok(())
 }
 
 /// The `q` quantile (nearest rank) of sorted durations, ms.
@@ -165,7 +196,13 @@ struct Throughput {
     reset: Duration,
 }
 
-fn fix(tag: &str, seq: u64, at_ms: i64, (lat, lon): (f64, f64)) -> Result<Fix, ExecutorError> {
+/// A fix of `tag` at `(lat, lon)`, 8 m accurate.
+pub(crate) fn fix(
+    tag: &str,
+    seq: u64,
+    at_ms: i64,
+    (lat, lon): (f64, f64),
+) -> Result<Fix, ExecutorError> {
     Ok(Fix {
         tag_id: TagId::new(tag).map_err(|e| fail(e.to_string()))?,
         seq,
@@ -189,17 +226,7 @@ async fn throughput(parts: &StackParts<'_>, o: BenchOptions) -> Result<Throughpu
         .map_err(|e| fail(format!("reset: {e}")))?;
     let reset = started.elapsed();
     let scenario = generated("tp", o.tags, false)?;
-    for order in &scenario.orders {
-        let zones: Vec<_> = scenario
-            .zones
-            .iter()
-            .filter(|z| order.zone_ids.contains(z.id()))
-            .cloned()
-            .collect();
-        vigil_admin::orders::provision_order(&pipeline.store, order, &zones)
-            .await
-            .map_err(|e| fail(format!("provisioning: {e}")))?;
-    }
+    provision(&pipeline.store, &scenario).await?;
     let start_ms = scenario.start.timestamp_millis();
     // Receive time: after every device time used below (up to 20 minutes plus six seconds per
     // fix of a tag), within ingest's freshness limit.

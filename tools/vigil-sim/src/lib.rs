@@ -20,8 +20,11 @@
 //! - [`svg`]: a hand-written SVG picture of a run: zones, buffers, tracks, alert markers.
 //! - [`demo`]: the built-in narrated scenario.
 //! - [`runner`]: the `run` command: files in, report out, exit status.
-//! - [`bench`]: the `bench-local` command: latency and throughput of the whole local pipeline,
+//! - [`mod@bench`]: the `bench-local` command: latency and throughput of the whole local pipeline,
 //!   and the emulator's own ceiling for the same requests.
+//! - [`cost`]: the `cost` command: the requests and DynamoDB capacity units each kind of
+//!   message consumes, counted on the emulator through the product's handlers, priced from
+//!   `prices.json` into the cost per tag-month.
 //!
 //! Operator event kinds are vigil-core's vocabulary (`vigil_core::operator`), so scenarios,
 //! operators and the audit log name events the same way: `zone_warning`, `zone_breach`,
@@ -31,6 +34,7 @@
 
 pub mod bench;
 pub mod compare;
+pub mod cost;
 pub mod demo;
 pub mod executor;
 pub mod in_process;

@@ -68,6 +68,21 @@ enum Command {
         #[arg(long, default_value_t = 25)]
         fixes_per_tag: usize,
     },
+    /// Print the cost per tag-month (1 fix/min and 1 fix/15 s, with and without her device,
+    /// plain topic and Basic Ingest) as a markdown table, from the requests and DynamoDB
+    /// capacity units counted on the emulator through the handlers, priced from
+    /// tools/vigil-sim/prices.json (docs/PERFORMANCE.md).
+    Cost {
+        /// Messages measured per path.
+        #[arg(long, default_value_t = 10)]
+        messages: usize,
+        /// Tags the watchdog runs over (its one run a minute is shared by them).
+        #[arg(long, default_value_t = 100)]
+        watchdog_tags: usize,
+        /// Minutes of watchdog runs measured, after its 16-minute warm-up.
+        #[arg(long, default_value_t = 30)]
+        watchdog_minutes: usize,
+    },
 }
 
 /// The demo's executor unless `--executor` says otherwise.
@@ -168,6 +183,24 @@ fn main() -> ExitCode {
                 fixes_per_tag,
             };
             match vigil_sim::bench::run(options, &mut io::stdout().lock()) {
+                Ok(()) => Ok(EXIT_PASSED),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(EXIT_FAILED)
+                }
+            }
+        }
+        Command::Cost {
+            messages,
+            watchdog_tags,
+            watchdog_minutes,
+        } => {
+            let options = vigil_sim::cost::CostOptions {
+                messages,
+                watchdog_tags,
+                watchdog_minutes,
+            };
+            match vigil_sim::cost::run(options, &mut io::stdout().lock()) {
                 Ok(()) => Ok(EXIT_PASSED),
                 Err(e) => {
                     eprintln!("error: {e}");
