@@ -22,6 +22,7 @@
 //! billed on the larger, which the bodies do not show either (our puts replace items of the
 //! same shape).
 
+use crate::items::{number_size_bytes, read_units};
 use aws_sdk_dynamodb::config::interceptors::{
     AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
 };
@@ -31,11 +32,6 @@ use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-
-/// A read request unit covers this much of an item (strongly consistent).
-pub const READ_UNIT_BYTES: usize = 4 * 1024;
-/// A write request unit covers this much of an item.
-pub const WRITE_UNIT_BYTES: usize = 1024;
 
 /// DynamoDB capacity consumed, in request units (on-demand billing's units).
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -265,16 +261,9 @@ pub fn consumed(operation: &str, request: &Value, response: &Value) -> Capacity 
     c
 }
 
-/// Read units for `size` bytes read at once (at least one unit, half when eventually
-/// consistent).
-fn read_units(size: usize, consistent: bool) -> f64 {
-    let units = size.div_ceil(READ_UNIT_BYTES).max(1) as f64;
-    if consistent { units } else { units / 2.0 }
-}
-
-/// Write units for an item of `size` bytes (at least one).
+/// Write units for an item of `size` bytes (at least one), as a figure to add up.
 fn write_units(size: usize) -> f64 {
-    size.div_ceil(WRITE_UNIT_BYTES).max(1) as f64
+    crate::items::write_units(size) as f64
 }
 
 /// The size DynamoDB bills for an item in its JSON wire form (`{"name": {"S": "..."}}`).
@@ -296,11 +285,11 @@ fn value_size(value: &Value) -> usize {
     let strings = || v.as_array().into_iter().flatten().filter_map(Value::as_str);
     match kind.as_str() {
         "S" => v.as_str().map_or(0, str::len),
-        "N" => v.as_str().map_or(0, number_size),
+        "N" => v.as_str().map_or(0, number_size_bytes),
         "B" => v.as_str().map_or(0, base64_decoded_len),
         "BOOL" | "NULL" => 1,
         "SS" => strings().map(str::len).sum(),
-        "NS" => strings().map(number_size).sum(),
+        "NS" => strings().map(number_size_bytes).sum(),
         "BS" => strings().map(base64_decoded_len).sum(),
         "L" => {
             3 + v
@@ -319,19 +308,6 @@ fn value_size(value: &Value) -> usize {
         }
         _ => 0,
     }
-}
-
-/// A number: a byte per two significant digits, plus one.
-fn number_size(n: &str) -> usize {
-    let digits: String = n
-        .split(['e', 'E'])
-        .next()
-        .unwrap_or("")
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
-    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
-    significant.div_ceil(2) + 1
 }
 
 fn base64_decoded_len(b64: &str) -> usize {

@@ -253,7 +253,8 @@ fn value_size_bytes(value: &AttributeValue) -> usize {
 
 /// A number's size: its significant digits (leading and trailing zeroes trimmed), 1 byte per
 /// two, plus 1.
-fn number_size_bytes(number: &str) -> usize {
+/// A number's size: a byte per two significant digits, plus one.
+pub fn number_size_bytes(number: &str) -> usize {
     let mantissa = number.split(['e', 'E']).next().unwrap_or_default();
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     let significant = digits.trim_start_matches('0').trim_end_matches('0').len();

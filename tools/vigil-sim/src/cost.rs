@@ -13,9 +13,9 @@
 //! position, ...) with the fixes it carries; its [`PerMessage`] units are measured. A [`Row`]
 //! is a reporting rate with the paths its tag (and her device) take; [`tag_month`] multiplies
 //! the units by the prices in `prices.json` (one reviewed file, each price with its source).
-//! A new path (a batch of fixes in one message) is a [`Path`] with its [`PATHS`] entry (its
-//! `fixes_per_message`), its messages delivered and recorded in `Measurer::ingest_paths`, and
-//! one entry of [`ROWS`]; the pricing needs no change.
+//! A new path is a [`Path`] with its [`PATHS`] entry (its `fixes_per_message`), its messages
+//! delivered and recorded in `Measurer::ingest_paths`, and one entry of [`ROWS`]; the pricing
+//! needs no change. Adaptive reporting's batches ([`Path::TagBatched`]) came in that way.
 
 use crate::bench::{START, fix, fleet_orders, provision};
 use crate::executor::ExecutorError;
@@ -196,7 +196,13 @@ pub enum Path {
     DevicePosition,
     /// Her device's position while his order is in pursuit (a zone open), nothing changing.
     DevicePositionPursuit,
+    /// His fixes far from every zone (over 45 km), told a window of 15 minutes by adaptive
+    /// reporting: a v2 batch of 15 fixes a message, the window judged again on each.
+    TagBatched,
 }
+
+/// Fixes in one batch of [`Path::TagBatched`]: a 900 s window at a fix a minute.
+pub const BATCH_FIXES: u32 = 15;
 
 /// A path and what one of its messages carries.
 #[derive(Debug, Clone, Copy)]
@@ -241,6 +247,11 @@ pub const PATHS: &[PathSpec] = &[
         label: "her position in pursuit, nothing changing",
         fixes_per_message: 1,
     },
+    PathSpec {
+        path: Path::TagBatched,
+        label: "his fixes far from every zone, 15 in a v2 batch",
+        fixes_per_message: BATCH_FIXES,
+    },
 ];
 
 fn spec(path: Path) -> &'static PathSpec {
@@ -270,6 +281,12 @@ pub const ROWS: &[Row] = &[
         label: "1 fix/min",
         fixes_per_minute: 1.0,
         tag: Path::TagQuiet,
+        device: None,
+    },
+    Row {
+        label: "1 fix/min, far: batched 15 a message",
+        fixes_per_minute: 1.0,
+        tag: Path::TagBatched,
         device: None,
     },
     Row {
@@ -597,11 +614,47 @@ impl Measurer {
             attempts: 1,
             pursuit: true,
             order_id: OrderId::new(order).map_err(|e| fail(e.to_string()))?,
+            batch_s: 0,
+            window_basis_ms: None,
         };
         self.store
             .save_command(&device, Some(&command), None)
             .await
             .map_err(|e| fail(format!("saving the pursuit command: {e}")))
+    }
+
+    /// Tells the store that `tag` was told a batching window of `batch_s` (as the alert
+    /// function does when ingest judges one allowed).
+    async fn window_commanded(
+        &self,
+        tag: &str,
+        order: &str,
+        batch_s: u32,
+        at_ms: i64,
+    ) -> Result<(), ExecutorError> {
+        let command = ReportingCommand {
+            report_interval_s: 60,
+            sent_at_ms: at_ms,
+            attempts: 1,
+            pursuit: false,
+            order_id: OrderId::new(order).map_err(|e| fail(e.to_string()))?,
+            batch_s,
+            window_basis_ms: Some(at_ms),
+        };
+        let device = Commanded::Tag(TagId::new(tag).map_err(|e| fail(e.to_string()))?);
+        self.store
+            .save_command(&device, Some(&command), None)
+            .await
+            .map_err(|e| fail(format!("saving the window: {e}")))
+    }
+
+    /// His fixes as one v2 batch, received just after the newest.
+    async fn his_batch(&self, fixes: &[Fix]) -> Result<PerMessage, ExecutorError> {
+        let payload = vigil_core::fix::encode_batch(fixes);
+        let newest = fixes.iter().map(|f| f.at_ms).max().unwrap_or(0);
+        let tag = fixes.first().map(|f| f.tag_id.as_str()).unwrap_or("");
+        let event = vigil_ingest::rule_event(tag, "fix", &payload, newest + 200);
+        self.deliver(event, payload.len()).await
     }
 
     /// Every ingest path, `n` messages each after one warm-up.
@@ -611,6 +664,7 @@ impl Measurer {
         // Order "plain" (no device): zone at 40.0; order "dev" with her device: zone at 50.0.
         self.provision(&fleet("plain", 1, 40.0, false)?).await?;
         self.provision(&fleet("dev", 1, 50.0, true)?).await?;
+        self.provision(&fleet("far", 1, 30.0, false)?).await?;
         let (plain, dev, device) = ("plain-0", "dev-0", "dev-v-dev-0");
         let t0 = self.start_ms;
         let far = |lat0: f64| lat0 - 0.05; // 5.5 km south of the zone
@@ -632,6 +686,24 @@ impl Measurer {
                 record(Path::TagQuiet, quiet);
                 record(Path::DevicePosition, hers);
                 record(Path::TagQuietWithDevice, with_device);
+            }
+        }
+        // Far from everything (0.6° south of the zone, 67 km), told a window of 15 minutes:
+        // a batch of 15 fixes a message, the window judged again on each (one Query more).
+        let far_tag = "far-0";
+        self.window_commanded(far_tag, "o-far-0", BATCH_FIXES * 60, t0)
+            .await?;
+        let per = i64::from(BATCH_FIXES);
+        for b in 0..=n as i64 {
+            let fixes = (0..per)
+                .map(|i| {
+                    let k = b * per + i;
+                    fix_at(far_tag, k as u64 + 1, t0 + k * MIN_MS, 30.0 - 0.6)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let used = self.his_batch(&fixes).await?;
+            if b > 0 {
+                record(Path::TagBatched, used);
             }
         }
         // 20 minutes later, into the buffers: a warning each (not measured), the pursuit
@@ -902,8 +974,19 @@ pub fn render(m: &Measurements, p: &Prices) -> String {
         .iter()
         .map(|r| tag_month(r, Entry::BasicIngest, Logging::JsonSystemWarn, m, p))
         .collect();
-    let _ = writeln!(w, "| item | no device | her device |");
-    let _ = writeln!(w, "|---|---:|---:|");
+    let heads: Vec<String> = at_rest
+        .iter()
+        .map(|r| {
+            let device = if r.device.is_some() {
+                "her device"
+            } else {
+                "no device"
+            };
+            format!("{}, {device}", r.label)
+        })
+        .collect();
+    let _ = writeln!(w, "| item | {} |", heads.join(" | "));
+    let _ = writeln!(w, "|---|{}", "---:|".repeat(heads.len()));
     if let Some(first) = months.first() {
         for (i, (item, _)) in first.items().iter().enumerate() {
             let cells: Vec<_> = months.iter().map(|t| usd(t.items()[i].1)).collect();

@@ -30,6 +30,9 @@ async fn the_table_is_built_from_these_requests() {
         (Path::TagNearWithDevice, &near_device),
         (Path::DevicePosition, &quiet_device),
         (Path::DevicePositionPursuit, &quiet_device),
+        // A v2 batch of 15 far fixes: one quiet read and write for all, and the Query of the
+        // order's zones that judges the window again on every message while there is one.
+        (Path::TagBatched, &near),
     ];
     assert_eq!(m.paths.len(), PATHS.len(), "every path is measured");
     for (path, shape) in expected {
