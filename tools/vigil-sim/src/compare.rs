@@ -64,10 +64,11 @@ pub enum Failure {
     Commands {
         /// The tag or victim's device.
         device: String,
-        /// The intervals expected, in order.
-        expected: Vec<u32>,
-        /// The intervals received, in order.
-        received: Vec<u32>,
+        /// The commands expected, in order: the interval, and `/` the batching window when
+        /// there is one (`60/900`).
+        expected: Vec<String>,
+        /// The commands received, in order, written alike.
+        received: Vec<String>,
     },
 }
 
@@ -116,7 +117,9 @@ impl fmt::Display for Failure {
                 received,
             } => write!(
                 f,
-                "reporting commands to {device}: expected intervals {expected:?} s, received {received:?} s"
+                "reporting commands to {device}: expected intervals (/ windows) [{}] s, received [{}] s",
+                expected.join(", "),
+                received.join(", ")
             ),
         }
     }
@@ -149,19 +152,26 @@ fn compare_commands(expect: &Expectations, run: &Run) -> Vec<Failure> {
     let Some(listed) = &expect.commands else {
         return Vec::new();
     };
-    let mut expected: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    let told = |interval: u32, batch: u32| {
+        if batch == 0 {
+            interval.to_string()
+        } else {
+            format!("{interval}/{batch}")
+        }
+    };
+    let mut expected: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for c in listed {
         expected
             .entry(c.tag_id.as_str())
             .or_default()
-            .push(c.report_interval_s);
+            .push(told(c.report_interval_s, c.batch_s));
     }
-    let mut received: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    let mut received: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (_, c) in run.commands() {
         received
             .entry(c.thing.as_str())
             .or_default()
-            .push(c.report_interval_s);
+            .push(told(c.report_interval_s, c.batch_s));
     }
     let devices: std::collections::BTreeSet<&str> =
         expected.keys().chain(received.keys()).copied().collect();
@@ -611,6 +621,7 @@ mod tests {
             thing: "t".into(),
             victim_device: false,
             report_interval_s: 15,
+            batch_s: 0,
         }];
         let r = run(vec![s1]);
         let mut e = expect(&[], &[], false);
@@ -622,13 +633,14 @@ mod tests {
             [Failure::Commands {
                 device: "t".into(),
                 expected: vec![],
-                received: vec![15]
+                received: vec!["15".to_owned()]
             }]
         );
         assert!(f[0].to_string().contains("received [15] s"));
         e.commands = Some(vec![ExpectedCommand {
             tag_id: "t".into(),
             report_interval_s: 15,
+            batch_s: 0,
         }]);
         assert!(compare(&e, &r).passed());
     }

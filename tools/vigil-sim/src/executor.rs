@@ -72,6 +72,8 @@ pub struct SentCommand {
     pub victim_device: bool,
     /// The interval it was told, seconds.
     pub report_interval_s: u32,
+    /// The batching window it was told, seconds (0: none).
+    pub batch_s: u32,
 }
 
 impl SentCommand {
@@ -91,12 +93,21 @@ impl SentCommand {
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| format!("the command on {topic} has no report_interval_s"))?;
+        let batch_s = value["batch_s"]
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0);
         Ok(SentCommand {
             thing: thing.to_owned(),
             victim_device,
             report_interval_s,
+            batch_s,
         })
     }
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// What the pipeline did with a message.
@@ -117,6 +128,10 @@ pub enum Outcome {
         accuracy_m: f64,
         /// How much older than the tag's newest fix it was, ms, when it arrived late.
         late_by_ms: Option<i64>,
+        /// Fixes the message carried: more than one in a v2 batch (adaptive reporting),
+        /// whose newest the fields above describe.
+        #[serde(skip_serializing_if = "is_one")]
+        fixes: usize,
     },
     /// A tag event passed validation and was applied.
     Event {
@@ -241,7 +256,7 @@ impl Run {
         let mut c = RunCounts::default();
         for s in &self.steps {
             match s.outcome {
-                Outcome::Fix { .. } => c.fixes_accepted += 1,
+                Outcome::Fix { fixes, .. } => c.fixes_accepted += fixes,
                 Outcome::Event { .. } => c.events_accepted += 1,
                 Outcome::Position { .. } => c.positions_accepted += 1,
                 Outcome::Rejected { .. } => c.rejected += 1,

@@ -9,7 +9,7 @@ use crate::executor::{OrderLevel, Outcome, SeenEvent, SentCommand, SentSms, Step
 use crate::scenario::{Channel, Message, Scenario};
 use std::collections::HashMap;
 use vigil_aws::ports::{AdminStore, QuarantineRecord};
-use vigil_core::fix::{parse_event, parse_fix};
+use vigil_core::fix::{parse_event, parse_fix, parse_fixes};
 use vigil_core::{
     AlertLevel, OperatorEvent, OperatorKind, OrderId, PhoneNumber, TagId, ValidationLimits,
 };
@@ -115,22 +115,36 @@ impl Observer {
         let parsed = match message.channel {
             Channel::Tick => Ok(Outcome::Tick),
             Channel::Ack => Ok(Outcome::Ack),
-            Channel::Fix => parse_fix(payload, tag, at, &limits).map(|fix| {
+            // A v1 fix or a v2 batch: described by its newest accepted fix.
+            Channel::Fix => parse_fixes(payload, tag, at, &limits).and_then(|items| {
+                let fixes = items.len();
+                let mut first_error = None;
+                let newest = items
+                    .into_iter()
+                    .filter_map(|i| {
+                        i.map_err(|(e, _)| first_error.get_or_insert(e).clone())
+                            .ok()
+                    })
+                    .max_by_key(|f| (f.at_ms, f.seq));
+                let Some(fix) = newest else {
+                    return Err(first_error.expect("a batch holds a fix"));
+                };
                 if duplicate {
-                    return Outcome::Duplicate { seq: fix.seq };
+                    return Ok(Outcome::Duplicate { seq: fix.seq });
                 }
                 let key = (fix.at_ms, fix.seq);
                 let newest = self.newest.entry(tag.clone()).or_insert(key);
                 let late_by_ms = (*newest > key).then(|| newest.0 - fix.at_ms);
                 *newest = (*newest).max(key);
-                Outcome::Fix {
+                Ok(Outcome::Fix {
                     seq: fix.seq,
                     at_ms: fix.at_ms,
                     lat: fix.lat,
                     lon: fix.lon,
                     accuracy_m: fix.accuracy_m,
                     late_by_ms,
-                }
+                    fixes,
+                })
             }),
             Channel::Event => parse_event(payload, tag, at, &limits).map(|event| {
                 if duplicate {

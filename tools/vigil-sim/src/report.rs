@@ -18,15 +18,21 @@ pub fn describe(scenario: &Scenario, step: &StepRecord) -> String {
             seq,
             accuracy_m,
             late_by_ms,
+            fixes,
             ..
         } => {
+            let batch = if *fixes > 1 {
+                format!("a batch of {fixes} fixes, the newest ")
+            } else {
+                String::new()
+            };
             let late = late_by_ms
                 .map(|ms| {
                     let late = fmt_offset(ms as f64 / 1000.0);
                     format!(", late by {}", late.trim_start_matches('+'))
                 })
                 .unwrap_or_default();
-            format!("fix seq {seq} ±{accuracy_m:.0} m{late}")
+            format!("{batch}fix seq {seq} ±{accuracy_m:.0} m{late}")
         }
         Outcome::Event { seq, kind } => format!("event seq {seq}: {}", serde_name(kind)),
         Outcome::Position { seq, .. } => format!("her device's position seq {seq}"),

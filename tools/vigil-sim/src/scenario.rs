@@ -266,6 +266,13 @@ pub struct ExpectedCommand {
     pub tag_id: String,
     /// The interval it is told, seconds.
     pub report_interval_s: u32,
+    /// The batching window it is told, seconds (adaptive reporting; 0, the default: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub batch_s: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One expected victim SMS.
