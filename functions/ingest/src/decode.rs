@@ -7,10 +7,9 @@
 //! ([`vigil_core::fix::parse_fix`] / [`parse_event`]).
 
 use crate::Rejection;
-use crate::fix::Fixes;
 use base64::Engine;
 use serde::Deserialize;
-use vigil_core::fix::{parse_event, parse_fixes};
+use vigil_core::fix::{BatchItem, parse_event, parse_fixes};
 use vigil_core::proximity::{VictimPosition, parse_position};
 use vigil_core::{DeviceId, FixError, TagEvent, TagId, ValidationLimits};
 
@@ -28,6 +27,16 @@ pub struct RuleEvent {
     pub client_id: String,
     /// `timestamp()`: when IoT Core received the message, Unix ms.
     pub received_at: i64,
+}
+
+/// The fixes of one message on a tag's fix channel, as decoded: the topic's tag, and each fix
+/// in counter order, accepted by the wire checks or refused with its bytes.
+#[derive(Debug, Clone)]
+pub struct Fixes {
+    /// The tag (the topic's).
+    pub tag_id: TagId,
+    /// One (v1) or more (v2) fixes.
+    pub items: Vec<BatchItem>,
 }
 
 /// A validated message with its receive time and raw payload.

@@ -16,7 +16,7 @@
 //!    still to send.
 
 use crate::commit::evaluate_order;
-use crate::decode::Received;
+use crate::decode::{Fixes, Received};
 use crate::{IngestError, Outcome, Ports, Rejection, pause, quarantine};
 use std::collections::BTreeMap;
 use tracing::info;
@@ -27,16 +27,6 @@ use vigil_core::fix::{BatchItem, encode_fix};
 use vigil_core::history::Sighting;
 use vigil_core::ingest::{Repeated, conflict_events, orders_to_evaluate, rejected_near_zones};
 use vigil_core::{Fix, OrderId, TagHistory, TagId};
-
-/// The fixes of one message on a tag's fix channel, as decoded: the topic's tag, and each fix
-/// in counter order, accepted by the wire checks or refused with its bytes.
-#[derive(Debug, Clone)]
-pub struct Fixes {
-    /// The tag (the topic's).
-    pub tag_id: TagId,
-    /// One (v1) or more (v2) fixes.
-    pub items: Vec<BatchItem>,
-}
 
 /// Attempts at writing the tag's history before giving up (Lambda retries the event).
 const HISTORY_ATTEMPTS: u32 = 6;

@@ -127,10 +127,24 @@ async fn cost_per_fix_quiet_and_near() {
         SqsQueue::new(s.sqs.clone(), s.queue_url.clone()),
     );
     let ops = |c: &RequestCounter| c.snapshot();
+    // A tag's first message, and one every ten minutes: adaptive reporting judges its window
+    // (docs/WIRE_FORMAT.md), a Query of its order's zones on top of the quiet path.
+    s.counter.reset();
+    assert_eq!(publish(&p, &fix(1, 0, 3_000.0)).await, Outcome::Quiet);
+    let window_check = ops(&s.counter);
+    assert_eq!(
+        window_check,
+        BTreeMap::from([
+            ("BatchGetItem".to_owned(), 1),
+            ("PutItem".to_owned(), 1),
+            ("Query".to_owned(), 1)
+        ]),
+        "{window_check:?}"
+    );
     // Quiet path: far from the zone. One BatchGetItem (tag, history, cells) and the history's
     // conditional PutItem: the IoT rule writes nothing any more.
     s.counter.reset();
-    assert_eq!(publish(&p, &fix(1, 0, 3_000.0)).await, Outcome::Quiet);
+    assert_eq!(publish(&p, &fix(2, 60, 3_000.0)).await, Outcome::Quiet);
     let quiet = ops(&s.counter);
     assert_eq!(
         quiet,
@@ -140,7 +154,7 @@ async fn cost_per_fix_quiet_and_near() {
     // Near path with a transition: into the buffer.
     s.counter.reset();
     assert_eq!(
-        publish(&p, &fix(2, 60, 400.0)).await,
+        publish(&p, &fix(3, 120, 400.0)).await,
         Outcome::Evaluated { events: 1 }
     );
     let transition = ops(&s.counter);
@@ -150,7 +164,7 @@ async fn cost_per_fix_quiet_and_near() {
     let tag = Commanded::Tag(TagId::new("tag-1").unwrap());
     let pursuit = ReportingCommand {
         report_interval_s: 15,
-        sent_at_ms: fix(2, 60, 400.0).at_ms,
+        sent_at_ms: fix(3, 120, 400.0).at_ms,
         attempts: 1,
         pursuit: true,
         order_id: OrderId::new("o1").unwrap(),
@@ -168,12 +182,12 @@ async fn cost_per_fix_quiet_and_near() {
     // Near path without a transition: still in the buffer, the command kept.
     s.counter.reset();
     assert_eq!(
-        publish(&p, &fix(3, 120, 420.0)).await,
+        publish(&p, &fix(4, 180, 420.0)).await,
         Outcome::Evaluated { events: 0 }
     );
     let hovering = ops(&s.counter);
     eprintln!(
-        "COST quiet={quiet:?}\nCOST near_transition={transition:?}\nCOST near_no_transition={hovering:?}"
+        "COST quiet={quiet:?}\nCOST quiet_with_window_check={window_check:?}\nCOST near_transition={transition:?}\nCOST near_no_transition={hovering:?}"
     );
     assert_eq!(transition.get("TransactWriteItems"), Some(&1));
     assert_eq!(
@@ -188,7 +202,8 @@ async fn cost_per_fix_quiet_and_near() {
 }
 
 /// A v2 batch of quiet fixes (adaptive reporting, far from every zone): the requests of one
-/// quiet fix for the whole batch.
+/// quiet fix for the whole batch, with the window's judgement (a tag told a window is judged
+/// on every message).
 #[tokio::test]
 async fn cost_of_a_batch_is_the_cost_of_one_fix() {
     let s = stack().await;
@@ -212,7 +227,11 @@ async fn cost_of_a_batch_is_the_cost_of_one_fix() {
     eprintln!("COST quiet_batch_of_10={batch:?}");
     assert_eq!(
         batch,
-        BTreeMap::from([("BatchGetItem".to_owned(), 1), ("PutItem".to_owned(), 1)]),
+        BTreeMap::from([
+            ("BatchGetItem".to_owned(), 1),
+            ("PutItem".to_owned(), 1),
+            ("Query".to_owned(), 1)
+        ]),
         "{batch:?}"
     );
     let history = s
