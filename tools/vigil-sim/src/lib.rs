@@ -22,6 +22,8 @@
 //! - [`runner`]: the `run` command: files in, report out, exit status.
 //! - [`bench`]: the `bench-local` command: latency and throughput of the whole local pipeline,
 //!   and the emulator's own ceiling for the same requests.
+//! - [`cold_start`]: the `cold-start` command: each function's zipped arm64 size, and the
+//!   time from spawning its binary to its first request for an event.
 //!
 //! Operator event kinds are vigil-core's vocabulary (`vigil_core::operator`), so scenarios,
 //! operators and the audit log name events the same way: `zone_warning`, `zone_breach`,
@@ -30,6 +32,7 @@
 //! with `vigil_core::FixError::reason`).
 
 pub mod bench;
+pub mod cold_start;
 pub mod compare;
 pub mod demo;
 pub mod executor;
