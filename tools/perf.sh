@@ -7,7 +7,7 @@
 #   local        the whole local pipeline: fix -> SMS latency, fixes/s against the emulator
 #   cold-start   each function's arm64 zip size, and spawn -> first request for an event
 #
-# `tools/perf.sh` runs them all (about 25 minutes on 2 cores, more on a first build);
+# `tools/perf.sh` runs them all (each part's time is in its section; first builds take longer);
 # `tools/perf.sh floor cold-start` runs the parts named. A new figure is one more part here and
 # its section in docs/PERFORMANCE.md.
 #
