@@ -7,8 +7,9 @@
 //!
 //! # What one iteration is
 //! One NEW fix of tag `tag-1` (the next `seq`, one reporting interval after the previous one:
-//! 60 s, or 15 s in pursuit mode near a zone; further along a walk at 1.35 m/s), handed to [`vigil_ingest::handle`] as the Lambda gets it: the body of the
-//! invocation (the IoT rule's event JSON, payload in base64), parsed and handled. Building
+//! 60 s, or 15 s in pursuit mode near a zone; further along a walk at 1.35 m/s), handed to
+//! [`vigil_ingest::handle`] as the Lambda gets it: the body of the invocation (the IoT rule's
+//! event JSON, payload in base64), parsed and handled. Building
 //! that body (the tag's and IoT Core's work) is not timed. The handler runs on a
 //! current-thread tokio runtime, as in the Lambda.
 //!
@@ -23,10 +24,9 @@
 //!   warning, reporting at the pursuit rate the alert function commanded (recorded in the
 //!   setup as it would record it): each fix reads and judges the order's states and changes
 //!   nothing.
-//! - `device`: `o1`'s victim carries her device; her position (untimed, every other fix of
-//!   his) is 5 km away, fresh and paired with each of his fixes: his fix judged against her
-//!   moving zone, no change (still the quiet path: no fixed zone near). Her positions are
-//!   sent before each of his fixes, untimed.
+//! - `device`: `o1`'s victim carries her device; her position, sent (untimed) 10 s before each
+//!   of his fixes, is 5 km away, fresh and paired with his fix: his fix judged against her
+//!   moving zone, no change (still the quiet path: no fixed zone near).
 //!
 //! # Checks (panic on failure, never on time)
 //! Every timed fix must take its case's path (`Outcome::Quiet`, or `Evaluated` with no event),
