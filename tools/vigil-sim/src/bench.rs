@@ -116,7 +116,7 @@ pub(crate) async fn provision(
 }
 
 /// The `q` quantile (nearest rank) of sorted durations, ms.
-fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
+pub(crate) fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1].as_secs_f64() * 1000.0
 }

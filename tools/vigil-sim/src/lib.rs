@@ -25,6 +25,8 @@
 //! - [`cost`]: the `cost` command: the requests and DynamoDB capacity units each kind of
 //!   message consumes, counted on the emulator through the product's handlers, priced from
 //!   `prices.json` into the cost per tag-month.
+//! - [`cold_start`]: the `cold-start` command: each function's zipped arm64 size, and the
+//!   time from spawning its binary to its first request for an event.
 //!
 //! Operator event kinds are vigil-core's vocabulary (`vigil_core::operator`), so scenarios,
 //! operators and the audit log name events the same way: `zone_warning`, `zone_breach`,
@@ -33,6 +35,7 @@
 //! with `vigil_core::FixError::reason`).
 
 pub mod bench;
+pub mod cold_start;
 pub mod compare;
 pub mod cost;
 pub mod demo;

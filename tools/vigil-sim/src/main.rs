@@ -83,6 +83,28 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         watchdog_minutes: usize,
     },
+    /// Measure each function's cold start: its arm64 bootstrap zipped (cargo lambda build),
+    /// and the time from spawning its release binary to its first request for an event on a
+    /// local Runtime API, with the AWS requests it made before (docs/PERFORMANCE.md).
+    ColdStart {
+        /// Starts timed per function.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Skip the arm64 build and its sizes.
+        #[arg(long)]
+        no_size: bool,
+    },
+}
+
+/// The exit status of a measuring command: passed, or failed with its error on stderr.
+fn measured(result: Result<(), impl std::fmt::Display>) -> u8 {
+    match result {
+        Ok(()) => EXIT_PASSED,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILED
+        }
+    }
 }
 
 /// The demo's executor unless `--executor` says otherwise.
@@ -182,13 +204,20 @@ fn main() -> ExitCode {
                 tags,
                 fixes_per_tag,
             };
-            match vigil_sim::bench::run(options, &mut io::stdout().lock()) {
-                Ok(()) => Ok(EXIT_PASSED),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    Ok(EXIT_FAILED)
-                }
-            }
+            Ok(measured(vigil_sim::bench::run(
+                options,
+                &mut io::stdout().lock(),
+            )))
+        }
+        Command::ColdStart { runs, no_size } => {
+            let options = vigil_sim::cold_start::ColdStartOptions {
+                runs,
+                size: !no_size,
+            };
+            Ok(measured(vigil_sim::cold_start::run(
+                &options,
+                &mut io::stdout().lock(),
+            )))
         }
         Command::Cost {
             messages,
@@ -200,13 +229,10 @@ fn main() -> ExitCode {
                 watchdog_tags,
                 watchdog_minutes,
             };
-            match vigil_sim::cost::run(options, &mut io::stdout().lock()) {
-                Ok(()) => Ok(EXIT_PASSED),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    Ok(EXIT_FAILED)
-                }
-            }
+            Ok(measured(vigil_sim::cost::run(
+                options,
+                &mut io::stdout().lock(),
+            )))
         }
     };
     match status {
