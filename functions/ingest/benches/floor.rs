@@ -382,6 +382,8 @@ async fn case(name: &str) -> Case {
             attempts: 1,
             pursuit: true,
             order_id: OrderId::new("o1").unwrap(),
+            batch_s: 0,
+            window_basis_ms: None,
         };
         let tag = Commanded::Tag(TagId::new("tag-1").unwrap());
         c.ports
