@@ -180,15 +180,13 @@ impl Aws {
     /// and when it cannot be read, logged as an error: a broken forces document must never
     /// keep a victim's SMS from going out; every operator event still reaches the national
     /// topic.
+    ///
+    /// The read is bounded by [`FORCES_READ_BOUND`]: the alert function makes it before it
+    /// takes its first event, and the SDK's own retries (5 attempts) could otherwise hold a
+    /// cold function's first SMS for many seconds while SSM is slow.
     pub async fn function_forces(&self) -> Option<std::sync::Arc<vigil_core::forces::Forces>> {
         let name = self.config.forces_parameter.as_deref()?;
-        match self.load_forces(name).await {
-            Ok(forces) => Some(std::sync::Arc::new(forces)),
-            Err(e) => {
-                tracing::error!(error = %e, "forces unavailable: operator events go to the national topic only, no routing by place");
-                None
-            }
-        }
+        forces_within(FORCES_READ_BOUND, self.load_forces(name)).await
     }
 
     /// The commander (IoT data plane `Publish`).
@@ -203,6 +201,24 @@ impl Aws {
             self.config.destination_mac_key()?,
         ))
     }
+}
+
+/// How long a function waits for the forces parameter before starting without it.
+pub const FORCES_READ_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The forces `read` gives within `bound`; `None`, logged as an error, when it fails or takes
+/// longer (operator events then go to the national topic only; a victim's SMS never waits).
+pub async fn forces_within(
+    bound: std::time::Duration,
+    read: impl std::future::Future<Output = Result<vigil_core::forces::Forces, StoreError>>,
+) -> Option<std::sync::Arc<vigil_core::forces::Forces>> {
+    let why = match tokio::time::timeout(bound, read).await {
+        Ok(Ok(forces)) => return Some(std::sync::Arc::new(forces)),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {} ms", bound.as_millis()),
+    };
+    tracing::error!(error = %why, "forces unavailable: operator events go to the national topic only, no routing by place");
+    None
 }
 
 /// The SDK configuration every client is built from: region and credentials from the usual
@@ -236,6 +252,25 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[tokio::test]
+    async fn a_slow_or_broken_forces_read_never_holds_the_function_up() {
+        let forces = include_str!("../../../infra/forces.json");
+        let bound = std::time::Duration::from_millis(50);
+        let ok = forces_within(bound, async {
+            vigil_core::forces::Forces::parse(forces).map_err(|e| StoreError::Config(e.to_string()))
+        })
+        .await;
+        assert!(ok.is_some(), "a prompt answer is used");
+        // SSM never answering: started without the forces once the bound has passed.
+        let hung = forces_within(bound, std::future::pending()).await;
+        assert!(hung.is_none());
+        let broken = forces_within(bound, async {
+            Err(StoreError::Config("no such parameter".into()))
+        })
+        .await;
+        assert!(broken.is_none());
     }
 
     #[test]
