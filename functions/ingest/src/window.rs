@@ -7,9 +7,11 @@
 //! - A tag told none is judged at most every [`CHECK_EVERY_MS`] (the time is kept in its
 //!   history, written anyway), so a tag near its zones costs a Query of its orders' zones a
 //!   few times an hour, not per fix.
-//! - No window in pursuit (any zone open), for an order whose victim carries a device (her
+//! - No window unless every order in force allows it (`policy.adaptive_reporting`, off by
+//!   default), in pursuit (any zone open), for an order whose victim carries a device (her
 //!   moving zone is judged fix by fix), or without zones: those tags send every fix at once,
-//!   as before.
+//!   as before. A tag told a window that one of these now forbids is told none on its next
+//!   message.
 
 use crate::{IngestError, Ports};
 use vigil_aws::ports::{AlertQueue, IngestStore, Metrics, TagContext};
@@ -51,7 +53,11 @@ pub(crate) async fn check<S: IngestStore, Q: AlertQueue, M: Metrics>(
         // In pursuit the change of rate already ended any window (the alert function's).
         return Ok((0, None));
     }
-    let d = if in_force.iter().any(|o| o.victim_device.is_some()) {
+    let allowed = in_force.iter().all(|o| o.policy.adaptive_reporting);
+    if !allowed && current == 0 {
+        return Ok((0, None));
+    }
+    let d = if !allowed || in_force.iter().any(|o| o.victim_device.is_some()) {
         Distances {
             to_buffer_m: None,
             to_victim: Some(None),

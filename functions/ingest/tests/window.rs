@@ -17,9 +17,16 @@ const T0: i64 = 1_764_432_000_000;
 
 type TestPorts = Ports<MemoryStore, MemoryQueue, MemoryMetrics>;
 
+/// The order, with adaptive reporting allowed (`policy.adaptive_reporting`).
+fn adaptive() -> vigil_core::ProtectionOrder {
+    let mut o = order();
+    o.policy.adaptive_reporting = true;
+    o
+}
+
 async fn setup() -> TestPorts {
     let store = MemoryStore::new();
-    store.put_order(&order()).await.unwrap();
+    store.put_order(&adaptive()).await.unwrap();
     store.put_zone(&home_zone()).await.unwrap();
     Ports::new(store, MemoryQueue::default(), MemoryMetrics::default())
 }
@@ -116,7 +123,7 @@ async fn a_tag_told_a_window_is_judged_on_every_message_and_shrunk_at_once() {
 #[tokio::test]
 async fn no_window_where_her_device_is_judged() {
     let store = MemoryStore::new();
-    let mut o = order();
+    let mut o = adaptive();
     o.victim_device = Some(VictimDevice {
         device_id: DeviceId::new("phone-v1").unwrap(),
         zone: VictimZoneTerms::default(),
@@ -129,6 +136,20 @@ async fn no_window_where_her_device_is_judged() {
     // Told a window before her device was added: shrunk to none.
     told_window(&p, 900, T0).await;
     send(&p, 2, 60, 300.0).await;
+    assert_eq!(windows(&p).last().map(|w| w.batch_s), Some(0));
+}
+
+#[tokio::test]
+async fn no_window_unless_the_order_allows_it() {
+    let store = MemoryStore::new();
+    store.put_order(&order()).await.unwrap();
+    store.put_zone(&home_zone()).await.unwrap();
+    let p = Ports::new(store, MemoryQueue::default(), MemoryMetrics::default());
+    assert_eq!(send(&p, 1, 0, 80.0).await, Outcome::Quiet);
+    assert!(windows(&p).is_empty(), "off by default: every fix at once");
+    // Told a window while it was allowed, then not: none from the next message.
+    told_window(&p, 900, T0).await;
+    send(&p, 2, 60, 80.0).await;
     assert_eq!(windows(&p).last().map(|w| w.batch_s), Some(0));
 }
 

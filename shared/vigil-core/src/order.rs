@@ -194,6 +194,12 @@ pub struct OrderPolicy {
     pub ack_within_s: u32,
     /// While still not acknowledged, it is sent again every this many seconds.
     pub renotify_every_s: u32,
+    /// Adaptive reporting (docs/WIRE_FORMAT.md): the tag may batch its fixes while far from
+    /// every zone. Off unless the order says so: a zone added (or her device given) while the
+    /// tag batches is judged only from its next message, up to the window later, until the
+    /// admin path can tell the tag at once.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub adaptive_reporting: bool,
 }
 
 impl Default for OrderPolicy {
@@ -217,6 +223,7 @@ impl Default for OrderPolicy {
             battery_low_grace_s: 30 * 60,
             ack_within_s: 5 * 60,
             renotify_every_s: 5 * 60,
+            adaptive_reporting: false,
         }
     }
 }
