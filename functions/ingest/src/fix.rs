@@ -90,13 +90,9 @@ pub async fn handle_fixes<S: IngestStore, Q: AlertQueue, M: Metrics>(
                 Err((e, bytes)) => refuse(ports, &tag_id, received_at_ms, e, &bytes).await?,
                 Ok(fix) => {
                     // A v1 fix is kept as published if refused later; a batch's fix as its own
-                    // v1 encoding, not the whole batch.
-                    let own = if n == 1 {
-                        payload.clone()
-                    } else {
-                        encode_fix(&fix)
-                    };
-                    let judged = judge(&fix, received_at_ms, &own, &ctx, ports).await?;
+                    // v1 encoding (made only then), not the whole batch.
+                    let published = (n == 1).then_some(payload.as_slice());
+                    let judged = judge(&fix, received_at_ms, published, &ctx, ports).await?;
                     let more_follow = outcomes.len() + 1 < n;
                     if more_follow && (judged.near || judged.queued > 0) {
                         // The fix may have opened or closed a zone (his or her moving one):
@@ -126,11 +122,10 @@ pub async fn handle_fixes<S: IngestStore, Q: AlertQueue, M: Metrics>(
         };
         let mut window_checked = None;
         if rest.peek().is_none() {
-            let newest = newest.clone();
             let mut asked = 0;
             if queued == 0 {
                 asked += crate::pursuit::check_tag(
-                    &newest,
+                    newest,
                     previous_message_ms,
                     accepted.len(),
                     received_at_ms,
@@ -141,7 +136,7 @@ pub async fn handle_fixes<S: IngestStore, Q: AlertQueue, M: Metrics>(
             }
             // Whatever else the message did: a window that must shrink never waits.
             let (window, checked) =
-                crate::window::check(&newest, received_at_ms, &ctx, ports).await?;
+                crate::window::check(newest, received_at_ms, &ctx, ports).await?;
             asked += window;
             window_checked = checked;
             if asked > 0 && n == 1 && queued == 0 {
@@ -172,11 +167,12 @@ struct Judged {
 }
 
 /// One fix against the context read for its message (steps 2 to 4 of the module docs); the
-/// history is the caller's to extend.
+/// history is the caller's to extend. `published` is the payload that carried the fix alone
+/// (v1), kept if it is refused; a batch's fix is kept as its own v1 encoding.
 async fn judge<S: IngestStore, Q: AlertQueue, M: Metrics>(
     fix: &Fix,
     received_at_ms: i64,
-    payload: &[u8],
+    published: Option<&[u8]>,
     ctx: &TagContext,
     ports: &Ports<S, Q, M>,
 ) -> Result<Judged, IngestError> {
@@ -205,12 +201,13 @@ async fn judge<S: IngestStore, Q: AlertQueue, M: Metrics>(
             &ports.rules,
         );
         let rejection = Rejection::from(e);
+        let kept = published.map_or_else(|| encode_fix(fix), <[u8]>::to_vec);
         quarantine(
             ports,
             fix.tag_id.as_str(),
             received_at_ms,
             &rejection,
-            payload,
+            &kept,
         )
         .await?;
         if !events.is_empty() {
