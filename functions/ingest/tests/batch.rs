@@ -1,24 +1,18 @@
 //! Wire format v2: a batch of fixes in one message goes through the same rules, fix by fix,
 //! as the same fixes sent one at a time, with one read and one history write.
 
-use vigil_aws::memory::{MemoryQueue, MemoryStore};
-use vigil_aws::metrics::MemoryMetrics;
+mod common;
+
+use common::{T0, TestPorts, ports_with};
 use vigil_aws::ports::AdminStore;
 use vigil_core::events::AlertBody;
 use vigil_core::fix::{encode_batch, encode_fix};
 use vigil_core::{AlertLevel, Fix, OrderId, TagId, ZoneId};
-use vigil_ingest::{Outcome, Ports, handle, rule_event};
-use vigil_testkit::{fix_north, home_zone, order};
-
-const T0: i64 = 1_764_432_000_000;
-
-type TestPorts = Ports<MemoryStore, MemoryQueue, MemoryMetrics>;
+use vigil_ingest::{Outcome, handle, rule_event};
+use vigil_testkit::{fix_north, order};
 
 async fn setup() -> TestPorts {
-    let store = MemoryStore::new();
-    store.put_order(&order()).await.unwrap();
-    store.put_zone(&home_zone()).await.unwrap();
-    Ports::new(store, MemoryQueue::default(), MemoryMetrics::default())
+    ports_with(&order()).await
 }
 
 /// A fix `north_m` metres north of home's centre, `at_s` seconds after T0.

@@ -1,5 +1,8 @@
 //! Handler tests on the in-memory ports: every rule of the ingest path, including failures.
 
+mod common;
+
+use common::{T0, TestPorts, ports_with};
 use vigil_aws::StoreError;
 use vigil_aws::memory::{MemoryQueue, MemoryStore};
 use vigil_aws::metrics::MemoryMetrics;
@@ -11,15 +14,8 @@ use vigil_core::{AlertLevel, Fix, OrderId, ProtectionOrder, TagId, ZoneId};
 use vigil_ingest::{Outcome, Ports, handle, rule_event};
 use vigil_testkit::{fix_north, home_zone, order};
 
-const T0: i64 = 1_764_432_000_000;
-
-type TestPorts = Ports<MemoryStore, MemoryQueue, MemoryMetrics>;
-
 async fn setup() -> TestPorts {
-    let store = MemoryStore::new();
-    store.put_order(&order()).await.unwrap();
-    store.put_zone(&home_zone()).await.unwrap();
-    Ports::new(store, MemoryQueue::default(), MemoryMetrics::default())
+    ports_with(&order()).await
 }
 
 /// A fix `north_m` metres north of home's centre, `at_s` seconds after T0.

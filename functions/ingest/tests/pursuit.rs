@@ -1,25 +1,19 @@
 //! Pursuit mode's check in ingest, on the in-memory ports: a tag in pursuit that keeps its old
 //! rate is asked about once the wait is over; an obedient or quiet tag costs nothing.
 
-use vigil_aws::memory::{MemoryQueue, MemoryStore};
-use vigil_aws::metrics::MemoryMetrics;
-use vigil_aws::ports::{AdminStore, ReportingStore};
+mod common;
+
+use common::{T0, TestPorts, ports_with};
+use vigil_aws::ports::ReportingStore;
 use vigil_core::events::{AlertBody, AlertEvent};
 use vigil_core::fix::encode_fix;
 use vigil_core::reporting::{Ask, Commanded, ReportingCommand};
 use vigil_core::{Fix, OrderId, TagId};
-use vigil_ingest::{Outcome, Ports, handle, rule_event};
-use vigil_testkit::{fix_north, home_zone, order};
-
-const T0: i64 = 1_764_432_000_000;
-
-type TestPorts = Ports<MemoryStore, MemoryQueue, MemoryMetrics>;
+use vigil_ingest::{Outcome, handle, rule_event};
+use vigil_testkit::{fix_north, order};
 
 async fn setup() -> TestPorts {
-    let store = MemoryStore::new();
-    store.put_order(&order()).await.unwrap();
-    store.put_zone(&home_zone()).await.unwrap();
-    Ports::new(store, MemoryQueue::default(), MemoryMetrics::default())
+    ports_with(&order()).await
 }
 
 fn tag() -> Commanded {

@@ -2,20 +2,17 @@
 //! newest fix, asked for when it changes; shrinking never waits, growing is judged at most
 //! every ten minutes; no window in pursuit or where her device is judged.
 
-use vigil_aws::memory::{MemoryQueue, MemoryStore};
-use vigil_aws::metrics::MemoryMetrics;
-use vigil_aws::ports::{AdminStore, ReportingStore};
+mod common;
+
+use common::{T0, TestPorts, ports_with};
+use vigil_aws::ports::ReportingStore;
 use vigil_core::events::AlertBody;
 use vigil_core::fix::encode_fix;
 use vigil_core::proximity::{VictimDevice, VictimZoneTerms};
 use vigil_core::reporting::{Ask, Commanded, ReportingCommand, Window};
 use vigil_core::{DeviceId, OrderId, TagId};
-use vigil_ingest::{Outcome, Ports, handle, rule_event};
-use vigil_testkit::{fix_north, home_zone, order};
-
-const T0: i64 = 1_764_432_000_000;
-
-type TestPorts = Ports<MemoryStore, MemoryQueue, MemoryMetrics>;
+use vigil_ingest::{Outcome, handle, rule_event};
+use vigil_testkit::{fix_north, order};
 
 /// The order, with adaptive reporting allowed (`policy.adaptive_reporting`).
 fn adaptive() -> vigil_core::ProtectionOrder {
@@ -25,10 +22,7 @@ fn adaptive() -> vigil_core::ProtectionOrder {
 }
 
 async fn setup() -> TestPorts {
-    let store = MemoryStore::new();
-    store.put_order(&adaptive()).await.unwrap();
-    store.put_zone(&home_zone()).await.unwrap();
-    Ports::new(store, MemoryQueue::default(), MemoryMetrics::default())
+    ports_with(&adaptive()).await
 }
 
 fn tag() -> Commanded {
@@ -122,15 +116,12 @@ async fn a_tag_told_a_window_is_judged_on_every_message_and_shrunk_at_once() {
 
 #[tokio::test]
 async fn no_window_where_her_device_is_judged() {
-    let store = MemoryStore::new();
     let mut o = adaptive();
     o.victim_device = Some(VictimDevice {
         device_id: DeviceId::new("phone-v1").unwrap(),
         zone: VictimZoneTerms::default(),
     });
-    store.put_order(&o).await.unwrap();
-    store.put_zone(&home_zone()).await.unwrap();
-    let p = Ports::new(store, MemoryQueue::default(), MemoryMetrics::default());
+    let p = ports_with(&o).await;
     send(&p, 1, 0, 300.0).await;
     assert!(windows(&p).is_empty(), "every fix at once");
     // Told a window before her device was added: shrunk to none.
@@ -141,10 +132,7 @@ async fn no_window_where_her_device_is_judged() {
 
 #[tokio::test]
 async fn no_window_unless_the_order_allows_it() {
-    let store = MemoryStore::new();
-    store.put_order(&order()).await.unwrap();
-    store.put_zone(&home_zone()).await.unwrap();
-    let p = Ports::new(store, MemoryQueue::default(), MemoryMetrics::default());
+    let p = ports_with(&order()).await;
     assert_eq!(send(&p, 1, 0, 80.0).await, Outcome::Quiet);
     assert!(windows(&p).is_empty(), "off by default: every fix at once");
     // Told a window while it was allowed, then not: none from the next message.
