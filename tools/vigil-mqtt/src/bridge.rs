@@ -5,7 +5,16 @@
 //! that fails (after two retries if retrying can help, as IoT Core's async Lambda invoke does)
 //! goes to the error path: counted, logged and kept in [`Bridge::failures`].
 //!
-//! Messages of one rule are handled one at a time, in arrival order.
+//! As IoT Core does, a rule also hears its Basic Ingest topics when the bridge knows the stage
+//! ([`BridgeOptions::stage`]): a message on `$aws/rules/vigil_{stage}_{rule}/<topic>` reaches
+//! that rule only, which sees `<topic>` (the prefix is not part of the topic its SQL reads).
+//! The broker's front relays those messages to [`crate::front::BASIC_INGEST_RELAY`], where the
+//! bridge hears them (rumqttd routes no `$` topics).
+//!
+//! Each rule's messages are taken in arrival order and handled by up to
+//! [`BridgeOptions::concurrency`] at once, as Lambda runs up to its reserved concurrency of
+//! asynchronous invocations at once: with more than one, messages (even one tag's) may finish
+//! in any order, as they can in AWS.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, Packet, QoS};
-use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::action::RuleAction;
 use crate::client::{Endpoint, mqtt_options};
@@ -71,6 +80,64 @@ impl ScenarioClock {
 impl Clock for ScenarioClock {
     fn now_ms(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A clock that runs `speedup` times as fast as the wall clock, from the wall clock's time when
+/// it was made: a load run compresses a fleet's time as far as the machine allows (or
+/// stretches it, below 1), and every part of the
+/// stack (the bridge's receive times, the alert function, the schedules) reads this time.
+/// Clones share it. At speedup 1 it is the wall clock.
+#[derive(Debug, Clone)]
+pub struct CompressedClock(Arc<Mutex<Compression>>);
+
+#[derive(Debug, Clone, Copy)]
+struct Compression {
+    /// The clock's time at `wall`, ms.
+    origin_ms: f64,
+    wall: std::time::Instant,
+    speedup: f64,
+}
+
+impl CompressedClock {
+    /// A clock at the wall clock's time now, running `speedup` times as fast (below 1:
+    /// slower; at least 0.01).
+    pub fn starting_now(speedup: f64) -> CompressedClock {
+        CompressedClock(Arc::new(Mutex::new(Compression {
+            origin_ms: WallClock.now_ms() as f64,
+            wall: std::time::Instant::now(),
+            speedup: speedup.max(0.01),
+        })))
+    }
+
+    fn get(&self) -> Compression {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How much faster than the wall clock it runs.
+    pub fn speedup(&self) -> f64 {
+        self.get().speedup
+    }
+
+    /// From now on, runs `speedup` times as fast (at least 0.01); time never jumps.
+    pub fn set_speedup(&self, speedup: f64) {
+        let mut c = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        c.origin_ms += now.duration_since(c.wall).as_secs_f64() * 1000.0 * c.speedup;
+        c.wall = now;
+        c.speedup = speedup.max(0.01);
+    }
+
+    /// The wall-clock time that `ms` of this clock's time takes.
+    pub fn real(&self, ms: i64) -> Duration {
+        Duration::from_secs_f64(ms.max(0) as f64 / 1000.0 / self.speedup())
+    }
+}
+
+impl Clock for CompressedClock {
+    fn now_ms(&self) -> i64 {
+        let c = self.get();
+        (c.origin_ms + c.wall.elapsed().as_secs_f64() * 1000.0 * c.speedup) as i64
     }
 }
 
@@ -178,6 +245,10 @@ pub struct RuleStats {
     /// Times the rule's connection was re-established and its subscription renewed (the
     /// broker acknowledged the new SUBSCRIBE).
     pub resubscribed: u64,
+    /// Messages being handled now.
+    pub busy: u64,
+    /// The most messages handled at once so far.
+    pub busy_peak: u64,
 }
 
 impl RuleStats {
@@ -190,6 +261,39 @@ impl RuleStats {
     pub fn errors(&self) -> u64 {
         self.rule_failed + self.action_failed
     }
+}
+
+/// How the bridge runs its rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeOptions {
+    /// Messages of one rule handled at once (at least 1): the rule's Lambda function's
+    /// concurrency.
+    pub concurrency: usize,
+    /// The stage whose Basic Ingest rule names (`vigil_{stage}_{rule}`) the bridge hears;
+    /// `None`: the rules' own topics only.
+    pub stage: Option<String>,
+}
+
+impl Default for BridgeOptions {
+    /// One message at a time, no Basic Ingest.
+    fn default() -> Self {
+        BridgeOptions {
+            concurrency: 1,
+            stage: None,
+        }
+    }
+}
+
+/// The Basic Ingest topic prefix of `rule` at `stage`: `$aws/rules/vigil_{stage}_{rule}/`, as
+/// the CDK app names the rules (`ruleName` in `infra/lib/vigil-stack.ts`) and the tag policy
+/// names their topics.
+pub fn basic_ingest_prefix(stage: &str, rule: &str) -> String {
+    format!("$aws/rules/vigil_{stage}_{rule}/")
+}
+
+/// Where the broker's front relays `rule`'s Basic Ingest messages at `stage`.
+fn relayed_prefix(stage: &str, rule: &str) -> String {
+    format!("{}vigil_{stage}_{rule}/", crate::front::BASIC_INGEST_RELAY)
 }
 
 /// A message that went to a rule's error path.
@@ -270,8 +374,9 @@ struct Received {
 
 impl Bridge {
     /// Connects one client per rule to `endpoint` with `identity`, subscribes to each rule's
-    /// filter, and returns once every subscription is acknowledged. `actions` must have exactly
-    /// one action per rule name.
+    /// filter (and its Basic Ingest filter, with [`BridgeOptions::stage`]), and returns once
+    /// every subscription is acknowledged. `actions` must have exactly one action per rule
+    /// name.
     ///
     /// Fails with [`BridgeError::Wiring`] if a rule has no action or an action no rule,
     /// [`BridgeError::Connect`] if the broker refuses (TLS, subscription) or does not answer
@@ -282,7 +387,13 @@ impl Bridge {
         rules: Vec<RuleFile>,
         actions: BTreeMap<String, Arc<dyn RuleAction>>,
         clock: Arc<dyn Clock>,
+        bridge_options: &BridgeOptions,
     ) -> Result<Bridge, BridgeError> {
+        if bridge_options.concurrency == 0 {
+            return Err(BridgeError::Wiring(
+                "the bridge's concurrency must be at least 1".to_owned(),
+            ));
+        }
         for rule in &rules {
             if !actions.contains_key(&rule.name) {
                 return Err(BridgeError::Wiring(format!(
@@ -320,11 +431,20 @@ impl Bridge {
             let (tx, rx) = mpsc::channel::<Received>(10_000);
             let (subscribed_tx, subscribed_rx) = oneshot::channel::<Result<(), String>>();
             let filter = rule.statement.from.clone();
+            // The rule's own filter, and its Basic Ingest filter when the stage is known.
+            let prefix = bridge_options
+                .stage
+                .as_deref()
+                .map(|stage| relayed_prefix(stage, &rule.name));
+            let filters: Vec<rumqttc::SubscribeFilter> = std::iter::once(filter.clone())
+                .chain(prefix.iter().map(|p| format!("{p}{filter}")))
+                .map(|path| rumqttc::SubscribeFilter::new(path, QoS::AtLeastOnce))
+                .collect();
             let name = rule.name.clone();
             let clock = clock.clone();
             let poll_shared = shared.clone();
             let resubscribe = client.clone();
-            let poll_filter = filter.clone();
+            let poll_filters = filters.clone();
             let poller = tokio::spawn(async move {
                 let mut subscribed = Some(subscribed_tx);
                 let mut closing = false;
@@ -338,9 +458,7 @@ impl Bridge {
                             // (another client took the id, the broker restarted) the rule
                             // would hear nothing more unless it subscribes again (issue 11.4).
                             if connected_before {
-                                match resubscribe
-                                    .try_subscribe(poll_filter.clone(), QoS::AtLeastOnce)
-                                {
+                                match resubscribe.try_subscribe_many(poll_filters.clone()) {
                                     Ok(()) => renewing = true,
                                     Err(e) => {
                                         tracing::error!(rule = %name, error = %e, "bridge reconnected but could not subscribe again")
@@ -376,8 +494,13 @@ impl Bridge {
                         Ok(Event::Incoming(Packet::Publish(p))) => {
                             let received_at_ms = clock.now_ms();
                             poll_shared.update(&name, |s| s.received += 1);
+                            // Basic Ingest: the rule sees the topic without its prefix.
+                            let topic = prefix
+                                .as_deref()
+                                .and_then(|prefix| p.topic.strip_prefix(prefix))
+                                .unwrap_or(&p.topic);
                             let msg = Received {
-                                topic: p.topic.clone(),
+                                topic: topic.to_owned(),
                                 payload: p.payload.to_vec(),
                                 received_at_ms,
                             };
@@ -399,7 +522,7 @@ impl Bridge {
             });
             bridge.tasks.push(poller);
             client
-                .subscribe(filter.clone(), QoS::AtLeastOnce)
+                .subscribe_many(filters)
                 .await
                 .map_err(|e| BridgeError::Connect {
                     rule: rule.name.clone(),
@@ -419,9 +542,13 @@ impl Bridge {
                 });
             }
             bridge.clients.push(client);
-            bridge
-                .tasks
-                .push(tokio::spawn(run_rule(rule, action, rx, shared.clone())));
+            bridge.tasks.push(tokio::spawn(run_rule(
+                Arc::new(rule),
+                action,
+                rx,
+                shared.clone(),
+                bridge_options.concurrency,
+            )));
         }
         Ok(bridge)
     }
@@ -516,54 +643,79 @@ impl Drop for Bridge {
     }
 }
 
+/// Takes the rule's messages in arrival order and handles up to `concurrency` at once; when
+/// the channel closes, finishes those still running.
 async fn run_rule(
-    rule: RuleFile,
+    rule: Arc<RuleFile>,
     action: Arc<dyn RuleAction>,
     mut rx: mpsc::Receiver<Received>,
     shared: Arc<Shared>,
+    concurrency: usize,
 ) {
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut running = JoinSet::new();
     while let Some(msg) = rx.recv().await {
-        let message = Message {
-            topic: &msg.topic,
-            payload: &msg.payload,
-            received_at_ms: msg.received_at_ms,
-            client_id: publisher(&msg.topic),
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break; // never closed
         };
-        match rule.statement.evaluate(&message) {
-            Evaluation::Filtered => shared.update(&rule.name, |s| s.filtered += 1),
-            Evaluation::Failed(reason) => {
-                shared.fail(RuleFailure {
-                    rule: rule.name.clone(),
-                    topic: msg.topic.clone(),
-                    reason,
-                    event: None,
-                    attempts: 0,
-                });
-                shared.update(&rule.name, |s| s.rule_failed += 1);
-            }
-            Evaluation::Output(output) => {
-                let mut attempt = 0;
-                let result = loop {
-                    match action.execute(&output).await {
-                        Err(e) if e.retryable && attempt < RETRIES => {
-                            attempt += 1;
-                            tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
-                        }
-                        other => break other,
+        shared.update(&rule.name, |s| {
+            s.busy += 1;
+            s.busy_peak = s.busy_peak.max(s.busy);
+        });
+        let (rule, action, shared) = (rule.clone(), action.clone(), shared.clone());
+        running.spawn(async move {
+            handle_message(&rule, action.as_ref(), &shared, msg).await;
+            shared.update(&rule.name, |s| s.busy -= 1);
+            drop(permit);
+        });
+        while running.try_join_next().is_some() {}
+    }
+    while running.join_next().await.is_some() {}
+}
+
+/// Evaluates the rule on one message and runs its action (retrying as IoT Core's asynchronous
+/// invoke does); counts the result and sends failures to the error path.
+async fn handle_message(rule: &RuleFile, action: &dyn RuleAction, shared: &Shared, msg: Received) {
+    let message = Message {
+        topic: &msg.topic,
+        payload: &msg.payload,
+        received_at_ms: msg.received_at_ms,
+        client_id: publisher(&msg.topic),
+    };
+    match rule.statement.evaluate(&message) {
+        Evaluation::Filtered => shared.update(&rule.name, |s| s.filtered += 1),
+        Evaluation::Failed(reason) => {
+            shared.fail(RuleFailure {
+                rule: rule.name.clone(),
+                topic: msg.topic.clone(),
+                reason,
+                event: None,
+                attempts: 0,
+            });
+            shared.update(&rule.name, |s| s.rule_failed += 1);
+        }
+        Evaluation::Output(output) => {
+            let mut attempt = 0;
+            let result = loop {
+                match action.execute(&output).await {
+                    Err(e) if e.retryable && attempt < RETRIES => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
                     }
-                };
-                match result {
-                    Ok(()) => shared.update(&rule.name, |s| s.action_ok += 1),
-                    Err(e) => {
-                        shared.fail(RuleFailure {
-                            rule: rule.name.clone(),
-                            topic: msg.topic.clone(),
-                            reason: format!("{}: {}", action.describe(), e.message),
-                            event: Some(crate::action::lambda_event(&output)),
-                            attempts: u32::try_from(attempt + 1).unwrap_or(u32::MAX),
-                        });
-                        shared.update(&rule.name, |s| s.action_failed += 1);
-                    }
+                    other => break other,
+                }
+            };
+            match result {
+                Ok(()) => shared.update(&rule.name, |s| s.action_ok += 1),
+                Err(e) => {
+                    shared.fail(RuleFailure {
+                        rule: rule.name.clone(),
+                        topic: msg.topic.clone(),
+                        reason: format!("{}: {}", action.describe(), e.message),
+                        event: Some(crate::action::lambda_event(&output)),
+                        attempts: u32::try_from(attempt + 1).unwrap_or(u32::MAX),
+                    });
+                    shared.update(&rule.name, |s| s.action_failed += 1);
                 }
             }
         }

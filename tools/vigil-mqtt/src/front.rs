@@ -13,6 +13,12 @@
 //! - `SUBSCRIBE`: `iot:Subscribe` on `topicfilter/<filter>` for every filter; refused by
 //!   closing the connection (stricter than IoT Core, which answers SUBACK 0x80 per filter).
 //!
+//! A publish the policy allows on a Basic Ingest topic (`$aws/rules/<rule>/<topic>`) goes to the
+//! broker on [`BASIC_INGEST_RELAY`]`<rule>/<topic>` instead: rumqttd neither routes nor lets
+//! anyone subscribe to `$` topics, and in IoT Core such a message goes to the named rule only,
+//! never to subscribers. The rule bridge subscribes there ([`crate::bridge::BridgeOptions`]);
+//! no policy lets a device publish or subscribe on the relay's topics.
+//!
 //! Packets from the broker to the client are relayed as they are (`iot:Receive` is enforced
 //! through Subscribe, see [`crate::policy`]). Service identities ([`SERVICE_IDENTITIES`]: the
 //! rules engine's stand-in and the operators' command sender, which use IAM in AWS, not a
@@ -321,6 +327,10 @@ async fn relay(
                     }
                     _ => {}
                 }
+                let frame = match &packet {
+                    Packet::Publish(publish) => relayed(frame, publish)?,
+                    _ => frame,
+                };
                 broker_write
                     .write_all(&frame)
                     .await
@@ -369,6 +379,28 @@ async fn read_more(
         .read_buf(buf)
         .await
         .map_err(|e| format!("from the client: {e}"))
+}
+
+/// Where a Basic Ingest message (`$aws/rules/<rule>/<topic>`) goes on the broker:
+/// `<this><rule>/<topic>`.
+pub const BASIC_INGEST_RELAY: &str = "vigil-local/basic-ingest/";
+
+/// The IoT Core prefix of Basic Ingest topics.
+const BASIC_INGEST: &str = "$aws/rules/";
+
+/// The frame to send the broker for a publish on `topic`: a Basic Ingest publish re-encoded on
+/// its relay topic, anything else unchanged.
+fn relayed(frame: BytesMut, publish: &rumqttc::mqttbytes::v4::Publish) -> Result<BytesMut, String> {
+    let Some(rest) = publish.topic.strip_prefix(BASIC_INGEST) else {
+        return Ok(frame);
+    };
+    let mut relayed = publish.clone();
+    relayed.topic = format!("{BASIC_INGEST_RELAY}{rest}");
+    let mut out = BytesMut::with_capacity(frame.len() + BASIC_INGEST_RELAY.len());
+    relayed
+        .write(&mut out)
+        .map_err(|e| format!("re-encoding a Basic Ingest publish: {e}"))?;
+    Ok(out)
 }
 
 /// The subject's common name of a DER certificate.

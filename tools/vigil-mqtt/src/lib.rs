@@ -37,7 +37,10 @@ pub mod sql;
 pub mod tagsim;
 
 pub use action::{ActionError, DynamoPut, HttpLambda, InProcessLambda, RuleAction, RuleTargets};
-pub use bridge::{Bridge, Clock, RuleFile, RuleStats, ScenarioClock, WallClock, load_rules};
+pub use bridge::{
+    Bridge, BridgeOptions, Clock, CompressedClock, RuleFile, RuleStats, ScenarioClock, WallClock,
+    load_rules,
+};
 pub use broker::LocalBroker;
 pub use client::Endpoint;
 pub use lambda_watch::LambdaWatch;

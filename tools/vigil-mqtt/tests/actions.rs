@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use vigil_mqtt::action::{ActionTarget, attribute};
-use vigil_mqtt::bridge::{Bridge, BridgeError, default_rules_dir, load_rules};
+use vigil_mqtt::bridge::{Bridge, BridgeError, BridgeOptions, default_rules_dir, load_rules};
 use vigil_mqtt::pki::CertPair;
 use vigil_mqtt::{Endpoint, RuleAction, RuleTargets, WallClock};
 
@@ -76,6 +76,7 @@ async fn a_rule_without_an_action_stops_the_bridge_from_starting() {
         load_rules(&default_rules_dir()).unwrap(),
         actions,
         Arc::new(WallClock),
+        &BridgeOptions::default(),
     )
     .await;
     match result {

@@ -1,7 +1,9 @@
 //! The local-stack executor: a scenario's messages go through the whole local pipeline, as a
 //! tag's would in production. Each message is published over MQTT with mutual TLS, as its tag
-//! (the tag's certificate from the local PKI, QoS 1, PUBACK awaited), to the embedded broker;
-//! the IoT rule bridge applies `infra/rules/*.sql` with a [`ScenarioClock`] (so `received_at`
+//! (the tag's certificate from the local PKI, QoS 1, PUBACK awaited), to the embedded broker,
+//! on the Basic Ingest topic of the rule that takes it (`$aws/rules/vigil_{stage}_ingest/
+//! tags/{tag}/fix`), as tags publish in AWS; the IoT rule bridge applies `infra/rules/*.sql`
+//! with a [`ScenarioClock`] (so `received_at`
 //! is the scenario's device time and ingest validates time as it would live) and invokes the
 //! ingest function in-process; the alert function then drains the SQS FIFO alert queue as
 //! Lambda's event source mapping does, at the same scenario clock.
@@ -32,6 +34,7 @@ use tokio::task::JoinHandle;
 use vigil_aws::ports::AdminStore;
 use vigil_core::PhoneNumber;
 use vigil_local::{DynamoDb, Emulator};
+use vigil_mqtt::bridge::basic_ingest_prefix;
 use vigil_mqtt::{Bridge, Pki, ScenarioClock};
 use vigil_stack::{Functions, LocalStack, StackClock, StackOptions};
 
@@ -409,10 +412,24 @@ impl Session {
                 )
             })
             .collect();
+        // As devices publish in AWS (docs/WIRE_FORMAT.md): on the Basic Ingest topic of the
+        // rule that takes the message, which sees the topic without the prefix.
+        let basic_ingest = self
+            .stack
+            .rules
+            .iter()
+            .find(|(_, statement)| statement.matches_topic(&topic))
+            .map_or_else(
+                || topic.clone(),
+                |(rule, _)| {
+                    let stage = self.stack.emulator().stage();
+                    format!("{}{topic}", basic_ingest_prefix(stage, rule))
+                },
+            );
         let failures_before = self.stack.bridge.failures().len();
         self.clock.set_ms(message.received_at_ms);
         let published = Instant::now();
-        self.publish(message, &topic).await?;
+        self.publish(message, &basic_ingest).await?;
         self.stack
             .bridge
             .wait_until(STEP_TIMEOUT, |stats| {

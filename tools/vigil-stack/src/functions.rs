@@ -29,7 +29,7 @@ use vigil_core::fix::encode_fix;
 use vigil_core::{Fix, ProtectionOrder, Zone};
 use vigil_ingest::{Outcome, handle, rule_event};
 use vigil_local::{Emulator, SentSms, SqsEventSource, TopicMessage};
-use vigil_mqtt::ActionError;
+use vigil_mqtt::{ActionError, Clock, CompressedClock};
 
 /// The ingest function's ports on the emulator.
 pub type IngestPorts = vigil_ingest::Ports<DynamoStore, SqsQueue, MemoryMetrics>;
@@ -265,6 +265,8 @@ pub struct FunctionOptions {
     /// When set, failed and abandoned alert messages come back after this instead of the
     /// queue's visibility timeout (60 s), so a test reaches the dead-letter queue in seconds.
     pub retry_after: Option<Duration>,
+    /// When set, every SMS the alert function sends is recorded here with its time.
+    pub sms_log: Option<crate::SmsLog>,
 }
 
 impl Default for FunctionOptions {
@@ -274,6 +276,7 @@ impl Default for FunctionOptions {
             iot_data_endpoint_url: None,
             alert_timeout: ALERT_TIMEOUT,
             retry_after: None,
+            sms_log: None,
         }
     }
 }
@@ -326,11 +329,26 @@ impl Functions {
             queue,
             MemoryMetrics::default(),
         ));
-        let alert = Arc::new(vigil_alert::Ports {
-            store: store.clone(),
-            notifier: aws
+        let notifier = match &options.sms_log {
+            // As `aws.notifier()` builds it, with the log's interceptor on the client.
+            Some(log) => SnsNotifier::new(
+                aws_sdk_sns::Client::from_conf(
+                    aws_sdk_sns::config::Builder::from(&aws.sdk)
+                        .interceptor(log.clone())
+                        .build(),
+                ),
+                config
+                    .operators_topic_arn()
+                    .map_err(|e| format!("operators topic: {e}"))?,
+                config.sms_sender_id.clone(),
+            ),
+            None => aws
                 .notifier()
                 .map_err(|e| format!("operators topic: {e}"))?,
+        };
+        let alert = Arc::new(vigil_alert::Ports {
+            store: store.clone(),
+            notifier,
             destination_mac: aws
                 .destination_mac()
                 .map_err(|e| format!("destination key: {e}"))?,
@@ -516,35 +534,48 @@ impl Functions {
     }
 
     /// Every queue's event source mapping as Lambda runs it, each in a task that runs until
-    /// aborted: per queue, long polls of up to 10 messages, each batch handled at the wall
-    /// clock, partial batch failures returned to the queue. An unreadable queue is logged and
+    /// aborted: per queue, long polls of up to 10 messages, each batch handled at `clock`'s
+    /// time (the wall clock's, or a load run's faster one), partial batch failures returned to
+    /// the queue; and every schedule, at `clock`'s minutes. An unreadable queue is logged and
     /// retried.
-    pub fn spawn_event_sources(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+    pub fn spawn_event_sources(
+        self: &Arc<Self>,
+        clock: CompressedClock,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         let queues = (0..self.consumers.len()).map(|i| {
-            let functions = self.clone();
-            tokio::spawn(async move { functions.run_event_source(&functions.consumers[i]).await })
+            let (functions, clock) = (self.clone(), clock.clone());
+            tokio::spawn(async move {
+                functions
+                    .run_event_source(&functions.consumers[i], &clock)
+                    .await
+            })
         });
         let schedules = (0..self.schedules.len()).map(|i| {
-            let functions = self.clone();
-            tokio::spawn(async move { functions.run_schedule(&functions.schedules[i]).await })
+            let (functions, clock) = (self.clone(), clock.clone());
+            tokio::spawn(async move {
+                functions
+                    .run_schedule(&functions.schedules[i], &clock)
+                    .await
+            })
         });
         queues.chain(schedules).collect()
     }
 
-    /// A schedule at the wall clock: fires at the start of each period, as EventBridge does.
-    async fn run_schedule(&self, s: &Scheduled) {
+    /// A schedule at `clock` (the wall clock's time, or faster): fires at the start of each
+    /// period, as EventBridge does.
+    async fn run_schedule(&self, s: &Scheduled, clock: &CompressedClock) {
         loop {
-            let now = wall_clock_ms();
+            let now = clock.now_ms();
             let next = (now.div_euclid(s.every_ms) + 1) * s.every_ms;
-            tokio::time::sleep(Duration::from_millis((next - now).max(0) as u64)).await;
-            if let Err(e) = (s.handler)(scheduled_event(s.name, next), wall_clock_ms()).await {
+            tokio::time::sleep(clock.real(next - now)).await;
+            if let Err(e) = (s.handler)(scheduled_event(s.name, next), clock.now_ms()).await {
                 tracing::warn!(function = s.name, error = %e.message, "a scheduled run failed");
             }
             s.last_ms.store(next, Ordering::SeqCst);
         }
     }
 
-    async fn run_event_source(&self, consumer: &Consumer) {
+    async fn run_event_source(&self, consumer: &Consumer, clock: &CompressedClock) {
         loop {
             let batch = match consumer.source.receive(10, 5).await {
                 Ok(b) => b,
@@ -557,10 +588,7 @@ impl Functions {
             if batch.is_empty() {
                 continue;
             }
-            if let Err(e) = self
-                .handle_received(consumer, &batch, wall_clock_ms())
-                .await
-            {
+            if let Err(e) = self.handle_received(consumer, &batch, clock.now_ms()).await {
                 tracing::warn!(function = consumer.name, error = %e, "completing a batch");
             }
         }
@@ -627,10 +655,4 @@ impl Functions {
             .await
             .expect("operator events read-back")
     }
-}
-
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -16,12 +16,15 @@
 //! - [`iot_data`]: [`IotDataApi`], the IoT data plane's `Publish`
 //!   (`AWS_ENDPOINT_URL_IOT_DATA_PLANE`), through which the alert function's commander (and
 //!   `aws iot-data publish`) sends devices their commands over the local broker.
+//! - [`sms_log`]: [`SmsLog`], when each SMS was sent (an interceptor on the functions' SNS
+//!   client), for load runs' fix -> SMS latency.
 //!
 //! Binary: `vigil-stack up` (docs/MQTT.md, docs/LOCAL_STACK.md).
 
 pub mod functions;
 pub mod invoke;
 pub mod iot_data;
+pub mod sms_log;
 pub mod stack;
 
 pub use functions::{
@@ -29,6 +32,8 @@ pub use functions::{
 };
 pub use invoke::InvokeApi;
 pub use iot_data::IotDataApi;
+pub use sms_log::SmsLog;
 pub use stack::{
-    IngestRunner, LocalStack, StackClock, StackError, StackOptions, wait_for_stop_signal,
+    INGEST_CONCURRENCY, IngestRunner, LocalStack, StackClock, StackError, StackOptions,
+    wait_for_stop_signal,
 };

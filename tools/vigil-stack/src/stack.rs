@@ -40,8 +40,8 @@ use vigil_local::{DynamoDb, Emulator, FaultProxy};
 use vigil_mqtt::bridge::default_rules_dir;
 use vigil_mqtt::pki::{BRIDGE_CLIENT_ID, OPERATOR_CLIENT_ID};
 use vigil_mqtt::{
-    Bridge, Clock, Endpoint, HttpLambda, InProcessLambda, LambdaWatch, LocalBroker, Pki,
-    RuleAction, RuleTargets, ScenarioClock, Statement, WallClock,
+    Bridge, BridgeOptions, Clock, CompressedClock, Endpoint, HttpLambda, InProcessLambda,
+    LambdaWatch, LocalBroker, Pki, RuleAction, RuleTargets, ScenarioClock, Statement,
 };
 
 use crate::functions::{ALERT_TIMEOUT, FunctionOptions, Functions, IngestPorts, Trigger};
@@ -71,7 +71,15 @@ pub enum StackClock {
     /// A scenario's: the bridge stamps this clock's time; the caller moves it, and drains the
     /// alert queue after each step ([`Functions::try_drain`]) at the functions' clock.
     Scenario(ScenarioClock),
+    /// Live, but faster: as [`StackClock::Wall`] on a clock that runs faster than the wall
+    /// clock (a load run's compressed time); the schedules fire at its minutes.
+    Compressed(CompressedClock),
 }
+
+/// How many invocations of ingest run at once: its reserved concurrency as `infra/` deploys it
+/// (`ingestReservedConcurrency` in `infra/lib/config.ts`), which is as many asynchronous
+/// invocations as Lambda runs at once for the IoT rule.
+pub const INGEST_CONCURRENCY: usize = 20;
 
 /// How to start the stack.
 #[derive(Debug, Clone)]
@@ -93,6 +101,9 @@ pub struct StackOptions {
     pub rules_dir: PathBuf,
     /// The clock.
     pub clock: StackClock,
+    /// How many messages each IoT rule's function handles at once (default
+    /// [`INGEST_CONCURRENCY`], as deployed).
+    pub rule_concurrency: usize,
     /// Put a [`FaultProxy`] between the functions and the emulator ([`LocalStack::faults`]).
     pub faults: bool,
     /// The alert function's timeout (default: as deployed, 30 s).
@@ -100,6 +111,8 @@ pub struct StackOptions {
     /// Failed or abandoned alert messages come back after this instead of the queue's
     /// visibility timeout (tests that reach the dead-letter queue in seconds).
     pub alert_retry_after: Option<std::time::Duration>,
+    /// Record when each SMS is sent ([`crate::SmsLog`]).
+    pub sms_log: Option<crate::SmsLog>,
 }
 
 impl Default for StackOptions {
@@ -115,9 +128,11 @@ impl Default for StackOptions {
             pki_dir: Pki::default_dir(),
             rules_dir: default_rules_dir(),
             clock: StackClock::Wall,
+            rule_concurrency: INGEST_CONCURRENCY,
             faults: false,
             alert_timeout: ALERT_TIMEOUT,
             alert_retry_after: None,
+            sms_log: None,
         }
     }
 }
@@ -222,6 +237,7 @@ impl LocalStack {
             iot_data_endpoint_url: Some(iot_data.url().to_owned()),
             alert_timeout: options.alert_timeout,
             retry_after: options.alert_retry_after,
+            sms_log: options.sms_log.clone(),
         };
         let functions =
             Arc::new(Functions::on_with(emulator, function_options).map_err(err("the functions"))?);
@@ -274,9 +290,15 @@ impl LocalStack {
         let identity = pki
             .client(BRIDGE_CLIENT_ID)
             .map_err(|e| err("the bridge's certificate")(e.to_string()))?;
-        let bridge_clock: Arc<dyn Clock> = match &options.clock {
-            StackClock::Wall => Arc::new(WallClock),
-            StackClock::Scenario(clock) => Arc::new(clock.clone()),
+        // Live, the bridge and the event sources read one clock (the wall clock's time, or
+        // faster); on a scenario's, the caller moves it and drains.
+        let (bridge_clock, live): (Arc<dyn Clock>, Option<CompressedClock>) = match &options.clock {
+            StackClock::Scenario(clock) => (Arc::new(clock.clone()), None),
+            StackClock::Wall => {
+                let clock = CompressedClock::starting_now(1.0);
+                (Arc::new(clock.clone()), Some(clock))
+            }
+            StackClock::Compressed(clock) => (Arc::new(clock.clone()), Some(clock.clone())),
         };
         let bridge = Bridge::start(
             &broker.endpoint(),
@@ -284,6 +306,10 @@ impl LocalStack {
             rule_files,
             actions,
             bridge_clock,
+            &BridgeOptions {
+                concurrency: options.rule_concurrency,
+                stage: Some(stage.clone()),
+            },
         )
         .await
         .map_err(|e| err("the rule bridge")(e.to_string()))?;
@@ -304,9 +330,9 @@ impl LocalStack {
         )
         .await
         .map_err(|e| err("the Lambda Invoke API")(e.to_string()))?;
-        let event_sources = match options.clock {
-            StackClock::Wall => functions.spawn_event_sources(),
-            StackClock::Scenario(_) => Vec::new(),
+        let event_sources = match live {
+            Some(clock) => functions.spawn_event_sources(clock),
+            None => Vec::new(),
         };
         Ok(LocalStack {
             functions,
@@ -344,7 +370,7 @@ impl LocalStack {
     pub fn scenario_clock(&self) -> Option<&ScenarioClock> {
         match &self.clock {
             StackClock::Scenario(clock) => Some(clock),
-            StackClock::Wall => None,
+            StackClock::Wall | StackClock::Compressed(_) => None,
         }
     }
 
