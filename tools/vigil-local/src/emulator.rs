@@ -494,6 +494,25 @@ impl Emulator {
         }
     }
 
+    /// Every SMS sent and every operator event, as [`Emulator::sent_sms`] and
+    /// [`Emulator::operator_events`] read them, but from moto in one read allowed `timeout`
+    /// (after a load run, moto's record of everything takes minutes to write out).
+    pub async fn sms_and_operator_events(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<(Vec<SentSms>, Vec<TopicMessage>)> {
+        match self.readback.kind() {
+            EmulatorKind::Moto => {
+                let arn = self.topic_arn(OPERATORS_TOPIC)?;
+                self.readback.moto_sms_and_topic(arn, timeout).await
+            }
+            EmulatorKind::LocalStack => Ok((
+                self.sent_sms().await?,
+                self.operator_events_from_tap().await?,
+            )),
+        }
+    }
+
     /// The forces' run-time document, as put in the parameter `VIGIL_FORCES_PARAMETER` names
     /// (`infra/forces.json` with each force's operators' topic).
     pub fn forces_document(&self) -> &str {

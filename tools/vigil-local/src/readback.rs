@@ -61,13 +61,16 @@ pub struct ReadBack {
     kind: EmulatorKind,
 }
 
+/// How long a read-back may take, unless the caller allows more.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The plain-HTTP client used for emulator control and inspection endpoints (loopback, no
 /// proxy, short timeouts).
 pub(crate) fn http_client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(30))
+        .timeout(READ_TIMEOUT)
         .build()
         .map_err(|e| Error::ReadBack {
             url: String::new(),
@@ -116,14 +119,7 @@ impl ReadBack {
     /// [`Error::ReadBack`] if the endpoint does not answer or answers with another shape.
     pub async fn sent_sms(&self) -> Result<Vec<SentSms>> {
         match self.kind {
-            EmulatorKind::Moto => {
-                let data = self.moto_data().await?;
-                let Some(list) = data.pointer("/sns/SMS") else {
-                    return Ok(Vec::new()); // SNS never used since start or reset
-                };
-                serde_json::from_value(list.clone())
-                    .map_err(|e| self.shape_error("/moto-api/data.json", format!("sns.SMS: {e}")))
-            }
+            EmulatorKind::Moto => self.moto_sms(&self.moto_data().await?),
             EmulatorKind::LocalStack => {
                 let path = "/_aws/sns/sms-messages";
                 let body = self
@@ -134,9 +130,33 @@ impl ReadBack {
         }
     }
 
+    /// The SMS in moto's `data.json`.
+    fn moto_sms(&self, data: &Value) -> Result<Vec<SentSms>> {
+        let Some(list) = data.pointer("/sns/SMS") else {
+            return Ok(Vec::new()); // SNS never used since start or reset
+        };
+        serde_json::from_value(list.clone())
+            .map_err(|e| self.shape_error("/moto-api/data.json", format!("sns.SMS: {e}")))
+    }
+
+    /// The SMS sent and the messages published to `topic_arn`, from one read of moto's
+    /// `data.json` allowed `timeout`: moto writes out every object it ever made there, which
+    /// after a load run of thousands of tags takes minutes. moto only.
+    pub(crate) async fn moto_sms_and_topic(
+        &self,
+        topic_arn: &str,
+        timeout: Duration,
+    ) -> Result<(Vec<SentSms>, Vec<TopicMessage>)> {
+        let data = self.get_json_within("/moto-api/data.json", timeout).await?;
+        Ok((self.moto_sms(&data)?, self.moto_topic(&data, topic_arn)?))
+    }
+
     /// Messages moto recorded as published to `topic_arn`, oldest first. moto only.
     pub(crate) async fn moto_topic_messages(&self, topic_arn: &str) -> Result<Vec<TopicMessage>> {
-        let data = self.moto_data().await?;
+        self.moto_topic(&self.moto_data().await?, topic_arn)
+    }
+
+    fn moto_topic(&self, data: &Value, topic_arn: &str) -> Result<Vec<TopicMessage>> {
         let topics = data
             .pointer("/sns/Topic")
             .and_then(Value::as_array)
@@ -201,10 +221,15 @@ impl ReadBack {
     }
 
     async fn get_json(&self, path: &str) -> Result<Value> {
+        self.get_json_within(path, READ_TIMEOUT).await
+    }
+
+    async fn get_json_within(&self, path: &str, timeout: Duration) -> Result<Value> {
         let url = format!("{}{path}", self.endpoint);
         let answer = self
             .http
             .get(&url)
+            .timeout(timeout)
             .send()
             .await
             .map_err(|e| read_error(&url, e))?;

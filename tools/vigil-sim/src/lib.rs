@@ -25,6 +25,9 @@
 //! - [`cost`]: the `cost` command: the requests and DynamoDB capacity units each kind of
 //!   message consumes, counted on the emulator through the product's handlers, priced from
 //!   `prices.json` into the cost per tag-month.
+//! - [`load`]: the `load` command: a fleet of thousands of tags over MQTT through the whole
+//!   local stack, on a compressed clock; throughput against the emulator's ceiling, latency,
+//!   exactly-once alerts, CPU and memory per process.
 //! - [`cold_start`]: the `cold-start` command: each function's zipped arm64 size, and the
 //!   time from spawning its binary to its first request for an event.
 //!
@@ -41,6 +44,7 @@ pub mod cost;
 pub mod demo;
 pub mod executor;
 pub mod in_process;
+pub mod load;
 pub mod local_stack;
 pub mod names;
 pub mod observe;

@@ -83,6 +83,52 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         watchdog_minutes: usize,
     },
+    /// Run a fleet through the whole local stack over MQTT (each tag its own mTLS connection),
+    /// on a clock as fast as the machine allows: fixes per second against the emulator's own
+    /// ceiling, publish -> SMS latency, every expected SMS exactly once, CPU and peak memory
+    /// per process; a summary table and a plot (docs/PERFORMANCE.md, "Fleet load run").
+    ///
+    /// Exit status: 0 when every expected SMS was sent exactly once and no other, 1 otherwise.
+    Load {
+        /// Tags (one order and zone each).
+        #[arg(long, default_value_t = 5000)]
+        tags: usize,
+        /// Minutes of the fleet's time (at least 5).
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        /// How many times faster than the wall clock the fleet's time runs; default: the
+        /// emulator's measured ceiling over the fleet's rate at one fix a minute.
+        #[arg(long)]
+        speedup: Option<f64>,
+        /// Without --speedup: the fleet's rate as a fraction of the emulator's ceiling.
+        #[arg(long, default_value_t = 0.8)]
+        offered: f64,
+        /// The DynamoDB the stack runs on: AWS's DynamoDB Local (default), or moto's (whose
+        /// read-back after thousands of tags takes longer than the run).
+        #[arg(long, value_enum, default_value_t = LoadDynamoDb::Local)]
+        dynamodb: LoadDynamoDb,
+        /// Ingest invocations at once (default: ingest's reserved concurrency as deployed).
+        #[arg(long, default_value_t = vigil_stack::INGEST_CONCURRENCY)]
+        concurrency: usize,
+        /// Percent of tags approaching their zone (a warning, then a breach).
+        #[arg(long, default_value_t = 2.0)]
+        approaching: f64,
+        /// Percent of tags hovering in their zone's buffer (one warning).
+        #[arg(long, default_value_t = 2.0)]
+        hovering: f64,
+        /// The orders allow adaptive reporting (far tags may batch their fixes).
+        #[arg(long)]
+        adaptive: bool,
+        /// Seed of the fleet's placement.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where to write the plot.
+        #[arg(long, value_name = "PATH", default_value = "target/vigil-load.svg")]
+        svg: PathBuf,
+        /// No progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Measure each function's cold start: its arm64 bootstrap zipped (cargo lambda build),
     /// and the time from spawning its release binary to its first request for an event on a
     /// local Runtime API, with the AWS requests it made before (docs/PERFORMANCE.md).
@@ -105,6 +151,15 @@ fn measured(result: Result<(), impl std::fmt::Display>) -> u8 {
             EXIT_FAILED
         }
     }
+}
+
+/// The DynamoDB of a load run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LoadDynamoDb {
+    /// AWS's DynamoDB Local (Java, installed on first use).
+    Local,
+    /// moto's.
+    Moto,
 }
 
 /// The demo's executor unless `--executor` says otherwise.
@@ -206,6 +261,42 @@ fn main() -> ExitCode {
             };
             Ok(measured(vigil_sim::bench::run(
                 options,
+                &mut io::stdout().lock(),
+            )))
+        }
+        Command::Load {
+            tags,
+            minutes,
+            speedup,
+            offered,
+            dynamodb,
+            concurrency,
+            approaching,
+            hovering,
+            adaptive,
+            seed,
+            svg,
+            quiet,
+        } => {
+            let options = vigil_sim::load::LoadOptions {
+                tags,
+                minutes,
+                speedup,
+                offered,
+                dynamodb: match dynamodb {
+                    LoadDynamoDb::Local => vigil_local::DynamoDb::Local,
+                    LoadDynamoDb::Moto => vigil_local::DynamoDb::Moto,
+                },
+                concurrency,
+                approaching_pct: approaching,
+                hovering_pct: hovering,
+                adaptive,
+                seed,
+                svg,
+                progress: !quiet,
+            };
+            Ok(measured(vigil_sim::load::run(
+                &options,
                 &mut io::stdout().lock(),
             )))
         }

@@ -281,6 +281,12 @@ impl Default for FunctionOptions {
     }
 }
 
+/// Batches of a queue handled at once: the alert function's reserved concurrency as `infra/`
+/// deploys it (`alertReservedConcurrency` in `infra/lib/config.ts`). Lambda's event source
+/// mapping on a FIFO queue runs that many batches at once, never two of one message group (one
+/// order) at once; the emulator's FIFO queue keeps that rule, as SQS does.
+pub const QUEUE_CONCURRENCY: usize = 5;
+
 /// The alert function's timeout as `infra/lib/vigil-stack.ts` deploys it.
 pub const ALERT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -533,16 +539,17 @@ impl Functions {
         }
     }
 
-    /// Every queue's event source mapping as Lambda runs it, each in a task that runs until
-    /// aborted: per queue, long polls of up to 10 messages, each batch handled at `clock`'s
-    /// time (the wall clock's, or a load run's faster one), partial batch failures returned to
-    /// the queue; and every schedule, at `clock`'s minutes. An unreadable queue is logged and
-    /// retried.
+    /// Every queue's event source mapping as Lambda runs it, in tasks that run until aborted:
+    /// per queue, [`QUEUE_CONCURRENCY`] pollers, each in long polls of up to 10 messages, each
+    /// batch handled at `clock`'s time (the wall clock's, or a load run's faster one), partial
+    /// batch failures returned to the queue; and every schedule, at `clock`'s minutes. An
+    /// unreadable queue is logged and retried.
     pub fn spawn_event_sources(
         self: &Arc<Self>,
         clock: CompressedClock,
     ) -> Vec<tokio::task::JoinHandle<()>> {
-        let queues = (0..self.consumers.len()).map(|i| {
+        let queues = (0..self.consumers.len() * QUEUE_CONCURRENCY).map(|n| {
+            let i = n / QUEUE_CONCURRENCY;
             let (functions, clock) = (self.clone(), clock.clone());
             tokio::spawn(async move {
                 functions

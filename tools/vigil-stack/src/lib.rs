@@ -28,7 +28,8 @@ pub mod sms_log;
 pub mod stack;
 
 pub use functions::{
-    ALERT_TIMEOUT, AlertPorts, Deployed, FunctionOptions, Functions, Handler, IngestPorts, Trigger,
+    ALERT_TIMEOUT, AlertPorts, Deployed, FunctionOptions, Functions, Handler, IngestPorts,
+    QUEUE_CONCURRENCY, Trigger,
 };
 pub use invoke::InvokeApi;
 pub use iot_data::IotDataApi;
