@@ -9,7 +9,7 @@
 //!   few times an hour, not per fix.
 //! - The distances are to every zone of every order of the tag not ended, in force or still to
 //!   come (an order coming into force while the tag batches is already counted).
-//! - No window unless every such order allows it (`policy.adaptive_reporting`, off by
+//! - No window unless every such order allows it (`policy.adaptive_reporting`, on by
 //!   default), in pursuit (any zone open), for an order whose victim carries a device (her
 //!   moving zone is judged fix by fix), or without zones: those tags send every fix at once,
 //!   as before. A tag told a window that one of these now forbids is told none on its next

@@ -15,11 +15,9 @@ use vigil_core::{DeviceId, OrderId, TagId};
 use vigil_ingest::{Outcome, handle, rule_event};
 use vigil_testkit::{fix_north, order};
 
-/// The order, with adaptive reporting allowed (`policy.adaptive_reporting`).
+/// The order: adaptive reporting is allowed by default (`policy.adaptive_reporting`).
 fn adaptive() -> vigil_core::ProtectionOrder {
-    let mut o = order();
-    o.policy.adaptive_reporting = true;
-    o
+    order()
 }
 
 async fn setup() -> TestPorts {
@@ -133,9 +131,11 @@ async fn no_window_where_her_device_is_judged() {
 
 #[tokio::test]
 async fn no_window_unless_the_order_allows_it() {
-    let p = ports_with(&order()).await;
+    let mut off = order();
+    off.policy.adaptive_reporting = false;
+    let p = ports_with(&off).await;
     assert_eq!(send(&p, 1, 0, 80.0).await, Outcome::Quiet);
-    assert!(windows(&p).is_empty(), "off by default: every fix at once");
+    assert!(windows(&p).is_empty(), "turned off: every fix at once");
     // Told a window while it was allowed, then not: none from the next message.
     told_window(&p, 900, T0).await;
     send(&p, 2, 60, 80.0).await;

@@ -355,7 +355,6 @@ async fn an_operators_new_zone_ends_a_batching_tags_window_within_the_watchdogs_
     let f = &stack.functions;
     let mut o1 = order();
     o1.force_id = Some(vigil_core::ForceId::new("met").unwrap());
-    o1.policy.adaptive_reporting = true;
     f.provision(&o1, &[home_zone()]).await;
 
     // 100 km from home: ingest judges the longest window, the alert function tells the tag.
