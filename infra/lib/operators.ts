@@ -99,7 +99,10 @@ export class OperatorRoles extends Construct {
         // see which is vigil-admin's rule (a message of an unknown tag: national only).
         new iam.PolicyStatement({ sid: 'ReadQuarantine', actions: ['dynamodb:Query'], resources: arns('quarantine') }),
         // A new order's tag is armed for the watchdog's next minute (vigil-admin, one part
-        // `new#<tag>`): PutItem of the key, the tags and the TTL only, nothing returned.
+        // `new#<tag>`), and an operator's change that ends its tag's batching window (part
+        // `c#<order>#<tag>`, turned into the alert function's ask by the watchdog alone: operators
+        // never send to the alert queue): PutItem of the key, the tags and the TTL only, nothing
+        // returned.
         new iam.PolicyStatement({
           sid: 'ArmNewTags',
           actions: ['dynamodb:PutItem'],

@@ -1,6 +1,7 @@
 //! Pursuit mode in the alert function: after a zone change, and when ingest asks, the tag
 //! and her device are told the reporting rate the current state asks for
-//! ([`vigil_core::reporting`]).
+//! ([`vigil_core::reporting`]); after an operator's change to one of its orders (an ask the
+//! watchdog queues for vigil-admin), the tag is told to end any batching window at once.
 //!
 //! Per device: read its orders' states and the command it was last sent (consistently);
 //! decide; keep the new command with a write conditional on the one read (two handlers
@@ -118,27 +119,30 @@ where
 {
     let mut reports = Vec::new();
     for device in devices {
-        let (resend, window) = match &event.body {
+        let ask = match &event.body {
             AlertBody::Reporting {
                 device: asked,
-                ask: Ask::Ignored,
+                ask,
                 sent_at_ms,
-                ..
-            } if asked == device => (*sent_at_ms, None),
-            AlertBody::Reporting {
-                device: asked,
-                ask: Ask::Window,
                 window,
-                ..
-            } if asked == device => (None, *window),
+            } if asked == device => Some((*ask, *sent_at_ms, *window)),
+            _ => None,
+        };
+        let (resend, window) = match ask {
+            Some((Ask::Ignored, sent_at_ms, _)) => (sent_at_ms, None),
+            Some((Ask::Window, _, window)) => (None, window),
             _ => (None, None),
         };
+        let changed = matches!(ask, Some((Ask::OrderChanged, _, _)));
         for attempt in 0..SAVE_ATTEMPTS {
             let Some((wanted, told)) = read(device, store, now_ms).await? else {
                 break;
             };
-            // A change of rate first (it ends any window); else the window ingest judged.
-            let decided =
+            // An operator's change ends any window, at the rate the state asks for. Else a
+            // change of rate first (it ends any window); else the window ingest judged.
+            let decided = if changed {
+                Some(reporting::after_change(&wanted, &event.order_id, now_ms))
+            } else {
                 reporting::next_command(&wanted, told.as_ref(), resend, &event.order_id, now_ms)
                     .or_else(|| {
                         window.and_then(|w| {
@@ -150,7 +154,8 @@ where
                                 now_ms,
                             )
                         })
-                    });
+                    })
+            };
             let Some((next, reason)) = decided else {
                 break;
             };

@@ -1,7 +1,7 @@
 //! Pursuit mode in the alert function, on the in-memory ports: the tag and her device are
 //! told to report faster when a zone opens and back to normal when all clear, once per
 //! change; a failed publish is undone and reported; ingest's ask leads to one resend per
-//! command, up to the cap, which tells operators.
+//! command, up to the cap, which tells operators; an operator's change ends a window at once.
 
 use serde_json::json;
 use vigil_alert::{Outcome, Ports, handle_event};
@@ -447,4 +447,102 @@ async fn a_window_is_told_shrunk_at_once_never_grown_by_a_late_ask_and_ended_by_
         .await
         .unwrap();
     assert_eq!(payloads(&p).len(), 3);
+}
+
+/// The watchdog's ask after an operator changed order o-1 (armed for `minute`).
+fn order_changed(minute: i64) -> AlertEvent {
+    let device = Commanded::Tag(tag());
+    AlertEvent {
+        event_id: AlertEvent::order_changed_id(&order_id(), &tag(), minute),
+        at_ms: minute * 60_000,
+        ..ask(device, Ask::OrderChanged, None, minute * 60_000)
+    }
+}
+
+#[tokio::test]
+async fn an_operators_change_ends_the_window_at_once_and_a_late_older_ask_never_restarts_it() {
+    let p = ports(false).await;
+    handle_event(&window_ask(900, T0), &p, T0 + 500)
+        .await
+        .unwrap();
+    assert_eq!(told(&p, &Commanded::Tag(tag())).await.unwrap().batch_s, 900);
+    // Judged at T0 + 60 s from the zones before the change; its ask is still on the way.
+    let stale = window_ask(600, T0 + 60_000);
+    // An operator adds a zone; the watchdog queues the ask in the next minute.
+    let minute = (T0 + 90_000) / 60_000 + 1;
+    let changed = order_changed(minute);
+    let outcome = handle_event(&changed, &p, minute * 60_000 + 2_000)
+        .await
+        .unwrap();
+    let Outcome::Handled { kinds, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(kinds, ["reporting_command"]);
+    assert_eq!(
+        payloads(&p)[1..],
+        [r#"{"report_interval_s":60,"batch_s":0}"#]
+    );
+    let t = told(&p, &Commanded::Tag(tag())).await.unwrap();
+    assert_eq!(
+        (t.batch_s, t.window_basis_ms),
+        (0, Some(minute * 60_000 + 2_000))
+    );
+    // Operators of the order hear of it, with why; its chain records the command.
+    let event = p.notifier.operator_events().pop().unwrap();
+    assert_eq!(event.commands.len(), 1);
+    assert_eq!(event.commands[0].reason, Reason::OrderChanged);
+    assert!(audit_kinds(&p).await.contains(&"command_sent".to_owned()));
+    // The stale ask arrives: it never grows the window the change ended.
+    handle_event(&stale, &p, minute * 60_000 + 3_000)
+        .await
+        .unwrap();
+    assert_eq!(payloads(&p).len(), 2, "{:?}", payloads(&p));
+    // The watchdog's rerun of the minute: the same ask, handled once.
+    assert_eq!(
+        handle_event(&changed, &p, minute * 60_000 + 4_000)
+            .await
+            .unwrap(),
+        Outcome::Duplicate
+    );
+    assert_eq!(payloads(&p).len(), 2);
+    // A window judged afresh after the change starts as usual.
+    handle_event(
+        &window_ask(900, minute * 60_000 + 60_000),
+        &p,
+        minute * 60_000 + 61_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        payloads(&p)[2..],
+        [r#"{"report_interval_s":60,"batch_s":900}"#]
+    );
+}
+
+#[tokio::test]
+async fn an_operators_change_fences_a_tag_never_told_anything_and_keeps_pursuit() {
+    use AlertLevel::*;
+    let p = ports(false).await;
+    // Never told anything: told the normal rate and no window, which fences older asks.
+    handle_event(&order_changed(1), &p, T0).await.unwrap();
+    assert_eq!(payloads(&p), [r#"{"report_interval_s":60,"batch_s":0}"#]);
+    handle_event(&window_ask(900, T0 - 1_000), &p, T0 + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(payloads(&p).len(), 1, "a window judged before the change");
+    // In pursuit, the change keeps the pursuit rate.
+    set_level(&p, Warning).await;
+    handle_event(&change(1, Clear, Warning, 700), &p, T0 + 700_500)
+        .await
+        .unwrap();
+    handle_event(&order_changed(2), &p, T0 + 800_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        payloads(&p)[1..],
+        [
+            r#"{"report_interval_s":15,"batch_s":0}"#,
+            r#"{"report_interval_s":15,"batch_s":0}"#
+        ]
+    );
 }

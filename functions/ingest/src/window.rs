@@ -7,11 +7,15 @@
 //! - A tag told none is judged at most every [`CHECK_EVERY_MS`] (the time is kept in its
 //!   history, written anyway), so a tag near its zones costs a Query of its orders' zones a
 //!   few times an hour, not per fix.
-//! - No window unless every order in force allows it (`policy.adaptive_reporting`, off by
+//! - The distances are to every zone of every order of the tag not ended, in force or still to
+//!   come (an order coming into force while the tag batches is already counted).
+//! - No window unless every such order allows it (`policy.adaptive_reporting`, on by
 //!   default), in pursuit (any zone open), for an order whose victim carries a device (her
 //!   moving zone is judged fix by fix), or without zones: those tags send every fix at once,
 //!   as before. A tag told a window that one of these now forbids is told none on its next
-//!   message.
+//!   message; an operator's change ends it at once (vigil-admin, through the watchdog and
+//!   the alert function), so no window judged without the change outlives it by more than
+//!   the watchdog's minute.
 
 use crate::{IngestError, Ports};
 use vigil_aws::ports::{AlertQueue, IngestStore, Metrics, TagContext};
@@ -53,18 +57,28 @@ pub(crate) async fn check<S: IngestStore, Q: AlertQueue, M: Metrics>(
         // In pursuit the change of rate already ended any window (the alert function's).
         return Ok((0, None));
     }
-    let allowed = in_force.iter().all(|o| o.policy.adaptive_reporting);
+    // The window is judged against every order not ended: one still to come into force must
+    // not find the tag batching without its zones when it does.
+    let judged: Vec<_> = ctx
+        .orders
+        .iter()
+        .filter(|o| {
+            o.valid_until
+                .is_none_or(|u| received_at_ms < u.timestamp_millis())
+        })
+        .collect();
+    let allowed = judged.iter().all(|o| o.policy.adaptive_reporting);
     if !allowed && current == 0 {
         return Ok((0, None));
     }
-    let d = if !allowed || in_force.iter().any(|o| o.victim_device.is_some()) {
+    let d = if !allowed || judged.iter().any(|o| o.victim_device.is_some()) {
         Distances {
             to_buffer_m: None,
             to_victim: Some(None),
         }
     } else {
         let mut nearest: Option<f64> = None;
-        for o in &in_force {
+        for o in &judged {
             for z in ports.store.order_zones(&o.order_id).await? {
                 let edge = z.distance_to_edge_m(fix.lat, fix.lon, f64::INFINITY);
                 let m = (edge - z.buffer_m() - fix.accuracy_m).max(0.0);

@@ -81,8 +81,13 @@ async fn a_quiet_batch_is_one_history_write_and_one_metric_line() {
         "the history ends at the batch's newest fix"
     );
     assert_eq!(p.metrics.get("FixesEvaluated", "quiet"), 10);
-    // Nothing queued (adaptive reporting is off for this order: no window is judged).
-    assert!(p.queue.sent().is_empty());
+    // Nothing but, from 19 km away, the window the tag may use from now on.
+    let sent = p.queue.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(
+        matches!(&sent[0].body, AlertBody::Reporting { window: Some(w), .. } if w.batch_s == 120),
+        "{sent:?}"
+    );
 }
 
 #[tokio::test]

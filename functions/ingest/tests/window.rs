@@ -1,11 +1,12 @@
 //! Adaptive reporting in ingest, on the in-memory ports: the batching window judged from the
 //! newest fix, asked for when it changes; shrinking never waits, growing is judged at most
-//! every ten minutes; no window in pursuit or where her device is judged.
+//! every ten minutes; no window in pursuit or where her device is judged; an order still to
+//! come into force counts.
 
 mod common;
 
 use common::{T0, TestPorts, ports_with};
-use vigil_aws::ports::ReportingStore;
+use vigil_aws::ports::{AdminStore, ReportingStore};
 use vigil_core::events::AlertBody;
 use vigil_core::fix::encode_fix;
 use vigil_core::proximity::{VictimDevice, VictimZoneTerms};
@@ -14,11 +15,9 @@ use vigil_core::{DeviceId, OrderId, TagId};
 use vigil_ingest::{Outcome, handle, rule_event};
 use vigil_testkit::{fix_north, order};
 
-/// The order, with adaptive reporting allowed (`policy.adaptive_reporting`).
+/// The order: adaptive reporting is allowed by default (`policy.adaptive_reporting`).
 fn adaptive() -> vigil_core::ProtectionOrder {
-    let mut o = order();
-    o.policy.adaptive_reporting = true;
-    o
+    order()
 }
 
 async fn setup() -> TestPorts {
@@ -132,9 +131,11 @@ async fn no_window_where_her_device_is_judged() {
 
 #[tokio::test]
 async fn no_window_unless_the_order_allows_it() {
-    let p = ports_with(&order()).await;
+    let mut off = order();
+    off.policy.adaptive_reporting = false;
+    let p = ports_with(&off).await;
     assert_eq!(send(&p, 1, 0, 80.0).await, Outcome::Quiet);
-    assert!(windows(&p).is_empty(), "off by default: every fix at once");
+    assert!(windows(&p).is_empty(), "turned off: every fix at once");
     // Told a window while it was allowed, then not: none from the next message.
     told_window(&p, 900, T0).await;
     send(&p, 2, 60, 80.0).await;
@@ -148,4 +149,28 @@ async fn no_window_in_pursuit() {
     send(&p, 1, 0, 0.4).await;
     send(&p, 2, 60, 0.4).await;
     assert!(windows(&p).is_empty());
+}
+
+#[tokio::test]
+async fn an_order_still_to_come_into_force_counts_for_the_window() {
+    // o2 restrains the same tag from tomorrow, with a zone 5 km from where the tag is now, 80
+    // km from o1's home: the window is judged with it, so none is asked for.
+    let p = setup().await;
+    let mut o2 = adaptive();
+    o2.order_id = OrderId::new("o2").unwrap();
+    o2.valid_from = chrono::DateTime::from_timestamp_millis(T0 + 86_400_000);
+    p.store.put_order(&o2).await.unwrap();
+    let near = fix_north(0, T0, 85_000.0);
+    let work: vigil_core::Zone = serde_json::from_value(serde_json::json!({
+        "zone_id": "work", "circle": {"lat": near.lat, "lon": near.lon, "radius_m": 100},
+        "buffer_m": 500, "order_id": "o2"
+    }))
+    .unwrap();
+    p.store.put_zone(&work).await.unwrap();
+    assert_eq!(send(&p, 1, 0, 80.0).await, Outcome::Quiet);
+    assert!(windows(&p).is_empty(), "{:?}", windows(&p));
+    // Told a window before o2 was written: ended on the next message.
+    told_window(&p, 900, T0).await;
+    send(&p, 2, 60, 80.0).await;
+    assert_eq!(windows(&p).last().map(|w| w.batch_s), Some(0));
 }

@@ -14,7 +14,11 @@
 //!    with no order in force and nothing told is not armed again. The cursor moves,
 //!    conditionally: one run at a time.
 //!    The escalations armed for the minute (urgent alerts not acknowledged) are queued as they
-//!    are; the alert function decides whether each still stands.
+//!    are; the alert function decides whether each still stands. So is, for each tag an
+//!    operator's change armed (vigil-admin: a zone added, her device given, an order created
+//!    on the tag or moved to it), the ask that ends its batching window (adaptive reporting,
+//!    docs/WIRE_FORMAT.md); the watchdog builds that ask itself from the part's order and tag,
+//!    so what operators may write in the `watch` table can never become any other event.
 //! 3. **The sweep**, on the first run, after a gap, and every [`SWEEP_EVERY_MINUTES`]: every
 //!    tag with an order that no part of the next [`IDLE_RECHECK_MS`] holds (a new order, a
 //!    part lost to a crash) is armed for the next minute; a tag armed twice (a rerun after a
@@ -27,10 +31,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use tracing::{info, warn};
 use vigil_aws::StoreError;
-use vigil_aws::ports::{AlertQueue, Metrics, WatchStore, WatchedTag};
+use vigil_aws::ports::{AlertQueue, Due, Metrics, ORDER_CHANGE_PREFIX, WatchStore, WatchedTag};
 use vigil_core::events::{AlertBody, AlertEvent, NearZone};
+use vigil_core::reporting::{Ask, Commanded};
 use vigil_core::watchdog::{self, Change, IDLE_RECHECK_MS};
-use vigil_core::{TagId, ZoneId};
+use vigil_core::{OrderId, TagId, ZoneId};
 
 /// Minutes a run catches up on after an outage at most; the sweep re-arms the rest.
 pub const MAX_CATCH_UP_MINUTES: i64 = 60;
@@ -71,6 +76,8 @@ pub struct Outcome {
     pub swept: Option<usize>,
     /// Escalations queued (urgent alerts not acknowledged, armed by the alert function).
     pub escalations: usize,
+    /// Asks queued to end a tag's batching window after an operator's change.
+    pub order_changes: usize,
 }
 
 /// Why a run failed: a store error (the next run resumes from the cursor).
@@ -95,17 +102,17 @@ pub async fn run<S: WatchStore, Q: AlertQueue, M: Metrics>(
     let gap = cursor.is_some_and(|done| first > done + 1);
     let first_run = cursor.is_none();
     let mut out = Outcome::default();
-    // Minutes an outage skipped: their tags are left to the sweep, but an escalation armed in
-    // one is never dropped (a part lives a day).
+    // Minutes an outage skipped: their tags are left to the sweep, but an escalation or an
+    // operator's change armed in one is never dropped (a part lives a day).
     if let Some(done) = cursor {
         for minute in (done + 1).max(now_min - ESCALATION_CATCH_UP_MINUTES)..first {
             let due = ports.store.due(minute).await?;
-            out.escalations += queue_escalations(ports, &due.events).await?;
+            queue_armed(ports, minute, &due, now_ms, &mut out).await?;
         }
     }
     for minute in first..=now_min {
         let due = ports.store.due(minute).await?;
-        out.escalations += queue_escalations(ports, &due.events).await?;
+        queue_armed(ports, minute, &due, now_ms, &mut out).await?;
         let tags: Vec<TagId> = due.tags.into_iter().collect();
         let watched = ports.store.watched(&tags).await?;
         let mut arms: BTreeMap<i64, Vec<TagId>> = BTreeMap::new();
@@ -134,10 +141,60 @@ pub async fn run<S: WatchStore, Q: AlertQueue, M: Metrics>(
         started = out.started,
         ended = out.ended,
         escalations = out.escalations,
+        order_changes = out.order_changes,
         swept = ?out.swept,
         "watchdog run"
     );
     Ok(out)
+}
+
+/// Queues what was armed for `minute` as alert events: its escalations and the asks of its
+/// operators' changes.
+async fn queue_armed<S, Q: AlertQueue, M: Metrics>(
+    ports: &Ports<S, Q, M>,
+    minute: i64,
+    due: &Due,
+    now_ms: i64,
+    out: &mut Outcome,
+) -> Result<(), WatchdogError> {
+    out.escalations += queue_escalations(ports, &due.events).await?;
+    let asks: Vec<AlertEvent> = due
+        .changed
+        .iter()
+        .map(|(order_id, tag_id)| order_changed(order_id, tag_id, minute, now_ms))
+        .collect();
+    if !asks.is_empty() {
+        ports.queue.send(&asks).await?;
+        ports.metrics.count(
+            "OrderChangesQueued",
+            ("Function", "watchdog"),
+            asks.len() as u64,
+        );
+        for e in &asks {
+            info!(event_id = %e.event_id, order_id = %e.order_id, tag_id = %e.tag_id, "operator's change: the tag's window ends");
+        }
+        out.order_changes += asks.len();
+    }
+    Ok(())
+}
+
+/// The ask that ends `tag_id`'s batching window because an operator changed `order_id`, armed
+/// for `minute`: its id and content are fixed by the part, so a rerun of the minute queues the
+/// same event, which the alert function handles once.
+fn order_changed(order_id: &OrderId, tag_id: &TagId, minute: i64, now_ms: i64) -> AlertEvent {
+    AlertEvent {
+        event_id: AlertEvent::order_changed_id(order_id, tag_id, minute),
+        order_id: order_id.clone(),
+        tag_id: tag_id.clone(),
+        at_ms: minute * 60_000,
+        received_at_ms: now_ms,
+        body: AlertBody::Reporting {
+            device: Commanded::Tag(tag_id.clone()),
+            ask: Ask::OrderChanged,
+            sent_at_ms: None,
+            window: None,
+        },
+    }
 }
 
 /// Queues the escalations due (their ids are fixed: a rerun of the minute queues them again,
@@ -301,6 +358,10 @@ async fn sweep<S: WatchStore>(
     let mut earliest: BTreeMap<&TagId, (i64, &str)> = BTreeMap::new();
     let mut drop: BTreeMap<(i64, String), BTreeSet<TagId>> = BTreeMap::new();
     for ((minute, part), tags) in &armed {
+        // An operator's change is not a check: it is never dropped as a second arm.
+        if part.starts_with(ORDER_CHANGE_PREFIX) {
+            continue;
+        }
         for tag in tags {
             match earliest.get(tag) {
                 Some(_) => {

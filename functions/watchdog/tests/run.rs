@@ -1,5 +1,6 @@
 //! The watchdog on the in-memory ports, minute by minute: silence far from and near a zone,
-//! its end, no GPS, what a healthy fleet costs in reads, and the sweep's repairs.
+//! its end, no GPS, what a healthy fleet costs in reads, and the sweep's repairs; an
+//! operator's change queued as the ask that ends the tag's window.
 
 use vigil_aws::memory::{MemoryQueue, MemoryStore};
 use vigil_aws::metrics::MemoryMetrics;
@@ -320,4 +321,87 @@ async fn after_an_outage_longer_than_the_catch_up_an_escalation_in_a_skipped_min
         vigil_watchdog::MAX_CATCH_UP_MINUTES
     );
     assert_eq!(escalations(&p), ["esc:te:o1:tag-1:7:ab:2"]);
+}
+
+/// The asks queued to end a tag's window after an operator's change: (event id, order, tag).
+fn windows_ended(p: &TestPorts) -> Vec<(String, String, String)> {
+    p.queue
+        .sent()
+        .iter()
+        .filter_map(|e| match &e.body {
+            AlertBody::Reporting {
+                device: vigil_core::reporting::Commanded::Tag(t),
+                ask: vigil_core::reporting::Ask::OrderChanged,
+                ..
+            } => Some((e.event_id.clone(), e.order_id.to_string(), t.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_operators_change_is_queued_as_an_ask_by_the_run_of_its_minute_once() {
+    let p = setup().await;
+    report(&p, 1, T0, 5_000.0).await;
+    run(&p, T0).await.unwrap();
+    let minute = T0 / MIN + 3;
+    let o1 = order().order_id;
+    p.store.arm_order_change(minute, &o1, &tag()).await.unwrap();
+    every_minute(&p, T0 + MIN, T0 + 2 * MIN).await;
+    assert!(windows_ended(&p).is_empty(), "not before its minute");
+    let out = run(&p, minute * MIN).await.unwrap();
+    assert_eq!(out.order_changes, 1);
+    let id = format!("oc:{o1}:tag-1:{minute}");
+    assert_eq!(
+        windows_ended(&p),
+        [(id.clone(), o1.to_string(), "tag-1".to_owned())]
+    );
+    let e = p
+        .queue
+        .sent()
+        .into_iter()
+        .find(|e| e.event_id == id)
+        .unwrap();
+    assert_eq!(e.at_ms, minute * MIN);
+    // Later minutes: nothing more.
+    every_minute(&p, (minute + 1) * MIN, (minute + 3) * MIN).await;
+    assert_eq!(windows_ended(&p).len(), 1);
+}
+
+#[tokio::test]
+async fn an_operators_change_armed_in_a_minute_an_outage_skipped_is_still_queued() {
+    let p = setup().await;
+    run(&p, T0).await.unwrap();
+    let minute = T0 / MIN + 2;
+    p.store
+        .arm_order_change(minute, &order().order_id, &tag())
+        .await
+        .unwrap();
+    // Down for two hours: the catch-up covers the last hour; the change is older.
+    let out = run(&p, T0 + 120 * MIN).await.unwrap();
+    assert_eq!(out.order_changes, 1);
+    assert_eq!(windows_ended(&p).len(), 1);
+}
+
+#[tokio::test]
+async fn the_sweep_never_drops_an_operators_change_as_a_second_check() {
+    let p = setup().await;
+    run(&p, T0).await.unwrap();
+    let now_min = T0 / MIN + 14;
+    // Planned at minute +1 in a check's part, and changed at minute +2: the sweep keeps the
+    // earliest check of a tag, and must not take the change for a later one.
+    p.store.arm(now_min + 1, "p0#0", &[tag()]).await.unwrap();
+    p.store
+        .arm_order_change(now_min + 2, &order().order_id, &tag())
+        .await
+        .unwrap();
+    let out = run(&p, now_min * MIN).await.unwrap();
+    assert!(out.swept.is_some(), "{out:?}");
+    let armed = p.store.armed(now_min + 2, now_min + 2).await.unwrap();
+    assert!(
+        armed.keys().any(|(_, part)| part.starts_with("c#")),
+        "{armed:?}"
+    );
+    every_minute(&p, (now_min + 1) * MIN, (now_min + 2) * MIN).await;
+    assert_eq!(windows_ended(&p).len(), 1);
 }

@@ -5,14 +5,16 @@ use crate::access::{self, Caller};
 use crate::changes::{self, Change};
 use crate::error::{AdminError, Result};
 use serde_json::json;
-use vigil_aws::ports::{AdminStore, AuditLog, ForceRecord};
+use vigil_aws::ports::{AdminStore, AuditLog, ForceRecord, WatchStore};
 use vigil_core::proximity::VictimDevice;
 use vigil_core::{OrderId, ProtectionOrder};
 
 /// Gives order `id` her device with its moving zone's settings: the order, the tag's summary
 /// (what ingest reads) and the device's item are written, and `victim_device_set` is recorded in
-/// the order's audit chain, made by `caller`. The device belongs to the order's force (a device
-/// with none becomes so; one of another force is refused). Returns the order as written.
+/// the order's audit chain, made by `caller`; then the order's tag ends any batching window (a
+/// tag whose victim carries a device never batches: her moving zone is judged fix by fix;
+/// `end_window`). The device belongs to the order's force (a device with none becomes so; one
+/// of another force is refused). Returns the order as written.
 ///
 /// Only this order changes: her other orders keep theirs, and no other victim's protection
 /// moves. A device already named by an order of another victim is refused: one device, one
@@ -20,8 +22,9 @@ use vigil_core::{OrderId, ProtectionOrder};
 ///
 /// Fails with [`AdminError::Invalid`] for settings out of range, [`AdminError::NotFound`] for
 /// no such order, [`AdminError::Conflict`] for a device that is another victim's, or
-/// [`AdminError::Store`].
-pub async fn set_victim_device<S: AdminStore + AuditLog>(
+/// [`AdminError::Store`] (also when the tag could not be told: the device is given then, and
+/// the error says so).
+pub async fn set_victim_device<S: AdminStore + AuditLog + WatchStore>(
     store: &S,
     caller: &Caller,
     id: &OrderId,
@@ -66,6 +69,7 @@ pub async fn set_victim_device<S: AdminStore + AuditLog>(
         .await
         .map_err(AdminError::store(format!("writing order {id}")))?;
     changes::record(store, id, &caller.operator, &[change], now_ms).await?;
+    crate::end_window(store, id, &order.tag_id, now_ms).await?;
     Ok(order)
 }
 
@@ -110,6 +114,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(written.victim_device, Some(device("phone-v1", 400.0)));
+        // Her order's tag stops batching at once: her moving zone is judged fix by fix.
+        assert_eq!(
+            crate::orders::tests::windows_ended(&store, 7).await,
+            [(o1.clone(), vigil_core::TagId::new("t1").unwrap())]
+        );
         // Ingest finds the order through her device, with the settings.
         let ctx = store
             .device_context(&DeviceId::new("phone-v1").unwrap())
@@ -165,5 +174,12 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, AdminError::NotFound(_)), "{e}");
         assert!(store.read(&o3).await.unwrap().is_empty());
+        // Only the orders given the device had their tag told (o3's change was refused).
+        let told: Vec<String> = crate::orders::tests::every_window_ended(&store)
+            .await
+            .into_iter()
+            .map(|(o, _)| o.to_string())
+            .collect();
+        assert_eq!(told, ["o1", "o2"]);
     }
 }

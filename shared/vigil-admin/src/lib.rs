@@ -55,6 +55,38 @@ pub use error::{AdminError, Result};
 pub use input::OrderSpec;
 pub use operator::Operator;
 
+/// Has `tag`'s batching window end at once (adaptive reporting, docs/WIRE_FORMAT.md), after
+/// a change to order `order` that a window judged before it does not know of: a zone added or
+/// replaced, her device given, the order created on the tag or moved to it. Commands are the
+/// alert function's alone, and only ingest and the watchdog may queue its events (the alert
+/// queue's own policy): so the change is armed for the watchdog's next minute (a part naming
+/// the order and the tag, one `PutItem`), which queues the alert function's ask; the tag is
+/// told `batch_s` 0 within about a minute, and no window judged before the change may start
+/// after it. Only this tag is told, and only to send every fix at once: no other order's
+/// protection is weakened. A change that can only shorten a window (a zone removed, an order
+/// ended) needs none.
+///
+/// Fails with [`AdminError::Store`], after the change itself was saved and recorded: the
+/// error says so, when the tag will be told anyway (its next message, within the longest
+/// window), and how to tell it at once.
+pub(crate) async fn end_window(
+    store: &impl vigil_aws::ports::WatchStore,
+    order: &vigil_core::OrderId,
+    tag: &vigil_core::TagId,
+    now_ms: i64,
+) -> Result<()> {
+    let minute = now_ms.div_euclid(60_000) + 1;
+    store
+        .arm_order_change(minute, order, tag)
+        .await
+        .map_err(AdminError::store(format!(
+            "telling tag {tag} to stop batching its fixes (the change to order {order} is saved \
+             and recorded; without this the tag learns of it from its next message, at most 15 \
+             minutes away; to tell it at once, run `vigil tags assign {tag} --order {order}` \
+             when the store answers again)"
+        )))
+}
+
 /// Arms `tag` for the watchdog's next minute (its own part of the `watch` index), so that a
 /// new order's tag is judged from its first minute, not at the watchdog's next sweep.
 ///

@@ -46,8 +46,9 @@ impl OrderView {
 /// victim without a language gets the force's default. Its tag must be of the same force: a
 /// tag with no force yet becomes the order's force's, a tag of another force is refused. The
 /// tag is armed for the watchdog's next minute, so a tag silent from the start is told within
-/// the watchdog's rules rather than at its next sweep. Refuses an order id that exists.
-/// Returns the order and zones written.
+/// the watchdog's rules rather than at its next sweep; a tag already batching for another
+/// order ends its window, judged without this order's zones (`end_window`). Refuses an order
+/// id that exists. Returns the order and zones written.
 ///
 /// Fails with [`AdminError::Invalid`] for a bad spec, an unknown force or an existing id,
 /// [`AdminError::Forbidden`] for another force or another force's tag (nothing is written),
@@ -108,12 +109,14 @@ pub async fn create_order<S: AdminStore + AuditLog + WatchStore>(
     recorded.extend(zones.iter().map(|z| Change::zone("zone_added", z)));
     changes::record(store, id, &caller.operator, &recorded, now_ms).await?;
     crate::watch_from_next_minute(store, &order.tag_id, now_ms).await?;
+    crate::end_window(store, id, &order.tag_id, now_ms).await?;
     Ok((order, zones))
 }
 
 /// Writes a checked order, then its zones (each indexed under its cells): the one provisioning
 /// path, shared by [`create_order`], the pipeline tests and the scenario runner. Records
-/// nothing in the audit.
+/// nothing in the audit, and tells no tag: a live order's tag is told by the operator actions
+/// ([`create_order`] ends a window its tag may have for another order).
 ///
 /// Fails with [`AdminError::Store`] if a write fails (what was written before stays).
 pub async fn provision_order(
@@ -238,6 +241,28 @@ pub(crate) mod tests {
         vigil_testkit::forces()
     }
 
+    /// The (order, tag) pairs whose window an action at `now_ms` armed to end: the watchdog's
+    /// next minute.
+    pub(crate) async fn windows_ended(
+        store: &MemoryStore,
+        now_ms: i64,
+    ) -> Vec<(OrderId, vigil_core::TagId)> {
+        let minute = now_ms.div_euclid(60_000) + 1;
+        WatchStore::due(store, minute).await.unwrap().changed
+    }
+
+    /// Every (order, tag) pair armed to end a window, at any minute.
+    pub(crate) async fn every_window_ended(
+        store: &MemoryStore,
+    ) -> Vec<(OrderId, vigil_core::TagId)> {
+        WatchStore::armed(store, 0, i64::MAX / 60_000)
+            .await
+            .unwrap()
+            .keys()
+            .filter_map(|(_, part)| vigil_aws::ports::order_change_of(part))
+            .collect()
+    }
+
     /// A key service that is down.
     struct MacDown;
 
@@ -286,6 +311,11 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert_eq!(zones.len(), 1);
+        // A tag already batching for another order learns of this one's zones at once.
+        assert_eq!(
+            windows_ended(&store, 1_000).await,
+            [(order.order_id.clone(), order.tag_id.clone())]
+        );
         // The tag is armed for the watchdog's next minute, not left to its next sweep.
         let armed = vigil_aws::ports::WatchStore::armed(&store, 1, 1)
             .await

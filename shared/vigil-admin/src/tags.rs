@@ -84,8 +84,11 @@ pub async fn authorize_tag(
 
 /// Assigns a tag to an order (the order's `tag_id`, the tag item's summary and open-alert
 /// marks move in one transaction) and records `tag_assigned` in the order's audit chain, made
-/// by `caller`; the tag is armed for the watchdog's next minute. The tag must be of the
-/// order's force (a tag with none becomes so). Returns the tag the order had before.
+/// by `caller`; the tag is armed for the watchdog's next minute, and ends any batching window
+/// it has, judged without this order's zones (`end_window`; the tag the order leaves needs
+/// nothing: its window can only be too short now). The tag must be of the order's force (a tag
+/// with none becomes so). Assigning the tag the order has already changes nothing but tells it
+/// again. Returns the tag the order had before.
 ///
 /// Fails with [`AdminError::NotFound`] when there is no such order, [`AdminError::Forbidden`]
 /// for an order or tag of another force, or [`AdminError::Store`].
@@ -115,6 +118,7 @@ pub async fn assign_tag<S: AdminStore + AuditLog + WatchStore>(
     );
     changes::record(store, id, &caller.operator, &[change], now_ms).await?;
     crate::watch_from_next_minute(store, tag, now_ms).await?;
+    crate::end_window(store, id, tag, now_ms).await?;
     Ok(previous)
 }
 
@@ -197,13 +201,28 @@ mod tests {
         .await
         .unwrap();
         let o1 = crate::input::order_id("o1").unwrap();
-        let previous = assign_tag(&store, &op(), &tag_id("t2").unwrap(), &o1, 2)
+        let previous = assign_tag(&store, &op(), &tag_id("t2").unwrap(), &o1, 120_000)
             .await
             .unwrap();
         assert_eq!(previous.as_str(), "t1");
         assert_eq!(
             store.get_order(&o1).await.unwrap().unwrap().tag_id.as_str(),
             "t2"
+        );
+        // The tag the order moved to ends any window, judged without the order's zones; the
+        // one it left needs nothing.
+        assert_eq!(
+            crate::orders::tests::windows_ended(&store, 120_000).await,
+            [(o1.clone(), tag_id("t2").unwrap())]
+        );
+        // Assigning the same tag again changes nothing but tells it again (the retry an
+        // error of any change names).
+        assign_tag(&store, &op(), &tag_id("t2").unwrap(), &o1, 300_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            crate::orders::tests::windows_ended(&store, 300_000).await,
+            [(o1.clone(), tag_id("t2").unwrap())]
         );
     }
 

@@ -8,7 +8,7 @@ use crate::error::{AdminError, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
-use vigil_aws::ports::{AdminStore, AuditLog};
+use vigil_aws::ports::{AdminStore, AuditLog, WatchStore};
 use vigil_core::{OrderId, Zone, ZoneKey, ZoneSpec};
 
 /// A zone as operators see it.
@@ -36,11 +36,14 @@ impl ZoneView {
 /// Adds a checked zone to its order; the store indexes it under every cell its buffer reaches
 /// and clears cells it left. Replacing the order's existing zone of the same id needs
 /// `replace`; nothing of another order is ever touched. Records `zone_added` or
-/// `zone_replaced` in the order's audit chain, made by `caller`. Returns whether it replaced one.
+/// `zone_replaced` in the order's audit chain, made by `caller`; then has the order's tag end
+/// any batching window, judged without the zone (`end_window`). Returns whether it replaced
+/// one.
 ///
 /// Fails with [`AdminError::NotFound`] when the order does not exist, [`AdminError::Conflict`]
-/// when the order already has the zone and `replace` is not set, or [`AdminError::Store`].
-pub async fn add_zone<S: AdminStore + AuditLog>(
+/// when the order already has the zone and `replace` is not set, or [`AdminError::Store`]
+/// (also when the tag could not be told: the zone is saved then, and the error says so).
+pub async fn add_zone<S: AdminStore + AuditLog + WatchStore>(
     store: &S,
     caller: &Caller,
     zone: &Zone,
@@ -49,7 +52,7 @@ pub async fn add_zone<S: AdminStore + AuditLog>(
 ) -> Result<bool> {
     let o = zone.order_id();
     let key = zone.key();
-    match access::order_for(store, caller, "zones add", o, now_ms).await {
+    let order = match access::order_for(store, caller, "zones add", o, now_ms).await {
         Err(AdminError::NotFound(_)) => {
             return Err(AdminError::NotFound(format!(
                 "zone {} belongs to order {o}, which does not exist: create it first with `vigil orders create`",
@@ -86,6 +89,7 @@ pub async fn add_zone<S: AdminStore + AuditLog>(
         now_ms,
     )
     .await?;
+    crate::end_window(store, o, &order.tag_id, now_ms).await?;
     Ok(replaced)
 }
 
@@ -270,6 +274,92 @@ mod tests {
             "order_id": id, "tag_id": "t1", "force_id": "met",
             "victim": {"victim_id": "v1", "phone": "+447700900123", "language": "en"}}))
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_or_replaced_zone_ends_the_tags_window_at_once_and_no_other_tags() {
+        use crate::orders::tests::{every_window_ended, windows_ended};
+        let store = MemoryStore::new();
+        store.put_order(&order("o1")).await.unwrap();
+        let mut other = order("o2");
+        other.tag_id = vigil_core::TagId::new("t2").unwrap();
+        other.victim.victim_id = vigil_core::VictimId::new("v2").unwrap();
+        store.put_order(&other).await.unwrap();
+        let o1 = OrderId::new("o1").unwrap();
+        let t1 = vigil_core::TagId::new("t1").unwrap();
+        // Added at 00:02:10: armed for the watchdog's minute 00:03.
+        add_zone(&store, &op(), &zone("home", None), false, 130_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            windows_ended(&store, 130_000).await,
+            [(o1.clone(), t1.clone())]
+        );
+        // Removed: a window can only be too short now; nothing to tell.
+        remove_zone(&store, &op(), &zone("home", None).key(), 300_000)
+            .await
+            .unwrap();
+        assert!(windows_ended(&store, 300_000).await.is_empty());
+        // Replaced: told again.
+        add_zone(&store, &op(), &zone("home", None), false, 400_000)
+            .await
+            .unwrap();
+        add_zone(&store, &op(), &zone("home", None), true, 500_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            windows_ended(&store, 500_000).await,
+            [(o1.clone(), t1.clone())]
+        );
+        // Another victim's order, on another tag, is never touched.
+        assert!(
+            every_window_ended(&store)
+                .await
+                .iter()
+                .all(|(o, t)| (o, t) == (&o1, &t1))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_zone_whose_tag_cannot_be_told_is_saved_and_the_error_says_what_to_do() {
+        let store = MemoryStore::new();
+        store.put_order(&order("o1")).await.unwrap();
+        store.fail_next_arm(vigil_aws::StoreError::Unavailable {
+            service: "dynamodb",
+            detail: "ServiceUnavailable".into(),
+        });
+        let z = zone("home", None);
+        let e = add_zone(&store, &op(), &z, false, 130_000)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AdminError::Store { .. }), "{e}");
+        assert!(e.is_retryable(), "{e}");
+        let text = e.to_string();
+        for said in [
+            "tag t1",
+            "stop batching",
+            "order o1 is saved and recorded",
+            "at most 15 minutes",
+            "vigil tags assign t1 --order o1",
+        ] {
+            assert!(text.contains(said), "{said:?} not in: {text}");
+        }
+        // The zone and its record are there; the retry the error names tells the tag.
+        assert_eq!(store.get_zone(&z.key()).await.unwrap(), Some(z));
+        let o1 = OrderId::new("o1").unwrap();
+        let actions: Vec<String> = store
+            .read(&o1)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.detail["action"].to_string())
+            .collect();
+        assert_eq!(actions, [r#""zone_added""#]);
+        assert!(
+            crate::orders::tests::windows_ended(&store, 130_000)
+                .await
+                .is_empty()
+        );
     }
 
     #[tokio::test]

@@ -428,6 +428,21 @@ pub trait WatchStore: Send + Sync {
         part: &str,
         tags: &[TagId],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Arms, for `minute`, the end of `tag_id`'s batching window because an operator changed
+    /// order `order_id` (vigil-admin): the part `c#<order_id>#<tag_id>`, holding the tag. The
+    /// watchdog then queues the alert function's ask ([`Due::changed`]); arming the same one
+    /// again changes nothing.
+    fn arm_order_change(
+        &self,
+        minute: i64,
+        order_id: &OrderId,
+        tag_id: &TagId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            let part = format!("{ORDER_CHANGE_PREFIX}{order_id}#{tag_id}");
+            self.arm(minute, &part, std::slice::from_ref(tag_id)).await
+        }
+    }
     /// Every part of the minutes `from..=to`: (minute, part) -> its tags.
     fn armed(
         &self,
@@ -467,6 +482,40 @@ pub struct Due {
     pub tags: BTreeSet<TagId>,
     /// The escalations to queue (alert events, armed by the alert function).
     pub events: Vec<vigil_core::events::AlertEvent>,
+    /// The tags whose batching window ends, each with the order an operator changed (armed by
+    /// vigil-admin, [`WatchStore::arm_order_change`]).
+    pub changed: Vec<(OrderId, TagId)>,
+}
+
+/// The prefix of the part that ends a tag's batching window after an operator changed one of
+/// its orders: `c#<order_id>#<tag_id>` (ids hold no `#`), holding the tag.
+pub const ORDER_CHANGE_PREFIX: &str = "c#";
+
+impl Due {
+    /// What the tags' parts of a minute (part name, its tags) and its escalations say is due:
+    /// a change's part names its order and tag, every other part's tags are judged.
+    pub fn of_parts(
+        parts: impl IntoIterator<Item = (String, BTreeSet<TagId>)>,
+        events: Vec<vigil_core::events::AlertEvent>,
+    ) -> Due {
+        let mut due = Due {
+            events,
+            ..Due::default()
+        };
+        for (part, tags) in parts {
+            match order_change_of(&part) {
+                Some(change) => due.changed.push(change),
+                None => due.tags.extend(tags),
+            }
+        }
+        due
+    }
+}
+
+/// The order and tag a change's part names, or `None` for any other part.
+pub fn order_change_of(part: &str) -> Option<(OrderId, TagId)> {
+    let (order, tag) = part.strip_prefix(ORDER_CHANGE_PREFIX)?.split_once('#')?;
+    Some((OrderId::new(order).ok()?, TagId::new(tag).ok()?))
 }
 
 /// The alert function's one write to the watchdog's `watch` table: an escalation due at a

@@ -114,13 +114,15 @@ pub enum AlertBody {
         /// never reported.
         last_report_ms: Option<i64>,
     },
-    /// Ingest saw a device's reporting disagree with pursuit mode (docs/PROXIMITY.md): the
-    /// alert function decides again on the current state and commands it if needed. Never
-    /// reaches the victim; operators hear of the commands it leads to.
+    /// Ingest saw a device's reporting disagree with pursuit mode (docs/PROXIMITY.md), or
+    /// judged a batching window, or (queued by the watchdog) an operator changed an order of
+    /// the tag (`ask` = `order_changed`): the alert function decides again on the current
+    /// state and commands it if needed. Never reaches the victim; operators hear of the
+    /// commands it leads to.
     Reporting {
         /// The tag or her device.
         device: Commanded,
-        /// What ingest saw.
+        /// What was seen.
         ask: Ask,
         /// The command ingest saw ignored: its send time, Unix ms (`ask` = `ignored`).
         sent_at_ms: Option<i64>,
@@ -195,6 +197,13 @@ impl AlertEvent {
     /// once per command however many asks arrive).
     pub fn reporting_id(device: &Commanded, received_at_ms: i64) -> String {
         format!("rc:{}:{}:{received_at_ms}", device.kind(), device.id())
+    }
+
+    /// The id of the ask that ends a tag's window after an operator changed one of its orders
+    /// (queued by the watchdog in the minute vigil-admin armed it for): the order, the tag and
+    /// the minute, so a rerun of the minute repeats the same event, handled once.
+    pub fn order_changed_id(order_id: &OrderId, tag_id: &TagId, minute: i64) -> String {
+        format!("oc:{order_id}:{tag_id}:{minute}")
     }
 
     /// The id of a watchdog change: the order, the condition, start or end, and the episode.

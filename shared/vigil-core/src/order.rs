@@ -195,10 +195,10 @@ pub struct OrderPolicy {
     /// While still not acknowledged, it is sent again every this many seconds.
     pub renotify_every_s: u32,
     /// Adaptive reporting (docs/WIRE_FORMAT.md): the tag may batch its fixes while far from
-    /// every zone. Off unless the order says so: a zone added (or her device given) while the
-    /// tag batches is judged only from its next message, up to the window later, until the
-    /// admin path can tell the tag at once.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    /// every zone. On unless the order says not (a force's choice): an operator's change that
+    /// a window does not know of ends it within the watchdog's minute. Written only when off,
+    /// so an order written before it was on by default reads as on.
+    #[serde(skip_serializing_if = "is_true")]
     pub adaptive_reporting: bool,
 }
 
@@ -223,9 +223,13 @@ impl Default for OrderPolicy {
             battery_low_grace_s: 30 * 60,
             ack_within_s: 5 * 60,
             renotify_every_s: 5 * 60,
-            adaptive_reporting: false,
+            adaptive_reporting: true,
         }
     }
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl OrderPolicy {
@@ -498,6 +502,23 @@ impl ProtectionOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn adaptive_reporting_is_on_by_default_and_an_order_turning_it_off_keeps_it_off() {
+        assert!(OrderPolicy::default().adaptive_reporting);
+        let default = serde_json::to_value(OrderPolicy::default()).unwrap();
+        assert!(default.get("adaptive_reporting").is_none(), "{default}");
+        let off = OrderPolicy {
+            adaptive_reporting: false,
+            ..OrderPolicy::default()
+        };
+        let text = serde_json::to_string(&off).unwrap();
+        assert!(text.contains(r#""adaptive_reporting":false"#), "{text}");
+        let back: OrderPolicy = serde_json::from_str(&text).unwrap();
+        assert!(!back.adaptive_reporting);
+        let unsaid: OrderPolicy = serde_json::from_str("{}").unwrap();
+        assert!(unsaid.adaptive_reporting);
+    }
 
     #[test]
     fn e164_numbers() {

@@ -17,6 +17,11 @@
 //!   lost to a failure), or the gap between its last two messages says it ignores what it was
 //!   told. Both wait [`resend_after_ms`] after the last command, which rate-limits commands to
 //!   one per device per two normal intervals however many messages arrive.
+//! - **When an operator changes an order** (a zone added or replaced, her device given, the
+//!   order created on a tag or moved to one: [`Ask::OrderChanged`], queued by the watchdog for
+//!   vigil-admin, docs/WIRE_FORMAT.md): [`after_change`] ends any batching window at once, and
+//!   its command is the window's fence: no window judged from a message received before it may
+//!   start ([`next_window`] grows only from a newer judgement than the one kept).
 //!
 //! The device's own clock plays no part: gaps are server receive times.
 
@@ -167,7 +172,8 @@ pub fn contradicts(report_interval_s: u32, gap_ms: i64) -> bool {
     gap_ms > 2 * interval_ms + 5_000 || 2 * gap_ms < interval_ms
 }
 
-/// Why ingest asks the alert function to command a device.
+/// Why the alert function is asked to command a device: by ingest, from a message, or by the
+/// watchdog, for an operator's change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ask {
@@ -178,15 +184,20 @@ pub enum Ask {
     Ignored,
     /// The batching window the tag may use differs from the one it was told.
     Window,
+    /// An operator changed what protects a victim of the tag's orders (a zone added or
+    /// replaced, her device given, the order created on the tag or moved to it): any window
+    /// was judged without it, so it ends at once ([`after_change`]).
+    OrderChanged,
 }
 
 impl Ask {
-    /// `differs` or `ignored`.
+    /// `differs`, `ignored`, `window` or `order_changed`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Differs => "differs",
             Self::Ignored => "ignored",
             Self::Window => "window",
+            Self::OrderChanged => "order_changed",
         }
     }
 }
@@ -228,16 +239,19 @@ pub enum Reason {
     Resend,
     /// The batching window changed (adaptive reporting).
     Window,
+    /// An operator changed an order of the device: no window until one is judged afresh.
+    OrderChanged,
 }
 
 impl Reason {
-    /// `pursuit`, `normal` or `resend`.
+    /// `pursuit`, `normal`, `resend`, `window` or `order_changed`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Pursuit => "pursuit",
             Self::Normal => "normal",
             Self::Resend => "resend",
             Self::Window => "window",
+            Self::OrderChanged => "order_changed",
         }
     }
 }
@@ -268,9 +282,10 @@ pub fn next_command(
                 pursuit: wanted.pursuit,
                 order_id: order_id.clone(),
                 // A change of rate ends any batching: the tag is near a zone (pursuit) or was
-                // (back to normal after a clear); ingest judges a window afresh.
+                // (back to normal after a clear); ingest judges a window afresh. The basis is
+                // kept: a window judged before it (before an operator's change) never starts.
                 batch_s: 0,
-                window_basis_ms: None,
+                window_basis_ms: told.and_then(|c| c.window_basis_ms),
             },
             reason,
         ));
@@ -328,6 +343,35 @@ pub fn next_window(
             Reason::Window,
         )
     })
+}
+
+/// The alert function's decision when an operator changed what protects a victim of the
+/// device's orders (an [`Ask::OrderChanged`] handled at `now_ms`): the command to publish and
+/// keep, always: the rate the state asks for, no window (`batch_s` 0), and `now_ms` as the
+/// window's basis, a fence: [`next_window`] grows a window only from a message received after
+/// it, so a window ingest judged from the zones as they were before the change, whose ask
+/// arrives late, never starts. `now_ms` is the alert function's clock, which handles the ask
+/// after the change was written, whatever the operator's clock says.
+///
+/// Published even when the tag already sends every fix at once: the command it follows then
+/// does not change, and the fence must be kept whether or not it batched.
+pub fn after_change(
+    wanted: &Wanted,
+    order_id: &OrderId,
+    now_ms: i64,
+) -> (ReportingCommand, Reason) {
+    (
+        ReportingCommand {
+            report_interval_s: wanted.report_interval_s,
+            sent_at_ms: now_ms,
+            attempts: 1,
+            pursuit: wanted.pursuit,
+            order_id: order_id.clone(),
+            batch_s: 0,
+            window_basis_ms: Some(now_ms),
+        },
+        Reason::OrderChanged,
+    )
 }
 
 #[cfg(test)]
@@ -515,6 +559,56 @@ mod tests {
         assert_eq!(
             check(&clear, Some(&none), Some(0), 10, 600_000),
             Some(Ask::Ignored)
+        );
+    }
+
+    #[test]
+    fn an_operators_change_ends_the_window_and_fences_older_judgements() {
+        let p = OrderPolicy::default();
+        let clear = wanted([(&p, false)]).unwrap();
+        let w = |batch_s, basis_ms| Window { batch_s, basis_ms };
+        // Told 900 s, judged from a message received at t=1000.
+        let (batching, _) = next_window(&clear, None, w(900, 1_000), &order(), 1_500).unwrap();
+        // An operator's change, handled at t=5000: no window, at the normal rate.
+        let (ended, why) = after_change(&clear, &order(), 5_000);
+        assert_eq!(why, Reason::OrderChanged);
+        assert_eq!(
+            (
+                ended.batch_s,
+                ended.report_interval_s,
+                ended.window_basis_ms
+            ),
+            (0, 60, Some(5_000))
+        );
+        assert_eq!(payload(&ended), br#"{"report_interval_s":60,"batch_s":0}"#);
+        assert_ne!(batching, ended);
+        // A window judged from a message received before the change never starts...
+        assert_eq!(
+            next_window(&clear, Some(&ended), w(900, 4_999), &order(), 6_000),
+            None
+        );
+        // ... nor one judged before it with the tag never told anything before the change.
+        let (fence, _) = after_change(&clear, &order(), 5_000);
+        assert_eq!(
+            next_window(&clear, Some(&fence), w(300, 2_000), &order(), 6_000),
+            None
+        );
+        // One judged afresh, after the change, does.
+        let (again, _) = next_window(&clear, Some(&ended), w(900, 5_001), &order(), 6_000).unwrap();
+        assert_eq!(again.batch_s, 900);
+        // In pursuit: the pursuit rate, still no window.
+        let open = wanted([(&p, true)]).unwrap();
+        let (fast, _) = after_change(&open, &order(), 7_000);
+        assert_eq!(
+            (fast.report_interval_s, fast.pursuit, fast.batch_s),
+            (15, true, 0)
+        );
+        // The fence outlives a change of rate: back to normal keeps it.
+        let (back, _) = next_command(&clear, Some(&fast), None, &order(), 8_000).unwrap();
+        assert_eq!(back.window_basis_ms, Some(7_000));
+        assert_eq!(
+            next_window(&clear, Some(&back), w(900, 6_500), &order(), 9_000),
+            None
         );
     }
 

@@ -127,9 +127,6 @@ async fn cost_per_fix_quiet_and_near() {
         SqsQueue::new(s.sqs.clone(), s.queue_url.clone()),
     );
     let ops = |c: &RequestCounter| c.snapshot();
-    let mut adaptive = order();
-    adaptive.policy.adaptive_reporting = true;
-    s.store.put_order(&adaptive).await.unwrap();
     // A tag's first message, and one every ten minutes: adaptive reporting judges its window
     // (docs/WIRE_FORMAT.md), a Query of its order's zones on top of the quiet path.
     s.counter.reset();
@@ -214,9 +211,6 @@ async fn cost_of_a_batch_is_the_cost_of_one_fix() {
         s.store.clone(),
         SqsQueue::new(s.sqs.clone(), s.queue_url.clone()),
     );
-    let mut adaptive = order();
-    adaptive.policy.adaptive_reporting = true;
-    s.store.put_order(&adaptive).await.unwrap();
     // Ten fixes a minute apart, driving 30 to 25 km from the zone: a few cells each.
     let fixes: Vec<Fix> = (0..10)
         .map(|i| fix(i + 1, 60 * i as i64, 30_000.0 - 500.0 * i as f64))

@@ -476,22 +476,9 @@ const MIN_MS: i64 = 60_000;
 
 /// A generated fleet ([`fleet_orders`]) as a scenario.
 fn fleet(prefix: &str, n: usize, lat0: f64, device: bool) -> Result<Scenario, ExecutorError> {
-    scenario_of(prefix, fleet_orders(prefix, n, lat0, device))
-}
-
-/// `n` orders as [`fleet`] makes them, each allowing adaptive reporting.
-fn adaptive_fleet(prefix: &str, n: usize, lat0: f64) -> Result<Scenario, ExecutorError> {
-    let mut orders = fleet_orders(prefix, n, lat0, false);
-    for o in &mut orders {
-        o["policy"] = json!({"adaptive_reporting": true});
-    }
-    scenario_of(prefix, orders)
-}
-
-fn scenario_of(prefix: &str, orders: Vec<serde_json::Value>) -> Result<Scenario, ExecutorError> {
     let file = json!({
         "name": format!("cost-{prefix}"), "start": START, "fixes": [],
-        "orders": orders,
+        "orders": fleet_orders(prefix, n, lat0, device),
         "expect": {"sms": [], "no_other_sms": true}
     });
     Scenario::from_json(&file.to_string()).map_err(|e| fail(format!("generated scenario: {e}")))
@@ -677,7 +664,7 @@ impl Measurer {
         // Order "plain" (no device): zone at 40.0; order "dev" with her device: zone at 50.0.
         self.provision(&fleet("plain", 1, 40.0, false)?).await?;
         self.provision(&fleet("dev", 1, 50.0, true)?).await?;
-        self.provision(&adaptive_fleet("far", 1, 30.0)?).await?;
+        self.provision(&fleet("far", 1, 30.0, false)?).await?;
         let (plain, dev, device) = ("plain-0", "dev-0", "dev-v-dev-0");
         let t0 = self.start_ms;
         let far = |lat0: f64| lat0 - 0.05; // 5.5 km south of the zone

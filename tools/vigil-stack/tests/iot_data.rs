@@ -4,7 +4,9 @@
 //! tag connected with its own certificate, through the policy front, receives it; retained, so
 //! a device that subscribes later still gets the latest command; what IoT refuses is refused
 //! with IoT's status and error type; a broker that cannot be reached is a 503, which the
-//! commander reports as retryable.
+//! commander reports as retryable. And adaptive reporting's whole path on it: a tag told a
+//! batching window, an operator adding a zone through vigil-admin, the watchdog's next minute,
+//! the alert queue drained: the retained command on the broker and `tags.cmd` say `batch_s` 0.
 
 use std::time::Duration;
 
@@ -15,17 +17,23 @@ use vigil_aws::ports::Commander;
 use vigil_mqtt::pki::{CertPair, OPERATOR_CLIENT_ID, Pki};
 use vigil_mqtt::{Endpoint, client::MAX_PAYLOAD_BYTES};
 use vigil_stack::iot_data::{ENDPOINT_VAR, IOT_DATA_CLIENT_ID};
-use vigil_stack::{IotDataApi, LocalStack, StackOptions};
+use vigil_stack::{IotDataApi, LocalStack, StackClock, StackOptions};
 
 const COMMAND: &[u8] = br#"{"report_interval_s":15}"#;
 
 /// A stack with its own PKI.
 async fn stack(name: &str) -> LocalStack {
+    stack_with(name, StackClock::Wall).await
+}
+
+/// A stack with its own PKI and `clock`.
+async fn stack_with(name: &str, clock: StackClock) -> LocalStack {
     let pki_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("vigil-iot-data-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&pki_dir);
     LocalStack::start(StackOptions {
         pki_dir,
+        clock,
         ..StackOptions::default()
     })
     .await
@@ -308,4 +316,98 @@ async fn a_broker_that_cannot_be_reached_is_a_503_the_commander_may_retry() {
         .await
         .unwrap_err();
     assert!(e.is_retryable(), "{e:?}");
+}
+
+/// The command `tags.cmd` holds for `tag-1`.
+async fn kept_command(stack: &LocalStack) -> vigil_core::reporting::ReportingCommand {
+    use vigil_aws::ports::ReportingStore;
+    stack
+        .functions
+        .store
+        .tag_reporting(&vigil_core::TagId::new("tag-1").unwrap())
+        .await
+        .unwrap()
+        .and_then(|t| t.command)
+        .expect("tag-1 was told a command")
+}
+
+/// The command retained for `tag-1`, as the tag gets it when it connects.
+async fn retained_command(stack: &LocalStack) -> Vec<u8> {
+    let identity = stack.pki.client("tag-1").unwrap();
+    let (_client, mut events) = subscribe(stack, "tag-1", &identity, "tags/tag-1/cmd").await;
+    let got = next_message(&mut events, Duration::from_secs(10))
+        .await
+        .expect("tag-1 has a retained command");
+    assert!(got.retain);
+    got.payload.to_vec()
+}
+
+#[tokio::test]
+async fn an_operators_new_zone_ends_a_batching_tags_window_within_the_watchdogs_minute() {
+    use vigil_testkit::{fix_north, home_zone, order};
+    // 2026-01-01T00:00:00Z, on the scenario's clock (the functions' clock follows it).
+    let t0 = 1_767_225_600_000;
+    let stack = stack_with(
+        "window-ended",
+        StackClock::Scenario(vigil_mqtt::ScenarioClock::new(t0)),
+    )
+    .await;
+    let f = &stack.functions;
+    let mut o1 = order();
+    o1.force_id = Some(vigil_core::ForceId::new("met").unwrap());
+    f.provision(&o1, &[home_zone()]).await;
+
+    // 100 km from home: ingest judges the longest window, the alert function tells the tag.
+    f.publish_fix(&fix_north(1, t0 + 10_000, 100_000.0)).await;
+    f.drain().await;
+    assert_eq!(kept_command(&stack).await.batch_s, 900);
+    assert_eq!(
+        retained_command(&stack).await,
+        br#"{"report_interval_s":60,"batch_s":900}"#
+    );
+
+    // An operator adds a zone 5 km from where the tag is, through vigil-admin.
+    let met = vigil_admin::Caller::of_force(
+        vigil_admin::Operator::Local("op-1".into()),
+        vigil_testkit::force("met"),
+    );
+    let near = fix_north(0, t0, 95_000.0);
+    let work: vigil_core::Zone = serde_json::from_value(serde_json::json!({
+        "zone_id": "work", "circle": {"lat": near.lat, "lon": near.lon, "radius_m": 200},
+        "buffer_m": 500, "order_id": "o1"
+    }))
+    .unwrap();
+    let now = t0 + 20_000;
+    f.advance_clock(now);
+    vigil_admin::zones::add_zone(&f.store, &met, &work, false, now)
+        .await
+        .expect("the zone is added");
+    // Nothing reaches the tag but through the alert function: still batching.
+    f.drain().await;
+    assert_eq!(kept_command(&stack).await.batch_s, 900);
+
+    // The watchdog's next minute queues the ask; the alert queue drained, the tag is told.
+    let minute_ms = (now / 60_000 + 1) * 60_000;
+    f.run_schedules(minute_ms).await.expect("the watchdog runs");
+    let kept = kept_command(&stack).await;
+    assert_eq!(
+        (kept.batch_s, kept.report_interval_s, kept.window_basis_ms),
+        (0, 60, Some(minute_ms))
+    );
+    assert_eq!(
+        retained_command(&stack).await,
+        br#"{"report_interval_s":60,"batch_s":0}"#
+    );
+    // The order's operators were told why, and its chain holds the command.
+    let told = f.operator_events().await;
+    assert!(
+        told.iter().any(|m| m.message.contains("order_changed")),
+        "{told:?}"
+    );
+    assert!(
+        stack.broker.denials().is_empty(),
+        "{:?}",
+        stack.broker.denials()
+    );
+    stack.stop().await;
 }

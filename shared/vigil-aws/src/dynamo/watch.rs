@@ -1,8 +1,9 @@
 //! [`WatchStore`] on DynamoDB (docs/WATCHDOG.md, docs/TABLES.md W1-W6): the `watch` table
 //! (PK `minute` N, SK `part` S: one item per part of a minute's due tags, a string set, with a
 //! TTL a day later; an escalation armed by the alert function, part `e#<event_id>`, holding the
-//! alert event; the cursor at minute 0, part `cursor`), and the `tags` and `last-seen`
-//! items the watchdog judges.
+//! alert event; the end of a tag's window after an operator's change, part
+//! `c#<order_id>#<tag_id>`; the cursor at minute 0, part `cursor`), and the `tags` and
+//! `last-seen` items the watchdog judges.
 
 use super::{DynamoStore, SERVICE};
 use crate::error::{StoreError, classify};
@@ -132,10 +133,7 @@ impl WatchStore for DynamoStore {
 
     async fn due(&self, minute: i64) -> Result<Due, StoreError> {
         let (parts, events) = self.parts(minute).await?;
-        Ok(Due {
-            tags: parts.into_iter().flat_map(|(_, tags)| tags).collect(),
-            events,
-        })
+        Ok(Due::of_parts(parts, events))
     }
 
     async fn arm(&self, minute: i64, part: &str, tags: &[TagId]) -> Result<(), StoreError> {

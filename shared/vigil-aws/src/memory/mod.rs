@@ -76,6 +76,8 @@ struct Inner {
     tag_forces: BTreeMap<TagId, ForceId>,
     device_forces: BTreeMap<DeviceId, ForceId>,
     fail_next: Vec<StoreError>,
+    /// Errors for the next writes to the watchdog's index only.
+    fail_next_arm: Vec<StoreError>,
 }
 
 /// Every store port in memory. Clones share one store, as clones of the DynamoDB adapter
@@ -98,6 +100,12 @@ impl MemoryStore {
     /// Makes the next store call fail with `err` (calls in order of injection).
     pub fn fail_next(&self, err: StoreError) {
         self.lock().fail_next.push(err);
+    }
+
+    /// Makes the next write to the watchdog's index ([`crate::ports::WatchStore::arm`]) fail
+    /// with `err`, whatever other calls come first.
+    pub fn fail_next_arm(&self, err: StoreError) {
+        self.lock().fail_next_arm.push(err);
     }
 
     fn injected(&self) -> Result<(), StoreError> {

@@ -47,25 +47,26 @@ impl WatchStore for MemoryStore {
     async fn due(&self, minute: i64) -> Result<Due, StoreError> {
         self.injected()?;
         let g = self.lock();
-        Ok(Due {
-            tags: g
-                .watch_parts
-                .range((minute, String::new())..)
-                .take_while(|((m, _), _)| *m == minute)
-                .flat_map(|(_, tags)| tags.iter().cloned())
-                .collect(),
-            events: g
-                .watch_events
-                .range((minute, String::new())..)
-                .take_while(|((m, _), _)| *m == minute)
-                .map(|(_, e)| e.clone())
-                .collect(),
-        })
+        let parts = g
+            .watch_parts
+            .range((minute, String::new())..)
+            .take_while(|((m, _), _)| *m == minute)
+            .map(|((_, part), tags)| (part.clone(), tags.clone()));
+        let events = g
+            .watch_events
+            .range((minute, String::new())..)
+            .take_while(|((m, _), _)| *m == minute)
+            .map(|(_, e)| e.clone())
+            .collect();
+        Ok(Due::of_parts(parts, events))
     }
 
     async fn arm(&self, minute: i64, part: &str, tags: &[TagId]) -> Result<(), StoreError> {
         self.injected()?;
         let mut g = self.lock();
+        if !g.fail_next_arm.is_empty() {
+            return Err(g.fail_next_arm.remove(0));
+        }
         if tags.is_empty() {
             g.watch_parts.remove(&(minute, part.to_owned()));
         } else {
