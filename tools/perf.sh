@@ -8,6 +8,9 @@
 #   cold-start   each function's arm64 zip size, and spawn -> first request for an event
 #   tag-month    the cost per tag-month from counted requests and capacity units (vigil-sim cost)
 #   scale        the zone-cells table built at 30k to 3M zones: item sizes, hot cells, read units
+#   load         5,000 tags over MQTT through the whole local stack (release build; DynamoDB Local,
+#                which needs Java 17): fixes/s against the emulator's ceiling, latency, exactly-once
+#                SMS, CPU and memory per process; the plot in docs/images/load.svg
 #
 # `tools/perf.sh` runs them all (each part's time is in its section; first builds take longer);
 # `tools/perf.sh floor cold-start` runs the parts named. A new figure is one more part here and
@@ -25,7 +28,7 @@ export VIGIL_ROOT="$PWD"
 
 command -v python3 >/dev/null || { echo "tools/perf.sh: python3 is needed (for the moto emulator and cargo-lambda)" >&2; exit 2; }
 
-all=(zone-lookup floor cost local cold-start tag-month scale)
+all=(zone-lookup floor cost local cold-start tag-month scale load)
 if [ $# -gt 0 ]; then parts=("$@"); else parts=("${all[@]}"); fi
 
 for part in "${parts[@]}"; do
@@ -53,6 +56,9 @@ for part in "${parts[@]}"; do
     scale)
       echo "== the scale model's cell items: cargo test -p vigil-aws --test cell_items -- --ignored"
       cargo test --locked -p vigil-aws --test cell_items -- --ignored --nocapture ;;
+    load)
+      echo "== fleet load run: vigil-sim load (release build)"
+      cargo run --locked --release -p vigil-sim -- load --svg docs/images/load.svg ;;
     *)
       echo "tools/perf.sh: no part '$part' (parts: ${all[*]})" >&2; exit 2 ;;
   esac

@@ -104,7 +104,9 @@ impl CompressedClock {
     /// slower; at least 0.01).
     pub fn starting_now(speedup: f64) -> CompressedClock {
         CompressedClock(Arc::new(Mutex::new(Compression {
-            origin_ms: WallClock.now_ms() as f64,
+            origin_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
             wall: std::time::Instant::now(),
             speedup: speedup.max(0.01),
         })))

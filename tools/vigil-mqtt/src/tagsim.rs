@@ -1,6 +1,7 @@
 //! The tag simulator: many tags, each its own MQTT connection with its own client certificate
 //! (client id = tag id = thing name, as IoT Core's policy requires), publishing wire-format v1
-//! fixes on `tags/{tag}/fix` and events on `tags/{tag}/event` at QoS 1, and obeying
+//! fixes on `tags/{tag}/fix` and events on `tags/{tag}/event` (or their Basic Ingest forms,
+//! [`SimConfig::basic_ingest_rule`]) at QoS 1, and obeying
 //! `{"report_interval_s": n, "batch_s": w}` on `tags/{tag}/cmd`: a fix every `n` seconds,
 //! held up to `w` seconds and sent as one v2 batch (adaptive reporting; 0: each at once). A run is bounded by a fix count per tag and
 //! by a duration; it ends with a [`Summary`].
@@ -156,6 +157,10 @@ pub struct SimConfig {
     pub seed: u64,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// The ingest rule's name (e.g. `vigil_prod_ingest`): publish on its Basic Ingest topics,
+    /// `$aws/rules/<rule>/tags/{tag}/fix` and `event`, as deployed tags do; `None`: the plain
+    /// topics.
+    pub basic_ingest_rule: Option<String>,
 }
 
 /// What a run did.
@@ -340,6 +345,10 @@ async fn run_tag(
         };
     let (client, mut eventloop) = AsyncClient::new(options, 100);
     let cmd_topic = format!("tags/{tag}/cmd");
+    let topic_prefix = config
+        .basic_ingest_rule
+        .as_deref()
+        .map_or_else(String::new, |rule| format!("$aws/rules/{rule}/"));
     let (interval_tx, mut interval_rx) = watch::channel(Command {
         interval: config.report_interval,
         batch: Duration::ZERO,
@@ -423,7 +432,7 @@ async fn run_tag(
     if config.events {
         seq += 1;
         let body = event(seq, TagEventKind::PowerOn, battery);
-        match publish(format!("tags/{tag}/event"), body).await {
+        match publish(format!("{topic_prefix}tags/{tag}/event"), body).await {
             Ok(()) => {
                 counters.events.fetch_add(1, Ordering::Relaxed);
             }
@@ -441,6 +450,7 @@ async fn run_tag(
         let bar = &bar;
         let tag = &tag;
         let error = &error;
+        let topic_prefix = &topic_prefix;
         async move {
             if held.is_empty() {
                 return;
@@ -450,7 +460,7 @@ async fn run_tag(
             } else {
                 encode_batch(&held)
             };
-            match publish(format!("tags/{tag}/fix"), body).await {
+            match publish(format!("{topic_prefix}tags/{tag}/fix"), body).await {
                 Ok(()) => {
                     counters
                         .fixes
@@ -516,7 +526,10 @@ async fn run_tag(
             if config.events && battery == BATTERY_LOW_PCT {
                 seq += 1;
                 let body = event(seq, TagEventKind::BatteryLow, battery);
-                if publish(format!("tags/{tag}/event"), body).await.is_ok() {
+                if publish(format!("{topic_prefix}tags/{tag}/event"), body)
+                    .await
+                    .is_ok()
+                {
                     counters.events.fetch_add(1, Ordering::Relaxed);
                 }
             }

@@ -120,3 +120,31 @@ async fn a_basic_ingest_topic_reaches_its_rule_without_the_prefix() {
         assert_eq!(event["tag_id"], "t1", "{event}");
     }
 }
+
+#[test]
+fn a_compressed_clock_runs_faster_and_never_jumps() {
+    use vigil_mqtt::{Clock, CompressedClock};
+    let wall = WallClock.now_ms();
+    let clock = CompressedClock::starting_now(10.0);
+    let start = clock.now_ms();
+    assert!(
+        (start - wall).abs() < 1_000,
+        "starts at the wall clock's time"
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    let later = clock.now_ms();
+    assert!(
+        later - start >= 500,
+        "50 ms of wall time is at least 500 ms: {}",
+        later - start
+    );
+    clock.set_speedup(1.0);
+    assert!(
+        clock.now_ms() >= later,
+        "a change of pace does not move time back"
+    );
+    assert_eq!(clock.speedup(), 1.0);
+    clock.set_speedup(4.0);
+    assert_eq!(clock.real(60_000), Duration::from_secs(15));
+    assert_eq!(clock.real(-5), Duration::ZERO);
+}

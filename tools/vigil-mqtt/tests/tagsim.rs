@@ -80,6 +80,7 @@ async fn a_command_changes_the_reporting_rate() {
         events: true,
         seed: 7,
         progress: false,
+        basic_ingest_rule: None,
     };
     let started = Instant::now();
     let sim = tokio::spawn(tagsim::run(config));
@@ -187,6 +188,7 @@ async fn a_window_makes_the_tag_send_batches() {
         events: false,
         seed: 7,
         progress: false,
+        basic_ingest_rule: None,
     };
     let sim = tokio::spawn(tagsim::run(config));
     let mut seqs = Vec::new();
@@ -255,6 +257,7 @@ async fn many_tags_at_once_are_all_acknowledged() {
         events: true,
         seed: 3,
         progress: false,
+        basic_ingest_rule: None,
     };
     let summary = tagsim::run(config).await;
     assert_eq!(

@@ -41,7 +41,7 @@ use vigil_mqtt::bridge::default_rules_dir;
 use vigil_mqtt::pki::{BRIDGE_CLIENT_ID, OPERATOR_CLIENT_ID};
 use vigil_mqtt::{
     Bridge, BridgeOptions, Clock, CompressedClock, Endpoint, HttpLambda, InProcessLambda,
-    LambdaWatch, LocalBroker, Pki, RuleAction, RuleTargets, ScenarioClock, Statement,
+    LambdaWatch, LocalBroker, Pki, RuleAction, RuleTargets, ScenarioClock, Statement, WallClock,
 };
 
 use crate::functions::{ALERT_TIMEOUT, FunctionOptions, Functions, IngestPorts, Trigger};
@@ -294,10 +294,13 @@ impl LocalStack {
         // faster); on a scenario's, the caller moves it and drains.
         let (bridge_clock, live): (Arc<dyn Clock>, Option<CompressedClock>) = match &options.clock {
             StackClock::Scenario(clock) => (Arc::new(clock.clone()), None),
-            StackClock::Wall => {
-                let clock = CompressedClock::starting_now(1.0);
-                (Arc::new(clock.clone()), Some(clock))
-            }
+            // The bridge stamps the wall clock itself, as before: a tag's device time and the
+            // receive time come from the same clock, so a fix is never received before it was
+            // taken; the event sources' clock is the same time, to the millisecond.
+            StackClock::Wall => (
+                Arc::new(WallClock),
+                Some(CompressedClock::starting_now(1.0)),
+            ),
             StackClock::Compressed(clock) => (Arc::new(clock.clone()), Some(clock.clone())),
         };
         let bridge = Bridge::start(
@@ -376,8 +379,9 @@ impl LocalStack {
 
     /// The environment a client of the stack needs: the emulator's (`AWS_*`, `VIGIL_*`), the
     /// broker's (`VIGIL_MQTT_HOST`, `VIGIL_MQTT_PORT`, `VIGIL_MQTT_CA`), the functions' Lambda
-    /// Invoke API (`AWS_ENDPOINT_URL_LAMBDA`) and the IoT data plane
-    /// (`AWS_ENDPOINT_URL_IOT_DATA_PLANE`).
+    /// Invoke API (`AWS_ENDPOINT_URL_LAMBDA`), the IoT data plane
+    /// (`AWS_ENDPOINT_URL_IOT_DATA_PLANE`) and the ingest rule's name for Basic Ingest
+    /// (`VIGIL_BASIC_INGEST_RULE`, which `vigil-tagsim` reads).
     pub fn env(&self) -> BTreeMap<String, String> {
         let endpoint = self.endpoint();
         let mut env: BTreeMap<String, String> = self.emulator().env_vars().into_iter().collect();
@@ -394,6 +398,10 @@ impl LocalStack {
         env.insert(
             iot_data::ENDPOINT_VAR.to_owned(),
             self.iot_data.url().to_owned(),
+        );
+        env.insert(
+            "VIGIL_BASIC_INGEST_RULE".into(),
+            format!("vigil_{}_ingest", self.emulator().stage()),
         );
         env
     }

@@ -48,6 +48,8 @@ fn sim(stack: &LocalStack, north_m: f64) -> SimConfig {
         events: false,
         seed: 1,
         progress: false,
+        // As deployed tags publish: the ingest rule's Basic Ingest topics.
+        basic_ingest_rule: Some(format!("vigil_{}_ingest", stack.emulator().stage())),
     }
 }
 

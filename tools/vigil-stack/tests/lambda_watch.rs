@@ -45,6 +45,7 @@ async fn the_ingest_binary_under_cargo_lambda_watch_texts_the_victim() {
         events: false,
         seed: 1,
         progress: false,
+        basic_ingest_rule: None,
     })
     .await;
     assert_eq!(summary.acked, 1, "{summary}");

@@ -83,6 +83,11 @@ struct Args {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Publish on the ingest rule's Basic Ingest topics, `$aws/rules/<RULE>/tags/<tag>/fix`, as
+    /// deployed tags do: the rule's name, `vigil_<stage>_ingest` (`vigil-stack up` prints the
+    /// local one; DEPLOY.md the deployed). Default: the plain topics.
+    #[arg(long, value_name = "RULE", env = "VIGIL_BASIC_INGEST_RULE")]
+    basic_ingest: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -178,6 +183,7 @@ fn run(args: Args) -> Result<tagsim::Summary, String> {
         events: !args.no_events,
         seed: args.seed,
         progress: !args.quiet,
+        basic_ingest_rule: args.basic_ingest.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -167,6 +167,11 @@ async fn up(options: StackOptions, env_file: PathBuf) -> Result<(), String> {
         ),
         None => println!("ingest  {ingest}"),
     }
+    println!(
+        "topics  tags publish on $aws/rules/vigil_{}_ingest/tags/<id>/fix (Basic Ingest, as \
+         deployed) or tags/<id>/fix",
+        emulator.stage()
+    );
     println!("alert   in-process, draining the alert queue");
     println!(
         "iotdata {} (IoT data plane Publish to the broker: the alert function's commands, \
