@@ -85,49 +85,68 @@ impl Clock for ScenarioClock {
 
 /// A clock that runs `speedup` times as fast as the wall clock, from the wall clock's time when
 /// it was made: a load run compresses a fleet's time as far as the machine allows (or
-/// stretches it, below 1), and every part of the
-/// stack (the bridge's receive times, the alert function, the schedules) reads this time.
-/// Clones share it. At speedup 1 it is the wall clock.
+/// stretches it, below 1), and every part of the stack (the bridge's receive times, the alert
+/// function, the schedules) reads this time. Clones share it; another process keeps the same
+/// time from its [`CompressedClock::anchor`]. At speedup 1 it is the wall clock.
 #[derive(Debug, Clone)]
-pub struct CompressedClock(Arc<Mutex<Compression>>);
+pub struct CompressedClock(Arc<Mutex<Anchor>>);
 
-#[derive(Debug, Clone, Copy)]
-struct Compression {
-    /// The clock's time at `wall`, ms.
-    origin_ms: f64,
-    wall: std::time::Instant,
-    speedup: f64,
+/// Where a [`CompressedClock`] stands: at wall-clock time `wall_ms` (Unix ms, fractional) it
+/// read `origin_ms`, and it runs `speedup` times as fast from there.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Anchor {
+    /// The clock's time at `wall_ms`.
+    pub origin_ms: f64,
+    /// The wall clock's time then.
+    pub wall_ms: f64,
+    /// How much faster than the wall clock it runs.
+    pub speedup: f64,
+}
+
+/// The wall clock, Unix ms with a fraction.
+fn wall_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 impl CompressedClock {
     /// A clock at the wall clock's time now, running `speedup` times as fast (below 1:
     /// slower; at least 0.01).
     pub fn starting_now(speedup: f64) -> CompressedClock {
-        CompressedClock(Arc::new(Mutex::new(Compression {
-            origin_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
-            wall: std::time::Instant::now(),
-            speedup: speedup.max(0.01),
+        let now = wall_ms();
+        CompressedClock::anchored(Anchor {
+            origin_ms: now,
+            wall_ms: now,
+            speedup,
+        })
+    }
+
+    /// The clock another one's [`CompressedClock::anchor`] describes.
+    pub fn anchored(anchor: Anchor) -> CompressedClock {
+        CompressedClock(Arc::new(Mutex::new(Anchor {
+            speedup: anchor.speedup.max(0.01),
+            ..anchor
         })))
     }
 
-    fn get(&self) -> Compression {
+    /// Where it stands now: what another process needs to keep the same time.
+    pub fn anchor(&self) -> Anchor {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How much faster than the wall clock it runs.
     pub fn speedup(&self) -> f64 {
-        self.get().speedup
+        self.anchor().speedup
     }
 
     /// From now on, runs `speedup` times as fast (at least 0.01); time never jumps.
     pub fn set_speedup(&self, speedup: f64) {
-        let mut c = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let now = std::time::Instant::now();
-        c.origin_ms += now.duration_since(c.wall).as_secs_f64() * 1000.0 * c.speedup;
-        c.wall = now;
-        c.speedup = speedup.max(0.01);
+        let mut a = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = wall_ms();
+        a.origin_ms += (now - a.wall_ms) * a.speedup;
+        a.wall_ms = now;
+        a.speedup = speedup.max(0.01);
     }
 
     /// The wall-clock time that `ms` of this clock's time takes.
@@ -138,8 +157,8 @@ impl CompressedClock {
 
 impl Clock for CompressedClock {
     fn now_ms(&self) -> i64 {
-        let c = self.get();
-        (c.origin_ms + c.wall.elapsed().as_secs_f64() * 1000.0 * c.speedup) as i64
+        let a = self.anchor();
+        (a.origin_ms + (wall_ms() - a.wall_ms) * a.speedup) as i64
     }
 }
 

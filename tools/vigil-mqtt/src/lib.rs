@@ -38,8 +38,8 @@ pub mod tagsim;
 
 pub use action::{ActionError, DynamoPut, HttpLambda, InProcessLambda, RuleAction, RuleTargets};
 pub use bridge::{
-    Bridge, BridgeOptions, Clock, CompressedClock, RuleFile, RuleStats, ScenarioClock, WallClock,
-    load_rules,
+    Anchor, Bridge, BridgeOptions, Clock, CompressedClock, RuleFile, RuleStats, ScenarioClock,
+    WallClock, load_rules,
 };
 pub use broker::LocalBroker;
 pub use client::Endpoint;

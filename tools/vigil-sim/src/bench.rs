@@ -7,8 +7,8 @@
 //!   once, on the quiet path (no zone near) and near a zone (inside the warning buffer, after
 //!   the warning, so no transitions);
 //! - the emulator's ceiling for the same per-fix requests, driven directly with the SDK (the
-//!   ingest handler, no MQTT, no bridge) at the bridge's concurrency: one sequential stream,
-//!   as the bridge handles its one rule's messages one at a time.
+//!   ingest handler, no MQTT, no bridge) at the bridge's concurrency (ingest's reserved
+//!   concurrency as deployed, [`vigil_stack::INGEST_CONCURRENCY`]).
 
 use crate::executor::ExecutorError;
 use crate::local_stack::{LocalStackExecutor, StackParts, TagConnection, connect_tag};
@@ -171,8 +171,9 @@ pub fn run(options: BenchOptions, out: &mut dyn Write) -> Result<(), ExecutorErr
     ] {
         writeln!(
             out,
-            "{path} path: {stack:.0} fixes/s through the whole stack ({n} fixes, {} tags at once); emulator ceiling for the same requests (ingest's, sequentially) {direct:.0} fixes/s; ratio {:.2}",
+            "{path} path: {stack:.0} fixes/s through the whole stack ({n} fixes, {} tags at once); emulator ceiling for the same requests (ingest's, {} at once) {direct:.0} fixes/s; ratio {:.2}",
             options.tags,
+            vigil_stack::INGEST_CONCURRENCY,
             stack / direct
         )
         .map_err(io)?;
@@ -372,29 +373,37 @@ async fn through_stack(
     Ok((rate, connections))
 }
 
-/// The per-fix requests straight to the emulator: ingest's handler in one sequential stream
-/// (which writes the tag's history itself); fixes per second.
+/// The per-fix requests straight to the emulator: ingest's handler (which writes the tag's
+/// history itself), as many at once as the bridge runs, each tag's fixes in order; fixes per
+/// second.
 async fn direct(parts: &StackParts<'_>, fixes: Vec<Vec<Fix>>) -> Result<f64, ExecutorError> {
-    let pipeline = parts.functions;
-    // Round-robin over the tags, as the bridge would receive them.
-    let longest = fixes.iter().map(Vec::len).max().unwrap_or(0);
-    let order: Vec<&Fix> = (0..longest)
-        .flat_map(|j| fixes.iter().filter_map(move |f| f.get(j)))
-        .collect();
+    let n: usize = fixes.iter().map(Vec::len).sum();
     let received_at = parts.clock.now_ms();
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(vigil_stack::INGEST_CONCURRENCY));
     let started = Instant::now();
-    let ingest = async {
-        for f in &order {
-            pipeline
-                .publish_raw(
-                    f.tag_id.as_str(),
-                    "fix",
-                    &vigil_core::fix::encode_fix(f),
-                    received_at,
-                )
-                .await;
-        }
-    };
-    ingest.await;
-    Ok(order.len() as f64 / started.elapsed().as_secs_f64())
+    // One task per tag, its fixes one after the other; the permits bound how many are in
+    // ingest at once.
+    let mut running = tokio::task::JoinSet::new();
+    for tag_fixes in fixes {
+        let (pipeline, permits) = (parts.functions.clone(), permits.clone());
+        running.spawn(async move {
+            for f in &tag_fixes {
+                let Ok(_permit) = permits.acquire().await else {
+                    return;
+                };
+                pipeline
+                    .publish_raw(
+                        f.tag_id.as_str(),
+                        "fix",
+                        &vigil_core::fix::encode_fix(f),
+                        received_at,
+                    )
+                    .await;
+            }
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        done.map_err(|e| fail(format!("ingest: {e}")))?;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
 }

@@ -129,6 +129,14 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// The tags of a `load` run, in a process of their own (started by `load`; not for use by
+    /// hand): JSON reports on stdout.
+    #[command(hide = true)]
+    LoadTags {
+        /// The fleet, broker and clock, as JSON.
+        #[arg(long)]
+        spec: String,
+    },
     /// Measure each function's cold start: its arm64 bootstrap zipped (cargo lambda build),
     /// and the time from spawning its release binary to its first request for an event on a
     /// local Runtime API, with the AWS requests it made before (docs/PERFORMANCE.md).
@@ -294,12 +302,29 @@ fn main() -> ExitCode {
                 seed,
                 svg,
                 progress: !quiet,
+                tags_exe: match std::env::current_exe() {
+                    Ok(exe) => exe,
+                    Err(e) => {
+                        eprintln!("error: where is vigil-sim? {e}");
+                        return ExitCode::from(EXIT_FAILED);
+                    }
+                },
             };
             Ok(measured(vigil_sim::load::run(
                 &options,
                 &mut io::stdout().lock(),
             )))
         }
+        Command::LoadTags { spec } => match serde_json::from_str(&spec) {
+            Ok(spec) => Ok(measured(vigil_sim::load::run_tags(
+                &spec,
+                &mut io::stdout().lock(),
+            ))),
+            Err(e) => {
+                eprintln!("error: the tags' spec: {e}");
+                Ok(EXIT_INVALID)
+            }
+        },
         Command::ColdStart { runs, no_size } => {
             let options = vigil_sim::cold_start::ColdStartOptions {
                 runs,

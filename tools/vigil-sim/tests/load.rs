@@ -25,6 +25,7 @@ fn a_small_fleet_gets_each_expected_sms_exactly_once() {
         seed: 3,
         svg: svg.clone(),
         progress: false,
+        tags_exe: env!("CARGO_BIN_EXE_vigil-sim").into(),
     };
     let mut out = Vec::new();
     let result = run(&options, &mut out);
@@ -43,6 +44,10 @@ fn a_small_fleet_gets_each_expected_sms_exactly_once() {
         "{summary}"
     );
     assert!(summary.contains("| moto_server |"), "{summary}");
+    assert!(
+        summary.contains("| vigil-sim load-tags: the tags (until"),
+        "{summary}"
+    );
     let plot = std::fs::read_to_string(&svg).unwrap();
     assert!(
         plot.starts_with("<svg") && plot.contains("<polyline"),

@@ -11,13 +11,13 @@ use aws_sdk_sns::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_sns::error::BoxError;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 /// One SMS: when `Publish` was answered, and the number.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SmsSent {
-    /// When the emulator answered the `Publish`.
-    pub at: Instant,
+    /// When the emulator answered the `Publish`: the wall clock, Unix ms with a fraction (a
+    /// load run's tags, in another process, time their publishes on the same clock).
+    pub at_ms: f64,
     /// The destination, E.164, as published.
     pub phone_number: String,
 }
@@ -117,7 +117,9 @@ impl Intercept for SmsLog {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(SmsSent {
-                    at: Instant::now(),
+                    at_ms: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
                     phone_number: number.clone(),
                 });
         }
