@@ -103,8 +103,9 @@ pub struct Anchor {
     pub speedup: f64,
 }
 
-/// The wall clock, Unix ms with a fraction.
-fn wall_ms() -> f64 {
+/// The wall clock, Unix ms with a fraction: what [`CompressedClock`] anchors on, and what
+/// processes sharing one compressed clock time their events by.
+pub fn wall_ms() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)

@@ -102,15 +102,9 @@ pub(crate) async fn provision(
     scenario: &Scenario,
 ) -> Result<(), ExecutorError> {
     for order in &scenario.orders {
-        let zones: Vec<_> = scenario
-            .zones
-            .iter()
-            .filter(|z| order.zone_ids.contains(z.id()))
-            .cloned()
-            .collect();
-        vigil_admin::orders::provision_order(store, order, &zones)
+        vigil_admin::orders::provision_order(store, order, &scenario.zones_of(order))
             .await
-            .map_err(|e| fail(format!("provisioning: {e}")))?;
+            .map_err(|e| fail(format!("provisioning order {}: {e}", order.order_id)))?;
     }
     Ok(())
 }

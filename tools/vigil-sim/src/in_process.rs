@@ -197,13 +197,7 @@ impl InProcessExecutor {
     async fn run(&self, scenario: &Scenario) -> Result<(Run, Functions), ExecutorError> {
         let mut f = Functions::new(self);
         for order in &scenario.orders {
-            let zones: Vec<_> = scenario
-                .zones
-                .iter()
-                .filter(|z| z.order_id() == &order.order_id)
-                .cloned()
-                .collect();
-            vigil_admin::orders::provision_order(&f.store, order, &zones)
+            vigil_admin::orders::provision_order(&f.store, order, &scenario.zones_of(order))
                 .await
                 .map_err(|e| fail(format!("provisioning order {}: {e}", order.order_id)))?;
         }

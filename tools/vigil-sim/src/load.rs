@@ -48,7 +48,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use vigil_core::fix::{encode_batch, encode_fix};
 use vigil_core::{Fix, OperatorEvent, TagId};
-use vigil_mqtt::bridge::basic_ingest_prefix;
+use vigil_mqtt::bridge::{basic_ingest_prefix, wall_ms};
 use vigil_mqtt::tagsim::{Command, parse_command};
 use vigil_mqtt::{Clock, CompressedClock};
 use vigil_stack::{LocalStack, SmsLog, StackClock, StackOptions};
@@ -404,13 +404,6 @@ pub enum Report {
 /// When each fix of the tags that cause SMS was published (wall clock, Unix ms), by (tag
 /// index, device time).
 type Published = Arc<Mutex<HashMap<(usize, i64), f64>>>;
-
-/// The wall clock, Unix ms with a fraction: the tags' process and the stack's share it.
-fn wall_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-}
 
 /// A connected tag.
 struct Tag {
@@ -1003,14 +996,9 @@ async fn drive(
         );
         running.spawn(async move {
             let order = &scenario.orders[i];
-            // Zone ids are the scenario's own, unique across orders.
-            let zones: Vec<_> = scenario
-                .zones
-                .iter()
-                .filter(|z| order.zone_ids.contains(z.id()))
-                .cloned()
-                .collect();
-            let result = vigil_admin::orders::provision_order(&store, order, &zones).await;
+            let result =
+                vigil_admin::orders::provision_order(&store, order, &scenario.zones_of(order))
+                    .await;
             bar.inc(1);
             drop(permit);
             result.map_err(|e| fail(format!("provisioning {}: {e}", order.order_id)))
@@ -1283,13 +1271,7 @@ async fn drive(
     let offered = fixes as f64 / publishing_s;
     let mut lat: Vec<f64> = measured.latencies.iter().map(|(_, l)| *l).collect();
     lat.sort_by(f64::total_cmp);
-    let q = |q: f64| {
-        if lat.is_empty() {
-            f64::NAN
-        } else {
-            lat[((q * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1]
-        }
-    };
+    let q = |q: f64| quantile(&lat, q).unwrap_or(f64::NAN);
     let rejected = stack.ingest.metrics.total("MessageRejected");
     let mut s = String::new();
     use std::fmt::Write as _;
@@ -1432,6 +1414,12 @@ async fn drive(
     Ok((s, check.problems))
 }
 
+/// The `q` quantile (nearest rank) of `sorted`; `None` when it is empty.
+fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied()
+}
+
 /// The plot: fixes per second over time (published, and judged by ingest) above, each SMS's
 /// latency from its fix's publish below, with the p50 and p99 lines; time in seconds since the
 /// first publish.
@@ -1465,10 +1453,6 @@ fn plot(m: &Measured, publishing_s: f64) -> String {
     let top = rates.iter().map(|r| r.1.max(r.2)).fold(1.0, f64::max) * 1.1;
     let mut lat: Vec<f64> = m.latencies.iter().map(|l| l.1).collect();
     lat.sort_by(f64::total_cmp);
-    let pick = |q: f64| {
-        lat.get(((q * lat.len() as f64).ceil() as usize).clamp(1, lat.len().max(1)) - 1)
-            .copied()
-    };
     let lat_top = lat.last().copied().unwrap_or(1.0).max(1.0) * 1.1;
     let mut s = String::new();
     let _ = write!(
@@ -1556,7 +1540,7 @@ fn plot(m: &Measured, publishing_s: f64) -> String {
                 );
             }
             for (q, label) in [(0.5, "p50"), (0.99, "p99")] {
-                if let Some(v) = pick(q) {
+                if let Some(v) = quantile(&lat, q) {
                     let _ = write!(
                         s,
                         r##"<line x1="{LEFT}" y1="{0:.1}" x2="{1}" y2="{0:.1}" stroke="#d62728"/><text x="{1}" y="{2:.1}" text-anchor="end" fill="#d62728">{label} {v:.0} ms</text>"##,
@@ -1661,6 +1645,15 @@ mod tests {
             stranger.problems[0].contains("not in the fleet"),
             "{stranger:?}"
         );
+    }
+
+    #[test]
+    fn quantiles_are_by_nearest_rank() {
+        let sorted = [10.0, 20.0, 30.0, 40.0];
+        assert_eq!(quantile(&sorted, 0.5), Some(20.0));
+        assert_eq!(quantile(&sorted, 0.99), Some(40.0));
+        assert_eq!(quantile(&sorted, 0.0), Some(10.0));
+        assert_eq!(quantile(&[], 0.5), None);
     }
 
     #[test]

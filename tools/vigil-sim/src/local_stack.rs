@@ -330,17 +330,7 @@ impl Session {
         scenario: &Scenario,
         latencies: &mut Vec<Duration>,
     ) -> Result<Run, ExecutorError> {
-        for order in &scenario.orders {
-            let zones: Vec<_> = scenario
-                .zones
-                .iter()
-                .filter(|z| order.zone_ids.contains(z.id()))
-                .cloned()
-                .collect();
-            vigil_admin::orders::provision_order(&self.stack.functions.store, order, &zones)
-                .await
-                .map_err(|e| fail(format!("provisioning order {}: {e}", order.order_id)))?;
-        }
+        crate::bench::provision(&self.stack.functions.store, scenario).await?;
         let mut observer = Observer::default();
         let mut seen = (0, 0, self.stack.ingest.metrics.total("MessageDuplicate"));
         let mut steps = Vec::with_capacity(scenario.messages.len());

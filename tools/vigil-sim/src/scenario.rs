@@ -462,6 +462,16 @@ fn offset_ms(at_s: f64) -> i64 {
 }
 
 impl Scenario {
+    /// The zones `order` declares. Zone ids are unique within an order only, so they are
+    /// matched by the order they belong to.
+    pub fn zones_of(&self, order: &ProtectionOrder) -> Vec<Zone> {
+        self.zones
+            .iter()
+            .filter(|z| z.order_id() == &order.order_id)
+            .cloned()
+            .collect()
+    }
+
     /// Parses and checks scenario JSON.
     ///
     /// Defaults: a fix's `seq` is its position among its tag's fixes, from 1; an event's `seq`

@@ -117,9 +117,7 @@ impl Intercept for SmsLog {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(SmsSent {
-                    at_ms: std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+                    at_ms: vigil_mqtt::bridge::wall_ms(),
                     phone_number: number.clone(),
                 });
         }
