@@ -11,13 +11,12 @@
 //!   concurrency as deployed, [`vigil_stack::INGEST_CONCURRENCY`]).
 
 use crate::executor::ExecutorError;
-use crate::local_stack::{LocalStackExecutor, StackParts, TagConnection, connect_tag};
+use crate::local_stack::{LocalStackExecutor, StackParts, TagConnection, connect_tag, provision};
 use crate::scenario::Scenario;
 use crate::{ScenarioExecutor, compare};
 use serde_json::{Value, json};
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
-use vigil_aws::DynamoStore;
 use vigil_core::{Fix, TagId};
 use vigil_mqtt::Clock;
 
@@ -93,20 +92,6 @@ fn generated(prefix: &str, n: usize, breach_fixes: bool) -> Result<Scenario, Exe
         "expect": {"sms": sms, "no_other_sms": true}
     });
     Scenario::from_json(&file.to_string()).map_err(|e| fail(format!("generated scenario: {e}")))
-}
-
-/// Provisions every order of `scenario` with its zones through the operators' provisioning
-/// code (vigil-admin).
-pub(crate) async fn provision(
-    store: &DynamoStore,
-    scenario: &Scenario,
-) -> Result<(), ExecutorError> {
-    for order in &scenario.orders {
-        vigil_admin::orders::provision_order(store, order, &scenario.zones_of(order))
-            .await
-            .map_err(|e| fail(format!("provisioning order {}: {e}", order.order_id)))?;
-    }
-    Ok(())
 }
 
 /// The `q` quantile (nearest rank) of sorted durations, ms.

@@ -17,8 +17,9 @@
 //! delivered and recorded in `Measurer::ingest_paths`, and one entry of [`ROWS`]; the pricing
 //! needs no change. Adaptive reporting's batches ([`Path::TagBatched`]) came in that way.
 
-use crate::bench::{START, fix, fleet_orders, provision};
+use crate::bench::{START, fix, fleet_orders};
 use crate::executor::ExecutorError;
+use crate::local_stack::provision;
 use crate::scenario::Scenario;
 use serde::Deserialize;
 use serde_json::json;

@@ -260,6 +260,20 @@ pub struct StackParts<'a> {
     pub clock: &'a ScenarioClock,
 }
 
+/// Provisions every order of `scenario` with its zones through the operators' provisioning
+/// code (vigil-admin).
+pub(crate) async fn provision(
+    store: &vigil_aws::DynamoStore,
+    scenario: &Scenario,
+) -> Result<(), ExecutorError> {
+    for order in &scenario.orders {
+        vigil_admin::orders::provision_order(store, order, &scenario.zones_of(order))
+            .await
+            .map_err(|e| fail(format!("provisioning order {}: {e}", order.order_id)))?;
+    }
+    Ok(())
+}
+
 impl Drop for LocalStackExecutor {
     fn drop(&mut self) {
         self.shutdown();
@@ -330,7 +344,7 @@ impl Session {
         scenario: &Scenario,
         latencies: &mut Vec<Duration>,
     ) -> Result<Run, ExecutorError> {
-        crate::bench::provision(&self.stack.functions.store, scenario).await?;
+        provision(&self.stack.functions.store, scenario).await?;
         let mut observer = Observer::default();
         let mut seen = (0, 0, self.stack.ingest.metrics.total("MessageDuplicate"));
         let mut steps = Vec::with_capacity(scenario.messages.len());
