@@ -28,6 +28,7 @@
 //! - [`operator`]: the operator events the monitoring centre sees, and their vocabulary.
 //! - [`audit`]: the audit log's per-order hash chain: building and verifying records.
 
+pub mod anchor;
 pub mod audit;
 pub mod batching;
 pub mod cells;
