@@ -34,13 +34,19 @@ pub struct Config {
     /// docs/FORCES.md); none: `/vigil/<stage>/forces` where a tool needs it, no per-force
     /// topics or routing in the functions.
     pub forces_parameter: Option<String>,
+    /// The anchors bucket (`VIGIL_ANCHOR_BUCKET`; docs/EVIDENCE.md).
+    pub anchor_bucket: Option<String>,
+    /// ARN (or id, or alias) of the KMS key that signs evidence bundles
+    /// (`VIGIL_EVIDENCE_KEY`).
+    pub evidence_key: Option<String>,
 }
 
 impl Config {
     /// Reads `VIGIL_STAGE` (default `local`), `VIGIL_ALERTS_QUEUE_URL`,
     /// `VIGIL_OPERATORS_TOPIC_ARN`, `VIGIL_QUARANTINE_RETENTION_DAYS` (default 30),
     /// `VIGIL_HISTORY_RETENTION_DAYS` (default 30), `VIGIL_SMS_COUNTRIES` (comma-separated,
-    /// default `GB`), `VIGIL_SMS_SENDER_ID` and `VIGIL_DESTINATION_MAC_KEY`.
+    /// default `GB`), `VIGIL_SMS_SENDER_ID`, `VIGIL_DESTINATION_MAC_KEY`,
+    /// `VIGIL_FORCES_PARAMETER`, `VIGIL_ANCHOR_BUCKET` and `VIGIL_EVIDENCE_KEY`.
     pub fn from_env() -> Result<Config, StoreError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -84,6 +90,8 @@ impl Config {
             sms_sender_id: non_empty(get("VIGIL_SMS_SENDER_ID")),
             destination_mac_key: non_empty(get("VIGIL_DESTINATION_MAC_KEY")),
             forces_parameter: non_empty(get("VIGIL_FORCES_PARAMETER")),
+            anchor_bucket: non_empty(get("VIGIL_ANCHOR_BUCKET")),
+            evidence_key: non_empty(get("VIGIL_EVIDENCE_KEY")),
         })
     }
 
@@ -104,6 +112,20 @@ impl Config {
         self.destination_mac_key
             .as_deref()
             .ok_or_else(|| StoreError::Config("VIGIL_DESTINATION_MAC_KEY is not set".into()))
+    }
+
+    /// The anchors bucket, or a configuration error naming the variable.
+    pub fn anchor_bucket(&self) -> Result<&str, StoreError> {
+        self.anchor_bucket
+            .as_deref()
+            .ok_or_else(|| StoreError::Config("VIGIL_ANCHOR_BUCKET is not set".into()))
+    }
+
+    /// The evidence signing key, or a configuration error naming the variable.
+    pub fn evidence_key(&self) -> Result<&str, StoreError> {
+        self.evidence_key
+            .as_deref()
+            .ok_or_else(|| StoreError::Config("VIGIL_EVIDENCE_KEY is not set".into()))
     }
 
     /// The operators' topic ARN, or a configuration error naming the variable.
@@ -192,6 +214,29 @@ impl Aws {
     /// The commander (IoT data plane `Publish`).
     pub fn commander(&self) -> crate::IotCommander {
         crate::IotCommander::new(aws_sdk_iotdataplane::Client::new(&self.sdk))
+    }
+
+    /// The anchors bucket; fails naming the variable when it is not set.
+    pub fn anchor_bucket(&self) -> Result<crate::S3AnchorBucket, StoreError> {
+        // An emulator on an endpoint URL (loopback) has no per-bucket host names: path-style
+        // requests there; AWS's own endpoints take virtual-hosted ones.
+        let emulated =
+            self.sdk.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let s3 = aws_sdk_s3::config::Builder::from(&self.sdk)
+            .force_path_style(emulated)
+            .build();
+        Ok(crate::S3AnchorBucket::new(
+            aws_sdk_s3::Client::from_conf(s3),
+            self.config.anchor_bucket()?,
+        ))
+    }
+
+    /// The evidence signing key; fails naming the variable when it is not set.
+    pub fn evidence_signer(&self) -> Result<crate::KmsEvidenceSigner, StoreError> {
+        Ok(crate::KmsEvidenceSigner::new(
+            aws_sdk_kms::Client::new(&self.sdk),
+            self.config.evidence_key()?,
+        ))
     }
 
     /// The keyed hash of SMS destinations; fails naming the variable when the key is not set.

@@ -15,6 +15,7 @@
 //! - [`sns`]: SMS and the operators' topic on SNS.
 //! - [`iot`]: commands to devices through the IoT data plane (retained `Publish`).
 //! - [`kms`]: the keyed hash of SMS destinations on KMS.
+//! - [`evidence`]: anchors on S3 (Object Lock) and the evidence signing key on KMS.
 //! - [`metrics`]: CloudWatch Embedded Metric Format counters, and in-memory ones.
 //! - [`counting`]: an SDK interceptor that counts requests by operation (cost per fix).
 //! - [`memory`]: in-memory adapters of every port, with failure injection.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod counting;
 pub mod dynamo;
 pub mod error;
+pub mod evidence;
 pub mod iot;
 pub mod items;
 pub mod kms;
@@ -35,6 +37,7 @@ pub mod sqs;
 pub use config::{Aws, Config};
 pub use dynamo::{DynamoStore, backoff};
 pub use error::StoreError;
+pub use evidence::{KmsEvidenceSigner, S3AnchorBucket};
 pub use iot::IotCommander;
 pub use kms::KmsDestinationMac;
 pub use sns::SnsNotifier;

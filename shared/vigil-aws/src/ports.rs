@@ -68,6 +68,54 @@ pub struct DeviceOrder {
     pub silent: Option<Option<i64>>,
 }
 
+/// The anchors bucket (docs/EVIDENCE.md): written by the anchor function alone, read by
+/// operators exporting evidence; nobody can change or delete an anchor before its retention
+/// ends.
+pub trait AnchorBucket: Send + Sync {
+    /// Writes `anchor` under its key, locked in compliance mode until `retain_until`. An
+    /// anchor already under that key says the same thing: success, nothing written.
+    fn put_anchor(
+        &self,
+        anchor: &vigil_core::anchor::Anchor,
+        retain_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every anchor of an order; fails as corrupt on an object that is not an anchor or is
+    /// stored under another anchor's key.
+    fn anchors(
+        &self,
+        order_id: &OrderId,
+    ) -> impl Future<Output = Result<Vec<vigil_core::anchor::Anchor>, StoreError>> + Send;
+}
+
+/// A signature made by the evidence key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// The key that signed (its ARN on KMS).
+    pub key_id: String,
+    /// The algorithm (`ECDSA_SHA_256`).
+    pub algorithm: String,
+    /// The signature, DER.
+    pub signature: Vec<u8>,
+}
+
+/// The evidence signing key: signs, and gives its public key; never its private key.
+pub trait EvidenceSigner: Send + Sync {
+    /// Signs `message` (at most 4096 bytes).
+    fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Signed, StoreError>> + Send;
+    /// The public key, DER (SubjectPublicKeyInfo).
+    fn public_key(&self) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+}
+
+/// The force of each order, and nothing else of it (the anchor function sets an anchor's
+/// retention by its order's force).
+pub trait OrderForces: Send + Sync {
+    /// The force of each order found (`None`: it has none); orders not found are absent.
+    fn order_forces(
+        &self,
+        orders: &[OrderId],
+    ) -> impl Future<Output = Result<BTreeMap<OrderId, Option<ForceId>>, StoreError>> + Send;
+}
+
 /// An audit entry to append.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {

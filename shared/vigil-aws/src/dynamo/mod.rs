@@ -15,6 +15,7 @@
 mod admin;
 mod alert;
 mod audit;
+mod evidence;
 mod ingest;
 mod reporting;
 mod victim;

@@ -10,10 +10,12 @@
 //! - `watch`: the watchdog's store.
 
 mod admin;
+mod evidence;
 mod outbound;
 mod victim;
 mod watch;
 
+pub use evidence::MemoryAnchors;
 pub use outbound::{
     MemoryCommander, MemoryMac, MemoryNotifier, MemoryQueue, RecordedCommand, RecordedSms,
 };
