@@ -78,7 +78,7 @@ pub(crate) enum Group {
     /// Evidence bundles of an order's audit trail.
     #[command(
         subcommand,
-        after_help = "Example:\n  vigil evidence export --order o-1 --out ./o-1-evidence\n  vigil evidence verify ./o-1-evidence"
+        after_help = "Example:\n  vigil evidence export --order o-1 --out ./o-1-evidence\n  vigil evidence public-key --out evidence-key.pem\n  vigil evidence verify ./o-1-evidence --public-key evidence-key.pem"
     )]
     Evidence(EvidenceCmd),
     /// Dead-letter queues: what could not be processed; inspect and redrive (national
@@ -421,7 +421,8 @@ pub(crate) enum AlertCmd {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum EvidenceCmd {
-    /// Export an order's audit trail: audit.json, audit.csv and manifest.json.
+    /// Export an order's audit trail: audit.json, audit.csv, its anchors (anchors.json) and
+    /// manifest.json, signed by the evidence key (signature.json).
     #[command(after_help = "Example:\n  vigil evidence export --order o-1 --out ./o-1-evidence")]
     Export {
         /// The order.
@@ -431,11 +432,25 @@ pub(crate) enum EvidenceCmd {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Verify a bundle offline: file hashes and the hash chain; exit 4 if altered.
-    #[command(after_help = "Example:\n  vigil evidence verify ./o-1-evidence")]
+    /// Verify a bundle offline with the evidence key's public key: the manifest's signature,
+    /// the file hashes, the hash chain, and the chain against its anchors; exit 4 if altered.
+    #[command(
+        after_help = "Example:\n  vigil evidence verify ./o-1-evidence --public-key evidence-key.pem"
+    )]
     Verify {
         /// The bundle's directory.
         dir: PathBuf,
+        /// The evidence key's public key (PEM or DER), as `vigil evidence public-key` wrote
+        /// it: from a copy you trust, never from the bundle.
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+    /// Write the evidence key's public key (PEM), which verifies bundles offline.
+    #[command(after_help = "Example:\n  vigil evidence public-key --out evidence-key.pem")]
+    PublicKey {
+        /// The file to write (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 

@@ -21,6 +21,7 @@ use vigil_admin::tags::{
 };
 use vigil_admin::zones::ZoneView;
 use vigil_admin::{access, alerts, devices, forces, orders, zones};
+use vigil_aws::ports::EvidenceSigner;
 use vigil_core::ZoneKey;
 use vigil_core::proximity::{VictimDevice, VictimZoneTerms};
 use vigil_core::{DeviceId, ForceId};
@@ -382,12 +383,42 @@ async fn run_evidence(cmd: EvidenceCmd, json: bool, now: DateTime<Utc>) -> Resul
             )
             .await?;
             let retention = ports.forces().await?.retention_years(o.force_id.as_ref());
-            let manifest = evidence::export(&ports.store, &o, retention, &out, now).await?;
+            let anchors = ports.anchors()?;
+            let signer = ports.evidence_signer()?;
+            let from = evidence::Sources {
+                store: &ports.store,
+                anchors: &anchors,
+                signer: &signer,
+            };
+            let manifest = evidence::export(from, &o, retention, &out, now).await?;
             let dir = out.display().to_string();
             render(json, &evidence::Exported { dir, manifest })
         }
-        EvidenceCmd::Verify { dir } => {
-            let v = evidence::verify(&dir)?;
+        EvidenceCmd::PublicKey { out } => {
+            let ports = Ports::from_env().await?;
+            let der = ports.evidence_signer()?.public_key().await.map_err(
+                vigil_admin::AdminError::store("reading the evidence key's public key"),
+            )?;
+            let pem = evidence::public_key_pem(&der);
+            crate::owner_only::write_new(
+                &out,
+                pem.as_bytes(),
+                "a public key file is never overwritten: choose a new --out",
+            )?;
+            render(
+                json,
+                &evidence::PublicKeyWritten {
+                    file: out.display().to_string(),
+                    sha256: evidence::fingerprint(&der),
+                },
+            )
+        }
+        EvidenceCmd::Verify { dir, public_key } => {
+            let source = public_key.display().to_string();
+            let bytes = std::fs::read(&public_key)
+                .map_err(CliError::io(format!("reading the public key {source}")))?;
+            let key = evidence::public_key_from(&bytes, &source)?;
+            let v = evidence::verify(&dir, &key)?;
             render(json, &v)?;
             if v.ok() {
                 Ok(())

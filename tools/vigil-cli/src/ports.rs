@@ -115,6 +115,20 @@ impl Ports {
             .ok_or_else(|| CliError::Invalid("sts:GetCallerIdentity returned no ARN".into()))
     }
 
+    /// The anchors bucket (`VIGIL_ANCHOR_BUCKET`).
+    pub fn anchors(&self) -> Result<vigil_aws::S3AnchorBucket> {
+        self.aws
+            .anchor_bucket()
+            .map_err(|e| CliError::Invalid(e.to_string()))
+    }
+
+    /// The evidence signing key (`VIGIL_EVIDENCE_KEY`).
+    pub fn evidence_signer(&self) -> Result<vigil_aws::KmsEvidenceSigner> {
+        self.aws
+            .evidence_signer()
+            .map_err(|e| CliError::Invalid(e.to_string()))
+    }
+
     /// The forces this deployment serves: the file `VIGIL_FORCES_FILE` names (the local stack
     /// sets it to `infra/forces.json`), else the parameter `VIGIL_FORCES_PARAMETER` (default
     /// `/vigil/<stage>/forces`, written by the CDK app).
