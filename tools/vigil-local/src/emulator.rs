@@ -97,12 +97,30 @@ impl LoadServiceConfig for ServiceEndpoints {
         if key.profile() != "endpoint_url" {
             return None;
         }
-        Some(if key.service_id() == "DynamoDB" {
-            self.dynamodb.clone()
-        } else {
-            self.default.clone()
-        })
+        // A table's stream is served where the table is.
+        Some(
+            if matches!(key.service_id(), "DynamoDB" | "DynamoDB Streams") {
+                self.dynamodb.clone()
+            } else {
+                self.default.clone()
+            },
+        )
     }
+}
+
+/// An object of a bucket, read back.
+#[derive(Debug, Clone)]
+pub struct BucketObject {
+    /// Its key.
+    pub key: String,
+    /// Its content.
+    pub body: Vec<u8>,
+    /// Its version.
+    pub version_id: Option<String>,
+    /// Its Object Lock mode (`COMPLIANCE`), if locked.
+    pub lock_mode: Option<String>,
+    /// Until when it is locked (Unix ms).
+    pub retain_until_ms: Option<i64>,
 }
 
 /// An AWS emulator with every resource of `infra/resources.json` created for one stage.
@@ -469,7 +487,108 @@ impl Emulator {
         for (var, key) in &self.provisioned.key_ids {
             vars.push((var.clone(), key.clone()));
         }
+        for (var, bucket) in &self.provisioned.bucket_names {
+            vars.push((var.clone(), bucket.clone()));
+        }
+        vars.push((
+            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS".to_owned(),
+            self.dynamodb_endpoint_url.clone(),
+        ));
         vars
+    }
+
+    /// The DynamoDB stream of the table declared under `logical`, as a Lambda event source.
+    ///
+    /// Fails with [`Error::Unknown`] for a table not declared.
+    pub fn stream_source(&self, logical: &str) -> Result<crate::StreamEventSource> {
+        let table = lookup("table", &self.provisioned.tables, logical)?;
+        Ok(crate::StreamEventSource::new(
+            self.clients.dynamodb.clone(),
+            self.clients.streams.clone(),
+            table,
+            self.region.clone(),
+        ))
+    }
+
+    /// The S3 client of this emulator (path-style).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        self.clients.s3.clone()
+    }
+
+    /// The physical name of the bucket declared under `logical`.
+    ///
+    /// Fails with [`Error::Unknown`] for a bucket not declared.
+    pub fn bucket_name(&self, logical: &str) -> Result<String> {
+        let def = self
+            .resources
+            .bucket(logical)
+            .ok_or_else(|| Error::Unknown {
+                kind: "bucket",
+                logical: logical.to_owned(),
+                declared: self
+                    .resources
+                    .buckets
+                    .iter()
+                    .map(|b| b.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        lookup("bucket", &self.provisioned.bucket_names, &def.env).map(str::to_owned)
+    }
+
+    /// Every object in the bucket declared under `logical`, with its body and its Object Lock
+    /// (read back as S3 reports it), in key order.
+    pub async fn bucket_objects(&self, logical: &str) -> Result<Vec<BucketObject>> {
+        let bucket = self.bucket_name(logical)?;
+        let fail = |op: String| {
+            let endpoint = self.endpoint_url.clone();
+            move |e: String| Error::Aws {
+                operation: op,
+                endpoint,
+                message: e,
+            }
+        };
+        let listed = self
+            .clients
+            .s3
+            .list_objects_v2()
+            .bucket(&bucket)
+            .send()
+            .await
+            .map_err(|e| fail(format!("ListObjectsV2 {bucket}"))(format!("{e:?}")))?;
+        let mut out = Vec::new();
+        for o in listed.contents() {
+            let key = o.key().unwrap_or_default().to_owned();
+            let got = self
+                .clients
+                .s3
+                .get_object()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| fail(format!("GetObject {key}"))(format!("{e:?}")))?;
+            let lock_mode = got.object_lock_mode().map(|m| m.as_str().to_owned());
+            let retain_until_ms = got
+                .object_lock_retain_until_date()
+                .map(|d| d.to_millis().unwrap_or_default());
+            let version_id = got.version_id().map(str::to_owned);
+            let body = got
+                .body
+                .collect()
+                .await
+                .map_err(|e| fail(format!("GetObject {key}"))(e.to_string()))?
+                .into_bytes()
+                .to_vec();
+            out.push(BucketObject {
+                key,
+                body,
+                version_id,
+                lock_mode,
+                retain_until_ms,
+            });
+        }
+        Ok(out)
     }
 
     /// Every SMS sent through SNS `Publish(PhoneNumber)` since start or the last

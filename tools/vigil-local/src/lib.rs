@@ -55,13 +55,15 @@ mod provision;
 pub mod readback;
 pub mod resources;
 mod server;
+pub mod stream_source;
 
-pub use emulator::{DynamoDb, Emulator};
+pub use emulator::{BucketObject, DynamoDb, Emulator};
 pub use event_source::{ReceivedBatch, SqsEventSource};
 pub use faults::{FaultProxy, FaultStats};
 pub use moto::ensure_venv;
 pub use readback::{EmulatorKind, ReadBack, SentSms, TopicMessage};
 pub use resources::Resources;
+pub use stream_source::{StreamBatch, StreamEventSource};
 
 /// The lock file (every package pinned, with its hashes) of the moto venv the harness
 /// installs, relative to the workspace root. Its `.in` file names the release (moto 5.2.5);

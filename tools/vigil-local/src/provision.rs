@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode as DynamoBillingMode, KeySchemaElement,
-    KeyType as DynamoKeyRole, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
-    TimeToLiveStatus,
+    KeyType as DynamoKeyRole, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -32,6 +32,8 @@ pub(crate) struct Clients {
     pub(crate) iot: aws_sdk_iot::Client,
     pub(crate) kms: aws_sdk_kms::Client,
     pub(crate) ssm: aws_sdk_ssm::Client,
+    pub(crate) s3: aws_sdk_s3::Client,
+    pub(crate) streams: aws_sdk_dynamodbstreams::Client,
     pub(crate) endpoint: String,
     /// Where the DynamoDB client goes (DynamoDB Local's port, or `endpoint`), for errors.
     pub(crate) dynamodb_endpoint: String,
@@ -57,6 +59,13 @@ impl Clients {
             iot: aws_sdk_iot::Client::new(config),
             kms: aws_sdk_kms::Client::new(config),
             ssm: aws_sdk_ssm::Client::new(config),
+            // Emulators on loopback have no per-bucket host names.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(config)
+                    .force_path_style(true)
+                    .build(),
+            ),
+            streams: aws_sdk_dynamodbstreams::Client::new(config),
             endpoint: endpoint.to_owned(),
             dynamodb_endpoint: dynamodb_endpoint.to_owned(),
         }
@@ -97,6 +106,8 @@ pub(crate) struct Provisioned {
     /// KMS keys by the environment variable that carries them: the key's alias, which names
     /// the same key after an emulator reset recreates it (the ARN would not).
     pub(crate) key_ids: BTreeMap<String, String>,
+    /// Buckets by the environment variable that carries their name.
+    pub(crate) bucket_names: BTreeMap<String, String>,
     pub(crate) operators_tap_url: Option<String>,
     /// Each force's operators' topic (`vigil-<stage>-operators-<force>`), by force id.
     pub(crate) force_topic_arns: BTreeMap<String, String>,
@@ -190,6 +201,12 @@ pub(crate) async fn provision(
         ensure_kms_key(clients, key, &alias).await?;
         out.key_ids.insert(key.env.clone(), alias);
     }
+    for bucket in &resources.buckets {
+        let name = resources.physical_name(stage, &bucket.name);
+        let years = bucket.object_lock.map(|_| longest_retention_years());
+        ensure_bucket(clients, &name, region, years).await?;
+        out.bucket_names.insert(bucket.env.clone(), name);
+    }
     let infra = crate::workspace_root().join("infra");
     for policy in &resources.iot_policies {
         let name = resources.physical_name(stage, &policy.name);
@@ -226,6 +243,78 @@ async fn ensure_topic(clients: &Clients, name: &str) -> Result<String> {
         .await
         .map_err(clients.fail(format!("CreateTopic {name}")))?;
     Ok(created.topic_arn().unwrap_or_default().to_owned())
+}
+
+/// The longest `audit_retention_years` of `infra/forces.json` (7 when none says): an Object
+/// Lock bucket's default retention, as the CDK app sets it.
+pub(crate) fn longest_retention_years() -> i32 {
+    serde_json::from_str::<serde_json::Value>(FORCES)
+        .ok()
+        .and_then(|d| {
+            d["forces"].as_array().and_then(|f| {
+                f.iter()
+                    .filter_map(|f| f["audit_retention_years"].as_i64())
+                    .max()
+            })
+        })
+        .and_then(|y| i32::try_from(y).ok())
+        .unwrap_or(7)
+}
+
+/// The bucket `name`, created when missing; with `lock_years`, with Object Lock and a default
+/// retention of that many years in compliance mode.
+async fn ensure_bucket(
+    clients: &Clients,
+    name: &str,
+    region: &str,
+    lock_years: Option<i32>,
+) -> Result<()> {
+    use aws_sdk_s3::types::{
+        BucketLocationConstraint, CreateBucketConfiguration, DefaultRetention,
+        ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule,
+    };
+    if clients.s3.head_bucket().bucket(name).send().await.is_err() {
+        let mut create = clients
+            .s3
+            .create_bucket()
+            .bucket(name)
+            .object_lock_enabled_for_bucket(lock_years.is_some());
+        if region != "us-east-1" {
+            create = create.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        create
+            .send()
+            .await
+            .map_err(clients.fail(format!("CreateBucket {name}")))?;
+    }
+    if let Some(years) = lock_years {
+        let config = ObjectLockConfiguration::builder()
+            .object_lock_enabled(ObjectLockEnabled::Enabled)
+            .rule(
+                ObjectLockRule::builder()
+                    .default_retention(
+                        DefaultRetention::builder()
+                            .mode(ObjectLockRetentionMode::Compliance)
+                            .years(years)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        clients
+            .s3
+            .put_object_lock_configuration()
+            .bucket(name)
+            .object_lock_configuration(config)
+            .send()
+            .await
+            .map_err(clients.fail(format!("PutObjectLockConfiguration {name}")))?;
+    }
+    Ok(())
 }
 
 /// The key behind `alias`, created (with the alias) when missing.
@@ -288,6 +377,15 @@ async fn ensure_table(clients: &Clients, table: &TableDef, name: &str) -> Result
     let billing = match table.billing_mode {
         BillingMode::PayPerRequest => DynamoBillingMode::PayPerRequest,
     };
+    let stream = table.stream.map(|view| {
+        StreamSpecification::builder()
+            .stream_enabled(true)
+            .stream_view_type(StreamViewType::from(view.as_str()))
+            .build()
+    });
+    let stream = stream
+        .transpose()
+        .map_err(clients.fail_dynamodb(op("CreateTable")))?;
     let created = clients
         .dynamodb
         .create_table()
@@ -295,6 +393,7 @@ async fn ensure_table(clients: &Clients, table: &TableDef, name: &str) -> Result
         .billing_mode(billing)
         .set_attribute_definitions(Some(definitions))
         .set_key_schema(Some(schema))
+        .set_stream_specification(stream.clone())
         .send()
         .await;
     match created {
@@ -304,6 +403,9 @@ async fn ensure_table(clients: &Clients, table: &TableDef, name: &str) -> Result
                 .is_some_and(|s| s.is_resource_in_use_exception()) =>
         {
             check_existing_table(clients, table, name).await?;
+            if let Some(spec) = stream {
+                ensure_stream(clients, name, spec).await?;
+            }
         }
         Err(e) => return Err(clients.fail_dynamodb(op("CreateTable"))(e)),
     }
@@ -350,6 +452,33 @@ async fn ensure_table(clients: &Clients, table: &TableDef, name: &str) -> Result
                 .await
                 .map_err(clients.fail_dynamodb(op("UpdateTimeToLive")))?;
         }
+    }
+    Ok(())
+}
+
+/// An existing table gets its declared stream when it has none (a table made before the
+/// stream was declared).
+async fn ensure_stream(clients: &Clients, name: &str, spec: StreamSpecification) -> Result<()> {
+    let described = clients
+        .dynamodb
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(clients.fail_dynamodb(format!("DescribeTable {name}")))?;
+    let enabled = described
+        .table()
+        .and_then(|t| t.stream_specification())
+        .is_some_and(|s| s.stream_enabled());
+    if !enabled {
+        clients
+            .dynamodb
+            .update_table()
+            .table_name(name)
+            .stream_specification(spec)
+            .send()
+            .await
+            .map_err(clients.fail_dynamodb(format!("UpdateTable {name} (stream)")))?;
     }
     Ok(())
 }

@@ -27,9 +27,64 @@ pub struct Resources {
     /// KMS keys the functions use.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<KmsKeyDef>,
+    /// S3 buckets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<BucketDef>,
     /// IoT Core policies (documents under `infra/`, shared with the CDK app).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub iot_policies: Vec<IotPolicyDef>,
+}
+
+/// One S3 bucket: its logical name, its Object Lock mode and the variable that gives its name
+/// to the functions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketDef {
+    /// Logical name, e.g. `anchors` (locally `vigil-<stage>-<name>`).
+    pub name: String,
+    /// Object Lock: every object locked in this mode, by default for the longest
+    /// `audit_retention_years` of `infra/forces.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLock>,
+    /// The environment variable that carries the bucket's name.
+    pub env: String,
+}
+
+/// Object Lock modes Vigil uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectLock {
+    /// Compliance mode: nobody can shorten or remove a lock.
+    #[serde(rename = "COMPLIANCE")]
+    Compliance,
+}
+
+/// A DynamoDB stream's view type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamView {
+    /// Items before and after each write.
+    #[serde(rename = "NEW_AND_OLD_IMAGES")]
+    NewAndOldImages,
+    /// Items after each write.
+    #[serde(rename = "NEW_IMAGE")]
+    NewImage,
+    /// Items before each write.
+    #[serde(rename = "OLD_IMAGE")]
+    OldImage,
+    /// Keys only.
+    #[serde(rename = "KEYS_ONLY")]
+    KeysOnly,
+}
+
+impl StreamView {
+    /// DynamoDB's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamView::NewAndOldImages => "NEW_AND_OLD_IMAGES",
+            StreamView::NewImage => "NEW_IMAGE",
+            StreamView::OldImage => "OLD_IMAGE",
+            StreamView::KeysOnly => "KEYS_ONLY",
+        }
+    }
 }
 
 /// One KMS key: its logical name, what kind of key it is, and the variable that gives its ARN
@@ -135,6 +190,9 @@ pub struct TableDef {
     /// Attribute (epoch seconds) by which DynamoDB TTL expires items, if enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_attribute: Option<String>,
+    /// The table's DynamoDB stream, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamView>,
 }
 
 /// DynamoDB capacity mode. Only on-demand is used by Vigil.
@@ -251,6 +309,8 @@ impl Resources {
             .map(|t| ("table", &t.name))
             .chain(self.queues.iter().map(|q| ("queue", &q.name)))
             .chain(self.topics.iter().map(|t| ("topic", &t.name)))
+            .chain(self.buckets.iter().map(|b| ("bucket", &b.name)))
+            .chain(self.keys.iter().map(|k| ("key", &k.name)))
             .chain(self.iot_policies.iter().map(|p| ("iot policy", &p.name)));
         for (kind, name) in names {
             if !is_logical_name(name) {
@@ -260,6 +320,18 @@ impl Resources {
             }
             if !seen.insert((kind, name)) {
                 return bad(format!("{kind} {name:?} is declared twice"));
+            }
+        }
+        for key in &self.keys {
+            let known = matches!(
+                (key.key_spec.as_str(), key.key_usage.as_str()),
+                ("HMAC_256", "GENERATE_VERIFY_MAC") | ("ECC_NIST_P256", "SIGN_VERIFY")
+            );
+            if !known {
+                return bad(format!(
+                    "key {:?}: {} for {} is not a key Vigil uses (HMAC_256 for GENERATE_VERIFY_MAC, ECC_NIST_P256 for SIGN_VERIFY)",
+                    key.name, key.key_spec, key.key_usage
+                ));
             }
         }
         for policy in &self.iot_policies {
@@ -321,6 +393,11 @@ impl Resources {
     /// The queue declared under `logical`, if any.
     pub fn queue(&self, logical: &str) -> Option<&QueueDef> {
         self.queues.iter().find(|q| q.name == logical)
+    }
+
+    /// The bucket declared under `logical`, if any.
+    pub fn bucket(&self, logical: &str) -> Option<&BucketDef> {
+        self.buckets.iter().find(|b| b.name == logical)
     }
 
     /// The IoT policy declared under `logical`, if any.

@@ -24,15 +24,21 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use vigil_alert::handle_batch;
 use vigil_aws::metrics::MemoryMetrics;
-use vigil_aws::{Aws, Config, DynamoStore, IotCommander, KmsDestinationMac, SnsNotifier, SqsQueue};
+use vigil_aws::{
+    Aws, Config, DynamoStore, IotCommander, KmsDestinationMac, S3AnchorBucket, SnsNotifier,
+    SqsQueue,
+};
 use vigil_core::fix::encode_fix;
 use vigil_core::{Fix, ProtectionOrder, Zone};
 use vigil_ingest::{Outcome, handle, rule_event};
-use vigil_local::{Emulator, SentSms, SqsEventSource, TopicMessage};
+use vigil_local::{Emulator, SentSms, SqsEventSource, StreamEventSource, TopicMessage};
 use vigil_mqtt::{ActionError, Clock, CompressedClock};
 
 /// The ingest function's ports on the emulator.
 pub type IngestPorts = vigil_ingest::Ports<DynamoStore, SqsQueue, MemoryMetrics>;
+
+/// The anchor function's ports on the emulator.
+pub type AnchorPorts = vigil_anchor::Ports<S3AnchorBucket, DynamoStore, MemoryMetrics>;
 
 /// The watchdog's ports on the emulator.
 pub type WatchdogPorts = vigil_watchdog::Ports<DynamoStore, SqsQueue, MemoryMetrics>;
@@ -55,6 +61,17 @@ pub enum Trigger {
         queue: &'static str,
         /// The function's timeout as deployed.
         timeout: Duration,
+    },
+    /// Lambda's event source mapping on this table's DynamoDB stream (its logical name in
+    /// `infra/resources.json`): each shard in order, batches of up to `batch_size` gathered
+    /// for up to `window`, a batch item failure retried from that record, nothing skipped.
+    Stream {
+        /// The table.
+        table: &'static str,
+        /// Records per batch at most.
+        batch_size: i32,
+        /// How long a batch is gathered (`MaximumBatchingWindowInSeconds`).
+        window: Duration,
     },
     /// An EventBridge schedule: `rate(every)`, fired at the start of each period (for a
     /// minute, at :00), with a scheduled event; the stack fires it at its clock (a scenario's,
@@ -98,13 +115,22 @@ impl std::fmt::Debug for Deployed {
 /// function goes here, with its handler adapter below (its Lambda signature, as its `main.rs`
 /// serves it).
 #[rustfmt::skip]
-fn deploy(ingest: &Arc<IngestPorts>, alert: &Arc<AlertPorts>, watchdog: &Arc<WatchdogPorts>, o: &FunctionOptions) -> Vec<Deployed> {
+fn deploy(ingest: &Arc<IngestPorts>, alert: &Arc<AlertPorts>, watchdog: &Arc<WatchdogPorts>, anchor: &Arc<AnchorPorts>, o: &FunctionOptions) -> Vec<Deployed> {
     vec![
         Deployed::rule("ingest", ingest_handler(ingest.clone())),
         Deployed::queue("alert", "alerts", o.alert_timeout, alert_handler(alert.clone())),
         Deployed::schedule("watchdog", Duration::from_secs(60), watchdog_handler(watchdog.clone())),
+        Deployed::stream("anchor", "audit", ANCHOR_BATCH_SIZE, o.anchor_window, anchor_handler(anchor.clone())),
     ]
 }
+
+/// The anchor function's batch size on the audit stream, as `infra/lib/vigil-stack.ts`
+/// deploys it.
+pub const ANCHOR_BATCH_SIZE: i32 = 100;
+
+/// The anchor function's batching window on the audit stream, as `infra/lib/vigil-stack.ts`
+/// deploys it: the longest a change waits for its anchor when all runs (docs/EVIDENCE.md).
+pub const ANCHOR_WINDOW: Duration = Duration::from_secs(10);
 
 impl Deployed {
     /// A function an IoT rule's Lambda action invokes.
@@ -121,6 +147,25 @@ impl Deployed {
         Deployed {
             name,
             trigger: Trigger::Schedule { every },
+            handler,
+        }
+    }
+
+    /// A function Lambda's event source mapping on `table`'s stream invokes.
+    pub fn stream(
+        name: &'static str,
+        table: &'static str,
+        batch_size: i32,
+        window: Duration,
+        handler: Handler,
+    ) -> Deployed {
+        Deployed {
+            name,
+            trigger: Trigger::Stream {
+                table,
+                batch_size,
+                window,
+            },
             handler,
         }
     }
@@ -169,6 +214,19 @@ fn alert_handler(ports: Arc<AlertPorts>) -> Handler {
             })?;
             let response = handle_batch(event, &ports, now_ms).await;
             Ok(serde_json::to_value(&response).expect("a batch response is JSON"))
+        })
+    })
+}
+
+/// The anchor function as its `main.rs` serves it: a DynamoDB stream event in, the partial
+/// batch response out, at the stack's clock.
+fn anchor_handler(ports: Arc<AnchorPorts>) -> Handler {
+    Arc::new(move |event, now_ms| {
+        let ports = ports.clone();
+        Box::pin(async move {
+            Ok(vigil_anchor::handle(&event, &ports, now_ms)
+                .await
+                .response())
         })
     })
 }
@@ -226,6 +284,15 @@ struct Consumer {
     timeout: Duration,
 }
 
+/// A stream-triggered function and its event source mapping.
+struct StreamConsumer {
+    name: &'static str,
+    source: tokio::sync::Mutex<StreamEventSource>,
+    handler: Handler,
+    batch_size: i32,
+    window: Duration,
+}
+
 /// The functions wired on an emulator.
 pub struct Functions {
     /// The emulator (stopped when the functions are dropped).
@@ -240,8 +307,11 @@ pub struct Functions {
     pub alert: Arc<AlertPorts>,
     /// The watchdog's ports.
     pub watchdog: Arc<WatchdogPorts>,
+    /// The anchor function's ports.
+    pub anchor: Arc<AnchorPorts>,
     deployed: Vec<Deployed>,
     consumers: Vec<Consumer>,
+    streams: Vec<StreamConsumer>,
     schedules: Vec<Scheduled>,
     now_ms: Arc<AtomicI64>,
     options: FunctionOptions,
@@ -267,6 +337,9 @@ pub struct FunctionOptions {
     pub retry_after: Option<Duration>,
     /// When set, every SMS the alert function sends is recorded here with its time.
     pub sms_log: Option<crate::SmsLog>,
+    /// The anchor function's batching window on the audit stream. Default: [`ANCHOR_WINDOW`],
+    /// as deployed.
+    pub anchor_window: Duration,
 }
 
 impl Default for FunctionOptions {
@@ -277,6 +350,7 @@ impl Default for FunctionOptions {
             alert_timeout: ALERT_TIMEOUT,
             retry_after: None,
             sms_log: None,
+            anchor_window: ANCHOR_WINDOW,
         }
     }
 }
@@ -371,10 +445,37 @@ impl Functions {
             queue: aws.queue().map_err(|e| format!("alert queue: {e}"))?,
             metrics: MemoryMetrics::default(),
         });
-        let deployed = deploy(&ingest, &alert, &watchdog, &options);
+        let anchor = Arc::new(vigil_anchor::Ports {
+            bucket: aws
+                .anchor_bucket()
+                .map_err(|e| format!("anchors bucket: {e}"))?,
+            orders: store.clone(),
+            metrics: MemoryMetrics::default(),
+            forces: alert.forces.clone(),
+        });
+        let deployed = deploy(&ingest, &alert, &watchdog, &anchor, &options);
         let mut consumers = Vec::new();
         let mut schedules = Vec::new();
+        let mut streams = Vec::new();
         for d in &deployed {
+            if let Trigger::Stream {
+                table,
+                batch_size,
+                window,
+            } = d.trigger
+            {
+                streams.push(StreamConsumer {
+                    name: d.name,
+                    source: tokio::sync::Mutex::new(
+                        emulator
+                            .stream_source(table)
+                            .map_err(|e| format!("{}'s stream: {e}", d.name))?,
+                    ),
+                    handler: d.handler.clone(),
+                    batch_size,
+                    window,
+                });
+            }
             if let Trigger::Schedule { every } = d.trigger {
                 schedules.push(Scheduled {
                     name: d.name,
@@ -406,8 +507,10 @@ impl Functions {
             ingest,
             alert,
             watchdog,
+            anchor,
             deployed,
             consumers,
+            streams,
             schedules,
             now_ms: Arc::new(AtomicI64::new(0)),
             options,
@@ -565,7 +668,83 @@ impl Functions {
                     .await
             })
         });
-        queues.chain(schedules).collect()
+        let streams = (0..self.streams.len()).map(|i| {
+            let (functions, clock) = (self.clone(), clock.clone());
+            tokio::spawn(async move {
+                functions
+                    .run_stream_source(&functions.streams[i], &clock)
+                    .await
+            })
+        });
+        queues.chain(schedules).chain(streams).collect()
+    }
+
+    /// A stream's event source mapping at `clock`: polls its shards; once records arrive,
+    /// gathers for the batching window (at `clock`'s pace), then hands one batch to the
+    /// function and moves past what it finished.
+    async fn run_stream_source(&self, s: &StreamConsumer, clock: &CompressedClock) {
+        let mut gathering = false;
+        loop {
+            let polled = s.source.lock().await.poll(s.batch_size).await;
+            match polled {
+                Ok(Some(batch)) if gathering || batch.len() >= s.batch_size as usize => {
+                    gathering = false;
+                    if let Err(e) = self.handle_stream_batch(s, batch, clock.now_ms()).await {
+                        tracing::warn!(function = s.name, error = %e, "a stream batch failed; retried");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+                Ok(Some(_)) => {
+                    gathering = true;
+                    tokio::time::sleep(clock.real(s.window.as_millis() as i64)).await;
+                }
+                Ok(None) => tokio::time::sleep(Duration::from_millis(250)).await,
+                Err(e) => {
+                    tracing::warn!(function = s.name, error = %e, "stream unreadable; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// Runs a stream's function on one batch at `now_ms` and moves the stream past what it
+    /// finished; fails, leaving the position where it was, when the invocation fails.
+    async fn handle_stream_batch(
+        &self,
+        s: &StreamConsumer,
+        batch: vigil_local::StreamBatch,
+        now_ms: i64,
+    ) -> Result<usize, String> {
+        let response = (s.handler)(batch.event.clone(), now_ms)
+            .await
+            .map_err(|e| e.message)?;
+        Ok(s.source.lock().await.complete(&batch, &response))
+    }
+
+    /// Runs each stream-triggered function (the anchor function) on everything in its stream
+    /// now, batch by batch without waiting for the batching window, at the functions' clock;
+    /// returns the number of records finished.
+    ///
+    /// Fails when the stream cannot be read, or a batch makes no progress three times in a
+    /// row (the error says which function).
+    pub async fn drain_streams(&self) -> Result<usize, String> {
+        let mut finished = 0;
+        for s in &self.streams {
+            let mut stuck = 0;
+            loop {
+                let polled = s.source.lock().await.poll(s.batch_size).await;
+                let Some(batch) = polled.map_err(|e| format!("{}'s stream: {e}", s.name))? else {
+                    break;
+                };
+                let done = self.handle_stream_batch(s, batch, self.now_ms()).await?;
+                finished += done;
+                stuck = if done == 0 { stuck + 1 } else { 0 };
+                if stuck == 3 {
+                    return Err(format!("{} makes no progress on its stream", s.name));
+                }
+            }
+        }
+        Ok(finished)
     }
 
     /// A schedule at `clock` (the wall clock's time, or faster): fires at the start of each

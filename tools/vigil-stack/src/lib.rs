@@ -28,8 +28,8 @@ pub mod sms_log;
 pub mod stack;
 
 pub use functions::{
-    ALERT_TIMEOUT, AlertPorts, Deployed, FunctionOptions, Functions, Handler, IngestPorts,
-    QUEUE_CONCURRENCY, Trigger,
+    ALERT_TIMEOUT, ANCHOR_BATCH_SIZE, ANCHOR_WINDOW, AlertPorts, AnchorPorts, Deployed,
+    FunctionOptions, Functions, Handler, IngestPorts, QUEUE_CONCURRENCY, Trigger,
 };
 pub use invoke::InvokeApi;
 pub use iot_data::IotDataApi;

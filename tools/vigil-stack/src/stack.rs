@@ -238,6 +238,7 @@ impl LocalStack {
             alert_timeout: options.alert_timeout,
             retry_after: options.alert_retry_after,
             sms_log: options.sms_log.clone(),
+            ..FunctionOptions::default()
         };
         let functions =
             Arc::new(Functions::on_with(emulator, function_options).map_err(err("the functions"))?);
