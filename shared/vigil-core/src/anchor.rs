@@ -264,7 +264,9 @@ pub fn check_against_anchors(
         return findings;
     };
     let mut sorted: Vec<&Anchor> = anchors.iter().collect();
-    sorted.sort_by_key(|a| (a.seq, a.anchored_at_ms));
+    // At one position, an overwritten or deleted record's anchor first: it names exactly
+    // where a rewrite starts.
+    sorted.sort_by_key(|a| (a.seq, a.observed == Observed::Head, a.anchored_at_ms));
     let last = records.last().map_or(0, |r| r.seq);
     let mut last_agreeing: Option<u64> = None;
     let mut disagreed = false;

@@ -1089,6 +1089,17 @@ async fn alerts_acknowledged_and_evidence_exported_and_verified() {
     );
     assert_eq!(by_event["covers"], serde_json::json!([]));
 
+    // The anchor function, as Lambda runs it on the audit table's stream.
+    anchor_the_audit_stream(&e).await;
+    let key = e.path("evidence-key.pem");
+    let written = e
+        .ok(&["--json", "evidence", "public-key", "--out", &key])
+        .json();
+    assert!(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .starts_with("-----BEGIN PUBLIC KEY-----")
+    );
     let bundle = e.path("bundle");
     let exported = e
         .ok(&[
@@ -1097,6 +1108,19 @@ async fn alerts_acknowledged_and_evidence_exported_and_verified() {
         .json();
     let count = exported["manifest"]["record_count"].as_u64().unwrap();
     assert!(count >= 2, "{exported}");
+    assert!(
+        exported["manifest"]["anchor_count"].as_u64().unwrap() >= 1,
+        "{exported}"
+    );
+    assert_eq!(
+        exported["manifest"]["anchors_verified_at_export"], true,
+        "{exported}"
+    );
+    let signature: Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&bundle).join("signature.json")).unwrap())
+            .unwrap();
+    assert_eq!(signature["public_key_sha256"], written["sha256"]);
+    assert_eq!(signature["algorithm"], "ECDSA_SHA_256");
     // Offender positions and SMS texts: the operator's only (issue 16.11).
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(Path::new(&bundle)), 0o700);
@@ -1110,11 +1134,13 @@ async fn alerts_acknowledged_and_evidence_exported_and_verified() {
         "{csv}"
     );
     assert!(csv.contains("alert_acknowledged"));
-    assert!(
-        e.ok(&["evidence", "verify", &bundle])
-            .stdout
-            .starts_with("OK")
-    );
+    let verified = e
+        .ok(&["evidence", "verify", &bundle, "--public-key", &key])
+        .stdout;
+    assert!(verified.starts_with("OK"), "{verified}");
+    assert!(verified.contains("the chain agrees with its"), "{verified}");
+    // Without the public key there is nothing to check the signature with.
+    e.fails(1, &["evidence", "verify", &bundle]);
     e.fails(
         1,
         &["evidence", "export", "--order", "o-json", "--out", &bundle],
@@ -1136,7 +1162,13 @@ async fn alerts_acknowledged_and_evidence_exported_and_verified() {
     let copy = |to: &str| {
         let d = e.path(to);
         std::fs::create_dir_all(&d).unwrap();
-        for name in ["audit.json", "audit.csv", "manifest.json"] {
+        for name in [
+            "audit.json",
+            "audit.csv",
+            "anchors.json",
+            "manifest.json",
+            "signature.json",
+        ] {
             std::fs::copy(Path::new(&bundle).join(name), Path::new(&d).join(name)).unwrap();
         }
         d
@@ -1147,7 +1179,7 @@ async fn alerts_acknowledged_and_evidence_exported_and_verified() {
         csv.replace("police dispatched", "no action"),
     )
     .unwrap();
-    let r = e.vigil(&["evidence", "verify", &t1]);
+    let r = e.vigil(&["evidence", "verify", &t1, "--public-key", &key]);
     assert_eq!(r.code, 4, "{} {}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains(&format!(
@@ -1171,12 +1203,110 @@ async fn alerts_acknowledged_and_evidence_exported_and_verified() {
         serde_json::to_vec_pretty(&records).unwrap(),
     )
     .unwrap();
-    let v = e.vigil(&["--json", "evidence", "verify", &t2]);
+    let v = e.vigil(&["--json", "evidence", "verify", &t2, "--public-key", &key]);
     assert_eq!(v.code, 4, "{}", v.stderr);
     assert_eq!(
         v.json()["first_broken_link"],
         "audit.json: record 1: content does not match its hash (altered)"
     );
+
+    // The insider, with write access to the audit table: the last record rewritten with a
+    // fresh, valid hash. The chain still verifies on its own; the anchors do not let it.
+    let chain = e
+        .store
+        .read(&OrderId::new("o-json").unwrap())
+        .await
+        .unwrap();
+    let last = chain.last().unwrap();
+    let forged = vigil_core::audit::AuditRecord::next(
+        &last.order_id,
+        chain.iter().rev().nth(1),
+        last.recorded_at_ms,
+        &last.kind,
+        serde_json::json!({"note": "no action"}),
+    );
+    aws_sdk_dynamodb::Client::new(&e.emulator.sdk_config())
+        .put_item()
+        .table_name(e.emulator.table_name("audit").unwrap())
+        .set_item(Some(vigil_aws::items::audit_item(&forged)))
+        .send()
+        .await
+        .unwrap();
+    anchor_the_audit_stream(&e).await;
+    let rewritten = e.path("rewritten");
+    let m = e
+        .ok(&[
+            "--json", "evidence", "export", "--order", "o-json", "--out", &rewritten,
+        ])
+        .json();
+    assert_eq!(m["manifest"]["chain_verified_at_export"], true, "{m}");
+    assert_eq!(m["manifest"]["anchors_verified_at_export"], false, "{m}");
+    let v = e.vigil(&[
+        "--json",
+        "evidence",
+        "verify",
+        &rewritten,
+        "--public-key",
+        &key,
+    ]);
+    assert_eq!(v.code, 4, "{}", v.stderr);
+    let first = v.json()["first_broken_link"].as_str().unwrap().to_owned();
+    assert!(
+        first.starts_with(&format!(
+            "audit.json against anchors.json: record {} disagrees with its anchor of ",
+            last.seq
+        )) && first.ends_with(&format!(
+            "record {0} was overwritten in the table: the chain was rewritten from record {0}",
+            last.seq
+        )),
+        "{first}"
+    );
+
+    // A bundle signed by another key: the verifier's own key says no.
+    let other = e.path("other-key.pem");
+    std::fs::write(&other, OTHER_PUBLIC_KEY).unwrap();
+    let v = e.vigil(&["evidence", "verify", &bundle, "--public-key", &other]);
+    assert_eq!(v.code, 4, "{}", v.stderr);
+    assert!(
+        v.stdout
+            .contains("manifest.json: the signature does not verify with the public key given"),
+        "{}",
+        v.stdout
+    );
+}
+
+/// A P-256 public key that is not the emulator's evidence key.
+const OTHER_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE2Qk8KVWG5KRqk9Zbppnf5d4xkqop
+sjnhsXlCt9P1n8QMVCJ+fPNUNpEx6wJXvywPlkcAnMICz+S0DAScdoc0Bg==
+-----END PUBLIC KEY-----
+";
+
+/// Runs the anchor function on everything in the audit table's stream, as Lambda's event
+/// source mapping would, at the wall clock.
+async fn anchor_the_audit_stream(e: &Env) {
+    let aws = Aws {
+        config: e.config.clone(),
+        sdk: e.emulator.sdk_config(),
+    };
+    let ports = vigil_anchor::Ports {
+        bucket: aws.anchor_bucket().unwrap(),
+        orders: e.store.clone(),
+        metrics: MemoryMetrics::default(),
+        forces: None,
+    };
+    let mut source = e.emulator.stream_source("audit").unwrap();
+    while let Some(batch) = source.poll(100).await.unwrap() {
+        let now = chrono::Utc::now().timestamp_millis();
+        let response = vigil_anchor::handle(&batch.event, &ports, now)
+            .await
+            .response();
+        assert_eq!(
+            source.complete(&batch, &response),
+            batch.len(),
+            "{response}"
+        );
+    }
 }
 
 fn a_closed_port_url() -> String {
