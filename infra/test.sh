@@ -40,7 +40,7 @@ npx tsc --noEmit
 
 echo "== CDK assertion tests"
 # Node 20's test runner takes no globs: list the files.
-node --import tsx --test --test-reporter=spec test/config.test.ts test/resources.test.ts test/stack.test.ts test/iam.test.ts test/forces.test.ts test/nag.test.ts
+node --import tsx --test --test-reporter=spec test/config.test.ts test/resources.test.ts test/stack.test.ts test/iam.test.ts test/forces.test.ts test/evidence.test.ts test/nag.test.ts
 
 echo "== cdk synth (offline)"
 out="$root/target/cdk.out"

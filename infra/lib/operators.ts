@@ -46,6 +46,10 @@ export interface OperatorRolesProps {
   readonly macKeys: readonly kms.IKey[];
   /** The forces parameter's ARN. */
   readonly forcesParameterArn: string;
+  /** The anchors bucket (docs/EVIDENCE.md): operators list and read anchors to export them. */
+  readonly anchorsBucketArn: string;
+  /** The evidence signing key: operators sign bundles' manifests and read its public key. */
+  readonly evidenceKey: kms.IKey;
   /** The dead-letter queues `vigil dlq` reads (alerts-dlq, rule-errors) and the one it redrives
    * by invoking ingest again (rule-errors). */
   readonly alertsDlq: sqs.IQueue;
@@ -121,6 +125,16 @@ export class OperatorRoles extends Construct {
         // The keyed hash of a victim's phone, recorded in the audit when an order sets it.
         new iam.PolicyStatement({ sid: 'HashSmsDestinations', actions: ['kms:GenerateMac'], resources: props.macKeys.map((k) => k.keyArn) }),
         new iam.PolicyStatement({ sid: 'ReadForces', actions: ['ssm:GetParameter'], resources: [props.forcesParameterArn] }),
+        // `vigil evidence export`: an order's anchors listed and read (never written: the bucket
+        // policy lets only the anchor function put), the manifest signed, the public key read.
+        new iam.PolicyStatement({
+          sid: 'ListAnchors',
+          actions: ['s3:ListBucket'],
+          resources: [props.anchorsBucketArn],
+          conditions: { StringLike: { 's3:prefix': ['anchors/*'] } },
+        }),
+        new iam.PolicyStatement({ sid: 'ReadAnchors', actions: ['s3:GetObject', 's3:GetObjectRetention'], resources: [`${props.anchorsBucketArn}/anchors/*`] }),
+        new iam.PolicyStatement({ sid: 'SignEvidence', actions: ['kms:Sign', 'kms:GetPublicKey'], resources: [props.evidenceKey.keyArn] }),
         // `vigil tags register`, `vigil devices register` (and the undoing of a registration that
         // failed part way), `vigil tags deactivate`: the IoT registry. Things are named by the
         // tag or device id, certificates by IoT: neither has a prefix to scope to.
@@ -141,6 +155,10 @@ export class OperatorRoles extends Construct {
     });
     const nagAccount = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
     Validations.of(this.common).acknowledge(
+      {
+        id: 'AwsSolutions::AwsSolutions-IAM5[Resource::<AnchorsBucket9A78CFB3.Arn>/anchors/*]',
+        reason: 'Evidence export reads an order\'s anchors, any order\'s (which order an operator may export is vigil-admin\'s force rule): the anchors/ prefix, read only.',
+      },
       {
         id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
         reason: 'iot:CreateCertificateFromCsr and iot:DescribeEndpoint have no resource ARN in IAM; the statement allows these two only (tag and device registration by the vigil CLI).',

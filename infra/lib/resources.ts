@@ -25,6 +25,8 @@ export interface TableDef {
   readonly partition_key: KeyDef;
   readonly sort_key?: KeyDef;
   readonly ttl_attribute?: string;
+  /** The table's DynamoDB stream view, if it has a stream (the audit table's feeds the anchor function). */
+  readonly stream?: 'NEW_AND_OLD_IMAGES' | 'NEW_IMAGE' | 'OLD_IMAGE' | 'KEYS_ONLY';
 }
 
 export interface QueueDef {
@@ -48,10 +50,18 @@ export interface IotPolicyDef {
 /** A KMS key the functions use by ARN, from the environment variable `env`. */
 export interface KmsKeyDef {
   readonly name: string;
-  /** KMS KeySpec, e.g. HMAC_256. */
-  readonly key_spec: 'HMAC_256';
-  /** KMS KeyUsage, e.g. GENERATE_VERIFY_MAC. */
-  readonly key_usage: 'GENERATE_VERIFY_MAC';
+  /** KMS KeySpec: HMAC_256 (a MAC key) or ECC_NIST_P256 (a signing key). */
+  readonly key_spec: 'HMAC_256' | 'ECC_NIST_P256';
+  /** KMS KeyUsage: GENERATE_VERIFY_MAC with HMAC_256, SIGN_VERIFY with ECC_NIST_P256. */
+  readonly key_usage: 'GENERATE_VERIFY_MAC' | 'SIGN_VERIFY';
+  readonly env: string;
+}
+
+/** An S3 bucket whose name the functions read from the environment variable `env`. */
+export interface BucketDef {
+  readonly name: string;
+  /** Object Lock: every object locked in compliance mode (docs/EVIDENCE.md). */
+  readonly object_lock?: 'COMPLIANCE';
   readonly env: string;
 }
 
@@ -61,6 +71,7 @@ export interface Resources {
   readonly queues: readonly QueueDef[];
   readonly topics: readonly TopicDef[];
   readonly keys: readonly KmsKeyDef[];
+  readonly buckets: readonly BucketDef[];
   readonly iot_policies: readonly IotPolicyDef[];
 }
 
@@ -94,21 +105,24 @@ export function parseResources(raw: unknown, source = 'resources.json'): Resourc
     return { name: str(k.name, `${where}.name`), type };
   };
 
-  const top = obj(raw, 'the file', ['$comment', 'naming', 'tables', 'queues', 'topics', 'keys', 'iot_policies'], ['naming', 'tables', 'queues', 'topics']);
+  const top = obj(raw, 'the file', ['$comment', 'naming', 'tables', 'queues', 'topics', 'keys', 'buckets', 'iot_policies'], ['naming', 'tables', 'queues', 'topics']);
   const naming = obj(top.naming, 'naming', ['pattern', 'default_stage'], ['pattern', 'default_stage']);
   const pattern = str(naming.pattern, 'naming.pattern');
   if (!pattern.includes('{stage}') || !pattern.includes('{name}')) fail('naming.pattern must contain {stage} and {name}');
 
   const tables = list(top.tables, 'tables').map((v, i): TableDef => {
     const where = `tables[${i}]`;
-    const t = obj(v, where, ['name', 'billing_mode', 'partition_key', 'sort_key', 'ttl_attribute'], ['name', 'billing_mode', 'partition_key']);
+    const t = obj(v, where, ['name', 'billing_mode', 'partition_key', 'sort_key', 'ttl_attribute', 'stream'], ['name', 'billing_mode', 'partition_key']);
     if (t.billing_mode !== 'PAY_PER_REQUEST') fail(`${where}.billing_mode: only PAY_PER_REQUEST is supported`);
+    const views = ['NEW_AND_OLD_IMAGES', 'NEW_IMAGE', 'OLD_IMAGE', 'KEYS_ONLY'];
+    if (t.stream !== undefined && !views.includes(t.stream as string)) fail(`${where}.stream must be one of ${views.join(', ')}`);
     return {
       name: str(t.name, `${where}.name`),
       billing_mode: 'PAY_PER_REQUEST',
       partition_key: key(t.partition_key, `${where}.partition_key`),
       sort_key: t.sort_key === undefined ? undefined : key(t.sort_key, `${where}.sort_key`),
       ttl_attribute: t.ttl_attribute === undefined ? undefined : str(t.ttl_attribute, `${where}.ttl_attribute`),
+      stream: t.stream as TableDef['stream'],
     };
   });
 
@@ -142,16 +156,33 @@ export function parseResources(raw: unknown, source = 'resources.json'): Resourc
     return { name: str(t.name, `topics[${i}].name`) };
   });
 
-  // Only the key kind Vigil uses is accepted: a new kind must be implemented (and tested)
+  const envName = (v: unknown, where: string): string => {
+    const env = str(v, where);
+    if (!/^[A-Z][A-Z0-9_]*$/.test(env)) fail(`${where} must be an environment variable name`);
+    return env;
+  };
+  // Only the key kinds Vigil uses are accepted: a new kind must be implemented (and tested)
   // here and in the harness, not passed through unchecked.
   const keys = list(top.keys ?? [], 'keys').map((v, i): KmsKeyDef => {
     const where = `keys[${i}]`;
     const k = obj(v, where, ['name', 'key_spec', 'key_usage', 'env'], ['name', 'key_spec', 'key_usage', 'env']);
-    if (k.key_spec !== 'HMAC_256') fail(`${where}.key_spec: only HMAC_256 is supported`);
-    if (k.key_usage !== 'GENERATE_VERIFY_MAC') fail(`${where}.key_usage: only GENERATE_VERIFY_MAC is supported`);
-    const env = str(k.env, `${where}.env`);
-    if (!/^[A-Z][A-Z0-9_]*$/.test(env)) fail(`${where}.env must be an environment variable name`);
-    return { name: str(k.name, `${where}.name`), key_spec: 'HMAC_256', key_usage: 'GENERATE_VERIFY_MAC', env };
+    const kind = `${k.key_spec}/${k.key_usage}`;
+    if (kind !== 'HMAC_256/GENERATE_VERIFY_MAC' && kind !== 'ECC_NIST_P256/SIGN_VERIFY') {
+      fail(`${where}: ${kind} is not a key Vigil uses (HMAC_256/GENERATE_VERIFY_MAC or ECC_NIST_P256/SIGN_VERIFY)`);
+    }
+    return {
+      name: str(k.name, `${where}.name`),
+      key_spec: k.key_spec as KmsKeyDef['key_spec'],
+      key_usage: k.key_usage as KmsKeyDef['key_usage'],
+      env: envName(k.env, `${where}.env`),
+    };
+  });
+
+  const buckets = list(top.buckets ?? [], 'buckets').map((v, i): BucketDef => {
+    const where = `buckets[${i}]`;
+    const b = obj(v, where, ['name', 'object_lock', 'env'], ['name', 'env']);
+    if (b.object_lock !== undefined && b.object_lock !== 'COMPLIANCE') fail(`${where}.object_lock: only COMPLIANCE is supported`);
+    return { name: str(b.name, `${where}.name`), object_lock: b.object_lock as BucketDef['object_lock'], env: envName(b.env, `${where}.env`) };
   });
 
   const iot_policies = list(top.iot_policies ?? [], 'iot_policies').map((v, i): IotPolicyDef => {
@@ -159,11 +190,11 @@ export function parseResources(raw: unknown, source = 'resources.json'): Resourc
     return { name: str(p.name, `iot_policies[${i}].name`), document: str(p.document, `iot_policies[${i}].document`) };
   });
 
-  const names = [...tables, ...queues, ...topics, ...keys, ...iot_policies].map((r) => r.name);
+  const names = [...tables, ...queues, ...topics, ...keys, ...buckets, ...iot_policies].map((r) => r.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) fail(`the logical name ${JSON.stringify(dup)} is declared twice`);
 
-  return { naming: { pattern, default_stage: str(naming.default_stage, 'naming.default_stage') }, tables, queues, topics, keys, iot_policies };
+  return { naming: { pattern, default_stage: str(naming.default_stage, 'naming.default_stage') }, tables, queues, topics, keys, buckets, iot_policies };
 }
 
 /** vigil-<stage>-<logical>, by the file's own naming pattern. */

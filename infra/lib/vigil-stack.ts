@@ -18,9 +18,10 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as iot from 'aws-cdk-lib/aws-iot';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { DynamoEventSource, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -103,6 +104,13 @@ class QueueDestination implements lambda.IDestination {
 }
 
 /** Use of the data key, only through the named services (kms:ViaService). */
+/** The anchor function's batch size and batching window on the audit stream (the local
+ * stack's are the same: tools/vigil-stack/tests/deployed.rs). */
+export const ANCHOR_BATCH_SIZE = 100;
+export const ANCHOR_WINDOW_S = 10;
+/** An anchor's retention when no force says: infra/forces.json's default. */
+const DEFAULT_RETENTION_YEARS = 7;
+
 function kmsUse(sid: string, key: kms.IKey, actions: string[], services: string[]): iam.PolicyStatement {
   const stack = Stack.of(key);
   return new iam.PolicyStatement({
@@ -120,6 +128,11 @@ export class VigilStack extends Stack {
   readonly key: kms.Key;
   /** The HMAC keys resources.json declares (the SMS destination hash), by logical name. */
   readonly macKeys = new Map<string, kms.Key>();
+  /** The evidence signing key (ECC P-256, sign and verify; docs/EVIDENCE.md). */
+  readonly evidenceKey!: kms.Key;
+  /** The anchors bucket: Object Lock in compliance mode (docs/EVIDENCE.md). */
+  readonly anchorsBucket: s3.Bucket;
+  readonly anchor: lambda.Function;
   readonly ingest: lambda.Function;
   readonly alert: lambda.Function;
   readonly watchdog: lambda.Function;
@@ -170,10 +183,31 @@ export class VigilStack extends Stack {
       }),
     );
 
+    // The evidence signing key (resources.json `keys`, SIGN_VERIFY): ECDSA P-256; the private
+    // key never leaves KMS; operators sign evidence bundles' manifests with it, and anyone
+    // verifies them offline with its public key (docs/EVIDENCE.md). Retained: bundles signed
+    // with it stay verifiable with the saved public key, but a retained key lets a force
+    // confirm the public key from KMS itself.
+    for (const def of resources.keys.filter((k) => k.key_usage === 'SIGN_VERIFY')) {
+      const signing = new kms.Key(this, `SigningKey-${def.name}`, {
+        alias: `alias/${name(def.name)}`,
+        description: `Vigil ${stage}: ${def.name} (signs evidence bundles)`,
+        keySpec: kms.KeySpec.ECC_NIST_P256,
+        keyUsage: kms.KeyUsage.SIGN_VERIFY,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+      waive(signing, [
+        { id: 'CKV_AWS_7', why: 'KMS does not rotate asymmetric keys; a new key would also need its public key handed to courts again. Bundles name the key that signed them.' },
+      ]);
+      this.evidenceKey = signing;
+    }
+
+    if (!this.evidenceKey) throw new Error('infra/resources.json declares no SIGN_VERIFY key: the evidence key is required (docs/EVIDENCE.md)');
+
     // HMAC keys (resources.json `keys`): the key never leaves KMS, so nobody with only the
     // tables can compute the hash of a number they would redirect SMS to. HMAC keys cannot be
     // rotated automatically; retained, like the data key, because audit records depend on it.
-    for (const def of resources.keys) {
+    for (const def of resources.keys.filter((k) => k.key_usage === 'GENERATE_VERIFY_MAC')) {
       const macKey = new kms.Key(this, `MacKey-${def.name}`, {
         alias: `alias/${name(def.name)}`,
         description: `Vigil ${stage}: ${def.name} (HMAC)`,
@@ -195,6 +229,7 @@ export class VigilStack extends Stack {
         partitionKey: attr(def.partition_key),
         sortKey: def.sort_key ? attr(def.sort_key) : undefined,
         timeToLiveAttribute: def.ttl_attribute,
+        stream: def.stream ? dynamodb.StreamViewType[def.stream] : undefined,
         billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
         encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
         encryptionKey: this.key,
@@ -430,7 +465,7 @@ export class VigilStack extends Stack {
         // The forces, with each force's topic: where a force's operator events go.
         VIGIL_FORCES_PARAMETER: this.forcesParameter.parameterName,
         VIGIL_SMS_COUNTRIES: config.smsCountries.join(','),
-        ...Object.fromEntries(resources.keys.map((k) => [k.env, this.macKeys.get(k.name)!.keyArn])),
+        ...Object.fromEntries([...this.macKeys].map(([logical, k]) => [resources.keys.find((d) => d.name === logical)!.env, k.keyArn])),
         ...(config.smsSenderId ? { VIGIL_SMS_SENDER_ID: config.smsSenderId } : {}),
         // Pursuit-mode commands go to the IoT data plane: this account's endpoint when set
         // (aws-config reads the standard variable), else the SDK's default for the region.
@@ -597,6 +632,98 @@ export class VigilStack extends Stack {
       conditions: { ArnNotEquals: { 'aws:PrincipalArn': [ingestRole.roleArn, watchdogRole.roleArn, redrive.roleArn] } },
     }));
 
+    // ---- Evidence (docs/EVIDENCE.md): the anchors bucket and the anchor function ----
+    // Object Lock in compliance mode: until an object's retention ends nobody (operators, the
+    // functions, the account's root) can delete it or shorten its lock. The default retention
+    // is the longest any force keeps its audit; the anchor function sets each object's to its
+    // order's force's.
+    const bucketDef = resources.buckets.find((b) => b.name === 'anchors');
+    if (!bucketDef || bucketDef.object_lock !== 'COMPLIANCE') throw new Error('infra/resources.json must declare the bucket "anchors" with object_lock COMPLIANCE (docs/EVIDENCE.md)');
+    const lockYears = Math.max(...forces.forces.map((f) => f.audit_retention_years), DEFAULT_RETENTION_YEARS);
+    this.anchorsBucket = new s3.Bucket(this, 'AnchorsBucket', {
+      bucketName: `${name(bucketDef.name)}-${this.account}-${this.region}`,
+      objectLockEnabled: true,
+      objectLockDefaultRetention: s3.ObjectLockRetention.compliance(Duration.days(Math.ceil(365.25 * lockYears))),
+      versioned: true,
+      // Anchors hold an order id, a position and a hash: no personal data, so S3's own keys;
+      // the anchor function then needs no key grant, and a court's auditor reads with S3 alone.
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const anchorObjects = this.anchorsBucket.arnForObjects('anchors/*');
+    const anchorProps = fnProps('Anchor');
+    this.anchor = new RustFunction(this, 'Anchor', {
+      ...anchorProps,
+      description: 'Anchors the heads of changed audit chains in the Object Lock bucket',
+      timeout: Duration.seconds(30),
+      environment: {
+        VIGIL_STAGE: stage,
+        [bucketDef.env]: this.anchorsBucket.bucketName,
+        VIGIL_FORCES_PARAMETER: this.forcesParameter.parameterName,
+      },
+    });
+    // The audit stream, each shard in order; retried without limit (the default): evidence is
+    // never skipped. A batch item failure retries from that record. Anchoring that falls
+    // behind alarms (AnchorIteratorAge): the window a rewrite could hide in.
+    this.anchor.addEventSource(new DynamoEventSource(table('audit'), {
+      startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+      batchSize: ANCHOR_BATCH_SIZE,
+      maxBatchingWindow: Duration.seconds(ANCHOR_WINDOW_S),
+      bisectBatchOnError: true,
+      reportBatchItemFailures: true,
+      parallelizationFactor: 1,
+    }));
+    const anchorRole = anchorProps.role;
+    // Write-only, anchors/ only: no read, no list, no delete (the bucket policy also refuses
+    // every other principal's puts).
+    anchorRole.addToPolicy(new iam.PolicyStatement({ sid: 'WriteAnchors', actions: ['s3:PutObject', 's3:PutObjectRetention'], resources: [anchorObjects] }));
+    // Each anchor's retention is its order's force's: the force only (a projection), never the victim.
+    anchorRole.addToPolicy(new iam.PolicyStatement({ sid: 'ReadOrdersForces', actions: ['dynamodb:BatchGetItem'], resources: arns('orders') }));
+    anchorRole.addToPolicy(readForces());
+    // The audit table's stream and the orders table are under the data key.
+    anchorRole.addToPolicy(kmsUse('DataKey', this.key, ['kms:Decrypt'], ['dynamodb']));
+    this.anchorsBucket.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'OnlyTheAnchorFunctionWrites',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['s3:PutObject', 's3:PutObjectRetention', 's3:PutObjectLegalHold'],
+      resources: [this.anchorsBucket.arnForObjects('*')],
+      conditions: { ArnNotEquals: { 'aws:PrincipalArn': anchorRole.roleArn } },
+    }));
+    // Compliance mode already forbids deleting a locked version; said again, for everyone.
+    this.anchorsBucket.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'NoAnchorIsDeleted',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['s3:DeleteObject', 's3:DeleteObjectVersion'],
+      resources: [this.anchorsBucket.arnForObjects('*')],
+    }));
+    const immutable = 'Anchors are written once by one role and never change (Object Lock, compliance mode); CloudTrail records the bucket\'s management calls and the anchor function logs every write; access logs would add a second bucket of records about records.';
+    Validations.of(this.anchorsBucket).acknowledge({ id: 'AwsSolutions::AwsSolutions-S1', reason: immutable });
+    waive(this.anchorsBucket, [
+      { id: 'CKV_AWS_18', why: immutable },
+      { id: 'CKV_AWS_145', why: 'Anchors hold no personal data (an order id, a position, a hash); S3-managed encryption lets auditors read them with S3 permissions alone.' },
+    ]);
+    const anchorNever = 'Invoked only by its DynamoDB stream mapping, which retries without limit: evidence is never skipped, and anchoring that falls behind alarms (AnchorIteratorAge).';
+    Validations.of(this.anchor).acknowledge(
+      { id: 'Serverless::Serverless-LambdaDLQ', reason: anchorNever },
+      { id: 'Serverless::Serverless-LambdaEventSourceMappingDestination', reason: anchorNever },
+      { id: 'Serverless::Serverless-LambdaTracing', reason: 'No X-Ray: EMF metrics and structured logs carry what operators and engineers need.' },
+    );
+    Validations.of(anchorRole).acknowledge(
+      {
+        id: 'AwsSolutions::AwsSolutions-IAM5[Resource::<AnchorsBucket9A78CFB3.Arn>/anchors/*]',
+        reason: 'Anchors are objects under anchors/<order>/, one per fact: the prefix is the narrowest resource; put only.',
+      },
+      {
+        id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
+        reason: 'dynamodb:ListStreams (added by the stream event source) has no resource ARN; it lists stream ARNs, no data. The stream reads themselves are on the audit table\'s stream only.',
+      },
+    );
+
     // ---- Checkov findings accepted on the functions, each with its reason ----
     const lambdaWaivers = (invokedBy: string): Waiver[] => [
       { id: 'CKV_AWS_117', why: 'No VPC: the functions call only AWS APIs over TLS with IAM; a VPC would add NAT or endpoint cost and no protection.' },
@@ -630,6 +757,10 @@ export class VigilStack extends Stack {
       reason: 'Pursuit-mode commands: iot:Publish and iot:RetainPublish on the per-device command topics only; the wildcard is the device id (IoT thing name), and each device may subscribe to its own command topic only.',
     })));
     waive(this.alert, lambdaWaivers('Invoked only by the SQS event source: failed messages go to the alerts queue redrive (alerts-dlq), not to a function DLQ.'), dependsOnRole);
+    waive(this.anchor, [
+      ...lambdaWaivers('Invoked only by its DynamoDB stream mapping, which retries without limit (evidence is never skipped); anchoring that falls behind alarms.'),
+      { id: 'CKV_AWS_115', why: 'Its concurrency is the audit stream\'s shard count (parallelization factor 1), bounded by DynamoDB; a reservation could only throttle anchoring and widen the window a rewrite could hide in.' },
+    ], dependsOnRole);
     const watchdogNoDlq = 'Run by a schedule whose event carries only the time: the next run, a minute later, resumes from the cursor and does the failed run\'s work; failures alarm (errors, and invocations that stop).';
     waive(this.watchdog, lambdaWaivers(watchdogNoDlq), dependsOnRole);
     Validations.of(this.watchdog).acknowledge(
@@ -652,6 +783,8 @@ export class VigilStack extends Stack {
       key: this.key,
       macKeys: [...this.macKeys.values()],
       forcesParameterArn,
+      anchorsBucketArn: this.anchorsBucket.bucketArn,
+      evidenceKey: this.evidenceKey,
       alertsDlq: alertsDlqQueue,
       ruleErrors: this.ruleErrors,
       ingest: this.ingest,
@@ -749,6 +882,23 @@ export class VigilStack extends Stack {
       this.watchdog.metricDuration({ period: fiveMin, statistic: 'Maximum' }), WATCHDOG_TIMEOUT_S * 1000 * 0.8);
     alarm('WatchdogThrottles', 'A watchdog run was throttled (it runs one at a time): a run lasted into the next minute.',
       this.watchdog.metricThrottles({ period: fiveMin, statistic: 'Sum' }));
+    // Evidence: anchoring behind by more than 5 minutes (the most a rewrite may hide in;
+    // docs/EVIDENCE.md), failing, or an audit record overwritten or deleted in the table,
+    // which Vigil never does.
+    alarm('AnchorIteratorAge', 'The oldest audit change not yet anchored is more than 5 minutes old: a rewrite of the audit could hide in that window. Check the anchor function and its stream mapping.',
+      this.anchor.metric('IteratorAge', { period: Duration.minutes(1), statistic: 'Maximum' }), 300_000);
+    alarm('AnchorErrors', 'The anchor function failed (its stream batch is retried without limit; anchoring is behind until it succeeds).', this.anchor.metricErrors({ period: fiveMin, statistic: 'Sum' }));
+    alarm('AuditRecordRewritten', 'An audit record was overwritten or deleted in the audit table, which Vigil never does: its content before is anchored (docs/EVIDENCE.md). Investigate who (CloudTrail data events on the audit table).', new cloudwatch.MathExpression({
+      expression: 'FILL(modified, 0) + FILL(removed, 0)',
+      usingMetrics: Object.fromEntries(['modified', 'removed'].map((o) => [o, new cloudwatch.Metric({
+        namespace: 'Vigil',
+        metricName: 'AuditRecordRewritten',
+        dimensionsMap: { Observed: o },
+        period: fiveMin,
+        statistic: 'Sum',
+      })])),
+      period: fiveMin,
+    }));
     // SMS published straight to phone numbers report under PhoneNumber=PhoneNumberDirect.
     alarm('SmsFailures', 'A victim SMS could not be delivered: call the victim.', new cloudwatch.Metric({
       namespace: 'AWS/SNS',
@@ -787,6 +937,8 @@ export class VigilStack extends Stack {
       });
     }
     new CfnOutput(this, 'OperatorsTopicArn', { value: operators.topicArn });
+    new CfnOutput(this, 'AnchorsBucketName', { description: 'VIGIL_ANCHOR_BUCKET for `vigil evidence export` (docs/EVIDENCE.md)', value: this.anchorsBucket.bucketName });
+    new CfnOutput(this, 'EvidenceKeyArn', { description: 'VIGIL_EVIDENCE_KEY for `vigil evidence export` and `public-key` (docs/EVIDENCE.md)', value: this.evidenceKey.keyArn });
     new CfnOutput(this, 'ForcesParameterName', { description: 'The forces this deployment serves, with each force\'s operators\' topic (docs/FORCES.md)', value: this.forcesParameter.parameterName });
     new CfnOutput(this, 'NationalRoleArn', { description: 'Assume (with MFA) as a national administrator; a force\'s operators assume vigil-<stage>-operator-<force> (docs/DEPLOY.md, Forces)', value: this.operatorRoles.national.roleArn });
     new CfnOutput(this, 'AlertsQueueUrl', { value: alerts.queueUrl });

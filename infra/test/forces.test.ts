@@ -255,6 +255,10 @@ describe('two forces (the shipped forces.json): topics, roles, the parameter, th
     `DataKey kms:Decrypt,kms:DescribeKey,kms:Encrypt,kms:GenerateDataKey key:data${via('dynamodb')}`,
     'HashSmsDestinations kms:GenerateMac key:HMAC_256',
     `ReadForces ssm:GetParameter arn:aws:ssm:${region}:<account>:parameter/vigil/${stage}/forces`,
+    // Evidence export (docs/EVIDENCE.md): anchors listed and read, the manifest signed.
+    `ListAnchors s3:ListBucket AWS::S3::Bucket:AnchorsBucket9A78CFB3 if ${JSON.stringify({ StringLike: { 's3:prefix': ['anchors/*'] } })}`,
+    'ReadAnchors s3:GetObject,s3:GetObjectRetention */anchors/*',
+    'SignEvidence kms:GetPublicKey,kms:Sign key:ECC_NIST_P256',
     `RegisterThings iot:CreateThing,iot:DeleteThing,iot:DescribeThing,iot:ListThingPrincipals arn:aws:iot:${region}:<account>:thing/*`,
     `RegisterCertificates iot:AttachPolicy,iot:AttachThingPrincipal,iot:DeleteCertificate,iot:DetachPolicy,iot:DetachThingPrincipal,iot:UpdateCertificate arn:aws:iot:${region}:<account>:cert/*`,
     'SignCsrsFindEndpoint iot:CreateCertificateFromCsr,iot:DescribeEndpoint *',

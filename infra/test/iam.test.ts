@@ -63,6 +63,8 @@ function everyAllow(): Allow[] {
     if (v?.['Fn::Sub']) return [v['Fn::Sub']].flat()[0].replace(/\$\{[^}]*\}/g, '*');
     const id = v?.['Fn::GetAtt']?.[0];
     if (id in tables && v['Fn::GetAtt'][1] === 'Arn') return `arn:*:dynamodb:*:*:table/${tables[id].Properties.TableName}`;
+    // A table's stream: its change records, not the table's items or any other table's.
+    if (id in tables && v['Fn::GetAtt'][1] === 'StreamArn') return `arn:*:dynamodb:*:*:table/${tables[id].Properties.TableName}/stream/*`;
     return '*';
   };
   const list = (v: unknown): any[] => (v === undefined ? [] : [v].flat());
@@ -96,7 +98,9 @@ function everyAllow(): Allow[] {
 /** Whether an IAM pattern (with * and ?) matches a name, as IAM compares them. */
 const matches = (pattern: string, name: string) =>
   new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.')}$`, 'i').test(name);
-const actionOnTable = (a: string) => a.toLowerCase().startsWith('dynamodb:') || matches(a, 'dynamodb:GetItem');
+// dynamodb:ListStreams lists the account's stream ARNs (no item, no record): IAM gives it no
+// resource, and the stream event source asks for it on "*".
+const actionOnTable = (a: string) => (a.toLowerCase().startsWith('dynamodb:') && a !== 'dynamodb:ListStreams') || matches(a, 'dynamodb:GetItem');
 /** A resource pattern that covers the table or anything under it (indexes, stream). */
 const covers = (pattern: string, tableArn: string) => matches(pattern, tableArn) || matches(pattern, `${tableArn}/index/any`);
 
@@ -113,7 +117,10 @@ describe('IAM', () => {
     assert.deepEqual(csr.map((st) => st.role).sort(), [...operatorRoles].sort());
     for (const st of csr) assert.deepEqual([...st.Action].sort(), ['iot:CreateCertificateFromCsr', 'iot:DescribeEndpoint']);
     assert.equal(new Set(csr.map((st) => st.policy)).size, 1, 'one statement, in one policy');
-    const star = everyStar.filter((st) => !csr.includes(st));
+    // The anchor function's stream event source: dynamodb:ListStreams has no resource ARN.
+    const listStreams = everyStar.filter((st) => st.Action.length === 1 && st.Action[0] === 'dynamodb:ListStreams');
+    assert.deepEqual(listStreams.map((st) => st.role), [roleOf('anchor')]);
+    const star = everyStar.filter((st) => !csr.includes(st) && !listStreams.includes(st));
     assert.equal(star.length, 2, star.map((x) => `${x.policy} ${x.Sid}`).join());
     const sms = star.find((st) => st.Sid === 'SendVictimSms')!;
     assert.equal(sms.role, roleOf('alert'));
@@ -201,6 +208,9 @@ describe('IAM', () => {
   // `aws` and <account>, any other token as a wildcard.
   const arnText = (r: unknown): string => {
     if (typeof r === 'string') return r;
+    // A table's stream (the anchor function's source): that table's stream only.
+    const att = (r as any)?.['Fn::GetAtt'];
+    if (att?.[1] === 'StreamArn') return `arn:aws:dynamodb:${s.stack.region}:<account>:table/${s.json.Resources[att[0]].Properties.TableName}/stream/*`;
     const j = (r as any)?.['Fn::Join'];
     if (!j) return '*';
     return j[1].map((p: any) => (typeof p === 'string' ? p : p.Ref === 'AWS::Partition' ? 'aws' : p.Ref === 'AWS::AccountId' ? '<account>' : '*')).join(j[0]);
@@ -333,13 +343,17 @@ describe('IAM', () => {
     assert.deepEqual(errors, { [logicalId(s, 'AWS::SQS::Queue', 'QueueName', `vigil-${stage}-rule-errors`)]: ['sqs:SendMessage'] });
   });
 
-  test('key use is limited to the services each role goes through (kms:ViaService), but for SQS polling', () => {
+  test('key use is limited to the services each role goes through (kms:ViaService), but for SQS and stream polling', () => {
     const keyStatements = statements.filter((st) => st.Resource.some((r) => target(r) === keyId));
     assert.ok(keyStatements.length >= 5);
     for (const st of keyStatements) {
       for (const a of st.Action) assert.ok(['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'].includes(a), a);
-      // The one CDK adds for the SQS event source is Decrypt only; Lambda polls the queue itself.
-      if (!st.Condition) assert.deepEqual(st.Action, ['kms:Decrypt'], `${st.policy}: unconditioned key use`);
+      // The ones CDK adds for the SQS and DynamoDB stream event sources read only (Decrypt,
+      // and DescribeKey for the stream); Lambda polls the queue and the stream itself.
+      if (!st.Condition) {
+        const stream = st.role === roleOf('anchor');
+        assert.deepEqual([...st.Action].sort(), stream ? ['kms:Decrypt', 'kms:DescribeKey'] : ['kms:Decrypt'], `${st.policy}: unconditioned key use`);
+      }
       else assert.ok(st.Condition.StringEquals['kms:ViaService'].length >= 1);
     }
   });

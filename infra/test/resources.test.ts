@@ -103,8 +103,24 @@ describe('the loader is as strict as the local harness', () => {
 
   test('an unknown field is rejected, not ignored', () => {
     const r = base();
-    r.tables[0].stream = 'NEW_IMAGE';
-    assert.throws(() => parseResources(r), /tables\[0\]: unknown field "stream"/);
+    r.tables[0].global_indexes = [];
+    assert.throws(() => parseResources(r), /tables\[0\]: unknown field "global_indexes"/);
+  });
+
+  test('streams, keys and buckets: only the kinds Vigil uses', () => {
+    const stream = base();
+    stream.tables[0].stream = 'EVERYTHING';
+    assert.throws(() => parseResources(stream), /tables\[0\].stream must be one of NEW_AND_OLD_IMAGES/);
+    const key = base();
+    key.keys[1].key_usage = 'ENCRYPT_DECRYPT';
+    assert.throws(() => parseResources(key), /keys\[1\]: ECC_NIST_P256\/ENCRYPT_DECRYPT is not a key Vigil uses/);
+    const bucket = base();
+    bucket.buckets[0].object_lock = 'GOVERNANCE';
+    assert.throws(() => parseResources(bucket), /buckets\[0\].object_lock: only COMPLIANCE is supported/);
+    const shipped = parseResources(base());
+    assert.equal(shipped.tables.find((t) => t.name === 'audit')!.stream, 'NEW_AND_OLD_IMAGES');
+    assert.deepEqual(shipped.buckets, [{ name: 'anchors', object_lock: 'COMPLIANCE', env: 'VIGIL_ANCHOR_BUCKET' }]);
+    assert.deepEqual(shipped.keys.map((k) => k.key_usage), ['GENERATE_VERIFY_MAC', 'SIGN_VERIFY']);
   });
 
   test('a dead-letter queue must be declared first and match the FIFO flag', () => {

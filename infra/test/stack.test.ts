@@ -19,6 +19,7 @@ const topicId = logicalId(s, 'AWS::SNS::Topic', 'TopicName', physicalName(s.reso
 const ingestId = logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-ingest`);
 const alertId = logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-alert`);
 const watchdogId = logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-watchdog`);
+const anchorId = logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${stage}-anchor`);
 const ruleErrorsId = queueId('rule-errors');
 const forcesParameterId = logicalId(s, 'AWS::SSM::Parameter', 'Name', `/vigil/${stage}/forces`);
 // The rule files as the local bridge reads them (one line each).
@@ -73,7 +74,10 @@ describe('functions', () => {
       BatchSize: 10,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
-    s.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    // Its queue only; the other mapping is the anchor function's, on the audit stream.
+    const mappings = Object.values(ofType(s, 'AWS::Lambda::EventSourceMapping')).map((m: any) => target(m.Properties.FunctionName));
+    assert.deepEqual(mappings.filter((f) => f === alertId), [alertId]);
+    assert.deepEqual(mappings.sort(), [alertId, anchorId].sort());
   });
 
   test('watchdog: once a minute by EventBridge (rate(1 minute)), one run at a time, ending before the next; env as ingest\'s', () => {
@@ -110,12 +114,12 @@ describe('functions', () => {
 
   test('log groups: one per function, retention from settings, encrypted, wired to the function', () => {
     const groups = ofType(s, 'AWS::Logs::LogGroup');
-    assert.equal(Object.keys(groups).length, 3);
+    assert.equal(Object.keys(groups).length, 4);
     for (const [id, g] of Object.entries(groups)) {
       assert.equal(g.Properties.RetentionInDays, 90);
       assert.ok(g.Properties.KmsKeyId, `${id} encrypted`);
     }
-    for (const fn of [ingestId, alertId, watchdogId]) assert.ok(target(R[fn].Properties.LoggingConfig.LogGroup) in groups);
+    for (const fn of [ingestId, alertId, watchdogId, anchorId]) assert.ok(target(R[fn].Properties.LoggingConfig.LogGroup) in groups);
   });
 
   test('logs: JSON format, system logs at WARN (no START/END/REPORT per invocation), application logs kept', () => {
@@ -303,7 +307,9 @@ describe('encryption, alarms, outputs', () => {
       assert.equal(a.Properties.TreatMissingData, a === stopped[0] ? 'breaching' : 'notBreaching', a.Properties.AlarmName);
       if (a !== stopped[0]) assert.equal(a.Properties.ComparisonOperator, 'GreaterThanOrEqualToThreshold', a.Properties.AlarmName);
     }
-    assert.equal(alarms.length, 10);
+    // The anchor function's three (test/evidence.test.ts): iterator age, errors, a record rewritten.
+    assert.equal(find('Errors', on(anchorId)).length, 1);
+    assert.equal(alarms.length, 13);
   });
 
   test('no account id or phone number is written into the template', () => {

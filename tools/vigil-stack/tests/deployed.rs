@@ -31,3 +31,32 @@ fn the_local_concurrencies_are_the_deployed_ones() {
         deployed("alertReservedConcurrency")
     );
 }
+
+/// The number in `export const <name> = N;` of `infra/lib/vigil-stack.ts`.
+fn stack_constant(name: &str) -> u64 {
+    let path = vigil_local::workspace_root().join("infra/lib/vigil-stack.ts");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("export const {name} = ")))
+        .unwrap_or_else(|| panic!("{name} is not in {}", path.display()));
+    line.rsplit('=')
+        .next()
+        .unwrap()
+        .trim()
+        .trim_end_matches(';')
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_anchor_functions_stream_mapping_is_the_deployed_one() {
+    assert_eq!(
+        vigil_stack::ANCHOR_BATCH_SIZE as u64,
+        stack_constant("ANCHOR_BATCH_SIZE")
+    );
+    assert_eq!(
+        vigil_stack::ANCHOR_WINDOW.as_secs(),
+        stack_constant("ANCHOR_WINDOW_S")
+    );
+}
