@@ -49,6 +49,19 @@ fn anchors(objects: &[BucketObject]) -> Vec<Anchor> {
 #[tokio::test]
 async fn each_chain_head_is_anchored_locked_and_an_insiders_rewrite_leaves_its_trace() {
     let f = Functions::start().await;
+    anchored_locked_and_rewrites_traced(f).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Java 17 and npm (DynamoDB Local); tools/test.sh runs it"]
+async fn on_dynamodb_local_each_chain_head_is_anchored_and_an_insiders_rewrite_leaves_its_trace() {
+    let emulator = vigil_local::Emulator::start_with("local", vigil_local::DynamoDb::Local)
+        .await
+        .expect("emulator with DynamoDB Local starts");
+    anchored_locked_and_rewrites_traced(Functions::on(emulator).unwrap()).await;
+}
+
+async fn anchored_locked_and_rewrites_traced(f: Functions) {
     let o = order(&f, "o-anchor").await;
     let chain = append(&f, &o, 3, T0).await;
     f.advance_clock(T0 + 5_000);
