@@ -191,7 +191,8 @@ pub enum AnchorFinding {
     },
     /// The chain ends before an anchored position: records were cut off.
     #[error(
-        "record {seq} was anchored at {anchored_at} ({observed}) but the chain ends at record {last}: records {from} to {seq} were removed"
+        "record {seq} was anchored at {anchored_at} ({observed}) but the chain ends at record {last}: {}",
+        removed(*.from, *.seq)
     )]
     Truncated {
         /// The anchored position.
@@ -227,6 +228,14 @@ pub enum AnchorFinding {
         /// The allowed lag, in minutes.
         lag_min: i64,
     },
+}
+
+fn removed(from: u64, to: u64) -> String {
+    if from == to {
+        format!("record {to} was removed")
+    } else {
+        format!("records {from} to {to} were removed")
+    }
 }
 
 fn short(hash: &str) -> String {
