@@ -698,7 +698,8 @@ impl Functions {
                     gathering = true;
                     tokio::time::sleep(clock.real(s.window.as_millis() as i64)).await;
                 }
-                Ok(None) => tokio::time::sleep(Duration::from_millis(250)).await,
+                // Lambda polls a shard four times a second; locally once (the window is 10 s).
+                Ok(None) => tokio::time::sleep(Duration::from_secs(1)).await,
                 Err(e) => {
                     tracing::warn!(function = s.name, error = %e, "stream unreadable; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
