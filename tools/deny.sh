@@ -19,6 +19,14 @@ deny="$tools/bin/cargo-deny"
 # in the registry cache, those of other targets (windows-sys, ...) included: a fresh machine
 # has only what its builds fetched. Fetched from crates.io (pinned by Cargo.lock).
 cargo fetch --locked --quiet
+# cargo-deny opens its advisory database as a git repository and resets it to its head; where
+# that folder is missing or not a repository, git's discovery walks up to this checkout, which
+# it then reset (uncommitted work lost). The databases' folder is a repository of its own.
+own_repository() {
+  mkdir -p .local/advisory-dbs
+  [ -d .local/advisory-dbs/.git ] || git -C .local/advisory-dbs init -q
+}
+own_repository
 if timeout 60 "$deny" --log-level error fetch db >/dev/null 2>&1; then
   echo "== cargo deny: advisory database fetched from GitHub"
   offline=()
@@ -26,6 +34,7 @@ else
   echo "== cargo deny: GitHub unreachable; the vendored advisory snapshot $(cat tools/deny/advisory-db/SNAPSHOT)"
   # cargo-deny keeps the database of db-urls[0] in a folder named after the URL; ask it which.
   rm -rf .local/advisory-dbs
+  own_repository
   target=$("$deny" --log-level error --offline --locked check advisories 2>&1 \
     | grep -o '\.local/advisory-dbs/advisory-db-[0-9a-f]*' | head -1 || true)
   if [ -z "$target" ]; then
@@ -34,6 +43,10 @@ else
   fi
   rm -rf "$target" && mkdir -p "$(dirname "$target")"
   cp -r tools/deny/advisory-db "$target"
+  # Its own repository too (see own_repository), with the snapshot as its head.
+  git -C "$target" init -q
+  git -C "$target" add -A
+  git -C "$target" -c user.name=vigil -c user.email=vigil@localhost commit -qm "RustSec snapshot $(cat tools/deny/advisory-db/SNAPSHOT)"
   offline=(--offline)
 fi
 "$deny" --log-level error "${offline[@]}" --locked check advisories licenses bans sources
