@@ -114,14 +114,7 @@ impl SqsEventSource {
         response: &Value,
         retry_after: Option<std::time::Duration>,
     ) -> Result<usize> {
-        let failed: Vec<&str> = response["batchItemFailures"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|f| f["itemIdentifier"].as_str())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let failed = batch_item_failures(response);
         let mut deleted = 0;
         for (id, receipt) in batch
             .receipts
@@ -173,4 +166,17 @@ impl SqsEventSource {
         }
         Ok(())
     }
+}
+
+/// The item identifiers a function reported failed in its partial batch response
+/// (`{"batchItemFailures": [{"itemIdentifier": ...}]}`), for a queue or a stream alike.
+pub(crate) fn batch_item_failures(response: &Value) -> Vec<&str> {
+    response["batchItemFailures"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["itemIdentifier"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -173,14 +173,7 @@ impl StreamEventSource {
     /// the first record it reported as failed (the whole batch when none), so the next
     /// [`poll`](StreamEventSource::poll) starts there. Returns the number finished.
     pub fn complete(&mut self, batch: &StreamBatch, response: &Value) -> usize {
-        let failed: Vec<&str> = response["batchItemFailures"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|f| f["itemIdentifier"].as_str())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let failed = crate::event_source::batch_item_failures(response);
         let finished = batch
             .sequences
             .iter()
