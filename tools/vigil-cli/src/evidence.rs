@@ -453,14 +453,14 @@ impl Report for Verification {
 /// Returns the findings (check [`Verification::ok`]); fails only with [`CliError::Io`] or
 /// [`CliError::Tampered`] when the bundle cannot be read at all.
 pub fn verify(dir: &Path, public_key: &[u8]) -> Result<Verification> {
-    let read = |name: &str| {
-        std::fs::read(dir.join(name)).map_err(CliError::io(format!(
+    let reading = |name: &str| {
+        CliError::io(format!(
             "reading {} (is {} an evidence bundle?)",
             dir.join(name).display(),
             dir.display()
-        )))
+        ))
     };
-    let manifest_bytes = read(MANIFEST)?;
+    let manifest_bytes = std::fs::read(dir.join(MANIFEST)).map_err(reading(MANIFEST))?;
     let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| CliError::Tampered(format!("{MANIFEST} cannot be read: {e}")))?;
     let mut problems = Vec::new();
@@ -474,7 +474,7 @@ pub fn verify(dir: &Path, public_key: &[u8]) -> Result<Verification> {
                 problems.push(format!("{name}: missing (the bundle carries no anchors)"));
                 b"[]".to_vec()
             }
-            Err(_) => read(name)?,
+            Err(e) => return Err(reading(name)(e)),
         };
         match manifest.files.get(name) {
             Some(h) if *h == sha256_hex(&bytes) => {}

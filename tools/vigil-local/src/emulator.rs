@@ -540,14 +540,6 @@ impl Emulator {
     /// (read back as S3 reports it), in key order.
     pub async fn bucket_objects(&self, logical: &str) -> Result<Vec<BucketObject>> {
         let bucket = self.bucket_name(logical)?;
-        let fail = |op: String| {
-            let endpoint = self.endpoint_url.clone();
-            move |e: String| Error::Aws {
-                operation: op,
-                endpoint,
-                message: e,
-            }
-        };
         let listed = self
             .clients
             .s3
@@ -555,7 +547,7 @@ impl Emulator {
             .bucket(&bucket)
             .send()
             .await
-            .map_err(|e| fail(format!("ListObjectsV2 {bucket}"))(format!("{e:?}")))?;
+            .map_err(self.clients.fail(format!("ListObjectsV2 {bucket}")))?;
         let mut out = Vec::new();
         for o in listed.contents() {
             let key = o.key().unwrap_or_default().to_owned();
@@ -567,7 +559,7 @@ impl Emulator {
                 .key(&key)
                 .send()
                 .await
-                .map_err(|e| fail(format!("GetObject {key}"))(format!("{e:?}")))?;
+                .map_err(self.clients.fail(format!("GetObject {key}")))?;
             let lock_mode = got.object_lock_mode().map(|m| m.as_str().to_owned());
             let retain_until_ms = got
                 .object_lock_retain_until_date()
@@ -577,7 +569,7 @@ impl Emulator {
                 .body
                 .collect()
                 .await
-                .map_err(|e| fail(format!("GetObject {key}"))(e.to_string()))?
+                .map_err(self.clients.fail(format!("GetObject {key}")))?
                 .into_bytes()
                 .to_vec();
             out.push(BucketObject {

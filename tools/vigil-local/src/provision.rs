@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode as DynamoBillingMode, KeySchemaElement,
     KeyType as DynamoKeyRole, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+    TableDescription, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -402,9 +402,9 @@ async fn ensure_table(clients: &Clients, table: &TableDef, name: &str) -> Result
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_in_use_exception()) =>
         {
-            check_existing_table(clients, table, name).await?;
+            let existing = check_existing_table(clients, table, name).await?;
             if let Some(spec) = stream {
-                ensure_stream(clients, name, spec).await?;
+                ensure_stream(clients, name, existing.as_ref(), spec).await?;
             }
         }
         Err(e) => return Err(clients.fail_dynamodb(op("CreateTable"))(e)),
@@ -456,18 +456,15 @@ async fn ensure_table(clients: &Clients, table: &TableDef, name: &str) -> Result
     Ok(())
 }
 
-/// An existing table gets its declared stream when it has none (a table made before the
-/// stream was declared).
-async fn ensure_stream(clients: &Clients, name: &str, spec: StreamSpecification) -> Result<()> {
-    let described = clients
-        .dynamodb
-        .describe_table()
-        .table_name(name)
-        .send()
-        .await
-        .map_err(clients.fail_dynamodb(format!("DescribeTable {name}")))?;
-    let enabled = described
-        .table()
+/// An existing table (`existing`, as described) gets its declared stream when it has none (a
+/// table made before the stream was declared).
+async fn ensure_stream(
+    clients: &Clients,
+    name: &str,
+    existing: Option<&TableDescription>,
+    spec: StreamSpecification,
+) -> Result<()> {
+    let enabled = existing
         .and_then(|t| t.stream_specification())
         .is_some_and(|s| s.stream_enabled());
     if !enabled {
@@ -484,8 +481,12 @@ async fn ensure_stream(clients: &Clients, name: &str, spec: StreamSpecification)
 }
 
 /// A table that already exists must have the declared keys, or the code under test would be
-/// running against a schema that production does not have.
-async fn check_existing_table(clients: &Clients, table: &TableDef, name: &str) -> Result<()> {
+/// running against a schema that production does not have. Returns its description.
+async fn check_existing_table(
+    clients: &Clients,
+    table: &TableDef,
+    name: &str,
+) -> Result<Option<TableDescription>> {
     let described = clients
         .dynamodb
         .describe_table()
@@ -502,7 +503,7 @@ async fn check_existing_table(clients: &Clients, table: &TableDef, name: &str) -
         })
         .collect();
     if found == declared {
-        Ok(())
+        Ok(described.table)
     } else {
         Err(Error::Definition(format!(
             "table {name} already exists in the emulator with keys {found:?}, but \
@@ -513,9 +514,7 @@ async fn check_existing_table(clients: &Clients, table: &TableDef, name: &str) -
 }
 
 /// (role, attribute, type) for each key of an existing table, hash key first.
-fn existing_keys(
-    table: &aws_sdk_dynamodb::types::TableDescription,
-) -> Vec<(String, String, String)> {
+fn existing_keys(table: &TableDescription) -> Vec<(String, String, String)> {
     let mut keys: Vec<(String, String, String)> = table
         .key_schema()
         .iter()
