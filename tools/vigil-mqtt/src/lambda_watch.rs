@@ -41,14 +41,24 @@ pub fn ensure_cargo_lambda() -> Result<PathBuf, String> {
 }
 
 impl LambdaWatch {
-    /// Starts `cargo lambda watch --ignore-changes -P <free port>` in `function_dir` (e.g.
-    /// `functions/ingest`) with `env` for the function, and returns once the port accepts
-    /// connections. The function is built on the first invoke (the first request can take
-    /// minutes on a cold target directory).
+    /// Builds binary `bin` of the crate in `function_dir` (e.g. `functions/ingest`, `ingest`)
+    /// as `cargo lambda watch` will, then starts `cargo lambda watch --ignore-changes -P <free
+    /// port>` there with `env` for the function, and returns once the port accepts
+    /// connections.
     ///
-    /// Fails if cargo-lambda cannot be installed or does not listen within 60 s; the error ends
-    /// with its log's tail (`.local/logs/cargo-lambda-watch-<port>.log`).
-    pub fn start(function_dir: &Path, env: &[(String, String)]) -> Result<LambdaWatch, String> {
+    /// cargo-lambda builds the function on the first invoke (`cargo run --manifest-path
+    /// Cargo.toml --bin <bin>`, the crate's own features, not the workspace's): on a cold
+    /// target directory that took longer than an IoT rule's invoke may wait, so the same build
+    /// runs here first, without a deadline, and the first invoke finds it done.
+    ///
+    /// Fails if cargo-lambda cannot be installed, the build fails, or it does not listen
+    /// within 60 s; the error ends with its log's tail
+    /// (`.local/logs/cargo-lambda-watch-<port>.log`).
+    pub fn start(
+        function_dir: &Path,
+        bin_name: &str,
+        env: &[(String, String)],
+    ) -> Result<LambdaWatch, String> {
         let bin = ensure_cargo_lambda()?;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -62,6 +72,8 @@ impl LambdaWatch {
         let path = std::env::var_os("PATH").unwrap_or_default();
         let mut paths = vec![bin.clone()];
         paths.extend(std::env::split_paths(&path));
+        let path = std::env::join_paths(paths).map_err(|e| e.to_string())?;
+        build(function_dir, bin_name, &path, &log)?;
         let mut command = Command::new(bin.join("cargo-lambda"));
         command
             .args([
@@ -74,10 +86,7 @@ impl LambdaWatch {
             ])
             .arg(port.to_string())
             .current_dir(function_dir)
-            .env(
-                "PATH",
-                std::env::join_paths(paths).map_err(|e| e.to_string())?,
-            )
+            .env("PATH", &path)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(out)
@@ -121,9 +130,41 @@ impl LambdaWatch {
     }
 
     fn tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        tail(&self.log)
+    }
+}
+
+/// The last 30 lines of `log`.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// `cargo build --manifest-path Cargo.toml --bin <bin>` in `function_dir`: what cargo-lambda's
+/// `cargo run` will build, with the same `PATH`; its output is appended to `log`.
+fn build(function_dir: &Path, bin: &str, path: &std::ffi::OsStr, log: &Path) -> Result<(), String> {
+    let out = File::options()
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("{}: {e}", log.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let status = Command::new("cargo")
+        .args(["build", "--manifest-path", "Cargo.toml", "--bin", bin])
+        .current_dir(function_dir)
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .map_err(|e| format!("building {bin} for cargo lambda watch: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "building {bin} for cargo lambda watch failed ({status}):\n{}",
+            tail(log)
+        ))
     }
 }
 
@@ -139,7 +180,11 @@ impl Drop for LambdaWatch {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        // Whatever of the group is left (`kill` says "no such process" when none is: quiet).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.wait();
         // Keep the log only when a test is failing.
         if !std::thread::panicking() {

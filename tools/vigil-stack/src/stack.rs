@@ -264,10 +264,12 @@ impl LocalStack {
                     let dir = vigil_local::workspace_root().join("functions").join(d.name);
                     let mut env = functions.emulator.env_vars();
                     env.push((iot_data::ENDPOINT_VAR.to_owned(), iot_data.url().to_owned()));
-                    let watch = tokio::task::spawn_blocking(move || LambdaWatch::start(&dir, &env))
-                        .await
-                        .map_err(|e| err("cargo lambda watch")(e.to_string()))?
-                        .map_err(err("cargo lambda watch"))?;
+                    let name = d.name;
+                    let watch =
+                        tokio::task::spawn_blocking(move || LambdaWatch::start(&dir, name, &env))
+                            .await
+                            .map_err(|e| err("cargo lambda watch")(e.to_string()))?
+                            .map_err(err("cargo lambda watch"))?;
                     let action = Arc::new(HttpLambda::new(&watch.url(), d.name));
                     lambda_watch.insert(d.name, watch);
                     action
