@@ -1,7 +1,8 @@
 //! Who makes a change. The identity comes from the caller, never from a flag or a request
-//! field: in AWS the IAM principal (the CLI asks STS; the console API will take it from the
-//! request's authorizer); against a local emulator, where there is no real identity,
-//! `VIGIL_OPERATOR` stands in for it and the audit says so (`local:` prefix).
+//! field: in AWS the IAM principal (the CLI asks STS) or the console's Cognito user (the
+//! console API takes it from the request's JWT authorizer); against a local emulator, where
+//! there is no real identity, `VIGIL_OPERATOR` or the local console's sign-in stands in for it
+//! and the audit says so (`local:` prefix).
 
 use crate::error::{AdminError, Result};
 
@@ -10,7 +11,11 @@ use crate::error::{AdminError, Result};
 pub enum Operator {
     /// An AWS IAM principal (its ARN), from STS.
     Iam(String),
-    /// The local stand-in (`VIGIL_OPERATOR`), only against a local emulator.
+    /// A console user of the deployment's Cognito user pool (their username), as the API
+    /// Gateway JWT authorizer verified it.
+    Cognito(String),
+    /// The local stand-in (`VIGIL_OPERATOR`, or the local console's sign-in), only against a
+    /// local emulator.
     Local(String),
 }
 
@@ -30,10 +35,11 @@ impl Operator {
         }
     }
 
-    /// How the audit records it: `iam:<arn>` or `local:<name>`.
+    /// How the audit records it: `iam:<arn>`, `cognito:<username>` or `local:<name>`.
     pub fn label(&self) -> String {
         match self {
             Operator::Iam(arn) => format!("iam:{arn}"),
+            Operator::Cognito(name) => format!("cognito:{name}"),
             Operator::Local(name) => format!("local:{name}"),
         }
     }
@@ -41,7 +47,9 @@ impl Operator {
     /// Whether it names nobody (an empty ARN or name).
     pub fn is_blank(&self) -> bool {
         match self {
-            Operator::Iam(name) | Operator::Local(name) => name.trim().is_empty(),
+            Operator::Iam(name) | Operator::Cognito(name) | Operator::Local(name) => {
+                name.trim().is_empty()
+            }
         }
     }
 }
