@@ -16,17 +16,21 @@
 //! - [`iot_data`]: [`IotDataApi`], the IoT data plane's `Publish`
 //!   (`AWS_ENDPOINT_URL_IOT_DATA_PLANE`), through which the alert function's commander (and
 //!   `aws iot-data publish`) sends devices their commands over the local broker.
+//! - [`console`]: [`LocalConsole`], the monitoring centre's console on the stack: the operator
+//!   API (the Lambda's router) behind the local sign-in, and the built web app.
 //! - [`sms_log`]: [`SmsLog`], when each SMS was sent (an interceptor on the functions' SNS
 //!   client), for load runs' fix -> SMS latency.
 //!
 //! Binary: `vigil-stack up` (docs/MQTT.md, docs/LOCAL_STACK.md).
 
+pub mod console;
 pub mod functions;
 pub mod invoke;
 pub mod iot_data;
 pub mod sms_log;
 pub mod stack;
 
+pub use console::LocalConsole;
 pub use functions::{
     ALERT_TIMEOUT, ANCHOR_BATCH_SIZE, ANCHOR_WINDOW, AlertPorts, AnchorPorts, Deployed,
     FunctionOptions, Functions, Handler, IngestPorts, QUEUE_CONCURRENCY, Trigger,

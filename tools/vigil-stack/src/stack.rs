@@ -156,6 +156,9 @@ fn err(part: &'static str) -> impl Fn(String) -> StackError {
 pub struct LocalStack {
     /// The functions on the emulator (which they own).
     pub functions: Arc<Functions>,
+    /// The clock the bridge stamps receive times with (the wall clock's, a scenario's, or a
+    /// compressed one): what the local console reads as now.
+    pub now: Arc<dyn Clock>,
     /// The ingest function's ports (their metrics count what the bridge delivered in-process).
     pub ingest: Arc<IngestPorts>,
     /// The PKI the broker trusts.
@@ -311,7 +314,7 @@ impl LocalStack {
             &identity,
             rule_files,
             actions,
-            bridge_clock,
+            bridge_clock.clone(),
             &BridgeOptions {
                 concurrency: options.rule_concurrency,
                 stage: Some(stage.clone()),
@@ -342,6 +345,7 @@ impl LocalStack {
         };
         Ok(LocalStack {
             functions,
+            now: bridge_clock,
             ingest,
             pki,
             broker,

@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand};
 use vigil_local::DynamoDb;
 use vigil_mqtt::Pki;
 use vigil_mqtt::bridge::default_rules_dir;
-use vigil_stack::{IngestRunner, LocalStack, StackClock, StackOptions, wait_for_stop_signal};
+use vigil_stack::{
+    IngestRunner, LocalConsole, LocalStack, StackClock, StackOptions, wait_for_stop_signal,
+};
 
 /// Vigil's local stack.
 #[derive(Debug, Parser)]
@@ -44,9 +46,18 @@ enum Command {
         #[arg(long, conflicts_with = "cargo_lambda_watch")]
         lambda_url: Option<String>,
         /// Run the real ingest binary under `cargo lambda watch`, started and stopped by the
-        /// stack (the first fix builds it).
+        /// stack (built before the stack starts).
         #[arg(long)]
         cargo_lambda_watch: bool,
+        /// Serve the monitoring centre's console (the operator API and the web app, with the
+        /// local sign-in that stands in for Cognito) on a free loopback port; its URL is
+        /// printed. Builds the web app first when needed (Node 20 and npm).
+        #[arg(long)]
+        console: bool,
+        /// With --console: a tile server's URL template for the map (`{z}`, `{x}`, `{y}`; one
+        /// host, which the content security policy allows); none draws on a plain background.
+        #[arg(long, env = "VIGIL_CONSOLE_TILE_URL", requires = "console")]
+        tile_url: Option<String>,
         /// Rule SQL directory.
         #[arg(long, default_value_os_t = default_rules_dir())]
         rules: PathBuf,
@@ -78,6 +89,8 @@ fn main() -> std::process::ExitCode {
         stage,
         lambda_url,
         cargo_lambda_watch,
+        console,
+        tile_url,
         rules,
         pki,
         env_file,
@@ -110,7 +123,7 @@ fn main() -> std::process::ExitCode {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())
-        .and_then(|rt| rt.block_on(up(options, env_file)));
+        .and_then(|rt| rt.block_on(up(options, env_file, console.then_some(tile_url))));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -124,7 +137,12 @@ fn parse_dynamodb(value: &str) -> Result<DynamoDb, String> {
     value.parse().map_err(|e: vigil_local::Error| e.to_string())
 }
 
-async fn up(options: StackOptions, env_file: PathBuf) -> Result<(), String> {
+/// Runs the stack until a stop signal; `console`: serve the console too, with this tile URL.
+async fn up(
+    options: StackOptions,
+    env_file: PathBuf,
+    console: Option<Option<String>>,
+) -> Result<(), String> {
     let ingest = match &options.ingest {
         IngestRunner::InProcess => "in-process".to_owned(),
         IngestRunner::InvokeApi(url) => format!("through the Invoke API at {url}"),
@@ -182,6 +200,29 @@ async fn up(options: StackOptions, env_file: PathBuf) -> Result<(), String> {
         "env     {}  (source it, then run vigil-tagsim or mosquitto_pub)",
         env_file.display()
     );
+    let _console = match console {
+        Some(tile_url) => {
+            let dist = tokio::task::spawn_blocking(vigil_stack::console::build_web)
+                .await
+                .map_err(|e| e.to_string())??;
+            let console = LocalConsole::start(&stack, dist, tile_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "console {}  (local sign-in, local only: {})",
+                console.url(),
+                console
+                    .users()
+                    .users
+                    .iter()
+                    .map(|u| format!("{} [{}]", u.username, u.groups.join(" ")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Some(console)
+        }
+        None => None,
+    };
 
     let stop = wait_for_stop_signal();
     tokio::pin!(stop);
