@@ -61,6 +61,11 @@ pub struct LocalStackExecutor {
 
 /// The running local stack, and the scenario's tags connected to it.
 struct Session {
+    /// The monitoring centre's console on this stack, when served (`demo --console`).
+    console: Option<vigil_stack::LocalConsole>,
+    /// How long to wait after each message, so that a person watching the console sees the
+    /// scenario unfold (zero: as fast as the stack handles it).
+    pace: Duration,
     stack: LocalStack,
     /// The stack's scenario clock (a clone shares its time).
     clock: ScenarioClock,
@@ -216,6 +221,32 @@ impl LocalStackExecutor {
         })
     }
 
+    /// Serves the monitoring centre's console on the stack (the web app built first when
+    /// needed; the local sign-in) and plays each scenario at `pace` per message from now on;
+    /// returns the console's URL.
+    ///
+    /// Fails when the stack was stopped, or the web app cannot be built or served.
+    pub fn serve_console(&mut self, pace: Duration) -> Result<String, ExecutorError> {
+        let session = self
+            .stack
+            .as_mut()
+            .ok_or_else(|| fail("the local stack was stopped"))?;
+        let dist = vigil_stack::console::build_web().map_err(fail)?;
+        let console = self
+            .runtime
+            .block_on(vigil_stack::LocalConsole::start(&session.stack, dist, None))
+            .map_err(|e| fail(e.to_string()))?;
+        let url = console.url().to_owned();
+        session.console = Some(console);
+        session.pace = pace;
+        Ok(url)
+    }
+
+    /// Blocks until Ctrl-C or SIGTERM (the console stays served meanwhile).
+    pub fn wait_for_stop(&self) {
+        let _ = self.runtime.block_on(vigil_stack::wait_for_stop_signal());
+    }
+
     /// The emulator of the running stack, e.g. for its endpoint.
     pub fn emulator(&self) -> Option<&Emulator> {
         self.stack.as_ref().map(|s| s.stack.emulator())
@@ -323,6 +354,8 @@ impl Session {
         .map_err(|e| fail(e.to_string()))?;
         let commands = CommandListener::start(&stack).await?;
         Ok(Session {
+            console: None,
+            pace: Duration::ZERO,
             stack,
             clock,
             tags: HashMap::new(),
@@ -331,6 +364,7 @@ impl Session {
     }
 
     async fn stop(self) {
+        drop(self.console);
         for (_, tag) in self.tags {
             tag.close().await;
         }
@@ -360,6 +394,9 @@ impl Session {
                 )
                 .await?,
             );
+            if !self.pace.is_zero() {
+                tokio::time::sleep(self.pace).await;
+            }
         }
         Ok(Run {
             executor: NAME.to_owned(),

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use vigil_sim::executor::ExecutorError;
 use vigil_sim::runner::{
     EXIT_FAILED, EXIT_INVALID, EXIT_PASSED, RunOptions, run_files, scenario_files,
@@ -54,6 +55,14 @@ enum Command {
         /// With the local stack: use the AWS emulator already running at this URL.
         #[arg(long, value_name = "URL", env = "VIGIL_EMULATOR_ENDPOINT")]
         endpoint: Option<String>,
+        /// Serve the monitoring centre's console (local sign-in) and print its URL; the
+        /// scenario then plays at a pace a person can follow in the browser (`--pace`), and
+        /// the console stays open afterwards until Ctrl-C. Local stack only.
+        #[arg(long)]
+        console: bool,
+        /// With --console: seconds between the scenario's messages.
+        #[arg(long, default_value_t = 2.0, requires = "console")]
+        pace: f64,
     },
     /// Measure the whole local pipeline: fix -> SMS latency, fixes per second on the quiet and
     /// near paths, and the emulator's own ceiling for the same requests (docs/PERFORMANCE.md).
@@ -193,7 +202,13 @@ fn executor(
     })
 }
 
-fn run_demo(svg_path: &PathBuf, kind: Executor, endpoint: Option<&str>) -> io::Result<u8> {
+/// The demo; `console`: serve the console and play at this pace per message.
+fn run_demo(
+    svg_path: &PathBuf,
+    kind: Executor,
+    endpoint: Option<&str>,
+    console: Option<Duration>,
+) -> io::Result<u8> {
     let scenario = match demo::scenario() {
         Ok(s) => s,
         Err(e) => {
@@ -201,6 +216,13 @@ fn run_demo(svg_path: &PathBuf, kind: Executor, endpoint: Option<&str>) -> io::R
             return Ok(EXIT_INVALID);
         }
     };
+    if let Some(pace) = console {
+        if kind != Executor::LocalStack {
+            eprintln!("error: --console needs --executor local-stack");
+            return Ok(EXIT_INVALID);
+        }
+        return demo_with_console(svg_path, endpoint, &scenario, pace);
+    }
     // The executor (and any stack it started) stops at the end of this block.
     let run = match executor(kind, endpoint).and_then(|mut e| e.execute(&scenario)) {
         Ok(run) => run,
@@ -221,6 +243,58 @@ fn run_demo(svg_path: &PathBuf, kind: Executor, endpoint: Option<&str>) -> io::R
         svg::render(&svg::Picture::of_run(&scenario, &run)),
     )?;
     writeln!(stdout, "Picture written to {}", svg_path.display())?;
+    Ok(if verdict.passed() {
+        EXIT_PASSED
+    } else {
+        EXIT_FAILED
+    })
+}
+
+/// The demo on the local stack with the console served: its URL first, the scenario at
+/// `pace`, the narration, then the console open until Ctrl-C.
+fn demo_with_console(
+    svg_path: &PathBuf,
+    endpoint: Option<&str>,
+    scenario: &vigil_sim::scenario::Scenario,
+    pace: Duration,
+) -> io::Result<u8> {
+    let mut executor = match LocalStackExecutor::start_on(endpoint) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_FAILED);
+        }
+    };
+    match executor.serve_console(pace) {
+        Ok(url) => println!(
+            "Console: {url}  (local sign-in, local only: alice is an operator of force met, \
+             adam its administrator; the scenario plays in {} s)",
+            (pace.as_secs_f64() * scenario.messages.len() as f64).round()
+        ),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_FAILED);
+        }
+    }
+    let run = match executor.execute(scenario) {
+        Ok(run) => run,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_FAILED);
+        }
+    };
+    let verdict = compare(&scenario.expect, &run);
+    let stdout = &mut io::stdout().lock();
+    demo::write_narration(stdout, scenario, &run)?;
+    vigil_sim::report::write_verdict(stdout, scenario, &run, &verdict)?;
+    if let Some(parent) = svg_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(svg_path, svg::render(&svg::Picture::of_run(scenario, &run)))?;
+    writeln!(stdout, "Picture written to {}", svg_path.display())?;
+    writeln!(stdout, "The console stays open: Ctrl-C to stop.")?;
+    stdout.flush()?;
+    executor.wait_for_stop();
     Ok(if verdict.passed() {
         EXIT_PASSED
     } else {
@@ -256,7 +330,14 @@ fn main() -> ExitCode {
             svg,
             executor,
             endpoint,
-        } => run_demo(&svg, executor, endpoint.as_deref()),
+            console,
+            pace,
+        } => run_demo(
+            &svg,
+            executor,
+            endpoint.as_deref(),
+            console.then(|| Duration::from_secs_f64(pace.clamp(0.0, 60.0))),
+        ),
         Command::BenchLocal {
             transitions,
             tags,

@@ -24,6 +24,12 @@ interface Alert {
   urgent: boolean;
 }
 
+interface OrderRow {
+  order: { order_id: string; tag_id: string };
+  zones: string[];
+  in_force: boolean;
+}
+
 interface TagHealth {
   tag_id: string;
   orders: string[];
@@ -170,9 +176,14 @@ function stopPolling() {
 
 async function refresh() {
   try {
-    const [queue, tags] = await Promise.all([api<Alert[]>('/api/alerts'), api<TagHealth[]>('/api/tags')]);
+    const [queue, tags, orders] = await Promise.all([
+      api<Alert[]>('/api/alerts'),
+      api<TagHealth[]>('/api/tags'),
+      api<OrderRow[]>('/api/orders'),
+    ]);
     alerts = queue;
     renderQueue();
+    renderOrders(orders);
     renderTags(tags);
     if (selected) await showOrder(selected);
     status(`updated ${new Date().toLocaleTimeString()}`);
@@ -202,16 +213,32 @@ function renderQueue() {
         document.createElement('br'),
         text('span', `since ${ago(a.since_ms)} · ${a.acknowledged_by ? `acknowledged by ${a.acknowledged_by}` : 'not acknowledged'}`, 'muted'),
       );
-      li.addEventListener('click', () => {
-        selected = a.order_id;
-        fitted = undefined;
-        renderQueue();
-        void showOrder(a.order_id);
-      });
+      li.addEventListener('click', () => open(a.order_id));
       return li;
     }),
   );
   $('queue-empty').hidden = alerts.length > 0;
+}
+
+function open(order: string) {
+  selected = order;
+  fitted = undefined;
+  renderQueue();
+  void showOrder(order);
+}
+
+function renderOrders(orders: OrderRow[]) {
+  const body = $('orders').querySelector('tbody')!;
+  body.replaceChildren(
+    ...orders.map((o) => {
+      const tr = document.createElement('tr');
+      tr.dataset.order = o.order.order_id;
+      tr.className = o.order.order_id === selected ? 'selected' : '';
+      tr.append(text('td', o.order.order_id), text('td', o.order.tag_id), text('td', o.zones.join(', ')), text('td', o.in_force ? 'yes' : 'no'));
+      tr.addEventListener('click', () => open(o.order.order_id));
+      return tr;
+    }),
+  );
 }
 
 function renderTags(tags: TagHealth[]) {
