@@ -35,12 +35,24 @@ if ! cmp -s "$lock" "$venv/.vigil-installed" 2>/dev/null; then
   cp "$lock" "$venv/.vigil-installed"
 fi
 
+# The console's web app is part of the template (a BucketDeployment of its build): built here
+# when missing or older than its sources (pinned npm packages into its own node_modules).
+web="$root/functions/console/web"
+if [ ! -f "$web/node_modules/.package-lock.json" ] || [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; then
+  echo "== npm ci (functions/console/web/node_modules)"
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ ! -f "$web/dist/app.js" ] || [ -n "$(find "$web/src" "$web/build.mjs" -newer "$web/dist/app.js" 2>/dev/null)" ]; then
+  echo "== building the console (functions/console/web/dist)"
+  (cd "$web" && node build.mjs)
+fi
+
 echo "== tsc --noEmit"
 npx tsc --noEmit
 
 echo "== CDK assertion tests"
 # Node 20's test runner takes no globs: list the files.
-node --import tsx --test --test-reporter=spec test/config.test.ts test/resources.test.ts test/stack.test.ts test/iam.test.ts test/forces.test.ts test/evidence.test.ts test/nag.test.ts
+node --import tsx --test --test-reporter=spec test/config.test.ts test/resources.test.ts test/stack.test.ts test/iam.test.ts test/forces.test.ts test/evidence.test.ts test/console.test.ts test/nag.test.ts
 
 echo "== cdk synth (offline)"
 out="$root/target/cdk.out"

@@ -32,6 +32,9 @@ export interface VigilConfig {
   /** The forces file (docs/FORCES.md) when not the shipped infra/forces.json: a path, relative
    * to the working directory. */
   readonly forcesFile?: string;
+  /** A tile server's URL template for the console's map (`https://host/{z}/{x}/{y}.png`, one
+   * host: the content security policy allows it); none: zones and tracks on a plain background. */
+  readonly consoleTileUrl?: string;
 }
 
 /** Anything that has CDK context: an App, or a plain lookup in tests. */
@@ -53,6 +56,7 @@ export const SETTINGS = {
   skipBundling: 'VIGIL_SKIP_BUNDLING',
   iotDataEndpoint: 'VIGIL_IOT_DATA_ENDPOINT',
   forcesFile: 'VIGIL_FORCES_FILE',
+  consoleTileUrl: 'VIGIL_CONSOLE_TILE_URL',
 } as const;
 
 export const DEFAULTS = {
@@ -111,6 +115,11 @@ export function readConfig(ctx: ContextSource, env: NodeJS.ProcessEnv = process.
     bad('iotDataEndpoint', iotDataEndpoint, 'must be a host name without scheme, port or path, e.g. a1b2c3d4e5f6g7-ats.iot.eu-west-2.amazonaws.com');
   }
 
+  const consoleTileUrl = get('consoleTileUrl');
+  if (consoleTileUrl !== undefined && !/^https:\/\/[a-z0-9.-]+(:\d+)?\/\S*\{z\}\S*\{x\}\S*\{y\}\S*$/.test(consoleTileUrl)) {
+    bad('consoleTileUrl', consoleTileUrl, 'must be an https URL template on one host with {z}, {x} and {y}, e.g. https://tiles.example.org/{z}/{x}/{y}.png');
+  }
+
   const days = whole('logRetentionDays', DEFAULTS.logRetentionDays, 1);
   const allowed = Object.values(RetentionDays).filter((d): d is number => typeof d === 'number' && d > 0);
   if (!allowed.includes(days)) bad('logRetentionDays', String(days), `must be one of ${allowed.join(', ')}`);
@@ -134,5 +143,6 @@ export function readConfig(ctx: ContextSource, env: NodeJS.ProcessEnv = process.
     skipBundling: flag('skipBundling', false),
     iotDataEndpoint,
     forcesFile: get('forcesFile'),
+    consoleTileUrl,
   };
 }

@@ -33,6 +33,7 @@ import {
   Forces, PARAMETER_ADVANCED_MAX_BYTES, PARAMETER_STANDARD_MAX_BYTES, forceTopicName, forcesParameterName, runtimeDocument, runtimeDocumentMaxBytes,
 } from './forces';
 import { OperatorRoles } from './operators';
+import { BUCKET_DEPLOYMENT_ID, CONSOLE_RESERVED_CONCURRENCY, CONSOLE_WEB_DIST, ConsoleSite } from './console';
 import { DERIVED_TABLES, NOT_BACKED_UP, Protection, VICTIM_POSITIONS } from './protection';
 import { SmsSettings, smsAttributes } from './sms';
 import { INFRA_DIR, REPO_ROOT, Resources, physicalName, queueName, ruleSql } from './resources';
@@ -133,6 +134,10 @@ export class VigilStack extends Stack {
   /** The anchors bucket: Object Lock in compliance mode (docs/EVIDENCE.md). */
   readonly anchorsBucket: s3.Bucket;
   readonly anchor: lambda.Function;
+  /** The console's operator API (functions/console). */
+  readonly consoleApi: lambda.Function;
+  /** The console: user pool, HTTP API, web app on CloudFront (lib/console.ts). */
+  readonly console: ConsoleSite;
   readonly ingest: lambda.Function;
   readonly alert: lambda.Function;
   readonly watchdog: lambda.Function;
@@ -772,6 +777,98 @@ export class VigilStack extends Stack {
     waive(alertRole.node.findChild('DefaultPolicy'), [
       { id: 'CKV_AWS_111', why: 'sns:Publish to a phone number (victim SMS) has no resource ARN; the statement allows sns:Publish only.' },
     ]);
+
+    // ---- The console (docs/CONSOLE.md): the operator API behind Cognito, the web app ----
+    const consoleProps = fnProps('Console');
+    this.consoleApi = new RustFunction(this, 'Console', {
+      ...consoleProps,
+      description: 'The operator API of the monitoring centre\'s console, behind the HTTP API\'s Cognito JWT authorizer',
+      timeout: Duration.seconds(15),
+      // Operators, not devices: a handful at once; the cap keeps a runaway client from taking
+      // the account's concurrency from ingest and alert.
+      reservedConcurrentExecutions: CONSOLE_RESERVED_CONCURRENCY,
+      environment: {
+        VIGIL_STAGE: stage,
+        VIGIL_FORCES_PARAMETER: this.forcesParameter.parameterName,
+        ...Object.fromEntries([...this.macKeys].map(([logical, k]) => [resources.keys.find((d) => d.name === logical)!.env, k.keyArn])),
+      },
+    });
+    const consoleRole = consoleProps.role;
+    // What vigil-admin calls for the console's routes (the CLI's, less the IoT registry,
+    // quarantine, evidence and dead letters), and the watchdog's reading of a tag for its health.
+    for (const statement of [
+      new iam.PolicyStatement({ sid: 'Orders', actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Scan'], resources: arns('orders') }),
+      new iam.PolicyStatement({ sid: 'Zones', actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:Scan'], resources: arns('zones') }),
+      new iam.PolicyStatement({ sid: 'ZoneIndex', actions: ['dynamodb:UpdateItem'], resources: arns('zone-cells') }),
+      new iam.PolicyStatement({ sid: 'TagsOfOrders', actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Scan', 'dynamodb:BatchGetItem'], resources: arns('tags') }),
+      new iam.PolicyStatement({ sid: 'TagHistories', actions: ['dynamodb:BatchGetItem'], resources: arns('last-seen') }),
+      new iam.PolicyStatement({ sid: 'DevicesOfOrders', actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Scan'], resources: arns('devices') }),
+      new iam.PolicyStatement({
+        sid: 'ArmNewTags',
+        actions: ['dynamodb:PutItem'],
+        resources: arns('watch'),
+        conditions: {
+          'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['minute', 'part', 'tags', 'expires_at'] },
+          StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
+        },
+      }),
+      new iam.PolicyStatement({ sid: 'ReadZoneStates', actions: ['dynamodb:Query'], resources: arns('zone-state') }),
+      new iam.PolicyStatement({ sid: 'AuditChains', actions: ['dynamodb:Query', 'dynamodb:PutItem'], resources: arns('audit') }),
+      kmsUse('DataKey', this.key, ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'], ['dynamodb']),
+      new iam.PolicyStatement({ sid: 'HashSmsDestinations', actions: ['kms:GenerateMac'], resources: [...this.macKeys.values()].map((k) => k.keyArn) }),
+      readForces(),
+    ]) {
+      consoleRole.addToPolicy(statement);
+    }
+    this.console = new ConsoleSite(this, 'ConsoleSite', {
+      stage,
+      forces,
+      api: this.consoleApi,
+      webDist: CONSOLE_WEB_DIST,
+      tileUrl: config.consoleTileUrl,
+      logRetention: config.logRetentionDays,
+      logKey: this.key,
+    });
+    // CDK's BucketDeployment handler: copies the built app and config.json into the site bucket
+    // and invalidates the distribution, during deployments only.
+    const deployer = this.node.tryFindChild(`Custom::CDKBucketDeployment${BUCKET_DEPLOYMENT_ID}`);
+    if (deployer) {
+      const why = 'CDK\'s BucketDeployment handler: runs only during deployments, to copy the console\'s built web app from the CDK asset bucket into the site bucket and invalidate the distribution.';
+      const grants = 'CDK\'s grants to the BucketDeployment handler, on the CDK asset bucket (read) and the console\'s site bucket (read, write, delete) only.';
+      Validations.of(deployer).acknowledge(
+        { id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]', reason: `${why} The managed policy only lets it write its own logs.` },
+        ...['s3:GetObject*', 's3:GetBucket*', 's3:List*', 's3:DeleteObject*', 's3:Abort*'].map((a) => ({ id: `AwsSolutions::AwsSolutions-IAM5[Action::${a}]`, reason: grants })),
+        { id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-${this.region}/*]`, reason: grants },
+        { id: `AwsSolutions::AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.console.bucket.node.defaultChild as s3.CfnBucket)}.Arn>/*]`, reason: grants },
+        { id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]', reason: 'cloudfront:CreateInvalidation and GetInvalidation, granted by CDK on "*"; the handler invalidates only the console\'s distribution.' },
+        { id: 'AwsSolutions::AwsSolutions-L1', reason: `${why} Its runtime is the one CDK ships with the construct.` },
+        { id: 'Serverless::Serverless-LambdaDLQ', reason: `${why} CloudFormation invokes it and sees every failure.` },
+        { id: 'Serverless::Serverless-LambdaTracing', reason: why },
+        { id: 'Serverless::Serverless-LambdaLatestVersion', reason: `${why} Its runtime is the one CDK ships with the construct.` },
+      );
+      waive(deployer, [
+        { id: 'CKV_AWS_116', why: `${why} CloudFormation invokes it synchronously and sees every failure.` },
+        { id: 'CKV_AWS_117', why: `${why} It calls S3 and CloudFront only; no VPC.` },
+        { id: 'CKV_AWS_115', why: `${why} Runs only during deployments; no concurrency to reserve.` },
+        { id: 'CKV_AWS_173', why: `${why} No environment variables with secrets.` },
+      ], [{ id: 'W3005', why: 'CDK adds DependsOn on the role it also references with GetAtt; redundant, harmless.' }]);
+    }
+    waive(this.console.bucket, [{ id: 'CKV_AWS_18', why: 'The bucket holds only the built web app, replaced by each deployment; CloudTrail records its writes.' }]);
+    waive(this.console.distribution, [
+      { id: 'CKV_AWS_68', why: 'No WAF: every API route needs a verified Cognito token (MFA) and is throttled at the stage; a WAF web ACL is the deploying force\'s choice (docs/CONSOLE.md).' },
+      { id: 'CKV_AWS_86', why: 'The API\'s own access log (without IP addresses) and the audit chain record what matters; CloudFront access logs would hold every operator\'s IP address a second time.' },
+      { id: 'CKV_AWS_174', why: 'The default CloudFront certificate (no custom domain): viewers get TLS 1.2 or later from CloudFront\'s default policy; a custom domain with TLSv1.2_2021 is the deploying force\'s choice (docs/CONSOLE.md).' },
+    ]);
+    const deployerPolicy = deployer?.node.tryFindChild('ServiceRole')?.node.tryFindChild('DefaultPolicy');
+    if (deployerPolicy) {
+      waive(deployerPolicy, [{ id: 'CKV_AWS_111', why: 'CDK\'s BucketDeployment grants: writes to the console\'s site bucket only; the "*" is cloudfront:CreateInvalidation, which it uses on the console\'s distribution only.' }]);
+    }
+    waive(this.consoleApi, lambdaWaivers('Invoked synchronously by API Gateway: a failure is the operator\'s HTTP error; nothing is queued.'), dependsOnRole);
+    const consoleNever = 'Invoked synchronously by API Gateway: a failure is the operator\'s HTTP error, retried by them; nothing is queued.';
+    Validations.of(this.consoleApi).acknowledge(
+      { id: 'Serverless::Serverless-LambdaDLQ', reason: consoleNever },
+      { id: 'Serverless::Serverless-LambdaTracing', reason: 'No X-Ray: structured logs (one line per request, by route template) and the audit chain carry what operators and engineers need.' },
+    );
 
     // ---- The operators' roles: one per force and the national one (lib/operators.ts) ----
     this.operatorRoles = new OperatorRoles(this, 'Operators', {

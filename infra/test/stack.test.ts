@@ -112,14 +112,15 @@ describe('functions', () => {
     assert.ok(!Object.values(ofType(s, 'AWS::Lambda::EventSourceMapping')).some((m: any) => target(m.Properties.FunctionName) === watchdogId));
   });
 
-  test('log groups: one per function, retention from settings, encrypted, wired to the function', () => {
+  test('log groups: one per function and the console API\'s access log, retention from settings, encrypted, wired to the function', () => {
     const groups = ofType(s, 'AWS::Logs::LogGroup');
-    assert.equal(Object.keys(groups).length, 4);
+    assert.equal(Object.keys(groups).length, 6);
     for (const [id, g] of Object.entries(groups)) {
       assert.equal(g.Properties.RetentionInDays, 90);
       assert.ok(g.Properties.KmsKeyId, `${id} encrypted`);
     }
-    for (const fn of [ingestId, alertId, watchdogId, anchorId]) assert.ok(target(R[fn].Properties.LoggingConfig.LogGroup) in groups);
+    const consoleId = logicalId(s, 'AWS::Lambda::Function', 'FunctionName', `vigil-${s.config.stage}-console`);
+    for (const fn of [ingestId, alertId, watchdogId, anchorId, consoleId]) assert.ok(target(R[fn].Properties.LoggingConfig.LogGroup) in groups);
   });
 
   test('logs: JSON format, system logs at WARN (no START/END/REPORT per invocation), application logs kept', () => {

@@ -5,9 +5,17 @@
 
 import * as L from 'leaflet';
 
+/** Cognito's managed sign-in (authorization code with PKCE); the deployed console. */
+interface CognitoSignIn {
+  kind: 'cognito';
+  domain: string;
+  clientId: string;
+  redirectUri: string;
+}
+
 interface Config {
   apiBase: string;
-  signIn: { kind: 'local' } | { kind: string };
+  signIn: { kind: 'local' } | CognitoSignIn;
   tileUrl?: string;
   tileAttribution?: string;
   pollMs?: number;
@@ -61,6 +69,7 @@ interface Picture {
 }
 
 const TOKEN_KEY = 'vigil.console.token';
+const PKCE_KEY = 'vigil.console.pkce';
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
 let config: Config;
@@ -115,8 +124,9 @@ async function showSignIn(note = '') {
   $('who').textContent = '';
   $('sign-in').hidden = false;
   $('sign-in-note').textContent = note;
-  if (config.signIn.kind !== 'local') {
-    $('sign-in-error').textContent = `This console does not support sign-in "${config.signIn.kind}".`;
+  if (config.signIn.kind === 'cognito') {
+    $('sign-in-note').textContent = note || 'Sign in with your force account (multi-factor authentication required).';
+    $('username-label').hidden = true;
     return;
   }
   $('sign-in-note').textContent =
@@ -133,9 +143,58 @@ async function showSignIn(note = '') {
   );
 }
 
+function base64url(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** Cognito's managed sign-in: off to the authorize endpoint with a PKCE challenge and a state,
+ * both kept in this tab until it comes back with the code. */
+async function cognitoSignIn(c: CognitoSignIn) {
+  const verifier = base64url(crypto.getRandomValues(new Uint8Array(48)));
+  const state = base64url(crypto.getRandomValues(new Uint8Array(16)));
+  const challenge = base64url(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier))));
+  sessionStorage.setItem(PKCE_KEY, JSON.stringify({ verifier, state }));
+  const query = new URLSearchParams({
+    response_type: 'code',
+    client_id: c.clientId,
+    redirect_uri: c.redirectUri,
+    scope: 'openid',
+    code_challenge_method: 'S256',
+    code_challenge: challenge,
+    state,
+  });
+  window.location.assign(`${c.domain}/oauth2/authorize?${query}`);
+}
+
+/** Back from the managed sign-in with `?code&state`: the code exchanged for tokens (the access
+ * token is what the API's JWT authorizer verifies), the query removed from the address. */
+async function cognitoCallback(c: CognitoSignIn): Promise<void> {
+  const params = new URLSearchParams(window.location.search);
+  const code = params.get('code');
+  if (!code) return;
+  window.history.replaceState(null, '', window.location.pathname);
+  const saved = JSON.parse(sessionStorage.getItem(PKCE_KEY) ?? 'null') as { verifier: string; state: string } | null;
+  sessionStorage.removeItem(PKCE_KEY);
+  if (!saved || saved.state !== params.get('state')) {
+    $('sign-in-error').textContent = 'The sign-in came back without the state this tab sent: sign in again.';
+    return;
+  }
+  const response = await fetch(`${c.domain}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'authorization_code', client_id: c.clientId, code, redirect_uri: c.redirectUri, code_verifier: saved.verifier }),
+  });
+  if (!response.ok) {
+    $('sign-in-error').textContent = `Sign-in failed (${response.status}): sign in again.`;
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, (await response.json()).access_token);
+}
+
 async function signIn(event: SubmitEvent) {
   event.preventDefault();
   $('sign-in-error').textContent = '';
+  if (config.signIn.kind === 'cognito') return cognitoSignIn(config.signIn);
   const username = $<HTMLSelectElement>('username').value;
   const response = await fetch(`${config.apiBase}/local/sign-in`, {
     method: 'POST',
@@ -387,7 +446,16 @@ async function acknowledge(order: string, zone: string) {
 async function main() {
   config = await (await fetch('config.json')).json();
   $('sign-in-form').addEventListener('submit', (e) => void signIn(e as SubmitEvent));
-  $('sign-out').addEventListener('click', () => void showSignIn());
+  $('sign-out').addEventListener('click', () => {
+    if (config.signIn.kind === 'cognito') {
+      const c = config.signIn;
+      sessionStorage.removeItem(TOKEN_KEY);
+      window.location.assign(`${c.domain}/logout?${new URLSearchParams({ client_id: c.clientId, logout_uri: c.redirectUri })}`);
+      return;
+    }
+    void showSignIn();
+  });
+  if (config.signIn.kind === 'cognito') await cognitoCallback(config.signIn);
   await start();
 }
 
