@@ -6,7 +6,8 @@
 //! must appear in the queue as urgent within 10 s; the operator opens the order, sees the zone,
 //! its buffer and the track, and acknowledges with a note; a second session with no token or a
 //! tampered one gets nothing. Then the audit chain, read from the emulator, holds the
-//! acknowledgement with the operator's identity. The screenshots land in docs/images.
+//! acknowledgement with the operator's identity. The screenshots land in
+//! target/console-screenshots (docs/images with `VIGIL_UPDATE_DOCS_IMAGES=1`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -73,7 +74,12 @@ async fn an_operator_sees_the_breach_urgent_opens_the_order_and_acknowledges_it(
         .await
         .expect("the console starts");
 
-    let shots = vigil_local::workspace_root().join("docs/images");
+    // Screenshots: target/console-screenshots, or docs/images (docs/CONSOLE.md's) when
+    // VIGIL_UPDATE_DOCS_IMAGES=1 asks for them to be refreshed.
+    let shots = match std::env::var("VIGIL_UPDATE_DOCS_IMAGES").as_deref() {
+        Ok("1") => vigil_local::workspace_root().join("docs/images"),
+        _ => vigil_local::workspace_root().join("target/console-screenshots"),
+    };
     let mut browser = Command::new("node")
         .arg("e2e/console.mjs")
         .current_dir(web_dir())

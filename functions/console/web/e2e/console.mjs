@@ -5,7 +5,8 @@
 // the order and sees its zone, its buffer and the tag's track on the map; acknowledges with a
 // note; the queue shows who acknowledged. A second browser session without a valid token (none,
 // then a tampered one) gets nothing: the sign-in page, 401 from every API call, no case data.
-// Screenshots go to SCREENSHOTS (docs/images by default).
+// Screenshots go to SCREENSHOTS (required: the Rust test passes target/console-screenshots, or
+// docs/images when asked to refresh docs/CONSOLE.md's).
 //
 // Environment: CONSOLE_URL (required), ORDER, ZONE, OPERATOR (the local user), NOTE,
 // URGENT_WITHIN_MS, SCREENSHOTS, CHROMIUM (default: `which chromium`).
@@ -21,7 +22,8 @@ const zone = process.env.ZONE ?? 'home';
 const operator = process.env.OPERATOR ?? 'alice';
 const note = process.env.NOTE ?? 'called her; unit dispatched';
 const urgentWithin = Number(process.env.URGENT_WITHIN_MS ?? 10000);
-const shots = process.env.SCREENSHOTS ?? new URL('../../../../docs/images/', import.meta.url).pathname;
+const shots = process.env.SCREENSHOTS;
+if (!shots) throw new Error('SCREENSHOTS is required');
 const executablePath = process.env.CHROMIUM ?? execFileSync('which', ['chromium']).toString().trim();
 mkdirSync(shots, { recursive: true });
 
