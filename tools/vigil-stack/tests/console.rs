@@ -6,8 +6,10 @@
 //! must appear in the queue as urgent within 10 s; the operator opens the order, sees the zone,
 //! its buffer and the track, and acknowledges with a note; a second session with no token or a
 //! tampered one gets nothing. Then the audit chain, read from the emulator, holds the
-//! acknowledgement with the operator's identity. The screenshots land in
-//! target/console-screenshots (docs/images with `VIGIL_UPDATE_DOCS_IMAGES=1`).
+//! acknowledgement with the operator's identity. Last, `e2e/cognito.mjs`: the deployed
+//! sign-in (authorization code with PKCE) against a stand-in for Cognito's managed sign-in.
+//! The screenshots land in target/console-screenshots (docs/images with
+//! `VIGIL_UPDATE_DOCS_IMAGES=1`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -164,6 +166,30 @@ async fn an_operator_sees_the_breach_urgent_opens_the_order_and_acknowledges_it(
     assert_eq!(ack.detail["zone_id"], "home");
     assert_eq!(ack.detail["note"], NOTE);
     assert_eq!(ack.detail["level"], "breach");
+
+    // The deployed sign-in's flow (authorization code with PKCE, as Cognito's managed sign-in
+    // serves it) against a stand-in identity provider, the API being this console's.
+    // Off the runtime's thread: the console it signs in to is served by this runtime.
+    let mut sign_in = Command::new("node");
+    sign_in
+        .arg("e2e/cognito.mjs")
+        .current_dir(web_dir())
+        .env("CONSOLE_URL", console.url())
+        .env("CHROMIUM", &chromium)
+        .env("OPERATOR", "alice");
+    let cognito = tokio::task::spawn_blocking(move || sign_in.output())
+        .await
+        .unwrap()
+        .expect("node runs the sign-in test");
+    let out = String::from_utf8_lossy(&cognito.stdout);
+    assert!(
+        cognito.status.success()
+            && out.contains("SIGNED_IN local:alice")
+            && out.contains("STATE_REFUSED"),
+        "the Cognito sign-in test failed ({}):\n{out}\n{}",
+        cognito.status,
+        String::from_utf8_lossy(&cognito.stderr)
+    );
     drop(console);
     stack.stop().await;
 }
