@@ -23,7 +23,7 @@ import { Construct } from 'constructs';
 import type { Forces } from './forces';
 import { REPO_ROOT } from './resources';
 import * as path from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 /** The built web app (functions/console/web: `node build.mjs`; infra/test.sh builds it). */
 export const CONSOLE_WEB_DIST = path.join(REPO_ROOT, 'functions', 'console', 'web', 'dist');
@@ -44,12 +44,22 @@ export const CONSOLE_RESERVED_CONCURRENCY = 10;
 /** How often the console polls the API, ms: a new alert shows within about this. */
 export const POLL_MS = 2000;
 
-/** The console's content security policy (the local console sends the same one:
- * tools/vigil-stack/src/console.rs), plus the user pool's domain for the sign-in's token call. */
+/** The console's content security policy (functions/console/web/csp.json, which the local
+ * console sends too: tools/vigil-stack/src/console.rs), plus the user pool's domain for the
+ * sign-in's token call and a tile server's origin when one is configured. */
 export function contentSecurityPolicy(extraConnect: string[], tiles?: string): string {
-  const img = ['\'self\'', 'data:', ...(tiles ? [tiles] : [])].join(' ');
-  const connect = ['\'self\'', ...extraConnect].join(' ');
-  return `default-src 'none'; script-src 'self'; style-src 'self'; img-src ${img}; connect-src ${connect}; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`;
+  const policy = JSON.parse(readFileSync(path.join(REPO_ROOT, 'functions', 'console', 'web', 'csp.json'), 'utf8')) as Record<string, string[] | string>;
+  return Object.entries(policy)
+    .filter(([directive]) => !directive.startsWith('$'))
+    // In the order of their names, as the local console writes them.
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([directive, sources]) => {
+      const all = [...(sources as string[])];
+      if (directive === 'connect-src') all.push(...extraConnect);
+      if (directive === 'img-src' && tiles) all.push(tiles);
+      return `${directive} ${all.join(' ')}`;
+    })
+    .join('; ');
 }
 
 export interface ConsoleSiteProps {

@@ -7,7 +7,7 @@
 
 import { strict as assert } from 'node:assert';
 import { describe, test } from 'node:test';
-import { ADMIN_GROUP, CONSOLE_RESERVED_CONCURRENCY, NATIONAL_GROUP, forceGroup } from '../lib/console';
+import { ADMIN_GROUP, CONSOLE_RESERVED_CONCURRENCY, NATIONAL_GROUP, contentSecurityPolicy, forceGroup } from '../lib/console';
 import { identityStatements, logicalId, ofType, synth, target } from './helpers';
 
 const s = synth();
@@ -79,6 +79,14 @@ describe('console', () => {
     assert.doesNotMatch(text, /unsafe-inline|unsafe-eval/);
     const site = Object.values(ofType(s, 'AWS::S3::Bucket')).find((b: any) => !b.Properties.ObjectLockEnabled && b.Properties.VersioningConfiguration) as any;
     assert.deepEqual(site.Properties.PublicAccessBlockConfiguration, { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+  });
+
+  test('the policy is csp.json\'s, as the local console sends it (tools/vigil-stack/src/console.rs has the same literal)', () => {
+    assert.equal(
+      contentSecurityPolicy([]),
+      "base-uri 'none'; connect-src 'self'; default-src 'none'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; img-src 'self' data:; script-src 'self'; style-src 'self'",
+    );
+    assert.match(contentSecurityPolicy(['https://x.auth'], 'https://tiles.example'), /connect-src 'self' https:\/\/x\.auth; .*img-src 'self' data: https:\/\/tiles\.example;/);
   });
 
   test('the operator API function: capped concurrency, no secrets in its environment, and only the operator actions\' grants', () => {

@@ -19,15 +19,31 @@ use vigil_aws::Aws;
 use vigil_console::local::{LocalTokens, LocalUsers};
 use vigil_console::{Console, router};
 
-/// The console's content security policy: scripts, styles and data from its own origin only;
-/// images also from `tiles` (a tile server's origin, when one is configured).
+/// The console's content security policy (`functions/console/web/csp.json`, which CloudFront's
+/// response headers use too), its directives in the order of their names: scripts, styles and
+/// data from its own origin only; images also from `tiles` (a tile server's origin, when one
+/// is configured).
 pub fn content_security_policy(tiles: Option<&str>) -> String {
-    let tiles = tiles.map(|t| format!(" {t}")).unwrap_or_default();
-    format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:{tiles}; \
-         connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; \
-         frame-ancestors 'none'"
-    )
+    let policy: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(include_str!("../../../functions/console/web/csp.json"))
+            .expect("csp.json is a JSON object");
+    policy
+        .iter()
+        .filter(|(directive, _)| !directive.starts_with('$'))
+        .map(|(directive, sources)| {
+            let mut sources: Vec<&str> = sources
+                .as_array()
+                .expect("csp.json: each directive is a list")
+                .iter()
+                .filter_map(|s| s.as_str())
+                .collect();
+            if directive == "img-src" {
+                sources.extend(tiles);
+            }
+            format!("{directive} {}", sources.join(" "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Where the console's web app lives in the workspace.
@@ -297,6 +313,13 @@ mod tests {
     fn the_policy_allows_a_configured_tile_origin_only() {
         let plain = content_security_policy(None);
         assert!(plain.contains("img-src 'self' data:;"));
+        // Every directive of csp.json, in the order of their names (as CloudFront's).
+        assert_eq!(
+            plain,
+            "base-uri 'none'; connect-src 'self'; default-src 'none'; font-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; img-src 'self' data:; \
+             script-src 'self'; style-src 'self'"
+        );
         assert!(plain.contains("script-src 'self';"));
         assert_eq!(
             origin("https://tile.example.org/{z}/{x}/{y}.png").as_deref(),
