@@ -1,7 +1,8 @@
 //! Vigil's operator actions: what monitoring-centre staff do to orders, zones and alerts,
-//! written once for every front end. The CLI (`tools/vigil-cli`) calls it today, the console
-//! API (a `lambda_http` function) will call the same functions, and the pipeline tests, the
-//! simulator and the local stack provision orders through [`orders::provision_order`]. Forces
+//! written once for every front end. The CLI (`tools/vigil-cli`) and the console's operator
+//! API (`functions/console`, a `lambda_http` function) call the same functions, and the
+//! pipeline tests, the simulator and the local stack provision orders through
+//! [`orders::provision_order`]. Forces
 //! (one deployment, many police forces) are enforced here, in one place, for both
 //! ([`access`], docs/FORCES.md).
 //!
@@ -22,7 +23,8 @@
 //! - [`input`]: typed operator input and its validation: [`OrderSpec`] with its victim and
 //!   zones, zone specifications, GeoJSON polygons, ids, dates, validity windows, time zones,
 //!   languages; every error names its field.
-//! - [`operator`]: [`Operator`], who makes a change (an IAM principal, or the local stand-in).
+//! - [`operator`]: [`Operator`], who makes a change (an IAM principal, a console user of the
+//!   Cognito user pool, or the local stand-in).
 //! - [`changes`]: the `admin_change` audit record every change leaves, and the keyed hash of
 //!   a victim's phone it records instead of the number.
 //! - [`orders`]: create (audited), show, list, end (audited); the one provisioning path.
