@@ -2,19 +2,13 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use tracing_subscriber::EnvFilter;
 use vigil_alert::{Ports, handle_batch};
 use vigil_aws::Aws;
 use vigil_aws::metrics::EmfMetrics;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_ansi(false)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_current_span(false)
-        .init();
+    vigil_aws::logs::init();
 
     let aws = Aws::from_env().await?;
     let ports = Ports {

@@ -4,19 +4,13 @@
 
 use lambda_http::Error;
 use std::sync::Arc;
-use tracing_subscriber::EnvFilter;
 use vigil_aws::Aws;
 use vigil_console::auth::ApiGatewayJwt;
 use vigil_console::{Console, router};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_ansi(false)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_current_span(false)
-        .init();
+    vigil_aws::logs::init();
 
     let aws = Aws::from_env().await?;
     let parameter =

@@ -16,6 +16,7 @@
 //! - [`iot`]: commands to devices through the IoT data plane (retained `Publish`).
 //! - [`kms`]: the keyed hash of SMS destinations on KMS.
 //! - [`evidence`]: anchors on S3 (Object Lock) and the evidence signing key on KMS.
+//! - [`logs`]: how the Lambda functions log (JSON lines, level from `RUST_LOG`).
 //! - [`metrics`]: CloudWatch Embedded Metric Format counters, and in-memory ones.
 //! - [`counting`]: an SDK interceptor that counts requests by operation (cost per fix).
 //! - [`memory`]: in-memory adapters of every port, with failure injection.
@@ -28,6 +29,7 @@ pub mod evidence;
 pub mod iot;
 pub mod items;
 pub mod kms;
+pub mod logs;
 pub mod memory;
 pub mod metrics;
 pub mod ports;
