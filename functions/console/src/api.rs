@@ -209,6 +209,15 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     input::parse_json(text).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))
 }
 
+/// An optional JSON body: none is `T::default()`.
+fn optional_body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> ApiResult<T> {
+    if bytes.is_empty() {
+        Ok(T::default())
+    } else {
+        body(bytes)
+    }
+}
+
 async fn me(Extension(role): Extension<Role>) -> Json<serde_json::Value> {
     Json(json!({
         "operator": role.caller.operator.label(),
@@ -239,11 +248,7 @@ async fn acknowledge<S: ConsoleStore, M: DestinationMac>(
     bytes: axum::body::Bytes,
 ) -> ApiResult<Json<alerts::Acknowledged>> {
     let (order, zone) = (order_id(&order)?, zone_id(&zone)?);
-    let ack: AckBody = if bytes.is_empty() {
-        AckBody::default()
-    } else {
-        body(&bytes)?
-    };
+    let ack: AckBody = optional_body(&bytes)?;
     if ack.note.as_ref().is_some_and(|n| n.len() > 1000) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -356,7 +361,7 @@ async fn create_order<S: ConsoleStore, M: DestinationMac>(
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     require_admin(&role, "orders create")?;
     let request: CreateBody = body(&bytes)?;
-    let spec: OrderSpec = input::parse_json(&request.order.to_string())
+    let spec: OrderSpec = input::deserialize(request.order)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("order: {e}")))?;
     let force = request
         .force
@@ -398,11 +403,7 @@ async fn end_order<S: ConsoleStore, M: DestinationMac>(
 ) -> ApiResult<Json<OrderView>> {
     require_admin(&role, "orders end")?;
     let id = order_id(&order)?;
-    let end: EndBody = if bytes.is_empty() {
-        EndBody::default()
-    } else {
-        body(&bytes)?
-    };
+    let end: EndBody = optional_body(&bytes)?;
     let (now_ms, now) = now(&c);
     let at = match end.at.as_deref() {
         Some(text) => input::parse_instant("at", text, None)?,
@@ -442,7 +443,7 @@ fn zone_spec(bytes: &[u8], order: &OrderId, zone: Option<&ZoneId>) -> ApiResult<
             }
         }
     }
-    input::parse_json(&value.to_string()).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))
+    input::deserialize(value).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))
 }
 
 async fn put_zone<S: ConsoleStore, M: DestinationMac>(
