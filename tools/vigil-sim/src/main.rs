@@ -231,17 +231,23 @@ fn run_demo(
             return Ok(EXIT_FAILED);
         }
     };
-    let verdict = compare(&scenario.expect, &run);
+    report_demo(svg_path, &scenario, &run)
+}
+
+/// The demo's narration and verdict on stdout, its picture at `svg_path`; the exit code.
+fn report_demo(
+    svg_path: &PathBuf,
+    scenario: &vigil_sim::Scenario,
+    run: &vigil_sim::Run,
+) -> io::Result<u8> {
+    let verdict = compare(&scenario.expect, run);
     let stdout = &mut io::stdout().lock();
-    demo::write_narration(stdout, &scenario, &run)?;
-    vigil_sim::report::write_verdict(stdout, &scenario, &run, &verdict)?;
+    demo::write_narration(stdout, scenario, run)?;
+    vigil_sim::report::write_verdict(stdout, scenario, run, &verdict)?;
     if let Some(parent) = svg_path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(
-        svg_path,
-        svg::render(&svg::Picture::of_run(&scenario, &run)),
-    )?;
+    std::fs::write(svg_path, svg::render(&svg::Picture::of_run(scenario, run)))?;
     writeln!(stdout, "Picture written to {}", svg_path.display())?;
     Ok(if verdict.passed() {
         EXIT_PASSED
@@ -255,7 +261,7 @@ fn run_demo(
 fn demo_with_console(
     svg_path: &PathBuf,
     endpoint: Option<&str>,
-    scenario: &vigil_sim::scenario::Scenario,
+    scenario: &vigil_sim::Scenario,
     pace: Duration,
 ) -> io::Result<u8> {
     let mut executor = match LocalStackExecutor::start_on(endpoint) {
@@ -283,23 +289,11 @@ fn demo_with_console(
             return Ok(EXIT_FAILED);
         }
     };
-    let verdict = compare(&scenario.expect, &run);
-    let stdout = &mut io::stdout().lock();
-    demo::write_narration(stdout, scenario, &run)?;
-    vigil_sim::report::write_verdict(stdout, scenario, &run, &verdict)?;
-    if let Some(parent) = svg_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(svg_path, svg::render(&svg::Picture::of_run(scenario, &run)))?;
-    writeln!(stdout, "Picture written to {}", svg_path.display())?;
-    writeln!(stdout, "The console stays open: Ctrl-C to stop.")?;
-    stdout.flush()?;
+    let status = report_demo(svg_path, scenario, &run)?;
+    println!("The console stays open: Ctrl-C to stop.");
+    io::stdout().flush()?;
     executor.wait_for_stop();
-    Ok(if verdict.passed() {
-        EXIT_PASSED
-    } else {
-        EXIT_FAILED
-    })
+    Ok(status)
 }
 
 fn main() -> ExitCode {
