@@ -3,8 +3,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::json;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use vigil_alert::batch::MESSAGE_GROUP_ID;
 use vigil_alert::{
     AlertError, CLAIM_STALE_AFTER_MS, Ports, handle_batch, handle_event, parse_event,
@@ -23,6 +22,7 @@ use vigil_core::{
     AlertLevel, Assessment, OperatorEvent, OrderId, PhoneNumber, ProtectionOrder, TagId, Urgency,
     VictimAlert, ZoneId, ZoneKind,
 };
+use vigil_testkit::CapturedLogs;
 
 const PHONE: &str = "+447700900123";
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
@@ -859,24 +859,11 @@ async fn a_failure_blocks_later_messages_of_its_group_only() {
     assert!(texts[0].contains("may be near your home") && texts[1].contains("URGENT"));
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Every log line this test binary writes, from every test: one process-wide subscriber.
-fn captured_logs() -> Captured {
-    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+fn captured_logs() -> CapturedLogs {
+    static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
-        let logs = Captured::default();
+        let logs = CapturedLogs::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
             .json()
@@ -924,7 +911,7 @@ async fn no_log_line_operator_event_or_audit_record_holds_the_phone_number() {
     );
     assert_eq!(ports.notifier.inner.sms().len(), 3);
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(logs.contains("alert event handled"), "{logs}");
     assert!(
         logs.contains("+44…23"),

@@ -14,8 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tower::ServiceExt as _;
 use vigil_aws::memory::{MemoryMac, MemoryQueue, MemoryStore};
 use vigil_aws::metrics::MemoryMetrics;
@@ -23,23 +22,9 @@ use vigil_aws::ports::AuditLog;
 use vigil_console::local::{LocalTokens, LocalUsers};
 use vigil_console::{Console, router};
 use vigil_core::OrderId;
-use vigil_testkit::{HOME, VICTIM_PHONE};
+use vigil_testkit::{CapturedLogs, HOME, VICTIM_PHONE};
 
 const T0: i64 = 1_764_432_000_000;
-
-/// Log lines, captured.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 struct Api {
     app: Router,
@@ -117,7 +102,7 @@ async fn fix(ingest: &vigil_ingest::Ports<MemoryStore, MemoryQueue, MemoryMetric
 
 #[tokio::test]
 async fn every_endpoint_refuses_the_unauthorized_and_serves_operators_their_forces_cases() {
-    let logs = Logs::default();
+    let logs = CapturedLogs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
@@ -447,7 +432,7 @@ async fn every_endpoint_refuses_the_unauthorized_and_serves_operators_their_forc
     assert_eq!(ended["in_force"], false);
 
     // Logs: each request and refusal, with the route's template, never the phone or a place.
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.contains(r#"route="/api/orders/:order""#), "{text}");
     assert!(text.contains("refused"), "{text}");
     assert!(text.contains("operator=local:alice"), "{text}");

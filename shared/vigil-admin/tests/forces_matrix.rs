@@ -9,8 +9,6 @@
 mod common;
 
 use common::{caller, spec};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use vigil_admin::access::{self, NATIONAL_ACCESS_KIND};
 use vigil_admin::input::{order_id, tag_id, zone_id};
 use vigil_admin::{AdminError, alerts, devices, forces, orders};
@@ -19,27 +17,7 @@ use vigil_aws::memory::{MemoryMac, MemoryStore};
 use vigil_aws::ports::{AdminStore, AuditEntry, AuditLog};
 use vigil_core::proximity::{VictimDevice, VictimZoneTerms};
 use vigil_core::{DeviceId, OrderId, Zone};
-use vigil_testkit::{force, forces};
-
-/// Log lines, captured.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
+use vigil_testkit::{CapturedLogs, force, forces};
 
 /// Operators were told of an urgent event on `order` (what the alert function records).
 async fn told(store: &MemoryStore, order: &OrderId) {
@@ -71,7 +49,7 @@ fn not_forbidden<T: std::fmt::Debug>(what: &str, r: vigil_admin::Result<T>) {
 
 #[tokio::test]
 async fn every_action_is_refused_on_another_forces_records_and_allowed_on_its_own() {
-    let logs = Logs::default();
+    let logs = CapturedLogs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())

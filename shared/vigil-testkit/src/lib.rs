@@ -64,6 +64,28 @@ pub fn force(id: &str) -> vigil_core::ForceId {
     vigil_core::ForceId::new(id).expect("a force id")
 }
 
+/// Log output kept in memory, for tests that read back what was logged: a `tracing_subscriber`
+/// writer (`.with_writer(move || logs.clone())`); clones share one buffer.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("log buffer").clone()).expect("logs are UTF-8")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
